@@ -1,0 +1,3 @@
+//! Vector search: distance kernels and the in-memory vector stores searched by the engine.
+
+pub mod distance;

@@ -1,0 +1,2 @@
+//! hybridb (work in progress)
+pub mod index;
