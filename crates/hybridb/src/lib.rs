@@ -1,2 +1,61 @@
-//! hybridb (work in progress)
+//! # hybridb
+//!
+//! An embedded database for AI systems that keeps each entity's structured state (a JSON
+//! payload) and its vector embedding together under one [`EntityId`], in one
+//! [redb](https://docs.rs/redb) file, and searches the vectors.
+//!
+//! - **One write is one ACID transaction**: the entity record, its vector, its slot in the
+//!   in-memory index and a change event commit together or not at all; a batch is atomic whole.
+//! - **Search never returns an entity that is gone**, and a crash loses no acknowledged write at
+//!   [`Durability::Immediate`] (the default).
+//! - **Bad input is refused, typed and named**: wrong dimension, non-finite components, zero
+//!   vectors under cosine, payloads that are not JSON objects or are too large, duplicate ids
+//!   in a batch ([`Error::InvalidEntity`] gives the item's position and id); nothing is written.
+//!
+//! ## Example
+//! ```
+//! # fn main() -> hybridb::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! use hybridb::{CollectionConfig, Database, Entity, EntityId, Metric};
+//! use serde_json::json;
+//!
+//! let db = Database::open(dir.path().join("app.redb"))?;
+//! let docs = db.create_collection("docs", CollectionConfig::new(3, Metric::Cosine))?;
+//! docs.upsert(Entity::new(EntityId::from_key("a"), json!({"lang": "en"}), vec![1.0, 0.0, 0.0]))?;
+//! docs.upsert(Entity::new(EntityId::from_key("b"), json!({"lang": "de"}), vec![0.0, 1.0, 0.0]))?;
+//!
+//! let hits = docs.search(&[0.9, 0.1, 0.0], 1)?;
+//! assert_eq!(hits[0].id, EntityId::from_key("a"));
+//! assert_eq!(docs.get(hits[0].id)?.unwrap().payload["lang"], "en");
+//! # Ok(()) }
+//! ```
+//!
+//! ## Layout
+//! [`Database`] opens the file and holds the collection catalogue and the change log
+//! ([`Database::changes_since`]); [`Collection`] handles write and read entities and search.
+//! The on-disk format is described in `docs/format.md` of the repository.
+
+#![warn(missing_docs)]
+
+mod change;
+mod collection;
+mod config;
+mod db;
+mod entity;
+mod error;
+mod id;
 pub mod index;
+mod schema;
+mod search;
+mod sync;
+mod write;
+
+pub use change::{ChangeEvent, ChangeKind};
+pub use collection::Collection;
+pub use config::{CollectionConfig, IndexKind, MAX_DIM, Metric, PayloadIndexKind};
+pub use db::{CollectionInfo, Database, DatabaseBuilder, Durability, Options};
+pub use entity::{Entity, Record};
+pub use error::{EntityProblem, Error, QueryProblem, Result};
+pub use id::EntityId;
+pub use search::{Hit, ScrollPage, SearchRequest};
+pub use write::Written;

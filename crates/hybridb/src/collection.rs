@@ -1,0 +1,328 @@
+//! A collection handle: the entity operations (writes through [`crate::write`], reads straight
+//! from redb) and exact search over the in-memory index.
+//!
+//! Invariant: a handle whose collection was dropped fails every operation with
+//! [`Error::CollectionNotFound`]; the `dropped` flag is set under the database write lock, and
+//! reads that race with a drop map redb's missing-table error to the same error.
+
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redb::{ReadableDatabase, ReadableTableMetadata};
+
+use crate::config::{CollectionConfig, Metric, StoredCollection};
+use crate::db::{CollectionInfo, DbInner};
+use crate::entity::{
+    Entity, Record, check_vector, decode_payload, decode_record, decode_vector, index_form,
+};
+use crate::error::{Error, QueryProblem, Result};
+use crate::id::EntityId;
+use crate::index::flat::FlatIndex;
+use crate::schema::CollectionTables;
+use crate::search::{Hit, ScrollPage, SearchRequest};
+use crate::sync::{lock, read};
+use crate::write::{WriteOp, Written, execute};
+
+/// State shared by every handle to one collection.
+pub(crate) struct CollectionShared {
+    pub(crate) name: String,
+    pub(crate) stored: StoredCollection,
+    pub(crate) index: RwLock<FlatIndex>,
+    dropped: AtomicBool,
+}
+
+impl CollectionShared {
+    pub(crate) fn new(name: String, stored: StoredCollection) -> Self {
+        let index = FlatIndex::new(stored.config.dim as usize, stored.config.metric);
+        Self::with_index(name, stored, index)
+    }
+
+    pub(crate) fn with_index(name: String, stored: StoredCollection, index: FlatIndex) -> Self {
+        CollectionShared {
+            name,
+            stored,
+            index: RwLock::new(index),
+            dropped: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn mark_dropped(&self) {
+        self.dropped.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn check_live(&self) -> Result<()> {
+        if self.dropped.load(Ordering::Acquire) {
+            Err(Error::CollectionNotFound(self.name.clone()))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn info(&self) -> CollectionInfo {
+        CollectionInfo {
+            name: self.name.clone(),
+            config: self.stored.config.clone(),
+            created_at: self.stored.created_at,
+        }
+    }
+}
+
+/// A handle to one collection. Cheap to clone; `Send + Sync`.
+///
+/// Writes are atomic per call: a batch commits whole or not at all, and an invalid item fails
+/// the call with an error naming it. Reads never block on writes.
+#[derive(Clone)]
+pub struct Collection {
+    db: Arc<DbInner>,
+    shared: Arc<CollectionShared>,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection")
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collection {
+    pub(crate) fn new(db: Arc<DbInner>, shared: Arc<CollectionShared>) -> Self {
+        Collection { db, shared }
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The collection's configuration.
+    pub fn config(&self) -> &CollectionConfig {
+        &self.shared.stored.config
+    }
+
+    fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
+        let _w = lock(&self.db.write_lock);
+        execute(&self.db, &self.shared, ops)
+    }
+
+    fn single(&self, op: WriteOp) -> Result<Written> {
+        self.write(vec![op])?
+            .pop()
+            .ok_or_else(|| crate::error::corrupted("write returned no outcome"))
+    }
+
+    /// Inserts or replaces one entity; returns its new version and change sequence number.
+    pub fn upsert(&self, entity: Entity) -> Result<Written> {
+        self.single(WriteOp::Upsert {
+            entity,
+            expected_version: None,
+        })
+    }
+
+    /// Inserts or replaces many entities in one transaction: all or nothing.
+    pub fn upsert_batch(&self, entities: Vec<Entity>) -> Result<Vec<Written>> {
+        self.write(
+            entities
+                .into_iter()
+                .map(|entity| WriteOp::Upsert {
+                    entity,
+                    expected_version: None,
+                })
+                .collect(),
+        )
+    }
+
+    /// Writes `entity` only if its stored version is `expected` (0: only if it does not exist);
+    /// otherwise fails with [`Error::Conflict`] naming the current version.
+    pub fn upsert_if_version(&self, entity: Entity, expected: u64) -> Result<Written> {
+        self.single(WriteOp::Upsert {
+            entity,
+            expected_version: Some(expected),
+        })
+    }
+
+    /// Deletes one entity; returns whether it existed.
+    pub fn delete(&self, id: EntityId) -> Result<bool> {
+        Ok(self.single(WriteOp::Delete { id })?.seq.is_some())
+    }
+
+    /// Deletes many entities in one transaction; returns how many existed.
+    pub fn delete_batch(&self, ids: &[EntityId]) -> Result<usize> {
+        let out = self.write(ids.iter().map(|&id| WriteOp::Delete { id }).collect())?;
+        Ok(out.iter().filter(|w| w.seq.is_some()).count())
+    }
+
+    fn read_txn(&self) -> Result<redb::ReadTransaction> {
+        self.shared.check_live()?;
+        Ok(self.db.redb.begin_read()?)
+    }
+
+    /// Maps redb's missing-table error (a drop raced this read) to `CollectionNotFound`.
+    fn table_error(&self, e: redb::TableError) -> Error {
+        match e {
+            redb::TableError::TableDoesNotExist(_) => {
+                Error::CollectionNotFound(self.shared.name.clone())
+            }
+            other => other.into(),
+        }
+    }
+
+    /// The stored entity, or `None`.
+    pub fn get(&self, id: EntityId) -> Result<Option<Record>> {
+        Ok(self.get_many(&[id])?.pop().flatten())
+    }
+
+    /// Many entities from one consistent snapshot, in the order asked (`None` for absent ids).
+    pub fn get_many(&self, ids: &[EntityId]) -> Result<Vec<Option<Record>>> {
+        let txn = self.read_txn()?;
+        let tables = CollectionTables::new(self.shared.stored.cid);
+        let entities = txn
+            .open_table(tables.entities())
+            .map_err(|e| self.table_error(e))?;
+        let vectors = txn
+            .open_table(tables.vectors())
+            .map_err(|e| self.table_error(e))?;
+        let dim = self.shared.stored.config.dim as usize;
+        ids.iter()
+            .map(|&id| {
+                let Some(rec) = entities.get(id)? else {
+                    return Ok(None);
+                };
+                let vec = vectors
+                    .get(id)?
+                    .ok_or_else(|| crate::error::corrupted(format!("entity {id} has no vector")))?;
+                let (header, json) = decode_record(rec.value())?;
+                Ok(Some(Record {
+                    id,
+                    payload: decode_payload(json)?,
+                    vector: decode_vector(vec.value(), dim)?,
+                    version: header.version,
+                    updated_at: header.updated_at,
+                }))
+            })
+            .collect()
+    }
+
+    /// Number of entities.
+    pub fn count(&self) -> Result<u64> {
+        let txn = self.read_txn()?;
+        let tables = CollectionTables::new(self.shared.stored.cid);
+        let entities = txn
+            .open_table(tables.entities())
+            .map_err(|e| self.table_error(e))?;
+        Ok(entities.len()?)
+    }
+
+    /// Up to `limit` entities in id order, starting after `after` (from the start for `None`).
+    pub fn scroll(&self, after: Option<EntityId>, limit: usize) -> Result<ScrollPage> {
+        self.check_k(limit)?;
+        let txn = self.read_txn()?;
+        let tables = CollectionTables::new(self.shared.stored.cid);
+        let entities = txn
+            .open_table(tables.entities())
+            .map_err(|e| self.table_error(e))?;
+        let vectors = txn
+            .open_table(tables.vectors())
+            .map_err(|e| self.table_error(e))?;
+        let dim = self.shared.stored.config.dim as usize;
+        let start = match after {
+            Some(id) => Bound::Excluded(id),
+            None => Bound::Unbounded,
+        };
+        let mut records = Vec::with_capacity(limit.min(1024));
+        let mut more = false;
+        for row in entities.range::<EntityId>((start, Bound::Unbounded))? {
+            if records.len() == limit {
+                more = true;
+                break;
+            }
+            let (k, v) = row?;
+            let id = k.value();
+            let (header, json) = decode_record(v.value())?;
+            let vec = vectors
+                .get(id)?
+                .ok_or_else(|| crate::error::corrupted(format!("entity {id} has no vector")))?;
+            records.push(Record {
+                id,
+                payload: decode_payload(json)?,
+                vector: decode_vector(vec.value(), dim)?,
+                version: header.version,
+                updated_at: header.updated_at,
+            });
+        }
+        let next = if more {
+            records.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(ScrollPage { records, next })
+    }
+
+    fn check_k(&self, k: usize) -> Result<()> {
+        let limit = self.db.options.max_k;
+        if k == 0 {
+            Err(Error::InvalidQuery(QueryProblem::ZeroK))
+        } else if k > limit {
+            Err(Error::InvalidQuery(QueryProblem::KTooLarge { k, limit }))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The `k` entities nearest to `query`, best first (ids and scores only).
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.search_with(&SearchRequest::new(query.to_vec(), k))
+    }
+
+    /// A search with options (payloads, vectors).
+    pub fn search_with(&self, req: &SearchRequest) -> Result<Vec<Hit>> {
+        self.shared.check_live()?;
+        self.check_k(req.k)?;
+        let config = &self.shared.stored.config;
+        check_vector(&req.vector, config.dim as usize, config.metric)
+            .map_err(|p| Error::InvalidQuery(QueryProblem::Vector(p)))?;
+        let query = index_form(&req.vector, config.metric);
+        let neighbors = read(&self.shared.index).search(&query, req.k);
+        let score = |d: f32| match config.metric {
+            Metric::L2 => d.max(0.0).sqrt(),
+            Metric::Cosine | Metric::Dot => -d,
+        };
+        let mut hits: Vec<Hit> = neighbors
+            .iter()
+            .map(|n| Hit {
+                id: n.id,
+                score: score(n.distance),
+                payload: None,
+                vector: None,
+            })
+            .collect();
+        if req.with_payload || req.with_vector {
+            let ids: Vec<EntityId> = hits.iter().map(|h| h.id).collect();
+            let records = self.get_many(&ids)?;
+            // An entity deleted after the index was read is gone: drop its hit.
+            hits = hits
+                .into_iter()
+                .zip(records)
+                .filter_map(|(mut h, r)| {
+                    let r = r?;
+                    h.payload = req.with_payload.then_some(r.payload);
+                    h.vector = req.with_vector.then_some(r.vector);
+                    Some(h)
+                })
+                .collect();
+        }
+        Ok(hits)
+    }
+
+    /// Bytes of memory held by this collection's in-memory index.
+    pub fn index_memory_bytes(&self) -> usize {
+        read(&self.shared.index).memory_bytes()
+    }
+
+    /// Number of entities the index can return (equals [`Collection::count`] when idle).
+    pub fn indexed_count(&self) -> usize {
+        read(&self.shared.index).live_count()
+    }
+}

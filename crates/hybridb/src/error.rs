@@ -1,0 +1,197 @@
+//! The one error type of the crate.
+//!
+//! Every fallible operation returns [`Error`]. Variants fall into two groups that callers treat
+//! differently: **user errors** (bad input, missing collection, version conflict), after which
+//! nothing was written and retrying the same request fails the same way, and **service faults**
+//! (storage, I/O, corruption), which say nothing about the request. [`Error::is_user_error`] tells
+//! them apart.
+//!
+//! A single `#[non_exhaustive]` enum replaces redb's one-enum-per-operation style: our operations
+//! share most failure modes (any write can meet a bad entity or a storage fault), and one type
+//! keeps `?` simple for users while the classification keeps the two groups apart.
+
+use std::path::PathBuf;
+
+use crate::id::EntityId;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in hybridb.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database file is held open by another process (or another handle in this process).
+    #[error("database {path} is already open by another process or handle")]
+    AlreadyOpen {
+        /// The file that could not be opened.
+        path: PathBuf,
+    },
+    /// The file was written by an incompatible version of hybridb.
+    #[error("unsupported file format version {found}; this build reads version {supported}")]
+    IncompatibleFormat {
+        /// Format version found in the file.
+        found: u32,
+        /// Format version this build reads and writes.
+        supported: u32,
+    },
+    /// A collection name is empty, too long or holds characters outside `[A-Za-z0-9_-]`.
+    #[error("invalid collection name {name:?}: {reason}")]
+    InvalidCollectionName {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A collection configuration is out of range.
+    #[error("invalid collection config: {0}")]
+    InvalidConfig(String),
+    /// No collection of that name exists (or it was dropped).
+    #[error("collection {0:?} not found")]
+    CollectionNotFound(String),
+    /// A collection of that name exists already.
+    #[error("collection {0:?} already exists")]
+    CollectionExists(String),
+    /// One item of a write was invalid; nothing of the request was written.
+    #[error("item {index} (id {id}): {problem}")]
+    InvalidEntity {
+        /// Position of the item in the request (0 for single-item calls).
+        index: usize,
+        /// The item's id.
+        id: EntityId,
+        /// What was wrong with it.
+        problem: EntityProblem,
+    },
+    /// `upsert_if_version` found another version than the one expected.
+    #[error("version conflict on {id}: expected version {expected}, current version {current}")]
+    Conflict {
+        /// The entity.
+        id: EntityId,
+        /// The version the caller expected (0: expected the entity not to exist).
+        expected: u64,
+        /// The version found (0: the entity does not exist).
+        current: u64,
+    },
+    /// A search or scroll request was invalid.
+    #[error("invalid query: {0}")]
+    InvalidQuery(QueryProblem),
+    /// A string could not be parsed as an entity id.
+    #[error("invalid entity id {input:?}: {reason}")]
+    InvalidId {
+        /// The rejected text.
+        input: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// Stored data failed a consistency check: the file was damaged or written by a bug.
+    #[error("corrupted database: {0}")]
+    Corrupted(String),
+    /// redb reported an error.
+    #[error("storage error: {0}")]
+    Storage(#[from] redb::Error),
+    /// A file-system operation failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// True for errors caused by the request itself: nothing was written, and the same request
+    /// will fail the same way. False for service faults (storage, I/O, corruption).
+    pub fn is_user_error(&self) -> bool {
+        !matches!(
+            self,
+            Error::AlreadyOpen { .. }
+                | Error::IncompatibleFormat { .. }
+                | Error::Corrupted(_)
+                | Error::Storage(_)
+                | Error::Io(_)
+        )
+    }
+}
+
+/// What was wrong with one entity of a write.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntityProblem {
+    /// The vector's length differs from the collection's dimension.
+    #[error("vector has dimension {got}, collection expects {expected}")]
+    WrongDimension {
+        /// The collection's dimension.
+        expected: usize,
+        /// The vector's length.
+        got: usize,
+    },
+    /// A vector component is NaN or infinite.
+    #[error("vector component {position} is not finite ({value})")]
+    NonFinite {
+        /// Index of the first bad component.
+        position: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// An all-zero vector cannot be normalised for cosine similarity.
+    #[error("zero vector has no direction under the cosine metric")]
+    ZeroVector,
+    /// The payload must be a JSON object.
+    #[error("payload must be a JSON object, got {kind}")]
+    PayloadNotObject {
+        /// The JSON kind found (`"array"`, `"string"`, ...).
+        kind: &'static str,
+    },
+    /// The payload's JSON encoding exceeds the configured limit.
+    #[error("payload is {size} bytes, over the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// Encoded size.
+        size: usize,
+        /// Configured limit ([`crate::Options::max_payload_bytes`]).
+        limit: usize,
+    },
+    /// The same id appears twice in one batch.
+    #[error("duplicate id: also at item {first}")]
+    DuplicateId {
+        /// Position of the first occurrence.
+        first: usize,
+    },
+}
+
+/// What was wrong with a query.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryProblem {
+    /// `k` (or a scroll limit) was zero.
+    #[error("k must be at least 1")]
+    ZeroK,
+    /// `k` (or a scroll limit) exceeded the configured maximum.
+    #[error("k = {k} exceeds the limit of {limit}")]
+    KTooLarge {
+        /// Requested.
+        k: usize,
+        /// Configured limit ([`crate::Options::max_k`]).
+        limit: usize,
+    },
+    /// The query vector was invalid (wrong dimension, non-finite, zero under cosine).
+    #[error("query vector: {0}")]
+    Vector(EntityProblem),
+}
+
+/// Builds the error for stored data that fails a check no file written by hybridb can fail.
+pub(crate) fn corrupted(what: impl Into<String>) -> Error {
+    Error::Corrupted(what.into())
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Storage(redb::Error::from(e))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::DatabaseError
+);

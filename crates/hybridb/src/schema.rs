@@ -1,0 +1,59 @@
+//! Every redb table hybridb uses, defined once.
+//!
+//! Global tables have fixed names. Each collection owns a set of tables named after its internal
+//! id (`c{cid}.entities`, ...), never after its user-visible name, so dropping a collection and
+//! creating another of the same name can never mix their data. See `docs/format.md`.
+
+use redb::TableDefinition;
+
+use crate::id::EntityId;
+
+/// Global key-value settings: format version and counters (see the `META_*` keys).
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Collection name to encoded [`crate::config::StoredCollection`].
+pub(crate) const COLLECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("collections");
+/// Change log: gap-free sequence number to encoded [`crate::change::ChangeEvent`].
+pub(crate) const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
+
+/// Key in [`META`]: the on-disk format version.
+pub(crate) const META_FORMAT_VERSION: &str = "format_version";
+/// Key in [`META`]: the last sequence number assigned (0 = none yet).
+pub(crate) const META_LAST_SEQ: &str = "last_seq";
+/// Key in [`META`]: the last collection id assigned.
+pub(crate) const META_LAST_CID: &str = "last_cid";
+
+/// The on-disk format this build reads and writes.
+pub(crate) const FORMAT_VERSION: u64 = 1;
+
+/// The names of one collection's tables.
+#[derive(Debug, Clone)]
+pub(crate) struct CollectionTables {
+    entities: String,
+    vectors: String,
+    slots: String,
+}
+
+impl CollectionTables {
+    pub(crate) fn new(cid: u64) -> Self {
+        CollectionTables {
+            entities: format!("c{cid}.entities"),
+            vectors: format!("c{cid}.vectors"),
+            slots: format!("c{cid}.slots"),
+        }
+    }
+
+    /// Entity id to encoded record (slot, version, updated_at, payload).
+    pub(crate) fn entities(&self) -> TableDefinition<'_, EntityId, &'static [u8]> {
+        TableDefinition::new(&self.entities)
+    }
+
+    /// Entity id to little-endian `f32` vector bytes.
+    pub(crate) fn vectors(&self) -> TableDefinition<'_, EntityId, &'static [u8]> {
+        TableDefinition::new(&self.vectors)
+    }
+
+    /// Dense slot to entity id (the reverse of the slot in each record).
+    pub(crate) fn slots(&self) -> TableDefinition<'_, u32, EntityId> {
+        TableDefinition::new(&self.slots)
+    }
+}

@@ -1,0 +1,72 @@
+//! Search requests and results.
+
+use serde_json::{Map, Value};
+
+use crate::id::EntityId;
+
+/// A nearest-neighbour search.
+///
+/// # Example
+/// ```
+/// use hybridb::SearchRequest;
+/// let req = SearchRequest::new(vec![0.1, 0.2, 0.3], 5).with_payload(true);
+/// assert_eq!(req.k, 5);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    /// The query vector (same dimension as the collection).
+    pub vector: Vec<f32>,
+    /// How many results, 1..=[`crate::Options::max_k`].
+    pub k: usize,
+    /// Return each hit's payload.
+    pub with_payload: bool,
+    /// Return each hit's stored vector.
+    pub with_vector: bool,
+}
+
+impl SearchRequest {
+    /// A request for the `k` nearest entities to `vector`, ids and scores only.
+    pub fn new(vector: Vec<f32>, k: usize) -> Self {
+        SearchRequest {
+            vector,
+            k,
+            with_payload: false,
+            with_vector: false,
+        }
+    }
+
+    /// Whether to return payloads.
+    pub fn with_payload(mut self, yes: bool) -> Self {
+        self.with_payload = yes;
+        self
+    }
+
+    /// Whether to return stored vectors.
+    pub fn with_vector(mut self, yes: bool) -> Self {
+        self.with_vector = yes;
+        self
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The entity.
+    pub id: EntityId,
+    /// Cosine similarity (cosine; higher is better), inner product (dot; higher is better) or
+    /// Euclidean distance (L2; lower is better). Hits come best first; equal scores by id.
+    pub score: f32,
+    /// The payload, when requested.
+    pub payload: Option<Map<String, Value>>,
+    /// The stored vector, when requested.
+    pub vector: Option<Vec<f32>>,
+}
+
+/// A page of a scroll through a collection in id order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrollPage {
+    /// Records in id order.
+    pub records: Vec<crate::Record>,
+    /// Pass this as `after` to get the next page; `None` when this page is the last.
+    pub next: Option<EntityId>,
+}

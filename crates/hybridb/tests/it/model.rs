@@ -1,0 +1,233 @@
+//! Model-based test: random sequences of upserts, deletes, batches (some invalid) and reopens,
+//! applied to hybridb and to an in-memory model (a BTreeMap plus brute-force k-NN); get, count,
+//! scroll and search must agree after every step and every reopen.
+
+use std::collections::BTreeMap;
+
+use hybridb::{CollectionConfig, Database, Entity, EntityId, Metric};
+use proptest::prelude::*;
+use serde_json::json;
+
+const DIM: usize = 4;
+const KEYS: u32 = 24;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Upsert(u32, [i8; DIM], u8),
+    Batch(Vec<(u32, [i8; DIM], u8)>),
+    Delete(u32),
+    DeleteBatch(Vec<u32>),
+    Reopen,
+}
+
+fn vec_strategy() -> impl Strategy<Value = [i8; DIM]> {
+    prop::array::uniform4(-4i8..=4)
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..KEYS, vec_strategy(), any::<u8>()).prop_map(|(k, v, p)| Op::Upsert(k, v, p)),
+        2 => prop::collection::vec((0..KEYS, vec_strategy(), any::<u8>()), 1..8).prop_map(Op::Batch),
+        2 => (0..KEYS).prop_map(Op::Delete),
+        1 => prop::collection::vec(0..KEYS, 1..6).prop_map(Op::DeleteBatch),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ModelEntry {
+    vector: Vec<f32>,
+    payload: u8,
+    version: u64,
+}
+
+fn id(k: u32) -> EntityId {
+    EntityId::from_key(&format!("k{k}"))
+}
+
+fn to_entity(k: u32, v: &[i8; DIM], p: u8) -> Entity {
+    Entity::new(
+        id(k),
+        json!({"p": p}),
+        v.iter().map(|&x| f32::from(x)).collect(),
+    )
+}
+
+/// Valid under this metric? Cosine refuses zero vectors.
+fn valid(metric: Metric, v: &[i8; DIM]) -> bool {
+    metric != Metric::Cosine || v.iter().any(|&x| x != 0)
+}
+
+/// Brute-force distance, lower is better, in f64.
+fn model_distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    match metric {
+        Metric::L2 => a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+            .sum(),
+        Metric::Dot => -dot,
+        _ => {
+            let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+            let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+            -dot / (na * nb)
+        }
+    }
+}
+
+fn check(metric: Metric, c: &hybridb::Collection, model: &BTreeMap<EntityId, ModelEntry>) {
+    assert_eq!(c.count().unwrap(), model.len() as u64);
+    assert_eq!(c.indexed_count(), model.len());
+    let page = c.scroll(None, 1000).unwrap();
+    let got: Vec<_> = page
+        .records
+        .iter()
+        .map(|r| (r.id, r.vector.clone(), r.version))
+        .collect();
+    let want: Vec<_> = model
+        .iter()
+        .map(|(i, e)| (*i, e.vector.clone(), e.version))
+        .collect();
+    assert_eq!(got, want);
+    for k in 0..KEYS {
+        let g = c.get(id(k)).unwrap();
+        match model.get(&id(k)) {
+            None => assert!(g.is_none()),
+            Some(e) => {
+                let g = g.unwrap();
+                assert_eq!(g.payload["p"], json!(e.payload));
+                assert_eq!(g.version, e.version);
+            }
+        }
+    }
+    // Search: the scores must equal the model's best k scores, and each hit's score must be its
+    // own model score (tolerance for SIMD rounding; ties may order differently only within it).
+    for q in [
+        [1.0, 0.0, 0.0, 0.0],
+        [-1.0, 2.0, 0.5, 3.0],
+        [0.0, 0.0, -2.0, 1.0],
+    ] {
+        let k = 5;
+        let hits = c.search(&q, k).unwrap();
+        let mut scored: Vec<(f64, EntityId)> = model
+            .iter()
+            .map(|(i, e)| (model_distance(metric, &q, &e.vector), *i))
+            .collect();
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        assert_eq!(hits.len(), k.min(model.len()));
+        for (h, (want, _)) in hits.iter().zip(&scored) {
+            let e = model.get(&h.id).expect("hit must be a live entity");
+            let own = model_distance(metric, &q, &e.vector);
+            let as_distance = match metric {
+                Metric::L2 => f64::from(h.score).powi(2),
+                _ => -f64::from(h.score),
+            };
+            assert!(
+                (as_distance - own).abs() < 1e-3,
+                "hit score {as_distance} vs model {own}"
+            );
+            assert!((own - want).abs() < 1e-3, "rank mismatch: {own} vs {want}");
+        }
+    }
+}
+
+fn run(metric: Metric, ops: Vec<Op>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.redb");
+    let mut db = Database::open(&path).unwrap();
+    let mut c = db
+        .create_collection("m", CollectionConfig::new(DIM as u32, metric))
+        .unwrap();
+    let mut model: BTreeMap<EntityId, ModelEntry> = BTreeMap::new();
+    let apply_upsert =
+        |model: &mut BTreeMap<EntityId, ModelEntry>, k: u32, v: &[i8; DIM], p: u8| {
+            let version = model.get(&id(k)).map_or(0, |e| e.version) + 1;
+            model.insert(
+                id(k),
+                ModelEntry {
+                    vector: v.iter().map(|&x| f32::from(x)).collect(),
+                    payload: p,
+                    version,
+                },
+            );
+        };
+    for op in ops {
+        match op {
+            Op::Upsert(k, v, p) => {
+                let r = c.upsert(to_entity(k, &v, p));
+                if valid(metric, &v) {
+                    assert_eq!(
+                        r.unwrap().version,
+                        model.get(&id(k)).map_or(0, |e| e.version) + 1
+                    );
+                    apply_upsert(&mut model, k, &v, p);
+                } else {
+                    assert!(r.is_err());
+                }
+            }
+            Op::Batch(items) => {
+                let mut seen = std::collections::HashSet::new();
+                let ok = items
+                    .iter()
+                    .all(|(k, v, _)| valid(metric, v) && seen.insert(*k));
+                let r =
+                    c.upsert_batch(items.iter().map(|(k, v, p)| to_entity(*k, v, *p)).collect());
+                assert_eq!(r.is_ok(), ok, "{r:?}");
+                if ok {
+                    for (k, v, p) in &items {
+                        apply_upsert(&mut model, *k, v, *p);
+                    }
+                }
+            }
+            Op::Delete(k) => {
+                assert_eq!(c.delete(id(k)).unwrap(), model.remove(&id(k)).is_some());
+            }
+            Op::DeleteBatch(keys) => {
+                let mut seen = std::collections::HashSet::new();
+                let ok = keys.iter().all(|k| seen.insert(*k));
+                let ids: Vec<_> = keys.iter().map(|&k| id(k)).collect();
+                let r = c.delete_batch(&ids);
+                if ok {
+                    let n = keys
+                        .iter()
+                        .filter(|k| model.remove(&id(**k)).is_some())
+                        .count();
+                    assert_eq!(r.unwrap(), n);
+                } else {
+                    assert!(r.is_err());
+                }
+            }
+            Op::Reopen => {
+                drop(c);
+                drop(db);
+                db = Database::open(&path).unwrap();
+                c = db.collection("m").unwrap();
+            }
+        }
+        check(metric, &c, &model);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn l2_agrees_with_model(ops in prop::collection::vec(op_strategy(), 1..40)) {
+        run(Metric::L2, ops);
+    }
+
+    #[test]
+    fn cosine_agrees_with_model(ops in prop::collection::vec(op_strategy(), 1..40)) {
+        run(Metric::Cosine, ops);
+    }
+
+    #[test]
+    fn dot_agrees_with_model(ops in prop::collection::vec(op_strategy(), 1..40)) {
+        run(Metric::Dot, ops);
+    }
+}
