@@ -14,14 +14,46 @@ use serde_json::json;
 const DIM: usize = 64;
 
 const DOCS: &[(&str, &str, &str)] = &[
-    ("doc-1", "en", "Rust makes systems programming safe and fast"),
-    ("doc-2", "en", "An embedded database keeps data in a single local file"),
-    ("doc-3", "en", "Vector search finds the nearest embeddings to a query"),
-    ("doc-4", "de", "Eine eingebettete Datenbank speichert Daten in einer Datei"),
-    ("doc-5", "en", "Agents remember facts by storing embeddings with their state"),
-    ("doc-6", "en", "Recommendation services rank items by vector similarity"),
-    ("doc-7", "en", "A crash must never lose an acknowledged database write"),
-    ("doc-8", "fr", "La recherche vectorielle trouve les plus proches voisins"),
+    (
+        "doc-1",
+        "en",
+        "Rust makes systems programming safe and fast",
+    ),
+    (
+        "doc-2",
+        "en",
+        "An embedded database keeps data in a single local file",
+    ),
+    (
+        "doc-3",
+        "en",
+        "Vector search finds the nearest embeddings to a query",
+    ),
+    (
+        "doc-4",
+        "de",
+        "Eine eingebettete Datenbank speichert Daten in einer Datei",
+    ),
+    (
+        "doc-5",
+        "en",
+        "Agents remember facts by storing embeddings with their state",
+    ),
+    (
+        "doc-6",
+        "en",
+        "Recommendation services rank items by vector similarity",
+    ),
+    (
+        "doc-7",
+        "en",
+        "A crash must never lose an acknowledged database write",
+    ),
+    (
+        "doc-8",
+        "fr",
+        "La recherche vectorielle trouve les plus proches voisins",
+    ),
 ];
 
 /// Feature hashing: every lower-cased word adds +-1 to three dimensions chosen by its hash.

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use redb::{ReadableDatabase, ReadableTableMetadata};
+use redb::ReadableTableMetadata;
 
 use crate::config::{CollectionConfig, Metric, StoredCollection};
-use crate::db::{CollectionInfo, DbInner};
+use crate::db::{CollectionInfo, DbInner, Durability};
 use crate::entity::{
     Entity, Record, check_vector, decode_payload, decode_record, decode_vector, index_form,
 };
@@ -21,9 +21,10 @@ use crate::error::{Error, QueryProblem, Result};
 use crate::id::EntityId;
 use crate::index::flat::FlatIndex;
 use crate::schema::CollectionTables;
-use crate::search::{Hit, ScrollPage, SearchRequest};
-use crate::sync::{lock, read};
-use crate::write::{WriteOp, Written, execute};
+use crate::search::{Consistency, Hit, ScrollPage, SearchRequest};
+use crate::sync::{read, write};
+use crate::write::{WriteOp, Written};
+use crate::writer::{Command, WriteCommand};
 
 /// State shared by every handle to one collection.
 pub(crate) struct CollectionShared {
@@ -46,6 +47,20 @@ impl CollectionShared {
             index: RwLock::new(index),
             dropped: AtomicBool::new(false),
         }
+    }
+
+    /// Swaps in an index rebuilt from the file (writer recovery).
+    pub(crate) fn replace_index(&self, index: FlatIndex) {
+        *write(&self.index) = index;
+    }
+
+    /// Takes the index out of a freshly loaded collection, leaving an empty one.
+    pub(crate) fn take_index(&self) -> FlatIndex {
+        let config = &self.stored.config;
+        std::mem::replace(
+            &mut *write(&self.index),
+            FlatIndex::new(config.dim as usize, config.metric),
+        )
     }
 
     pub(crate) fn mark_dropped(&self) {
@@ -72,11 +87,16 @@ impl CollectionShared {
 /// A handle to one collection. Cheap to clone; `Send + Sync`.
 ///
 /// Writes are atomic per call: a batch commits whole or not at all, and an invalid item fails
-/// the call with an error naming it. Reads never block on writes.
+/// the call with an error naming it. They go through the database's writer thread, which
+/// commits concurrent writes together (group commit) and returns after the commit and the index
+/// update, so a caller always reads its own writes. Reads never wait for writes.
+///
+/// This is the blocking API; from async code use [`Collection::to_async`].
 #[derive(Clone)]
 pub struct Collection {
-    db: Arc<DbInner>,
-    shared: Arc<CollectionShared>,
+    pub(crate) db: Arc<DbInner>,
+    pub(crate) shared: Arc<CollectionShared>,
+    durability: Durability,
 }
 
 impl std::fmt::Debug for Collection {
@@ -89,7 +109,12 @@ impl std::fmt::Debug for Collection {
 
 impl Collection {
     pub(crate) fn new(db: Arc<DbInner>, shared: Arc<CollectionShared>) -> Self {
-        Collection { db, shared }
+        let durability = db.shared.options.durability;
+        Collection {
+            db,
+            shared,
+            durability,
+        }
     }
 
     /// The collection's name.
@@ -102,9 +127,49 @@ impl Collection {
         &self.shared.stored.config
     }
 
+    /// A handle whose writes use `durability` instead of the database default.
+    ///
+    /// # Example
+    /// ```
+    /// # fn main() -> hybridb::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = hybridb::Database::open(dir.path().join("t.redb"))?;
+    /// use hybridb::{CollectionConfig, Durability, Metric};
+    /// let logs = db.create_collection("logs", CollectionConfig::new(8, Metric::L2))?;
+    /// let fast = logs.with_durability(Durability::None); // visible now, durable at next sync
+    /// # Ok(()) }
+    /// ```
+    pub fn with_durability(&self, durability: Durability) -> Collection {
+        Collection {
+            durability,
+            ..self.clone()
+        }
+    }
+
+    /// The durability this handle's writes use.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    pub(crate) fn write_command(
+        &self,
+        ops: Vec<WriteOp>,
+    ) -> impl FnOnce(tokio::sync::oneshot::Sender<Result<Vec<Written>>>) -> Command {
+        let coll = Arc::clone(&self.shared);
+        let durability = self.durability;
+        move |reply| {
+            Command::Write(WriteCommand {
+                coll,
+                ops,
+                durability,
+                reply,
+            })
+        }
+    }
+
     fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
-        let _w = lock(&self.db.write_lock);
-        execute(&self.db, &self.shared, ops)
+        self.shared.check_live()?;
+        self.db.call(self.write_command(ops))
     }
 
     fn single(&self, op: WriteOp) -> Result<Written> {
@@ -123,15 +188,7 @@ impl Collection {
 
     /// Inserts or replaces many entities in one transaction: all or nothing.
     pub fn upsert_batch(&self, entities: Vec<Entity>) -> Result<Vec<Written>> {
-        self.write(
-            entities
-                .into_iter()
-                .map(|entity| WriteOp::Upsert {
-                    entity,
-                    expected_version: None,
-                })
-                .collect(),
-        )
+        self.write(upserts(entities))
     }
 
     /// Writes `entity` only if its stored version is `expected` (0: only if it does not exist);
@@ -156,7 +213,7 @@ impl Collection {
 
     fn read_txn(&self) -> Result<redb::ReadTransaction> {
         self.shared.check_live()?;
-        Ok(self.db.redb.begin_read()?)
+        self.db.shared.begin_read()
     }
 
     /// Maps redb's missing-table error (a drop raced this read) to `CollectionNotFound`.
@@ -261,7 +318,7 @@ impl Collection {
     }
 
     fn check_k(&self, k: usize) -> Result<()> {
-        let limit = self.db.options.max_k;
+        let limit = self.db.shared.options.max_k;
         if k == 0 {
             Err(Error::InvalidQuery(QueryProblem::ZeroK))
         } else if k > limit {
@@ -284,6 +341,9 @@ impl Collection {
         check_vector(&req.vector, config.dim as usize, config.metric)
             .map_err(|p| Error::InvalidQuery(QueryProblem::Vector(p)))?;
         let query = index_form(&req.vector, config.metric);
+        if req.consistency == Consistency::Strong {
+            self.db.shared.progress.wait_for_committed();
+        }
         let neighbors = read(&self.shared.index).search(&query, req.k);
         let score = |d: f32| match config.metric {
             Metric::L2 => d.max(0.0).sqrt(),
@@ -325,4 +385,15 @@ impl Collection {
     pub fn indexed_count(&self) -> usize {
         read(&self.shared.index).live_count()
     }
+}
+
+/// Wraps entities as unconditional upserts.
+pub(crate) fn upserts(entities: Vec<Entity>) -> Vec<WriteOp> {
+    entities
+        .into_iter()
+        .map(|entity| WriteOp::Upsert {
+            entity,
+            expected_version: None,
+        })
+        .collect()
 }

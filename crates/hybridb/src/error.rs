@@ -83,6 +83,30 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// The write queue stayed full for the whole configured wait ([`crate::Options::busy_timeout`]).
+    /// Transient: retry later (see [`crate::retry`]).
+    #[error("the write queue stayed full for {waited_ms} ms")]
+    Busy {
+        /// How long the caller waited, in milliseconds.
+        waited_ms: u64,
+    },
+    /// The commit of the group holding this write failed; nothing of it was written. The writer
+    /// reopened the database and goes on serving; retrying is safe.
+    #[error("commit failed, nothing was written: {reason}")]
+    CommitFailed {
+        /// The underlying error, as text.
+        reason: String,
+    },
+    /// The writer thread is gone (the database is closing) or failed while handling this write;
+    /// whether the write committed is unknown only in the second case, which the reason says.
+    #[error("writer unavailable: {reason}")]
+    WriterUnavailable {
+        /// What happened.
+        reason: String,
+    },
+    /// The database is being reopened after a failed commit; retry shortly.
+    #[error("database is recovering from a failed commit; retry shortly")]
+    Recovering,
     /// Stored data failed a consistency check: the file was damaged or written by a bug.
     #[error("corrupted database: {0}")]
     Corrupted(String),
@@ -102,9 +126,22 @@ impl Error {
             self,
             Error::AlreadyOpen { .. }
                 | Error::IncompatibleFormat { .. }
+                | Error::Busy { .. }
+                | Error::CommitFailed { .. }
+                | Error::WriterUnavailable { .. }
+                | Error::Recovering
                 | Error::Corrupted(_)
                 | Error::Storage(_)
                 | Error::Io(_)
+        )
+    }
+
+    /// True for errors that may go away by themselves, so that retrying the same request later
+    /// can succeed: [`Error::Busy`], [`Error::CommitFailed`] and [`Error::Recovering`].
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Busy { .. } | Error::CommitFailed { .. } | Error::Recovering
         )
     }
 }

@@ -37,6 +37,7 @@
 
 #![warn(missing_docs)]
 
+mod async_api;
 mod change;
 mod collection;
 mod config;
@@ -45,11 +46,15 @@ mod entity;
 mod error;
 mod id;
 pub mod index;
+mod retry;
 mod schema;
 mod search;
+mod storage;
 mod sync;
 mod write;
+mod writer;
 
+pub use async_api::AsyncCollection;
 pub use change::{ChangeEvent, ChangeKind};
 pub use collection::Collection;
 pub use config::{CollectionConfig, IndexKind, MAX_DIM, Metric, PayloadIndexKind};
@@ -57,5 +62,7 @@ pub use db::{CollectionInfo, Database, DatabaseBuilder, Durability, Options};
 pub use entity::{Entity, Record};
 pub use error::{EntityProblem, Error, QueryProblem, Result};
 pub use id::EntityId;
-pub use search::{Hit, ScrollPage, SearchRequest};
+pub use retry::{RetryPolicy, retry};
+pub use search::{Consistency, Hit, ScrollPage, SearchRequest};
+pub use storage::BackendFactory;
 pub use write::Written;

@@ -22,6 +22,19 @@ pub struct SearchRequest {
     pub with_payload: bool,
     /// Return each hit's stored vector.
     pub with_vector: bool,
+    /// Whether to wait for writes committed before the search to reach the index.
+    pub consistency: Consistency,
+}
+
+/// How fresh a search's view of the index must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Sees every write committed before the search began (waits, briefly, for the writer to
+    /// finish applying them to the index). The default.
+    #[default]
+    Strong,
+    /// Sees what the index holds now; never waits for the writer.
+    Eventual,
 }
 
 impl SearchRequest {
@@ -32,6 +45,7 @@ impl SearchRequest {
             k,
             with_payload: false,
             with_vector: false,
+            consistency: Consistency::Strong,
         }
     }
 
@@ -44,6 +58,12 @@ impl SearchRequest {
     /// Whether to return stored vectors.
     pub fn with_vector(mut self, yes: bool) -> Self {
         self.with_vector = yes;
+        self
+    }
+
+    /// Sets the consistency level.
+    pub fn consistency(mut self, consistency: Consistency) -> Self {
+        self.consistency = consistency;
         self
     }
 }

@@ -1,30 +1,30 @@
-//! The write path: validate a batch, write it in one redb transaction, commit, then apply it to
-//! the in-memory index.
+//! Writing one command's items inside a (group) write transaction.
 //!
-//! Invariants:
-//! - every item is validated before the transaction begins; any invalid item fails the whole
-//!   request and nothing is written;
-//! - one request is one transaction: entity records, vectors, slot maps and one change event per
-//!   affected entity (sequence numbers gap-free) commit together or not at all;
-//! - the caller holds `DbInner::write_lock` for the whole call, so slot planning from the
-//!   in-memory index sees exactly the committed state;
-//! - slots of deleted entities are hidden from search before the commit and restored if it fails.
+//! A command goes through three steps, so that one bad command in a group fails alone:
+//! 1. [`validate`]: pure checks and encodings, before any transaction;
+//! 2. [`stage`]: reads the current records through the group's transaction (so it sees earlier
+//!    commands of the same group) and checks version expectations; it writes nothing, so a
+//!    conflict leaves the transaction untouched;
+//! 3. [`write_staged`]: writes records, vectors, slots and one change event per affected entity.
+//!    Errors here are storage faults and fail the whole group.
+//!
+//! Invariant: slots for new entities are taken from the group's [`SlotCursor`] only in step 3.
 
 use std::collections::HashMap;
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::change::{ChangeEvent, ChangeKind};
 use crate::collection::CollectionShared;
-use crate::db::DbInner;
 use crate::entity::{
     Entity, RecordHeader, check_payload, check_vector, decode_record, encode_record, encode_vector,
     index_form,
 };
-use crate::error::{EntityProblem, Error, Result};
+use crate::error::{EntityProblem, Error, Result, corrupted};
 use crate::id::EntityId;
-use crate::schema::{CHANGES, CollectionTables, META, META_LAST_SEQ};
-use crate::sync::{now_ms, read, write};
+use crate::index::flat::SlotCursor;
+use crate::schema::CollectionTables;
+use crate::sync::read;
 
 /// One mutation of a batch.
 #[derive(Debug, Clone)]
@@ -46,6 +46,14 @@ impl WriteOp {
             WriteOp::Delete { id } => *id,
         }
     }
+
+    /// Rough size for group-commit byte limits.
+    pub(crate) fn approx_bytes(&self) -> usize {
+        match self {
+            WriteOp::Upsert { entity, .. } => 64 + entity.vector.len() * 4,
+            WriteOp::Delete { .. } => 32,
+        }
+    }
 }
 
 /// What one item of a committed write did.
@@ -53,80 +61,25 @@ impl WriteOp {
 pub struct Written {
     /// The entity.
     pub id: EntityId,
-    /// Its version after the write (for a delete: the version it had).
+    /// Its version after the write (for a delete: the version it had; 0 if it was absent).
     pub version: u64,
     /// Sequence number of the change event, or `None` when nothing changed (deleting an absent id).
     pub seq: Option<u64>,
 }
 
 /// A validated item: encodings done, nothing looked up yet.
-struct Prepared {
+pub(crate) struct Prepared {
     op: WriteOp,
     payload_json: Vec<u8>,
     vector_bytes: Vec<u8>,
 }
 
-/// What the commit must do to the in-memory index for one item.
-enum Apply {
-    Set {
-        slot: u32,
-        id: EntityId,
-        vector: Vec<f32>,
-    },
-    Remove {
-        slot: u32,
-    },
-}
-
-/// Runs a batch. The caller holds the write lock.
-pub(crate) fn execute(
-    db: &DbInner,
+/// Step 1: checks every item; any invalid item fails the command.
+pub(crate) fn validate(
     coll: &CollectionShared,
     ops: Vec<WriteOp>,
-) -> Result<Vec<Written>> {
-    coll.check_live()?;
-    let prepared = validate(db, coll, ops)?;
-    let tables = CollectionTables::new(coll.stored.cid);
-    let txn = db.redb.begin_write()?;
-    let (written, applies) = match write_items(&txn, coll, &tables, &prepared) {
-        Ok(r) => r,
-        Err(e) => {
-            // Nothing was committed; dropping the transaction aborts it.
-            drop(txn);
-            return Err(e);
-        }
-    };
-    let hidden: Vec<u32> = applies
-        .iter()
-        .filter_map(|a| match a {
-            Apply::Remove { slot } => Some(*slot),
-            Apply::Set { .. } => None,
-        })
-        .collect();
-    if !hidden.is_empty() {
-        let mut index = write(&coll.index);
-        for &s in &hidden {
-            index.hide(s);
-        }
-    }
-    if let Err(e) = db.commit(txn) {
-        let mut index = write(&coll.index);
-        for &s in &hidden {
-            index.unhide(s);
-        }
-        return Err(e);
-    }
-    let mut index = write(&coll.index);
-    for a in applies {
-        match a {
-            Apply::Set { slot, id, vector } => index.set(slot, id, &vector),
-            Apply::Remove { slot } => index.remove(slot),
-        }
-    }
-    Ok(written)
-}
-
-fn validate(db: &DbInner, coll: &CollectionShared, ops: Vec<WriteOp>) -> Result<Vec<Prepared>> {
+    max_payload_bytes: usize,
+) -> Result<Vec<Prepared>> {
     let config = &coll.stored.config;
     let dim = config.dim as usize;
     let mut seen: HashMap<EntityId, usize> = HashMap::with_capacity(ops.len());
@@ -141,8 +94,7 @@ fn validate(db: &DbInner, coll: &CollectionShared, ops: Vec<WriteOp>) -> Result<
         let (payload_json, vector_bytes) = match &op {
             WriteOp::Upsert { entity, .. } => {
                 check_vector(&entity.vector, dim, config.metric).map_err(fail)?;
-                let json =
-                    check_payload(&entity.payload, db.options.max_payload_bytes).map_err(fail)?;
+                let json = check_payload(&entity.payload, max_payload_bytes).map_err(fail)?;
                 (json, encode_vector(&entity.vector))
             }
             WriteOp::Delete { .. } => (Vec::new(), Vec::new()),
@@ -156,84 +108,157 @@ fn validate(db: &DbInner, coll: &CollectionShared, ops: Vec<WriteOp>) -> Result<
     Ok(out)
 }
 
-fn write_items(
+/// What step 3 must do for one item, decided by step 2.
+pub(crate) enum Staged {
+    Create,
+    Update {
+        slot: u32,
+        version: u64,
+        vector_changed: bool,
+        payload_changed: bool,
+    },
+    Delete {
+        slot: u32,
+        version: u64,
+    },
+    /// Deleting an absent id: nothing to write.
+    Absent,
+}
+
+/// Step 2: reads current state through `txn` and checks version expectations. Writes nothing.
+pub(crate) fn stage(
     txn: &WriteTransaction,
-    coll: &CollectionShared,
     tables: &CollectionTables,
     items: &[Prepared],
-) -> Result<(Vec<Written>, Vec<Apply>)> {
-    let metric = coll.stored.config.metric;
-    let now = now_ms();
-    let mut entities = txn.open_table(tables.entities())?;
-    let mut vectors = txn.open_table(tables.vectors())?;
-    let mut slots = txn.open_table(tables.slots())?;
-    let mut changes = txn.open_table(CHANGES)?;
-    let mut meta = txn.open_table(META)?;
-    let mut seq = meta.get(META_LAST_SEQ)?.map_or(0, |v| v.value());
-    let upserts = items
-        .iter()
-        .filter(|p| matches!(p.op, WriteOp::Upsert { .. }))
-        .count();
-    let mut new_slots = read(&coll.index).plan_slots(upserts).into_iter();
-    let mut written = Vec::with_capacity(items.len());
-    let mut applies = Vec::with_capacity(items.len());
+) -> Result<Vec<Staged>> {
+    let entities = txn.open_table(tables.entities())?;
+    let vectors = txn.open_table(tables.vectors())?;
+    let mut out = Vec::with_capacity(items.len());
     for item in items {
         let id = item.op.id();
         let existing = match entities.get(id)? {
             Some(v) => {
                 let (header, json) = decode_record(v.value())?;
-                Some((header, json.to_vec()))
+                Some((header, json != item.payload_json.as_slice()))
             }
             None => None,
         };
         let current = existing.as_ref().map_or(0, |(h, _)| h.version);
-        let mut event = ChangeEvent {
-            seq: 0,
-            collection: coll.name.clone(),
-            id: Some(id),
-            kind: ChangeKind::EntityCreated,
-            version: 0,
-            payload_changed: true,
-            timestamp: now,
-        };
-        match &item.op {
-            WriteOp::Upsert {
-                entity,
-                expected_version,
-            } => {
-                if let Some(expected) = *expected_version
-                    && expected != current
-                {
-                    return Err(Error::Conflict {
-                        id,
-                        expected,
-                        current,
-                    });
+        out.push(match (&item.op, existing) {
+            (
+                WriteOp::Upsert {
+                    expected_version: Some(expected),
+                    ..
+                },
+                _,
+            ) if *expected != current => {
+                return Err(Error::Conflict {
+                    id,
+                    expected: *expected,
+                    current,
+                });
+            }
+            (WriteOp::Upsert { .. }, None) => Staged::Create,
+            (WriteOp::Upsert { .. }, Some((header, payload_changed))) => {
+                let old = vectors.get(id)?;
+                let vector_changed =
+                    old.as_ref().map(|v| v.value()) != Some(item.vector_bytes.as_slice());
+                Staged::Update {
+                    slot: header.slot,
+                    version: header.version,
+                    vector_changed,
+                    payload_changed,
                 }
-                let (slot, vector_changed) = match &existing {
-                    Some((h, json)) => {
-                        let old = vectors.get(id)?.map(|v| v.value().to_vec());
-                        let vector_changed = old.as_deref() != Some(item.vector_bytes.as_slice());
-                        event.kind = if vector_changed {
+            }
+            (WriteOp::Delete { .. }, Some((header, _))) => Staged::Delete {
+                slot: header.slot,
+                version: header.version,
+            },
+            (WriteOp::Delete { .. }, None) => Staged::Absent,
+        });
+    }
+    Ok(out)
+}
+
+/// What the commit must do to the in-memory index for one item.
+pub(crate) enum Apply {
+    Set {
+        slot: u32,
+        id: EntityId,
+        vector: Vec<f32>,
+    },
+    Remove {
+        slot: u32,
+    },
+}
+
+/// Step 3: writes the staged items, taking sequence numbers from `seq` (the last one used).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_staged(
+    txn: &WriteTransaction,
+    coll: &CollectionShared,
+    tables: &CollectionTables,
+    items: &[Prepared],
+    staged: Vec<Staged>,
+    changes: &mut Table<u64, &[u8]>,
+    seq: &mut u64,
+    slots_cursor: &mut SlotCursor,
+    now: u64,
+) -> Result<(Vec<Written>, Vec<Apply>)> {
+    let metric = coll.stored.config.metric;
+    let mut entities = txn.open_table(tables.entities())?;
+    let mut vectors = txn.open_table(tables.vectors())?;
+    let mut slots = txn.open_table(tables.slots())?;
+    let mut written = Vec::with_capacity(items.len());
+    let mut applies = Vec::with_capacity(items.len());
+    for (item, staged) in items.iter().zip(staged) {
+        let id = item.op.id();
+        let (kind, version, payload_changed) = match staged {
+            Staged::Absent => {
+                written.push(Written {
+                    id,
+                    version: 0,
+                    seq: None,
+                });
+                continue;
+            }
+            Staged::Delete { slot, version } => {
+                entities.remove(id)?;
+                vectors.remove(id)?;
+                slots.remove(slot)?;
+                applies.push(Apply::Remove { slot });
+                (ChangeKind::Deleted, version, false)
+            }
+            Staged::Create | Staged::Update { .. } => {
+                let WriteOp::Upsert { entity, .. } = &item.op else {
+                    return Err(corrupted("staged an upsert for a delete"));
+                };
+                let (slot, old_version, vector_changed, payload_changed, kind) = match staged {
+                    Staged::Update {
+                        slot,
+                        version,
+                        vector_changed,
+                        payload_changed,
+                    } => (
+                        slot,
+                        version,
+                        vector_changed,
+                        payload_changed,
+                        if vector_changed {
                             ChangeKind::VectorUpdated
                         } else {
                             ChangeKind::StateModified
-                        };
-                        event.payload_changed = *json != item.payload_json;
-                        (h.slot, vector_changed)
-                    }
-                    None => {
-                        // `plan_slots` returned one slot per upsert in the batch.
-                        let slot = new_slots.next().ok_or_else(|| {
-                            crate::error::corrupted("slot planning returned too few slots")
-                        })?;
+                        },
+                    ),
+                    _ => {
+                        let slot = slots_cursor.next(&read(&coll.index));
                         slots.insert(slot, id)?;
-                        (slot, true)
+                        (slot, 0, true, true, ChangeKind::EntityCreated)
                     }
                 };
                 let header = RecordHeader {
                     slot,
-                    version: current + 1,
+                    version: old_version + 1,
                     updated_at: now,
                 };
                 entities.insert(id, encode_record(header, &item.payload_json).as_slice())?;
@@ -245,35 +270,25 @@ fn write_items(
                         vector: index_form(&entity.vector, metric),
                     });
                 }
-                event.version = header.version;
+                (kind, header.version, payload_changed)
             }
-            WriteOp::Delete { .. } => {
-                let Some((header, _)) = existing else {
-                    written.push(Written {
-                        id,
-                        version: 0,
-                        seq: None,
-                    });
-                    continue;
-                };
-                entities.remove(id)?;
-                vectors.remove(id)?;
-                slots.remove(header.slot)?;
-                applies.push(Apply::Remove { slot: header.slot });
-                event.kind = ChangeKind::Deleted;
-                event.version = header.version;
-                event.payload_changed = false;
-            }
-        }
-        seq += 1;
-        event.seq = seq;
-        changes.insert(seq, event.encode().as_slice())?;
+        };
+        *seq += 1;
+        let event = ChangeEvent {
+            seq: *seq,
+            collection: coll.name.clone(),
+            id: Some(id),
+            kind,
+            version,
+            payload_changed,
+            timestamp: now,
+        };
+        changes.insert(*seq, event.encode().as_slice())?;
         written.push(Written {
             id,
-            version: event.version,
-            seq: Some(seq),
+            version,
+            seq: Some(*seq),
         });
     }
-    meta.insert(META_LAST_SEQ, seq)?;
     Ok((written, applies))
 }

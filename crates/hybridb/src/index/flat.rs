@@ -67,14 +67,10 @@ impl FlatIndex {
 
     /// The `n` slots the next `n` new entities get: lowest free slots first, then fresh ones.
     /// Pure: the slots are taken by [`FlatIndex::set`].
+    #[cfg(test)]
     pub(crate) fn plan_slots(&self, n: usize) -> Vec<u32> {
-        let mut out: Vec<u32> = self.free.iter().copied().take(n).collect();
-        let mut next = self.ids.len() as u32;
-        while out.len() < n {
-            out.push(next);
-            next += 1;
-        }
-        out
+        let mut cursor = SlotCursor::default();
+        (0..n).map(|_| cursor.next(self)).collect()
     }
 
     /// Allocates `slot` to `id` with `vector` (index form) and makes it searchable.
@@ -170,6 +166,34 @@ impl FlatIndex {
                 distance: c.distance,
             })
             .collect()
+    }
+}
+
+/// Hands out the slots for new entities of one write group, in order: the lowest free slots
+/// first, then fresh slots past the end. Pure with respect to the index (slots are taken by
+/// [`FlatIndex::set`] after commit), so a group that fails to commit leaves nothing behind.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SlotCursor {
+    last_free: Option<u32>,
+    fresh: Option<u32>,
+}
+
+impl SlotCursor {
+    pub(crate) fn next(&mut self, index: &FlatIndex) -> u32 {
+        if self.fresh.is_none() {
+            let after = match self.last_free {
+                Some(s) => std::ops::Bound::Excluded(s),
+                None => std::ops::Bound::Unbounded,
+            };
+            if let Some(&s) = index.free.range((after, std::ops::Bound::Unbounded)).next() {
+                self.last_free = Some(s);
+                return s;
+            }
+            self.fresh = Some(index.ids.len() as u32);
+        }
+        let s = self.fresh.unwrap_or(0);
+        self.fresh = Some(s + 1);
+        s
     }
 }
 

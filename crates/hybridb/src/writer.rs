@@ -1,0 +1,348 @@
+//! The writer thread: the only code that opens redb write transactions.
+//!
+//! Callers send [`Command`]s over a bounded channel, each with a oneshot reply. The thread takes
+//! the first queued command, drains what else is queued (up to [`Options::max_group_ops`] items
+//! and [`Options::max_group_bytes`]) and commits all of it in ONE transaction (group commit: one
+//! fsync for many writes), then applies the result to the in-memory indexes and replies.
+//!
+//! Invariants:
+//! - commands are committed and applied in queue order; the in-memory indexes change only after
+//!   a successful commit, in commit order (deleted slots are hidden just before the commit and
+//!   restored if it fails);
+//! - a command that fails validation or a version check fails alone: it wrote nothing into the
+//!   group's transaction; the others commit;
+//! - a group holding any `Immediate` write commits `Immediate`;
+//! - after a failed commit (redb refuses writes until reopened) or a panic, the thread reopens
+//!   the file and reloads every collection from it before taking the next command; the callers
+//!   of the failed group get an error and nothing of their writes exists.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redb::ReadableTable;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::collection::CollectionShared;
+use crate::config::CollectionConfig;
+use crate::db::{Durability, Options, Shared};
+use crate::error::{Error, Result};
+use crate::index::flat::SlotCursor;
+use crate::schema::{CHANGES, CollectionTables, META, META_LAST_SEQ};
+use crate::sync::{now_ms, write};
+use crate::write::{Apply, WriteOp, Written, stage, validate, write_staged};
+
+/// A write of one caller.
+pub(crate) struct WriteCommand {
+    pub coll: Arc<CollectionShared>,
+    pub ops: Vec<WriteOp>,
+    pub durability: Durability,
+    pub reply: oneshot::Sender<Result<Vec<Written>>>,
+}
+
+/// Everything the writer thread does.
+pub(crate) enum Command {
+    Write(WriteCommand),
+    CreateCollection {
+        name: String,
+        config: CollectionConfig,
+        reply: oneshot::Sender<Result<Arc<CollectionShared>>>,
+    },
+    DropCollection {
+        name: String,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Makes every committed write durable.
+    Sync {
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// Starts the writer thread. It ends when every sender is dropped and the queue is drained.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Command>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("hybridb-writer".into())
+        .spawn(move || run(&shared, rx))
+}
+
+fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
+    let options: &Options = &shared.options;
+    let mut pending: Option<Command> = None;
+    loop {
+        let first = match pending.take() {
+            Some(c) => c,
+            None => match rx.blocking_recv() {
+                Some(c) => c,
+                None => break,
+            },
+        };
+        let outcome = match first {
+            Command::Write(w) => {
+                let mut ops = w.ops.len();
+                let mut bytes: usize = w.ops.iter().map(WriteOp::approx_bytes).sum();
+                let mut group = vec![w];
+                while ops < options.max_group_ops && bytes < options.max_group_bytes {
+                    match rx.try_recv() {
+                        Ok(Command::Write(w)) => {
+                            ops += w.ops.len();
+                            bytes += w.ops.iter().map(WriteOp::approx_bytes).sum::<usize>();
+                            group.push(w);
+                        }
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                guarded(|| run_group(shared, group))
+            }
+            Command::CreateCollection {
+                name,
+                config,
+                reply,
+            } => guarded(|| {
+                let (r, failed) = split_commit_failure(shared.create_collection_txn(&name, config));
+                let _ = reply.send(r);
+                failed
+            }),
+            Command::DropCollection { name, reply } => guarded(|| {
+                let (r, failed) = split_commit_failure(shared.drop_collection_txn(&name));
+                let _ = reply.send(r);
+                failed
+            }),
+            Command::Sync { reply } => guarded(|| {
+                let (r, failed) = split_commit_failure(shared.sync());
+                let _ = reply.send(r);
+                failed
+            }),
+        };
+        if outcome.needs_recovery {
+            recover(shared);
+        }
+    }
+}
+
+struct Outcome {
+    needs_recovery: bool,
+}
+
+/// Runs `f`, catching a panic (the dropped reply senders tell the callers) and asking for a
+/// reopen after a panic or a failed commit.
+fn guarded(f: impl FnOnce() -> bool) -> Outcome {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(failed) => Outcome {
+            needs_recovery: failed,
+        },
+        Err(_) => Outcome {
+            needs_recovery: true,
+        },
+    }
+}
+
+/// Storage faults mean redb may refuse further writes: the writer must reopen.
+fn split_commit_failure<T>(r: Result<T>) -> (Result<T>, bool) {
+    let failed = matches!(
+        &r,
+        Err(Error::Storage(_) | Error::Io(_) | Error::CommitFailed { .. })
+    );
+    (r, failed)
+}
+
+/// One staged, not yet committed command.
+struct InFlight {
+    reply: oneshot::Sender<Result<Vec<Written>>>,
+    coll: Arc<CollectionShared>,
+    written: Vec<Written>,
+    applies: Vec<Apply>,
+}
+
+/// Commits a group; returns true if the writer must reopen the database.
+fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
+    // Step 1, outside the transaction: validation failures are answered at once.
+    let mut valid = VecDeque::with_capacity(group.len());
+    for cmd in group {
+        match cmd
+            .coll
+            .check_live()
+            .and_then(|()| validate(&cmd.coll, cmd.ops, shared.options.max_payload_bytes))
+        {
+            Ok(prepared) => valid.push_back((cmd.coll, cmd.durability, cmd.reply, prepared)),
+            Err(e) => {
+                let _ = cmd.reply.send(Err(e));
+            }
+        }
+    }
+    if valid.is_empty() {
+        return false;
+    }
+    let durability = if valid.iter().any(|v| v.1 == Durability::Immediate) {
+        Durability::Immediate
+    } else {
+        Durability::None
+    };
+    let redb = match shared.redb() {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = e.to_string();
+            for v in valid {
+                let _ = v.2.send(Err(Error::CommitFailed {
+                    reason: reason.clone(),
+                }));
+            }
+            return true;
+        }
+    };
+    let mut in_flight: Vec<InFlight> = Vec::with_capacity(valid.len());
+    let result = (|| -> Result<(redb::WriteTransaction, u64)> {
+        let txn = redb.begin_write()?;
+        let now = now_ms();
+        let mut seq = {
+            let meta = txn.open_table(META)?;
+            meta.get(META_LAST_SEQ)?.map_or(0, |v| v.value())
+        };
+        {
+            let mut changes = txn.open_table(CHANGES)?;
+            let mut cursors: HashMap<u64, SlotCursor> = HashMap::new();
+            while let Some((coll, _, reply, prepared)) = valid.pop_front() {
+                let tables = CollectionTables::new(coll.stored.cid);
+                // Step 2: reads and version checks; a user error fails this command alone.
+                let staged = match stage(&txn, &tables, &prepared) {
+                    Ok(s) => s,
+                    Err(e) if e.is_user_error() => {
+                        let _ = reply.send(Err(e));
+                        continue;
+                    }
+                    Err(e) => {
+                        in_flight.push(InFlight {
+                            reply,
+                            coll,
+                            written: Vec::new(),
+                            applies: Vec::new(),
+                        });
+                        return Err(e);
+                    }
+                };
+                // Step 3: writes; any error here fails the group.
+                let cursor = cursors.entry(coll.stored.cid).or_default();
+                let r = write_staged(
+                    &txn,
+                    &coll,
+                    &tables,
+                    &prepared,
+                    staged,
+                    &mut changes,
+                    &mut seq,
+                    cursor,
+                    now,
+                );
+                let (written, applies) = match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        in_flight.push(InFlight {
+                            reply,
+                            coll,
+                            written: Vec::new(),
+                            applies: Vec::new(),
+                        });
+                        return Err(e);
+                    }
+                };
+                in_flight.push(InFlight {
+                    reply,
+                    coll,
+                    written,
+                    applies,
+                });
+            }
+        }
+        txn.open_table(META)?.insert(META_LAST_SEQ, seq)?;
+        Ok((txn, seq))
+    })();
+    let (txn, seq) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            fail_all(in_flight, valid.into_iter().map(|v| v.2), &e);
+            return true;
+        }
+    };
+    if in_flight.iter().all(|f| f.written.is_empty()) {
+        // Every command failed its version check: nothing to commit.
+        drop(txn);
+        return false;
+    }
+    set_hidden(&in_flight, true);
+    if let Err(e) = shared.commit(txn, durability) {
+        set_hidden(&in_flight, false);
+        fail_all(in_flight, std::iter::empty(), &e);
+        return true;
+    }
+    shared.progress.committed(seq);
+    for f in &mut in_flight {
+        let mut index = write(&f.coll.index);
+        for a in f.applies.drain(..) {
+            match a {
+                Apply::Set { slot, id, vector } => index.set(slot, id, &vector),
+                Apply::Remove { slot } => index.remove(slot),
+            }
+        }
+    }
+    shared.progress.applied(seq);
+    for f in in_flight {
+        let _ = f.reply.send(Ok(f.written));
+    }
+    false
+}
+
+fn set_hidden(in_flight: &[InFlight], hide: bool) {
+    for f in in_flight {
+        let slots: Vec<u32> = f
+            .applies
+            .iter()
+            .filter_map(|a| match a {
+                Apply::Remove { slot } => Some(*slot),
+                Apply::Set { .. } => None,
+            })
+            .collect();
+        if slots.is_empty() {
+            continue;
+        }
+        let mut index = write(&f.coll.index);
+        for s in slots {
+            if hide {
+                index.hide(s);
+            } else {
+                index.unhide(s);
+            }
+        }
+    }
+}
+
+fn fail_all(
+    in_flight: Vec<InFlight>,
+    others: impl Iterator<Item = oneshot::Sender<Result<Vec<Written>>>>,
+    e: &Error,
+) {
+    let reason = e.to_string();
+    for reply in in_flight.into_iter().map(|f| f.reply).chain(others) {
+        let _ = reply.send(Err(Error::CommitFailed {
+            reason: reason.clone(),
+        }));
+    }
+}
+
+/// Reopens the file and reloads all in-memory state from it, retrying for a few seconds (a
+/// read transaction still open on the old handle keeps the file locked). Until it succeeds,
+/// reads get [`Error::Recovering`] and the next write group tries again.
+fn recover(shared: &Shared) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut delay = Duration::from_millis(1);
+    while shared.reopen().is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
