@@ -341,7 +341,14 @@ fn fail_all(
 fn recover(shared: &Shared) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let mut delay = Duration::from_millis(1);
-    while shared.reopen().is_err() && std::time::Instant::now() < deadline {
+    // Dropping a handle that panicked inside redb may panic again (poisoned locks): contain it.
+    let attempt = || {
+        matches!(
+            catch_unwind(AssertUnwindSafe(|| shared.reopen())),
+            Ok(Ok(()))
+        )
+    };
+    while !attempt() && std::time::Instant::now() < deadline {
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(200));
     }

@@ -1,9 +1,11 @@
 //! hybridb integration tests: one binary, one module per area.
 
 mod basics;
+mod faulty;
 mod lock;
 mod model;
 mod validation;
+mod writer;
 
 use hybridb::{CollectionConfig, Database, Entity, EntityId, Metric};
 use serde_json::json;
