@@ -67,9 +67,11 @@ pub fn run_gen(a: &GenArgs) -> Result<()> {
     write_fvecs(&a.out.join("base.fvecs"), &d.base)?;
     write_fvecs(&a.out.join("queries.fvecs"), &d.queries)?;
     write_ivecs(&a.out.join("groundtruth.ivecs"), &gt)?;
+    let (c1, ck) = relative_contrast(&d.base, &d.queries, &gt, a.metric);
     eprintln!(
         "gen: {} x {} base, {} queries, {} clusters, seed {}, {} top-{}: sample {gen_s:.2} s, \
-         ground truth {gt_s:.2} s, write {:.2} s -> {}",
+         ground truth {gt_s:.2} s, write {:.2} s -> {}; relative contrast: mean/1st-NN {c1:.2}, \
+         mean/last-NN {ck:.2}",
         a.n,
         a.dim,
         a.queries,
@@ -81,6 +83,47 @@ pub fn run_gen(a: &GenArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+/// Difficulty indicators of a dataset, averaged over up to 100 queries: the mean distance to
+/// up to 1000 evenly spaced base rows divided by the distance to the nearest neighbour, and
+/// divided by the distance to the last ground-truth neighbour (values near 1 mean hard data).
+/// Only meaningful for the L2 and cosine metrics (as Euclidean distances, on unit vectors for
+/// cosine); returns NaN for the inner product.
+pub fn relative_contrast(
+    base: &Vecs<f32>,
+    queries: &Vecs<f32>,
+    gt: &Vecs<i32>,
+    metric: Metric,
+) -> (f64, f64) {
+    if metric == Metric::Dot || base.is_empty() || queries.is_empty() || gt.dim == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let prep = |v: &[f32]| {
+        let mut v = v.to_vec();
+        if metric.needs_normalising() {
+            crate::metric::normalise(&mut v);
+        }
+        v
+    };
+    let dist = |a: &[f32], b: &[f32]| f64::from(Metric::L2.distance(a, b)).sqrt();
+    let step = base.len().div_ceil(1000);
+    let nq = queries.len().min(100);
+    let (mut c1, mut ck) = (0.0, 0.0);
+    for qi in 0..nq {
+        let q = prep(queries.row(qi));
+        let (mut sum, mut cnt) = (0.0, 0usize);
+        for i in (0..base.len()).step_by(step) {
+            sum += dist(&q, &prep(base.row(i)));
+            cnt += 1;
+        }
+        let mean = sum / cnt as f64;
+        let first = dist(&q, &prep(base.row(gt.row(qi)[0] as usize)));
+        let last = dist(&q, &prep(base.row(gt.row(qi)[gt.dim - 1] as usize)));
+        c1 += mean / first.max(1e-12);
+        ck += mean / last.max(1e-12);
+    }
+    (c1 / nq as f64, ck / nq as f64)
 }
 
 /// Arguments of `ann`.

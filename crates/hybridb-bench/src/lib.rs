@@ -3,6 +3,8 @@
 //!
 //! All engine calls go through [`engine`]; everything else is engine-independent.
 
+#![warn(missing_docs)]
+
 pub mod bandwidth;
 pub mod commands;
 pub mod engine;

@@ -2,9 +2,12 @@
 //!
 //! The mixture has `clusters` components whose centres are themselves drawn from a wide gaussian
 //! (so they are spread out), whose weights follow a Zipf-like law (a few big clusters, many small
-//! ones), and whose spreads vary: each cluster has a log-normal overall scale and a log-normal
-//! per-dimension scale (anisotropy). Base vectors and queries are independent draws from the same
-//! mixture, so queries are never copies of base rows.
+//! ones), and whose spreads vary: each cluster has a log-normal overall scale, and its
+//! per-dimension standard deviations follow a decaying spectrum (`(rank + 1)^-SPECTRUM_DECAY`,
+//! assigned to the axes in a random order per cluster, times a log-normal jitter). The decay gives
+//! each cluster a low effective dimension (a participation ratio of about 10 of 128 axes at decay 0.6), as real embeddings have,
+//! rather than isotropic noise filling every axis. Base vectors and queries are independent draws
+//! from the same mixture, so queries are never copies of base rows.
 //!
 //! Invariant: the output depends only on the parameters and the seed (a ChaCha-based [`StdRng`]
 //! drawn in a fixed order), not on the machine or the number of threads.
@@ -22,6 +25,8 @@ const CLUSTER_SPREAD: f64 = 0.45;
 const CLUSTER_SCALE_SIGMA: f64 = 0.4;
 /// Log-normal sigma of the per-dimension scale within a cluster.
 const AXIS_SCALE_SIGMA: f64 = 0.25;
+/// Exponent of the per-cluster spectrum of axis standard deviations.
+const SPECTRUM_DECAY: f64 = 0.6;
 /// Zipf exponent of the cluster weights.
 const ZIPF_EXPONENT: f64 = 1.1;
 
@@ -63,17 +68,29 @@ impl Mixture {
     /// Draws a mixture of `clusters` components in `dim` dimensions from `rng`.
     pub fn new<R: Rng>(dim: usize, clusters: usize, rng: &mut R, normal: &mut Normal) -> Self {
         assert!(dim > 0 && clusters > 0, "dim and clusters must be positive");
+        // Decaying spectrum, normalised to a mean variance of 1 so that CLUSTER_SPREAD keeps its
+        // meaning as the typical per-axis standard deviation.
+        let mut spectrum: Vec<f64> = (0..dim)
+            .map(|r| ((r + 1) as f64).powf(-SPECTRUM_DECAY))
+            .collect();
+        let rms = (spectrum.iter().map(|s| s * s).sum::<f64>() / dim as f64).sqrt();
+        spectrum.iter_mut().for_each(|s| *s /= rms);
+
         let mut centres = Vec::with_capacity(clusters * dim);
         let mut scales = Vec::with_capacity(clusters * dim);
+        let mut axes: Vec<usize> = (0..dim).collect();
         for _ in 0..clusters {
             centres.extend((0..dim).map(|_| (CENTRE_SPREAD * normal.sample(rng)) as f32));
             let cluster_scale =
                 CENTRE_SPREAD * CLUSTER_SPREAD * (CLUSTER_SCALE_SIGMA * normal.sample(rng)).exp();
-            scales.extend(
-                (0..dim).map(|_| {
-                    (cluster_scale * (AXIS_SCALE_SIGMA * normal.sample(rng)).exp()) as f32
-                }),
-            );
+            // Fisher-Yates: which axis gets which rank of the spectrum, per cluster.
+            for i in (1..dim).rev() {
+                axes.swap(i, rng.random_range(0..=i));
+            }
+            scales.extend(axes.iter().map(|&rank| {
+                let jitter = (AXIS_SCALE_SIGMA * normal.sample(rng)).exp();
+                (cluster_scale * spectrum[rank] * jitter) as f32
+            }));
         }
         // Zipf-like weights; centres are random, so rank order carries no other meaning.
         let weights: Vec<f64> = (1..=clusters)
