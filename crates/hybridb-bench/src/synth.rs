@@ -4,10 +4,11 @@
 //! (so they are spread out), whose weights follow a Zipf-like law (a few big clusters, many small
 //! ones), and whose spreads vary: each cluster has a log-normal overall scale, and its
 //! per-dimension standard deviations follow a decaying spectrum (`(rank + 1)^-SPECTRUM_DECAY`,
-//! assigned to the axes in a random order per cluster, times a log-normal jitter). The decay gives
-//! each cluster a low effective dimension (a participation ratio of about 10 of 128 axes at decay 0.6), as real embeddings have,
-//! rather than isotropic noise filling every axis. Base vectors and queries are independent draws
-//! from the same mixture, so queries are never copies of base rows.
+//! assigned to the axes in a random order per cluster, times a log-normal jitter). The decay
+//! gives each cluster a low effective dimension (a participation ratio of about 10 of 128 axes
+//! at decay 0.6), as real embeddings have, rather than isotropic noise filling every axis. Base
+//! vectors and queries are independent draws from the same mixture, so queries are never copies
+//! of base rows.
 //!
 //! Invariant: the output depends only on the parameters and the seed (a ChaCha-based [`StdRng`]
 //! drawn in a fixed order), not on the machine or the number of threads.
