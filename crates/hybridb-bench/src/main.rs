@@ -1,1 +1,34 @@
-fn main() {}
+//! `hybridb-bench`: command-line entry point. See the crate docs of `hybridb_bench`.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use hybridb_bench::commands::{self, AnnArgs, ExactArgs, GenArgs, LoadArgs};
+
+/// Benchmarks for hybridb; results are printed as JSON lines on stdout.
+#[derive(Parser, Debug)]
+#[command(name = "hybridb-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate clustered synthetic data with exact top-100 ground truth (texmex files).
+    Gen(GenArgs),
+    /// Recall and single-thread QPS of ANN search per ef, in the schema of peers.py.
+    Ann(AnnArgs),
+    /// Single-thread exact-search throughput against the memory-bandwidth ceiling.
+    Exact(ExactArgs),
+    /// Load throughput (entities/s) through upsert_batch.
+    Load(LoadArgs),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Gen(a) => commands::run_gen(&a),
+        Command::Ann(a) => commands::run_ann(&a),
+        Command::Exact(a) => commands::run_exact(&a),
+        Command::Load(a) => commands::run_load(&a),
+    }
+}

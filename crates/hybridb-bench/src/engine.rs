@@ -1,0 +1,115 @@
+//! The only place where the benchmark talks to a storage/search engine.
+//!
+//! Every subcommand goes through the functions re-exported here: [`open`], [`upsert_batch`],
+//! [`build`], [`search`] and [`exact_search`]. Two backends implement them:
+//!
+//! * `engine/standin.rs` (default): an in-memory brute-force scan, so the crate builds and the
+//!   harness can be exercised before the hybridb engine API exists. It reports itself as
+//!   [`ENGINE_NAME`] = `"standin-bruteforce"`, never as `"hybridb"`, so its numbers cannot be
+//!   mistaken for the real engine's.
+//! * `engine/hybridb.rs` (cargo feature `hybridb-engine`): the real engine through
+//!   `hybridb::{Database, CollectionConfig, ...}`, reporting `"hybridb"`.
+//!
+//! **Swap point**: build with `--features hybridb-engine` (or add it to `default` in
+//! `Cargo.toml`) once the engine API is merged. Nothing outside this module changes.
+//!
+//! Row identity: the engine is handed rows in order with their row index; results come back as
+//! row indices into the base set, best first.
+
+use std::path::Path;
+
+use anyhow::{Result, ensure};
+use clap::ValueEnum;
+
+use crate::metric::Metric;
+use crate::vecs::Vecs;
+
+#[cfg(not(feature = "hybridb-engine"))]
+#[path = "engine/standin.rs"]
+mod backend;
+
+#[cfg(feature = "hybridb-engine")]
+#[path = "engine/hybridb.rs"]
+mod backend;
+
+pub use backend::{ENGINE_NAME, Engine, exact_search, open, search, upsert_batch};
+
+/// When a write is considered done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Durability {
+    /// Commit without waiting for the disk.
+    None,
+    /// Every batch is on disk (fsync) before the call returns.
+    Immediate,
+}
+
+impl Durability {
+    /// Name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::None => "none",
+            Durability::Immediate => "immediate",
+        }
+    }
+}
+
+/// Which index the collection keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IndexKind {
+    /// Approximate search with an HNSW graph.
+    Hnsw,
+    /// Exact search by scanning every vector.
+    Flat,
+}
+
+/// Everything needed to create a benchmark collection.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Similarity metric.
+    pub metric: Metric,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Index kind.
+    pub index: IndexKind,
+    /// HNSW: links per node.
+    pub m: usize,
+    /// HNSW: candidate list size while building.
+    pub ef_construction: usize,
+    /// Threads allowed to build the index.
+    pub build_threads: usize,
+    /// Write durability.
+    pub durability: Durability,
+}
+
+impl EngineConfig {
+    /// A configuration with the benchmark defaults (HNSW, M 16, ef_construction 200,
+    /// 1 build thread, no durability).
+    pub fn new(metric: Metric, dim: usize) -> Self {
+        Self {
+            metric,
+            dim,
+            index: IndexKind::Hnsw,
+            m: 16,
+            ef_construction: 200,
+            build_threads: 1,
+            durability: Durability::None,
+        }
+    }
+}
+
+/// Opens a fresh collection in `dir` and loads every row of `base` in batches of `batch`
+/// rows through [`upsert_batch`] (row `i` gets row index `i`).
+pub fn build(dir: &Path, config: &EngineConfig, base: &Vecs<f32>, batch: usize) -> Result<Engine> {
+    ensure!(
+        base.dim == config.dim,
+        "base has dimension {}, collection expects {}",
+        base.dim,
+        config.dim
+    );
+    ensure!(batch > 0, "batch size must be positive");
+    let mut engine = open(dir, config)?;
+    for (b, chunk) in base.data.chunks(batch * base.dim).enumerate() {
+        upsert_batch(&mut engine, b * batch, chunk)?;
+    }
+    Ok(engine)
+}

@@ -1,0 +1,17 @@
+//! Benchmark runner for hybridb: synthetic datasets with exact ground truth, texmex I/O, recall,
+//! and throughput measurements, reported as JSON lines comparable with `shared/bench/peers.py`.
+//!
+//! All engine calls go through [`engine`]; everything else is engine-independent.
+
+#![warn(missing_docs)]
+
+pub mod bandwidth;
+pub mod commands;
+pub mod engine;
+pub mod groundtruth;
+pub mod metric;
+pub mod recall;
+pub mod report;
+pub mod synth;
+pub mod topk;
+pub mod vecs;
