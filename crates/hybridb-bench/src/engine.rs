@@ -1,17 +1,8 @@
 //! The only place where the benchmark talks to a storage/search engine.
 //!
 //! Every subcommand goes through the functions re-exported here: [`open`], [`upsert_batch`],
-//! [`build`], [`search`] and [`exact_search`]. Two backends implement them:
-//!
-//! * `engine/standin.rs` (default): an in-memory brute-force scan, so the crate builds and the
-//!   harness can be exercised before the hybridb engine API exists. It reports itself as
-//!   [`ENGINE_NAME`] = `"standin-bruteforce"`, never as `"hybridb"`, so its numbers cannot be
-//!   mistaken for the real engine's.
-//! * `engine/hybridb.rs` (cargo feature `hybridb-engine`): the real engine through
-//!   `hybridb::{Database, CollectionConfig, ...}`, reporting `"hybridb"`.
-//!
-//! **Swap point**: build with `--features hybridb-engine` (or add it to `default` in
-//! `Cargo.toml`) once the engine API is merged. Nothing outside this module changes.
+//! [`build`], [`search`] and [`exact_search`], implemented in `engine/hybridb.rs` over the
+//! hybridb library.
 //!
 //! Row identity: the engine is handed rows in order with their row index; results come back as
 //! row indices into the base set, best first.
@@ -24,11 +15,6 @@ use clap::ValueEnum;
 use crate::metric::Metric;
 use crate::vecs::Vecs;
 
-#[cfg(not(feature = "hybridb-engine"))]
-#[path = "engine/standin.rs"]
-mod backend;
-
-#[cfg(feature = "hybridb-engine")]
 #[path = "engine/hybridb.rs"]
 mod backend;
 

@@ -1,10 +1,5 @@
 //! The real engine: one hybridb database with one collection, in a benchmark directory.
 //!
-//! Compiled only with the `hybridb-engine` feature (see the swap point in `engine.rs`), and
-//! written against the announced hybridb API:
-//! `Database::builder().durability(..).open(path)`, `db.create_collection(name,
-//! CollectionConfig::new(dim, metric))`, `coll.upsert_batch(Vec<Entity>)`,
-//! `coll.search(&q, k) -> Vec<Hit { id, score }>` (best first).
 //! Invariant: `rows` maps every loaded entity id back to its base row index; entity ids are
 //! `EntityId::from_key(&row.to_string())` and payloads are `{"row": row}`.
 //!
@@ -49,7 +44,7 @@ pub fn open(dir: &Path, config: &EngineConfig) -> Result<Engine> {
         .durability(durability)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    let coll_config = CollectionConfig::new(config.dim, metric);
+    let coll_config = CollectionConfig::new(config.dim as u32, metric);
     // API-GAP: HNSW parameters, flat index and build threads, e.g.
     //   .hnsw(config.m, config.ef_construction)  /  .index(IndexKind::Flat)
     //   .build_threads(config.build_threads)
