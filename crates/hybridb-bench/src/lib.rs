@@ -1,7 +1,7 @@
 //! Benchmark runner for hybridb: synthetic datasets with exact ground truth, texmex I/O, recall,
 //! and throughput measurements, reported as JSON lines comparable with `shared/bench/peers.py`.
 //!
-//! All engine calls go through [`engine`]; everything else is engine-independent.
+//! Engine calls go through [`engine`], except [`writes`], which needs the writer's options.
 
 #![warn(missing_docs)]
 
@@ -15,3 +15,4 @@ pub mod report;
 pub mod synth;
 pub mod topk;
 pub mod vecs;
+pub mod writes;

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use hybridb_bench::commands::{self, AnnArgs, ExactArgs, GenArgs, LoadArgs};
+use hybridb_bench::writes::{WritesArgs, run_writes};
 
 /// Benchmarks for hybridb; results are printed as JSON lines on stdout.
 #[derive(Parser, Debug)]
@@ -22,6 +23,8 @@ enum Command {
     Exact(ExactArgs),
     /// Load throughput (entities/s) through upsert_batch.
     Load(LoadArgs),
+    /// Single-entity upsert throughput and latency from concurrent callers (group commit).
+    Writes(WritesArgs),
 }
 
 fn main() -> Result<()> {
@@ -30,5 +33,6 @@ fn main() -> Result<()> {
         Command::Ann(a) => commands::run_ann(&a),
         Command::Exact(a) => commands::run_exact(&a),
         Command::Load(a) => commands::run_load(&a),
+        Command::Writes(a) => run_writes(&a),
     }
 }

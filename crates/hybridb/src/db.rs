@@ -223,6 +223,27 @@ impl Progress {
     }
 }
 
+/// Counters of the writer thread since open (see [`Database::writer_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Write transactions committed for entity writes (one per group).
+    pub groups: u64,
+    /// Write commands (API calls) committed in those groups.
+    pub commands: u64,
+    /// Items (entities upserted or deleted) committed.
+    pub items: u64,
+    /// Commits that failed (each followed by a reopen).
+    pub failed_commits: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct WriterCounters {
+    pub(crate) groups: AtomicU64,
+    pub(crate) commands: AtomicU64,
+    pub(crate) items: AtomicU64,
+    pub(crate) failed_commits: AtomicU64,
+}
+
 /// State shared by the handles and the writer thread.
 pub(crate) struct Shared {
     redb: RwLock<Option<Arc<redb::Database>>>,
@@ -232,6 +253,7 @@ pub(crate) struct Shared {
     /// Set by a [`Durability::None`] commit, cleared by an `Immediate` one.
     unsynced: AtomicBool,
     pub(crate) progress: Progress,
+    pub(crate) counters: WriterCounters,
 }
 
 impl Shared {
@@ -512,6 +534,7 @@ impl Database {
             collections: RwLock::new(collections),
             unsynced: AtomicBool::new(false),
             progress,
+            counters: WriterCounters::default(),
         });
         let thread = writer::spawn(Arc::clone(&shared), rx)?;
         Ok(Database {
@@ -586,6 +609,18 @@ impl Database {
             out.push(ChangeEvent::decode(v.value())?);
         }
         Ok(out)
+    }
+
+    /// What the writer thread has done since open: the mean group size is
+    /// `commands / groups`.
+    pub fn writer_stats(&self) -> WriterStats {
+        let c = &self.inner.shared.counters;
+        WriterStats {
+            groups: c.groups.load(Ordering::Relaxed),
+            commands: c.commands.load(Ordering::Relaxed),
+            items: c.items.load(Ordering::Relaxed),
+            failed_commits: c.failed_commits.load(Ordering::Relaxed),
+        }
     }
 
     /// Makes every committed write durable (matters only with [`Durability::None`]).

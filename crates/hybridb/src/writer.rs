@@ -19,6 +19,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redb::ReadableTable;
@@ -277,6 +278,10 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
     }
     set_hidden(&in_flight, true);
     if let Err(e) = shared.commit(txn, durability) {
+        shared
+            .counters
+            .failed_commits
+            .fetch_add(1, Ordering::Relaxed);
         set_hidden(&in_flight, false);
         fail_all(in_flight, std::iter::empty(), &e);
         return true;
@@ -292,6 +297,12 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
         }
     }
     shared.progress.applied(seq);
+    let c = &shared.counters;
+    c.groups.fetch_add(1, Ordering::Relaxed);
+    c.commands
+        .fetch_add(in_flight.len() as u64, Ordering::Relaxed);
+    let items: usize = in_flight.iter().map(|f| f.written.len()).sum();
+    c.items.fetch_add(items as u64, Ordering::Relaxed);
     for f in in_flight {
         let _ = f.reply.send(Ok(f.written));
     }
