@@ -7,7 +7,6 @@
 
 use std::ops::Bound;
 use std::sync::Arc;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::ReadableTableMetadata;
@@ -19,10 +18,10 @@ use crate::entity::{
 };
 use crate::error::{Error, QueryProblem, Result};
 use crate::id::EntityId;
-use crate::index::flat::FlatIndex;
+use crate::index::state::IndexState;
 use crate::schema::CollectionTables;
 use crate::search::{Consistency, Hit, ScrollPage, SearchRequest};
-use crate::sync::{read, write};
+
 use crate::write::{WriteOp, Written};
 use crate::writer::{Command, WriteCommand};
 
@@ -30,37 +29,28 @@ use crate::writer::{Command, WriteCommand};
 pub(crate) struct CollectionShared {
     pub(crate) name: String,
     pub(crate) stored: StoredCollection,
-    pub(crate) index: RwLock<FlatIndex>,
+    pub(crate) index: IndexState,
     dropped: AtomicBool,
 }
 
 impl CollectionShared {
     pub(crate) fn new(name: String, stored: StoredCollection) -> Self {
-        let index = FlatIndex::new(stored.config.dim as usize, stored.config.metric);
+        let index = IndexState::new(&stored.config);
         Self::with_index(name, stored, index)
     }
 
-    pub(crate) fn with_index(name: String, stored: StoredCollection, index: FlatIndex) -> Self {
+    pub(crate) fn with_index(name: String, stored: StoredCollection, index: IndexState) -> Self {
         CollectionShared {
             name,
             stored,
-            index: RwLock::new(index),
+            index,
             dropped: AtomicBool::new(false),
         }
     }
 
-    /// Swaps in an index rebuilt from the file (writer recovery).
-    pub(crate) fn replace_index(&self, index: FlatIndex) {
-        *write(&self.index) = index;
-    }
-
-    /// Takes the index out of a freshly loaded collection, leaving an empty one.
-    pub(crate) fn take_index(&self) -> FlatIndex {
-        let config = &self.stored.config;
-        std::mem::replace(
-            &mut *write(&self.index),
-            FlatIndex::new(config.dim as usize, config.metric),
-        )
+    /// Takes over the index of a freshly loaded copy of this collection (writer recovery).
+    pub(crate) fn replace_index_from(&self, fresh: CollectionShared) {
+        self.index.replace_from(fresh.index);
     }
 
     pub(crate) fn mark_dropped(&self) {
@@ -344,16 +334,16 @@ impl Collection {
         if req.consistency == Consistency::Strong {
             self.db.shared.progress.wait_for_committed();
         }
-        let neighbors = read(&self.shared.index).search(&query, req.k);
+        let neighbors = self.shared.index.search(&query, req.k, req.k);
         let score = |d: f32| match config.metric {
             Metric::L2 => d.max(0.0).sqrt(),
             Metric::Cosine | Metric::Dot => -d,
         };
         let mut hits: Vec<Hit> = neighbors
             .iter()
-            .map(|n| Hit {
-                id: n.id,
-                score: score(n.distance),
+            .map(|&(id, distance)| Hit {
+                id,
+                score: score(distance),
                 payload: None,
                 vector: None,
             })
@@ -378,12 +368,12 @@ impl Collection {
 
     /// Bytes of memory held by this collection's in-memory index.
     pub fn index_memory_bytes(&self) -> usize {
-        read(&self.shared.index).memory_bytes()
+        self.shared.index.memory_bytes()
     }
 
     /// Number of entities the index can return (equals [`Collection::count`] when idle).
     pub fn indexed_count(&self) -> usize {
-        read(&self.shared.index).live_count()
+        self.shared.index.live_count()
     }
 }
 

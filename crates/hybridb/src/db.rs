@@ -22,7 +22,7 @@ use crate::collection::{Collection, CollectionShared};
 use crate::config::{CollectionConfig, StoredCollection, validate_collection_name};
 use crate::entity::{decode_record, decode_vector, index_form};
 use crate::error::{Error, Result, corrupted};
-use crate::index::flat::FlatIndex;
+use crate::index::state::{Apply, IndexState};
 use crate::schema::{
     CHANGES, COLLECTIONS, CollectionTables, FORMAT_VERSION, META, META_FORMAT_VERSION,
     META_LAST_CID, META_LAST_SEQ,
@@ -376,8 +376,12 @@ impl Shared {
         for (name, fresh) in loaded {
             match catalogue.get(&name) {
                 Some(old) if old.stored.cid == fresh.stored.cid => {
-                    old.replace_index(fresh.take_index());
-                    next.insert(name, Arc::clone(old));
+                    let old = Arc::clone(old);
+                    match Arc::try_unwrap(fresh) {
+                        Ok(fresh) => old.replace_index_from(fresh),
+                        Err(_) => return Err(corrupted("freshly loaded collection is shared")),
+                    }
+                    next.insert(name, old);
                 }
                 Some(old) => {
                     old.mark_dropped();
@@ -686,6 +690,9 @@ fn init_format(redb: &redb::Database) -> Result<()> {
 
 type Catalogue = BTreeMap<String, Arc<CollectionShared>>;
 
+/// Entities handed to the index at a time while loading.
+const LOAD_BATCH: usize = 8192;
+
 /// Reads every collection's config and loads its vectors into memory, cross-checking the
 /// entities, vectors and slots tables. Returns the catalogue and the last sequence number.
 fn load_collections(redb: &redb::Database) -> Result<(Catalogue, u64)> {
@@ -702,7 +709,8 @@ fn load_collections(redb: &redb::Database) -> Result<(Catalogue, u64)> {
         let tables = CollectionTables::new(stored.cid);
         let dim = stored.config.dim as usize;
         let metric = stored.config.metric;
-        let mut index = FlatIndex::new(dim, metric);
+        let index = IndexState::new(&stored.config);
+        let mut batch: Vec<Apply> = Vec::with_capacity(LOAD_BATCH);
         let entities = txn.open_table(tables.entities())?;
         let vectors = txn.open_table(tables.vectors())?;
         let slots = txn.open_table(tables.slots())?;
@@ -735,8 +743,16 @@ fn load_collections(redb: &redb::Database) -> Result<(Catalogue, u64)> {
                 }
             }
             let vector = decode_vector(vector.value(), dim)?;
-            index.set(header.slot, id, &index_form(&vector, metric));
+            batch.push(Apply::Set {
+                slot: header.slot,
+                id,
+                vector: index_form(&vector, metric),
+            });
+            if batch.len() == LOAD_BATCH {
+                index.apply(std::mem::take(&mut batch));
+            }
         }
+        index.apply(batch);
         out.insert(
             name.clone(),
             Arc::new(CollectionShared::with_index(name, stored, index)),

@@ -22,9 +22,9 @@ use crate::entity::{
 };
 use crate::error::{EntityProblem, Error, Result, corrupted};
 use crate::id::EntityId;
-use crate::index::flat::SlotCursor;
+use crate::index::slots::SlotCursor;
+use crate::index::state::Apply;
 use crate::schema::CollectionTables;
-use crate::sync::read;
 
 /// One mutation of a batch.
 #[derive(Debug, Clone)]
@@ -180,18 +180,6 @@ pub(crate) fn stage(
     Ok(out)
 }
 
-/// What the commit must do to the in-memory index for one item.
-pub(crate) enum Apply {
-    Set {
-        slot: u32,
-        id: EntityId,
-        vector: Vec<f32>,
-    },
-    Remove {
-        slot: u32,
-    },
-}
-
 /// Step 3: writes the staged items, taking sequence numbers from `seq` (the last one used).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_staged(
@@ -251,7 +239,7 @@ pub(crate) fn write_staged(
                         },
                     ),
                     _ => {
-                        let slot = slots_cursor.next(&read(&coll.index));
+                        let slot = coll.index.next_slot(slots_cursor);
                         slots.insert(slot, id)?;
                         (slot, 0, true, true, ChangeKind::EntityCreated)
                     }

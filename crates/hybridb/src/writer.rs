@@ -29,10 +29,11 @@ use crate::collection::CollectionShared;
 use crate::config::CollectionConfig;
 use crate::db::{Durability, Options, Shared};
 use crate::error::{Error, Result};
-use crate::index::flat::SlotCursor;
+use crate::index::slots::SlotCursor;
+use crate::index::state::Apply;
 use crate::schema::{CHANGES, CollectionTables, META, META_LAST_SEQ};
-use crate::sync::{now_ms, write};
-use crate::write::{Apply, WriteOp, Written, stage, validate, write_staged};
+use crate::sync::now_ms;
+use crate::write::{WriteOp, Written, stage, validate, write_staged};
 
 /// A write of one caller.
 pub(crate) struct WriteCommand {
@@ -288,13 +289,7 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
     }
     shared.progress.committed(seq);
     for f in &mut in_flight {
-        let mut index = write(&f.coll.index);
-        for a in f.applies.drain(..) {
-            match a {
-                Apply::Set { slot, id, vector } => index.set(slot, id, &vector),
-                Apply::Remove { slot } => index.remove(slot),
-            }
-        }
+        f.coll.index.apply(std::mem::take(&mut f.applies));
     }
     shared.progress.applied(seq);
     let c = &shared.counters;
@@ -319,17 +314,7 @@ fn set_hidden(in_flight: &[InFlight], hide: bool) {
                 Apply::Set { .. } => None,
             })
             .collect();
-        if slots.is_empty() {
-            continue;
-        }
-        let mut index = write(&f.coll.index);
-        for s in slots {
-            if hide {
-                index.hide(s);
-            } else {
-                index.unhide(s);
-            }
-        }
+        f.coll.index.set_hidden(&slots, hide);
     }
 }
 

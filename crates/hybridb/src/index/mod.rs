@@ -1,4 +1,152 @@
-//! Vector search: distance kernels and the in-memory vector stores searched by the engine.
+//! Vector search: distance kernels, the slot table, and the vector indexes behind the
+//! [`VectorIndex`] trait (exact scan now; HNSW next).
+//!
+//! Distances inside the engine are "lower is better": squared L2, or the negated dot product
+//! (cosine is the dot product of unit vectors).
 
+pub mod bitset;
 pub mod distance;
 pub(crate) mod flat;
+pub(crate) mod slots;
+pub(crate) mod state;
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use bitset::SlotBitset;
+use distance::{DistanceFn, kernels};
+
+/// The distance an index ranks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IndexMetric {
+    /// Squared Euclidean distance.
+    L2,
+    /// Negated dot product (cosine uses unit vectors).
+    Dot,
+}
+
+impl IndexMetric {
+    /// The kernel and the sign to apply to its result.
+    pub(crate) fn kernel(self) -> (DistanceFn, f32) {
+        let k = kernels();
+        match self {
+            IndexMetric::L2 => (k.l2_squared, 1.0),
+            IndexMetric::Dot => (k.dot, -1.0),
+        }
+    }
+}
+
+impl From<crate::config::Metric> for IndexMetric {
+    fn from(m: crate::config::Metric) -> Self {
+        match m {
+            crate::config::Metric::L2 => IndexMetric::L2,
+            crate::config::Metric::Cosine | crate::config::Metric::Dot => IndexMetric::Dot,
+        }
+    }
+}
+
+/// A vector index over dense slots. Reads and inserts take `&self` and may run concurrently;
+/// growing (`reserve`) takes `&mut self`.
+///
+/// Contract: `search` returns only slots in `allowed`, at most `k`, nearest first by the
+/// engine distance; the caller breaks ties by entity id.
+pub(crate) trait VectorIndex: Send + Sync {
+    /// Makes room for slots `0..slots`.
+    fn reserve(&mut self, slots: usize);
+    /// Inserts or replaces the vectors of `items` (slots below the reserved capacity).
+    fn insert(&self, items: &[(u32, &[f32])]);
+    /// Removes a slot's vector (its slot is no longer in any `allowed` set).
+    fn remove(&self, slot: u32);
+    /// The nearest allowed slots to `query`; `ef` is the effort of approximate indexes.
+    fn search(&self, query: &[f32], k: usize, ef: usize, allowed: &SlotBitset) -> Vec<(u32, f32)>;
+    /// Bytes held by vectors and structure.
+    fn memory_bytes(&self) -> usize;
+}
+
+/// The `k` smallest `(slot, distance)` pairs, ascending by distance, **plus** every further
+/// pair whose distance equals the k-th (so that the caller can break ties at the boundary by
+/// entity id and then truncate to `k`).
+pub(crate) fn top_k(items: impl Iterator<Item = (u32, f32)>, k: usize) -> Vec<(u32, f32)> {
+    #[derive(Clone, Copy)]
+    struct C(f32, u32);
+    impl PartialEq for C {
+        fn eq(&self, o: &Self) -> bool {
+            self.cmp(o) == Ordering::Equal
+        }
+    }
+    impl Eq for C {}
+    impl PartialOrd for C {
+        fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for C {
+        fn cmp(&self, o: &Self) -> Ordering {
+            self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
+        }
+    }
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut heap: BinaryHeap<C> = BinaryHeap::with_capacity(k + 1);
+    // Pairs left out at a distance equal to the current worst kept one.
+    let mut ties: Vec<(u32, f32)> = Vec::new();
+    let mut worst = f32::INFINITY;
+    for (slot, d) in items {
+        if heap.len() == k && d >= worst {
+            if d == worst {
+                ties.push((slot, d));
+            }
+            continue;
+        }
+        if heap.len() < k {
+            heap.push(C(d, slot));
+        } else if let Some(out) = heap.pop() {
+            heap.push(C(d, slot));
+            if out.0 == heap.peek().map_or(f32::INFINITY, |c| c.0) {
+                ties.push((out.1, out.0));
+            }
+        }
+        if heap.len() == k {
+            let w = heap.peek().map_or(f32::INFINITY, |c| c.0);
+            if w < worst {
+                ties.retain(|t| t.1 == w);
+            }
+            worst = w;
+        }
+    }
+    let mut out: Vec<(u32, f32)> = heap
+        .into_sorted_vec()
+        .into_iter()
+        .map(|c| (c.1, c.0))
+        .collect();
+    out.extend(ties.into_iter().filter(|t| t.1 == worst));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_keeps_boundary_ties() {
+        let items = [
+            (0, 3.0),
+            (1, 1.0),
+            (2, 2.0),
+            (3, 2.0),
+            (4, 2.0),
+            (5, 0.5),
+            (6, 2.0),
+        ];
+        let r = top_k(items.iter().copied(), 3);
+        assert_eq!(&r[..2], &[(5, 0.5), (1, 1.0)]);
+        let mut tied: Vec<u32> = r[2..].iter().map(|t| t.0).collect();
+        tied.sort();
+        assert_eq!(tied, vec![2, 3, 4, 6]);
+        let r = top_k(items.iter().copied(), 1);
+        assert_eq!(r, vec![(5, 0.5)]);
+        assert!(top_k(items.iter().copied(), 0).is_empty());
+        assert_eq!(top_k(items.iter().copied(), 10).len(), 7);
+    }
+}

@@ -1,0 +1,187 @@
+//! A collection's in-memory search state: its [`SlotTable`] and its [`VectorIndex`], changed
+//! only by the writer thread after a commit and read by searches from any thread.
+//!
+//! Invariants:
+//! - a search holds the slot table's read lock for its whole duration, so the set of live slots
+//!   and their ids cannot change under it;
+//! - a new slot's vector enters the vector index *before* the slot becomes live; a deleted
+//!   slot is hidden *before* its commit and its vector leaves the index *before* the slot is
+//!   freed for reuse. So every live slot's vector in the index belongs to its current entity.
+
+use std::sync::RwLock;
+
+use crate::config::{CollectionConfig, IndexKind};
+use crate::id::EntityId;
+use crate::index::flat::FlatIndex;
+use crate::index::slots::{SlotCursor, SlotTable};
+use crate::index::{IndexMetric, VectorIndex};
+use crate::sync::{read, write};
+
+/// What a commit does to the index for one item.
+pub(crate) enum Apply {
+    /// New entity, or a new vector for an existing one.
+    Set {
+        slot: u32,
+        id: EntityId,
+        vector: Vec<f32>,
+    },
+    /// Deleted entity.
+    Remove { slot: u32 },
+}
+
+/// Slot table plus vector index of one collection.
+pub(crate) struct IndexState {
+    slots: RwLock<SlotTable>,
+    vectors: RwLock<Box<dyn VectorIndex>>,
+}
+
+impl IndexState {
+    pub(crate) fn new(config: &CollectionConfig) -> Self {
+        let metric = IndexMetric::from(config.metric);
+        let dim = config.dim as usize;
+        let vectors: Box<dyn VectorIndex> = match config.index {
+            IndexKind::Exact => Box::new(FlatIndex::new(dim, metric)),
+        };
+        IndexState {
+            slots: RwLock::new(SlotTable::default()),
+            vectors: RwLock::new(vectors),
+        }
+    }
+
+    /// Next slot for a new entity of the current write group.
+    pub(crate) fn next_slot(&self, cursor: &mut SlotCursor) -> u32 {
+        cursor.next(&read(&self.slots))
+    }
+
+    /// Hides or shows again the slots of deletions that are committing.
+    pub(crate) fn set_hidden(&self, slots: &[u32], hidden: bool) {
+        if slots.is_empty() {
+            return;
+        }
+        let mut table = write(&self.slots);
+        for &s in slots {
+            if hidden {
+                table.hide(s);
+            } else {
+                table.unhide(s);
+            }
+        }
+    }
+
+    /// Applies a committed write (see the module invariants for the order).
+    pub(crate) fn apply(&self, applies: Vec<Apply>) {
+        if applies.is_empty() {
+            return;
+        }
+        let needed = applies
+            .iter()
+            .map(|a| match a {
+                Apply::Set { slot, .. } | Apply::Remove { slot } => *slot as usize + 1,
+            })
+            .max()
+            .unwrap_or(0);
+        write(&self.vectors).reserve(needed);
+        let vectors = read(&self.vectors);
+        let sets: Vec<(u32, &[f32])> = applies
+            .iter()
+            .filter_map(|a| match a {
+                Apply::Set { slot, vector, .. } => Some((*slot, vector.as_slice())),
+                Apply::Remove { .. } => None,
+            })
+            .collect();
+        vectors.insert(&sets);
+        for a in &applies {
+            if let Apply::Remove { slot } = a {
+                vectors.remove(*slot);
+            }
+        }
+        drop(vectors);
+        let mut table = write(&self.slots);
+        for a in applies {
+            match a {
+                Apply::Set { slot, id, .. } => table.claim(slot, id),
+                Apply::Remove { slot } => table.release(slot),
+            }
+        }
+    }
+
+    /// The `k` nearest live entities: `(id, distance)` nearest first, ties by id.
+    pub(crate) fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(EntityId, f32)> {
+        let table = read(&self.slots);
+        let found = read(&self.vectors).search(query, k, ef, table.live());
+        let mut hits: Vec<(EntityId, f32)> = found
+            .into_iter()
+            .filter_map(|(slot, d)| table.id(slot).map(|id| (id, d)))
+            .collect();
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+        hits
+    }
+
+    /// Moves `other`'s contents into `self` (writer recovery: handles keep their `Arc`).
+    pub(crate) fn replace_from(&self, other: IndexState) {
+        let IndexState { slots, vectors } = other;
+        *write(&self.vectors) = vectors.into_inner().unwrap_or_else(|e| e.into_inner());
+        *write(&self.slots) = slots.into_inner().unwrap_or_else(|e| e.into_inner());
+    }
+
+    /// Number of searchable entities.
+    pub(crate) fn live_count(&self) -> usize {
+        read(&self.slots).live_count()
+    }
+
+    /// Bytes held by the slot table and the vector index.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        read(&self.slots).memory_bytes() + read(&self.vectors).memory_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Metric;
+
+    fn id(n: u128) -> EntityId {
+        EntityId::from_u128(n)
+    }
+
+    fn set(slot: u32, n: u128, v: &[f32]) -> Apply {
+        Apply::Set {
+            slot,
+            id: id(n),
+            vector: v.to_vec(),
+        }
+    }
+
+    #[test]
+    fn exact_ties_break_by_id_even_at_the_boundary() {
+        let s = IndexState::new(&CollectionConfig::new(2, Metric::L2));
+        s.apply(vec![
+            set(0, 5, &[1.0, 0.0]),
+            set(1, 3, &[1.0, 0.0]),
+            set(2, 9, &[0.0, 0.0]),
+            set(3, 1, &[5.0, 5.0]),
+            set(4, 2, &[0.0, 1.0]),
+        ]);
+        let ids: Vec<_> = s.search(&[0.0, 0.0], 2, 2).iter().map(|h| h.0).collect();
+        assert_eq!(ids, vec![id(9), id(2)], "three tie at distance 1: smallest id wins");
+        let r = s.search(&[0.0, 0.0], 4, 4);
+        assert_eq!(r.iter().map(|h| h.0).collect::<Vec<_>>(), vec![id(9), id(2), id(3), id(5)]);
+        assert_eq!(r[1].1, 1.0);
+    }
+
+    #[test]
+    fn hidden_and_removed_slots_never_come_back() {
+        let s = IndexState::new(&CollectionConfig::new(1, Metric::Dot));
+        s.apply((0..4).map(|i| set(i, u128::from(i) + 1, &[i as f32])).collect());
+        s.set_hidden(&[3], true);
+        assert_eq!(s.search(&[1.0], 1, 1)[0].0, id(3));
+        s.set_hidden(&[3], false);
+        assert_eq!(s.search(&[1.0], 1, 1)[0].0, id(4));
+        s.apply(vec![Apply::Remove { slot: 3 }]);
+        assert_eq!(s.live_count(), 3);
+        assert!(s.search(&[1.0], 10, 10).iter().all(|h| h.0 != id(4)));
+        let mut c = SlotCursor::default();
+        assert_eq!(s.next_slot(&mut c), 3, "freed slot reused");
+    }
+}
