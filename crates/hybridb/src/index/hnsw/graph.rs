@@ -247,18 +247,12 @@ impl Hnsw {
             }
             let ef = self.params.ef_construction.max(self.params.m);
             for layer in (0..=level.min(top)).rev() {
-                let found = with_visited(self.capacity, |vis| {
-                    self.search_layer(
-                        vis,
-                        v,
-                        &[cur],
-                        ef,
-                        |s| self.block(&up, s, layer),
-                        |_| true,
-                        |_| {},
-                    )
+                let found: Vec<Cand> = with_visited(self.capacity, |vis| {
+                    self.beam(vis, v, &[cur], ef, |s| self.block(&up, s, layer), |_| {})
+                        .iter()
+                        .map(|e| Cand { d: e.d, id: e.id })
+                        .collect()
                 });
-                let found = found.into_sorted_vec();
                 if let Some(&best) = found.first() {
                     cur = best;
                 }
@@ -305,13 +299,12 @@ impl Hnsw {
         };
         if let Some(start) = self.descend_from_entry(&v, &up) {
             with_visited(self.capacity, |vis| {
-                self.search_layer(
+                self.beam(
                     vis,
                     &v,
                     &[start],
                     self.params.ef_construction.max(self.params.m),
                     |s| self.block0(s),
-                    |_| true,
                     |s| {
                         if s != slot && self.is_live(s) && names(s) {
                             in0.push(s);
@@ -380,29 +373,48 @@ impl Hnsw {
         Some(cur)
     }
 
-    /// Re-selects `a`'s list on `layer` after `removed` left it (gate held exclusively).
+    /// Repairs `a`'s list on `layer` after `removed` left it (gate held exclusively).
+    ///
+    /// The remaining links stay (they were chosen by the heuristic or by reverse linking, as in a
+    /// fresh build, and re-selecting them all would thin the list); the vacancy goes to the
+    /// removed node's neighbour nearest to `a` that the heuristic would keep beside `a`'s
+    /// current links, or else to the nearest one, so `a` keeps its degree and a path across
+    /// the hole.
     fn repair(&self, up: &UpperMap, a: u32, removed: u32, layer: usize) {
         let va = self.vector(a);
-        let mut ids: Vec<u32> = Vec::with_capacity(4 * self.params.m);
-        let sources = [self.block(up, a, layer), self.block(up, removed, layer)];
-        for block in sources {
-            for x in list_ids(block) {
-                let id = x.load(Ordering::Relaxed);
-                if id != a && id != removed && self.is_live(id) && !ids.contains(&id) {
-                    ids.push(id);
-                }
+        let block = self.block(up, a, layer);
+        let mut kept: Vec<Cand> = Vec::with_capacity(self.max_links(layer));
+        for x in list_ids(block) {
+            let id = x.load(Ordering::Relaxed);
+            if id != a && id != removed && self.is_live(id) && !kept.iter().any(|c| c.id == id) {
+                kept.push(Cand {
+                    d: self.dist(va, self.vector(id)),
+                    id,
+                });
             }
         }
-        let mut cands: Vec<Cand> = ids
-            .into_iter()
+        let mut extra: Vec<Cand> = list_ids(self.block(up, removed, layer))
+            .iter()
+            .map(|x| x.load(Ordering::Relaxed))
+            .filter(|&id| id != a && self.is_live(id) && !kept.iter().any(|c| c.id == id))
             .map(|id| Cand {
                 d: self.dist(va, self.vector(id)),
                 id,
             })
             .collect();
-        cands.sort_unstable();
-        let sel = self.select(&cands, self.max_links(layer));
-        Self::write_list(self.block(up, a, layer), &sel);
+        extra.sort_unstable();
+        let diverse = extra.iter().position(|c| {
+            let vc = self.vector(c.id);
+            kept.iter().all(|r| self.dist(self.vector(r.id), vc) >= c.d)
+        });
+        let pick = diverse.or((!extra.is_empty()).then_some(0));
+        if let Some(i) = pick
+            && kept.len() < self.max_links(layer)
+        {
+            kept.push(extra[i]);
+        }
+        kept.sort_unstable();
+        Self::write_list(block, &kept);
     }
 
     /// Inserts many vectors using `threads` threads (0 = all cores), growing the capacity first.

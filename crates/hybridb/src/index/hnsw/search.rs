@@ -9,7 +9,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::raw::prefetch;
-use super::visited::{Visited, with_visited};
+use super::visited::{PoolEntry, Visited, with_visited};
 use super::{Hnsw, state, unpack_entry};
 
 /// A node with its distance to the query; ordered by distance, then slot.
@@ -178,6 +178,8 @@ impl Hnsw {
                 }
                 let d = self.dist(q, self.vector(id));
                 if results.len() < ef || d < bound {
+                    // Likely to be expanded soon: fetch its list while other work proceeds.
+                    prefetch(nbrs(id).as_ptr());
                     frontier.push(Reverse(Cand { d, id }));
                     if allowed(id) {
                         results.push(Cand { d, id });
@@ -194,6 +196,92 @@ impl Hnsw {
         results
     }
 
+    /// Beam search of one layer from `eps` without a filter: a sorted pool of at most `ef`
+    /// nodes, each expanded once, nearest unexpanded first, until all are expanded. Same result
+    /// as the two-heap search of the HNSW paper, with less bookkeeping. Returns the pool sorted
+    /// nearest first. `on_visit` sees every slot read from a list (used by removal's repair).
+    #[inline(always)]
+    pub(super) fn beam<'a, N, V>(
+        &'a self,
+        scratch: &'a mut Visited,
+        q: &[f32],
+        eps: &[Cand],
+        ef: usize,
+        nbrs: N,
+        mut on_visit: V,
+    ) -> &'a [PoolEntry]
+    where
+        N: Fn(u32) -> &'a [AtomicU32],
+        V: FnMut(u32),
+    {
+        let ef = ef.max(1);
+        let mut pool = std::mem::take(&mut scratch.pool);
+        pool.clear();
+        pool.reserve(ef + 1);
+        for &c in eps {
+            if scratch.insert(c.id) {
+                let pos = pool.partition_point(|e| e.d <= c.d);
+                pool.insert(
+                    pos,
+                    PoolEntry {
+                        d: c.d,
+                        id: c.id,
+                        done: false,
+                    },
+                );
+            }
+        }
+        pool.truncate(ef);
+        let mut i = 0;
+        while i < pool.len() {
+            let cur = pool[i].id;
+            pool[i].done = true;
+            let mut next = i + 1;
+            if let Some(e) = pool.get(next) {
+                prefetch(nbrs(e.id).as_ptr());
+            }
+            let ids = list_ids(nbrs(cur));
+            if let Some(first) = ids.first() {
+                let f = first.load(Ordering::Relaxed);
+                prefetch(scratch.ptr(f));
+                prefetch(self.vectors.ptr(f));
+            }
+            for (j, a) in ids.iter().enumerate() {
+                if let Some(n) = ids.get(j + 1) {
+                    let nx = n.load(Ordering::Relaxed);
+                    prefetch(scratch.ptr(nx));
+                    prefetch(self.vectors.ptr(nx));
+                }
+                let id = a.load(Ordering::Relaxed);
+                if !scratch.insert(id) {
+                    continue;
+                }
+                on_visit(id);
+                if !self.is_live(id) {
+                    continue;
+                }
+                let d = self.dist(q, self.vector(id));
+                let full = pool.len() >= ef;
+                if full && pool.last().is_some_and(|w| d >= w.d) {
+                    continue;
+                }
+                prefetch(nbrs(id).as_ptr());
+                let pos = pool.partition_point(|e| e.d <= d);
+                if full {
+                    pool.pop();
+                }
+                pool.insert(pos, PoolEntry { d, id, done: false });
+                next = next.min(pos);
+            }
+            i = next;
+            while pool.get(i).is_some_and(|e| e.done) {
+                i += 1;
+            }
+        }
+        scratch.pool = pool;
+        &scratch.pool
+    }
+
     /// Descends from the entry point to layer 0 and returns the layer-0 entry candidate.
     fn descend(&self, q: &[f32], up: &UpperMap) -> Option<Cand> {
         let (ep, level) = unpack_entry(self.entry.load(Ordering::Acquire))?;
@@ -207,7 +295,7 @@ impl Hnsw {
         Some(cur)
     }
 
-    fn search_impl<A: Fn(u32) -> bool>(
+    fn search_impl<const FILTERED: bool, A: Fn(u32) -> bool>(
         &self,
         q: &[f32],
         k: usize,
@@ -226,6 +314,12 @@ impl Hnsw {
             return Vec::new();
         };
         let ef = ef.max(k);
+        if !FILTERED {
+            return with_visited(self.capacity, |vis| {
+                let pool = self.beam(vis, q, &[start], ef, |s| self.block0(s), |_| {});
+                pool.iter().take(k).map(|e| (e.id, e.d)).collect()
+            });
+        }
         let heap = with_visited(self.capacity, |vis| {
             self.search_layer(vis, q, &[start], ef, |s| self.block0(s), allowed, |_| {})
         });
@@ -239,7 +333,7 @@ impl Hnsw {
     /// `ef` (raised to `k` if smaller) is the beam width: larger is slower and more accurate.
     /// A query whose length differs from the dimension returns no results (callers validate).
     pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(u32, f32)> {
-        self.search_impl(query, k, ef, |_| true)
+        self.search_impl::<false, _>(query, k, ef, |_| true)
     }
 
     /// As [`Hnsw::search`], but returns only slots for which `allowed` is `true`.
@@ -254,6 +348,6 @@ impl Hnsw {
         ef: usize,
         allowed: &dyn Fn(u32) -> bool,
     ) -> Vec<(u32, f32)> {
-        self.search_impl(query, k, ef, allowed)
+        self.search_impl::<true, _>(query, k, ef, allowed)
     }
 }

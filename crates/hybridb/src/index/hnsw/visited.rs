@@ -1,4 +1,5 @@
-//! Epoch-stamped visited sets, one per thread, reused across searches.
+//! Per-thread search scratch: an epoch-stamped visited set and the beam buffer, reused across
+//! searches so that a search allocates nothing but its result.
 //!
 //! Invariant: slot `i` is visited in the current search iff `marks[i] == epoch`. Starting a
 //! search bumps the epoch (clearing the array only when the counter wraps), so a reset is O(1).
@@ -8,6 +9,16 @@ use std::cell::RefCell;
 pub(super) struct Visited {
     marks: Vec<u32>,
     epoch: u32,
+    /// Beam buffer of the pool search (`search::Hnsw::beam`), empty between searches.
+    pub(super) pool: Vec<PoolEntry>,
+}
+
+/// One beam entry: a node, its distance to the query, and whether it was expanded.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PoolEntry {
+    pub(super) d: f32,
+    pub(super) id: u32,
+    pub(super) done: bool,
 }
 
 impl Visited {
@@ -15,6 +26,7 @@ impl Visited {
         Self {
             marks: Vec::new(),
             epoch: 0,
+            pool: Vec::new(),
         }
     }
 
