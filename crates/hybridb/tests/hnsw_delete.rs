@@ -3,11 +3,23 @@
 mod hnsw_common;
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use hnsw_common::*;
 use hybridb::index::hnsw::Hnsw;
 
 const N: usize = 5000;
+
+/// The first `N` bigann rows and an index over them, built once per test binary.
+fn fixture() -> &'static (Rows, Hnsw) {
+    static F: OnceLock<(Rows, Hnsw)> = OnceLock::new();
+    F.get_or_init(|| {
+        let (base, _, _) = bigann();
+        let base = base[..N].to_vec();
+        let index = build(&base, params(128));
+        (base, index)
+    })
+}
 
 fn exact_gt(
     base: &[Vec<f32>],
@@ -23,15 +35,14 @@ fn exact_gt(
 
 #[test]
 fn delete_30_percent_and_reinsert_keeps_recall() {
-    let (base, queries, _) = bigann();
-    let base = &base[..N];
+    let (_, queries, _) = bigann();
+    let (base, fresh) = fixture();
     let gt = exact_gt(base, &queries, 10, |_| true);
 
-    let fresh = build(base, params(128));
-    let fresh_low = recall(&search_all(&fresh, &queries, 10, 16), &gt, 10);
-    let fresh_high = recall(&search_all(&fresh, &queries, 10, 64), &gt, 10);
+    let fresh_low = recall(&search_all(fresh, &queries, 10, 16), &gt, 10);
+    let fresh_high = recall(&search_all(fresh, &queries, 10, 64), &gt, 10);
 
-    let index = build(base, params(128));
+    let index = Hnsw::from_bytes(&fresh.to_bytes()).expect("copy");
     let gone: Vec<u32> = Rng(11)
         .sample(N, N * 3 / 10)
         .into_iter()
@@ -147,9 +158,8 @@ fn remove_all_then_reuse() {
 
 #[test]
 fn filtered_search_matches_brute_force_over_allowed() {
-    let (base, queries, _) = bigann();
-    let base = &base[..N];
-    let index = build(base, params(128));
+    let (_, queries, _) = bigann();
+    let (base, index) = fixture();
     // About 30% allowed, uncorrelated with the vectors.
     let allowed = |s: u32| Rng(u64::from(s)).next_u64() % 10 < 3;
     let gt = exact_gt(base, &queries, 10, allowed);
@@ -167,7 +177,7 @@ fn filtered_search_matches_brute_force_over_allowed() {
         .collect();
     let r = recall(&found, &gt, 10);
     let plain = recall(
-        &search_all(&index, &queries, 10, 64),
+        &search_all(index, &queries, 10, 64),
         &exact_gt(base, &queries, 10, |_| true),
         10,
     );

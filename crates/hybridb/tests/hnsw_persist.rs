@@ -2,17 +2,23 @@
 
 mod hnsw_common;
 
+use std::sync::OnceLock;
+
 use hnsw_common::*;
 use hybridb::index::hnsw::{DecodeError, Hnsw, HnswParams, Metric};
 
-fn sample_index() -> (Hnsw, Vec<Vec<f32>>) {
-    let (base, queries, _) = bigann();
-    let mut index = build(&base[..2000], params(128));
-    for s in (0..2000).step_by(7) {
-        index.remove(s);
-    }
-    index.insert(3000, &base[3000]).expect("insert");
-    (index, queries)
+/// An index over 2000 bigann rows with some removed and one slot beyond them, built once.
+fn sample_index() -> &'static (Hnsw, Rows) {
+    static F: OnceLock<(Hnsw, Rows)> = OnceLock::new();
+    F.get_or_init(|| {
+        let (base, queries, _) = bigann();
+        let mut index = build(&base[..2000], params(128));
+        for s in (0..2000).step_by(7) {
+            index.remove(s);
+        }
+        index.insert(3000, &base[3000]).expect("insert");
+        (index, queries)
+    })
 }
 
 #[test]
@@ -25,7 +31,7 @@ fn round_trip_gives_identical_results() {
     let loaded = Hnsw::read_from(bytes.as_slice()).expect("decode");
     assert_eq!(loaded.len(), index.len());
     assert_eq!(loaded.params(), index.params());
-    for q in &queries {
+    for q in queries {
         assert_eq!(loaded.search(q, 10, 50), index.search(q, 10, 50));
     }
     for s in 0..2001 {

@@ -47,7 +47,7 @@ impl Hnsw {
     }
 
     /// Level of the next inserted node: `floor(-ln(u) / ln(m))`, from the seed and a counter.
-    fn random_level(&self) -> usize {
+    pub(super) fn random_level(&self) -> usize {
         let n = self.level_counter.fetch_add(1, Ordering::Relaxed);
         let x = splitmix64(self.params.seed ^ splitmix64(n));
         let u = ((x >> 11) as f64 + 1.0) / (1u64 << 53) as f64; // (0, 1]
@@ -93,9 +93,15 @@ impl Hnsw {
     }
 
     /// Adds the link `n -> new` on `layer`, pruning `n`'s list by the heuristic when full.
-    fn connect(&self, up: &UpperMap, n: u32, new: u32, new_vec: &[f32], layer: usize) {
+    fn connect<'a>(
+        &'a self,
+        blocks: impl Fn(u32) -> &'a [AtomicU32],
+        n: u32,
+        new: u32,
+        new_vec: &[f32],
+    ) {
         let _g = self.lock_node(n);
-        let block = self.block(up, n, layer);
+        let block = blocks(n);
         let Some((count, ids)) = block.split_first() else {
             return;
         };
@@ -128,6 +134,35 @@ impl Hnsw {
         cands.sort_unstable();
         let sel = self.select(&cands, ids.len());
         Self::write_list(block, &sel);
+    }
+
+    /// Links `slot` on one layer: beam search from `cur` at `ef_construction`, heuristic
+    /// selection of `m` neighbours, then the reverse links. Moves `cur` to the nearest node found.
+    fn link_layer<'a>(
+        &'a self,
+        slot: u32,
+        v: &[f32],
+        cur: &mut Cand,
+        blocks: impl Fn(u32) -> &'a [AtomicU32] + Copy,
+    ) {
+        let ef = self.params.ef_construction.max(self.params.m);
+        let found: Vec<Cand> = with_visited(self.capacity, |vis| {
+            self.beam(vis, v, &[*cur], ef, blocks, |_| {})
+                .iter()
+                .map(|e| Cand { d: e.d, id: e.id })
+                .collect()
+        });
+        if let Some(&best) = found.first() {
+            *cur = best;
+        }
+        let sel = self.select(&found, self.params.m);
+        {
+            let _g = self.lock_node(slot);
+            Self::write_list(blocks(slot), &sel);
+        }
+        for c in &sel {
+            self.connect(blocks, c.id, slot, v);
+        }
     }
 
     /// Inserts `vector` at `slot`, growing the capacity if needed. An existing slot is updated:
@@ -236,36 +271,22 @@ impl Hnsw {
             return;
         };
 
-        {
+        let mut cur = Cand {
+            d: self.dist(v, self.vector(ep)),
+            id: ep,
+        };
+        if top > 0 {
+            // The upper-layer map is read-locked only here, not during the layer-0 work, so
+            // inserts of new upper-layer nodes (which write-lock it) rarely wait.
             let up = self.read_upper();
-            let mut cur = Cand {
-                d: self.dist(v, self.vector(ep)),
-                id: ep,
-            };
             for layer in (level + 1..=top).rev() {
                 self.greedy(v, &mut cur, layer, &up);
             }
-            let ef = self.params.ef_construction.max(self.params.m);
-            for layer in (0..=level.min(top)).rev() {
-                let found: Vec<Cand> = with_visited(self.capacity, |vis| {
-                    self.beam(vis, v, &[cur], ef, |s| self.block(&up, s, layer), |_| {})
-                        .iter()
-                        .map(|e| Cand { d: e.d, id: e.id })
-                        .collect()
-                });
-                if let Some(&best) = found.first() {
-                    cur = best;
-                }
-                let sel = self.select(&found, self.params.m);
-                {
-                    let _g = self.lock_node(slot);
-                    Self::write_list(self.block(&up, slot, layer), &sel);
-                }
-                for c in &sel {
-                    self.connect(&up, c.id, slot, v, layer);
-                }
+            for layer in (1..=level.min(top)).rev() {
+                self.link_layer(slot, v, &mut cur, |s| self.block_upper(&up, s, layer));
             }
         }
+        self.link_layer(slot, v, &mut cur, |s| self.block0(s));
         self.states[slot as usize].store(state::LIVE, Ordering::Release);
         self.len.fetch_add(1, Ordering::AcqRel);
         if entry_guard.is_some() && level > top {

@@ -42,6 +42,8 @@ mod graph;
 mod persist;
 mod raw;
 mod search;
+#[cfg(test)]
+mod tests;
 mod visited;
 
 use std::collections::HashMap;

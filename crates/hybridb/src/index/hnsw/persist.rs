@@ -44,22 +44,32 @@ const CRC_TABLE: [u32; 256] = {
 
 /// Running CRC-32 (IEEE 802.3), the checksum of zlib and PNG.
 #[derive(Clone, Copy)]
-struct Crc32(u32);
+pub(super) struct Crc32(u32);
 
 impl Crc32 {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self(!0)
     }
-    fn update(&mut self, bytes: &[u8]) {
+    pub(super) fn update(&mut self, bytes: &[u8]) {
         let mut c = self.0;
         for &b in bytes {
             c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
         }
         self.0 = c;
     }
-    fn finish(self) -> u32 {
+    pub(super) fn finish(self) -> u32 {
         !self.0
     }
+}
+
+/// Recomputes the trailing checksum of a checkpoint image (tests reach the structural checks
+/// with it).
+#[cfg(test)]
+pub(super) fn reseal(bytes: &mut [u8]) {
+    let n = bytes.len() - 4;
+    let mut c = Crc32::new();
+    c.update(&bytes[..n]);
+    bytes[n..].copy_from_slice(&c.finish().to_le_bytes());
 }
 
 /// A writer that checksums what passes through it.
@@ -279,12 +289,17 @@ impl Hnsw {
             return Err(DecodeError::Corrupt("trailing bytes after the last node"));
         }
         let capacity = nodes.iter().map(|n| n.slot as usize + 1).max().unwrap_or(0);
-        // The arrays are sized by the highest slot; refuse sizes no real index has.
-        let words = capacity
-            .checked_mul(dim + 2 * m + 4)
-            .ok_or(DecodeError::Corrupt("capacity overflows"))?;
-        if words > 1 << 38 {
-            return Err(DecodeError::Corrupt("capacity out of range"));
+        // The arrays are sized by the highest slot. Bound what the input may make us allocate:
+        // at most 64 times its own size (or 16 MiB), so a bad header cannot exhaust memory.
+        // A real index is refused only if fewer than ~1 in 64 of its slots are live; the
+        // engine then rebuilds from the vectors table.
+        let limit = (bytes.len() as u128 * 64).max(16 << 20);
+        let upper_words: u128 = nodes.iter().map(|n| (n.level * (1 + m)) as u128).sum();
+        let words = capacity as u128 * (dim + 2 * m + 4) as u128 + upper_words;
+        if words * 4 > limit {
+            return Err(DecodeError::Corrupt(
+                "slots too sparse: arrays would exceed 64x the checkpoint size",
+            ));
         }
         let params = HnswParams {
             dim,

@@ -201,15 +201,15 @@ impl Hnsw {
     /// as the two-heap search of the HNSW paper, with less bookkeeping. Returns the pool sorted
     /// nearest first. `on_visit` sees every slot read from a list (used by removal's repair).
     #[inline(always)]
-    pub(super) fn beam<'a, N, V>(
+    pub(super) fn beam<'s, 'a, N, V>(
         &'a self,
-        scratch: &'a mut Visited,
+        scratch: &'s mut Visited,
         q: &[f32],
         eps: &[Cand],
         ef: usize,
         nbrs: N,
         mut on_visit: V,
-    ) -> &'a [PoolEntry]
+    ) -> &'s [PoolEntry]
     where
         N: Fn(u32) -> &'a [AtomicU32],
         V: FnMut(u32),
