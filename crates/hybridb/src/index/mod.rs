@@ -7,6 +7,7 @@
 pub mod bitset;
 pub mod distance;
 pub(crate) mod flat;
+pub mod hnsw;
 pub(crate) mod slots;
 pub(crate) mod state;
 

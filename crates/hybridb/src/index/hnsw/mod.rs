@@ -1,0 +1,313 @@
+//! An in-memory HNSW graph (hierarchical navigable small world) over dense `u32` slots.
+//!
+//! The engine assigns slots (reusing them after deletes); this index stores each slot's vector
+//! and links and answers approximate k-nearest-neighbour queries. It is derived state: redb holds
+//! the vectors, and the index can always be rebuilt from them or loaded from a checkpoint
+//! ([`Hnsw::write_to`], [`Hnsw::read_from`]).
+//!
+//! # Metrics
+//! [`Metric::L2`] ranks by squared Euclidean distance; [`Metric::Dot`] by `-dot(a, b)`. Cosine
+//! similarity is served by the caller normalising every vector and every query to unit length
+//! and using [`Metric::Dot`] (then distance = cosine distance - 1).
+//!
+//! # Layout
+//! - vectors: one flat array, `slot * dim`;
+//! - layer 0: one flat `u32` array with `1 + 2m` words per slot (a count, then up to `2m` ids);
+//! - upper layers: a sparse map from the few slots with level > 0 to their lists (`1 + m` words
+//!   per layer);
+//! - per slot: a state byte (free, busy, live), a level and a spin lock.
+//!
+//! # Invariants
+//! 1. Searches return only `Live` slots; a slot leaves results as soon as [`Hnsw::remove`]
+//!    returns (removal holds the index gate exclusively, searches hold it shared).
+//! 2. Every id stored in a list is below the capacity. Lists may briefly name a non-live slot (a
+//!    link missed by removal's repair, or a node still being inserted); traversal skips them and
+//!    the next rewrite of the list drops them, so no tombstones accumulate.
+//! 3. A list is rewritten only under its node's lock; readers load it without locks (each word is
+//!    atomic, so a reader sees a valid, possibly mixed, list).
+//! 4. A slot's vector is written only by the thread that claimed the slot, before the slot is
+//!    linked (a never-used slot), or under the exclusive gate (a reused slot). See `raw.rs`.
+//! 5. The entry point is a live node of the highest level, or none when the index is empty.
+//! 6. Single-threaded, the graph is a deterministic function of the parameters (seed included)
+//!    and the sequence of operations.
+//!
+//! # Concurrency
+//! Searches, [`Hnsw::insert_concurrent`] and [`Hnsw::remove`] take `&self` and may run from any
+//! number of threads. Inserts proceed in parallel (per-node locks); removals and updates of a
+//! live slot run one at a time and wait for in-flight searches and inserts. Growing the capacity
+//! ([`Hnsw::reserve`]) takes `&mut self`, so the arrays are never reallocated under readers.
+
+mod error;
+mod graph;
+mod persist;
+mod raw;
+mod search;
+#[cfg(test)]
+mod tests;
+mod visited;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize};
+use std::sync::{Mutex, RwLock};
+
+pub use error::{DecodeError, HnswError};
+
+use crate::index::distance::{DistanceFn, kernels};
+use raw::VectorStore;
+
+/// How distance between two vectors is measured; smaller is closer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Squared Euclidean distance.
+    L2,
+    /// Negated dot product. For cosine similarity, normalise vectors and queries first.
+    Dot,
+}
+
+/// Parameters of an index, fixed at construction and stored in checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Vector dimension (> 0).
+    pub dim: usize,
+    /// Distance measure.
+    pub metric: Metric,
+    /// Links per node on upper layers; layer 0 keeps up to `2 * m`. At least 2. Default 16.
+    pub m: usize,
+    /// Size of the candidate list while inserting. Default 200.
+    pub ef_construction: usize,
+    /// Seed of the level generator.
+    pub seed: u64,
+}
+
+impl HnswParams {
+    /// Default parameters for `dim`-dimensional vectors under `metric`: `m = 16`,
+    /// `ef_construction = 200`, seed 0.
+    ///
+    /// # Example
+    /// ```
+    /// use hybridb::index::hnsw::{HnswParams, Metric};
+    /// let p = HnswParams { m: 32, ..HnswParams::new(128, Metric::L2) };
+    /// assert_eq!(p.ef_construction, 200);
+    /// ```
+    pub fn new(dim: usize, metric: Metric) -> Self {
+        Self {
+            dim,
+            metric,
+            m: 16,
+            ef_construction: 200,
+            seed: 0,
+        }
+    }
+}
+
+/// Slot states (one byte each).
+pub(crate) mod state {
+    /// Never live since the index was created or loaded: no link names it.
+    pub const FREE_CLEAN: u8 = 0;
+    /// Claimed by an inserting thread.
+    pub const BUSY: u8 = 1;
+    /// In the graph and in results.
+    pub const LIVE: u8 = 2;
+    /// Removed: links missed by the repair may still name it.
+    pub const FREE_DIRTY: u8 = 3;
+}
+
+/// Highest level a node may get (levels above are clamped; with `m >= 2` reaching it is
+/// practically impossible).
+const MAX_LEVEL: usize = 30;
+/// `entry` value of an empty index.
+const NO_ENTRY: u64 = u64::MAX;
+
+/// An HNSW index over dense `u32` slots. See the [module docs](self) for invariants.
+///
+/// # Example
+/// ```
+/// use hybridb::index::hnsw::{Hnsw, HnswParams, Metric};
+/// let mut index = Hnsw::new(HnswParams::new(2, Metric::L2));
+/// index.insert(0, &[0.0, 0.0]).unwrap();
+/// index.insert(1, &[1.0, 1.0]).unwrap();
+/// let hits = index.search(&[0.9, 0.9], 1, 16);
+/// assert_eq!(hits[0].0, 1);
+/// ```
+pub struct Hnsw {
+    params: HnswParams,
+    kernel: DistanceFn,
+    /// 1.0 for L2, -1.0 for Dot.
+    sign: f32,
+    level_mult: f64,
+    capacity: usize,
+    /// Words per slot in `links0`: `1 + 2m`.
+    stride0: usize,
+    vectors: VectorStore,
+    links0: Box<[AtomicU32]>,
+    states: Box<[AtomicU8]>,
+    levels: Box<[AtomicU8]>,
+    locks: Box<[AtomicBool]>,
+    /// Lists of layers 1..=level for nodes with level > 0, `1 + m` words per layer.
+    upper: RwLock<HashMap<u32, Box<[AtomicU32]>>>,
+    /// `level << 32 | slot` of the entry point, or [`NO_ENTRY`].
+    entry: AtomicU64,
+    /// Serialises changes of the entry point by inserts.
+    entry_lock: Mutex<()>,
+    /// Shared by searches and inserts, exclusive for removals and slot reuse.
+    gate: RwLock<()>,
+    len: AtomicUsize,
+    level_counter: AtomicU64,
+}
+
+impl std::fmt::Debug for Hnsw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hnsw")
+            .field("params", &self.params)
+            .field("len", &self.len())
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn atomics_u32(n: usize) -> Box<[AtomicU32]> {
+    (0..n).map(|_| AtomicU32::new(0)).collect()
+}
+
+fn atomics_u8(n: usize) -> Box<[AtomicU8]> {
+    (0..n).map(|_| AtomicU8::new(0)).collect()
+}
+
+impl Hnsw {
+    /// Creates an empty index with capacity 0 ([`Hnsw::insert`] grows it as needed).
+    ///
+    /// # Panics
+    /// If `params.dim == 0` or `params.m < 2` (programming errors; collection configs are
+    /// validated before an index is built).
+    pub fn new(params: HnswParams) -> Self {
+        Self::with_capacity(params, 0)
+    }
+
+    /// Creates an empty index with room for slots `0..capacity`.
+    ///
+    /// # Panics
+    /// As [`Hnsw::new`].
+    pub fn with_capacity(params: HnswParams, capacity: usize) -> Self {
+        assert!(params.dim > 0, "hnsw: dim must be > 0");
+        assert!(params.m >= 2, "hnsw: m must be >= 2");
+        let k = kernels();
+        let (kernel, sign) = match params.metric {
+            Metric::L2 => (k.l2_squared, 1.0),
+            Metric::Dot => (k.dot, -1.0),
+        };
+        let stride0 = 1 + 2 * params.m;
+        Self {
+            params,
+            kernel,
+            sign,
+            level_mult: 1.0 / (params.m as f64).ln(),
+            capacity,
+            stride0,
+            vectors: VectorStore::new(capacity, params.dim),
+            links0: atomics_u32(capacity * stride0),
+            states: atomics_u8(capacity),
+            levels: atomics_u8(capacity),
+            locks: (0..capacity).map(|_| AtomicBool::new(false)).collect(),
+            upper: RwLock::new(HashMap::new()),
+            entry: AtomicU64::new(NO_ENTRY),
+            entry_lock: Mutex::new(()),
+            gate: RwLock::new(()),
+            len: AtomicUsize::new(0),
+            level_counter: AtomicU64::new(0),
+        }
+    }
+
+    /// The parameters the index was built with.
+    pub fn params(&self) -> &HnswParams {
+        &self.params
+    }
+
+    /// Number of live slots.
+    pub fn len(&self) -> usize {
+        self.len.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// `true` when no slot is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Slots `0..capacity()` can be inserted without growing.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// `true` if `slot` is live (inserted and not removed).
+    pub fn contains(&self, slot: u32) -> bool {
+        self.states
+            .get(slot as usize)
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Acquire) == state::LIVE)
+    }
+
+    /// Bytes held by vectors and graph (flat arrays at capacity plus the upper-layer lists).
+    pub fn memory_bytes(&self) -> usize {
+        let flat = self.vectors.bytes()
+            + self.links0.len() * 4
+            + self.states.len()
+            + self.levels.len()
+            + self.locks.len();
+        let upper = self.read_upper();
+        let per_entry = std::mem::size_of::<u32>() + std::mem::size_of::<Box<[AtomicU32]>>() + 8;
+        flat + upper
+            .values()
+            .map(|b| b.len() * 4 + per_entry)
+            .sum::<usize>()
+    }
+
+    /// Grows the capacity to at least `capacity` slots (never shrinks). Takes `&mut self`: the
+    /// arrays move, so no search or insert may run meanwhile.
+    pub fn reserve(&mut self, capacity: usize) {
+        if capacity <= self.capacity {
+            return;
+        }
+        let old = self.capacity;
+        let stride0 = self.stride0;
+        self.vectors = self.vectors.grown(capacity);
+        let mut links0 = atomics_u32(capacity * stride0);
+        for (d, s) in links0.iter_mut().zip(self.links0.iter_mut()) {
+            *d.get_mut() = *s.get_mut();
+        }
+        self.links0 = links0;
+        let mut states = atomics_u8(capacity);
+        let mut levels = atomics_u8(capacity);
+        for i in 0..old {
+            *states[i].get_mut() = *self.states[i].get_mut();
+            *levels[i].get_mut() = *self.levels[i].get_mut();
+        }
+        self.states = states;
+        self.levels = levels;
+        self.locks = (0..capacity).map(|_| AtomicBool::new(false)).collect();
+        self.capacity = capacity;
+    }
+
+    fn read_upper(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u32, Box<[AtomicU32]>>> {
+        // A panic while holding the lock cannot leave the map half-updated (single inserts or
+        // removes), so a poisoned lock is still usable.
+        self.upper.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_upper(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u32, Box<[AtomicU32]>>> {
+        self.upper.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn gate_shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn gate_exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn pack_entry(level: usize, slot: u32) -> u64 {
+    ((level as u64) << 32) | u64::from(slot)
+}
+
+fn unpack_entry(e: u64) -> Option<(u32, usize)> {
+    (e != NO_ENTRY).then_some((e as u32, (e >> 32) as usize))
+}

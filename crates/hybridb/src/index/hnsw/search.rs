@@ -1,0 +1,353 @@
+//! Graph traversal: greedy descent through the upper layers and the best-first beam search of
+//! one layer, plain or filtered.
+//!
+//! Traversal expands only `LIVE` nodes (invariant 1); a filtered search walks every live node
+//! but collects only allowed ones, so it stops once `ef` allowed nodes bound the frontier.
+
+use std::cmp::{Ordering as CmpOrdering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::raw::prefetch;
+use super::visited::{PoolEntry, Visited, with_visited};
+use super::{Hnsw, state, unpack_entry};
+
+/// A node with its distance to the query; ordered by distance, then slot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Cand {
+    pub(super) d: f32,
+    pub(super) id: u32,
+}
+
+impl Eq for Cand {}
+
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Cand {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        self.d.total_cmp(&other.d).then(self.id.cmp(&other.id))
+    }
+}
+
+/// The ids of a list block (`[count, ids...]`); an empty block has none.
+#[inline(always)]
+pub(super) fn list_ids(block: &[AtomicU32]) -> &[AtomicU32] {
+    match block.split_first() {
+        Some((count, ids)) => {
+            let n = (count.load(Ordering::Acquire) as usize).min(ids.len());
+            &ids[..n]
+        }
+        None => &[],
+    }
+}
+
+type UpperMap = HashMap<u32, Box<[AtomicU32]>>;
+
+impl Hnsw {
+    #[inline(always)]
+    pub(super) fn dist(&self, a: &[f32], b: &[f32]) -> f32 {
+        self.sign * (self.kernel)(a, b)
+    }
+
+    #[inline(always)]
+    pub(super) fn is_live(&self, slot: u32) -> bool {
+        self.states[slot as usize].load(Ordering::Acquire) == state::LIVE
+    }
+
+    /// Layer-0 block of `slot`: `[count, ids; 2m]`.
+    #[inline(always)]
+    pub(super) fn block0(&self, slot: u32) -> &[AtomicU32] {
+        let s = slot as usize * self.stride0;
+        &self.links0[s..s + self.stride0]
+    }
+
+    /// Block of `slot` on upper `layer` (>= 1); empty if the node has no such layer.
+    #[inline]
+    pub(super) fn block_upper<'a>(
+        &self,
+        up: &'a UpperMap,
+        slot: u32,
+        layer: usize,
+    ) -> &'a [AtomicU32] {
+        let w = 1 + self.params.m;
+        up.get(&slot)
+            .and_then(|b| b.get((layer - 1) * w..layer * w))
+            .unwrap_or(&[])
+    }
+
+    /// Block of `slot` on any layer.
+    #[inline]
+    pub(super) fn block<'a>(
+        &'a self,
+        up: &'a UpperMap,
+        slot: u32,
+        layer: usize,
+    ) -> &'a [AtomicU32] {
+        if layer == 0 {
+            self.block0(slot)
+        } else {
+            self.block_upper(up, slot, layer)
+        }
+    }
+
+    /// Greedy walk on an upper layer: moves to the closest neighbour until none is closer.
+    pub(super) fn greedy(&self, q: &[f32], cur: &mut Cand, layer: usize, up: &UpperMap) {
+        loop {
+            let mut moved = false;
+            for a in list_ids(self.block_upper(up, cur.id, layer)) {
+                let id = a.load(Ordering::Relaxed);
+                if !self.is_live(id) {
+                    continue;
+                }
+                let d = self.dist(q, self.vector(id));
+                if d < cur.d {
+                    *cur = Cand { d, id };
+                    moved = true;
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Beam search of one layer from `eps`. Returns a max-heap of at most `ef` allowed nodes.
+    /// `on_visit` sees every slot whose id is read from a list (used by removal's repair).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn search_layer<'a, N, A, V>(
+        &'a self,
+        visited: &mut Visited,
+        q: &[f32],
+        eps: &[Cand],
+        ef: usize,
+        nbrs: N,
+        allowed: A,
+        mut on_visit: V,
+    ) -> BinaryHeap<Cand>
+    where
+        N: Fn(u32) -> &'a [AtomicU32],
+        A: Fn(u32) -> bool,
+        V: FnMut(u32),
+    {
+        let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
+        let mut frontier: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef * 2);
+        for &c in eps {
+            if visited.insert(c.id) {
+                frontier.push(Reverse(c));
+                if allowed(c.id) {
+                    results.push(c);
+                }
+            }
+        }
+        while results.len() > ef {
+            results.pop();
+        }
+        let mut bound = if results.len() >= ef {
+            results.peek().map_or(f32::INFINITY, |c| c.d)
+        } else {
+            f32::INFINITY
+        };
+        while let Some(Reverse(c)) = frontier.pop() {
+            if c.d > bound {
+                break;
+            }
+            let ids = list_ids(nbrs(c.id));
+            if let Some(first) = ids.first() {
+                let f = first.load(Ordering::Relaxed);
+                prefetch(visited.ptr(f));
+                prefetch(self.vectors.ptr(f));
+            }
+            for (i, a) in ids.iter().enumerate() {
+                if let Some(next) = ids.get(i + 1) {
+                    let nx = next.load(Ordering::Relaxed);
+                    prefetch(visited.ptr(nx));
+                    prefetch(self.vectors.ptr(nx));
+                }
+                let id = a.load(Ordering::Relaxed);
+                if !visited.insert(id) {
+                    continue;
+                }
+                on_visit(id);
+                if !self.is_live(id) {
+                    continue;
+                }
+                let d = self.dist(q, self.vector(id));
+                if results.len() < ef || d < bound {
+                    // Likely to be expanded soon: fetch its list while other work proceeds.
+                    prefetch(nbrs(id).as_ptr());
+                    frontier.push(Reverse(Cand { d, id }));
+                    if allowed(id) {
+                        results.push(Cand { d, id });
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                        if results.len() >= ef {
+                            bound = results.peek().map_or(f32::INFINITY, |c| c.d);
+                        }
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// Beam search of one layer from `eps` without a filter: a sorted pool of at most `ef`
+    /// nodes, each expanded once, nearest unexpanded first, until all are expanded. Same result
+    /// as the two-heap search of the HNSW paper, with less bookkeeping. Returns the pool sorted
+    /// nearest first. `on_visit` sees every slot read from a list (used by removal's repair).
+    #[inline(always)]
+    pub(super) fn beam<'s, 'a, N, V>(
+        &'a self,
+        scratch: &'s mut Visited,
+        q: &[f32],
+        eps: &[Cand],
+        ef: usize,
+        nbrs: N,
+        mut on_visit: V,
+    ) -> &'s [PoolEntry]
+    where
+        N: Fn(u32) -> &'a [AtomicU32],
+        V: FnMut(u32),
+    {
+        let ef = ef.max(1);
+        let mut pool = std::mem::take(&mut scratch.pool);
+        pool.clear();
+        pool.reserve(ef + 1);
+        for &c in eps {
+            if scratch.insert(c.id) {
+                let pos = pool.partition_point(|e| e.d <= c.d);
+                pool.insert(
+                    pos,
+                    PoolEntry {
+                        d: c.d,
+                        id: c.id,
+                        done: false,
+                    },
+                );
+            }
+        }
+        pool.truncate(ef);
+        let mut i = 0;
+        while i < pool.len() {
+            let cur = pool[i].id;
+            pool[i].done = true;
+            let mut next = i + 1;
+            if let Some(e) = pool.get(next) {
+                prefetch(nbrs(e.id).as_ptr());
+            }
+            let ids = list_ids(nbrs(cur));
+            if let Some(first) = ids.first() {
+                let f = first.load(Ordering::Relaxed);
+                prefetch(scratch.ptr(f));
+                prefetch(self.vectors.ptr(f));
+            }
+            for (j, a) in ids.iter().enumerate() {
+                if let Some(n) = ids.get(j + 1) {
+                    let nx = n.load(Ordering::Relaxed);
+                    prefetch(scratch.ptr(nx));
+                    prefetch(self.vectors.ptr(nx));
+                }
+                let id = a.load(Ordering::Relaxed);
+                if !scratch.insert(id) {
+                    continue;
+                }
+                on_visit(id);
+                if !self.is_live(id) {
+                    continue;
+                }
+                let d = self.dist(q, self.vector(id));
+                let full = pool.len() >= ef;
+                if full && pool.last().is_some_and(|w| d >= w.d) {
+                    continue;
+                }
+                prefetch(nbrs(id).as_ptr());
+                let pos = pool.partition_point(|e| e.d <= d);
+                if full {
+                    pool.pop();
+                }
+                pool.insert(pos, PoolEntry { d, id, done: false });
+                next = next.min(pos);
+            }
+            i = next;
+            while pool.get(i).is_some_and(|e| e.done) {
+                i += 1;
+            }
+        }
+        scratch.pool = pool;
+        &scratch.pool
+    }
+
+    /// Descends from the entry point to layer 0 and returns the layer-0 entry candidate.
+    fn descend(&self, q: &[f32], up: &UpperMap) -> Option<Cand> {
+        let (ep, level) = unpack_entry(self.entry.load(Ordering::Acquire))?;
+        let mut cur = Cand {
+            d: self.dist(q, self.vector(ep)),
+            id: ep,
+        };
+        for layer in (1..=level).rev() {
+            self.greedy(q, &mut cur, layer, up);
+        }
+        Some(cur)
+    }
+
+    fn search_impl<const FILTERED: bool, A: Fn(u32) -> bool>(
+        &self,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: A,
+    ) -> Vec<(u32, f32)> {
+        if q.len() != self.params.dim || k == 0 {
+            return Vec::new();
+        }
+        let _gate = self.gate_shared();
+        let start = {
+            let up = self.read_upper();
+            self.descend(q, &up)
+        };
+        let Some(start) = start else {
+            return Vec::new();
+        };
+        let ef = ef.max(k);
+        if !FILTERED {
+            return with_visited(self.capacity, |vis| {
+                let pool = self.beam(vis, q, &[start], ef, |s| self.block0(s), |_| {});
+                pool.iter().take(k).map(|e| (e.id, e.d)).collect()
+            });
+        }
+        let heap = with_visited(self.capacity, |vis| {
+            self.search_layer(vis, q, &[start], ef, |s| self.block0(s), allowed, |_| {})
+        });
+        let mut out = heap.into_sorted_vec();
+        out.truncate(k);
+        out.into_iter().map(|c| (c.id, c.d)).collect()
+    }
+
+    /// The `k` nearest live slots to `query`, best first, as `(slot, distance)`.
+    ///
+    /// `ef` (raised to `k` if smaller) is the beam width: larger is slower and more accurate.
+    /// A query whose length differs from the dimension returns no results (callers validate).
+    pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(u32, f32)> {
+        self.search_impl::<false, _>(query, k, ef, |_| true)
+    }
+
+    /// As [`Hnsw::search`], but returns only slots for which `allowed` is `true`.
+    ///
+    /// The traversal crosses every live node and collects allowed ones until `ef` of them bound
+    /// the frontier, so it slows down as the allowed fraction drops; below a few percent an exact
+    /// scan of the allowed slots is the better plan.
+    pub fn search_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        self.search_impl::<true, _>(query, k, ef, allowed)
+    }
+}

@@ -1,0 +1,103 @@
+//! Searches running while other threads insert and remove.
+
+mod hnsw_common;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hnsw_common::*;
+use hybridb::index::hnsw::Hnsw;
+
+#[test]
+fn removed_slots_never_returned_under_concurrent_writes() {
+    const DIM: usize = 24;
+    let mut rng = Rng(21);
+    let data = random_vectors(&mut rng, 3000, DIM);
+    let mut index = Hnsw::with_capacity(params(DIM), 3000);
+    for (i, v) in data.iter().enumerate().take(1500) {
+        index.insert(i as u32, v).expect("insert");
+    }
+    let index = &index;
+    let removed: Mutex<HashSet<u32>> = Mutex::new(HashSet::new());
+    let removed = &removed;
+    let done = AtomicBool::new(false);
+    let done = &done;
+    let to_remove: Vec<u32> = Rng(4)
+        .sample(1500, 600)
+        .into_iter()
+        .map(|i| i as u32)
+        .collect();
+    let searches = std::sync::atomic::AtomicUsize::new(0);
+    let searches = &searches;
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let data = &data;
+            s.spawn(move || {
+                let mut rng = Rng(100 + t);
+                while !done.load(Ordering::Acquire) {
+                    let q = &data[rng.below(data.len())];
+                    // Every removal that returned before the search started must be honoured.
+                    let before: HashSet<u32> = removed.lock().expect("lock").clone();
+                    let hits = index.search(q, 10, 32);
+                    for (slot, d) in hits {
+                        assert!(!before.contains(&slot), "removed slot {slot} returned");
+                        assert!((d - l2(q, &data[slot as usize])).abs() <= 1e-3 * d.max(1.0));
+                    }
+                    searches.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let data = &data;
+        let inserter = s.spawn(move || {
+            for i in 1500..3000u32 {
+                index
+                    .insert_concurrent(i, &data[i as usize])
+                    .expect("insert");
+            }
+        });
+        let remover = s.spawn(move || {
+            for &slot in &to_remove {
+                assert!(index.remove(slot));
+                removed.lock().expect("lock").insert(slot);
+            }
+        });
+        inserter.join().expect("inserter");
+        remover.join().expect("remover");
+        done.store(true, Ordering::Release);
+    });
+    assert!(searches.load(Ordering::Relaxed) > 0);
+    let removed = removed.lock().expect("lock");
+    assert_eq!(index.len(), 3000 - removed.len());
+    let live: Vec<u32> = (0..3000).filter(|s| !removed.contains(s)).collect();
+    assert!(live.iter().all(|&s| index.contains(s)));
+    // The graph built under contention is still good: each live vector finds itself.
+    let found = live
+        .iter()
+        .filter(|&&s| index.search(&data[s as usize], 1, 32).first().map(|h| h.0) == Some(s))
+        .count();
+    assert!(
+        found as f64 >= 0.97 * live.len() as f64,
+        "self-recall {found}/{}",
+        live.len()
+    );
+}
+
+#[test]
+fn parallel_batch_matches_sequential_quality() {
+    let (base, queries, _) = bigann();
+    let base = &base[..3000];
+    let gt: Vec<Vec<u32>> = queries
+        .iter()
+        .map(|q| brute_force(base, q, 10, |_| true))
+        .collect();
+    let parallel = build(base, params(128));
+    let mut sequential = Hnsw::new(params(128));
+    for (i, v) in base.iter().enumerate() {
+        sequential.insert(i as u32, v).expect("insert");
+    }
+    let rp = recall(&search_all(&parallel, &queries, 10, 32), &gt, 10);
+    let rs = recall(&search_all(&sequential, &queries, 10, 32), &gt, 10);
+    eprintln!("parallel {rp:.4}, sequential {rs:.4}");
+    assert!(rp >= rs - 0.02);
+}
