@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::ReadableTableMetadata;
 
-use crate::config::{CollectionConfig, Metric, StoredCollection};
+use crate::config::{CollectionConfig, IndexKind, Metric, StoredCollection};
 use crate::db::{CollectionInfo, DbInner, Durability};
 use crate::entity::{
     Entity, Record, check_vector, decode_payload, decode_record, decode_vector, index_form,
@@ -34,8 +34,8 @@ pub(crate) struct CollectionShared {
 }
 
 impl CollectionShared {
-    pub(crate) fn new(name: String, stored: StoredCollection) -> Self {
-        let index = IndexState::new(&stored.config);
+    pub(crate) fn new(name: String, stored: StoredCollection, threads: usize) -> Self {
+        let index = IndexState::new(&stored.config, threads);
         Self::with_index(name, stored, index)
     }
 
@@ -334,7 +334,12 @@ impl Collection {
         if req.consistency == Consistency::Strong {
             self.db.shared.progress.wait_for_committed();
         }
-        let neighbors = self.shared.index.search(&query, req.k, req.k);
+        let ef = match (req.ef, config.index) {
+            (Some(ef), _) => ef,
+            (None, IndexKind::Hnsw { ef, .. }) => ef as usize,
+            (None, _) => req.k,
+        };
+        let neighbors = self.shared.index.search(&query, req.k, ef.max(req.k));
         let score = |d: f32| match config.metric {
             Metric::L2 => d.max(0.0).sqrt(),
             Metric::Cosine | Metric::Dot => -d,

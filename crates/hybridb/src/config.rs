@@ -30,13 +30,52 @@ pub enum Metric {
 }
 
 /// Which vector index serves searches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum IndexKind {
-    /// Exact (brute-force SIMD) search over all vectors: recall 1.0.
-    #[default]
+    /// Exact (brute-force SIMD) search over all vectors: recall 1.0, cost linear in the size.
     Exact,
+    /// An HNSW graph: approximate search, cost roughly logarithmic in the size. The default.
+    Hnsw {
+        /// Links per node on upper layers (layer 0 keeps `2 * m`), 2..=128. Default 16.
+        #[serde(default = "default_m")]
+        m: u32,
+        /// Candidate list size while inserting, `m..=4096`. Default 200.
+        #[serde(default = "default_ef_construction")]
+        ef_construction: u32,
+        /// Default candidate list size of a search (raised to `k`), 1..=65536; a request may
+        /// override it. Default 64.
+        #[serde(default = "default_ef")]
+        ef: u32,
+    },
+}
+
+fn default_m() -> u32 {
+    16
+}
+fn default_ef_construction() -> u32 {
+    200
+}
+fn default_ef() -> u32 {
+    64
+}
+
+impl IndexKind {
+    /// HNSW with the default parameters (m 16, ef_construction 200, ef 64).
+    pub const fn hnsw() -> Self {
+        IndexKind::Hnsw {
+            m: 16,
+            ef_construction: 200,
+            ef: 64,
+        }
+    }
+}
+
+impl Default for IndexKind {
+    fn default() -> Self {
+        IndexKind::hnsw()
+    }
 }
 
 /// Type of a declared payload index (maintained by a later release; stored now).
@@ -78,7 +117,7 @@ pub struct CollectionConfig {
 }
 
 impl CollectionConfig {
-    /// A config with the given dimension and metric, exact index, no payload indexes.
+    /// A config with the given dimension and metric, the default HNSW index, no payload indexes.
     pub fn new(dim: u32, metric: Metric) -> Self {
         CollectionConfig {
             dim,
@@ -106,6 +145,28 @@ impl CollectionConfig {
                 "dimension {} is outside 1..={MAX_DIM}",
                 self.dim
             )));
+        }
+        if let IndexKind::Hnsw {
+            m,
+            ef_construction,
+            ef,
+        } = self.index
+        {
+            if !(2..=128).contains(&m) {
+                return Err(Error::InvalidConfig(format!(
+                    "hnsw m {m} is outside 2..=128"
+                )));
+            }
+            if ef_construction < m || ef_construction > 4096 {
+                return Err(Error::InvalidConfig(format!(
+                    "hnsw ef_construction {ef_construction} is outside m..=4096"
+                )));
+            }
+            if ef == 0 || ef > 65_536 {
+                return Err(Error::InvalidConfig(format!(
+                    "hnsw ef {ef} is outside 1..=65536"
+                )));
+            }
         }
         for field in self.payload_indexes.keys() {
             if field.is_empty() || field.len() > 256 {
@@ -215,5 +276,47 @@ mod tests {
         assert!(CollectionConfig::new(0, Metric::L2).validate().is_err());
         assert!(CollectionConfig::new(4097, Metric::L2).validate().is_err());
         assert!(CollectionConfig::new(4096, Metric::Dot).validate().is_ok());
+        let bad_m = IndexKind::Hnsw {
+            m: 1,
+            ef_construction: 200,
+            ef: 64,
+        };
+        assert!(
+            CollectionConfig::new(8, Metric::L2)
+                .with_index(bad_m)
+                .validate()
+                .is_err()
+        );
+        let bad_efc = IndexKind::Hnsw {
+            m: 16,
+            ef_construction: 8,
+            ef: 64,
+        };
+        assert!(
+            CollectionConfig::new(8, Metric::L2)
+                .with_index(bad_efc)
+                .validate()
+                .is_err()
+        );
+        let bad_ef = IndexKind::Hnsw {
+            m: 16,
+            ef_construction: 200,
+            ef: 0,
+        };
+        assert!(
+            CollectionConfig::new(8, Metric::L2)
+                .with_index(bad_ef)
+                .validate()
+                .is_err()
+        );
+        let json: IndexKind = serde_json::from_str(r#"{"kind":"hnsw","m":8}"#).unwrap();
+        assert_eq!(
+            json,
+            IndexKind::Hnsw {
+                m: 8,
+                ef_construction: 200,
+                ef: 64
+            }
+        );
     }
 }

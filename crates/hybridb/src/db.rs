@@ -8,8 +8,8 @@
 //! - `progress.committed` is the highest committed sequence number, `progress.applied` the
 //!   highest one whose effects are in the in-memory indexes; `applied <= committed`.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -19,9 +19,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::change::{ChangeEvent, ChangeKind};
 use crate::collection::{Collection, CollectionShared};
-use crate::config::{CollectionConfig, StoredCollection, validate_collection_name};
+use crate::config::{CollectionConfig, IndexKind, StoredCollection, validate_collection_name};
 use crate::entity::{decode_record, decode_vector, index_form};
 use crate::error::{Error, Result, corrupted};
+use crate::id::EntityId;
+use crate::index::checkpoint;
+use crate::index::hnsw_index::HnswIndex;
+use crate::index::slots::SlotTable;
 use crate::index::state::{Apply, IndexState};
 use crate::schema::{
     CHANGES, COLLECTIONS, CollectionTables, FORMAT_VERSION, META, META_FORMAT_VERSION,
@@ -63,6 +67,41 @@ pub struct Options {
     /// How long a sync-API caller waits for room in a full queue before getting
     /// [`Error::Busy`]. Async callers wait without limit. Default 5 s.
     pub busy_timeout: Duration,
+    /// Threads that insert a write group's vectors into an HNSW index (and rebuild indexes on
+    /// open). Default: the number of CPUs.
+    pub index_threads: usize,
+    /// An HNSW index is checkpointed once this many items were applied to it since its last
+    /// checkpoint (0: never by count). Default 50,000.
+    pub checkpoint_every_ops: u64,
+    /// ... or when it changed at all and this much time passed since its last checkpoint
+    /// (zero: never by time). Default 5 minutes. Every changed index is also checkpointed when
+    /// the database closes.
+    pub checkpoint_interval: Duration,
+    /// Called while an index is rebuilt from the tables on open (no usable checkpoint).
+    pub rebuild_progress: Option<ProgressCallback>,
+}
+
+/// Progress of an index rebuild on open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildProgress {
+    /// The collection.
+    pub collection: String,
+    /// Entities indexed so far.
+    pub done: u64,
+    /// Entities in all.
+    pub total: u64,
+    /// Why the index is rebuilt (no checkpoint, a damaged one, ...).
+    pub reason: String,
+}
+
+/// A callback for [`RebuildProgress`] reports.
+#[derive(Clone)]
+pub struct ProgressCallback(pub Arc<dyn Fn(RebuildProgress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressCallback")
+    }
 }
 
 impl Default for Options {
@@ -76,6 +115,10 @@ impl Default for Options {
             max_group_ops: 16_384,
             max_group_bytes: 64 << 20,
             busy_timeout: Duration::from_secs(5),
+            index_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            checkpoint_every_ops: 50_000,
+            checkpoint_interval: Duration::from_secs(300),
+            rebuild_progress: None,
         }
     }
 }
@@ -147,6 +190,29 @@ impl DatabaseBuilder {
         self
     }
 
+    /// Sets the threads used for HNSW inserts and index rebuilds (at least 1).
+    pub fn index_threads(mut self, threads: usize) -> Self {
+        self.options.index_threads = threads.max(1);
+        self
+    }
+
+    /// Sets when HNSW indexes are checkpointed: after `ops` applied items (0: never by count)
+    /// or after `interval` if changed (zero: never by time).
+    pub fn checkpoint_every(mut self, ops: u64, interval: Duration) -> Self {
+        self.options.checkpoint_every_ops = ops;
+        self.options.checkpoint_interval = interval;
+        self
+    }
+
+    /// Sets a callback for progress reports while indexes are rebuilt on open.
+    pub fn on_rebuild_progress(
+        mut self,
+        f: impl Fn(RebuildProgress) + Send + Sync + 'static,
+    ) -> Self {
+        self.options.rebuild_progress = Some(ProgressCallback(Arc::new(f)));
+        self
+    }
+
     /// Replaces all options at once.
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
@@ -183,6 +249,8 @@ impl DatabaseBuilder {
 #[derive(Default)]
 pub(crate) struct Progress {
     committed: AtomicU64,
+    /// Highest sequence number known to be on disk.
+    durable: AtomicU64,
     applied: Mutex<u64>,
     changed: Condvar,
 }
@@ -199,7 +267,16 @@ impl Progress {
 
     pub(crate) fn reset(&self, seq: u64) {
         self.committed(seq);
+        self.durable.store(seq, Ordering::Release);
         self.applied(seq);
+    }
+
+    pub(crate) fn durable(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn applied_seq(&self) -> u64 {
+        *lock(&self.applied)
     }
 
     /// Waits until everything committed before this call is applied to the indexes.
@@ -257,6 +334,45 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Where this database's checkpoints live.
+    pub(crate) fn checkpoint_dir(&self) -> PathBuf {
+        checkpoint::dir_for(self.storage.path())
+    }
+
+    /// Checkpoints every HNSW index that changed by at least `min_changes` items (at least 1).
+    /// Only durable state is checkpointed: while applied changes are not all durable yet, an
+    /// index is skipped (a checkpoint is never ahead of the database). Returns how many
+    /// checkpoints were written.
+    pub(crate) fn checkpoint(&self, min_changes: u64) -> Result<usize> {
+        let collections: Vec<Arc<CollectionShared>> =
+            read(&self.collections).values().cloned().collect();
+        let dir = self.checkpoint_dir();
+        let mut written = 0;
+        for coll in collections {
+            if coll.index.changed_since_checkpoint() < min_changes.max(1) {
+                continue;
+            }
+            let label = || {
+                let applied = self.progress.applied_seq();
+                (applied <= self.progress.durable()).then_some(applied)
+            };
+            let Some((seq, snap)) = coll.index.snapshot(label) else {
+                continue;
+            };
+            let bytes = checkpoint::encode(
+                coll.stored.cid,
+                config_hash(&coll.stored),
+                seq,
+                &snap.slot_ids,
+                &snap.graph,
+            );
+            drop(snap);
+            checkpoint::write_atomic(&checkpoint::path_for(&dir, coll.stored.cid), &bytes)?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
     /// The open redb handle, or [`Error::Recovering`] while the writer reopens it.
     pub(crate) fn redb(&self) -> Result<Arc<redb::Database>> {
         read(&self.redb).clone().ok_or(Error::Recovering)
@@ -273,11 +389,13 @@ impl Shared {
             .ok_or_else(|| Error::CollectionNotFound(name.to_string()))
     }
 
-    /// Commits `txn` with `durability` and records whether a sync is owed.
+    /// Commits `txn`, which takes the change log up to `seq`, with `durability`; records the
+    /// committed (and, if `Immediate`, durable) sequence number.
     pub(crate) fn commit(
         &self,
         mut txn: redb::WriteTransaction,
         durability: Durability,
+        seq: u64,
     ) -> Result<()> {
         let d = match durability {
             Durability::Immediate => redb::Durability::Immediate,
@@ -286,6 +404,10 @@ impl Shared {
         txn.set_durability(d)
             .map_err(|e| Error::Storage(redb::Error::from(e)))?;
         txn.commit()?;
+        self.progress.committed(seq);
+        if durability == Durability::Immediate {
+            self.progress.durable.store(seq, Ordering::Release);
+        }
         self.unsynced
             .store(durability == Durability::None, Ordering::Release);
         Ok(())
@@ -296,7 +418,8 @@ impl Shared {
     pub(crate) fn sync(&self) -> Result<()> {
         if self.unsynced.load(Ordering::Acquire) {
             let txn = self.redb()?.begin_write()?;
-            self.commit(txn, Durability::Immediate)?;
+            let seq = self.progress.committed.load(Ordering::Acquire);
+            self.commit(txn, Durability::Immediate, seq)?;
         }
         Ok(())
     }
@@ -334,10 +457,14 @@ impl Shared {
             let seq = append_collection_event(&txn, name, ChangeKind::CollectionCreated, now)?;
             (stored, seq)
         };
-        self.commit(txn, self.options.durability)?;
-        let shared = Arc::new(CollectionShared::new(name.to_string(), stored));
+        self.commit(txn, self.options.durability, seq)?;
+        let shared = Arc::new(CollectionShared::new(
+            name.to_string(),
+            stored,
+            self.options.index_threads,
+        ));
         write(&self.collections).insert(name.to_string(), Arc::clone(&shared));
-        self.progress.reset(seq);
+        self.progress.applied(seq);
         Ok(shared)
     }
 
@@ -351,10 +478,15 @@ impl Shared {
         txn.delete_table(tables.slots())?;
         txn.open_table(COLLECTIONS)?.remove(name)?;
         let seq = append_collection_event(&txn, name, ChangeKind::CollectionDropped, now_ms())?;
-        self.commit(txn, self.options.durability)?;
+        self.commit(txn, self.options.durability, seq)?;
         shared.mark_dropped();
         write(&self.collections).remove(name);
-        self.progress.reset(seq);
+        self.progress.applied(seq);
+        // Derived state only: a leftover file is ignored (its cid is never reused).
+        let _ = std::fs::remove_file(checkpoint::path_for(
+            &self.checkpoint_dir(),
+            shared.stored.cid,
+        ));
         Ok(())
     }
 
@@ -365,7 +497,7 @@ impl Shared {
         write(&self.redb).take();
         let db = self.storage.open(self.options.cache_size)?;
         init_format(&db)?;
-        let (loaded, last_seq) = load_collections(&db)?;
+        let (loaded, last_seq) = load_collections(&db, &self.options, &self.checkpoint_dir())?;
         let mut catalogue = write(&self.collections);
         for (name, old) in catalogue.iter() {
             if !loaded.contains_key(name) {
@@ -407,16 +539,74 @@ pub(crate) struct DbInner {
     pub(crate) shared: Arc<Shared>,
     sender: Option<mpsc::Sender<Command>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    checkpointer: Option<Checkpointer>,
 }
 
 impl Drop for DbInner {
     fn drop(&mut self) {
+        if let Some(c) = self.checkpointer.take() {
+            c.stop();
+        }
         self.sender.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
         // Best effort: errors here have no caller; `Database::close` reports them.
-        let _ = self.shared.sync();
+        if self.shared.sync().is_ok() {
+            // Everything is durable now: checkpoint what changed so reopening is quick.
+            let _ = self.shared.checkpoint(1);
+        }
+    }
+}
+
+/// The background thread that checkpoints HNSW indexes (see [`Options::checkpoint_every_ops`]).
+struct Checkpointer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(shared: Arc<Shared>) -> std::io::Result<Option<Checkpointer>> {
+        let (ops, interval) = (
+            shared.options.checkpoint_every_ops,
+            shared.options.checkpoint_interval,
+        );
+        if ops == 0 && interval.is_zero() {
+            return Ok(None);
+        }
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let stop2 = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("hybridb-checkpointer".into())
+            .spawn(move || {
+                let mut last = Instant::now();
+                loop {
+                    let (flag, cv) = &*stop2;
+                    let guard = lock(flag);
+                    let (guard, _) = cv
+                        .wait_timeout(guard, Duration::from_millis(500))
+                        .unwrap_or_else(|e| e.into_inner());
+                    if *guard {
+                        return;
+                    }
+                    drop(guard);
+                    // Errors are retried at the next tick; the index stays correct without.
+                    if ops > 0 {
+                        let _ = shared.checkpoint(ops);
+                    }
+                    if !interval.is_zero() && last.elapsed() >= interval {
+                        let _ = shared.checkpoint(1);
+                        last = Instant::now();
+                    }
+                }
+            })?;
+        Ok(Some(Checkpointer { stop, thread }))
+    }
+
+    fn stop(self) {
+        *lock(&self.stop.0) = true;
+        self.stop.1.notify_all();
+        let _ = self.thread.join();
     }
 }
 
@@ -527,7 +717,8 @@ impl Database {
     fn open_storage(storage: Storage, options: Options) -> Result<Database> {
         let redb = storage.open(options.cache_size)?;
         init_format(&redb)?;
-        let (collections, last_seq) = load_collections(&redb)?;
+        let ckpt_dir = checkpoint::dir_for(storage.path());
+        let (collections, last_seq) = load_collections(&redb, &options, &ckpt_dir)?;
         let progress = Progress::default();
         progress.reset(last_seq);
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
@@ -541,11 +732,13 @@ impl Database {
             counters: WriterCounters::default(),
         });
         let thread = writer::spawn(Arc::clone(&shared), rx)?;
+        let checkpointer = Checkpointer::start(Arc::clone(&shared))?;
         Ok(Database {
             inner: Arc::new(DbInner {
                 shared,
                 sender: Some(tx),
                 thread: Some(thread),
+                checkpointer,
             }),
         })
     }
@@ -632,6 +825,15 @@ impl Database {
         self.inner.call(|reply| Command::Sync { reply })
     }
 
+    /// Makes every write durable, then checkpoints every HNSW index that changed since its
+    /// last checkpoint; returns how many were written. Checkpoints are also taken in the
+    /// background ([`Options::checkpoint_every_ops`]) and on close; this is for operators and
+    /// tests that want one now.
+    pub fn checkpoint(&self) -> Result<usize> {
+        self.sync()?;
+        self.inner.shared.checkpoint(1)
+    }
+
     /// Closes this handle: makes pending writes durable and reports any error doing so. The file
     /// itself closes when the last handle (including [`Collection`]s) is gone.
     pub fn close(self) -> Result<()> {
@@ -693,9 +895,14 @@ type Catalogue = BTreeMap<String, Arc<CollectionShared>>;
 /// Entities handed to the index at a time while loading.
 const LOAD_BATCH: usize = 8192;
 
-/// Reads every collection's config and loads its vectors into memory, cross-checking the
-/// entities, vectors and slots tables. Returns the catalogue and the last sequence number.
-fn load_collections(redb: &redb::Database) -> Result<(Catalogue, u64)> {
+/// Reads every collection's config and loads its index: from its checkpoint plus the changes
+/// after it where possible, else by a rebuild from the tables. Returns the catalogue and the
+/// last sequence number.
+fn load_collections(
+    redb: &redb::Database,
+    options: &Options,
+    ckpt_dir: &Path,
+) -> Result<(Catalogue, u64)> {
     let txn = redb.begin_read()?;
     let last_seq = txn
         .open_table(META)?
@@ -707,56 +914,193 @@ fn load_collections(redb: &redb::Database) -> Result<(Catalogue, u64)> {
         let stored = StoredCollection::decode(value.value())?;
         let name = name.value().to_string();
         let tables = CollectionTables::new(stored.cid);
-        let dim = stored.config.dim as usize;
-        let metric = stored.config.metric;
-        let index = IndexState::new(&stored.config);
-        let mut batch: Vec<Apply> = Vec::with_capacity(LOAD_BATCH);
-        let entities = txn.open_table(tables.entities())?;
-        let vectors = txn.open_table(tables.vectors())?;
-        let slots = txn.open_table(tables.slots())?;
-        if entities.len()? != vectors.len()? || entities.len()? != slots.len()? {
-            return Err(corrupted(format!(
-                "collection {name}: {} entities, {} vectors, {} slots",
-                entities.len()?,
-                vectors.len()?,
-                slots.len()?
-            )));
-        }
-        // Both tables are keyed by id, so they iterate in the same order.
-        for (e, v) in entities.iter()?.zip(vectors.iter()?) {
-            let (eid, record) = e?;
-            let (vid, vector) = v?;
-            let id = eid.value();
-            if vid.value() != id {
-                return Err(corrupted(format!(
-                    "collection {name}: entity {id} has no vector"
-                )));
-            }
-            let (header, _) = decode_record(record.value())?;
-            match slots.get(header.slot)? {
-                Some(owner) if owner.value() == id => {}
-                _ => {
-                    return Err(corrupted(format!(
-                        "collection {name}: slot {} does not point back to {id}",
-                        header.slot
-                    )));
+        check_counts(&txn, &name, &tables)?;
+        let index = match stored.config.index {
+            IndexKind::Hnsw { .. } => {
+                match load_from_checkpoint(&txn, &name, &stored, options, ckpt_dir, last_seq) {
+                    Ok(index) => index,
+                    Err(reason) => rebuild_index(&txn, &name, &stored, options, &reason)?,
                 }
             }
-            let vector = decode_vector(vector.value(), dim)?;
-            batch.push(Apply::Set {
-                slot: header.slot,
-                id,
-                vector: index_form(&vector, metric),
-            });
-            if batch.len() == LOAD_BATCH {
-                index.apply(std::mem::take(&mut batch));
-            }
-        }
-        index.apply(batch);
+            _ => rebuild_index(&txn, &name, &stored, options, "exact index")?,
+        };
         out.insert(
             name.clone(),
             Arc::new(CollectionShared::with_index(name, stored, index)),
         );
     }
     Ok((out, last_seq))
+}
+
+/// The three per-collection tables must have the same number of rows.
+fn check_counts(txn: &redb::ReadTransaction, name: &str, tables: &CollectionTables) -> Result<()> {
+    let entities = txn.open_table(tables.entities())?.len()?;
+    let vectors = txn.open_table(tables.vectors())?.len()?;
+    let slots = txn.open_table(tables.slots())?.len()?;
+    if entities != vectors || entities != slots {
+        return Err(corrupted(format!(
+            "collection {name}: {entities} entities, {vectors} vectors, {slots} slots"
+        )));
+    }
+    Ok(())
+}
+
+/// The hash that ties a checkpoint to one collection's stored config.
+pub(crate) fn config_hash(stored: &StoredCollection) -> u64 {
+    checkpoint::fnv1a(&stored.encode())
+}
+
+/// Loads the checkpoint of an HNSW collection and replays the changes after it. `Err` gives
+/// the reason to rebuild instead; storage errors are reasons too (the rebuild will meet them
+/// again and report them properly).
+fn load_from_checkpoint(
+    txn: &redb::ReadTransaction,
+    name: &str,
+    stored: &StoredCollection,
+    options: &Options,
+    ckpt_dir: &Path,
+    last_seq: u64,
+) -> std::result::Result<IndexState, String> {
+    let path = checkpoint::path_for(ckpt_dir, stored.cid);
+    let bytes = std::fs::read(&path).map_err(|e| format!("no checkpoint ({e})"))?;
+    let ckpt = checkpoint::decode(&bytes, stored.cid, config_hash(stored), last_seq)?;
+    drop(bytes);
+    let s = |e: Error| e.to_string();
+    let tables = CollectionTables::new(stored.cid);
+    // Entities touched after the checkpoint.
+    let mut affected = BTreeSet::new();
+    let changes = txn.open_table(CHANGES).map_err(|e| s(e.into()))?;
+    for row in changes
+        .range(ckpt.seq.saturating_add(1)..)
+        .map_err(|e| s(e.into()))?
+    {
+        let (_, v) = row.map_err(|e| s(e.into()))?;
+        let event = ChangeEvent::decode(v.value()).map_err(s)?;
+        if event.collection == name
+            && let Some(id) = event.id
+        {
+            affected.insert(id);
+        }
+    }
+    let old_slots: HashMap<EntityId, u32> = ckpt
+        .slot_ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| affected.contains(id))
+        .map(|(slot, id)| (*id, slot as u32))
+        .collect();
+    let slots = SlotTable::from_ids(ckpt.slot_ids);
+    let graph = HnswIndex::from_graph(ckpt.graph, options.index_threads);
+    let index = IndexState::from_parts(slots, Box::new(graph));
+    let entities = txn.open_table(tables.entities()).map_err(|e| s(e.into()))?;
+    let vectors = txn.open_table(tables.vectors()).map_err(|e| s(e.into()))?;
+    let dim = stored.config.dim as usize;
+    let metric = stored.config.metric;
+    let mut removes = Vec::new();
+    let mut sets = Vec::new();
+    for id in affected {
+        let now = match entities.get(id).map_err(|e| s(e.into()))? {
+            Some(rec) => Some(decode_record(rec.value()).map_err(s)?.0.slot),
+            None => None,
+        };
+        if let Some(&old) = old_slots.get(&id)
+            && now != Some(old)
+        {
+            removes.push(Apply::Remove { slot: old });
+        }
+        if let Some(slot) = now {
+            let v = vectors
+                .get(id)
+                .map_err(|e| s(e.into()))?
+                .ok_or_else(|| format!("entity {id} has no vector"))?;
+            let vector = decode_vector(v.value(), dim).map_err(s)?;
+            sets.push(Apply::Set {
+                slot,
+                id,
+                vector: index_form(&vector, metric),
+            });
+        }
+    }
+    let replayed = removes.len() + sets.len();
+    index.apply(removes).map_err(s)?;
+    index.apply(sets).map_err(s)?;
+    let rows = entities.len().map_err(|e| s(e.into()))? as usize;
+    match index.counts() {
+        (allocated, Some(held)) if allocated == rows && held == rows => {}
+        (allocated, held) => {
+            return Err(format!(
+                "after replaying {replayed} changes the index holds {held:?} vectors in \
+                 {allocated} slots, but the collection has {rows} entities"
+            ));
+        }
+    }
+    Ok(index)
+}
+
+/// Builds a collection's index from its entities and vectors tables, cross-checking them, and
+/// reports progress through [`Options::rebuild_progress`].
+fn rebuild_index(
+    txn: &redb::ReadTransaction,
+    name: &str,
+    stored: &StoredCollection,
+    options: &Options,
+    reason: &str,
+) -> Result<IndexState> {
+    let tables = CollectionTables::new(stored.cid);
+    let dim = stored.config.dim as usize;
+    let metric = stored.config.metric;
+    let index = IndexState::new(&stored.config, options.index_threads);
+    let entities = txn.open_table(tables.entities())?;
+    let vectors = txn.open_table(tables.vectors())?;
+    let slots = txn.open_table(tables.slots())?;
+    let total = entities.len()?;
+    let report = |done: u64| {
+        if let Some(cb) = &options.rebuild_progress {
+            (cb.0)(RebuildProgress {
+                collection: name.to_string(),
+                done,
+                total,
+                reason: reason.to_string(),
+            });
+        }
+    };
+    report(0);
+    let mut done = 0u64;
+    let mut batch: Vec<Apply> = Vec::with_capacity(LOAD_BATCH);
+    // Both tables are keyed by id, so they iterate in the same order.
+    for (e, v) in entities.iter()?.zip(vectors.iter()?) {
+        let (eid, record) = e?;
+        let (vid, vector) = v?;
+        let id = eid.value();
+        if vid.value() != id {
+            return Err(corrupted(format!(
+                "collection {name}: entity {id} has no vector"
+            )));
+        }
+        let (header, _) = decode_record(record.value())?;
+        match slots.get(header.slot)? {
+            Some(owner) if owner.value() == id => {}
+            _ => {
+                return Err(corrupted(format!(
+                    "collection {name}: slot {} does not point back to {id}",
+                    header.slot
+                )));
+            }
+        }
+        let vector = decode_vector(vector.value(), dim)?;
+        batch.push(Apply::Set {
+            slot: header.slot,
+            id,
+            vector: index_form(&vector, metric),
+        });
+        if batch.len() == LOAD_BATCH {
+            done += batch.len() as u64;
+            index.apply(std::mem::take(&mut batch))?;
+            report(done);
+        }
+    }
+    done += batch.len() as u64;
+    index.apply(batch)?;
+    report(done);
+    Ok(index)
 }

@@ -58,7 +58,10 @@ pub use async_api::AsyncCollection;
 pub use change::{ChangeEvent, ChangeKind};
 pub use collection::Collection;
 pub use config::{CollectionConfig, IndexKind, MAX_DIM, Metric, PayloadIndexKind};
-pub use db::{CollectionInfo, Database, DatabaseBuilder, Durability, Options, WriterStats};
+pub use db::{
+    CollectionInfo, Database, DatabaseBuilder, Durability, Options, ProgressCallback,
+    RebuildProgress, WriterStats,
+};
 pub use entity::{Entity, Record};
 pub use error::{EntityProblem, Error, QueryProblem, Result};
 pub use id::EntityId;

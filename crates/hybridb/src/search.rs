@@ -24,6 +24,9 @@ pub struct SearchRequest {
     pub with_vector: bool,
     /// Whether to wait for writes committed before the search to reach the index.
     pub consistency: Consistency,
+    /// Search effort of an HNSW index (candidate list size, raised to `k`); `None` uses the
+    /// collection's default. Ignored by exact indexes.
+    pub ef: Option<usize>,
 }
 
 /// How fresh a search's view of the index must be.
@@ -46,6 +49,7 @@ impl SearchRequest {
             with_payload: false,
             with_vector: false,
             consistency: Consistency::Strong,
+            ef: None,
         }
     }
 
@@ -58,6 +62,12 @@ impl SearchRequest {
     /// Whether to return stored vectors.
     pub fn with_vector(mut self, yes: bool) -> Self {
         self.with_vector = yes;
+        self
+    }
+
+    /// Sets the HNSW search effort for this request.
+    pub fn ef(mut self, ef: usize) -> Self {
+        self.ef = Some(ef);
         self
     }
 

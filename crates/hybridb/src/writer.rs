@@ -278,7 +278,7 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
         return false;
     }
     set_hidden(&in_flight, true);
-    if let Err(e) = shared.commit(txn, durability) {
+    if let Err(e) = shared.commit(txn, durability, seq) {
         shared
             .counters
             .failed_commits
@@ -287,9 +287,10 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
         fail_all(in_flight, std::iter::empty(), &e);
         return true;
     }
-    shared.progress.committed(seq);
+    let mut index_failed = false;
     for f in &mut in_flight {
-        f.coll.index.apply(std::mem::take(&mut f.applies));
+        // The data is committed; an index that cannot take it is rebuilt from the file below.
+        index_failed |= f.coll.index.apply(std::mem::take(&mut f.applies)).is_err();
     }
     shared.progress.applied(seq);
     let c = &shared.counters;
@@ -301,7 +302,7 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
     for f in in_flight {
         let _ = f.reply.send(Ok(f.written));
     }
-    false
+    index_failed
 }
 
 fn set_hidden(in_flight: &[InFlight], hide: bool) {

@@ -40,7 +40,7 @@ impl VectorIndex for FlatIndex {
         }
     }
 
-    fn insert(&self, items: &[(u32, &[f32])]) {
+    fn insert(&self, items: &[(u32, &[f32])]) -> Result<(), String> {
         let mut data = write(&self.data);
         for (slot, v) in items {
             let s = *slot as usize;
@@ -49,6 +49,7 @@ impl VectorIndex for FlatIndex {
             }
             data[s * self.dim..(s + 1) * self.dim].copy_from_slice(v);
         }
+        Ok(())
     }
 
     fn remove(&self, _slot: u32) {}

@@ -1,13 +1,15 @@
 //! Vector search: distance kernels, the slot table, and the vector indexes behind the
-//! [`VectorIndex`] trait (exact scan now; HNSW next).
+//! [`VectorIndex`] trait (exact scan and HNSW).
 //!
 //! Distances inside the engine are "lower is better": squared L2, or the negated dot product
 //! (cosine is the dot product of unit vectors).
 
 pub mod bitset;
+pub(crate) mod checkpoint;
 pub mod distance;
 pub(crate) mod flat;
 pub mod hnsw;
+pub(crate) mod hnsw_index;
 pub(crate) mod slots;
 pub(crate) mod state;
 
@@ -54,14 +56,19 @@ impl From<crate::config::Metric> for IndexMetric {
 pub(crate) trait VectorIndex: Send + Sync {
     /// Makes room for slots `0..slots`.
     fn reserve(&mut self, slots: usize);
-    /// Inserts or replaces the vectors of `items` (slots below the reserved capacity).
-    fn insert(&self, items: &[(u32, &[f32])]);
+    /// Inserts or replaces the vectors of `items` (slots below the reserved capacity). An error
+    /// means the index no longer matches the database: the caller rebuilds it.
+    fn insert(&self, items: &[(u32, &[f32])]) -> Result<(), String>;
     /// Removes a slot's vector (its slot is no longer in any `allowed` set).
     fn remove(&self, slot: u32);
     /// The nearest allowed slots to `query`; `ef` is the effort of approximate indexes.
     fn search(&self, query: &[f32], k: usize, ef: usize, allowed: &SlotBitset) -> Vec<(u32, f32)>;
     /// Bytes held by vectors and structure.
     fn memory_bytes(&self) -> usize;
+    /// The HNSW index, if this is one (for checkpoints).
+    fn as_hnsw(&self) -> Option<&hnsw_index::HnswIndex> {
+        None
+    }
 }
 
 /// The `k` smallest `(slot, distance)` pairs, ascending by distance, **plus** every further

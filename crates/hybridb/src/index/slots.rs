@@ -75,6 +75,34 @@ impl SlotTable {
         }
     }
 
+    /// A table holding exactly the allocated slots of `slot_ids` (`EntityId::MIN`: free), all
+    /// live.
+    pub(crate) fn from_ids(slot_ids: Vec<EntityId>) -> Self {
+        let mut t = SlotTable::default();
+        for (slot, id) in slot_ids.into_iter().enumerate() {
+            if id != EntityId::MIN {
+                t.claim(slot as u32, id);
+            }
+        }
+        t
+    }
+
+    /// Slot → id for every slot up to the highest allocated one (`EntityId::MIN`: free).
+    pub(crate) fn allocated_ids(&self) -> Vec<EntityId> {
+        let mut out = self.ids.clone();
+        for &f in &self.free {
+            if let Some(x) = out.get_mut(f as usize) {
+                *x = EntityId::MIN;
+            }
+        }
+        out
+    }
+
+    /// Number of allocated slots.
+    pub(crate) fn allocated_count(&self) -> usize {
+        self.ids.len() - self.free.len()
+    }
+
     /// Bytes held by ids and the live set (not counting the free list).
     pub(crate) fn memory_bytes(&self) -> usize {
         self.ids.capacity() * 16 + self.live.memory_bytes()

@@ -8,14 +8,17 @@
 //!   slot is hidden *before* its commit and its vector leaves the index *before* the slot is
 //!   freed for reuse. So every live slot's vector in the index belongs to its current entity.
 
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use crate::config::{CollectionConfig, IndexKind};
+use crate::error::{Result, corrupted};
 use crate::id::EntityId;
 use crate::index::flat::FlatIndex;
+use crate::index::hnsw_index::HnswIndex;
 use crate::index::slots::{SlotCursor, SlotTable};
 use crate::index::{IndexMetric, VectorIndex};
-use crate::sync::{read, write};
+use crate::sync::{lock, read, write};
 
 /// What a commit does to the index for one item.
 pub(crate) enum Apply {
@@ -33,19 +36,72 @@ pub(crate) enum Apply {
 pub(crate) struct IndexState {
     slots: RwLock<SlotTable>,
     vectors: RwLock<Box<dyn VectorIndex>>,
+    /// Held by [`IndexState::apply`] and while a checkpoint image is taken, so that the image
+    /// is the state between two applies.
+    apply_lock: Mutex<()>,
+    /// Items applied since the last checkpoint.
+    changed: AtomicU64,
+}
+
+/// An image of an HNSW index for a checkpoint.
+pub(crate) struct Snapshot {
+    pub slot_ids: Vec<EntityId>,
+    pub graph: Vec<u8>,
 }
 
 impl IndexState {
-    pub(crate) fn new(config: &CollectionConfig) -> Self {
+    /// An empty index for `config`; HNSW inserts of a write group use up to `threads` threads.
+    pub(crate) fn new(config: &CollectionConfig, threads: usize) -> Self {
         let metric = IndexMetric::from(config.metric);
         let dim = config.dim as usize;
         let vectors: Box<dyn VectorIndex> = match config.index {
             IndexKind::Exact => Box::new(FlatIndex::new(dim, metric)),
+            IndexKind::Hnsw {
+                m, ef_construction, ..
+            } => Box::new(HnswIndex::new(
+                dim,
+                metric,
+                m as usize,
+                ef_construction as usize,
+                threads,
+            )),
         };
+        Self::from_parts(SlotTable::default(), vectors)
+    }
+
+    pub(crate) fn from_parts(slots: SlotTable, vectors: Box<dyn VectorIndex>) -> Self {
         IndexState {
-            slots: RwLock::new(SlotTable::default()),
+            slots: RwLock::new(slots),
             vectors: RwLock::new(vectors),
+            apply_lock: Mutex::new(()),
+            changed: AtomicU64::new(0),
         }
+    }
+
+    /// Items applied since the last checkpoint.
+    pub(crate) fn changed_since_checkpoint(&self) -> u64 {
+        self.changed.load(Ordering::Relaxed)
+    }
+
+    /// Takes a checkpoint image (HNSW only) and returns it with `label()` read while no apply
+    /// runs; the image holds every change up to that label (and perhaps some later ones,
+    /// which replay re-applies idempotently). `None` for exact indexes or if `label` refuses.
+    pub(crate) fn snapshot(&self, label: impl FnOnce() -> Option<u64>) -> Option<(u64, Snapshot)> {
+        let _apply = lock(&self.apply_lock);
+        let vectors = read(&self.vectors);
+        let hnsw = vectors.as_hnsw()?;
+        let seq = label()?;
+        let slot_ids = read(&self.slots).allocated_ids();
+        let graph = hnsw.graph().to_bytes();
+        self.changed.store(0, Ordering::Relaxed);
+        Some((seq, Snapshot { slot_ids, graph }))
+    }
+
+    /// Number of allocated slots and of vectors the index holds (equal when consistent).
+    pub(crate) fn counts(&self) -> (usize, Option<usize>) {
+        let allocated = read(&self.slots).allocated_count();
+        let held = read(&self.vectors).as_hnsw().map(|h| h.graph().len());
+        (allocated, held)
     }
 
     /// Next slot for a new entity of the current write group.
@@ -68,11 +124,15 @@ impl IndexState {
         }
     }
 
-    /// Applies a committed write (see the module invariants for the order).
-    pub(crate) fn apply(&self, applies: Vec<Apply>) {
+    /// Applies a committed write (see the module invariants for the order). An error means the
+    /// index could not take it and no longer matches the database: rebuild it.
+    pub(crate) fn apply(&self, applies: Vec<Apply>) -> Result<()> {
         if applies.is_empty() {
-            return;
+            return Ok(());
         }
+        let _apply = lock(&self.apply_lock);
+        self.changed
+            .fetch_add(applies.len() as u64, Ordering::Relaxed);
         let needed = applies
             .iter()
             .map(|a| match a {
@@ -89,7 +149,9 @@ impl IndexState {
                 Apply::Remove { .. } => None,
             })
             .collect();
-        vectors.insert(&sets);
+        vectors
+            .insert(&sets)
+            .map_err(|e| corrupted(format!("vector index refused an insert: {e}")))?;
         for a in &applies {
             if let Apply::Remove { slot } = a {
                 vectors.remove(*slot);
@@ -103,6 +165,7 @@ impl IndexState {
                 Apply::Remove { slot } => table.release(slot),
             }
         }
+        Ok(())
     }
 
     /// The `k` nearest live entities: `(id, distance)` nearest first, ties by id.
@@ -120,7 +183,8 @@ impl IndexState {
 
     /// Moves `other`'s contents into `self` (writer recovery: handles keep their `Arc`).
     pub(crate) fn replace_from(&self, other: IndexState) {
-        let IndexState { slots, vectors } = other;
+        let IndexState { slots, vectors, .. } = other;
+        let _apply = lock(&self.apply_lock);
         *write(&self.vectors) = vectors.into_inner().unwrap_or_else(|e| e.into_inner());
         *write(&self.slots) = slots.into_inner().unwrap_or_else(|e| e.into_inner());
     }
@@ -155,30 +219,49 @@ mod tests {
 
     #[test]
     fn exact_ties_break_by_id_even_at_the_boundary() {
-        let s = IndexState::new(&CollectionConfig::new(2, Metric::L2));
+        let s = IndexState::new(
+            &CollectionConfig::new(2, Metric::L2).with_index(IndexKind::Exact),
+            1,
+        );
         s.apply(vec![
             set(0, 5, &[1.0, 0.0]),
             set(1, 3, &[1.0, 0.0]),
             set(2, 9, &[0.0, 0.0]),
             set(3, 1, &[5.0, 5.0]),
             set(4, 2, &[0.0, 1.0]),
-        ]);
+        ])
+        .unwrap();
         let ids: Vec<_> = s.search(&[0.0, 0.0], 2, 2).iter().map(|h| h.0).collect();
-        assert_eq!(ids, vec![id(9), id(2)], "three tie at distance 1: smallest id wins");
+        assert_eq!(
+            ids,
+            vec![id(9), id(2)],
+            "three tie at distance 1: smallest id wins"
+        );
         let r = s.search(&[0.0, 0.0], 4, 4);
-        assert_eq!(r.iter().map(|h| h.0).collect::<Vec<_>>(), vec![id(9), id(2), id(3), id(5)]);
+        assert_eq!(
+            r.iter().map(|h| h.0).collect::<Vec<_>>(),
+            vec![id(9), id(2), id(3), id(5)]
+        );
         assert_eq!(r[1].1, 1.0);
     }
 
     #[test]
     fn hidden_and_removed_slots_never_come_back() {
-        let s = IndexState::new(&CollectionConfig::new(1, Metric::Dot));
-        s.apply((0..4).map(|i| set(i, u128::from(i) + 1, &[i as f32])).collect());
+        let s = IndexState::new(
+            &CollectionConfig::new(1, Metric::Dot).with_index(IndexKind::Exact),
+            1,
+        );
+        s.apply(
+            (0..4)
+                .map(|i| set(i, u128::from(i) + 1, &[i as f32]))
+                .collect(),
+        )
+        .unwrap();
         s.set_hidden(&[3], true);
         assert_eq!(s.search(&[1.0], 1, 1)[0].0, id(3));
         s.set_hidden(&[3], false);
         assert_eq!(s.search(&[1.0], 1, 1)[0].0, id(4));
-        s.apply(vec![Apply::Remove { slot: 3 }]);
+        s.apply(vec![Apply::Remove { slot: 3 }]).unwrap();
         assert_eq!(s.live_count(), 3);
         assert!(s.search(&[1.0], 10, 10).iter().all(|h| h.0 != id(4)));
         let mut c = SlotCursor::default();

@@ -1,6 +1,7 @@
 //! hybridb integration tests: one binary, one module per area.
 
 mod basics;
+mod checkpoint;
 mod faulty;
 mod lock;
 mod model;

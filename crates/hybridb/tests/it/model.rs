@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use hybridb::{CollectionConfig, Database, Entity, EntityId, Metric};
+use hybridb::{CollectionConfig, Database, Entity, EntityId, IndexKind, Metric};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -136,12 +136,15 @@ fn check(metric: Metric, c: &hybridb::Collection, model: &BTreeMap<EntityId, Mod
     }
 }
 
-fn run(metric: Metric, ops: Vec<Op>) {
+fn run(metric: Metric, index: IndexKind, ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.redb");
     let mut db = Database::open(&path).unwrap();
     let mut c = db
-        .create_collection("m", CollectionConfig::new(DIM as u32, metric))
+        .create_collection(
+            "m",
+            CollectionConfig::new(DIM as u32, metric).with_index(index),
+        )
         .unwrap();
     let mut model: BTreeMap<EntityId, ModelEntry> = BTreeMap::new();
     let apply_upsert =
@@ -218,16 +221,23 @@ proptest! {
 
     #[test]
     fn l2_agrees_with_model(ops in prop::collection::vec(op_strategy(), 1..40)) {
-        run(Metric::L2, ops);
+        run(Metric::L2, IndexKind::Exact, ops);
     }
 
     #[test]
     fn cosine_agrees_with_model(ops in prop::collection::vec(op_strategy(), 1..40)) {
-        run(Metric::Cosine, ops);
+        run(Metric::Cosine, IndexKind::Exact, ops);
     }
 
     #[test]
     fn dot_agrees_with_model(ops in prop::collection::vec(op_strategy(), 1..40)) {
-        run(Metric::Dot, ops);
+        run(Metric::Dot, IndexKind::Exact, ops);
+    }
+
+    /// With fewer entities than its search effort, HNSW must find the exact answer: this
+    /// checks its inserts, updates, deletes (graph repair), slot reuse and reload.
+    #[test]
+    fn hnsw_agrees_with_model_on_small_sets(ops in prop::collection::vec(op_strategy(), 1..40)) {
+        run(Metric::L2, IndexKind::hnsw(), ops);
     }
 }

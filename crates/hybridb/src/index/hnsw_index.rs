@@ -1,0 +1,119 @@
+//! [`VectorIndex`] over the [`Hnsw`] graph.
+//!
+//! Inserts of a whole write group run on up to `threads` threads (`insert_concurrent` is safe
+//! from many threads); searches pass the collection's live-slot bitset as the filter, so a
+//! slot hidden by a committing delete never comes back.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::index::bitset::SlotBitset;
+use crate::index::hnsw::{Hnsw, HnswParams, Metric as HnswMetric};
+use crate::index::{IndexMetric, VectorIndex};
+
+/// Items below which a batch is inserted on the calling thread.
+const PARALLEL_MIN: usize = 64;
+
+/// The HNSW index of one collection.
+pub(crate) struct HnswIndex {
+    graph: Hnsw,
+    threads: usize,
+}
+
+impl HnswIndex {
+    pub(crate) fn new(
+        dim: usize,
+        metric: IndexMetric,
+        m: usize,
+        ef_construction: usize,
+        threads: usize,
+    ) -> Self {
+        let metric = match metric {
+            IndexMetric::L2 => HnswMetric::L2,
+            IndexMetric::Dot => HnswMetric::Dot,
+        };
+        let params = HnswParams {
+            m,
+            ef_construction,
+            ..HnswParams::new(dim, metric)
+        };
+        HnswIndex {
+            graph: Hnsw::new(params),
+            threads: threads.max(1),
+        }
+    }
+
+    /// Wraps a graph loaded from a checkpoint.
+    pub(crate) fn from_graph(graph: Hnsw, threads: usize) -> Self {
+        HnswIndex {
+            graph,
+            threads: threads.max(1),
+        }
+    }
+
+    /// The graph (for checkpoints).
+    pub(crate) fn graph(&self) -> &Hnsw {
+        &self.graph
+    }
+}
+
+impl VectorIndex for HnswIndex {
+    fn reserve(&mut self, slots: usize) {
+        let cap = self.graph.capacity();
+        if slots > cap {
+            // Grow geometrically: growing moves every array.
+            self.graph.reserve(slots.max(cap * 2).max(1024));
+        }
+    }
+
+    fn insert(&self, items: &[(u32, &[f32])]) -> Result<(), String> {
+        let threads = self.threads.min(items.len().div_ceil(PARALLEL_MIN)).max(1);
+        if threads == 1 {
+            for (slot, v) in items {
+                self.graph
+                    .insert_concurrent(*slot, v)
+                    .map_err(|e| e.to_string())?;
+            }
+            return Ok(());
+        }
+        let next = AtomicUsize::new(0);
+        let first_error = std::sync::Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((slot, v)) = items.get(i) else {
+                            break;
+                        };
+                        if let Err(e) = self.graph.insert_concurrent(*slot, v) {
+                            let mut f = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                            f.get_or_insert(e.to_string());
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn remove(&self, slot: u32) {
+        self.graph.remove(slot);
+    }
+
+    fn search(&self, query: &[f32], k: usize, ef: usize, allowed: &SlotBitset) -> Vec<(u32, f32)> {
+        self.graph
+            .search_filtered(query, k, ef.max(k), &|s| allowed.contains(s))
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.graph.memory_bytes()
+    }
+
+    fn as_hnsw(&self) -> Option<&HnswIndex> {
+        Some(self)
+    }
+}

@@ -1,0 +1,252 @@
+//! HNSW checkpoints: reopening loads the checkpoint and replays later changes (no rebuild);
+//! a damaged or foreign checkpoint means a rebuild with progress reports, to the same result.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hybridb::{
+    CollectionConfig, Database, DatabaseBuilder, Entity, EntityId, Metric, RebuildProgress,
+};
+use serde_json::json;
+
+const DIM: usize = 16;
+
+fn vector(i: u64, salt: u64) -> Vec<f32> {
+    // Deterministic pseudo-random components in [-1, 1).
+    let mut s = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    (0..DIM)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 2000) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+fn key(i: u64) -> EntityId {
+    EntityId::from_key(&format!("e{i}"))
+}
+
+/// A builder that never checkpoints by itself (only on close and on request).
+fn quiet() -> DatabaseBuilder {
+    Database::builder().checkpoint_every(0, Duration::ZERO)
+}
+
+fn with_progress_log(b: DatabaseBuilder) -> (DatabaseBuilder, Arc<Mutex<Vec<RebuildProgress>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = Arc::clone(&log);
+    (
+        b.on_rebuild_progress(move |p| l.lock().unwrap().push(p)),
+        log,
+    )
+}
+
+/// Copies the database file and its checkpoint folder: with the writer idle and every write
+/// at Immediate durability, this is exactly what a crash at this instant would leave.
+fn crash_image(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+    let (src, dst) = (index_dir(from), index_dir(to));
+    if src.exists() {
+        std::fs::create_dir_all(&dst).unwrap();
+        for f in std::fs::read_dir(&src).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+        }
+    }
+}
+
+fn index_dir(db: &Path) -> std::path::PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(".index");
+    s.into()
+}
+
+/// Top-10 ids for a few queries.
+fn answers(db: &Database) -> Vec<Vec<EntityId>> {
+    let c = db.collection("c").unwrap();
+    (0..20)
+        .map(|q| {
+            c.search(&vector(q, 99), 10)
+                .unwrap()
+                .iter()
+                .map(|h| h.id)
+                .collect()
+        })
+        .collect()
+}
+
+/// Fraction of top-10 ids two answer sets share.
+fn overlap(a: &[Vec<EntityId>], b: &[Vec<EntityId>]) -> f64 {
+    let shared: usize = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x.iter().filter(|id| y.contains(id)).count())
+        .sum();
+    shared as f64 / a.iter().map(Vec::len).sum::<usize>().max(1) as f64
+}
+
+fn build(db: &Database, n: u64) {
+    let c = db
+        .create_collection("c", CollectionConfig::new(DIM as u32, Metric::Cosine))
+        .unwrap();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(250) {
+        c.upsert_batch(
+            chunk
+                .iter()
+                .map(|&i| Entity::new(key(i), json!({"i": i}), vector(i, 0)))
+                .collect(),
+        )
+        .unwrap();
+    }
+}
+
+/// Changes after the checkpoint: new entities, new vectors, deletes, and slot reuse.
+fn later_changes(db: &Database) {
+    let c = db.collection("c").unwrap();
+    let deleted: Vec<_> = (0..300).step_by(7).map(key).collect();
+    c.delete_batch(&deleted).unwrap();
+    c.upsert_batch(
+        (2000..2100)
+            .map(|i| Entity::new(key(i), json!({"i": i}), vector(i, 0)))
+            .collect(),
+    )
+    .unwrap();
+    c.upsert_batch(
+        (300..360)
+            .map(|i| Entity::new(key(i), json!({"i": i}), vector(i, 5)))
+            .collect(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn reopen_loads_the_checkpoint_and_replays_later_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.redb");
+    let live_answers;
+    {
+        let db = quiet().open(&path).unwrap();
+        build(&db, 1500);
+        assert_eq!(db.checkpoint().unwrap(), 1);
+        assert_eq!(db.checkpoint().unwrap(), 0, "unchanged: no new checkpoint");
+        later_changes(&db);
+        live_answers = answers(&db);
+        crash_image(&path, &dir.path().join("crash.redb"));
+    }
+    // The crash image holds the checkpoint taken before `later_changes`.
+    let (b, log) = with_progress_log(quiet());
+    let db = b.open(dir.path().join("crash.redb")).unwrap();
+    assert!(
+        log.lock().unwrap().is_empty(),
+        "loaded from checkpoint, no rebuild: {:?}",
+        log.lock().unwrap()
+    );
+    let c = db.collection("c").unwrap();
+    assert_eq!(c.count().unwrap(), 1500 - 43 + 100);
+    assert_eq!(c.indexed_count(), 1500 - 43 + 100);
+    assert!(
+        overlap(&answers(&db), &live_answers) >= 0.98,
+        "replayed index answers like the live one"
+    );
+    for q in 0..20 {
+        for h in c.search(&vector(q, 99), 10).unwrap() {
+            assert!(
+                c.get(h.id).unwrap().is_some(),
+                "no deleted entity comes back"
+            );
+        }
+    }
+    // A clean close checkpoints again; the next open loads it without rebuilding too.
+    drop(c);
+    drop(db);
+    let (b, log) = with_progress_log(quiet());
+    let db = b.open(dir.path().join("crash.redb")).unwrap();
+    assert!(log.lock().unwrap().is_empty());
+    assert!(overlap(&answers(&db), &live_answers) >= 0.98);
+}
+
+#[test]
+fn a_damaged_checkpoint_means_a_rebuild_with_progress_and_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.redb");
+    let fresh_answers;
+    {
+        let db = quiet().open(&path).unwrap();
+        build(&db, 1200);
+        fresh_answers = answers(&db);
+    } // close writes a checkpoint
+    let ckpt = index_dir(&path).join("c1.hnsw");
+    let mut bytes = std::fs::read(&ckpt).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xFF;
+    std::fs::write(&ckpt, &bytes).unwrap();
+    let (b, log) = with_progress_log(quiet());
+    let db = b.open(&path).unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(!log.is_empty(), "rebuild reported progress");
+    assert_eq!(log.last().unwrap().done, 1200);
+    assert_eq!(log.last().unwrap().total, 1200);
+    assert!(
+        log[0].reason.contains("graph") || log[0].reason.contains("checksum"),
+        "{}",
+        log[0].reason
+    );
+    // The rebuilt graph is another graph: it must answer (almost) like the fresh build.
+    let o = overlap(&answers(&db), &fresh_answers);
+    assert!(o >= 0.95, "overlap {o}");
+}
+
+#[test]
+fn a_missing_or_foreign_checkpoint_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.redb");
+    {
+        let db = quiet().open(&path).unwrap();
+        build(&db, 300);
+        let other = db
+            .create_collection("d", CollectionConfig::new(DIM as u32, Metric::Cosine))
+            .unwrap();
+        other
+            .upsert_batch(
+                (0..50)
+                    .map(|i| Entity::new(key(i), json!({}), vector(i, 1)))
+                    .collect(),
+            )
+            .unwrap();
+    }
+    let ckdir = index_dir(&path);
+    // Collection "c" has cid 1, "d" cid 2: give "c" the checkpoint of "d".
+    std::fs::copy(ckdir.join("c2.hnsw"), ckdir.join("c1.hnsw")).unwrap();
+    let (b, log) = with_progress_log(quiet());
+    let db = b.open(&path).unwrap();
+    let reasons: Vec<_> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| (p.collection.clone(), p.reason.clone()))
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|(c, r)| c == "c" && r.contains("collection id")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().all(|(c, _)| c == "c"),
+        "d loads from its own checkpoint"
+    );
+    assert_eq!(db.collection("c").unwrap().indexed_count(), 300);
+    drop(db);
+    std::fs::remove_dir_all(&ckdir).unwrap();
+    let (b, log) = with_progress_log(quiet());
+    let db = b.open(&path).unwrap();
+    assert!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.reason.contains("no checkpoint"))
+    );
+    assert_eq!(db.collection("d").unwrap().indexed_count(), 50);
+}
