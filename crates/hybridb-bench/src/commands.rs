@@ -165,6 +165,22 @@ pub struct AnnArgs {
     /// Folder in which the temporary database directory is created (default: system temp).
     #[arg(long)]
     pub tmp_dir: Option<PathBuf>,
+    /// Upserts applied after the checkpoint before the reopen measurement (0: reopen right
+    /// after a checkpoint).
+    #[arg(long, default_value_t = 0)]
+    pub reopen_writes: usize,
+}
+
+/// Resident set size of this process, from /proc (0 where unavailable).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// Name of the folder holding `path` (the dataset name, as peers.py derives it).
@@ -244,11 +260,22 @@ pub fn run_ann(a: &AnnArgs) -> Result<()> {
         build_threads: a.build_threads,
         ..EngineConfig::new(a.metric, base.dim)
     };
+    let rss_before = rss_bytes();
     let t = Instant::now();
-    let engine = engine::build(dir.path(), &config, &base, a.batch)?;
+    let mut engine = engine::build(dir.path(), &config, &base, a.batch)?;
     let build_s = t.elapsed().as_secs_f64();
+    let rss_after = rss_bytes();
 
     let dataset = dataset_name(&a.base);
+    let raw = (base.len() * base.dim * 4) as u64;
+    emit(&serde_json::json!({
+        "bench": "memory", "engine": engine::ENGINE_NAME, "dataset": dataset, "n": base.len(),
+        "dim": base.dim, "rss_before_build": rss_before, "rss_after_build": rss_after,
+        "engine_rss": rss_after.saturating_sub(rss_before), "raw_vectors_bytes": raw,
+        "index_bytes": engine::index_bytes(&engine),
+        "engine_rss_over_index": round(rss_after.saturating_sub(rss_before) as f64
+            / engine::index_bytes(&engine).max(1) as f64, 3),
+    }))?;
     for &ef in &a.ef {
         let ef_used = ef.max(a.k);
         let (results, secs) = best_of(a.repeat, &queries, |q| {
@@ -270,6 +297,13 @@ pub fn run_ann(a: &AnnArgs) -> Result<()> {
             qps: round(queries.len() as f64 / secs, 1),
         })?;
     }
+    let (reopen_s, rebuilt) =
+        engine::reopen_after_writes(&mut engine, dir.path(), a.reopen_writes, &base.data)?;
+    emit(&serde_json::json!({
+        "bench": "reopen", "engine": engine::ENGINE_NAME, "dataset": dataset, "n": base.len(),
+        "later_writes": a.reopen_writes, "reopen_s": round(reopen_s, 3), "rebuilt": rebuilt,
+        "build_s": round(build_s, 3), "reopen_over_build": round(reopen_s / build_s, 4),
+    }))?;
     drop(engine);
     dir.close().context("removing temporary database directory")
 }

@@ -18,7 +18,9 @@ use crate::vecs::Vecs;
 #[path = "engine/hybridb.rs"]
 mod backend;
 
-pub use backend::{ENGINE_NAME, Engine, exact_search, open, search, upsert_batch};
+pub use backend::{
+    ENGINE_NAME, Engine, exact_search, index_bytes, open, reopen_after_writes, search, upsert_batch,
+};
 
 /// When a write is considered done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

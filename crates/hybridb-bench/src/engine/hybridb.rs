@@ -3,17 +3,14 @@
 //! Invariant: `rows` maps every loaded entity id back to its base row index; entity ids are
 //! `EntityId::from_key(&row.to_string())` and payloads are `{"row": row}`.
 //!
-//! Knobs the announced API does not take yet are marked `API-GAP` below: HNSW `m` and
-//! `ef_construction`, the flat index kind, build threads and per-search `ef`. Until they exist
-//! the engine's defaults are used and `ef` has no effect; wire them in where marked.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
-use hybridb::{CollectionConfig, Database, Entity, EntityId};
+use hybridb::{CollectionConfig, Database, Entity, EntityId, IndexKind, SearchRequest};
 
-use super::{Durability, EngineConfig};
+use super::{Durability, EngineConfig, IndexKind as BenchIndex};
 use crate::metric::Metric;
 
 /// Name written in the `engine` field of reports.
@@ -23,9 +20,19 @@ pub const ENGINE_NAME: &str = "hybridb";
 pub struct Engine {
     // Field order: the collection is dropped before the database.
     coll: hybridb::Collection,
-    _db: Database,
+    db: Database,
     dim: usize,
     rows: HashMap<EntityId, u32>,
+}
+
+/// Database options for a benchmark: index threads = build threads, and no background
+/// checkpoints (they would be timed as part of the build; reopen measurements take one
+/// explicitly).
+fn builder(config: &EngineConfig, durability: hybridb::Durability) -> hybridb::DatabaseBuilder {
+    Database::builder()
+        .durability(durability)
+        .index_threads(config.build_threads.max(1))
+        .checkpoint_every(0, std::time::Duration::ZERO)
 }
 
 /// Creates (or opens) `dir/bench.redb` and creates the collection `bench`.
@@ -40,20 +47,24 @@ pub fn open(dir: &Path, config: &EngineConfig) -> Result<Engine> {
         Metric::Dot => hybridb::Metric::Dot,
     };
     let path = dir.join("bench.redb");
-    let db = Database::builder()
-        .durability(durability)
+    let db = builder(config, durability)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    let coll_config = CollectionConfig::new(config.dim as u32, metric);
-    // API-GAP: HNSW parameters, flat index and build threads, e.g.
-    //   .hnsw(config.m, config.ef_construction)  /  .index(IndexKind::Flat)
-    //   .build_threads(config.build_threads)
+    let index = match config.index {
+        BenchIndex::Flat => IndexKind::Exact,
+        BenchIndex::Hnsw => IndexKind::Hnsw {
+            m: config.m as u32,
+            ef_construction: config.ef_construction as u32,
+            ef: 64,
+        },
+    };
+    let coll_config = CollectionConfig::new(config.dim as u32, metric).with_index(index);
     let coll = db
         .create_collection("bench", coll_config)
         .context("creating collection")?;
     Ok(Engine {
         coll,
-        _db: db,
+        db,
         dim: config.dim,
         rows: HashMap::new(),
     })
@@ -94,16 +105,80 @@ fn to_rows(engine: &Engine, hits: Vec<hybridb::Hit>) -> Result<Vec<usize>> {
 }
 
 /// Approximate top-`k` rows for `q`, best first.
-pub fn search(engine: &Engine, q: &[f32], k: usize, _ef: usize) -> Result<Vec<usize>> {
-    // API-GAP: per-search ef, e.g. engine.coll.search_with(q, SearchParams::new(k).ef(ef)).
-    let hits = engine.coll.search(q, k).context("search")?;
+pub fn search(engine: &Engine, q: &[f32], k: usize, ef: usize) -> Result<Vec<usize>> {
+    let hits = engine
+        .coll
+        .search_with(&SearchRequest::new(q.to_vec(), k).ef(ef))
+        .context("search")?;
     to_rows(engine, hits)
 }
 
 /// Exact top-`k` rows for `q`, best first (the collection must use the flat index).
 pub fn exact_search(engine: &Engine, q: &[f32], k: usize) -> Result<Vec<usize>> {
-    // API-GAP: with IndexKind::Flat wired into `open`, `search` is exact; or use an explicit
-    // exact call if the engine offers one (e.g. `engine.coll.search_exact(q, k)`).
     let hits = engine.coll.search(q, k).context("exact search")?;
     to_rows(engine, hits)
+}
+
+/// Bytes the collection's in-memory index holds (vectors, graph, slot table).
+pub fn index_bytes(engine: &Engine) -> usize {
+    engine.coll.index_memory_bytes()
+}
+
+/// Measures reopening: checkpoints, applies `later_writes` upserts of existing rows (their
+/// vectors nudged, so that replay has real work), copies the files as a crash would leave
+/// them, and times opening the copy until the first search answers. Returns (seconds, whether
+/// the index was rebuilt instead of loaded).
+pub fn reopen_after_writes(
+    engine: &mut Engine,
+    dir: &Path,
+    later_writes: usize,
+    sample: &[f32],
+) -> Result<(f64, bool)> {
+    engine.db.checkpoint().context("checkpoint")?;
+    let dim = engine.dim;
+    let mut by_row: Vec<(u32, EntityId)> = engine.rows.iter().map(|(id, r)| (*r, *id)).collect();
+    by_row.sort();
+    for chunk in by_row
+        .iter()
+        .take(later_writes)
+        .collect::<Vec<_>>()
+        .chunks(1000)
+    {
+        let batch = chunk
+            .iter()
+            .map(|(row, id)| {
+                let mut v = sample[(*row as usize % (sample.len() / dim)) * dim..][..dim].to_vec();
+                v[0] += 1e-3;
+                Entity::new(*id, serde_json::json!({"row": row, "rewritten": true}), v)
+            })
+            .collect();
+        engine.coll.upsert_batch(batch).context("later writes")?;
+    }
+    engine.db.sync()?;
+    let src = dir.join("bench.redb");
+    let copy_dir = dir.join("reopen");
+    std::fs::create_dir_all(&copy_dir)?;
+    let dst = copy_dir.join("bench.redb");
+    std::fs::copy(&src, &dst)?;
+    let (src_idx, dst_idx) = (
+        dir.join("bench.redb.index"),
+        copy_dir.join("bench.redb.index"),
+    );
+    std::fs::create_dir_all(&dst_idx)?;
+    for f in std::fs::read_dir(&src_idx)? {
+        let f = f?;
+        std::fs::copy(f.path(), dst_idx.join(f.file_name()))?;
+    }
+    let rebuilt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&rebuilt);
+    let t = std::time::Instant::now();
+    let db = Database::builder()
+        .index_threads(2)
+        .checkpoint_every(0, std::time::Duration::ZERO)
+        .on_rebuild_progress(move |_| flag.store(true, std::sync::atomic::Ordering::Relaxed))
+        .open(&dst)?;
+    let coll = db.collection("bench")?;
+    coll.search(&sample[..dim], 10)?;
+    let secs = t.elapsed().as_secs_f64();
+    Ok((secs, rebuilt.load(std::sync::atomic::Ordering::Relaxed)))
 }
