@@ -16,7 +16,7 @@ use hybridb::{CollectionConfig, Database, Entity, EntityId, Metric};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde::Serialize;
 
-use crate::engine::Durability;
+use crate::engine::{Durability, IndexKind};
 use crate::report::{emit, round};
 
 /// Arguments of `writes`.
@@ -31,6 +31,9 @@ pub struct WritesArgs {
     /// Write durability.
     #[arg(long, value_enum, default_value_t = Durability::Immediate)]
     pub durability: Durability,
+    /// Index kind of the collection.
+    #[arg(long, value_enum, default_value_t = IndexKind::Flat)]
+    pub index: IndexKind,
     /// Upserts per run, shared among the callers (each caller does at least 20).
     #[arg(long, default_value_t = 2000)]
     pub ops: usize,
@@ -96,7 +99,14 @@ fn run_one(a: &WritesArgs, callers: usize, one_per_commit: bool) -> Result<Write
         builder = builder.max_group_ops(1);
     }
     let db = builder.open(dir.path().join("writes.redb"))?;
-    let coll = db.create_collection("w", CollectionConfig::new(a.dim as u32, Metric::L2))?;
+    let index = match a.index {
+        IndexKind::Flat => hybridb::IndexKind::Exact,
+        IndexKind::Hnsw => hybridb::IndexKind::hnsw(),
+    };
+    let coll = db.create_collection(
+        "w",
+        CollectionConfig::new(a.dim as u32, Metric::L2).with_index(index),
+    )?;
     let per_caller = (a.ops / callers).max(20);
     let started = Instant::now();
     let latencies: Vec<Duration> = std::thread::scope(|s| {
@@ -145,7 +155,10 @@ fn run_one(a: &WritesArgs, callers: usize, one_per_commit: bool) -> Result<Write
     };
     Ok(WritesRecord {
         bench: "writes",
-        index: "exact",
+        index: match a.index {
+            IndexKind::Flat => "exact",
+            IndexKind::Hnsw => "hnsw",
+        },
         durability: a.durability.name(),
         callers,
         mode: if one_per_commit {

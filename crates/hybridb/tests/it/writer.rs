@@ -378,3 +378,59 @@ fn async_writes_from_many_tasks() {
     assert_eq!(c.count().unwrap(), 32 * 5);
     assert_eq!(versions.iter().filter(|v| **v == 4).count(), 160);
 }
+
+/// Searches running while entities are inserted and deleted never return an entity whose
+/// delete was acknowledged before the search began (HNSW and exact).
+#[test]
+fn concurrent_search_never_returns_a_deleted_entity() {
+    for index in [hybridb::IndexKind::hnsw(), hybridb::IndexKind::Exact] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("d.redb")).unwrap();
+        let c = db
+            .create_collection("c", CollectionConfig::new(4, Metric::L2).with_index(index))
+            .unwrap();
+        let v = |i: usize| {
+            vec![
+                (i % 13) as f32,
+                (i % 7) as f32,
+                (i % 5) as f32,
+                (i % 3) as f32,
+            ]
+        };
+        c.upsert_batch(
+            (0..400)
+                .map(|i| Entity::new(key(7, i), json!({}), v(i)))
+                .collect(),
+        )
+        .unwrap();
+        let deleted = std::sync::Mutex::new(std::collections::HashSet::new());
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..400 {
+                    // Insert a new one, delete an old one.
+                    c.upsert(Entity::new(key(8, i), json!({}), v(i))).unwrap();
+                    assert!(c.delete(key(7, i)).unwrap());
+                    deleted.lock().unwrap().insert(key(7, i));
+                }
+                stop.store(true, Ordering::SeqCst);
+            });
+            for r in 0..2 {
+                let (c, deleted, stop) = (&c, &deleted, &stop);
+                s.spawn(move || {
+                    let mut searches = 0;
+                    while !stop.load(Ordering::SeqCst) || searches < 50 {
+                        let before = deleted.lock().unwrap().clone();
+                        let q = v(searches * 3 + r);
+                        for h in c.search(&q, 20).unwrap() {
+                            assert!(!before.contains(&h.id), "deleted entity {} returned", h.id);
+                        }
+                        searches += 1;
+                    }
+                });
+            }
+        });
+        assert_eq!(c.count().unwrap(), 400);
+        assert_eq!(c.indexed_count(), 400);
+    }
+}
