@@ -327,3 +327,13 @@ fn slots_are_reused_after_deletes_and_survive_reopen() {
             .all(|h| !ids[..10].contains(&h.id))
     );
 }
+
+#[test]
+fn handles_are_clone_send_sync() {
+    fn check<T: Clone + Send + Sync + 'static>() {}
+    check::<Database>();
+    check::<hybridb::Collection>();
+    check::<hybridb::AsyncCollection>();
+    fn error_is_std<E: std::error::Error + Send + Sync + 'static>() {}
+    error_is_std::<Error>();
+}
