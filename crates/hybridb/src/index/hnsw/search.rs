@@ -160,13 +160,13 @@ impl Hnsw {
             if let Some(first) = ids.first() {
                 let f = first.load(Ordering::Relaxed);
                 prefetch(visited.ptr(f));
-                prefetch(self.vectors.ptr(f));
+                self.vectors.prefetch(f);
             }
             for (i, a) in ids.iter().enumerate() {
                 if let Some(next) = ids.get(i + 1) {
                     let nx = next.load(Ordering::Relaxed);
                     prefetch(visited.ptr(nx));
-                    prefetch(self.vectors.ptr(nx));
+                    self.vectors.prefetch(nx);
                 }
                 let id = a.load(Ordering::Relaxed);
                 if !visited.insert(id) {
@@ -244,13 +244,13 @@ impl Hnsw {
             if let Some(first) = ids.first() {
                 let f = first.load(Ordering::Relaxed);
                 prefetch(scratch.ptr(f));
-                prefetch(self.vectors.ptr(f));
+                self.vectors.prefetch(f);
             }
             for (j, a) in ids.iter().enumerate() {
                 if let Some(n) = ids.get(j + 1) {
                     let nx = n.load(Ordering::Relaxed);
                     prefetch(scratch.ptr(nx));
-                    prefetch(self.vectors.ptr(nx));
+                    self.vectors.prefetch(nx);
                 }
                 let id = a.load(Ordering::Relaxed);
                 if !scratch.insert(id) {
