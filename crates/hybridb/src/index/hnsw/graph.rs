@@ -320,7 +320,7 @@ impl Hnsw {
                 .iter()
                 .any(|a| a.load(Ordering::Relaxed) == slot)
         };
-        if let Some(start) = self.descend_from_entry(&v, &up) {
+        if let Some(start) = self.descend(&v, &up) {
             with_visited(self.capacity, |vis| {
                 self.beam(
                     vis,
@@ -426,18 +426,6 @@ impl Hnsw {
             );
         }
         self.removed_since_sweep.store(0, Ordering::Relaxed);
-    }
-
-    fn descend_from_entry(&self, q: &[f32], up: &UpperMap) -> Option<Cand> {
-        let (ep, top) = unpack_entry(self.entry.load(Ordering::Acquire))?;
-        let mut cur = Cand {
-            d: self.dist(q, self.vector(ep)),
-            id: ep,
-        };
-        for layer in (1..=top).rev() {
-            self.greedy(q, &mut cur, layer, up);
-        }
-        Some(cur)
     }
 
     /// Repairs `a`'s list on `layer` after `removed` left it (gate held exclusively).

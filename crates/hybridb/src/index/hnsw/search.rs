@@ -292,7 +292,7 @@ impl Hnsw {
     }
 
     /// Descends from the entry point to layer 0 and returns the layer-0 entry candidate.
-    fn descend(&self, q: &[f32], up: &UpperMap) -> Option<Cand> {
+    pub(super) fn descend(&self, q: &[f32], up: &UpperMap) -> Option<Cand> {
         let (ep, level) = unpack_entry(self.entry.load(Ordering::Acquire))?;
         let mut cur = Cand {
             d: self.dist(q, self.vector(ep)),
