@@ -10,13 +10,21 @@ use hybridb::index::hnsw::Hnsw;
 
 const N: usize = 5000;
 
+fn fixture_params() -> hybridb::index::hnsw::HnswParams {
+    hybridb::index::hnsw::HnswParams {
+        ef_construction: 100,
+        ..params(128)
+    }
+}
+
 /// The first `N` bigann rows and an index over them, built once per test binary.
 fn fixture() -> &'static (Rows, Hnsw) {
     static F: OnceLock<(Rows, Hnsw)> = OnceLock::new();
     F.get_or_init(|| {
         let (base, _, _) = bigann();
         let base = base[..N].to_vec();
-        let index = build(&base, params(128));
+        // ef_construction 100 halves the debug-build time; fresh and repaired graphs share it.
+        let index = build(&base, fixture_params());
         (base, index)
     })
 }
@@ -91,7 +99,7 @@ fn delete_30_percent_and_reinsert_keeps_recall() {
 fn freed_slots_take_new_vectors() {
     let (base, queries, _) = bigann();
     let (first, second) = base.split_at(3000);
-    let mut index = build(first, params(128));
+    let mut index = build(first, fixture_params());
     // Replace 1000 rows: remove them, then fill the freed slots with other vectors.
     let slots: Vec<u32> = Rng(3)
         .sample(3000, 1000)

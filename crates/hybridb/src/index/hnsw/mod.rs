@@ -153,6 +153,8 @@ pub struct Hnsw {
     gate: RwLock<()>,
     len: AtomicUsize,
     level_counter: AtomicU64,
+    /// Removals since dead links were last swept (see `graph::sweep_dead_links`).
+    removed_since_sweep: AtomicUsize,
 }
 
 impl std::fmt::Debug for Hnsw {
@@ -214,6 +216,7 @@ impl Hnsw {
             gate: RwLock::new(()),
             len: AtomicUsize::new(0),
             level_counter: AtomicU64::new(0),
+            removed_since_sweep: AtomicUsize::new(0),
         }
     }
 

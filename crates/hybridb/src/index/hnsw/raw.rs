@@ -13,10 +13,24 @@
 
 use std::cell::UnsafeCell;
 
+/// Cache lines of a vector prefetched ahead of its distance computation. Measured on 128- and
+/// 784-dimensional data: the first line alone or all lines were slower than a few (the hardware
+/// prefetcher streams the rest).
+const PREFETCH_LINES: usize = 4;
+
+/// One cache line of floats; the store is made of these so that it starts on a line boundary.
+#[repr(C, align(64))]
+struct Line([UnsafeCell<f32>; 16]);
+
 /// A fixed-capacity flat array of vectors, indexed by slot.
+///
+/// Rows of 128 floats or more are padded to whole cache lines (at most 1/8 more memory), so
+/// every row starts on a line boundary: fewer lines per distance and no split loads.
 pub(super) struct VectorStore {
-    data: Box<[UnsafeCell<f32>]>,
+    lines: Box<[Line]>,
     dim: usize,
+    /// Floats from one row to the next (`dim`, or `dim` rounded up to 16).
+    stride: usize,
 }
 
 // SAFETY: concurrent access follows the write protocol in the module docs: a slot is never
@@ -25,16 +39,37 @@ unsafe impl Sync for VectorStore {}
 
 impl VectorStore {
     pub(super) fn new(capacity: usize, dim: usize) -> Self {
-        let data = (0..capacity * dim).map(|_| UnsafeCell::new(0.0)).collect();
-        Self { data, dim }
+        let stride = if dim >= 128 {
+            dim.next_multiple_of(16)
+        } else {
+            dim
+        };
+        let lines = (0..(capacity * stride).div_ceil(16))
+            .map(|_| Line(std::array::from_fn(|_| UnsafeCell::new(0.0))))
+            .collect();
+        Self { lines, dim, stride }
+    }
+
+    /// All floats of the store, row after row.
+    #[inline(always)]
+    fn data(&self) -> &[UnsafeCell<f32>] {
+        // SAFETY: `Line` is `repr(C)` over 16 cells of 4 bytes each, size 64 = its alignment, so
+        // the lines are 16 * len contiguous `UnsafeCell<f32>` without padding.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.lines.as_ptr().cast::<UnsafeCell<f32>>(),
+                self.lines.len() * 16,
+            )
+        }
     }
 
     /// A store of `capacity` slots holding a copy of this one's slots.
     pub(super) fn grown(&mut self, capacity: usize) -> Self {
         let mut out = Self::new(capacity, self.dim);
-        let n = self.data.len().min(out.data.len());
-        for (dst, src) in out.data[..n].iter_mut().zip(self.data[..n].iter_mut()) {
-            *dst.get_mut() = *src.get_mut();
+        for (dst, src) in out.lines.iter_mut().zip(self.lines.iter_mut()) {
+            for (d, s) in dst.0.iter_mut().zip(src.0.iter_mut()) {
+                *d.get_mut() = *s.get_mut();
+            }
         }
         out
     }
@@ -45,8 +80,8 @@ impl VectorStore {
     /// No thread may write `slot` during the lifetime of the returned slice (module protocol).
     #[inline(always)]
     pub(super) unsafe fn get(&self, slot: u32) -> &[f32] {
-        let start = slot as usize * self.dim;
-        let cells = &self.data[start..start + self.dim];
+        let start = slot as usize * self.stride;
+        let cells = &self.data()[start..start + self.dim];
         // SAFETY: `UnsafeCell<f32>` has the layout of `f32`; the caller guarantees no writer.
         unsafe { std::slice::from_raw_parts(UnsafeCell::raw_get(cells.as_ptr()), self.dim) }
     }
@@ -56,8 +91,8 @@ impl VectorStore {
     /// # Safety
     /// No other thread may read or write `slot` at the same time (module protocol).
     pub(super) unsafe fn write(&self, slot: u32, v: &[f32]) {
-        let start = slot as usize * self.dim;
-        let cells = &self.data[start..start + self.dim];
+        let start = slot as usize * self.stride;
+        let cells = &self.data()[start..start + self.dim];
         for (c, x) in cells.iter().zip(v) {
             // SAFETY: exclusive access to this slot is guaranteed by the caller.
             unsafe { *c.get() = *x };
@@ -67,15 +102,27 @@ impl VectorStore {
     /// Pointer to the start of `slot`'s vector, for prefetching only (never dereferenced).
     #[inline(always)]
     pub(super) fn ptr(&self, slot: u32) -> *const f32 {
-        let start = slot as usize * self.dim;
-        self.data
+        let start = slot as usize * self.stride;
+        self.data()
             .get(start)
             .map_or(std::ptr::null(), |c| c.get().cast_const())
     }
 
+    /// Prefetches `slot`'s vector, up to `PREFETCH_LINES` cache lines of it.
+    #[inline(always)]
+    pub(super) fn prefetch(&self, slot: u32) {
+        let p = self.ptr(slot).cast::<u8>();
+        let bytes = (self.dim * 4).min(PREFETCH_LINES * 64);
+        let mut off = 0;
+        while off < bytes {
+            prefetch(p.wrapping_add(off));
+            off += 64;
+        }
+    }
+
     /// Bytes held by the vector array.
     pub(super) fn bytes(&self) -> usize {
-        self.data.len() * std::mem::size_of::<f32>()
+        self.lines.len() * std::mem::size_of::<Line>()
     }
 }
 
@@ -119,8 +166,9 @@ impl super::Hnsw {
 impl VectorStore {
     /// Writes a slot through `&mut self` (no other thread can hold the store).
     pub(super) fn set(&mut self, slot: u32, v: &[f32]) {
-        let start = slot as usize * self.dim;
-        for (c, x) in self.data[start..start + self.dim].iter_mut().zip(v) {
+        let start = slot as usize * self.stride;
+        let cells = self.lines.iter_mut().flat_map(|l| l.0.iter_mut());
+        for (c, x) in cells.skip(start).zip(v) {
             *c.get_mut() = *x;
         }
     }

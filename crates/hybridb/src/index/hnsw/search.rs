@@ -45,6 +45,9 @@ pub(super) fn list_ids(block: &[AtomicU32]) -> &[AtomicU32] {
     }
 }
 
+/// How many vectors ahead of the distance computation the beam prefetches.
+const PREFETCH_AHEAD: usize = 2;
+
 type UpperMap = HashMap<u32, Box<[AtomicU32]>>;
 
 impl Hnsw {
@@ -160,13 +163,13 @@ impl Hnsw {
             if let Some(first) = ids.first() {
                 let f = first.load(Ordering::Relaxed);
                 prefetch(visited.ptr(f));
-                prefetch(self.vectors.ptr(f));
+                self.vectors.prefetch(f);
             }
             for (i, a) in ids.iter().enumerate() {
                 if let Some(next) = ids.get(i + 1) {
                     let nx = next.load(Ordering::Relaxed);
                     prefetch(visited.ptr(nx));
-                    prefetch(self.vectors.ptr(nx));
+                    self.vectors.prefetch(nx);
                 }
                 let id = a.load(Ordering::Relaxed);
                 if !visited.insert(id) {
@@ -216,6 +219,7 @@ impl Hnsw {
     {
         let ef = ef.max(1);
         let mut pool = std::mem::take(&mut scratch.pool);
+        let mut fresh = std::mem::take(&mut scratch.fresh);
         pool.clear();
         pool.reserve(ef + 1);
         for &c in eps {
@@ -240,25 +244,29 @@ impl Hnsw {
             if let Some(e) = pool.get(next) {
                 prefetch(nbrs(e.id).as_ptr());
             }
+            // Pass 1: keep the unvisited live neighbours, so that vector prefetches are spent
+            // only on nodes whose distance will be computed.
             let ids = list_ids(nbrs(cur));
-            if let Some(first) = ids.first() {
-                let f = first.load(Ordering::Relaxed);
-                prefetch(scratch.ptr(f));
-                prefetch(self.vectors.ptr(f));
+            for a in ids {
+                prefetch(scratch.ptr(a.load(Ordering::Relaxed)));
             }
-            for (j, a) in ids.iter().enumerate() {
-                if let Some(n) = ids.get(j + 1) {
-                    let nx = n.load(Ordering::Relaxed);
-                    prefetch(scratch.ptr(nx));
-                    prefetch(self.vectors.ptr(nx));
-                }
+            fresh.clear();
+            for a in ids {
                 let id = a.load(Ordering::Relaxed);
-                if !scratch.insert(id) {
-                    continue;
+                if scratch.insert(id) {
+                    on_visit(id);
+                    if self.is_live(id) {
+                        fresh.push(id);
+                    }
                 }
-                on_visit(id);
-                if !self.is_live(id) {
-                    continue;
+            }
+            // Pass 2: distances, with the vectors two ahead in flight.
+            for &id in fresh.iter().take(PREFETCH_AHEAD) {
+                self.vectors.prefetch(id);
+            }
+            for (j, &id) in fresh.iter().enumerate() {
+                if let Some(&ahead) = fresh.get(j + PREFETCH_AHEAD) {
+                    self.vectors.prefetch(ahead);
                 }
                 let d = self.dist(q, self.vector(id));
                 let full = pool.len() >= ef;
@@ -279,11 +287,12 @@ impl Hnsw {
             }
         }
         scratch.pool = pool;
+        scratch.fresh = fresh;
         &scratch.pool
     }
 
     /// Descends from the entry point to layer 0 and returns the layer-0 entry candidate.
-    fn descend(&self, q: &[f32], up: &UpperMap) -> Option<Cand> {
+    pub(super) fn descend(&self, q: &[f32], up: &UpperMap) -> Option<Cand> {
         let (ep, level) = unpack_entry(self.entry.load(Ordering::Acquire))?;
         let mut cur = Cand {
             d: self.dist(q, self.vector(ep)),

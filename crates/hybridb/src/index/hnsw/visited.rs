@@ -11,6 +11,8 @@ pub(super) struct Visited {
     epoch: u32,
     /// Beam buffer of the pool search (`search::Hnsw::beam`), empty between searches.
     pub(super) pool: Vec<PoolEntry>,
+    /// Unvisited neighbours of the node being expanded, empty between searches.
+    pub(super) fresh: Vec<u32>,
 }
 
 /// One beam entry: a node, its distance to the query, and whether it was expanded.
@@ -27,6 +29,7 @@ impl Visited {
             marks: Vec::new(),
             epoch: 0,
             pool: Vec::new(),
+            fresh: Vec::new(),
         }
     }
 
