@@ -59,7 +59,8 @@ impl VectorIndex for FlatIndex {
         let dim = self.dim;
         let (distance, sign) = (self.distance, self.sign);
         let slots = data.len() / dim;
-        // A plain loop over the bitset's words: this scan is memory-bound, keep it lean.
+        // The scan is memory-bound: walk the bitset a word at a time and the vectors in order,
+        // so the hardware prefetcher sees one sequential stream.
         let scan = allowed
             .words()
             .iter()
@@ -76,8 +77,8 @@ impl VectorIndex for FlatIndex {
             })
             .filter(move |&s| s < slots)
             .map(|s| {
-                let d = sign * distance(query, &data[s * dim..(s + 1) * dim]);
-                (s as u32, d)
+                let row = &data[s * dim..(s + 1) * dim];
+                (s as u32, sign * distance(query, row))
             });
         top_k(scan, k)
     }

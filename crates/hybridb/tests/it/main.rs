@@ -2,6 +2,7 @@
 
 mod basics;
 mod checkpoint;
+mod crash;
 mod faulty;
 mod lock;
 mod model;
