@@ -64,6 +64,10 @@ pub struct Options {
     pub max_group_ops: usize,
     /// ... or this many bytes of vectors and payload estimates. Default 64 MiB.
     pub max_group_bytes: usize,
+    /// When the previous group commit held several commands (concurrent callers), the writer
+    /// waits up to this long for the group to fill to that size before committing; a lone
+    /// caller never waits. Zero disables it. Default 200 µs (an fsync is typically longer).
+    pub group_linger: Duration,
     /// How long a sync-API caller waits for room in a full queue before getting
     /// [`Error::Busy`]. Async callers wait without limit. Default 5 s.
     pub busy_timeout: Duration,
@@ -115,6 +119,7 @@ impl Default for Options {
             max_group_ops: 16_384,
             max_group_bytes: 64 << 20,
             busy_timeout: Duration::from_secs(5),
+            group_linger: Duration::from_micros(200),
             index_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             checkpoint_every_ops: 50_000,
             checkpoint_interval: Duration::from_secs(300),
@@ -181,6 +186,12 @@ impl DatabaseBuilder {
     /// Sets the most bytes one group commit takes.
     pub fn max_group_bytes(mut self, bytes: usize) -> Self {
         self.options.max_group_bytes = bytes;
+        self
+    }
+
+    /// Sets how long the writer lingers to fill a group when callers are concurrent.
+    pub fn group_linger(mut self, linger: Duration) -> Self {
+        self.options.group_linger = linger;
         self
     }
 

@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redb::ReadableTable;
 use tokio::sync::{mpsc, oneshot};
@@ -74,6 +74,8 @@ pub(crate) fn spawn(
 fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
     let options: &Options = &shared.options;
     let mut pending: Option<Command> = None;
+    // Commands in the previous write group (drives lingering, see below).
+    let mut last_group = 1usize;
     loop {
         let first = match pending.take() {
             Some(c) => c,
@@ -87,6 +89,10 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 let mut ops = w.ops.len();
                 let mut bytes: usize = w.ops.iter().map(WriteOp::approx_bytes).sum();
                 let mut group = vec![w];
+                // Linger only when the last group showed concurrent callers: a lone caller
+                // never waits, concurrent ones get fuller groups (fewer fsyncs).
+                let linger_until = (last_group > 1 && !options.group_linger.is_zero())
+                    .then(|| Instant::now() + options.group_linger);
                 while ops < options.max_group_ops && bytes < options.max_group_bytes {
                     match rx.try_recv() {
                         Ok(Command::Write(w)) => {
@@ -98,9 +104,16 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                             pending = Some(other);
                             break;
                         }
+                        Err(mpsc::error::TryRecvError::Empty)
+                            if linger_until.is_some_and(|t| Instant::now() < t)
+                                && group.len() < last_group =>
+                        {
+                            std::thread::yield_now();
+                        }
                         Err(_) => break,
                     }
                 }
+                last_group = group.len();
                 guarded(|| run_group(shared, group))
             }
             Command::CreateCollection {
