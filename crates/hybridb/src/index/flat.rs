@@ -54,7 +54,14 @@ impl VectorIndex for FlatIndex {
 
     fn remove(&self, _slot: u32) {}
 
-    fn search(&self, query: &[f32], k: usize, _ef: usize, allowed: &SlotBitset) -> Vec<(u32, f32)> {
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        _ef: usize,
+        allowed: &SlotBitset,
+        _all_held: bool,
+    ) -> Vec<(u32, f32)> {
         let data = read(&self.data);
         let dim = self.dim;
         let (distance, sign) = (self.distance, self.sign);

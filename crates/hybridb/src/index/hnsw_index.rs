@@ -1,8 +1,10 @@
 //! [`VectorIndex`] over the [`Hnsw`] graph.
 //!
 //! Inserts of a whole write group run on up to `threads` threads (`insert_concurrent` is safe
-//! from many threads); searches pass the collection's live-slot bitset as the filter, so a
-//! slot hidden by a committing delete never comes back.
+//! from many threads). Searches pass the collection's live-slot bitset as the filter, so a
+//! slot hidden by a committing delete never comes back; when the graph holds exactly the live
+//! slots (the common case: no delete committing, no insert in flight) the cheaper unfiltered
+//! search gives the same answer.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -104,9 +106,25 @@ impl VectorIndex for HnswIndex {
         self.graph.remove(slot);
     }
 
-    fn search(&self, query: &[f32], k: usize, ef: usize, allowed: &SlotBitset) -> Vec<(u32, f32)> {
-        self.graph
-            .search_filtered(query, k, ef.max(k), &|s| allowed.contains(s))
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: &SlotBitset,
+        all_held: bool,
+    ) -> Vec<(u32, f32)> {
+        if all_held {
+            // The graph returns only its live nodes, which are exactly the allowed slots.
+            self.graph.search(query, k, ef.max(k))
+        } else {
+            self.graph
+                .search_filtered(query, k, ef.max(k), &|s| allowed.contains(s))
+        }
+    }
+
+    fn held(&self) -> Option<usize> {
+        Some(self.graph.len())
     }
 
     fn memory_bytes(&self) -> usize {

@@ -62,7 +62,20 @@ pub(crate) trait VectorIndex: Send + Sync {
     /// Removes a slot's vector (its slot is no longer in any `allowed` set).
     fn remove(&self, slot: u32);
     /// The nearest allowed slots to `query`; `ef` is the effort of approximate indexes.
-    fn search(&self, query: &[f32], k: usize, ef: usize, allowed: &SlotBitset) -> Vec<(u32, f32)>;
+    /// `all_held` promises that `allowed` is exactly the set of slots the index holds, so an
+    /// index may skip the per-slot check.
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: &SlotBitset,
+        all_held: bool,
+    ) -> Vec<(u32, f32)>;
+    /// Number of vectors held, if the index tracks it (HNSW).
+    fn held(&self) -> Option<usize> {
+        None
+    }
     /// Bytes held by vectors and structure.
     fn memory_bytes(&self) -> usize;
     /// The HNSW index, if this is one (for checkpoints).

@@ -19,6 +19,8 @@ use crate::index::bitset::SlotBitset;
 pub(crate) struct SlotTable {
     ids: Vec<EntityId>,
     free: BTreeSet<u32>,
+    /// The allocated slots (the complement of `free` below `ids.len()`), for O(1) lookups.
+    allocated: SlotBitset,
     live: SlotBitset,
 }
 
@@ -35,8 +37,9 @@ impl SlotTable {
 
     /// The id allocated to `slot`, if any.
     pub(crate) fn id(&self, slot: u32) -> Option<EntityId> {
-        let s = slot as usize;
-        (s < self.ids.len() && !self.free.contains(&slot)).then(|| self.ids[s])
+        self.allocated
+            .contains(slot)
+            .then(|| self.ids[slot as usize])
     }
 
     /// Allocates `slot` to `id` and makes it searchable (its vector must be indexed already).
@@ -50,6 +53,7 @@ impl SlotTable {
         }
         self.free.remove(&slot);
         self.ids[s] = id;
+        self.allocated.insert(slot);
         self.live.insert(slot);
     }
 
@@ -70,6 +74,7 @@ impl SlotTable {
         let s = slot as usize;
         if s < self.ids.len() {
             self.live.remove(slot);
+            self.allocated.remove(slot);
             self.ids[s] = EntityId::MIN;
             self.free.insert(slot);
         }
@@ -100,12 +105,12 @@ impl SlotTable {
 
     /// Number of allocated slots.
     pub(crate) fn allocated_count(&self) -> usize {
-        self.ids.len() - self.free.len()
+        self.allocated.len()
     }
 
     /// Bytes held by ids and the live set (not counting the free list).
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.ids.capacity() * 16 + self.live.memory_bytes()
+        self.ids.capacity() * 16 + self.live.memory_bytes() + self.allocated.memory_bytes()
     }
 }
 

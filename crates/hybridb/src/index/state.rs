@@ -171,7 +171,16 @@ impl IndexState {
     /// The `k` nearest live entities: `(id, distance)` nearest first, ties by id.
     pub(crate) fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(EntityId, f32)> {
         let table = read(&self.slots);
-        let found = read(&self.vectors).search(query, k, ef, table.live());
+        let vectors = read(&self.vectors);
+        // Exactly the live slots are held when nothing is hidden and no insert is in flight
+        // (counts are enough: live ⊆ allocated, and held ⊇ allocated between applies).
+        // (Equal counts can still hide one slot being inserted while another is mid-update:
+        // two spare results cover that transient case.)
+        let all_held = table.live_count() == table.allocated_count()
+            && vectors.held() == Some(table.live_count());
+        let want = if all_held { k + 2 } else { k };
+        let found = vectors.search(query, want, ef.max(want), table.live(), all_held);
+        drop(vectors);
         let mut hits: Vec<(EntityId, f32)> = found
             .into_iter()
             .filter_map(|(slot, d)| table.id(slot).map(|id| (id, d)))
