@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::change::{ChangeEvent, ChangeKind};
 use crate::collection::{Collection, CollectionShared};
@@ -83,6 +83,9 @@ pub struct Options {
     pub checkpoint_interval: Duration,
     /// Called while an index is rebuilt from the tables on open (no usable checkpoint).
     pub rebuild_progress: Option<ProgressCallback>,
+    /// Retention keeps at least this many of the most recent change events, whatever the
+    /// cursors say. Default 100,000.
+    pub retain_changes: u64,
 }
 
 /// Progress of an index rebuild on open.
@@ -124,6 +127,7 @@ impl Default for Options {
             checkpoint_every_ops: 50_000,
             checkpoint_interval: Duration::from_secs(300),
             rebuild_progress: None,
+            retain_changes: 100_000,
         }
     }
 }
@@ -221,6 +225,12 @@ impl DatabaseBuilder {
         f: impl Fn(RebuildProgress) + Send + Sync + 'static,
     ) -> Self {
         self.options.rebuild_progress = Some(ProgressCallback(Arc::new(f)));
+        self
+    }
+
+    /// Sets how many recent change events retention always keeps.
+    pub fn retain_changes(mut self, events: u64) -> Self {
+        self.options.retain_changes = events;
         self
     }
 
@@ -342,12 +352,35 @@ pub(crate) struct Shared {
     unsynced: AtomicBool,
     pub(crate) progress: Progress,
     pub(crate) counters: WriterCounters,
+    /// Carries the committed seq to feed subscriptions.
+    feed: watch::Sender<u64>,
+    feed_closed: AtomicBool,
 }
 
 impl Shared {
     /// Where this database's checkpoints live.
     pub(crate) fn checkpoint_dir(&self) -> PathBuf {
         checkpoint::dir_for(self.storage.path())
+    }
+
+    /// A receiver of commit notifications (the committed sequence number).
+    pub(crate) fn feed_receiver(&self) -> watch::Receiver<u64> {
+        self.feed.subscribe()
+    }
+
+    /// True once the last database handle is gone: subscriptions end.
+    pub(crate) fn feed_closed(&self) -> bool {
+        self.feed_closed.load(Ordering::Acquire)
+    }
+
+    /// The lowest seq that every HNSW checkpoint covers: events after it are needed for
+    /// replay. `u64::MAX` when no checkpoint exists (a rebuild needs no events).
+    pub(crate) fn checkpoint_floor(&self) -> u64 {
+        read(&self.collections)
+            .values()
+            .filter_map(|c| c.index.checkpoint_seq())
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     /// Checkpoints every HNSW index that changed by at least `min_changes` items (at least 1).
@@ -379,6 +412,7 @@ impl Shared {
             );
             drop(snap);
             checkpoint::write_atomic(&checkpoint::path_for(&dir, coll.stored.cid), &bytes)?;
+            coll.index.set_checkpoint_seq(seq);
             written += 1;
         }
         Ok(written)
@@ -416,6 +450,7 @@ impl Shared {
             .map_err(|e| Error::Storage(redb::Error::from(e)))?;
         txn.commit()?;
         self.progress.committed(seq);
+        self.feed.send_replace(seq);
         if durability == Durability::Immediate {
             self.progress.durable.store(seq, Ordering::Release);
         }
@@ -558,6 +593,9 @@ impl Drop for DbInner {
         if let Some(c) = self.checkpointer.take() {
             c.stop();
         }
+        // Wake and end feed subscriptions (they may hold the shared state beyond this handle).
+        self.shared.feed_closed.store(true, Ordering::Release);
+        self.shared.feed.send_modify(|_| {});
         self.sender.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -715,6 +753,14 @@ pub struct CollectionInfo {
 }
 
 impl Database {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<DbInner> {
+        &self.inner
+    }
+
     /// A builder with default [`Options`].
     pub fn builder() -> DatabaseBuilder {
         DatabaseBuilder::default()
@@ -741,6 +787,8 @@ impl Database {
             unsynced: AtomicBool::new(false),
             progress,
             counters: WriterCounters::default(),
+            feed: watch::Sender::new(last_seq),
+            feed_closed: AtomicBool::new(false),
         });
         let thread = writer::spawn(Arc::clone(&shared), rx)?;
         let checkpointer = Checkpointer::start(Arc::clone(&shared))?;
@@ -805,18 +853,6 @@ impl Database {
         let txn = self.inner.shared.begin_read()?;
         let meta = txn.open_table(META)?;
         Ok(meta.get(META_LAST_SEQ)?.map_or(0, |v| v.value()))
-    }
-
-    /// Up to `limit` change events with a sequence number greater than `after`, in order.
-    pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<ChangeEvent>> {
-        let txn = self.inner.shared.begin_read()?;
-        let table = txn.open_table(CHANGES)?;
-        let mut out = Vec::new();
-        for row in table.range(after.saturating_add(1)..)?.take(limit) {
-            let (_, v) = row?;
-            out.push(ChangeEvent::decode(v.value())?);
-        }
-        Ok(out)
     }
 
     /// What the writer thread has done since open: the mean group size is
@@ -896,6 +932,7 @@ fn init_format(redb: &redb::Database) -> Result<()> {
         }
         txn.open_table(COLLECTIONS)?;
         txn.open_table(CHANGES)?;
+        txn.open_table(crate::schema::FEED_CURSORS)?;
     }
     txn.commit()?;
     Ok(())
@@ -976,6 +1013,7 @@ fn load_from_checkpoint(
     let bytes = std::fs::read(&path).map_err(|e| format!("no checkpoint ({e})"))?;
     let ckpt = checkpoint::decode(&bytes, stored.cid, config_hash(stored), last_seq)?;
     drop(bytes);
+    let ckpt_seq = ckpt.seq;
     let s = |e: Error| e.to_string();
     let tables = CollectionTables::new(stored.cid);
     // Entities touched after the checkpoint.
@@ -1033,6 +1071,7 @@ fn load_from_checkpoint(
         }
     }
     let replayed = removes.len() + sets.len();
+    index.set_checkpoint_seq(ckpt_seq);
     index.apply(removes).map_err(s)?;
     index.apply(sets).map_err(s)?;
     let rows = entities.len().map_err(|e| s(e.into()))? as usize;

@@ -107,6 +107,24 @@ pub enum Error {
     /// The database is being reopened after a failed commit; retry shortly.
     #[error("database is recovering from a failed commit; retry shortly")]
     Recovering,
+    /// The change events after `requested_after` were partly pruned by retention.
+    #[error(
+        "change events after {requested_after} were pruned; the first available is {first_available}"
+    )]
+    ChangesPruned {
+        /// The position asked for.
+        requested_after: u64,
+        /// The oldest event still stored.
+        first_available: u64,
+    },
+    /// A feed cursor operation was invalid.
+    #[error("invalid cursor {name:?}: {reason}")]
+    InvalidCursor {
+        /// The cursor name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// Stored data failed a consistency check: the file was damaged or written by a bug.
     #[error("corrupted database: {0}")]
     Corrupted(String),

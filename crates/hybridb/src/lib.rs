@@ -44,6 +44,7 @@ mod config;
 mod db;
 mod entity;
 mod error;
+mod feed;
 mod id;
 pub mod index;
 mod retry;
@@ -64,6 +65,7 @@ pub use db::{
 };
 pub use entity::{Entity, Record};
 pub use error::{EntityProblem, Error, QueryProblem, Result};
+pub use feed::Subscription;
 pub use id::EntityId;
 pub use retry::{RetryPolicy, retry};
 pub use search::{Consistency, Hit, ScrollPage, SearchRequest};

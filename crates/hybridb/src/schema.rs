@@ -15,10 +15,15 @@ pub(crate) const COLLECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::ne
 /// Change log: gap-free sequence number to encoded [`crate::change::ChangeEvent`].
 pub(crate) const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 
+/// Durable feed cursors: consumer name to the last sequence number it acknowledged.
+pub(crate) const FEED_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("feed_cursors");
+
 /// Key in [`META`]: the on-disk format version.
 pub(crate) const META_FORMAT_VERSION: &str = "format_version";
 /// Key in [`META`]: the last sequence number assigned (0 = none yet).
 pub(crate) const META_LAST_SEQ: &str = "last_seq";
+/// Key in [`META`]: every change event with a seq up to this one was pruned (0: none).
+pub(crate) const META_PRUNED_THROUGH: &str = "pruned_through";
 /// Key in [`META`]: the last collection id assigned.
 pub(crate) const META_LAST_CID: &str = "last_cid";
 

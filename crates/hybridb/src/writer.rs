@@ -59,6 +59,11 @@ pub(crate) enum Command {
     Sync {
         reply: oneshot::Sender<Result<()>>,
     },
+    /// A change-feed metadata operation (cursors, retention).
+    Meta {
+        op: crate::feed::MetaOp,
+        reply: oneshot::Sender<Result<u64>>,
+    },
 }
 
 /// Starts the writer thread. It ends when every sender is dropped and the queue is drained.
@@ -132,6 +137,11 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
             }),
             Command::Sync { reply } => guarded(|| {
                 let (r, failed) = split_commit_failure(shared.sync());
+                let _ = reply.send(r);
+                failed
+            }),
+            Command::Meta { op, reply } => guarded(|| {
+                let (r, failed) = split_commit_failure(shared.run_meta(op));
                 let _ = reply.send(r);
                 failed
             }),

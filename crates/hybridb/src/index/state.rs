@@ -41,6 +41,8 @@ pub(crate) struct IndexState {
     apply_lock: Mutex<()>,
     /// Items applied since the last checkpoint.
     changed: AtomicU64,
+    /// Seq covered by the checkpoint file of this index (`u64::MAX`: none).
+    checkpoint_seq: AtomicU64,
 }
 
 /// An image of an HNSW index for a checkpoint.
@@ -75,7 +77,19 @@ impl IndexState {
             vectors: RwLock::new(vectors),
             apply_lock: Mutex::new(()),
             changed: AtomicU64::new(0),
+            checkpoint_seq: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// The seq the index's checkpoint file covers, if it has one.
+    pub(crate) fn checkpoint_seq(&self) -> Option<u64> {
+        let s = self.checkpoint_seq.load(Ordering::Acquire);
+        (s != u64::MAX).then_some(s)
+    }
+
+    /// Records that a checkpoint covering `seq` was written (or loaded).
+    pub(crate) fn set_checkpoint_seq(&self, seq: u64) {
+        self.checkpoint_seq.store(seq, Ordering::Release);
     }
 
     /// Items applied since the last checkpoint.

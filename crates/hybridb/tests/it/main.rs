@@ -4,6 +4,7 @@ mod basics;
 mod checkpoint;
 mod crash;
 mod faulty;
+mod feed;
 mod lock;
 mod model;
 mod validation;
