@@ -75,8 +75,7 @@ impl Shared {
                 }
                 MetaOp::DeleteCursor { name } => {
                     let mut cursors = txn.open_table(FEED_CURSORS)?;
-                    let old = cursors.remove(name.as_str())?.map_or(0, |v| v.value());
-                    old
+                    cursors.remove(name.as_str())?.map_or(0, |v| v.value())
                 }
                 MetaOp::Prune => self.prune(&txn, last)?,
             };
