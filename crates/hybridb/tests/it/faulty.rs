@@ -25,11 +25,67 @@ pub struct Control {
     gate: Condvar,
     /// Number of `sync_data` calls waiting at the gate.
     pub waiting: AtomicU64,
+    /// Countdown: when armed (> 0), every backend operation of the kinds in `countdown_kinds`
+    /// decrements it, and the one that brings it to 0 fails (as do all later ones while
+    /// `fail_after_countdown` is set).
+    pub countdown: AtomicU64,
+    /// Bit 0: reads, bit 1: writes, bit 2: syncs, bit 3: set_len.
+    pub countdown_kinds: AtomicU64,
+    /// Keep failing once the countdown fired (a dead disk) rather than failing once.
+    pub fail_after_countdown: AtomicBool,
+    fired: AtomicBool,
     /// Number of faults injected.
     pub injected: AtomicU64,
 }
 
+/// Operation kinds for [`Control::countdown_kinds`].
+pub const READ: u64 = 1;
+pub const WRITE: u64 = 2;
+pub const SYNC: u64 = 4;
+pub const SET_LEN: u64 = 8;
+
 impl Control {
+    /// Arms a fault on the `n`-th next operation of `kinds`.
+    pub fn arm(&self, n: u64, kinds: u64, sticky: bool) {
+        self.fired.store(false, Ordering::SeqCst);
+        self.countdown_kinds.store(kinds, Ordering::SeqCst);
+        self.fail_after_countdown.store(sticky, Ordering::SeqCst);
+        self.countdown.store(n.max(1), Ordering::SeqCst);
+    }
+
+    /// Disarms every fault.
+    pub fn disarm(&self) {
+        self.countdown.store(0, Ordering::SeqCst);
+        self.fired.store(false, Ordering::SeqCst);
+        self.fail_sync.store(false, Ordering::SeqCst);
+        self.fail_write.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the countdown has fired.
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    /// Counts one operation of `kind`; true if it must fail.
+    fn tick(&self, kind: u64) -> bool {
+        if self.countdown_kinds.load(Ordering::SeqCst) & kind == 0 {
+            return false;
+        }
+        if self.fired.load(Ordering::SeqCst) {
+            return self.fail_after_countdown.load(Ordering::SeqCst);
+        }
+        let left = self.countdown.load(Ordering::SeqCst);
+        if left == 0 {
+            return false;
+        }
+        if self.countdown.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.fired.store(true, Ordering::SeqCst);
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            return true;
+        }
+        false
+    }
+
     pub fn close_gate(&self) {
         *self.gate_closed.lock().unwrap() = true;
     }
@@ -56,9 +112,17 @@ impl StorageBackend for Faulty {
         self.inner.len()
     }
     fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        if self.ctl.tick(READ) {
+            return Err(std::io::Error::other("injected read failure (countdown)"));
+        }
         self.inner.read(offset, out)
     }
     fn set_len(&self, len: u64) -> std::io::Result<()> {
+        if self.ctl.tick(SET_LEN) {
+            return Err(std::io::Error::other(
+                "injected set_len failure (countdown)",
+            ));
+        }
         self.inner.set_len(len)
     }
     fn sync_data(&self) -> std::io::Result<()> {
@@ -79,11 +143,17 @@ impl StorageBackend for Faulty {
         if self.ctl.fail_sync.load(Ordering::SeqCst) {
             return Err(injected(&self.ctl, "sync"));
         }
+        if self.ctl.tick(SYNC) {
+            return Err(std::io::Error::other("injected sync failure (countdown)"));
+        }
         self.inner.sync_data()
     }
     fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
         if self.ctl.fail_write.load(Ordering::SeqCst) {
             return Err(injected(&self.ctl, "write"));
+        }
+        if self.ctl.tick(WRITE) {
+            return Err(std::io::Error::other("injected write failure (countdown)"));
         }
         self.inner.write(offset, data)
     }

@@ -3,6 +3,7 @@
 mod basics;
 mod checkpoint;
 mod crash;
+mod faults;
 mod faulty;
 mod feed;
 mod lock;
