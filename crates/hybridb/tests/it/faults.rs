@@ -115,7 +115,7 @@ fn one_run(seed: u64) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.redb");
     let ctl = Arc::new(Control::default());
-    let index = if seed % 2 == 0 {
+    let index = if seed.is_multiple_of(2) {
         IndexKind::Exact
     } else {
         IndexKind::hnsw()
