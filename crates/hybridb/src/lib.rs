@@ -52,6 +52,7 @@ mod schema;
 mod search;
 mod storage;
 mod sync;
+mod verify;
 mod write;
 mod writer;
 
@@ -70,4 +71,5 @@ pub use id::EntityId;
 pub use retry::{RetryPolicy, retry};
 pub use search::{Consistency, Hit, ScrollPage, SearchRequest};
 pub use storage::BackendFactory;
+pub use verify::{CollectionReport, VerifyReport};
 pub use write::Written;

@@ -59,6 +59,10 @@ pub(crate) enum Command {
     Sync {
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Reopens the file and rebuilds all in-memory state from it (repair).
+    Reload {
+        reply: oneshot::Sender<Result<()>>,
+    },
     /// A change-feed metadata operation (cursors, retention).
     Meta {
         op: crate::feed::MetaOp,
@@ -140,6 +144,11 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 let _ = reply.send(r);
                 failed
             }),
+            Command::Reload { reply } => guarded(|| {
+                let ok = recover(shared);
+                let _ = reply.send(if ok { Ok(()) } else { Err(Error::Recovering) });
+                !ok
+            }),
             Command::Meta { op, reply } => guarded(|| {
                 let (r, failed) = split_commit_failure(shared.run_meta(op));
                 let _ = reply.send(r);
@@ -147,7 +156,8 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
             }),
         };
         if outcome.needs_recovery {
-            recover(shared);
+            // On failure the next group finds no database and tries again.
+            let _ = recover(shared);
         }
     }
 }
@@ -358,7 +368,7 @@ fn fail_all(
 /// Reopens the file and reloads all in-memory state from it, retrying for a few seconds (a
 /// read transaction still open on the old handle keeps the file locked). Until it succeeds,
 /// reads get [`Error::Recovering`] and the next write group tries again.
-fn recover(shared: &Shared) {
+fn recover(shared: &Shared) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let mut delay = Duration::from_millis(1);
     // Dropping a handle that panicked inside redb may panic again (poisoned locks): contain it.
@@ -368,7 +378,13 @@ fn recover(shared: &Shared) {
             Ok(Ok(()))
         )
     };
-    while !attempt() && std::time::Instant::now() < deadline {
+    loop {
+        if attempt() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(200));
     }

@@ -118,6 +118,18 @@ impl IndexState {
         (allocated, held)
     }
 
+    /// Slot → id of every allocated slot (for integrity checks).
+    pub(crate) fn allocated_ids(&self) -> Vec<EntityId> {
+        read(&self.slots).allocated_ids()
+    }
+
+    /// Whether the vector index holds `slot` (HNSW: a live node; exact: always `None`).
+    pub(crate) fn holds(&self, slot: u32) -> Option<bool> {
+        read(&self.vectors)
+            .as_hnsw()
+            .map(|h| h.graph().contains(slot))
+    }
+
     /// Next slot for a new entity of the current write group.
     pub(crate) fn next_slot(&self, cursor: &mut SlotCursor) -> u32 {
         cursor.next(&read(&self.slots))

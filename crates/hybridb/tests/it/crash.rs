@@ -156,6 +156,8 @@ fn verify(db_path: &Path, cycles_done: u64) -> usize {
     let events = db.changes_since(0, usize::MAX).unwrap();
     assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1));
     assert_eq!(events.last().map_or(0, |e| e.seq), db.last_seq().unwrap());
+    let report = db.verify().unwrap();
+    assert!(report.is_clean(), "verify after a crash: {report:?}");
     acked.len()
 }
 

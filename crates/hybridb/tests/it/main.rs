@@ -9,6 +9,7 @@ mod feed;
 mod lock;
 mod model;
 mod validation;
+mod verify;
 mod writer;
 
 use hybridb::{CollectionConfig, Database, Entity, EntityId, Metric};
