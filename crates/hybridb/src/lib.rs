@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 mod async_api;
+mod backup;
 mod change;
 mod collection;
 mod config;
@@ -57,6 +58,7 @@ mod write;
 mod writer;
 
 pub use async_api::AsyncCollection;
+pub use backup::BackupInfo;
 pub use change::{ChangeEvent, ChangeKind};
 pub use collection::Collection;
 pub use config::{CollectionConfig, IndexKind, MAX_DIM, Metric, PayloadIndexKind};

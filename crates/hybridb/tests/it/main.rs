@@ -1,5 +1,6 @@
 //! hybridb integration tests: one binary, one module per area.
 
+mod backup;
 mod basics;
 mod checkpoint;
 mod crash;
