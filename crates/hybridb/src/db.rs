@@ -418,6 +418,44 @@ impl Shared {
         Ok(written)
     }
 
+    /// Writer thread: compacts the file. Takes the redb handle away (readers get
+    /// [`Error::Recovering`] meanwhile), waits up to 10 s for in-flight read transactions to
+    /// finish, compacts until nothing more can be reclaimed, and puts the handle back.
+    pub(crate) fn compact(&self) -> Result<bool> {
+        let Some(mut arc) = write(&self.redb).take() else {
+            return Err(Error::Recovering);
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            arc = match Arc::try_unwrap(arc) {
+                Ok(mut db) => {
+                    let r = loop {
+                        match db.compact() {
+                            Ok(true) => continue,
+                            Ok(false) => break Ok(true),
+                            Err(redb::CompactionError::TransactionInProgress)
+                                if Instant::now() < deadline =>
+                            {
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            Err(e) => break Err(Error::Storage(e.into())),
+                        }
+                    };
+                    *write(&self.redb) = Some(Arc::new(db));
+                    break r;
+                }
+                Err(a) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2));
+                    a
+                }
+                Err(a) => {
+                    *write(&self.redb) = Some(a);
+                    break Err(Error::Busy { waited_ms: 10_000 });
+                }
+            };
+        }
+    }
+
     /// The open redb handle, or [`Error::Recovering`] while the writer reopens it.
     pub(crate) fn redb(&self) -> Result<Arc<redb::Database>> {
         read(&self.redb).clone().ok_or(Error::Recovering)
@@ -853,6 +891,12 @@ impl Database {
         let txn = self.inner.shared.begin_read()?;
         let meta = txn.open_table(META)?;
         Ok(meta.get(META_LAST_SEQ)?.map_or(0, |v| v.value()))
+    }
+
+    /// Compacts the file, returning freed space to the file system. Runs on the writer thread
+    /// (writes wait); reads get [`Error::Recovering`] while it runs. Returns true if it ran.
+    pub fn compact(&self) -> Result<bool> {
+        self.inner.call(|reply| Command::Compact { reply })
     }
 
     /// What the writer thread has done since open: the mean group size is

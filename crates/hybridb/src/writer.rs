@@ -59,6 +59,10 @@ pub(crate) enum Command {
     Sync {
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Compacts the file.
+    Compact {
+        reply: oneshot::Sender<Result<bool>>,
+    },
     /// Reopens the file and rebuilds all in-memory state from it (repair).
     Reload {
         reply: oneshot::Sender<Result<()>>,
@@ -141,6 +145,11 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
             }),
             Command::Sync { reply } => guarded(|| {
                 let (r, failed) = split_commit_failure(shared.sync());
+                let _ = reply.send(r);
+                failed
+            }),
+            Command::Compact { reply } => guarded(|| {
+                let (r, failed) = split_commit_failure(shared.compact());
                 let _ = reply.send(r);
                 failed
             }),

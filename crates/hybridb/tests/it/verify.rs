@@ -115,3 +115,37 @@ fn damaged_slot_map_and_change_log_gap_are_reported() {
         "the other collection is fine"
     );
 }
+
+#[test]
+fn compaction_shrinks_the_file_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.redb");
+    let db = Database::open(&path).unwrap();
+    let c = db
+        .create_collection("c", CollectionConfig::new(64, Metric::L2))
+        .unwrap();
+    let ids: Vec<EntityId> = (0..3000)
+        .map(|i| EntityId::from_key(&format!("k{i}")))
+        .collect();
+    c.upsert_batch(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| Entity::new(*id, json!({"pad": "x".repeat(200)}), vec![i as f32; 64]))
+            .collect(),
+    )
+    .unwrap();
+    c.delete_batch(&ids[..2900]).unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    assert!(db.compact().unwrap());
+    let after = std::fs::metadata(&path).unwrap().len();
+    assert!(after < before, "{after} < {before}");
+    assert_eq!(c.count().unwrap(), 100);
+    assert!(db.verify().unwrap().is_clean());
+    c.upsert(Entity::new(
+        EntityId::from_key("new"),
+        json!({}),
+        vec![1.0; 64],
+    ))
+    .unwrap();
+    assert_eq!(c.count().unwrap(), 101);
+}
