@@ -3,9 +3,12 @@
 //! ```text
 //! cargo run --release -p hybridb --example hnsw_bench -- --base B.bvecs --queries Q.bvecs \
 //!     --gt GT.ivecs [--m 16] [--ef-construction 200] [--ef 10,20,40,80,160] [--k 10] \
-//!     [--build-threads 1] [--metric l2|cosine] [--repeat 5]
+//!     [--build-threads 1] [--metric l2|cosine] [--repeat 5] [--churn 0.3]
 //! ```
 //! Prints one JSON line per `ef` in the schema of `shared/bench/peers.py` (engine `hybridb-hnsw`).
+//! With `--churn F`, it then removes a fraction F of the rows, re-inserts them, and prints
+//! lines with `"bench": "churn"` (ignored by `compare.py`): removal and re-insert rates and the
+//! recall per `ef` after the churn, to compare with the fresh build's.
 
 use std::time::Instant;
 
@@ -67,6 +70,7 @@ fn run() -> Result<(), String> {
         (16usize, 200usize, 10usize, 1usize, 5usize);
     let mut efs = vec![10usize, 20, 40, 80, 160];
     let mut metric = "l2".to_string();
+    let mut churn = 0.0f64;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -82,6 +86,7 @@ fn run() -> Result<(), String> {
             "--build-threads" => threads = num(val()?)?,
             "--repeat" => repeat = num(val()?)?.max(1),
             "--metric" => metric = val()?,
+            "--churn" => churn = val()?.parse::<f64>().map_err(|e| format!("--churn: {e}"))?,
             "--ef" => {
                 efs = val()?
                     .split(',')
@@ -177,6 +182,46 @@ fn run() -> Result<(), String> {
             recall,
             qps
         );
+    }
+    if churn > 0.0 {
+        // Every row whose index hashes below `churn` (deterministic, spread over the data).
+        let gone: Vec<u32> = (0..xs.len() as u32)
+            .filter(|&i| {
+                (u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64
+                    / (1u64 << 53) as f64
+                    <= churn
+            })
+            .collect();
+        let t = Instant::now();
+        for &s in &gone {
+            index.remove(s);
+        }
+        let remove_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for &s in &gone {
+            index
+                .insert(s, &xs[s as usize])
+                .map_err(|e| e.to_string())?;
+        }
+        let reinsert_s = t.elapsed().as_secs_f64();
+        for &ef in &efs {
+            let mut hit = 0usize;
+            for (q, truth) in qs.iter().zip(&gts) {
+                let truth: Vec<u32> = truth.iter().take(k).map(|&x| x as u32).collect();
+                hit += index
+                    .search(q, k, ef)
+                    .iter()
+                    .filter(|(s, _)| truth.contains(s))
+                    .count();
+            }
+            println!(
+                "{{\"bench\": \"churn\", \"engine\": \"hybridb-hnsw\", \"dataset\": \"{dataset}\", \"churn\": {churn}, \"removed\": {}, \"removes_per_s\": {:.0}, \"reinserts_per_s\": {:.0}, \"ef\": {ef}, \"k\": {k}, \"recall\": {:.4}}}",
+                gone.len(),
+                gone.len() as f64 / remove_s,
+                gone.len() as f64 / reinsert_s,
+                hit as f64 / (k * qs.len()) as f64
+            );
+        }
     }
     Ok(())
 }
