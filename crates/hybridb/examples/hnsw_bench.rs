@@ -3,9 +3,15 @@
 //! ```text
 //! cargo run --release -p hybridb --example hnsw_bench -- --base B.bvecs --queries Q.bvecs \
 //!     --gt GT.ivecs [--m 16] [--ef-construction 200] [--ef 10,20,40,80,160] [--k 10] \
-//!     [--build-threads 1] [--metric l2|cosine] [--repeat 5]
+//!     [--build-threads 1] [--metric l2|cosine] [--repeat 5] [--churn 0.3]
 //! ```
 //! Prints one JSON line per `ef` in the schema of `shared/bench/peers.py` (engine `hybridb-hnsw`).
+//! With `--churn F`, it then removes a fraction F of the rows, re-inserts them, and prints
+//! lines with `"bench": "churn"` (ignored by `compare.py`): removal and re-insert rates and the
+//! recall per `ef` after the churn, to compare with the fresh build's. With `--filter F`, it
+//! runs filtered searches allowing a fraction F of the slots (uncorrelated with the vectors)
+//! and prints `"bench": "filtered"` lines: QPS and recall against an exact scan of the allowed
+//! slots (L2 only).
 
 use std::time::Instant;
 
@@ -47,6 +53,11 @@ fn read_vecs(path: &str) -> Result<(usize, Vec<Vec<f32>>), String> {
     Ok((dim, rows))
 }
 
+/// A hash of `x` mapped to [0, 1).
+fn unit_hash(x: u64) -> f64 {
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 fn normalise(v: &mut [f32]) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt() + 1e-30;
     v.iter_mut().for_each(|x| *x /= n);
@@ -67,6 +78,8 @@ fn run() -> Result<(), String> {
         (16usize, 200usize, 10usize, 1usize, 5usize);
     let mut efs = vec![10usize, 20, 40, 80, 160];
     let mut metric = "l2".to_string();
+    let mut churn = 0.0f64;
+    let mut filter = 0.0f64;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -82,6 +95,12 @@ fn run() -> Result<(), String> {
             "--build-threads" => threads = num(val()?)?,
             "--repeat" => repeat = num(val()?)?.max(1),
             "--metric" => metric = val()?,
+            "--churn" => churn = val()?.parse::<f64>().map_err(|e| format!("--churn: {e}"))?,
+            "--filter" => {
+                filter = val()?
+                    .parse::<f64>()
+                    .map_err(|e| format!("--filter: {e}"))?
+            }
             "--ef" => {
                 efs = val()?
                     .split(',')
@@ -177,6 +196,80 @@ fn run() -> Result<(), String> {
             recall,
             qps
         );
+    }
+    if filter > 0.0 && metric_kind == Metric::L2 {
+        let allowed = |s: u32| unit_hash(u64::from(s) ^ 0xF17E) <= filter;
+        let truth: Vec<Vec<u32>> = qs
+            .iter()
+            .map(|q| {
+                let mut all: Vec<(f32, u32)> = xs
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| allowed(*i as u32))
+                    .map(|(i, v)| (hybridb::index::distance::l2_squared(q, v), i as u32))
+                    .collect();
+                all.sort_by(|a, b| a.0.total_cmp(&b.0));
+                all.into_iter().take(k).map(|(_, s)| s).collect()
+            })
+            .collect();
+        for &ef in &efs {
+            let mut best = f64::INFINITY;
+            let mut results = Vec::new();
+            for _ in 0..repeat {
+                let t = Instant::now();
+                results = qs
+                    .iter()
+                    .map(|q| index.search_filtered(q, k, ef, &allowed))
+                    .collect::<Vec<_>>();
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            let hit: usize = results
+                .iter()
+                .zip(&truth)
+                .map(|(r, t)| r.iter().filter(|(s, _)| t.contains(s)).count())
+                .sum();
+            println!(
+                "{{\"bench\": \"filtered\", \"engine\": \"hybridb-hnsw\", \"dataset\": \"{dataset}\", \"allowed\": {filter}, \"ef\": {ef}, \"k\": {k}, \"recall\": {:.4}, \"qps\": {:.1}}}",
+                hit as f64 / (k * qs.len()) as f64,
+                qs.len() as f64 / best
+            );
+        }
+    }
+    if churn > 0.0 {
+        // Every row whose index hashes below `churn` (deterministic, spread over the data).
+        let gone: Vec<u32> = (0..xs.len() as u32)
+            .filter(|&i| unit_hash(u64::from(i)) <= churn)
+            .collect();
+        let t = Instant::now();
+        for &s in &gone {
+            index.remove(s);
+        }
+        let remove_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for &s in &gone {
+            index
+                .insert(s, &xs[s as usize])
+                .map_err(|e| e.to_string())?;
+        }
+        let reinsert_s = t.elapsed().as_secs_f64();
+        for &ef in &efs {
+            let mut hit = 0usize;
+            for (q, truth) in qs.iter().zip(&gts) {
+                let truth: Vec<u32> = truth.iter().take(k).map(|&x| x as u32).collect();
+                hit += index
+                    .search(q, k, ef)
+                    .iter()
+                    .filter(|(s, _)| truth.contains(s))
+                    .count();
+            }
+            println!(
+                "{{\"bench\": \"churn\", \"engine\": \"hybridb-hnsw\", \"dataset\": \"{dataset}\", \"churn\": {churn}, \"removed\": {}, \"removes_per_s\": {:.0}, \"reinserts_per_s\": {:.0}, \"ef\": {ef}, \"k\": {k}, \"recall\": {:.4}}}",
+                gone.len(),
+                gone.len() as f64 / remove_s,
+                gone.len() as f64 / reinsert_s,
+                hit as f64 / (k * qs.len()) as f64
+            );
+        }
     }
     Ok(())
 }

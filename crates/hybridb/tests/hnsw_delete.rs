@@ -198,3 +198,26 @@ fn filtered_search_matches_brute_force_over_allowed() {
             .is_empty()
     );
 }
+
+#[test]
+fn filtered_search_at_low_selectivity_still_returns_k() {
+    let (_, queries, _) = bigann();
+    let (base, index) = fixture();
+    // About 1% allowed (~50 slots): the traversal must keep going until it has k of them.
+    let allowed = |s: u32| Rng(u64::from(s) ^ 0xABCD).next_u64().is_multiple_of(100);
+    let gt = exact_gt(base, &queries[..20], 10, allowed);
+    let found: Vec<Vec<u32>> = queries[..20]
+        .iter()
+        .map(|q| {
+            let hits = index.search_filtered(q, 10, 64, &allowed);
+            assert_eq!(
+                hits.len(),
+                10,
+                "fewer than k results while k allowed slots exist"
+            );
+            hits.into_iter().map(|(s, _)| s).collect()
+        })
+        .collect();
+    let r = recall(&found, &gt, 10);
+    assert!(r >= 0.9, "recall at 1% selectivity {r}");
+}

@@ -217,3 +217,19 @@ fn removal_repair_leaves_few_dead_links() {
     );
     assert!(frac < 0.002, "dead-link fraction {frac}");
 }
+
+#[test]
+fn remove_batch_matches_single_removals() {
+    let (index, data) = random_index(500, 6, 8);
+    let batch: Vec<u32> = (0..500).step_by(3).collect();
+    let mut with_dupes = batch.clone();
+    with_dupes.push(1000);
+    with_dupes.push(0);
+    assert_eq!(index.remove_batch(&with_dupes), batch.len());
+    assert_eq!(index.len(), 500 - batch.len());
+    for q in &data[..50] {
+        for (s, _) in index.search(q, 10, 32) {
+            assert!(s % 3 != 0, "removed slot {s} returned");
+        }
+    }
+}
