@@ -52,7 +52,7 @@ impl VectorIndex for FlatIndex {
         Ok(())
     }
 
-    fn remove(&self, _slot: u32) {}
+    fn remove(&self, _slots: &[u32]) {}
 
     fn search(
         &self,

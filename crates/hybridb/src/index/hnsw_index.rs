@@ -102,8 +102,9 @@ impl VectorIndex for HnswIndex {
         }
     }
 
-    fn remove(&self, slot: u32) {
-        self.graph.remove(slot);
+    fn remove(&self, slots: &[u32]) {
+        // One exclusive section for the whole group: searches wait once, not per slot.
+        self.graph.remove_batch(slots);
     }
 
     fn search(

@@ -59,8 +59,8 @@ pub(crate) trait VectorIndex: Send + Sync {
     /// Inserts or replaces the vectors of `items` (slots below the reserved capacity). An error
     /// means the index no longer matches the database: the caller rebuilds it.
     fn insert(&self, items: &[(u32, &[f32])]) -> Result<(), String>;
-    /// Removes a slot's vector (its slot is no longer in any `allowed` set).
-    fn remove(&self, slot: u32);
+    /// Removes the vectors of `slots` (no longer in any `allowed` set), as one batch.
+    fn remove(&self, slots: &[u32]);
     /// The nearest allowed slots to `query`; `ef` is the effort of approximate indexes.
     /// `all_held` promises that `allowed` is exactly the set of slots the index holds, so an
     /// index may skip the per-slot check.

@@ -178,10 +178,15 @@ impl IndexState {
         vectors
             .insert(&sets)
             .map_err(|e| corrupted(format!("vector index refused an insert: {e}")))?;
-        for a in &applies {
-            if let Apply::Remove { slot } = a {
-                vectors.remove(*slot);
-            }
+        let removed: Vec<u32> = applies
+            .iter()
+            .filter_map(|a| match a {
+                Apply::Remove { slot } => Some(*slot),
+                Apply::Set { .. } => None,
+            })
+            .collect();
+        if !removed.is_empty() {
+            vectors.remove(&removed);
         }
         drop(vectors);
         let mut table = write(&self.slots);
