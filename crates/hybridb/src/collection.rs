@@ -224,30 +224,11 @@ impl Collection {
     /// Many entities from one consistent snapshot, in the order asked (`None` for absent ids).
     pub fn get_many(&self, ids: &[EntityId]) -> Result<Vec<Option<Record>>> {
         let txn = self.read_txn()?;
-        let tables = CollectionTables::new(self.shared.stored.cid);
-        let entities = txn
-            .open_table(tables.entities())
-            .map_err(|e| self.table_error(e))?;
-        let vectors = txn
-            .open_table(tables.vectors())
-            .map_err(|e| self.table_error(e))?;
-        let dim = self.shared.stored.config.dim as usize;
+        let tables = self.record_tables(&txn)?;
         ids.iter()
-            .map(|&id| {
-                let Some(rec) = entities.get(id)? else {
-                    return Ok(None);
-                };
-                let vec = vectors
-                    .get(id)?
-                    .ok_or_else(|| crate::error::corrupted(format!("entity {id} has no vector")))?;
-                let (header, json) = decode_record(rec.value())?;
-                Ok(Some(Record {
-                    id,
-                    payload: decode_payload(json)?,
-                    vector: decode_vector(vec.value(), dim)?,
-                    version: header.version,
-                    updated_at: header.updated_at,
-                }))
+            .map(|&id| match tables.entities.get(id)? {
+                Some(rec) => tables.record(id, rec.value()).map(Some),
+                None => Ok(None),
             })
             .collect()
     }
@@ -255,49 +236,30 @@ impl Collection {
     /// Number of entities.
     pub fn count(&self) -> Result<u64> {
         let txn = self.read_txn()?;
-        let tables = CollectionTables::new(self.shared.stored.cid);
-        let entities = txn
-            .open_table(tables.entities())
-            .map_err(|e| self.table_error(e))?;
-        Ok(entities.len()?)
+        Ok(self.record_tables(&txn)?.entities.len()?)
     }
 
     /// Up to `limit` entities in id order, starting after `after` (from the start for `None`).
     pub fn scroll(&self, after: Option<EntityId>, limit: usize) -> Result<ScrollPage> {
         self.check_k(limit)?;
         let txn = self.read_txn()?;
-        let tables = CollectionTables::new(self.shared.stored.cid);
-        let entities = txn
-            .open_table(tables.entities())
-            .map_err(|e| self.table_error(e))?;
-        let vectors = txn
-            .open_table(tables.vectors())
-            .map_err(|e| self.table_error(e))?;
-        let dim = self.shared.stored.config.dim as usize;
+        let tables = self.record_tables(&txn)?;
         let start = match after {
             Some(id) => Bound::Excluded(id),
             None => Bound::Unbounded,
         };
         let mut records = Vec::with_capacity(limit.min(1024));
         let mut more = false;
-        for row in entities.range::<EntityId>((start, Bound::Unbounded))? {
+        for row in tables
+            .entities
+            .range::<EntityId>((start, Bound::Unbounded))?
+        {
             if records.len() == limit {
                 more = true;
                 break;
             }
             let (k, v) = row?;
-            let id = k.value();
-            let (header, json) = decode_record(v.value())?;
-            let vec = vectors
-                .get(id)?
-                .ok_or_else(|| crate::error::corrupted(format!("entity {id} has no vector")))?;
-            records.push(Record {
-                id,
-                payload: decode_payload(json)?,
-                vector: decode_vector(vec.value(), dim)?,
-                version: header.version,
-                updated_at: header.updated_at,
-            });
+            records.push(tables.record(k.value(), v.value())?);
         }
         let next = if more {
             records.last().map(|r| r.id)
@@ -305,6 +267,20 @@ impl Collection {
             None
         };
         Ok(ScrollPage { records, next })
+    }
+
+    /// Opens the entity and vector tables of this collection in `txn`.
+    fn record_tables(&self, txn: &redb::ReadTransaction) -> Result<RecordTables> {
+        let tables = CollectionTables::new(self.shared.stored.cid);
+        Ok(RecordTables {
+            entities: txn
+                .open_table(tables.entities())
+                .map_err(|e| self.table_error(e))?,
+            vectors: txn
+                .open_table(tables.vectors())
+                .map_err(|e| self.table_error(e))?,
+            dim: self.shared.stored.config.dim as usize,
+        })
     }
 
     fn check_k(&self, k: usize) -> Result<()> {
@@ -391,4 +367,29 @@ pub(crate) fn upserts(entities: Vec<Entity>) -> Vec<WriteOp> {
             expected_version: None,
         })
         .collect()
+}
+
+/// A collection's entity and vector tables in one read transaction.
+struct RecordTables {
+    entities: redb::ReadOnlyTable<EntityId, &'static [u8]>,
+    vectors: redb::ReadOnlyTable<EntityId, &'static [u8]>,
+    dim: usize,
+}
+
+impl RecordTables {
+    /// The full record of `id`, whose stored entity record is `rec`.
+    fn record(&self, id: EntityId, rec: &[u8]) -> Result<Record> {
+        let (header, json) = decode_record(rec)?;
+        let vec = self
+            .vectors
+            .get(id)?
+            .ok_or_else(|| crate::error::corrupted(format!("entity {id} has no vector")))?;
+        Ok(Record {
+            id,
+            payload: decode_payload(json)?,
+            vector: decode_vector(vec.value(), self.dim)?,
+            version: header.version,
+            updated_at: header.updated_at,
+        })
+    }
 }

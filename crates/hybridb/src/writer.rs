@@ -205,6 +205,18 @@ struct InFlight {
     applies: Vec<Apply>,
 }
 
+impl InFlight {
+    /// A command whose group fails: it only needs its error reply.
+    fn failed(reply: oneshot::Sender<Result<Vec<Written>>>, coll: Arc<CollectionShared>) -> Self {
+        InFlight {
+            reply,
+            coll,
+            written: Vec::new(),
+            applies: Vec::new(),
+        }
+    }
+}
+
 /// Commits a group; returns true if the writer must reopen the database.
 fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
     // Step 1, outside the transaction: validation failures are answered at once.
@@ -262,12 +274,7 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
                         continue;
                     }
                     Err(e) => {
-                        in_flight.push(InFlight {
-                            reply,
-                            coll,
-                            written: Vec::new(),
-                            applies: Vec::new(),
-                        });
+                        in_flight.push(InFlight::failed(reply, coll));
                         return Err(e);
                     }
                 };
@@ -287,12 +294,7 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
                 let (written, applies) = match r {
                     Ok(x) => x,
                     Err(e) => {
-                        in_flight.push(InFlight {
-                            reply,
-                            coll,
-                            written: Vec::new(),
-                            applies: Vec::new(),
-                        });
+                        in_flight.push(InFlight::failed(reply, coll));
                         return Err(e);
                     }
                 };
