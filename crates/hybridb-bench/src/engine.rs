@@ -19,7 +19,8 @@ use crate::vecs::Vecs;
 mod backend;
 
 pub use backend::{
-    ENGINE_NAME, Engine, exact_search, index_bytes, open, reopen_after_writes, search, upsert_batch,
+    ENGINE_NAME, Engine, Reopen, exact_search, index_bytes, open, reopen_after_writes, search,
+    upsert_batch,
 };
 
 /// When a write is considered done.
@@ -67,6 +68,8 @@ pub struct EngineConfig {
     pub build_threads: usize,
     /// Write durability.
     pub durability: Durability,
+    /// redb page cache, MiB.
+    pub cache_mb: usize,
 }
 
 impl EngineConfig {
@@ -81,6 +84,7 @@ impl EngineConfig {
             ef_construction: 200,
             build_threads: 1,
             durability: Durability::None,
+            cache_mb: 256,
         }
     }
 }

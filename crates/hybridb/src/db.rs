@@ -86,6 +86,12 @@ pub struct Options {
     /// Retention keeps at least this many of the most recent change events, whatever the
     /// cursors say. Default 100,000.
     pub retain_changes: u64,
+    /// redb quick-repair: every commit also saves the allocator state (and uses two-phase
+    /// commit), so that reopening after a crash is almost instant instead of a walk over the
+    /// whole file. Commits are somewhat slower. Default true.
+    pub quick_repair: bool,
+    /// Checkpoint every changed HNSW index when the database closes. Default true.
+    pub checkpoint_on_close: bool,
 }
 
 /// Progress of an index rebuild on open.
@@ -128,6 +134,8 @@ impl Default for Options {
             checkpoint_interval: Duration::from_secs(300),
             rebuild_progress: None,
             retain_changes: 100_000,
+            quick_repair: true,
+            checkpoint_on_close: true,
         }
     }
 }
@@ -231,6 +239,18 @@ impl DatabaseBuilder {
     /// Sets how many recent change events retention always keeps.
     pub fn retain_changes(mut self, events: u64) -> Self {
         self.options.retain_changes = events;
+        self
+    }
+
+    /// Sets redb quick-repair (see [`Options::quick_repair`]).
+    pub fn quick_repair(mut self, enabled: bool) -> Self {
+        self.options.quick_repair = enabled;
+        self
+    }
+
+    /// Sets whether closing checkpoints changed HNSW indexes.
+    pub fn checkpoint_on_close(mut self, enabled: bool) -> Self {
+        self.options.checkpoint_on_close = enabled;
         self
     }
 
@@ -486,6 +506,7 @@ impl Shared {
         };
         txn.set_durability(d)
             .map_err(|e| Error::Storage(redb::Error::from(e)))?;
+        txn.set_quick_repair(self.options.quick_repair);
         txn.commit()?;
         self.progress.committed(seq);
         self.feed.send_replace(seq);
@@ -639,7 +660,7 @@ impl Drop for DbInner {
             let _ = t.join();
         }
         // Best effort: errors here have no caller; `Database::close` reports them.
-        if self.shared.sync().is_ok() {
+        if self.shared.sync().is_ok() && self.shared.options.checkpoint_on_close {
             // Everything is durable now: checkpoint what changed so reopening is quick.
             let _ = self.shared.checkpoint(1);
         }

@@ -31,8 +31,10 @@ pub struct Engine {
 fn builder(config: &EngineConfig, durability: hybridb::Durability) -> hybridb::DatabaseBuilder {
     Database::builder()
         .durability(durability)
+        .cache_size(config.cache_mb << 20)
         .index_threads(config.build_threads.max(1))
         .checkpoint_every(0, std::time::Duration::ZERO)
+        .checkpoint_on_close(false)
 }
 
 /// Creates (or opens) `dir/bench.redb` and creates the collection `bench`.
@@ -124,16 +126,45 @@ pub fn index_bytes(engine: &Engine) -> usize {
     engine.coll.index_memory_bytes()
 }
 
+/// How long reopening took.
+#[derive(Debug, Clone, Copy)]
+pub struct Reopen {
+    /// Seconds from `open` to the first search answered, after a clean close.
+    pub clean_s: f64,
+    /// Whether that open rebuilt the index instead of loading the checkpoint.
+    pub clean_rebuilt: bool,
+    /// The same for a copy of the files taken while the database was open (a crash image).
+    pub crash_s: f64,
+    /// Whether the crash-image open rebuilt the index.
+    pub crash_rebuilt: bool,
+}
+
+/// Times an open (until the first search answers); reports whether the index was rebuilt.
+fn timed_open(path: &Path, sample: &[f32]) -> Result<(f64, bool)> {
+    let rebuilt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&rebuilt);
+    let t = std::time::Instant::now();
+    let db = Database::builder()
+        .index_threads(2)
+        .checkpoint_every(0, std::time::Duration::ZERO)
+        .checkpoint_on_close(false)
+        .on_rebuild_progress(move |_| flag.store(true, std::sync::atomic::Ordering::Relaxed))
+        .open(path)?;
+    db.collection("bench")?.search(sample, 10)?;
+    let secs = t.elapsed().as_secs_f64();
+    Ok((secs, rebuilt.load(std::sync::atomic::Ordering::Relaxed)))
+}
+
 /// Measures reopening: checkpoints, applies `later_writes` upserts of existing rows (their
-/// vectors nudged, so that replay has real work), copies the files as a crash would leave
-/// them, and times opening the copy until the first search answers. Returns (seconds, whether
-/// the index was rebuilt instead of loaded).
+/// vectors nudged, so that replay has real work), then times two opens: of the files after a
+/// clean close (no close-time checkpoint, so the later writes are replayed), and of a copy
+/// taken while the database was open (what a crash leaves; redb repairs, then the same replay).
 pub fn reopen_after_writes(
-    engine: &mut Engine,
+    engine: Engine,
     dir: &Path,
     later_writes: usize,
     sample: &[f32],
-) -> Result<(f64, bool)> {
+) -> Result<Reopen> {
     engine.db.checkpoint().context("checkpoint")?;
     let dim = engine.dim;
     let mut by_row: Vec<(u32, EntityId)> = engine.rows.iter().map(|(id, r)| (*r, *id)).collect();
@@ -156,10 +187,10 @@ pub fn reopen_after_writes(
     }
     engine.db.sync()?;
     let src = dir.join("bench.redb");
-    let copy_dir = dir.join("reopen");
+    let copy_dir = dir.join("crash-image");
     std::fs::create_dir_all(&copy_dir)?;
-    let dst = copy_dir.join("bench.redb");
-    std::fs::copy(&src, &dst)?;
+    let crash = copy_dir.join("bench.redb");
+    std::fs::copy(&src, &crash)?;
     let (src_idx, dst_idx) = (
         dir.join("bench.redb.index"),
         copy_dir.join("bench.redb.index"),
@@ -169,16 +200,13 @@ pub fn reopen_after_writes(
         let f = f?;
         std::fs::copy(f.path(), dst_idx.join(f.file_name()))?;
     }
-    let rebuilt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = std::sync::Arc::clone(&rebuilt);
-    let t = std::time::Instant::now();
-    let db = Database::builder()
-        .index_threads(2)
-        .checkpoint_every(0, std::time::Duration::ZERO)
-        .on_rebuild_progress(move |_| flag.store(true, std::sync::atomic::Ordering::Relaxed))
-        .open(&dst)?;
-    let coll = db.collection("bench")?;
-    coll.search(&sample[..dim], 10)?;
-    let secs = t.elapsed().as_secs_f64();
-    Ok((secs, rebuilt.load(std::sync::atomic::Ordering::Relaxed)))
+    drop(engine);
+    let (clean_s, clean_rebuilt) = timed_open(&src, &sample[..dim])?;
+    let (crash_s, crash_rebuilt) = timed_open(&crash, &sample[..dim])?;
+    Ok(Reopen {
+        clean_s,
+        clean_rebuilt,
+        crash_s,
+        crash_rebuilt,
+    })
 }
