@@ -166,10 +166,17 @@ impl super::Hnsw {
 impl VectorStore {
     /// Writes a slot through `&mut self` (no other thread can hold the store).
     pub(super) fn set(&mut self, slot: u32, v: &[f32]) {
+        // Index the line directly: skipping through a flattened iterator would cost O(slot)
+        // per call and make loading a checkpoint quadratic.
         let start = slot as usize * self.stride;
-        let cells = self.lines.iter_mut().flat_map(|l| l.0.iter_mut());
-        for (c, x) in cells.skip(start).zip(v) {
-            *c.get_mut() = *x;
+        let (mut line, mut off) = (start / 16, start % 16);
+        for x in v {
+            *self.lines[line].0[off].get_mut() = *x;
+            off += 1;
+            if off == 16 {
+                off = 0;
+                line += 1;
+            }
         }
     }
 }
