@@ -175,6 +175,19 @@ impl IndexState {
                 Apply::Remove { .. } => None,
             })
             .collect();
+        // New vectors for slots the index already holds (updates): take them all out in one
+        // batch first, so that the inserts below are plain parallel inserts (an HNSW update
+        // is a removal plus an insert, and removals run one at a time).
+        let updated: Vec<u32> = {
+            let table = read(&self.slots);
+            sets.iter()
+                .map(|(slot, _)| *slot)
+                .filter(|&s| table.id(s).is_some())
+                .collect()
+        };
+        if !updated.is_empty() {
+            vectors.remove(&updated);
+        }
         vectors
             .insert(&sets)
             .map_err(|e| corrupted(format!("vector index refused an insert: {e}")))?;
