@@ -31,37 +31,31 @@ fn lock_child_entry() {
     }
 }
 
+/// Runs `lock_child_entry` in a new process on `path`; returns its exit code.
+fn child_open(path: &std::path::Path) -> Option<i32> {
+    let exe = std::env::current_exe().unwrap();
+    Command::new(exe)
+        .args([
+            "lock::lock_child_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, path)
+        .status()
+        .unwrap()
+        .code()
+}
+
 #[test]
 fn second_process_is_refused_quickly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.redb");
     let db = Database::open(&path).unwrap();
-    let exe = std::env::current_exe().unwrap();
     let started = Instant::now();
-    let status = Command::new(exe)
-        .args([
-            "lock::lock_child_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, &path)
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(3), "child should see AlreadyOpen");
+    assert_eq!(child_open(&path), Some(3), "child should see AlreadyOpen");
     assert!(started.elapsed() < Duration::from_secs(30));
     drop(db);
     // Once closed, another process can open it.
-    let exe = std::env::current_exe().unwrap();
-    let status = Command::new(exe)
-        .args([
-            "lock::lock_child_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, &path)
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(child_open(&path), Some(0));
 }
