@@ -218,12 +218,12 @@ impl IndexState {
         let vectors = read(&self.vectors);
         // Exactly the live slots are held when nothing is hidden and no insert is in flight
         // (counts are enough: live ⊆ allocated, and held ⊇ allocated between applies).
-        // (Equal counts can still hide one slot being inserted while another is mid-update:
-        // two spare results cover that transient case.)
+        // (Equal counts could still hide one slot being inserted while another is mid-update;
+        // the inserting one is then dropped below, so such a search returns one hit fewer —
+        // never a wrong one.)
         let all_held = table.live_count() == table.allocated_count()
             && vectors.held() == Some(table.live_count());
-        let want = if all_held { k + 2 } else { k };
-        let found = vectors.search(query, want, ef.max(want), table.live(), all_held);
+        let found = vectors.search(query, k, ef.max(k), table.live(), all_held);
         drop(vectors);
         let mut hits: Vec<(EntityId, f32)> = found
             .into_iter()
