@@ -32,7 +32,7 @@ impl Default for RetryPolicy {
 }
 
 /// Calls `op` until it succeeds, fails with a non-transient error, or the attempts run out;
-/// returns the last result. Only [`Error::is_transient`] errors are retried.
+/// returns the last result. Only [`crate::Error::is_transient`] errors are retried.
 ///
 /// # Example
 /// ```

@@ -1,5 +1,5 @@
 //! Vector search: distance kernels, the slot table, and the vector indexes behind the
-//! [`VectorIndex`] trait (exact scan and HNSW).
+//! `VectorIndex` trait (exact scan and HNSW).
 //!
 //! Distances inside the engine are "lower is better": squared L2, or the negated dot product
 //! (cosine is the dot product of unit vectors).
