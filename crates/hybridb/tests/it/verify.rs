@@ -149,3 +149,47 @@ fn compaction_shrinks_the_file_and_keeps_everything() {
     .unwrap();
     assert_eq!(c.count().unwrap(), 101);
 }
+
+/// Opening refuses files of another format version and files whose tables disagree, with
+/// typed errors (not panics).
+#[test]
+fn open_refuses_other_formats_and_inconsistent_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.redb");
+    {
+        let db = Database::open(&path).unwrap();
+        fill(&db);
+    }
+    let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
+    let vectors: TableDefinition<EntityId, &[u8]> = TableDefinition::new("c1.vectors");
+    // A vector row removed behind hybridb's back: the counts disagree.
+    {
+        let raw = redb::Database::open(&path).unwrap();
+        let w = raw.begin_write().unwrap();
+        w.open_table(vectors)
+            .unwrap()
+            .remove(EntityId::from_key("1"))
+            .unwrap();
+        w.commit().unwrap();
+    }
+    let err = Database::open(&path).unwrap_err();
+    assert!(matches!(err, hybridb::Error::Corrupted(_)), "{err:?}");
+    assert!(!err.is_user_error());
+    // Another format version.
+    {
+        let raw = redb::Database::open(&path).unwrap();
+        let w = raw.begin_write().unwrap();
+        w.open_table(meta)
+            .unwrap()
+            .insert("format_version", 99)
+            .unwrap();
+        w.commit().unwrap();
+    }
+    assert!(matches!(
+        Database::open(&path),
+        Err(hybridb::Error::IncompatibleFormat {
+            found: 99,
+            supported: 1
+        })
+    ));
+}
