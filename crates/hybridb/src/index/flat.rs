@@ -90,6 +90,10 @@ impl VectorIndex for FlatIndex {
         top_k(scan, k)
     }
 
+    fn scan(&self, query: &[f32], k: usize, allowed: &SlotBitset) -> Vec<(u32, f32)> {
+        self.search(query, k, k, allowed, false)
+    }
+
     fn memory_bytes(&self) -> usize {
         read(&self.data).capacity() * 4
     }

@@ -7,17 +7,25 @@
 //! - a new slot's vector enters the vector index *before* the slot becomes live; a deleted
 //!   slot is hidden *before* its commit and its vector leaves the index *before* the slot is
 //!   freed for reuse. So every live slot's vector in the index belongs to its current entity.
+//! - the payload postings change together with the slot table (under its write lock), so a
+//!   search that holds the slot table's read lock sees postings and live slots of one moment.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
+use std::time::Instant;
 
 use crate::config::{CollectionConfig, IndexKind};
-use crate::error::{Result, corrupted};
+use crate::error::{FilterProblem, Result, corrupted};
 use crate::id::EntityId;
+use crate::index::bitset::SlotBitset;
 use crate::index::flat::FlatIndex;
 use crate::index::hnsw_index::HnswIndex;
 use crate::index::slots::{SlotCursor, SlotTable};
-use crate::index::{IndexMetric, VectorIndex};
+use crate::index::{IndexMetric, VectorIndex, plan};
+use crate::payload::PostingKey;
+use crate::payload::postings::PayloadIndex;
+use crate::search::Plan;
 use crate::sync::{lock, read, write};
 
 /// What a commit does to the index for one item.
@@ -30,12 +38,33 @@ pub(crate) enum Apply {
     },
     /// Deleted entity.
     Remove { slot: u32 },
+    /// Changed payload index values of the entity in `slot` (applied with the slot table).
+    Postings {
+        slot: u32,
+        remove: Vec<PostingKey>,
+        add: Vec<PostingKey>,
+    },
+}
+
+/// The outcome of a planned search.
+pub(crate) struct Planned {
+    /// `(id, distance)`, nearest first, ties by id, at most `k`.
+    pub hits: Vec<(EntityId, f32)>,
+    pub plan: Plan,
+    pub fallback: bool,
+    pub matching: usize,
+    pub live: usize,
+    pub ef: usize,
+    pub filter_micros: u64,
+    pub search_micros: u64,
 }
 
 /// Slot table plus vector index of one collection.
 pub(crate) struct IndexState {
     slots: RwLock<SlotTable>,
     vectors: RwLock<Box<dyn VectorIndex>>,
+    /// Payload index postings; locked only while the slot table's lock is held.
+    payload: RwLock<PayloadIndex>,
     /// Held by [`IndexState::apply`] and while a checkpoint image is taken, so that the image
     /// is the state between two applies.
     apply_lock: Mutex<()>,
@@ -68,17 +97,38 @@ impl IndexState {
                 threads,
             )),
         };
-        Self::from_parts(SlotTable::default(), vectors)
+        let state = Self::from_parts(SlotTable::default(), vectors);
+        *write(&state.payload) = PayloadIndex::new(&config.payload_indexes);
+        state
     }
 
     pub(crate) fn from_parts(slots: SlotTable, vectors: Box<dyn VectorIndex>) -> Self {
         IndexState {
             slots: RwLock::new(slots),
             vectors: RwLock::new(vectors),
+            payload: RwLock::new(PayloadIndex::default()),
             apply_lock: Mutex::new(()),
             changed: AtomicU64::new(0),
             checkpoint_seq: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// Replaces the payload postings (loading, and declaring or dropping a payload index).
+    pub(crate) fn set_payload(&self, index: PayloadIndex) {
+        let _slots = write(&self.slots);
+        *write(&self.payload) = index;
+    }
+
+    /// Changes the payload postings in place (under the slot table's write lock).
+    pub(crate) fn update_payload(&self, f: impl FnOnce(&mut PayloadIndex)) {
+        let _slots = write(&self.slots);
+        f(&mut write(&self.payload));
+    }
+
+    /// Runs `f` on the payload postings.
+    pub(crate) fn with_payload<T>(&self, f: impl FnOnce(&PayloadIndex) -> T) -> T {
+        let _slots = read(&self.slots);
+        f(&read(&self.payload))
     }
 
     /// The seq the index's checkpoint file covers, if it has one.
@@ -163,6 +213,7 @@ impl IndexState {
             .iter()
             .map(|a| match a {
                 Apply::Set { slot, .. } | Apply::Remove { slot } => *slot as usize + 1,
+                Apply::Postings { .. } => 0,
             })
             .max()
             .unwrap_or(0);
@@ -172,7 +223,7 @@ impl IndexState {
             .iter()
             .filter_map(|a| match a {
                 Apply::Set { slot, vector, .. } => Some((*slot, vector.as_slice())),
-                Apply::Remove { .. } => None,
+                Apply::Remove { .. } | Apply::Postings { .. } => None,
             })
             .collect();
         // New vectors for slots the index already holds (updates): take them all out in one
@@ -195,7 +246,7 @@ impl IndexState {
             .iter()
             .filter_map(|a| match a {
                 Apply::Remove { slot } => Some(*slot),
-                Apply::Set { .. } => None,
+                Apply::Set { .. } | Apply::Postings { .. } => None,
             })
             .collect();
         if !removed.is_empty() {
@@ -203,27 +254,136 @@ impl IndexState {
         }
         drop(vectors);
         let mut table = write(&self.slots);
+        let mut payload = write(&self.payload);
         for a in applies {
             match a {
                 Apply::Set { slot, id, .. } => table.claim(slot, id),
                 Apply::Remove { slot } => table.release(slot),
+                Apply::Postings { slot, remove, add } => {
+                    for k in &remove {
+                        payload.remove(k, slot);
+                    }
+                    for k in &add {
+                        payload.insert(k, slot);
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// Evaluates `filter` over the live slots and the payload postings.
+    pub(crate) fn evaluate(
+        &self,
+        filter: &crate::filter::Filter,
+        id_slots: &HashMap<EntityId, u32>,
+    ) -> Result<crate::payload::eval::Evaluated, FilterProblem> {
+        let table = read(&self.slots);
+        let payload = read(&self.payload);
+        crate::payload::eval::evaluate(
+            filter,
+            &crate::payload::eval::Context {
+                index: &payload,
+                universe: table.live(),
+                id_slots,
+            },
+        )
+    }
+
+    /// The `(slot, id)` of every live slot in `bits` (candidates for payload checks).
+    pub(crate) fn candidates(&self, bits: &SlotBitset) -> Vec<(u32, EntityId)> {
+        let table = read(&self.slots);
+        bits.iter()
+            .filter_map(|s| table.id(s).map(|id| (s, id)))
+            .collect()
+    }
+
+    /// Evaluates `allowed` (the slots a filter lets through, given the live slots and the
+    /// postings) and searches among them with the plan [`plan::choose`] picks, all under one
+    /// hold of the slot table's lock. With `expect`, a hit counts only if its slot still holds
+    /// the id `expect` names (slots decided from payloads read outside the lock).
+    pub(crate) fn search_planned(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: impl FnOnce(&SlotBitset, &PayloadIndex) -> Result<SlotBitset, FilterProblem>,
+        expect: Option<&HashMap<u32, EntityId>>,
+    ) -> Result<Planned, FilterProblem> {
+        let t0 = Instant::now();
+        let table = read(&self.slots);
+        let mut bits = allowed(table.live(), &read(&self.payload))?;
+        bits.intersect_with(table.live());
+        let filter_micros = t0.elapsed().as_micros() as u64;
+        let t1 = Instant::now();
+        let vectors = read(&self.vectors);
+        let live = table.live_count();
+        let matching = bits.len();
+        let graph_m = vectors.as_hnsw().map(|h| h.graph().params().m);
+        let (plan, ef) = plan::choose(matching, live, k, ef, graph_m);
+        let mut fallback = false;
+        let found = match plan {
+            Plan::NoMatches => Vec::new(),
+            Plan::Unfiltered => Self::unfiltered(&table, vectors.as_ref(), query, k, ef),
+            Plan::ExactScan => vectors.scan(query, k, &bits),
+            Plan::FilteredGraph => {
+                let r = vectors.search(query, k, ef, &bits, false);
+                if r.len() < k.min(matching) {
+                    fallback = true;
+                    vectors.scan(query, k, &bits)
+                } else {
+                    r
+                }
+            }
+        };
+        drop(vectors);
+        let mut hits: Vec<(EntityId, f32)> = found
+            .into_iter()
+            .filter_map(|(slot, d)| {
+                let id = table.id(slot)?;
+                match expect {
+                    Some(e) if e.get(&slot) != Some(&id) => None,
+                    _ => Some((id, d)),
+                }
+            })
+            .collect();
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+        Ok(Planned {
+            hits,
+            plan,
+            fallback,
+            matching,
+            live,
+            ef,
+            filter_micros,
+            search_micros: t1.elapsed().as_micros() as u64,
+        })
+    }
+
+    /// The plain index search over every live slot.
+    fn unfiltered(
+        table: &SlotTable,
+        vectors: &dyn VectorIndex,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+    ) -> Vec<(u32, f32)> {
+        // Exactly the live slots are held when nothing is hidden and no insert is in flight
+        // (counts are enough: live ⊆ allocated, and held ⊇ allocated between applies).
+        // (Equal counts could still hide one slot being inserted while another is mid-update;
+        // the inserting one is then dropped by the caller, so such a search returns one hit
+        // fewer — never a wrong one.)
+        let all_held = table.live_count() == table.allocated_count()
+            && vectors.held() == Some(table.live_count());
+        vectors.search(query, k, ef.max(k), table.live(), all_held)
     }
 
     /// The `k` nearest live entities: `(id, distance)` nearest first, ties by id.
     pub(crate) fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(EntityId, f32)> {
         let table = read(&self.slots);
         let vectors = read(&self.vectors);
-        // Exactly the live slots are held when nothing is hidden and no insert is in flight
-        // (counts are enough: live ⊆ allocated, and held ⊇ allocated between applies).
-        // (Equal counts could still hide one slot being inserted while another is mid-update;
-        // the inserting one is then dropped below, so such a search returns one hit fewer —
-        // never a wrong one.)
-        let all_held = table.live_count() == table.allocated_count()
-            && vectors.held() == Some(table.live_count());
-        let found = vectors.search(query, k, ef.max(k), table.live(), all_held);
+        let found = Self::unfiltered(&table, vectors.as_ref(), query, k, ef);
         drop(vectors);
         let mut hits: Vec<(EntityId, f32)> = found
             .into_iter()
@@ -236,10 +396,17 @@ impl IndexState {
 
     /// Moves `other`'s contents into `self` (writer recovery: handles keep their `Arc`).
     pub(crate) fn replace_from(&self, other: IndexState) {
-        let IndexState { slots, vectors, .. } = other;
+        let IndexState {
+            slots,
+            vectors,
+            payload,
+            ..
+        } = other;
         let _apply = lock(&self.apply_lock);
         *write(&self.vectors) = vectors.into_inner().unwrap_or_else(|e| e.into_inner());
-        *write(&self.slots) = slots.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut table = write(&self.slots);
+        *table = slots.into_inner().unwrap_or_else(|e| e.into_inner());
+        *write(&self.payload) = payload.into_inner().unwrap_or_else(|e| e.into_inner());
     }
 
     /// Number of searchable entities.
@@ -247,9 +414,12 @@ impl IndexState {
         read(&self.slots).live_count()
     }
 
-    /// Bytes held by the slot table and the vector index.
+    /// Bytes held by the slot table, the vector index and the payload postings.
     pub(crate) fn memory_bytes(&self) -> usize {
-        read(&self.slots).memory_bytes() + read(&self.vectors).memory_bytes()
+        let table = read(&self.slots);
+        table.memory_bytes()
+            + read(&self.vectors).memory_bytes()
+            + read(&self.payload).memory_bytes()
     }
 }
 
