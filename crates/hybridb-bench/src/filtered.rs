@@ -118,7 +118,10 @@ pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
         .map_or("data".into(), |n| n.to_string_lossy().into_owned());
     let mut base = read_vectors(&a.base)?;
     let mut queries = read_vectors(&a.queries)?;
-    ensure!(base.dim == queries.dim, "base and queries differ in dimension");
+    ensure!(
+        base.dim == queries.dim,
+        "base and queries differ in dimension"
+    );
     if a.metric.needs_normalising() {
         normalise_rows(&mut base.data, base.dim);
         normalise_rows(&mut queries.data, queries.dim);
@@ -181,12 +184,19 @@ pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
                 if let Some((l, _, _)) = &labels {
                     payload["label"] = json!(l[i]);
                 }
-                Entity::new(EntityId::from_u128(i as u128), payload, base.row(i).to_vec())
+                Entity::new(
+                    EntityId::from_u128(i as u128),
+                    payload,
+                    base.row(i).to_vec(),
+                )
             })
             .collect();
         coll.upsert_batch(batch)?;
     }
-    eprintln!("filtered: loaded {n} rows into hybridb in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "filtered: loaded {n} rows into hybridb in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // The callback baseline's graph.
     let t = Instant::now();
@@ -205,7 +215,10 @@ pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
     graph
         .insert_batch_parallel(&items, a.build_threads)
         .map_err(|e| anyhow::anyhow!("baseline graph: {e}"))?;
-    eprintln!("filtered: built the baseline graph in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "filtered: built the baseline graph in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     let mut cases = Vec::new();
     for (attribute, values) in [("uncorrelated", &uncorrelated), ("correlated", &correlated)] {
@@ -273,7 +286,12 @@ pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
             .collect();
         let exact_qps = nq as f64 / t.elapsed().as_secs_f64();
         let gt = case.gt.clone().unwrap_or_else(|| exact.clone());
-        emit(&line("exact-subset", String::new(), recall(&exact, &gt), exact_qps))?;
+        emit(&line(
+            "exact-subset",
+            String::new(),
+            recall(&exact, &gt),
+            exact_qps,
+        ))?;
 
         // HNSW with a filter callback.
         let t = Instant::now();
@@ -288,7 +306,12 @@ pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
             })
             .collect();
         let cb_qps = nq as f64 / t.elapsed().as_secs_f64();
-        emit(&line("hnsw-callback", String::new(), recall(&cb, &gt), cb_qps))?;
+        emit(&line(
+            "hnsw-callback",
+            String::new(),
+            recall(&cb, &gt),
+            cb_qps,
+        ))?;
 
         // hybridb: plans per query, counted.
         let mut plans: std::collections::BTreeMap<String, usize> = Default::default();
@@ -310,7 +333,13 @@ pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
         let ours_qps = nq as f64 / t.elapsed().as_secs_f64();
         let plan = plans
             .iter()
-            .map(|(p, c)| if plans.len() == 1 { p.clone() } else { format!("{p}:{c}") })
+            .map(|(p, c)| {
+                if plans.len() == 1 {
+                    p.clone()
+                } else {
+                    format!("{p}:{c}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(",");
         emit(&line("hybridb", plan, recall(&ours, &gt), ours_qps))?;

@@ -19,8 +19,8 @@ use crate::error::{Error, FilterProblem, QueryProblem, Result};
 use crate::filter::Filter;
 use crate::id::EntityId;
 use crate::index::bitset::SlotBitset;
-use crate::index::state::{IndexState, Planned};
-use crate::payload::eval::{self, Context, Evaluated};
+use crate::index::state::{FilterInput, IndexState, Planned, Searched};
+use crate::payload::eval::{self, Evaluated};
 use crate::search::{Consistency, Explain, Hit, Plan, ScrollPage, SearchRequest};
 
 /// A superset larger than this fraction of the live slots is checked by one sequential pass
@@ -164,6 +164,7 @@ impl Collection {
                     plan: Plan::Unfiltered,
                     fallback: false,
                     matching: live,
+                    estimated: false,
                     live,
                     ef,
                     filter_micros: 0,
@@ -218,6 +219,7 @@ impl Collection {
             plan: planned.plan,
             fallback: planned.fallback,
             matching: planned.matching,
+            estimated: planned.estimated,
             live: planned.live,
             payloads_checked,
             ef: planned.ef,
@@ -241,43 +243,38 @@ impl Collection {
             .map_err(filter_error)?;
         let t = Instant::now();
         let ids = self.has_id_slots(filter)?;
-        // First try: every condition answered by the indexes, search under the same lock.
-        let mut superset = None;
-        let planned = index
-            .search_planned(
-                query,
-                k,
-                ef,
-                |live, p| {
-                    let e = eval::evaluate(
-                        filter,
-                        &Context {
-                            index: p,
-                            universe: live,
-                            id_slots: &ids,
-                        },
-                    )?;
-                    if e.exact {
-                        Ok(e.bits)
-                    } else {
-                        superset = Some(e.bits);
-                        Ok(SlotBitset::new())
-                    }
-                },
-                None,
-            )
-            .map_err(filter_error)?;
-        let Some(superset) = superset else {
-            return Ok((planned, 0));
+        // First try: every condition answered by the postings, under one lock hold.
+        let input = FilterInput::Filter {
+            filter,
+            id_slots: &ids,
+        };
+        let superset = match index
+            .search_planned(query, k, ef, input)
+            .map_err(filter_error)?
+        {
+            Searched::Done(planned) => return Ok((planned, 0)),
+            Searched::NeedsPayloads(superset) => superset,
         };
         // Then: check payloads outside the lock, search among the slots that passed.
         let m = self.check_superset(filter, &superset)?;
         let filter_micros = t.elapsed().as_micros() as u64;
-        let mut planned = index
-            .search_planned(query, k, ef, |_, _| Ok(m.bits), m.expect.as_ref())
-            .map_err(filter_error)?;
-        planned.filter_micros += filter_micros;
-        Ok((planned, m.payloads_checked))
+        let expect = m.expect.unwrap_or_default();
+        let input = FilterInput::Slots {
+            bits: m.bits,
+            expect: &expect,
+        };
+        match index
+            .search_planned(query, k, ef, input)
+            .map_err(filter_error)?
+        {
+            Searched::Done(mut planned) => {
+                planned.filter_micros += filter_micros;
+                Ok((planned, m.payloads_checked))
+            }
+            Searched::NeedsPayloads(_) => Err(crate::error::corrupted(
+                "a search among checked slots asked for payloads",
+            )),
+        }
     }
 
     /// The slots of the ids that `has_id` conditions name.

@@ -154,9 +154,11 @@ pub struct Explain {
     pub plan: Plan,
     /// The graph traversal found fewer hits than wanted and an exact scan followed.
     pub fallback: bool,
-    /// Live entities passing the filter (the planner's cardinality; exact, from the payload
-    /// indexes and, for conditions on fields without one, from the payloads).
+    /// Live entities passing the filter: the planner's cardinality. Exact (from the payload
+    /// indexes, and from payloads for conditions on fields without one) unless `estimated`.
     pub matching: usize,
+    /// `matching` was estimated from a sample of the entities (large matching sets).
+    pub estimated: bool,
     /// Live entities in the collection.
     pub live: usize,
     /// Payloads read to decide conditions on fields without a payload index.

@@ -125,6 +125,16 @@ impl VectorIndex for HnswIndex {
         }
     }
 
+    fn search_by(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        self.graph.search_filtered(query, k, ef.max(k), allowed)
+    }
+
     fn scan(&self, query: &[f32], k: usize, allowed: &SlotBitset) -> Vec<(u32, f32)> {
         let mut all = Vec::with_capacity(allowed.len());
         self.graph

@@ -73,6 +73,15 @@ pub(crate) trait VectorIndex: Send + Sync {
         allowed: &SlotBitset,
         all_held: bool,
     ) -> Vec<(u32, f32)>;
+    /// As [`VectorIndex::search`] with a predicate instead of a set (graph plans that test
+    /// each visited slot against a filter).
+    fn search_by(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)>;
     /// The exact `k` nearest among the `allowed` slots (a scan of just those vectors), in the
     /// same form as [`VectorIndex::search`].
     fn scan(&self, query: &[f32], k: usize, allowed: &SlotBitset) -> Vec<(u32, f32)>;

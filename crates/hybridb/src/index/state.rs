@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use crate::config::{CollectionConfig, IndexKind};
 use crate::error::{FilterProblem, Result, corrupted};
+use crate::filter::Filter;
 use crate::id::EntityId;
 use crate::index::bitset::SlotBitset;
 use crate::index::flat::FlatIndex;
@@ -24,6 +25,7 @@ use crate::index::hnsw_index::HnswIndex;
 use crate::index::slots::{SlotCursor, SlotTable};
 use crate::index::{IndexMetric, VectorIndex, plan};
 use crate::payload::PostingKey;
+use crate::payload::eval::{Checker, Context, evaluate};
 use crate::payload::postings::PayloadIndex;
 use crate::search::Plan;
 use crate::sync::{lock, read, write};
@@ -46,6 +48,58 @@ pub(crate) enum Apply {
     },
 }
 
+/// What a planned search searches among.
+pub(crate) enum FilterInput<'f> {
+    /// The slots a filter over the payload indexes allows.
+    Filter {
+        filter: &'f Filter,
+        id_slots: &'f HashMap<EntityId, u32>,
+    },
+    /// Slots decided from payloads, each valid only while it holds the id `expect` names.
+    Slots {
+        bits: SlotBitset,
+        expect: &'f HashMap<u32, EntityId>,
+    },
+}
+
+/// The outcome of [`IndexState::search_planned`].
+pub(crate) enum Searched {
+    Done(Planned),
+    /// The filter has conditions the postings cannot answer: check the payloads of these
+    /// slots (a superset of the matching ones) and search again with [`FilterInput::Slots`].
+    NeedsPayloads(SlotBitset),
+}
+
+/// Live slots looked at to estimate a filter's selectivity.
+const SAMPLE: usize = 1024;
+/// Fewer sample hits than this (a selectivity under about 6 %) and the matching set is
+/// computed exactly from the postings instead.
+const MIN_SAMPLE_HITS: usize = 64;
+
+/// Runs `pred` on up to [`SAMPLE`] live slots spread evenly (a golden-ratio sequence, the same
+/// for every call) and returns `(hits, sampled)`; every live slot when there are few.
+fn sample(live: &SlotBitset, mut pred: impl FnMut(u32) -> bool) -> (usize, usize) {
+    if live.len() <= SAMPLE {
+        let hits = live.iter().filter(|&s| pred(s)).count();
+        return (hits, live.len());
+    }
+    let span = (live.words().len() * 64) as f64;
+    let (mut hits, mut sampled) = (0, 0);
+    let mut x = 0.5f64;
+    for _ in 0..SAMPLE * 16 {
+        x = (x + 0.618_033_988_749_895) % 1.0;
+        let slot = (x * span) as u32;
+        if live.contains(slot) {
+            sampled += 1;
+            hits += usize::from(pred(slot));
+            if sampled == SAMPLE {
+                break;
+            }
+        }
+    }
+    (hits, sampled)
+}
+
 /// The outcome of a planned search.
 pub(crate) struct Planned {
     /// `(id, distance)`, nearest first, ties by id, at most `k`.
@@ -53,6 +107,8 @@ pub(crate) struct Planned {
     pub plan: Plan,
     pub fallback: bool,
     pub matching: usize,
+    /// `matching` is estimated from a sample.
+    pub estimated: bool,
     pub live: usize,
     pub ef: usize,
     pub filter_micros: u64,
@@ -72,6 +128,8 @@ pub(crate) struct IndexState {
     changed: AtomicU64,
     /// Seq covered by the checkpoint file of this index (`u64::MAX`: none).
     checkpoint_seq: AtomicU64,
+    /// Measured plan costs (see [`plan`]).
+    costs: Mutex<Option<plan::Costs>>,
 }
 
 /// An image of an HNSW index for a checkpoint.
@@ -110,6 +168,7 @@ impl IndexState {
             apply_lock: Mutex::new(()),
             changed: AtomicU64::new(0),
             checkpoint_seq: AtomicU64::new(u64::MAX),
+            costs: Mutex::new(None),
         }
     }
 
@@ -298,39 +357,86 @@ impl IndexState {
             .collect()
     }
 
-    /// Evaluates `allowed` (the slots a filter lets through, given the live slots and the
-    /// postings) and searches among them with the plan [`plan::choose`] picks, all under one
-    /// hold of the slot table's lock. With `expect`, a hit counts only if its slot still holds
-    /// the id `expect` names (slots decided from payloads read outside the lock).
+    /// Searches among the live slots that `input` allows, with the plan [`plan::choose`]
+    /// picks, all under one hold of the slot table's lock (so postings, live slots and vectors
+    /// are of one moment). A filter with conditions the postings cannot answer comes back as
+    /// [`Searched::NeedsPayloads`] with the superset to check.
     pub(crate) fn search_planned(
         &self,
         query: &[f32],
         k: usize,
         ef: usize,
-        allowed: impl FnOnce(&SlotBitset, &PayloadIndex) -> Result<SlotBitset, FilterProblem>,
-        expect: Option<&HashMap<u32, EntityId>>,
-    ) -> Result<Planned, FilterProblem> {
+        input: FilterInput<'_>,
+    ) -> Result<Searched, FilterProblem> {
         let t0 = Instant::now();
         let table = read(&self.slots);
-        let mut bits = allowed(table.live(), &read(&self.payload))?;
-        bits.intersect_with(table.live());
+        let payload = read(&self.payload);
+        let live = table.live();
+        let live_count = table.live_count();
+        let mut checker = None;
+        let mut filter_cx = None;
+        let mut expect = None;
+        let (mut bits, matching, exact) = match input {
+            FilterInput::Slots {
+                mut bits,
+                expect: e,
+            } => {
+                bits.intersect_with(live);
+                expect = Some(e);
+                let n = bits.len();
+                (Some(bits), n, true)
+            }
+            FilterInput::Filter { filter, id_slots } => {
+                let cx = Context {
+                    index: &payload,
+                    universe: live,
+                    id_slots,
+                };
+                let Some(ch) = Checker::compile(filter, &payload, id_slots)? else {
+                    return Ok(Searched::NeedsPayloads(evaluate(filter, &cx)?.bits));
+                };
+                let (hits, sampled) = sample(live, |s| ch.matches(s));
+                checker = Some(ch);
+                filter_cx = Some((filter, cx));
+                if sampled == live_count || hits < MIN_SAMPLE_HITS {
+                    // A small or exactly known set: materialise it from the postings.
+                    let (f, cx) = filter_cx.as_ref().expect("set above");
+                    let b = evaluate(f, cx)?.bits;
+                    let n = b.len();
+                    (Some(b), n, true)
+                } else {
+                    (None, hits * live_count / sampled.max(1), false)
+                }
+            }
+        };
         let filter_micros = t0.elapsed().as_micros() as u64;
         let t1 = Instant::now();
         let vectors = read(&self.vectors);
-        let live = table.live_count();
-        let matching = bits.len();
-        let graph_m = vectors.as_hnsw().map(|h| h.graph().params().m);
-        let (plan, ef) = plan::choose(matching, live, k, ef, graph_m);
+        let costs = self.costs(&table, vectors.as_ref(), query, k, ef);
+        let (plan, ef) = plan::choose(matching, exact, live_count, k, ef, costs.as_ref());
+        let materialise = |bits: &mut Option<SlotBitset>| -> Result<SlotBitset, FilterProblem> {
+            if let Some(b) = bits.take() {
+                return Ok(b);
+            }
+            let (f, cx) = filter_cx.as_ref().expect("only filters are estimated");
+            evaluate(f, cx).map(|e| e.bits)
+        };
         let mut fallback = false;
         let found = match plan {
             Plan::NoMatches => Vec::new(),
             Plan::Unfiltered => Self::unfiltered(&table, vectors.as_ref(), query, k, ef),
-            Plan::ExactScan => vectors.scan(query, k, &bits),
+            Plan::ExactScan => vectors.scan(query, k, &materialise(&mut bits)?),
             Plan::FilteredGraph => {
-                let r = vectors.search(query, k, ef, &bits, false);
+                let r = match (&bits, &checker) {
+                    (Some(b), _) => vectors.search(query, k, ef, b, false),
+                    (None, Some(ch)) => {
+                        vectors.search_by(query, k, ef, &|s| live.contains(s) && ch.matches(s))
+                    }
+                    (None, None) => Vec::new(),
+                };
                 if r.len() < k.min(matching) {
                     fallback = true;
-                    vectors.scan(query, k, &bits)
+                    vectors.scan(query, k, &materialise(&mut bits)?)
                 } else {
                     r
                 }
@@ -349,16 +455,64 @@ impl IndexState {
             .collect();
         hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         hits.truncate(k);
-        Ok(Planned {
+        Ok(Searched::Done(Planned {
             hits,
             plan,
             fallback,
             matching,
-            live,
+            estimated: !exact,
+            live: live_count,
             ef,
             filter_micros,
             search_micros: t1.elapsed().as_micros() as u64,
-        })
+        }))
+    }
+
+    /// The measured costs of this index (HNSW only), measured now if missing or stale.
+    fn costs(
+        &self,
+        table: &SlotTable,
+        vectors: &dyn VectorIndex,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+    ) -> Option<plan::Costs> {
+        vectors.as_hnsw()?;
+        let live = table.live_count();
+        let mut cached = lock(&self.costs);
+        if let Some(c) = *cached
+            && c.fits(live)
+        {
+            return Some(c);
+        }
+        let best = |f: &mut dyn FnMut()| {
+            (0..3)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_nanos() as f64
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let graph_ns = best(&mut || {
+            std::hint::black_box(Self::unfiltered(table, vectors, query, k, ef));
+        });
+        let mut subset = SlotBitset::new();
+        sample(table.live(), |s| {
+            subset.insert(s);
+            false
+        });
+        let scan_ns = best(&mut || {
+            std::hint::black_box(vectors.scan(query, k, &subset));
+        }) / subset.len().max(1) as f64;
+        let c = plan::Costs {
+            scan_ns,
+            graph_ns,
+            ef,
+            live,
+        };
+        *cached = Some(c);
+        Some(c)
     }
 
     /// The plain index search over every live slot.
@@ -437,6 +591,103 @@ mod tests {
             slot,
             id: id(n),
             vector: v.to_vec(),
+        }
+    }
+
+    /// 3000 random 4-d points with payload `g = i % 4` (indexed as integer).
+    fn grouped() -> (IndexState, Vec<Vec<f32>>) {
+        use crate::config::PayloadIndexKind;
+        let config =
+            CollectionConfig::new(4, Metric::L2).with_payload_index("g", PayloadIndexKind::Integer);
+        let s = IndexState::new(&config, 2);
+        let mut x = 12345u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let vectors: Vec<Vec<f32>> = (0..3000).map(|_| (0..4).map(|_| rnd()).collect()).collect();
+        let mut applies = Vec::new();
+        for (i, v) in vectors.iter().enumerate() {
+            applies.push(set(i as u32, i as u128 + 1, v));
+            applies.push(Apply::Postings {
+                slot: i as u32,
+                remove: Vec::new(),
+                add: vec![PostingKey {
+                    field: "g".into(),
+                    value: Some(crate::payload::int_key((i % 4) as i64)),
+                }],
+            });
+        }
+        s.apply(applies).unwrap();
+        (s, vectors)
+    }
+
+    fn planned(s: &IndexState, q: &[f32], filter: &Filter) -> Planned {
+        let ids = HashMap::new();
+        let input = FilterInput::Filter {
+            filter,
+            id_slots: &ids,
+        };
+        match s.search_planned(q, 10, 64, input).unwrap() {
+            Searched::Done(p) => p,
+            Searched::NeedsPayloads(_) => panic!("every condition is indexed"),
+        }
+    }
+
+    #[test]
+    fn plans_follow_measured_costs_and_keep_recall() {
+        use crate::filter::{Condition, Filter};
+        let (s, vectors) = grouped();
+        let filter = Filter::new().must(Condition::matches_value("g", 0i64));
+        let costs = |scan_ns, graph_ns| {
+            *lock(&s.costs) = Some(plan::Costs {
+                scan_ns,
+                graph_ns,
+                ef: 64,
+                live: 3000,
+            });
+        };
+        for (scan_ns, graph_ns, want) in [
+            (1e6, 1.0, Plan::FilteredGraph),
+            (1e-6, 1e9, Plan::ExactScan),
+        ] {
+            costs(scan_ns, graph_ns);
+            let (mut found, mut wanted) = (0, 0);
+            for qi in (0..3000).step_by(150) {
+                let q = &vectors[qi];
+                let p = planned(&s, q, &filter);
+                assert_eq!(p.plan, want);
+                assert!(p.estimated, "25 % selectivity is estimated from the sample");
+                assert!((p.matching as i64 - 750).abs() < 120, "{}", p.matching);
+                let mut brute: Vec<(f32, EntityId)> = (0..3000)
+                    .filter(|i| i % 4 == 0)
+                    .map(|i| {
+                        let d: f32 = vectors[i]
+                            .iter()
+                            .zip(q)
+                            .map(|(a, b)| (a - b) * (a - b))
+                            .sum();
+                        (d, id(i as u128 + 1))
+                    })
+                    .collect();
+                brute.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let want_ids: Vec<EntityId> = brute.iter().take(10).map(|b| b.1).collect();
+                for (hid, _) in &p.hits {
+                    let n = hid.as_uuid().as_u128() - 1;
+                    assert_eq!(n % 4, 0, "hit {n} fails the filter");
+                }
+                wanted += 10;
+                found += want_ids
+                    .iter()
+                    .filter(|w| p.hits.iter().any(|h| h.0 == **w))
+                    .count();
+            }
+            assert!(
+                found as f64 / wanted as f64 >= 0.95,
+                "{want:?}: {found}/{wanted}"
+            );
         }
     }
 

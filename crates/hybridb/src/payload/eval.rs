@@ -303,3 +303,146 @@ fn tighter(a: KeyBound<f64>, b: KeyBound<f64>, lower: bool) -> KeyBound<f64> {
         }
     }
 }
+
+/// A filter compiled into per-slot tests over the payload indexes (only for filters whose
+/// every condition has an index): answers "does slot `s` match?" without a payload read.
+pub(crate) enum Checker<'a> {
+    /// The slot's codes of a field contain one in the inclusive range.
+    Codes(&'a FieldPostings, u64, u64),
+    /// The slot's codes contain one of these (sorted).
+    AnyCode(&'a FieldPostings, Vec<u64>),
+    Exists(&'a FieldPostings),
+    IsNull(&'a FieldPostings),
+    IsEmpty(&'a FieldPostings),
+    /// One of these slots (has_id).
+    Slots(std::collections::HashSet<u32>),
+    Never,
+    All {
+        must: Vec<Checker<'a>>,
+        should: Vec<Checker<'a>>,
+        must_not: Vec<Checker<'a>>,
+    },
+}
+
+impl<'a> Checker<'a> {
+    /// Compiles `filter`; `None` if some condition is on a field without an index.
+    pub(crate) fn compile(
+        filter: &Filter,
+        index: &'a PayloadIndex,
+        id_slots: &HashMap<EntityId, u32>,
+    ) -> Result<Option<Checker<'a>>, FilterProblem> {
+        let list = |cs: &[Condition]| -> Result<Option<Vec<Checker<'a>>>, FilterProblem> {
+            let mut out = Vec::with_capacity(cs.len());
+            for c in cs {
+                match Self::condition(c, index, id_slots)? {
+                    Some(ch) => out.push(ch),
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(out))
+        };
+        let (Some(must), Some(should), Some(must_not)) = (
+            list(&filter.must)?,
+            list(&filter.should)?,
+            list(&filter.must_not)?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Checker::All {
+            must,
+            should,
+            must_not,
+        }))
+    }
+
+    fn condition(
+        c: &Condition,
+        index: &'a PayloadIndex,
+        id_slots: &HashMap<EntityId, u32>,
+    ) -> Result<Option<Checker<'a>>, FilterProblem> {
+        Ok(Some(match c {
+            Condition::Nested(f) => return Self::compile(f, index, id_slots),
+            Condition::HasId(ids) => Checker::Slots(
+                ids.iter()
+                    .filter_map(|id| id_slots.get(id).copied())
+                    .collect(),
+            ),
+            Condition::Match { key, value } => {
+                let Some(f) = index.field(key) else {
+                    return Ok(None);
+                };
+                match f.code(&match_key(key, f.kind, value)?) {
+                    Some(code) => Checker::Codes(f, code, code),
+                    None => Checker::Never,
+                }
+            }
+            Condition::MatchAny { key, any } => {
+                let Some(f) = index.field(key) else {
+                    return Ok(None);
+                };
+                let mut codes = Vec::with_capacity(any.len());
+                for v in any {
+                    if let Some(code) = f.code(&match_key(key, f.kind, v)?) {
+                        codes.push(code);
+                    }
+                }
+                codes.sort_unstable();
+                codes.dedup();
+                Checker::AnyCode(f, codes)
+            }
+            Condition::Range { key, range } => {
+                let Some(f) = index.field(key) else {
+                    return Ok(None);
+                };
+                let (lo, hi) = range_keys(key, f.kind, range)?;
+                let code = |k: &[u8]| crate::payload::postings::ordered_code(k);
+                let lo = match lo {
+                    KeyBound::Included(k) => Some(code(&k)),
+                    KeyBound::Excluded(k) => code(&k).checked_add(1),
+                    KeyBound::Unbounded => Some(0),
+                };
+                let hi = match hi {
+                    KeyBound::Included(k) => Some(code(&k)),
+                    KeyBound::Excluded(k) => code(&k).checked_sub(1),
+                    KeyBound::Unbounded => Some(u64::MAX),
+                };
+                match (lo, hi) {
+                    (Some(lo), Some(hi)) if lo <= hi => Checker::Codes(f, lo, hi),
+                    _ => Checker::Never,
+                }
+            }
+            Condition::Exists { key } | Condition::IsNull { key } | Condition::IsEmpty { key } => {
+                let Some(f) = index.field(key) else {
+                    return Ok(None);
+                };
+                match c {
+                    Condition::Exists { .. } => Checker::Exists(f),
+                    Condition::IsNull { .. } => Checker::IsNull(f),
+                    _ => Checker::IsEmpty(f),
+                }
+            }
+        }))
+    }
+
+    /// Whether `slot` passes (the caller checks that it is live).
+    pub(crate) fn matches(&self, slot: u32) -> bool {
+        match self {
+            Checker::Codes(f, lo, hi) => f.slot_has(slot, |c| *lo <= c && c <= *hi),
+            Checker::AnyCode(f, codes) => f.slot_has(slot, |c| codes.binary_search(&c).is_ok()),
+            Checker::Exists(f) => f.slot_exists(slot),
+            Checker::IsNull(f) => f.slot_null(slot),
+            Checker::IsEmpty(f) => !f.slot_exists(slot),
+            Checker::Slots(s) => s.contains(&slot),
+            Checker::Never => false,
+            Checker::All {
+                must,
+                should,
+                must_not,
+            } => {
+                must.iter().all(|c| c.matches(slot))
+                    && (should.is_empty() || should.iter().any(|c| c.matches(slot)))
+                    && !must_not.iter().any(|c| c.matches(slot))
+            }
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! holding each value (and `null`). Changed only by the writer thread, under the index's apply
 //! order (see [`crate::index::state`]); read by filter evaluation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound as KeyBound;
 
 use roaring::RoaringBitmap;
@@ -74,12 +74,31 @@ impl Posting {
     }
 }
 
-/// The postings of one field.
+/// The postings of one field, and the same facts by slot (for per-slot checks).
+///
+/// Every value has a `u64` code: the big-endian key itself for numbers, datetimes and
+/// booleans (so codes keep the value order), a dictionary number for keywords. `single`,
+/// `state` and `multi` give each slot's codes without a lookup by value.
 #[derive(Debug, Clone)]
 pub(crate) struct FieldPostings {
     pub(crate) kind: PayloadIndexKind,
     values: BTreeMap<Vec<u8>, Posting>,
     nulls: RoaringBitmap,
+    /// Keyword fields: value to code, for values some slot holds.
+    dict: HashMap<Vec<u8>, u64>,
+    next_code: u64,
+    /// Per slot: 0 no value, 1 one value (in `single`), 2 several (in `multi`).
+    state: Vec<u8>,
+    single: Vec<u64>,
+    multi: HashMap<u32, Vec<u64>>,
+}
+
+/// The code of a non-keyword key (8-byte numbers and datetimes, 1-byte booleans).
+pub(crate) fn ordered_code(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    b[8 - n..].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(b)
 }
 
 impl FieldPostings {
@@ -88,6 +107,87 @@ impl FieldPostings {
             kind,
             values: BTreeMap::new(),
             nulls: RoaringBitmap::new(),
+            dict: HashMap::new(),
+            next_code: 0,
+            state: Vec::new(),
+            single: Vec::new(),
+            multi: HashMap::new(),
+        }
+    }
+
+    /// The code of value `key`, if some slot holds it (keywords) or always (ordered kinds).
+    pub(crate) fn code(&self, key: &[u8]) -> Option<u64> {
+        match self.kind {
+            PayloadIndexKind::Keyword => self.dict.get(key).copied(),
+            _ => Some(ordered_code(key)),
+        }
+    }
+
+    /// Whether `slot` holds a value whose code passes `test`.
+    #[inline]
+    pub(crate) fn slot_has(&self, slot: u32, test: impl Fn(u64) -> bool) -> bool {
+        match self.state.get(slot as usize) {
+            Some(1) => test(self.single[slot as usize]),
+            Some(2) => self
+                .multi
+                .get(&slot)
+                .is_some_and(|c| c.iter().any(|&x| test(x))),
+            _ => false,
+        }
+    }
+
+    /// Whether `slot` holds any non-null value.
+    #[inline]
+    pub(crate) fn slot_exists(&self, slot: u32) -> bool {
+        self.state.get(slot as usize).is_some_and(|&s| s != 0)
+    }
+
+    /// Whether `slot` holds `null`.
+    #[inline]
+    pub(crate) fn slot_null(&self, slot: u32) -> bool {
+        self.nulls.contains(slot)
+    }
+
+    fn add_code(&mut self, slot: u32, code: u64) {
+        let s = slot as usize;
+        if s >= self.state.len() {
+            self.state.resize(s + 1, 0);
+            self.single.resize(s + 1, 0);
+        }
+        match self.state[s] {
+            0 => {
+                self.single[s] = code;
+                self.state[s] = 1;
+            }
+            1 if self.single[s] != code => {
+                self.multi.insert(slot, vec![self.single[s], code]);
+                self.state[s] = 2;
+            }
+            2 => {
+                let codes = self.multi.entry(slot).or_default();
+                if !codes.contains(&code) {
+                    codes.push(code);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn remove_code(&mut self, slot: u32, code: u64) {
+        let s = slot as usize;
+        match self.state.get(s) {
+            Some(1) if self.single[s] == code => self.state[s] = 0,
+            Some(2) => {
+                if let Some(codes) = self.multi.get_mut(&slot) {
+                    codes.retain(|&c| c != code);
+                    if codes.len() == 1 {
+                        self.single[s] = codes[0];
+                        self.state[s] = 1;
+                        self.multi.remove(&slot);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -183,12 +283,27 @@ impl PayloadIndex {
             None => {
                 f.nulls.insert(slot);
             }
-            Some(v) => match f.values.get_mut(v) {
-                Some(p) => p.insert(slot),
-                None => {
-                    f.values.insert(v.clone(), Posting::One(slot));
+            Some(v) => {
+                match f.values.get_mut(v) {
+                    Some(p) => p.insert(slot),
+                    None => {
+                        f.values.insert(v.clone(), Posting::One(slot));
+                    }
                 }
-            },
+                let code = match f.kind {
+                    PayloadIndexKind::Keyword => match f.dict.get(v) {
+                        Some(&c) => c,
+                        None => {
+                            let c = f.next_code;
+                            f.next_code += 1;
+                            f.dict.insert(v.clone(), c);
+                            c
+                        }
+                    },
+                    _ => ordered_code(v),
+                };
+                f.add_code(slot, code);
+            }
         }
     }
 
@@ -202,8 +317,14 @@ impl PayloadIndex {
                 f.nulls.remove(slot);
             }
             Some(v) => {
+                if let Some(code) = f.code(v) {
+                    f.remove_code(slot, code);
+                }
                 if f.values.get_mut(v).is_some_and(|p| p.remove(slot)) {
                     f.values.remove(v);
+                    if f.kind == PayloadIndexKind::Keyword {
+                        f.dict.remove(v);
+                    }
                 }
             }
         }
@@ -243,7 +364,10 @@ impl PayloadIndex {
         self.fields
             .values()
             .map(|f| {
-                f.nulls.serialized_size()
+                f.state.capacity() * 9
+                    + f.multi.len() * 48
+                    + f.dict.len() * 48
+                    + f.nulls.serialized_size()
                     + f.values
                         .iter()
                         .map(|(k, p)| k.len() + 48 + p.memory_bytes())
@@ -299,6 +423,16 @@ mod tests {
             &mut none,
         );
         assert!(none.words().iter().all(|w| *w == 0));
+        assert!(f.slot_has(3, |c| Some(c) == f.code(b"b")));
+        assert!(!f.slot_has(3, |c| Some(c) == f.code(b"a")));
+        assert!(f.slot_exists(1) && !f.slot_exists(4) && f.slot_null(4));
+        ix.insert(&key("k", Some(b"b")), 1);
+        let f = ix.field("k").unwrap();
+        assert!(
+            f.slot_has(1, |c| Some(c) == f.code(b"a"))
+                && f.slot_has(1, |c| Some(c) == f.code(b"b"))
+        );
+        ix.remove(&key("k", Some(b"b")), 1);
         ix.remove(&key("k", Some(b"a")), 1);
         ix.remove(&key("k", Some(b"a")), 2);
         ix.remove(&key("k", None), 4);

@@ -344,26 +344,35 @@ fn planner_picks_by_selectivity_and_recall_holds() {
             (id(i as u32), (v.clone(), rec.payload))
         })
         .collect();
+    // Plans that do not depend on measured costs are asserted; the others (cost-based) must
+    // only keep recall.
     let cases = [
         (
             Filter::new().must(Condition::range("sel", Range::default().lt(1))),
-            Plan::ExactScan,
+            Some(Plan::ExactScan),
         ),
         (
             Filter::new().must(Condition::range("sel", Range::default().lt(90))),
-            Plan::FilteredGraph,
+            None,
         ),
         (
             Filter::new().must(Condition::range("sel", Range::default().gte(0))),
-            Plan::Unfiltered,
+            None,
         ),
         (
             Filter::new().must(Condition::range("sel", Range::default().gt(1000))),
-            Plan::NoMatches,
+            Some(Plan::NoMatches),
         ),
         (
             Filter::new().must(Condition::matches_value("cluster", "c3")),
-            Plan::ExactScan,
+            None,
+        ),
+        (
+            Filter::new()
+                .should(Condition::matches_value("cluster", "c3"))
+                .should(Condition::range("sel", Range::default().lt(50)))
+                .must_not(Condition::matches_value("cluster", "c4")),
+            None,
         ),
     ];
     for (filter, plan) in cases {
@@ -374,13 +383,21 @@ fn planner_picks_by_selectivity_and_recall_holds() {
             let ex = coll
                 .explain(&SearchRequest::new(q.clone(), 10).filter(filter.clone()))
                 .unwrap();
-            assert_eq!(ex.plan, plan, "{filter:?}");
+            if let Some(p) = plan {
+                assert_eq!(ex.plan, p, "{filter:?}");
+            }
             let want = brute(&model, &filter, &q, 10);
             let got: Vec<EntityId> = ex.hits.iter().map(|h| h.id).collect();
             assert_eq!(got.len(), want.len());
             wanted += want.len();
             found += want.iter().filter(|w| got.contains(w)).count();
-            assert_eq!(ex.matching as u64, coll.count_where(&filter).unwrap());
+            let count = coll.count_where(&filter).unwrap() as usize;
+            if ex.estimated {
+                let err = (ex.matching as f64 - count as f64).abs() / count as f64;
+                assert!(err < 0.15, "estimate {} for {count}", ex.matching);
+            } else {
+                assert_eq!(ex.matching, count);
+            }
         }
         let recall = if wanted == 0 {
             1.0
