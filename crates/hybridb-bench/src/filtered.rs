@@ -317,11 +317,15 @@ pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
         let mut plans: std::collections::BTreeMap<String, usize> = Default::default();
         let t = Instant::now();
         let mut ours = Vec::with_capacity(nq);
+        let (mut filter_us, mut search_us, mut total_us) = (0u64, 0u64, 0u64);
         for q in 0..nq {
             let req = SearchRequest::new(queries.row(q).to_vec(), a.k)
                 .filter(case.filters[q].clone())
                 .consistency(hybridb::Consistency::Eventual);
             let ex = coll.explain(&req)?;
+            filter_us += ex.filter_micros;
+            search_us += ex.search_micros;
+            total_us += ex.total_micros;
             *plans.entry(ex.plan.name().to_string()).or_default() += 1;
             ours.push(
                 ex.hits
@@ -331,6 +335,14 @@ pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
             );
         }
         let ours_qps = nq as f64 / t.elapsed().as_secs_f64();
+        eprintln!(
+            "filtered: {} {}: hybridb mean filter {:.1} us, search {:.1} us, explain total {:.1} us",
+            case.attribute,
+            case.selectivity,
+            filter_us as f64 / nq as f64,
+            search_us as f64 / nq as f64,
+            total_us as f64 / nq as f64
+        );
         let plan = plans
             .iter()
             .map(|(p, c)| {

@@ -25,7 +25,7 @@ use crate::index::hnsw_index::HnswIndex;
 use crate::index::slots::{SlotCursor, SlotTable};
 use crate::index::{IndexMetric, VectorIndex, plan};
 use crate::payload::PostingKey;
-use crate::payload::eval::{Checker, Context, evaluate};
+use crate::payload::eval::{Checker, Context, evaluate, upper_bound};
 use crate::payload::postings::PayloadIndex;
 use crate::search::Plan;
 use crate::sync::{lock, read, write};
@@ -87,12 +87,18 @@ fn sample(live: &SlotBitset, mut pred: impl FnMut(u32) -> bool) -> (usize, usize
     let (mut hits, mut sampled) = (0, 0);
     let mut x = 0.5f64;
     for _ in 0..SAMPLE * 16 {
-        x = (x + 0.618_033_988_749_895) % 1.0;
+        x += 0.618_033_988_749_895;
+        if x >= 1.0 {
+            x -= 1.0;
+        }
         let slot = (x * span) as u32;
         if live.contains(slot) {
             sampled += 1;
             hits += usize::from(pred(slot));
-            if sampled == SAMPLE {
+            // Stop early when the hits so far already say "rare" (the caller then counts
+            // exactly): none in 128, or under 4 in 256, means a selectivity of a few percent
+            // at most.
+            if sampled == SAMPLE || (sampled == 128 && hits == 0) || (sampled == 256 && hits < 4) {
                 break;
             }
         }
@@ -395,10 +401,17 @@ impl IndexState {
                 let Some(ch) = Checker::compile(filter, &payload, id_slots)? else {
                     return Ok(Searched::NeedsPayloads(evaluate(filter, &cx)?.bits));
                 };
-                let (hits, sampled) = sample(live, |s| ch.matches(s));
+                // Clearly selective filters (small postings) skip the sample.
+                let small = upper_bound(filter, &payload)
+                    .is_some_and(|b| b * SAMPLE < MIN_SAMPLE_HITS * live_count);
+                let (hits, sampled) = if small {
+                    (0, 0)
+                } else {
+                    sample(live, |s| ch.matches(s))
+                };
                 checker = Some(ch);
                 filter_cx = Some((filter, cx));
-                if sampled == live_count || hits < MIN_SAMPLE_HITS {
+                if small || sampled == live_count || hits * SAMPLE < MIN_SAMPLE_HITS * sampled {
                     // A small or exactly known set: materialise it from the postings.
                     let (f, cx) = filter_cx.as_ref().expect("set above");
                     let b = evaluate(f, cx)?.bits;

@@ -446,3 +446,50 @@ impl<'a> Checker<'a> {
         }
     }
 }
+
+/// Value entries a cardinality bound may walk in a range before giving up.
+const BOUND_BUDGET: usize = 512;
+
+/// A cheap upper bound on the slots `filter` can match, from posting sizes alone (`None`:
+/// not cheaply bounded). `must` takes the smallest bound of its conditions, `should` the sum;
+/// `must_not` never shrinks a bound. Used to skip sampling for clearly selective filters.
+pub(crate) fn upper_bound(filter: &Filter, index: &PayloadIndex) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for c in &filter.must {
+        if let Some(b) = condition_bound(c, index) {
+            best = Some(best.map_or(b, |x| x.min(b)));
+        }
+    }
+    if !filter.should.is_empty() {
+        let mut sum = 0usize;
+        for c in &filter.should {
+            sum = sum.saturating_add(condition_bound(c, index)?);
+        }
+        best = Some(best.map_or(sum, |x| x.min(sum)));
+    }
+    best
+}
+
+fn condition_bound(c: &Condition, index: &PayloadIndex) -> Option<usize> {
+    match c {
+        Condition::Nested(f) => upper_bound(f, index),
+        Condition::HasId(ids) => Some(ids.len()),
+        Condition::Match { key, value } => {
+            let f = index.field(key)?;
+            Some(f.value_count(&match_key(key, f.kind, value).ok()?) as usize)
+        }
+        Condition::MatchAny { key, any } => {
+            let f = index.field(key)?;
+            any.iter().try_fold(0usize, |acc, v| {
+                Some(acc + f.value_count(&match_key(key, f.kind, v).ok()?) as usize)
+            })
+        }
+        Condition::Range { key, range } => {
+            let f = index.field(key)?;
+            let (lo, hi) = range_keys(key, f.kind, range).ok()?;
+            f.range_count(lo, hi, BOUND_BUDGET).map(|n| n as usize)
+        }
+        Condition::IsNull { key } => index.field(key).map(|f| f.null_count() as usize),
+        Condition::Exists { .. } | Condition::IsEmpty { .. } => None,
+    }
+}

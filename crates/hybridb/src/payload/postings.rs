@@ -199,6 +199,42 @@ impl FieldPostings {
         })
     }
 
+    /// Number of slots holding exactly `key`.
+    pub(crate) fn value_count(&self, key: &[u8]) -> u64 {
+        self.values.get(key).map_or(0, Posting::len)
+    }
+
+    /// Number of slots holding `null`.
+    pub(crate) fn null_count(&self) -> u64 {
+        self.nulls.len()
+    }
+
+    /// Number of (slot, value) pairs in the key range, if it has at most `budget` values.
+    pub(crate) fn range_count(
+        &self,
+        lo: KeyBound<Vec<u8>>,
+        hi: KeyBound<Vec<u8>>,
+        budget: usize,
+    ) -> Option<u64> {
+        use KeyBound::*;
+        let empty = match (&lo, &hi) {
+            (Included(a), Included(b)) => a > b,
+            (Included(a) | Excluded(a), Included(b) | Excluded(b)) => a >= b,
+            _ => false,
+        };
+        if empty {
+            return Some(0);
+        }
+        let mut total = 0;
+        for (i, (_, p)) in self.values.range((lo, hi)).enumerate() {
+            if i == budget {
+                return None;
+            }
+            total += p.len();
+        }
+        Some(total)
+    }
+
     /// Adds the slots holding a value in the key range to `out`.
     pub(crate) fn range_into(
         &self,
