@@ -30,6 +30,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Filters
+//! Searches, counts, scrolls and deletes take a [`Filter`] over payload fields (Qdrant's filter
+//! JSON; [`Filter::matches`] defines it). Fields with a payload index
+//! ([`CollectionConfig::with_payload_index`], [`Collection::create_payload_index`]) are
+//! answered from the index, and a planner picks an exact scan of the matches or a filtered HNSW
+//! walk by measured cost ([`Collection::explain`] shows which). See `docs/filters.md`.
+//!
 //! ## Layout
 //! [`Database`] opens the file and holds the collection catalogue and the change log
 //! ([`Database::changes_since`]); [`Collection`] handles write and read entities and search.
