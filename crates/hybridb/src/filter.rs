@@ -37,7 +37,21 @@ pub const MAX_FILTER_DEPTH: usize = 32;
 /// Most conditions accepted in one filter (counting nested ones and `any` values).
 pub const MAX_FILTER_CONDITIONS: usize = 10_000;
 
-/// A filter over entities: see the [module documentation](self).
+/// A filter over entities: every `must` condition holds, at least one `should` condition holds
+/// (when there are any), and no `must_not` condition holds.
+///
+/// Conditions name payload fields by dotted keys (`"a.b"`); arrays on the way are flattened, so
+/// a condition on an array field holds when it holds for any element. [`Filter::matches`] is
+/// the definition; the JSON form follows Qdrant's:
+/// ```
+/// use hybridb::Filter;
+/// let f: Filter = serde_json::from_value(serde_json::json!({
+///     "must": [{"key": "lang", "match": {"value": "en"}}, {"key": "year", "range": {"gte": 2020}}],
+///     "must_not": [{"is_null": {"key": "title"}}]
+/// }))?;
+/// assert_eq!(f.must.len(), 2);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
     /// Conditions that must all hold.
