@@ -28,8 +28,11 @@ pub struct BackupInfo {
     pub seq: u64,
     /// Entities copied, all collections together.
     pub entities: u64,
-    /// Index checkpoints copied (the others are rebuilt on first open).
+    /// Index checkpoints copied (the others are rebuilt on first open; increments carry none).
     pub checkpoints: usize,
+    /// For an incremental backup: the seq it starts after (`None` for a full backup). For an
+    /// increment, `entities` counts the entity records it carries.
+    pub base: Option<u64>,
 }
 
 /// Rows copied per write transaction of the backup file.
@@ -152,6 +155,7 @@ impl Database {
             seq,
             entities,
             checkpoints,
+            base: None,
         })
     }
 

@@ -984,6 +984,13 @@ fn init_format(redb: &redb::Database) -> Result<()> {
     let txn = redb.begin_write()?;
     {
         let mut meta = txn.open_table(META)?;
+        if meta.get(crate::incremental::META_INCREMENT_BASE)?.is_some() {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "this file is an incremental backup; apply it to a restored backup with \
+                 Database::apply_incremental",
+            )));
+        }
         let found = meta.get(META_FORMAT_VERSION)?.map(|v| v.value());
         match found {
             Some(FORMAT_VERSION) => {}

@@ -55,6 +55,7 @@ mod error;
 mod feed;
 mod filter;
 mod id;
+mod incremental;
 pub mod index;
 mod payload;
 mod query;
