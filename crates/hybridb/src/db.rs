@@ -92,6 +92,9 @@ pub struct Options {
     pub quick_repair: bool,
     /// Checkpoint every changed HNSW index when the database closes. Default true.
     pub checkpoint_on_close: bool,
+    /// Failpoints for fault-injection tests (feature `failpoints`). Default none.
+    #[cfg(feature = "failpoints")]
+    pub failpoints: Option<Arc<crate::failpoint::Failpoints>>,
 }
 
 /// Progress of an index rebuild on open.
@@ -136,6 +139,8 @@ impl Default for Options {
             retain_changes: 100_000,
             quick_repair: true,
             checkpoint_on_close: true,
+            #[cfg(feature = "failpoints")]
+            failpoints: None,
         }
     }
 }
@@ -251,6 +256,13 @@ impl DatabaseBuilder {
     /// Sets whether closing checkpoints changed HNSW indexes.
     pub fn checkpoint_on_close(mut self, enabled: bool) -> Self {
         self.options.checkpoint_on_close = enabled;
+        self
+    }
+
+    /// Uses `failpoints` (feature `failpoints`): see [`crate::failpoint`].
+    #[cfg(feature = "failpoints")]
+    pub fn failpoints(mut self, failpoints: Arc<crate::failpoint::Failpoints>) -> Self {
+        self.options.failpoints = Some(failpoints);
         self
     }
 
@@ -408,6 +420,19 @@ impl Shared {
     /// index is skipped (a checkpoint is never ahead of the database). Returns how many
     /// checkpoints were written.
     pub(crate) fn checkpoint(&self, min_changes: u64) -> Result<usize> {
+        // Checkpoints are derived state: a bug here must not unwind into a caller (or kill the
+        // background checkpointer); the previous checkpoint file stays valid.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.checkpoint_unguarded(min_changes)
+        }))
+        .unwrap_or_else(|_| {
+            Err(Error::Io(std::io::Error::other(
+                "checkpoint failed (a panic inside hybridb); the previous checkpoint stays",
+            )))
+        })
+    }
+
+    fn checkpoint_unguarded(&self, min_changes: u64) -> Result<usize> {
         let collections: Vec<Arc<CollectionShared>> =
             read(&self.collections).values().cloned().collect();
         let dir = self.checkpoint_dir();
@@ -431,6 +456,7 @@ impl Shared {
                 &snap.graph,
             );
             drop(snap);
+            self.failpoint("checkpoint")?;
             checkpoint::write_atomic(&checkpoint::path_for(&dir, coll.stored.cid), &bytes)?;
             coll.index.set_checkpoint_seq(seq);
             written += 1;
@@ -494,6 +520,17 @@ impl Shared {
 
     /// Commits `txn`, which takes the change log up to `seq`, with `durability`; records the
     /// committed (and, if `Immediate`, durable) sequence number.
+    /// Passes failpoint `point` (an error or a panic when a test armed it; nothing otherwise).
+    #[inline]
+    pub(crate) fn failpoint(&self, point: &str) -> Result<()> {
+        #[cfg(feature = "failpoints")]
+        if let Some(f) = &self.options.failpoints {
+            return f.pass(point);
+        }
+        let _ = point;
+        Ok(())
+    }
+
     pub(crate) fn commit(
         &self,
         mut txn: redb::WriteTransaction,
@@ -507,6 +544,7 @@ impl Shared {
         txn.set_durability(d)
             .map_err(|e| Error::Storage(redb::Error::from(e)))?;
         txn.set_quick_repair(self.options.quick_repair);
+        self.failpoint("commit")?;
         txn.commit()?;
         self.progress.committed(seq);
         self.feed.send_replace(seq);
@@ -728,8 +766,8 @@ fn writer_gone() -> Error {
 
 fn writer_dropped_reply() -> Error {
     Error::WriterUnavailable {
-        reason: "the writer failed while handling this request (a panic); the database was \
-                 reloaded from disk, and the write did not commit"
+        reason: "the writer failed while handling this request (a panic) and reloaded the \
+                 database from disk; the write may or may not have committed: read it back"
             .into(),
     }
 }

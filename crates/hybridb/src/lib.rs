@@ -52,6 +52,8 @@ mod config;
 mod db;
 mod entity;
 mod error;
+#[cfg(feature = "failpoints")]
+pub mod failpoint;
 mod feed;
 mod filter;
 mod id;

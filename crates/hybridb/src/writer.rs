@@ -402,7 +402,8 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
     let mut index_failed = false;
     for f in &mut in_flight {
         // The data is committed; an index that cannot take it is rebuilt from the file below.
-        index_failed |= f.coll.index.apply(std::mem::take(&mut f.applies)).is_err();
+        index_failed |= shared.failpoint("apply").is_err()
+            || f.coll.index.apply(std::mem::take(&mut f.applies)).is_err();
     }
     shared.progress.applied(seq);
     let c = &shared.counters;

@@ -3,7 +3,9 @@
 //!
 //! The costs come from measurement, not constants: the first filtered search of a collection
 //! (and again whenever the collection has doubled or halved since) times one plain graph
-//! search and one scan of a sample of slots, on this machine, for this data ([`Costs`]). A
+//! search and one scan of a sample of slots, on this machine, for this data ([`Costs`]); every
+//! executed plan then folds its own time into a running average, so a first measurement that
+//! was off (a warm cache, a busy machine) corrects itself. A
 //! graph traversal that keeps a fraction `s` of the nodes must expand about `1/s` times as
 //! many to fill its beam, so it is estimated at `graph_ns / s` (scaled by the beam width); a
 //! scan costs `scan_ns` per matching slot. The cheaper plan wins. A traversal that returns
@@ -27,7 +29,24 @@ pub(crate) struct Costs {
     pub live: usize,
 }
 
+/// Weight of one observation in the running averages.
+const OBSERVED_WEIGHT: f64 = 0.05;
+
 impl Costs {
+    /// Folds in an exact scan of `n` slots that took `ns` (small scans say little: skipped).
+    pub(crate) fn observe_scan(&mut self, ns: f64, n: usize) {
+        if n >= 256 {
+            let per = ns / n as f64;
+            self.scan_ns += OBSERVED_WEIGHT * (per - self.scan_ns);
+        }
+    }
+
+    /// Folds in a graph search at selectivity `s` with beam `ef` that took `ns`.
+    pub(crate) fn observe_graph(&mut self, ns: f64, s: f64, ef: usize) {
+        let normalised = ns * s * self.ef.max(1) as f64 / ef.max(1) as f64;
+        self.graph_ns += OBSERVED_WEIGHT * (normalised - self.graph_ns);
+    }
+
     /// Whether these costs still describe a collection of `live` slots.
     pub(crate) fn fits(&self, live: usize) -> bool {
         live <= self.live.saturating_mul(2) && live.saturating_mul(2) >= self.live

@@ -87,11 +87,17 @@ pub(crate) struct FieldPostings {
     /// Keyword fields: value to code, for values some slot holds.
     dict: HashMap<Vec<u8>, u64>,
     next_code: u64,
-    /// Per slot: 0 no value, 1 one value (in `single`), 2 several (in `multi`).
-    state: Vec<u8>,
-    single: Vec<u64>,
+    /// Per slot: its one code, or [`NO_CODE`], or [`MULTI_CODE`] (codes in `multi`). One array,
+    /// so a per-node check during graph search costs one memory access.
+    codes: Vec<u64>,
     multi: HashMap<u32, Vec<u64>>,
 }
+
+/// `codes` entry of a slot without a value.
+const NO_CODE: u64 = u64::MAX;
+/// `codes` entry of a slot whose codes are in `multi` (several values, or a code that equals
+/// one of these two markers).
+const MULTI_CODE: u64 = u64::MAX - 1;
 
 /// The code of a non-keyword key (8-byte numbers and datetimes, 1-byte booleans).
 pub(crate) fn ordered_code(key: &[u8]) -> u64 {
@@ -109,8 +115,7 @@ impl FieldPostings {
             nulls: RoaringBitmap::new(),
             dict: HashMap::new(),
             next_code: 0,
-            state: Vec::new(),
-            single: Vec::new(),
+            codes: Vec::new(),
             multi: HashMap::new(),
         }
     }
@@ -126,9 +131,9 @@ impl FieldPostings {
     /// Whether `slot` holds a value whose code passes `test`.
     #[inline]
     pub(crate) fn slot_has(&self, slot: u32, test: impl Fn(u64) -> bool) -> bool {
-        match self.state.get(slot as usize) {
-            Some(1) => test(self.single[slot as usize]),
-            Some(2) => self
+        match self.codes.get(slot as usize) {
+            Some(&c) if c < MULTI_CODE => test(c),
+            Some(&MULTI_CODE) => self
                 .multi
                 .get(&slot)
                 .is_some_and(|c| c.iter().any(|&x| test(x))),
@@ -139,7 +144,7 @@ impl FieldPostings {
     /// Whether `slot` holds any non-null value.
     #[inline]
     pub(crate) fn slot_exists(&self, slot: u32) -> bool {
-        self.state.get(slot as usize).is_some_and(|&s| s != 0)
+        self.codes.get(slot as usize).is_some_and(|&c| c != NO_CODE)
     }
 
     /// Whether `slot` holds `null`.
@@ -150,24 +155,24 @@ impl FieldPostings {
 
     fn add_code(&mut self, slot: u32, code: u64) {
         let s = slot as usize;
-        if s >= self.state.len() {
-            self.state.resize(s + 1, 0);
-            self.single.resize(s + 1, 0);
+        if s >= self.codes.len() {
+            self.codes.resize(s + 1, NO_CODE);
         }
-        match self.state[s] {
-            0 => {
-                self.single[s] = code;
-                self.state[s] = 1;
+        match self.codes[s] {
+            NO_CODE if code < MULTI_CODE => self.codes[s] = code,
+            NO_CODE => {
+                self.codes[s] = MULTI_CODE;
+                self.multi.insert(slot, vec![code]);
             }
-            1 if self.single[s] != code => {
-                self.multi.insert(slot, vec![self.single[s], code]);
-                self.state[s] = 2;
-            }
-            2 => {
+            MULTI_CODE => {
                 let codes = self.multi.entry(slot).or_default();
                 if !codes.contains(&code) {
                     codes.push(code);
                 }
+            }
+            one if one != code => {
+                self.codes[s] = MULTI_CODE;
+                self.multi.insert(slot, vec![one, code]);
             }
             _ => {}
         }
@@ -175,18 +180,24 @@ impl FieldPostings {
 
     fn remove_code(&mut self, slot: u32, code: u64) {
         let s = slot as usize;
-        match self.state.get(s) {
-            Some(1) if self.single[s] == code => self.state[s] = 0,
-            Some(2) => {
+        match self.codes.get(s).copied() {
+            Some(MULTI_CODE) => {
                 if let Some(codes) = self.multi.get_mut(&slot) {
                     codes.retain(|&c| c != code);
-                    if codes.len() == 1 {
-                        self.single[s] = codes[0];
-                        self.state[s] = 1;
-                        self.multi.remove(&slot);
+                    match codes.as_slice() {
+                        [] => {
+                            self.codes[s] = NO_CODE;
+                            self.multi.remove(&slot);
+                        }
+                        [one] if *one < MULTI_CODE => {
+                            self.codes[s] = *one;
+                            self.multi.remove(&slot);
+                        }
+                        _ => {}
                     }
                 }
             }
+            Some(one) if one == code => self.codes[s] = NO_CODE,
             _ => {}
         }
     }
@@ -400,7 +411,7 @@ impl PayloadIndex {
         self.fields
             .values()
             .map(|f| {
-                f.state.capacity() * 9
+                f.codes.capacity() * 8
                     + f.multi.len() * 48
                     + f.dict.len() * 48
                     + f.nulls.serialized_size()
