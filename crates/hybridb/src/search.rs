@@ -133,16 +133,21 @@ pub enum Plan {
     ExactScan,
     /// A graph traversal that collects only matching entities (large matching sets).
     FilteredGraph,
+    /// The plain graph search's candidate beam, filtered (filters that pass most entities);
+    /// a filtered traversal follows if the beam held fewer than `k` matches.
+    PostFilter,
 }
 
 impl Plan {
-    /// A short stable name: `unfiltered`, `no_matches`, `exact_scan`, `filtered_graph`.
+    /// A short stable name: `unfiltered`, `no_matches`, `exact_scan`, `filtered_graph`,
+    /// `post_filter`.
     pub fn name(self) -> &'static str {
         match self {
             Plan::Unfiltered => "unfiltered",
             Plan::NoMatches => "no_matches",
             Plan::ExactScan => "exact_scan",
             Plan::FilteredGraph => "filtered_graph",
+            Plan::PostFilter => "post_filter",
         }
     }
 }

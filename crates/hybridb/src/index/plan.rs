@@ -86,6 +86,14 @@ pub(crate) fn choose(
     }
 }
 
+/// Whether a post-filter (the plain search's beam of `ef`, then the filter) is expected to
+/// keep at least twice `k` matches: then it replaces a filtered graph walk, since it costs one
+/// plain search and no per-node checks. If it keeps fewer than `k`, the walk runs after all.
+pub(crate) fn post_filter_pays(matching: usize, live: usize, k: usize, ef: usize) -> bool {
+    let expected = ef as f64 * matching as f64 / live.max(1) as f64;
+    expected >= 2.0 * k as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 //! - the payload postings change together with the slot table (under its write lock), so a
 //!   search that holds the slot table's read lock sees postings and live slots of one moment.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -68,6 +69,18 @@ pub(crate) enum Searched {
     /// The filter has conditions the postings cannot answer: check the payloads of these
     /// slots (a superset of the matching ones) and search again with [`FilterInput::Slots`].
     NeedsPayloads(SlotBitset),
+}
+
+/// The matching set: `bits` if it was computed, else computed now from the postings.
+fn materialise<'b>(
+    bits: &'b Option<SlotBitset>,
+    filter_cx: Option<&(&Filter, Context<'_>)>,
+) -> Result<Cow<'b, SlotBitset>, FilterProblem> {
+    match (bits, filter_cx) {
+        (Some(b), _) => Ok(Cow::Borrowed(b)),
+        (None, Some((f, cx))) => evaluate(f, cx).map(|e| Cow::Owned(e.bits)),
+        (None, None) => Ok(Cow::Owned(SlotBitset::new())),
+    }
 }
 
 /// Live slots looked at to estimate a filter's selectivity (a standard error under 2.3
@@ -137,7 +150,14 @@ pub(crate) struct IndexState {
     checkpoint_seq: AtomicU64,
     /// Measured plan costs (see [`plan`]).
     costs: Mutex<Option<plan::Costs>>,
+    /// Items applied since creation (dates the cached estimates).
+    applied_items: AtomicU64,
+    /// Filter (JSON) to `(applied_items, hits, sampled)` of its last sample.
+    estimates: Mutex<HashMap<String, (u64, usize, usize)>>,
 }
+
+/// Filters whose selectivity estimate is kept.
+const ESTIMATES_KEPT: usize = 256;
 
 /// An image of an HNSW index for a checkpoint.
 pub(crate) struct Snapshot {
@@ -176,6 +196,8 @@ impl IndexState {
             changed: AtomicU64::new(0),
             checkpoint_seq: AtomicU64::new(u64::MAX),
             costs: Mutex::new(None),
+            applied_items: AtomicU64::new(0),
+            estimates: Mutex::new(HashMap::new()),
         }
     }
 
@@ -274,6 +296,8 @@ impl IndexState {
         }
         let _apply = lock(&self.apply_lock);
         self.changed
+            .fetch_add(applies.len() as u64, Ordering::Relaxed);
+        self.applied_items
             .fetch_add(applies.len() as u64, Ordering::Relaxed);
         let needed = applies
             .iter()
@@ -383,7 +407,7 @@ impl IndexState {
         let mut checker = None;
         let mut filter_cx = None;
         let mut expect = None;
-        let (mut bits, matching, exact) = match input {
+        let (bits, matching, exact) = match input {
             FilterInput::Slots {
                 mut bits,
                 expect: e,
@@ -408,7 +432,7 @@ impl IndexState {
                 let (hits, sampled) = if small {
                     (0, 0)
                 } else {
-                    sample(live, |s| ch.matches(s))
+                    self.estimate(filter, live_count, || sample(live, |s| ch.matches(s)))
                 };
                 checker = Some(ch);
                 filter_cx = Some((filter, cx));
@@ -427,45 +451,57 @@ impl IndexState {
         let t1 = Instant::now();
         let vectors = read(&self.vectors);
         let costs = self.costs(&table, vectors.as_ref(), query, k, ef);
-        let (plan, ef) = plan::choose(matching, exact, live_count, k, ef, costs.as_ref());
-        let materialise = |bits: &mut Option<SlotBitset>| -> Result<SlotBitset, FilterProblem> {
-            if let Some(b) = bits.take() {
-                return Ok(b);
-            }
-            let (f, cx) = filter_cx.as_ref().expect("only filters are estimated");
-            evaluate(f, cx).map(|e| e.bits)
+        let (mut plan, ef) = plan::choose(matching, exact, live_count, k, ef, costs.as_ref());
+        if plan == Plan::FilteredGraph && plan::post_filter_pays(matching, live_count, k, ef) {
+            plan = Plan::PostFilter;
+        }
+        let materialise = |bits| materialise(bits, filter_cx.as_ref());
+        let passes = |s: u32| match (&bits, &checker) {
+            (Some(b), _) => b.contains(s),
+            (None, Some(ch)) => live.contains(s) && ch.matches(s),
+            (None, None) => false,
         };
+        let selectivity = matching as f64 / live_count.max(1) as f64;
         let mut fallback = false;
         let t_plan = Instant::now();
-        let found = match plan {
+        let mut found = match plan {
             Plan::NoMatches => Vec::new(),
             Plan::Unfiltered => Self::unfiltered(&table, vectors.as_ref(), query, k, ef),
             Plan::ExactScan => {
-                let b = materialise(&mut bits)?;
+                let b = materialise(&bits)?;
                 let t = Instant::now();
                 let r = vectors.scan(query, k, &b);
                 self.observe(|c| c.observe_scan(t.elapsed().as_nanos() as f64, b.len()));
                 r
             }
-            Plan::FilteredGraph => {
-                let r = match (&bits, &checker) {
-                    (Some(b), _) => vectors.search(query, k, ef, b, false),
-                    (None, Some(ch)) => {
-                        vectors.search_by(query, k, ef, &|s| live.contains(s) && ch.matches(s))
-                    }
-                    (None, None) => Vec::new(),
-                };
-                if r.len() < k.min(matching) {
-                    fallback = true;
-                    vectors.scan(query, k, &materialise(&mut bits)?)
-                } else {
+            Plan::PostFilter => {
+                // The plain search's whole beam, then the filter: when at least `k` of the
+                // beam pass, they are the nearest matching entities the graph can see.
+                let pool = Self::unfiltered(&table, vectors.as_ref(), query, ef, ef);
+                let r: Vec<(u32, f32)> = pool.into_iter().filter(|&(s, _)| passes(s)).collect();
+                if r.len() >= k.min(matching) {
                     let ns = t_plan.elapsed().as_nanos() as f64;
-                    let s = matching as f64 / live_count.max(1) as f64;
-                    self.observe(|c| c.observe_graph(ns, s, ef));
-                    r
+                    self.observe(|c| c.observe_graph(ns, 1.0, ef));
                 }
+                r
             }
+            Plan::FilteredGraph => Vec::new(),
         };
+        if plan == Plan::PostFilter && found.len() < k.min(matching) {
+            // The beam held too few matches (a filter far from this query): walk instead.
+            fallback = true;
+        }
+        if plan == Plan::FilteredGraph || (plan == Plan::PostFilter && fallback) {
+            let t = Instant::now();
+            found = vectors.search_by(query, k, ef, &passes);
+            if found.len() < k.min(matching) {
+                fallback = true;
+                found = vectors.scan(query, k, &*materialise(&bits)?);
+            } else if plan == Plan::FilteredGraph {
+                let ns = t.elapsed().as_nanos() as f64;
+                self.observe(|c| c.observe_graph(ns, selectivity, ef));
+            }
+        }
         if plan == Plan::Unfiltered {
             let ns = t_plan.elapsed().as_nanos() as f64;
             self.observe(|c| c.observe_graph(ns, 1.0, ef));
@@ -494,6 +530,31 @@ impl IndexState {
             filter_micros,
             search_micros: t1.elapsed().as_micros() as u64,
         }))
+    }
+
+    /// A filter's sample, from the cache while the collection has changed by under 1/32 of
+    /// its size since it was taken (repeated filters, such as a tenant's, skip the sampling;
+    /// an outdated estimate could only make a plan slower, never a result wrong).
+    fn estimate(
+        &self,
+        filter: &Filter,
+        live: usize,
+        take: impl FnOnce() -> (usize, usize),
+    ) -> (usize, usize) {
+        let key = filter.to_json().to_string();
+        let now = self.applied_items.load(Ordering::Relaxed);
+        if let Some(&(at, hits, sampled)) = lock(&self.estimates).get(&key)
+            && now.saturating_sub(at) <= (live / 32) as u64
+        {
+            return (hits, sampled);
+        }
+        let (hits, sampled) = take();
+        let mut cache = lock(&self.estimates);
+        if cache.len() >= ESTIMATES_KEPT {
+            cache.clear();
+        }
+        cache.insert(key, (now, hits, sampled));
+        (hits, sampled)
     }
 
     /// Folds one observed plan execution into the measured costs (if there are any).
@@ -676,7 +737,8 @@ mod tests {
     fn plans_follow_measured_costs_and_keep_recall() {
         use crate::filter::{Condition, Filter};
         let (s, vectors) = grouped();
-        let filter = Filter::new().must(Condition::matches_value("g", 0i64));
+        let quarter = Filter::new().must(Condition::matches_value("g", 0i64));
+        let most = Filter::new().must_not(Condition::matches_value("g", 3i64));
         let costs = |scan_ns, graph_ns| {
             *lock(&s.costs) = Some(plan::Costs {
                 scan_ns,
@@ -685,20 +747,37 @@ mod tests {
                 live: 3000,
             });
         };
-        for (scan_ns, graph_ns, want) in [
-            (1e6, 1.0, Plan::FilteredGraph),
-            (1e-6, 1e9, Plan::ExactScan),
+        for (filter, keep, scan_ns, graph_ns, want) in [
+            (
+                &quarter,
+                [true, false, false, false],
+                1e6,
+                1.0,
+                Plan::FilteredGraph,
+            ),
+            (
+                &quarter,
+                [true, false, false, false],
+                1e-6,
+                1e9,
+                Plan::ExactScan,
+            ),
+            (&most, [true, true, true, false], 1e6, 1.0, Plan::PostFilter),
         ] {
             costs(scan_ns, graph_ns);
+            let share = keep.iter().filter(|k| **k).count() as i64 * 750;
             let (mut found, mut wanted) = (0, 0);
             for qi in (0..3000).step_by(150) {
                 let q = &vectors[qi];
-                let p = planned(&s, q, &filter);
+                let p = planned(&s, q, filter);
                 assert_eq!(p.plan, want);
-                assert!(p.estimated, "25 % selectivity is estimated from the sample");
-                assert!((p.matching as i64 - 750).abs() < 120, "{}", p.matching);
+                assert!(
+                    p.estimated,
+                    "large matching sets are estimated from the sample"
+                );
+                assert!((p.matching as i64 - share).abs() < 150, "{}", p.matching);
                 let mut brute: Vec<(f32, EntityId)> = (0..3000)
-                    .filter(|i| i % 4 == 0)
+                    .filter(|i| keep[i % 4])
                     .map(|i| {
                         let d: f32 = vectors[i]
                             .iter()
@@ -710,9 +789,10 @@ mod tests {
                     .collect();
                 brute.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 let want_ids: Vec<EntityId> = brute.iter().take(10).map(|b| b.1).collect();
+                assert_eq!(p.hits.len(), 10);
                 for (hid, _) in &p.hits {
-                    let n = hid.as_uuid().as_u128() - 1;
-                    assert_eq!(n % 4, 0, "hit {n} fails the filter");
+                    let n = (hid.as_uuid().as_u128() - 1) as usize;
+                    assert!(keep[n % 4], "hit {n} fails the filter");
                 }
                 wanted += 10;
                 found += want_ids

@@ -341,13 +341,17 @@ impl<'a> Checker<'a> {
             }
             Ok(Some(out))
         };
-        let (Some(must), Some(should), Some(must_not)) = (
+        let (Some(mut must), Some(should), Some(must_not)) = (
             list(&filter.must)?,
             list(&filter.should)?,
             list(&filter.must_not)?,
         ) else {
             return Ok(None);
         };
+        if must.len() == 1 && should.is_empty() && must_not.is_empty() {
+            // One condition: test it directly (this runs once per visited graph node).
+            return Ok(must.pop());
+        }
         Ok(Some(Checker::All {
             must,
             should,
@@ -448,7 +452,7 @@ impl<'a> Checker<'a> {
 }
 
 /// Value entries a cardinality bound may walk in a range before giving up.
-const BOUND_BUDGET: usize = 512;
+const BOUND_BUDGET: usize = 64;
 
 /// A cheap upper bound on the slots `filter` can match, from posting sizes alone (`None`:
 /// not cheaply bounded). `must` takes the smallest bound of its conditions, `should` the sum;
