@@ -1,0 +1,148 @@
+//! # hybridb-server
+//!
+//! The HTTP/JSON API over a [`hybridb::Database`]: collections, entities, vector search, the
+//! change feed (as pages and as server-sent events), backup, verify, stats, health, Prometheus
+//! metrics and an OpenAPI document at `/openapi.json` generated from the handlers.
+//!
+//! - **Errors** are `{"error":{"code":"...","message":"..."}}` with a stable code and the
+//!   right status ([`ApiError`]); messages name the bad field (`entities[2].vector[0]`).
+//! - **Security**: optional API keys ([`ApiKeys`]), read-write and read-only, compared in
+//!   constant time; a warning is logged when the server listens beyond loopback without keys.
+//! - **Limits** ([`ServerConfig`]): body size, JSON depth, time per request, concurrent
+//!   requests. No input makes a handler panic; a panic would answer 500.
+//! - **Never blocks the runtime**: writes go through the library's async API, reads run on
+//!   tokio's blocking pool.
+//!
+//! The route list and the error codes are in `docs/server.md` of the repository.
+//!
+//! ## Example
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let db = hybridb::Database::open("data.redb")?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7411").await?;
+//! // Serves until the future resolves (here: never).
+//! let shutdown = std::future::pending::<()>();
+//! hybridb_server::serve(db, hybridb_server::ServerConfig::default(), listener, shutdown).await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod api;
+mod config;
+mod error;
+mod extract;
+pub mod filter;
+mod metrics;
+mod middleware;
+mod routes;
+mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use hybridb::Database;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+pub use api::*;
+pub use config::{ApiKeys, ENV_API_KEY, ENV_READ_API_KEY, ServerConfig};
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use extract::{decode_json, too_deep};
+pub use metrics::Metrics;
+pub use state::AppState;
+
+/// The OpenAPI document of the API (what `/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::documented().into_openapi()
+}
+
+/// A built application: the router, and the switch that starts its shutdown.
+pub struct App {
+    /// The axum router, with every layer.
+    pub router: Router,
+    /// Send `true` to end live streams and make `/readyz` answer 503.
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+/// Builds the application for `db` with `config` (no listening yet).
+pub fn app(db: Database, config: ServerConfig) -> App {
+    let (router, openapi) = routes::documented().split_for_parts();
+    let openapi_json = openapi.to_json().unwrap_or_else(|_| "{}".to_string());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let state = AppState {
+        db,
+        permits: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
+        metrics: Arc::new(Metrics::default()),
+        shutdown: shutdown_rx,
+        openapi_json: Arc::new(openapi_json),
+        config: Arc::new(config),
+    };
+    let router = router
+        .route("/openapi.json", axum::routing::get(routes::admin::openapi))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::observe,
+        ))
+        .with_state(state);
+    App { router, shutdown }
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {}", uri.path()),
+    )
+}
+
+/// Serves `db` on `listener` until `shutdown` resolves, then stops taking connections, ends
+/// live streams and waits for the requests in flight.
+///
+/// Logs a warning (through `tracing`) when the listener is not on a loopback address and no
+/// API key is configured.
+pub async fn serve(
+    db: Database,
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() && !config.api_keys.enabled() {
+        tracing::warn!(
+            %addr,
+            "listening beyond loopback WITHOUT API keys: anyone who can reach this address can \
+             read and change the database; set {ENV_API_KEY} (and {ENV_READ_API_KEY})"
+        );
+    }
+    let App {
+        router,
+        shutdown: stop,
+    } = app(db, config);
+    tracing::info!(%addr, "hybridb server listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await
+}

@@ -1,0 +1,95 @@
+//! Collections: create, get, list, drop.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::api::{CollectionList, CollectionOut, CreateCollection, Dropped};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiPath, JsonBody};
+use crate::state::{AppState, blocking};
+
+/// Creates a collection.
+#[utoipa::path(put, path = "/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "1..=64 bytes of [A-Za-z0-9_-]")),
+    request_body = CreateCollection,
+    responses(
+        (status = 201, description = "Created", body = CollectionOut),
+        (status = 400, description = "Bad name or config", body = ErrorBody),
+        (status = 409, description = "`collection_exists`", body = ErrorBody)))]
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<CreateCollection>,
+) -> Result<(StatusCode, Json<CollectionOut>), ApiError> {
+    let config = body.to_config();
+    let out = blocking(move || {
+        let c = st.db.create_collection(&name, config)?;
+        let info = st.db.collections().into_iter().find(|i| i.name == c.name());
+        let created_at = info.map_or(0, |i| i.created_at);
+        Ok(CollectionOut::new(name, c.config(), created_at))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// A collection with its counts.
+#[utoipa::path(get, path = "/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name")),
+    responses(
+        (status = 200, body = CollectionOut),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn get(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<CollectionOut>, ApiError> {
+    blocking(move || {
+        let c = st.db.collection(&name)?;
+        let created_at = st
+            .db
+            .collections()
+            .into_iter()
+            .find(|i| i.name == name)
+            .map_or(0, |i| i.created_at);
+        let mut out = CollectionOut::new(name, c.config(), created_at);
+        out.count = Some(c.count()?);
+        out.indexed = Some(c.indexed_count() as u64);
+        out.index_memory_bytes = Some(c.index_memory_bytes() as u64);
+        Ok(Json(out))
+    })
+    .await
+}
+
+/// All collections.
+#[utoipa::path(get, path = "/collections", tag = "collections",
+    responses((status = 200, body = CollectionList)))]
+pub(crate) async fn list(State(st): State<AppState>) -> Json<CollectionList> {
+    Json(CollectionList {
+        collections: st
+            .db
+            .collections()
+            .into_iter()
+            .map(|i| CollectionOut::new(i.name, &i.config, i.created_at))
+            .collect(),
+    })
+}
+
+/// Drops a collection and all its entities.
+#[utoipa::path(delete, path = "/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name")),
+    responses(
+        (status = 200, body = Dropped),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn drop(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Dropped>, ApiError> {
+    blocking(move || {
+        st.db.drop_collection(&name)?;
+        Ok(Json(Dropped {
+            name,
+            dropped: true,
+        }))
+    })
+    .await
+}
