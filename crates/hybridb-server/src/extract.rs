@@ -1,7 +1,8 @@
 //! Request decoding: JSON bodies, path and query parameters, each failing with an
 //! [`ApiError`] that names the bad field. Nothing here panics on any input.
 //!
-//! A JSON body is checked in this order: content type (`application/json`, 415 otherwise),
+//! A JSON body is checked in this order: content type (`application/json`, 415 otherwise;
+//! an empty body may come without one),
 //! size (axum's `DefaultBodyLimit`, 413), nesting depth (a byte scan before decoding, 400
 //! `json_too_deep`), then decoded with `serde_path_to_error` so that type errors name their
 //! path (`entities[2].vector[0]`). An empty body decodes as `{}`.
@@ -31,7 +32,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(body_rejection)?;
-        if !bytes.is_empty() && !content_type.as_deref().is_some_and(is_json) {
+        // A body needs a JSON content type; so does an empty body sent with another type
+        // (what an HTML form sends): cross-site forms cannot reach the API.
+        let json_type = content_type.as_deref().map(is_json);
+        if json_type == Some(false) || (!bytes.is_empty() && json_type.is_none()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

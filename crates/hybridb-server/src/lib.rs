@@ -78,6 +78,19 @@ impl std::fmt::Debug for App {
 pub fn app(db: Database, config: ServerConfig) -> App {
     let (router, openapi) = routes::documented().split_for_parts();
     let openapi_json = openapi.to_json().unwrap_or_else(|_| "{}".to_string());
+    let (state, shutdown) = new_state(db, config, openapi_json);
+    let router = router.route("/openapi.json", axum::routing::get(routes::admin::openapi));
+    App {
+        router: with_layers(router, state),
+        shutdown,
+    }
+}
+
+fn new_state(
+    db: Database,
+    config: ServerConfig,
+    openapi_json: String,
+) -> (AppState, watch::Sender<bool>) {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = AppState {
         db,
@@ -87,8 +100,12 @@ pub fn app(db: Database, config: ServerConfig) -> App {
         openapi_json: Arc::new(openapi_json),
         config: Arc::new(config),
     };
-    let router = router
-        .route("/openapi.json", axum::routing::get(routes::admin::openapi))
+    (state, shutdown)
+}
+
+/// The fallback and the layers of [`middleware`], outermost last.
+fn with_layers(router: Router<AppState>, state: AppState) -> Router {
+    router
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
@@ -103,8 +120,7 @@ pub fn app(db: Database, config: ServerConfig) -> App {
             state.clone(),
             middleware::observe,
         ))
-        .with_state(state);
-    App { router, shutdown }
+        .with_state(state)
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -145,4 +161,96 @@ pub async fn serve(
             let _ = stop.send(true);
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// The real layers over a route that sleeps, and one that panics.
+    fn slow_app(config: ServerConfig) -> (Router, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("t.redb")).unwrap();
+        let (state, _) = new_state(db, config, String::new());
+        let router = Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    "done"
+                }),
+            )
+            .route(
+                "/panic",
+                axum::routing::get(|| async {
+                    if true {
+                        panic!("handler bug");
+                    }
+                    "never"
+                }),
+            );
+        (with_layers(router, state), dir)
+    }
+
+    async fn status_and_code(router: &Router, path: &str) -> (u16, String) {
+        let r = router
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        (
+            status,
+            v["error"]["code"].as_str().unwrap_or("").to_string(),
+        )
+    }
+
+    #[tokio::test]
+    async fn slow_requests_time_out_with_a_json_error() {
+        let (router, _dir) = slow_app(ServerConfig {
+            request_timeout: Duration::from_millis(50),
+            ..ServerConfig::default()
+        });
+        assert_eq!(
+            status_and_code(&router, "/slow").await,
+            (503, "timeout".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_server_makes_requests_wait_then_time_out() {
+        let (router, _dir) = slow_app(ServerConfig {
+            request_timeout: Duration::from_millis(450),
+            max_concurrent_requests: 1,
+            ..ServerConfig::default()
+        });
+        // Two at once, one slot: the first finishes (300 ms), the second waits for the slot
+        // and then runs out of time (450 ms < 600 ms).
+        let (a, b) = tokio::join!(
+            status_and_code(&router, "/slow"),
+            status_and_code(&router, "/slow")
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [200, 503]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500() {
+        let (router, _dir) = slow_app(ServerConfig::default());
+        assert_eq!(
+            status_and_code(&router, "/panic").await,
+            (500, "internal".to_string())
+        );
+        // The server goes on.
+        assert_eq!(status_and_code(&router, "/nothing").await.1, "not_found");
+    }
 }

@@ -224,6 +224,14 @@ fn malformed_requests_get_codes_naming_the_field() {
         &[("content-type", "application/x-www-form-urlencoded")],
     );
     assert_eq!((a.status, a.code()), (415, "unsupported_media_type"));
+    // Even empty, a form post is refused (no cross-site form reaches the API).
+    let a = s.raw(
+        "POST",
+        "/verify",
+        Some(b""),
+        &[("content-type", "application/x-www-form-urlencoded")],
+    );
+    assert_eq!((a.status, a.code()), (415, "unsupported_media_type"));
     // Nothing of the refused batches was written.
     assert_eq!(
         s.ok("POST", "/collections/docs/count", json!({}))["count"],
