@@ -110,8 +110,10 @@ fn open_existing(file: &Path, json: bool) -> Result<Database> {
 }
 
 fn serve(data: &Path, file: &Path, s: ServeArgs) -> Result<i32> {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     let db = open(file, false)?;

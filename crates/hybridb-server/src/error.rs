@@ -90,7 +90,7 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
-        let mut response = (status, axum::Json(self.body())).into_response();
+        let mut response = (status, crate::reply::Json(self.body())).into_response();
         let headers = response.headers_mut();
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -35,6 +35,7 @@ mod extract;
 pub mod filter;
 mod metrics;
 mod middleware;
+mod reply;
 mod routes;
 mod state;
 

@@ -2,7 +2,7 @@
 
 use std::path::{Component, Path};
 
-use axum::Json;
+use crate::reply::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;

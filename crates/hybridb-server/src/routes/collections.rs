@@ -1,6 +1,6 @@
 //! Collections: create, get, list, drop.
 
-use axum::Json;
+use crate::reply::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 

@@ -1,6 +1,6 @@
 //! Entities: batch upsert, get, get many, delete, scroll, count.
 
-use axum::Json;
+use crate::reply::Json;
 use axum::extract::State;
 use hybridb::{Entity, EntityId};
 use serde_json::Value;

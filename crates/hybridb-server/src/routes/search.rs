@@ -1,6 +1,6 @@
 //! Vector search, single and batched.
 
-use axum::Json;
+use crate::reply::Json;
 use axum::extract::State;
 use hybridb::{Collection, Consistency, SearchRequest};
 
