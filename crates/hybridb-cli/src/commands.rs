@@ -93,7 +93,12 @@ pub fn open(file: &Path, json: bool) -> Result<Database> {
             }
         })
         .open(file)
-        .with_context(|| format!("opening {}", file.display()))?;
+        .map_err(|e| match e {
+            hybridb::Error::AlreadyOpen { .. } => anyhow::Error::new(e).context(
+                "is a `hybridb serve` using this data folder? Stop it first, or use its HTTP API",
+            ),
+            other => anyhow::Error::new(other).context(format!("opening {}", file.display())),
+        })?;
     pb.finish_and_clear();
     Ok(db)
 }

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use hybridb::{Collection, CollectionConfig, Entity, EntityId, Metric};
-use hybridb_server::EntityIn;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -215,9 +214,28 @@ impl Source {
     }
 }
 
-/// One JSON line: `{id?, key?, payload?, vector}`.
+/// One JSON line: the HTTP API's entity (`{id?, key?, payload?, vector}`), plus the
+/// `version` and `updated_at` that `hybridb export` writes (ignored: the import makes new
+/// versions), so that an export imports as is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    #[serde(default)]
+    id: Option<EntityId>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    payload: Option<Value>,
+    vector: Vec<f32>,
+    #[serde(default, rename = "version")]
+    _version: Option<u64>,
+    #[serde(default, rename = "updated_at")]
+    _updated_at: Option<u64>,
+}
+
+/// Parses one line, naming the bad field in errors.
 fn parse_line(text: &str) -> Result<Entity, String> {
-    let e: EntityIn = hybridb_server::decode_json(text.as_bytes(), 64).map_err(|e| e.message)?;
+    let e: Line = hybridb_server::decode_json(text.as_bytes(), 64).map_err(|e| e.message)?;
     let id = match (e.id, e.key) {
         (Some(_), Some(_)) => return Err("give `id` or `key`, not both".into()),
         (Some(id), None) => id,

@@ -125,8 +125,34 @@ fn import_search_backup_restore_verify() {
         .collect();
     assert_eq!(lines.len(), 50);
     assert!(lines[0]["vector"].is_array());
+    // An export imports as is (same ids, payloads and vectors).
+    let exported = dir.path().join("export.jsonl");
+    let out = hybridb(
+        &data,
+        &["export", "docs", "--out", exported.to_str().unwrap()],
+    );
+    assert!(out.status.success());
+    let s = json(
+        &data,
+        &["import", "copy", exported.to_str().unwrap(), "--dim", "3"],
+    );
+    assert_eq!(
+        (s["imported"].as_u64(), s["bad"].as_u64()),
+        (Some(50), Some(0))
+    );
+    assert_eq!(
+        e_without_time(&json(&data, &["get", "copy", id])),
+        e_without_time(&e)
+    );
     assert!(json(&data, &["compact"])["bytes_after"].is_u64());
     assert_eq!(json(&data, &["verify", "--repair"])["clean"], true);
+}
+
+/// An entity as `get` prints it, less what a rewrite changes.
+fn e_without_time(e: &Value) -> Value {
+    let mut e = e.clone();
+    e["updated_at"] = Value::Null;
+    e
 }
 
 #[test]

@@ -19,7 +19,7 @@ use crate::state::AppState;
 
 /// A JSON request body of type `T`, decoded as described in the module docs.
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
@@ -146,7 +146,7 @@ fn json_error(e: serde_json::Error, path: &str) -> ApiError {
 
 /// Path parameters of type `T`; a bad one gives 400 `invalid_path`.
 #[derive(Debug)]
-pub struct ApiPath<T>(pub T);
+pub(crate) struct ApiPath<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
     type Rejection = ApiError;
@@ -161,7 +161,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 
 /// Query-string parameters of type `T`; a bad one gives 400 `invalid_query_param`.
 #[derive(Debug)]
-pub struct ApiQuery<T>(pub T);
+pub(crate) struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
@@ -175,7 +175,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
 }
 
 /// Parses an entity id from a path segment.
-pub fn parse_id(s: &str) -> Result<hybridb::EntityId, ApiError> {
+pub(crate) fn parse_id(s: &str) -> Result<hybridb::EntityId, ApiError> {
     s.parse().map_err(ApiError::from)
 }
 

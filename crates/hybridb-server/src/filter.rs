@@ -1,8 +1,8 @@
 //! Filters in request bodies — the one place that decides what a `filter` field does.
 //!
-//! The library has no filters yet, so [`Filter`] is raw JSON and [`check`] refuses any filter
+//! The library has no filters yet, so [`Filter`] is raw JSON and `check` refuses any filter
 //! with 400 `filter_unsupported`. When `hybridb::Filter` lands, change the alias to it (its
-//! serde form is Qdrant's JSON) and make [`check`] pass it on; the request types and the
+//! serde form is Qdrant's JSON) and make `check` pass it on; the request types and the
 //! OpenAPI document follow from the alias.
 
 use crate::error::ApiError;

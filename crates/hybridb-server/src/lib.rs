@@ -53,8 +53,8 @@ pub use api::*;
 pub use config::{ApiKeys, ENV_API_KEY, ENV_READ_API_KEY, ServerConfig};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use extract::{decode_json, too_deep};
-pub use metrics::Metrics;
-pub use state::AppState;
+use metrics::Metrics;
+use state::AppState;
 
 /// The OpenAPI document of the API (what `/openapi.json` serves).
 pub fn openapi() -> utoipa::openapi::OpenApi {

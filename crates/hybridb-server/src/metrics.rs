@@ -14,7 +14,7 @@ use hybridb::Database;
 
 /// Request counters kept by the server.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     started: Instant,
     /// (route, method, status) -> count.
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
@@ -34,7 +34,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counts one finished request.
-    pub fn record(&self, route: &str, method: &str, status: StatusCode, took: Duration) {
+    pub(crate) fn record(&self, route: &str, method: &str, status: StatusCode, took: Duration) {
         {
             let mut r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
             *r.entry((route.to_string(), method.to_string(), status.as_u16()))
@@ -49,7 +49,7 @@ impl Metrics {
     }
 
     /// Time since the server started.
-    pub fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
 }
@@ -63,7 +63,7 @@ fn label(v: &str) -> String {
 
 /// The exposition: request counters and durations, writer counters, the last sequence number
 /// and per-collection entity counts. Reads redb: call it off the async workers.
-pub fn render(metrics: &Metrics, db: &Database) -> String {
+pub(crate) fn render(metrics: &Metrics, db: &Database) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -12,13 +12,13 @@ use crate::metrics::Metrics;
 
 /// Shared by all handlers; cheap to clone.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The database.
-    pub db: Database,
+    pub(crate) db: Database,
     /// The settings in force.
-    pub config: Arc<ServerConfig>,
+    pub(crate) config: Arc<ServerConfig>,
     /// Request counters for `/metrics`.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Slots for concurrently handled requests.
     pub(crate) permits: Arc<Semaphore>,
     /// Turns true when the server shuts down: live streams end, `/readyz` answers 503.
