@@ -45,6 +45,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::serve::ListenerExt;
 use hybridb::Database;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -156,6 +157,10 @@ pub async fn serve(
         shutdown: stop,
     } = app(db, config);
     tracing::info!(%addr, "hybridb server listening");
+    // Answers are small and written at once: send them without Nagle's delay.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
