@@ -449,8 +449,8 @@ pub struct ChangesQuery {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
-    /// Stream events after this sequence number. Default: the `Last-Event-ID` header, else
-    /// the last committed event (new events only).
+    /// Stream events after this sequence number. A `Last-Event-ID` header (a reconnecting
+    /// client) takes precedence. Default: the last committed event (new events only).
     pub since: Option<u64>,
 }
 

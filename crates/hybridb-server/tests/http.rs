@@ -187,7 +187,10 @@ fn malformed_requests_get_codes_naming_the_field() {
         ("POST", "/collections/docs/search/batch", br#"{"searches":[{"vector":[1,0,0]},{"vector":[1,0]}]}"#, 400, "invalid_query", "searches[1]"),
         ("POST", "/collections/docs/search/batch", br#"{"searches":[{"vector":[1,0,0]},{"vector":[1,0,0],"filter":{}}]}"#, 400, "filter_unsupported", "searches[1].filter"),
         ("POST", "/collections/docs/count", br#"{"filter":{"must":[]}}"#, 400, "filter_unsupported", "filter"),
-        ("POST", "/collections/docs/scroll", br#"{"limit":0}"#, 400, "invalid_query", "limit"),
+        ("POST", "/collections/docs/scroll", br#"{"limit":0}"#, 400, "invalid_query", "limit: invalid query"),
+        ("POST", "/collections/nope/scroll", br#"{}"#, 404, "collection_not_found", "collection \"nope\""),
+        ("POST", "/collections/docs/entities/delete", br#"{"ids":["00000000-0000-0000-0000-00000000000a","00000000-0000-0000-0000-00000000000a"]}"#, 400, "invalid_entity", "ids[1]"),
+        ("PUT", "/collections/docs/entities", br#"{"entities":[{"key":"k","vector":[1,2,3]},{"key":"k","vector":[1,2,3]}]}"#, 400, "invalid_entity", "entities[1]"),
         ("POST", "/collections/docs/scroll", br#"{"after":"zz"}"#, 400, "invalid_body", "after"),
         ("POST", "/collections/docs/entities/delete", br#"{}"#, 400, "invalid_body", "exactly one"),
         ("POST", "/collections/docs/entities/delete", br#"{"filter":{"must":[]}}"#, 400, "filter_unsupported", "filter"),
@@ -343,6 +346,9 @@ fn changes_pages_and_live_stream() {
     assert_eq!(got[2].2["payload_changed"], true);
     // Resuming with Last-Event-ID.
     let resumed = s.read_stream("", &[("last-event-id", "4")], 1, || {});
+    assert_eq!(resumed[0].2["seq"], 5);
+    // A reconnecting EventSource sends its original URL too: the header wins.
+    let resumed = s.read_stream("?since=0", &[("last-event-id", "4")], 1, || {});
     assert_eq!(resumed[0].2["seq"], 5);
     // Without `since`: only new events.
     let live = s.read_stream("", &[], 1, || {

@@ -2,7 +2,8 @@
 //! stream fed by [`hybridb::Database::subscribe`].
 //!
 //! The stream sends each event as `id: <seq>`, `event: change`, `data: <json>`; a client that
-//! reconnects with `Last-Event-ID` resumes after that event, so none is lost or repeated. It
+//! reconnects with `Last-Event-ID` resumes after that event (the header wins over `since`), so
+//! none is lost or repeated. It
 //! ends with an `event: error` (e.g. `changes_pruned`) or when the server shuts down.
 
 use std::convert::Infallible;
@@ -66,7 +67,9 @@ pub(crate) async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let since = match q.since.or(last_event_id) {
+    // A reconnecting EventSource repeats its URL (with `since`) and adds Last-Event-ID:
+    // the header says where it really is.
+    let since = match last_event_id.or(q.since) {
         Some(s) => s,
         None => {
             let db = st.db.clone();

@@ -199,9 +199,10 @@ pub(crate) async fn scroll(
     filter::check("filter", body.filter.as_ref())?;
     blocking(move || {
         let c = st.db.collection(&name)?;
-        let page = c
-            .scroll(body.after, body.limit)
-            .map_err(|e| ApiError::from(e).at("limit"))?;
+        let page = c.scroll(body.after, body.limit).map_err(|e| match e {
+            hybridb::Error::InvalidQuery(_) => ApiError::from(e).at("limit"),
+            other => other.into(),
+        })?;
         Ok(Json(ScrollOut {
             entities: page
                 .records
