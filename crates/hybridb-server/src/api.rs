@@ -276,6 +276,7 @@ pub struct GetManyOut {
 /// Query of `GET /collections/{name}/entities/{id}`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetQuery {
     /// Include the vector. Default true.
     #[serde(default = "yes")]
@@ -436,6 +437,7 @@ pub struct SearchBatchOut {
 /// Query of `GET /changes`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     /// Events with a sequence number greater than this. Default 0.
     #[serde(default)]
@@ -448,6 +450,7 @@ pub struct ChangesQuery {
 /// Query of `GET /changes/stream`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Stream events after this sequence number. A `Last-Event-ID` header (a reconnecting
     /// client) takes precedence. Default: the last committed event (new events only).

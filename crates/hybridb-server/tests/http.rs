@@ -472,3 +472,29 @@ fn small_limits_are_enforced() {
     );
     assert_eq!((a.status, a.code()), (400, "json_too_deep"));
 }
+
+#[test]
+fn openapi_query_parameters_are_in_the_query() {
+    let doc = serde_json::to_value(hybridb_server::openapi()).unwrap();
+    for (path, name) in [
+        ("/collections/{name}/entities/{id}", "with_vector"),
+        ("/changes", "since"),
+        ("/changes", "limit"),
+        ("/changes/stream", "since"),
+    ] {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let p = params.iter().find(|p| p["name"] == name).unwrap();
+        assert_eq!(p["in"], "query", "{path} {name}");
+        assert_ne!(p["required"], true, "{path} {name}");
+    }
+    // Fields with defaults are optional in the schemas.
+    let schemas = &doc["components"]["schemas"];
+    for (schema, required) in [
+        ("SearchBody", json!(["vector"])),
+        ("CreateCollection", json!(["dim"])),
+        ("EntityIn", json!(["vector"])),
+        ("ScrollBody", Value::Null),
+    ] {
+        assert_eq!(schemas[schema]["required"], required, "{schema}");
+    }
+}
