@@ -2,9 +2,12 @@
 //! same calls on the library, as an overhead ratio. Every loop is bounded in time.
 //!
 //! ```sh
-//! cargo run --release -p hybridb-server --example load -- [N] [DIM] [SECONDS] [CLIENTS]
+//! cargo run --release -p hybridb-server --example load -- [N] [DIM] [SECONDS] [CLIENTS] [MIXED]
 //! ```
-//! Defaults: 20000 entities of dimension 64, 5 s per phase, 4 clients.
+//! Defaults: 20000 entities of dimension 64, 5 s per phase, 4 clients. With MIXED > 0, a last
+//! phase of MIXED seconds mixes searches, overwrites, gets and deletes over a fixed id range
+//! (so the data does not grow) through HTTP and prints the process's resident memory every
+//! tenth of it: growth there would be a leak.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +59,7 @@ fn main() {
         arg(2, 5.0),
         arg(3, 4.0) as usize,
     );
+    let mixed = arg(4, 0.0);
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Database::open(dir.path().join("load.redb")).expect("open");
     let coll = db
@@ -112,8 +116,14 @@ fn main() {
             let _ = stopped.await;
         },
     ));
+    // 404s (a get after a delete) are answers, not failures; 5xx are checked below.
     let agents: Vec<ureq::Agent> = (0..clients)
-        .map(|_| ureq::Agent::new_with_defaults())
+        .map(|_| {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into()
+        })
         .collect();
     let agents = Arc::new(agents);
     let health_url = format!("http://{addr}/healthz");
@@ -148,6 +158,49 @@ fn main() {
             .expect("http upsert");
         r.body_mut().read_to_string().expect("body");
     }) * 100.0;
+    let mut rss = Vec::new();
+    if mixed > 0.0 {
+        let get_url = format!("http://{addr}/collections/load/entities");
+        let delete_url = format!("http://{addr}/collections/load/entities/delete");
+        let slices = 10;
+        for _ in 0..slices {
+            timed(clients, mixed / f64::from(slices), |c, i| {
+                let id = EntityId::from_u128(u128::from((i * 7 + c as u64) % n));
+                let agent = &agents[c];
+                let send = |method: &str, url: &str, body: serde_json::Value| {
+                    let req = ureq::http::Request::builder()
+                        .method(method)
+                        .uri(url)
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
+                        .expect("request");
+                    let mut r = agent.run(req).expect("http");
+                    assert!(r.status().as_u16() < 500, "{method} {url}: {}", r.status());
+                    r.body_mut().read_to_string().expect("body");
+                };
+                match i % 4 {
+                    0 => send(
+                        "POST",
+                        &search_url,
+                        json!({"vector": vector(i, dim), "k": 10, "with_payload": true}),
+                    ),
+                    1 => send(
+                        "PUT",
+                        &upsert_url,
+                        json!({"entities": [{"id": id, "payload": {"i": i}, "vector": vector(i, dim)}]}),
+                    ),
+                    2 => {
+                        let mut r = agent.get(format!("{get_url}/{id}")).call().expect("get");
+                        assert!(r.status().as_u16() < 500, "get: {}", r.status());
+                        r.body_mut().read_to_string().expect("body");
+                    }
+                    _ => send("POST", &delete_url, json!({"ids": [id]})),
+                }
+            });
+            rss.push(resident_kib());
+        }
+        eprintln!("resident memory (KiB) per tenth of the mixed phase: {rss:?}");
+    }
     let _ = stop.send(());
     let _ = rt.block_on(server);
     println!(
@@ -161,6 +214,21 @@ fn main() {
             "library_upsert_entities_per_s": lib_upsert.round(),
             "http_upsert_entities_per_s": http_upsert.round(),
             "upsert_overhead_ratio": (lib_upsert / http_upsert * 100.0).round() / 100.0,
+            "mixed_seconds": mixed,
+            "mixed_rss_kib": rss,
         })
     );
+}
+
+/// Resident memory of this process in KiB (Linux; 0 elsewhere).
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
