@@ -133,6 +133,18 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     )
 }
 
+/// The warning for a server reachable beyond this machine without API keys, if that is the
+/// case of `addr` and `keys`.
+pub fn exposure_warning(addr: std::net::SocketAddr, keys: &ApiKeys) -> Option<String> {
+    (!addr.ip().is_loopback() && !keys.enabled()).then(|| {
+        format!(
+            "listening on {addr}, beyond loopback, WITHOUT API keys: anyone who can reach this \
+             address can read and change the database; set {ENV_API_KEY} (and \
+             {ENV_READ_API_KEY})"
+        )
+    })
+}
+
 /// Serves `db` on `listener` until `shutdown` resolves, then stops taking connections, ends
 /// live streams and waits for the requests in flight.
 ///
@@ -145,12 +157,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() && !config.api_keys.enabled() {
-        tracing::warn!(
-            %addr,
-            "listening beyond loopback WITHOUT API keys: anyone who can reach this address can \
-             read and change the database; set {ENV_API_KEY} (and {ENV_READ_API_KEY})"
-        );
+    if let Some(warning) = exposure_warning(addr, &config.api_keys) {
+        tracing::warn!(%addr, "{warning}");
     }
     let App {
         router,
@@ -217,6 +225,26 @@ mod tests {
             status,
             v["error"]["code"].as_str().unwrap_or("").to_string(),
         )
+    }
+
+    #[test]
+    fn warns_only_beyond_loopback_without_keys() {
+        let keys = ApiKeys {
+            read_write: vec!["k".into()],
+            read_only: vec![],
+        };
+        let none = ApiKeys::default();
+        let open: std::net::SocketAddr = "0.0.0.0:7411".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:7411".parse().unwrap();
+        let local6: std::net::SocketAddr = "[::1]:7411".parse().unwrap();
+        assert!(
+            exposure_warning(open, &none)
+                .unwrap()
+                .contains("WITHOUT API keys")
+        );
+        assert!(exposure_warning(open, &keys).is_none());
+        assert!(exposure_warning(local, &none).is_none());
+        assert!(exposure_warning(local6, &none).is_none());
     }
 
     #[tokio::test]
