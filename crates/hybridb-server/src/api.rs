@@ -196,6 +196,20 @@ pub struct EntityIn {
     pub vector: Vec<f32>,
 }
 
+/// Body of `PUT /collections/{name}/entities/{id}`: one entity, optionally conditional.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutEntityBody {
+    /// Structured state: a JSON object. Default `{}`.
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// The embedding (the collection's dimension).
+    pub vector: Vec<f32>,
+    /// Write only if the stored version is this one (0: only if the entity does not exist);
+    /// otherwise 409 `version_conflict` naming the current version.
+    pub if_version: Option<u64>,
+}
+
 /// Body of `PUT /collections/{name}/entities`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -6,8 +6,8 @@ mod common;
 
 use common::TestServer;
 use hybridb_server::{
-    ApiError, BackupBody, CountBody, CreateCollection, DeleteBody, GetManyBody, ScrollBody,
-    SearchBatchBody, SearchBody, UpsertBody, VerifyBody, decode_json,
+    ApiError, BackupBody, CountBody, CreateCollection, DeleteBody, GetManyBody, PutEntityBody,
+    ScrollBody, SearchBatchBody, SearchBody, UpsertBody, VerifyBody, decode_json,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -54,6 +54,7 @@ fn decode_all(bytes: &[u8]) {
     }
     one::<CreateCollection>(bytes);
     one::<UpsertBody>(bytes);
+    one::<PutEntityBody>(bytes);
     one::<GetManyBody>(bytes);
     one::<DeleteBody>(bytes);
     one::<ScrollBody>(bytes);
@@ -87,6 +88,10 @@ fn every_body_route_answers_4xx_or_success_to_garbage() {
     let routes = [
         ("PUT", "/collections/fuzzed"),
         ("PUT", "/collections/docs/entities"),
+        (
+            "PUT",
+            "/collections/docs/entities/00000000-0000-0000-0000-00000000000a",
+        ),
         ("POST", "/collections/docs/entities/get"),
         ("POST", "/collections/docs/entities/delete"),
         ("POST", "/collections/docs/scroll"),

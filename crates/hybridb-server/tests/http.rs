@@ -52,6 +52,37 @@ fn collections_entities_and_search() {
     );
     let generated = w["written"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(w["written"][1]["version"], 2);
+    // One entity under its id, with optimistic concurrency.
+    let put = |body: Value| s.send("PUT", &format!("/collections/docs/entities/{B}"), body);
+    let a = put(json!({"vector": [0.0, 1.0, 0.0], "payload": {"lang": "de"}, "if_version": 1}));
+    assert_eq!(
+        (a.status, a.body["version"].clone()),
+        (200, json!(2)),
+        "{}",
+        a.body
+    );
+    let a = put(json!({"vector": [0.0, 1.0, 0.0], "if_version": 1}));
+    assert_eq!((a.status, a.code()), (409, "version_conflict"));
+    assert!(a.message().contains("current version 2"), "{}", a.message());
+    let a = put(json!({"vector": [0.0, 1.0], "if_version": 2}));
+    assert_eq!((a.status, a.code()), (400, "invalid_entity"));
+    let a = s.send(
+        "PUT",
+        "/collections/docs/entities/00000000-0000-0000-0000-0000000000ff",
+        json!({"vector": [1.0, 1.0, 1.0], "if_version": 0}),
+    );
+    assert_eq!((a.status, a.body["version"].clone()), (200, json!(1)));
+    let a = s.send(
+        "PUT",
+        "/collections/docs/entities/00000000-0000-0000-0000-0000000000ff",
+        json!({"vector": [1.0, 1.0, 1.0], "if_version": 0}),
+    );
+    assert_eq!((a.status, a.code()), (409, "version_conflict"));
+    s.ok(
+        "DELETE",
+        "/collections/docs/entities/00000000-0000-0000-0000-0000000000ff",
+        json!({}),
+    );
     // Get one, with and without vector.
     let e = s.get(&format!("/collections/docs/entities/{A}"));
     assert_eq!(e.status, 200);
@@ -418,7 +449,10 @@ fn admin_routes() {
         ("/collections", &["get"][..]),
         ("/collections/{name}", &["put", "get", "delete"]),
         ("/collections/{name}/entities", &["put"]),
-        ("/collections/{name}/entities/{id}", &["get", "delete"]),
+        (
+            "/collections/{name}/entities/{id}",
+            &["get", "put", "delete"],
+        ),
         ("/collections/{name}/entities/get", &["post"]),
         ("/collections/{name}/entities/delete", &["post"]),
         ("/collections/{name}/scroll", &["post"]),

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::api::{
     CountBody, CountOut, DeleteBody, DeleteOut, EntityOut, GetManyBody, GetManyOut, GetQuery,
-    ScrollBody, ScrollOut, UpsertBody, UpsertOut, WrittenOut,
+    PutEntityBody, ScrollBody, ScrollOut, UpsertBody, UpsertOut, WrittenOut,
 };
 use crate::error::{ApiError, ErrorBody, write_error};
 use crate::extract::{ApiPath, ApiQuery, JsonBody, parse_id};
@@ -92,6 +92,45 @@ pub(crate) async fn get(
         }
     })
     .await
+}
+
+/// Writes one entity under the id in the path; with `if_version`, only if its stored version
+/// is that one (optimistic concurrency).
+#[utoipa::path(put, path = "/collections/{name}/entities/{id}", tag = "entities",
+    params(("name" = String, Path, description = "Collection name"),
+           ("id" = String, Path, description = "Entity id (UUID)")),
+    request_body = PutEntityBody,
+    responses(
+        (status = 200, body = WrittenOut),
+        (status = 400, description = "`invalid_id`, `invalid_entity`", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 409, description = "`version_conflict`: the stored version differs", body = ErrorBody)))]
+pub(crate) async fn put_one(
+    State(st): State<AppState>,
+    ApiPath((name, id)): ApiPath<(String, String)>,
+    JsonBody(body): JsonBody<PutEntityBody>,
+) -> Result<Json<WrittenOut>, ApiError> {
+    let id = parse_id(&id)?;
+    let coll = st.db.collection(&name)?.to_async();
+    let payload = body
+        .payload
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let entity = Entity::new(id, payload, body.vector);
+    let written = match body.if_version {
+        Some(v) => coll.upsert_if_version(entity, v).await,
+        None => coll.upsert(entity).await,
+    }
+    .map_err(|e| match e {
+        hybridb::Error::InvalidEntity { problem, .. } => {
+            ApiError::bad_request("invalid_entity", problem.to_string())
+        }
+        other => other.into(),
+    })?;
+    Ok(Json(WrittenOut {
+        id: written.id,
+        version: written.version,
+        seq: written.seq,
+    }))
 }
 
 /// Deletes one entity.

@@ -52,7 +52,11 @@ pub(crate) fn documented() -> OpenApiRouter<AppState> {
             collections::drop
         ))
         .routes(routes!(entities::upsert))
-        .routes(routes!(entities::get, entities::delete_one))
+        .routes(routes!(
+            entities::get,
+            entities::put_one,
+            entities::delete_one
+        ))
         .routes(routes!(entities::get_many))
         .routes(routes!(entities::delete))
         .routes(routes!(entities::scroll))
