@@ -239,14 +239,17 @@ fn collections(file: &Path, json: bool, cmd: CollectionsCmd) -> Result<i32> {
         CollectionsCmd::Create(c) => {
             let config = config_of(&c)?;
             let db = open(file, json)?;
-            let coll = db.create_collection(&c.name, config)?;
+            db.create_collection(&c.name, config)?;
             if json {
-                let created_at = db
+                let info = db
                     .collections()
                     .into_iter()
                     .find(|i| i.name == c.name)
-                    .map_or(0, |i| i.created_at);
-                print_json(&CollectionOut::new(c.name, coll.config(), created_at), true)?;
+                    .context("the collection was dropped meanwhile")?;
+                print_json(
+                    &CollectionOut::new(info.name, &info.config, info.created_at),
+                    true,
+                )?;
             } else {
                 println!("created collection {}", c.name);
             }

@@ -9,6 +9,14 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, JsonBody};
 use crate::state::{AppState, blocking};
 
+/// The catalogue entry of a collection (not found: dropped meanwhile).
+fn info(db: &hybridb::Database, name: &str) -> Result<hybridb::CollectionInfo, ApiError> {
+    db.collections()
+        .into_iter()
+        .find(|i| i.name == name)
+        .ok_or_else(|| hybridb::Error::CollectionNotFound(name.to_string()).into())
+}
+
 /// Creates a collection.
 #[utoipa::path(put, path = "/collections/{name}", tag = "collections",
     params(("name" = String, Path, description = "1..=64 bytes of [A-Za-z0-9_-]")),
@@ -24,10 +32,9 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<CollectionOut>), ApiError> {
     let config = body.to_config();
     let out = blocking(move || {
-        let c = st.db.create_collection(&name, config)?;
-        let info = st.db.collections().into_iter().find(|i| i.name == c.name());
-        let created_at = info.map_or(0, |i| i.created_at);
-        Ok(CollectionOut::new(name, c.config(), created_at))
+        st.db.create_collection(&name, config)?;
+        let info = info(&st.db, &name)?;
+        Ok(CollectionOut::new(info.name, &info.config, info.created_at))
     })
     .await?;
     Ok((StatusCode::CREATED, Json(out)))
@@ -45,13 +52,8 @@ pub(crate) async fn get(
 ) -> Result<Json<CollectionOut>, ApiError> {
     blocking(move || {
         let c = st.db.collection(&name)?;
-        let created_at = st
-            .db
-            .collections()
-            .into_iter()
-            .find(|i| i.name == name)
-            .map_or(0, |i| i.created_at);
-        let mut out = CollectionOut::new(name, c.config(), created_at);
+        let info = info(&st.db, &name)?;
+        let mut out = CollectionOut::new(info.name, &info.config, info.created_at);
         out.count = Some(c.count()?);
         out.indexed = Some(c.indexed_count() as u64);
         out.index_memory_bytes = Some(c.index_memory_bytes() as u64);
