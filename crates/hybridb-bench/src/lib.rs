@@ -8,6 +8,7 @@
 pub mod bandwidth;
 pub mod commands;
 pub mod engine;
+pub mod filtered;
 pub mod groundtruth;
 pub mod metric;
 pub mod recall;

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use hybridb_bench::commands::{self, AnnArgs, ExactArgs, GenArgs, LoadArgs};
+use hybridb_bench::filtered::{FilteredArgs, run_filtered};
 use hybridb_bench::writes::{WritesArgs, run_writes};
 
 /// Benchmarks for hybridb; results are printed as JSON lines on stdout.
@@ -23,6 +24,9 @@ enum Command {
     Exact(ExactArgs),
     /// Load throughput (entities/s) through upsert_batch.
     Load(LoadArgs),
+    /// Filtered search: recall and QPS per selectivity against an exact subset scan and HNSW
+    /// with a filter callback.
+    Filtered(FilteredArgs),
     /// Single-entity upsert throughput and latency from concurrent callers (group commit).
     Writes(WritesArgs),
 }
@@ -34,5 +38,6 @@ fn main() -> Result<()> {
         Command::Exact(a) => commands::run_exact(&a),
         Command::Load(a) => commands::run_load(&a),
         Command::Writes(a) => run_writes(&a),
+        Command::Filtered(a) => run_filtered(&a),
     }
 }

@@ -104,6 +104,33 @@ impl AsyncCollection {
         Ok(out.iter().filter(|w| w.seq.is_some()).count())
     }
 
+    /// See [`Collection::delete_by_filter`].
+    pub async fn delete_by_filter(&self, filter: &crate::Filter) -> Result<usize> {
+        let cmd = self.inner.delete_where_command(filter)?;
+        let out = self.inner.db.call_async(cmd).await?;
+        Ok(out.iter().filter(|w| w.seq.is_some()).count())
+    }
+
+    /// See [`Collection::count_where`].
+    pub fn count_where(&self, filter: &crate::Filter) -> Result<u64> {
+        self.inner.count_where(filter)
+    }
+
+    /// See [`Collection::scroll_where`].
+    pub fn scroll_where(
+        &self,
+        filter: &crate::Filter,
+        after: Option<EntityId>,
+        limit: usize,
+    ) -> Result<ScrollPage> {
+        self.inner.scroll_where(filter, after, limit)
+    }
+
+    /// See [`Collection::explain`].
+    pub fn explain(&self, req: &SearchRequest) -> Result<crate::Explain> {
+        self.inner.explain(req)
+    }
+
     /// See [`Collection::get`].
     pub fn get(&self, id: EntityId) -> Result<Option<Record>> {
         self.inner.get(id)

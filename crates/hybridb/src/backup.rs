@@ -121,6 +121,7 @@ impl Database {
             entities += copied - before;
             copy_table(&snap, &dst, t.vectors(), &mut copied, &mut progress)?;
             copy_table::<u32, EntityId>(&snap, &dst, t.slots(), &mut copied, &mut progress)?;
+            copy_table::<&[u8], ()>(&snap, &dst, t.postings(), &mut copied, &mut progress)?;
             cids.push(stored);
         }
         drop(snap);

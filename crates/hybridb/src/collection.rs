@@ -11,16 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::ReadableTableMetadata;
 
-use crate::config::{CollectionConfig, IndexKind, Metric, StoredCollection};
+use crate::config::{CollectionConfig, PayloadIndexKind, StoredCollection};
 use crate::db::{CollectionInfo, DbInner, Durability};
-use crate::entity::{
-    Entity, Record, check_vector, decode_payload, decode_record, decode_vector, index_form,
-};
+use crate::entity::{Entity, Record, decode_payload, decode_record, decode_vector};
 use crate::error::{Error, QueryProblem, Result};
 use crate::id::EntityId;
 use crate::index::state::IndexState;
 use crate::schema::CollectionTables;
-use crate::search::{Consistency, Hit, ScrollPage, SearchRequest};
+use crate::search::ScrollPage;
 
 use crate::write::{WriteOp, Written};
 use crate::writer::{Command, WriteCommand};
@@ -68,9 +66,16 @@ impl CollectionShared {
     pub(crate) fn info(&self) -> CollectionInfo {
         CollectionInfo {
             name: self.name.clone(),
-            config: self.stored.config.clone(),
+            config: self.config(),
             created_at: self.stored.created_at,
         }
+    }
+
+    /// The current config: the one stored at creation with the payload indexes of now.
+    pub(crate) fn config(&self) -> CollectionConfig {
+        let mut config = self.stored.config.clone();
+        config.payload_indexes = self.index.with_payload(|p| p.declared());
+        config
     }
 }
 
@@ -112,9 +117,47 @@ impl Collection {
         &self.shared.name
     }
 
-    /// The collection's configuration.
-    pub fn config(&self) -> &CollectionConfig {
-        &self.shared.stored.config
+    /// The collection's configuration (with the payload indexes declared now).
+    pub fn config(&self) -> CollectionConfig {
+        self.shared.config()
+    }
+
+    /// Declares a payload index on `field` (a dotted key) and back-fills it from every entity,
+    /// in one transaction. Returns `false` if the same index existed already. Fails with
+    /// [`Error::InvalidConfig`] naming an entity whose value there has another type, or if
+    /// the field is indexed with another type (drop that index first).
+    ///
+    /// # Example
+    /// ```
+    /// # fn main() -> hybridb::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = hybridb::Database::open(dir.path().join("t.redb"))?;
+    /// use hybridb::{CollectionConfig, Metric, PayloadIndexKind};
+    /// let docs = db.create_collection("docs", CollectionConfig::new(4, Metric::Cosine))?;
+    /// assert!(docs.create_payload_index("lang", PayloadIndexKind::Keyword)?);
+    /// assert_eq!(docs.config().payload_indexes.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn create_payload_index(&self, field: &str, kind: PayloadIndexKind) -> Result<bool> {
+        self.payload_index_command(field, Some(kind))
+    }
+
+    /// Drops the payload index on `field`; returns whether there was one. Filters on the field
+    /// keep working, by reading payloads.
+    pub fn drop_payload_index(&self, field: &str) -> Result<bool> {
+        self.payload_index_command(field, None)
+    }
+
+    fn payload_index_command(&self, field: &str, kind: Option<PayloadIndexKind>) -> Result<bool> {
+        self.shared.check_live()?;
+        let coll = Arc::clone(&self.shared);
+        let field = field.to_string();
+        self.db.call(move |reply| Command::PayloadIndex {
+            coll,
+            field,
+            kind,
+            reply,
+        })
     }
 
     /// A handle whose writes use `durability` instead of the database default.
@@ -145,19 +188,54 @@ impl Collection {
         &self,
         ops: Vec<WriteOp>,
     ) -> impl FnOnce(tokio::sync::oneshot::Sender<Result<Vec<Written>>>) -> Command {
+        self.command(ops, None)
+    }
+
+    fn command(
+        &self,
+        ops: Vec<WriteOp>,
+        delete_where: Option<crate::Filter>,
+    ) -> impl FnOnce(tokio::sync::oneshot::Sender<Result<Vec<Written>>>) -> Command {
         let coll = Arc::clone(&self.shared);
         let durability = self.durability;
         move |reply| {
             Command::Write(WriteCommand {
                 coll,
                 ops,
+                delete_where,
                 durability,
                 reply,
             })
         }
     }
 
-    fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
+    /// The command of [`Collection::delete_by_filter`], after checking the filter is not empty.
+    pub(crate) fn delete_where_command(
+        &self,
+        filter: &crate::Filter,
+    ) -> Result<impl FnOnce(tokio::sync::oneshot::Sender<Result<Vec<Written>>>) -> Command> {
+        if filter.is_empty() {
+            return Err(Error::InvalidQuery(crate::error::QueryProblem::Filter(
+                crate::error::FilterProblem::Malformed {
+                    path: "filter".into(),
+                    reason: "an empty filter would delete everything; drop the collection \
+                             instead"
+                        .into(),
+                },
+            )));
+        }
+        self.shared.check_live()?;
+        Ok(self.command(Vec::new(), Some(filter.clone())))
+    }
+
+    /// Deletes every entity that passes `filter`, atomically (the set is decided inside the
+    /// deleting transaction); returns how many were deleted. An empty filter is refused.
+    pub fn delete_by_filter(&self, filter: &crate::Filter) -> Result<usize> {
+        let out = self.db.call(self.delete_where_command(filter)?)?;
+        Ok(out.iter().filter(|w| w.seq.is_some()).count())
+    }
+
+    pub(crate) fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
         self.shared.check_live()?;
         self.db.call(self.write_command(ops))
     }
@@ -201,13 +279,13 @@ impl Collection {
         Ok(out.iter().filter(|w| w.seq.is_some()).count())
     }
 
-    fn read_txn(&self) -> Result<redb::ReadTransaction> {
+    pub(crate) fn read_txn(&self) -> Result<redb::ReadTransaction> {
         self.shared.check_live()?;
         self.db.shared.begin_read()
     }
 
     /// Maps redb's missing-table error (a drop raced this read) to `CollectionNotFound`.
-    fn table_error(&self, e: redb::TableError) -> Error {
+    pub(crate) fn table_error(&self, e: redb::TableError) -> Error {
         match e {
             redb::TableError::TableDoesNotExist(_) => {
                 Error::CollectionNotFound(self.shared.name.clone())
@@ -270,7 +348,7 @@ impl Collection {
     }
 
     /// Opens the entity and vector tables of this collection in `txn`.
-    fn record_tables(&self, txn: &redb::ReadTransaction) -> Result<RecordTables> {
+    pub(crate) fn record_tables(&self, txn: &redb::ReadTransaction) -> Result<RecordTables> {
         let tables = CollectionTables::new(self.shared.stored.cid);
         Ok(RecordTables {
             entities: txn
@@ -283,7 +361,7 @@ impl Collection {
         })
     }
 
-    fn check_k(&self, k: usize) -> Result<()> {
+    pub(crate) fn check_k(&self, k: usize) -> Result<()> {
         let limit = self.db.shared.options.max_k;
         if k == 0 {
             Err(Error::InvalidQuery(QueryProblem::ZeroK))
@@ -292,59 +370,6 @@ impl Collection {
         } else {
             Ok(())
         }
-    }
-
-    /// The `k` entities nearest to `query`, best first (ids and scores only).
-    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        self.search_with(&SearchRequest::new(query.to_vec(), k))
-    }
-
-    /// A search with options (payloads, vectors).
-    pub fn search_with(&self, req: &SearchRequest) -> Result<Vec<Hit>> {
-        self.shared.check_live()?;
-        self.check_k(req.k)?;
-        let config = &self.shared.stored.config;
-        check_vector(&req.vector, config.dim as usize, config.metric)
-            .map_err(|p| Error::InvalidQuery(QueryProblem::Vector(p)))?;
-        let query = index_form(&req.vector, config.metric);
-        if req.consistency == Consistency::Strong {
-            self.db.shared.progress.wait_for_committed();
-        }
-        let ef = match (req.ef, config.index) {
-            (Some(ef), _) => ef,
-            (None, IndexKind::Hnsw { ef, .. }) => ef as usize,
-            (None, _) => req.k,
-        };
-        let neighbors = self.shared.index.search(&query, req.k, ef.max(req.k));
-        let score = |d: f32| match config.metric {
-            Metric::L2 => d.max(0.0).sqrt(),
-            Metric::Cosine | Metric::Dot => -d,
-        };
-        let mut hits: Vec<Hit> = neighbors
-            .iter()
-            .map(|&(id, distance)| Hit {
-                id,
-                score: score(distance),
-                payload: None,
-                vector: None,
-            })
-            .collect();
-        if req.with_payload || req.with_vector {
-            let ids: Vec<EntityId> = hits.iter().map(|h| h.id).collect();
-            let records = self.get_many(&ids)?;
-            // An entity deleted after the index was read is gone: drop its hit.
-            hits = hits
-                .into_iter()
-                .zip(records)
-                .filter_map(|(mut h, r)| {
-                    let r = r?;
-                    h.payload = req.with_payload.then_some(r.payload);
-                    h.vector = req.with_vector.then_some(r.vector);
-                    Some(h)
-                })
-                .collect();
-        }
-        Ok(hits)
     }
 
     /// Bytes of memory held by this collection's in-memory index.
@@ -370,15 +395,15 @@ pub(crate) fn upserts(entities: Vec<Entity>) -> Vec<WriteOp> {
 }
 
 /// A collection's entity and vector tables in one read transaction.
-struct RecordTables {
-    entities: redb::ReadOnlyTable<EntityId, &'static [u8]>,
+pub(crate) struct RecordTables {
+    pub(crate) entities: redb::ReadOnlyTable<EntityId, &'static [u8]>,
     vectors: redb::ReadOnlyTable<EntityId, &'static [u8]>,
     dim: usize,
 }
 
 impl RecordTables {
     /// The full record of `id`, whose stored entity record is `rec`.
-    fn record(&self, id: EntityId, rec: &[u8]) -> Result<Record> {
+    pub(crate) fn record(&self, id: EntityId, rec: &[u8]) -> Result<Record> {
         let (header, json) = decode_record(rec)?;
         let vec = self
             .vectors

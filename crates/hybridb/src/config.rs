@@ -169,14 +169,20 @@ impl CollectionConfig {
             }
         }
         for field in self.payload_indexes.keys() {
-            if field.is_empty() || field.len() > 256 {
-                return Err(Error::InvalidConfig(format!(
-                    "payload index field name {field:?} must be 1..=256 bytes"
-                )));
-            }
+            validate_field_key(field)?;
         }
         Ok(())
     }
+}
+
+/// Checks a payload index field key: 1..=256 bytes of non-empty dot-separated parts.
+pub(crate) fn validate_field_key(field: &str) -> Result<()> {
+    if field.is_empty() || field.len() > 256 || field.split('.').any(str::is_empty) {
+        return Err(Error::InvalidConfig(format!(
+            "payload index field {field:?} must be 1..=256 bytes of non-empty dot-separated parts"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a collection name: 1..=64 bytes of `[A-Za-z0-9_-]`, not starting with `-`.

@@ -559,6 +559,7 @@ impl Shared {
             txn.open_table(tables.entities())?;
             txn.open_table(tables.vectors())?;
             txn.open_table(tables.slots())?;
+            txn.open_table(tables.postings())?;
             let seq = append_collection_event(&txn, name, ChangeKind::CollectionCreated, now)?;
             (stored, seq)
         };
@@ -581,6 +582,7 @@ impl Shared {
         txn.delete_table(tables.entities())?;
         txn.delete_table(tables.vectors())?;
         txn.delete_table(tables.slots())?;
+        txn.delete_table(tables.postings())?;
         txn.open_table(COLLECTIONS)?.remove(name)?;
         let seq = append_collection_event(&txn, name, ChangeKind::CollectionDropped, now_ms())?;
         self.commit(txn, self.options.durability, seq)?;
@@ -1037,6 +1039,7 @@ fn load_collections(
             }
             _ => rebuild_index(&txn, &name, &stored, options, "exact index")?,
         };
+        index.set_payload(load_postings(&txn, &name, &stored)?);
         out.insert(
             name.clone(),
             Arc::new(CollectionShared::with_index(name, stored, index)),
@@ -1058,9 +1061,37 @@ fn check_counts(txn: &redb::ReadTransaction, name: &str, tables: &CollectionTabl
     Ok(())
 }
 
-/// The hash that ties a checkpoint to one collection's stored config.
+/// The hash that ties a checkpoint to one collection: its id and the parts of its config that
+/// shape the vector index (not the payload indexes, which may change without touching it).
 pub(crate) fn config_hash(stored: &StoredCollection) -> u64 {
-    checkpoint::fnv1a(&stored.encode())
+    let c = &stored.config;
+    let shape = serde_json::json!([stored.cid, c.dim, c.metric, c.index]);
+    checkpoint::fnv1a(shape.to_string().as_bytes())
+}
+
+/// Reads a collection's payload index rows into the in-memory postings.
+fn load_postings(
+    txn: &redb::ReadTransaction,
+    name: &str,
+    stored: &StoredCollection,
+) -> Result<crate::payload::postings::PayloadIndex> {
+    let mut index = crate::payload::postings::PayloadIndex::new(&stored.config.payload_indexes);
+    let tables = CollectionTables::new(stored.cid);
+    let table = match txn.open_table(tables.postings()) {
+        Ok(t) => t,
+        // Files written before payload indexes existed have no such table (and no indexes).
+        Err(redb::TableError::TableDoesNotExist(_)) if stored.config.payload_indexes.is_empty() => {
+            return Ok(index);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for row in table.iter()? {
+        let (k, _) = row?;
+        let (key, slot) = crate::payload::decode_row(k.value())
+            .ok_or_else(|| corrupted(format!("collection {name}: malformed payload index row")))?;
+        index.insert(&key, slot);
+    }
+    Ok(index)
 }
 
 /// Loads the checkpoint of an HNSW collection and replays the changes after it. `Err` gives

@@ -201,6 +201,16 @@ pub enum EntityProblem {
         /// Configured limit ([`crate::Options::max_payload_bytes`]).
         limit: usize,
     },
+    /// A payload field that has a payload index holds a value of another type.
+    #[error("payload field {field:?} is indexed as {indexed}, but holds {found}")]
+    PayloadIndexType {
+        /// The field's key.
+        field: String,
+        /// The declared index type.
+        indexed: &'static str,
+        /// What the payload holds there.
+        found: String,
+    },
     /// The same id appears twice in one batch.
     #[error("duplicate id: also at item {first}")]
     DuplicateId {
@@ -227,6 +237,50 @@ pub enum QueryProblem {
     /// The query vector was invalid (wrong dimension, non-finite, zero under cosine).
     #[error("query vector: {0}")]
     Vector(EntityProblem),
+    /// The filter was malformed or does not fit the collection's payload indexes.
+    #[error("filter: {0}")]
+    Filter(FilterProblem),
+    /// A score threshold was NaN or infinite.
+    #[error("score threshold {0} is not finite")]
+    BadScoreThreshold(f32),
+}
+
+/// What was wrong with a filter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilterProblem {
+    /// The JSON form is not a filter: `path` names the part (`filter.must[1].range`).
+    #[error("{path}: {reason}")]
+    Malformed {
+        /// Where in the filter.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// An operator or clause name that filters do not have.
+    #[error("{path}: unknown operator {operator:?}")]
+    UnknownOperator {
+        /// Where in the filter.
+        path: String,
+        /// The name found.
+        operator: String,
+    },
+    /// A condition's value does not fit the type of the field's payload index.
+    #[error("field {key:?} is indexed as {indexed}; {reason}")]
+    TypeMismatch {
+        /// The field.
+        key: String,
+        /// The declared index type.
+        indexed: &'static str,
+        /// What the condition asked.
+        reason: String,
+    },
+    /// The filter is nested too deep or has too many conditions.
+    #[error("filter too complex: {reason}")]
+    TooComplex {
+        /// Which limit.
+        reason: String,
+    },
 }
 
 /// Builds the error for stored data that fails a check no file written by hybridb can fail.

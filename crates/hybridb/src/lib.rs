@@ -46,8 +46,11 @@ mod db;
 mod entity;
 mod error;
 mod feed;
+mod filter;
 mod id;
 pub mod index;
+mod payload;
+mod query;
 mod retry;
 mod schema;
 mod search;
@@ -67,11 +70,12 @@ pub use db::{
     RebuildProgress, WriterStats,
 };
 pub use entity::{Entity, Record};
-pub use error::{EntityProblem, Error, QueryProblem, Result};
+pub use error::{EntityProblem, Error, FilterProblem, QueryProblem, Result};
 pub use feed::Subscription;
+pub use filter::{Bound, Condition, Filter, MatchValue, Range};
 pub use id::EntityId;
 pub use retry::{RetryPolicy, retry};
-pub use search::{Consistency, Hit, ScrollPage, SearchRequest};
+pub use search::{Consistency, Explain, Hit, Plan, ScrollPage, SearchRequest};
 pub use storage::BackendFactory;
 pub use verify::{CollectionReport, VerifyReport};
 pub use write::Written;

@@ -36,6 +36,7 @@ pub(crate) struct CollectionTables {
     entities: String,
     vectors: String,
     slots: String,
+    postings: String,
 }
 
 impl CollectionTables {
@@ -44,6 +45,7 @@ impl CollectionTables {
             entities: format!("c{cid}.entities"),
             vectors: format!("c{cid}.vectors"),
             slots: format!("c{cid}.slots"),
+            postings: format!("c{cid}.postings"),
         }
     }
 
@@ -55,6 +57,11 @@ impl CollectionTables {
     /// Entity id to little-endian `f32` vector bytes.
     pub(crate) fn vectors(&self) -> TableDefinition<'_, EntityId, &'static [u8]> {
         TableDefinition::new(&self.vectors)
+    }
+
+    /// Payload index rows `(field, value, slot)`, see [`crate::payload::encode_row`].
+    pub(crate) fn postings(&self) -> TableDefinition<'_, &'static [u8], ()> {
+        crate::payload::postings_table(&self.postings)
     }
 
     /// Dense slot to entity id (the reverse of the slot in each record).

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::filter::Filter;
 use crate::id::EntityId;
 
 /// A nearest-neighbour search.
@@ -27,6 +28,11 @@ pub struct SearchRequest {
     /// Search effort of an HNSW index (candidate list size, raised to `k`); `None` uses the
     /// collection's default. Ignored by exact indexes.
     pub ef: Option<usize>,
+    /// Only entities that pass this filter are returned.
+    pub filter: Option<Filter>,
+    /// Only hits at least this good are returned: a score `>=` the threshold for cosine and
+    /// dot, a distance `<=` it for L2.
+    pub score_threshold: Option<f32>,
 }
 
 /// How fresh a search's view of the index must be.
@@ -50,7 +56,21 @@ impl SearchRequest {
             with_vector: false,
             consistency: Consistency::Strong,
             ef: None,
+            filter: None,
+            score_threshold: None,
         }
+    }
+
+    /// Restricts the search to entities passing `filter`.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Drops hits worse than `threshold` (see [`SearchRequest::score_threshold`]).
+    pub fn score_threshold(mut self, threshold: f32) -> Self {
+        self.score_threshold = Some(threshold);
+        self
     }
 
     /// Whether to return payloads.
@@ -99,4 +119,58 @@ pub struct ScrollPage {
     pub records: Vec<crate::Record>,
     /// Pass this as `after` to get the next page; `None` when this page is the last.
     pub next: Option<EntityId>,
+}
+
+/// How a search was carried out (see [`crate::Collection::explain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Plan {
+    /// No filter, or one every live entity passes: the plain index search.
+    Unfiltered,
+    /// No entity passes the filter: nothing to search.
+    NoMatches,
+    /// Exact distances to just the matching entities (small matching sets; exact indexes).
+    ExactScan,
+    /// A graph traversal that collects only matching entities (large matching sets).
+    FilteredGraph,
+}
+
+impl Plan {
+    /// A short stable name: `unfiltered`, `no_matches`, `exact_scan`, `filtered_graph`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Plan::Unfiltered => "unfiltered",
+            Plan::NoMatches => "no_matches",
+            Plan::ExactScan => "exact_scan",
+            Plan::FilteredGraph => "filtered_graph",
+        }
+    }
+}
+
+/// The plan, estimates and timings of one search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explain {
+    /// The plan the planner chose.
+    pub plan: Plan,
+    /// The graph traversal found fewer hits than wanted and an exact scan followed.
+    pub fallback: bool,
+    /// Live entities passing the filter: the planner's cardinality. Exact (from the payload
+    /// indexes, and from payloads for conditions on fields without one) unless `estimated`.
+    pub matching: usize,
+    /// `matching` was estimated from a sample of the entities (large matching sets).
+    pub estimated: bool,
+    /// Live entities in the collection.
+    pub live: usize,
+    /// Payloads read to decide conditions on fields without a payload index.
+    pub payloads_checked: usize,
+    /// Beam width of graph plans.
+    pub ef: usize,
+    /// Microseconds spent evaluating the filter.
+    pub filter_micros: u64,
+    /// Microseconds spent in the vector search.
+    pub search_micros: u64,
+    /// Microseconds for the whole request.
+    pub total_micros: u64,
+    /// The hits.
+    pub hits: Vec<Hit>,
 }

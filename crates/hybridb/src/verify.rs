@@ -3,7 +3,8 @@
 //! Checked per collection: every entity record decodes, has a vector of the right dimension
 //! under the same id and a slot that maps back to it; every slot row points to an entity that
 //! claims it; the in-memory slot table names exactly the stored slots; the vector index holds
-//! exactly those slots. Globally: the change log has no gap between the pruned prefix and
+//! exactly those slots; the payload index rows, stored and in memory, are exactly the ones the
+//! payloads call for. Globally: the change log has no gap between the pruned prefix and
 //! `last_seq`. Problems are collected into a report; nothing here panics or stops at the first
 //! problem.
 
@@ -14,6 +15,7 @@ use crate::db::Database;
 use crate::entity::{decode_payload, decode_record, decode_vector};
 use crate::error::Result;
 use crate::id::EntityId;
+use crate::payload::{PostingKey, decode_row, index_keys};
 use crate::schema::{CHANGES, CollectionTables, META, META_LAST_SEQ, META_PRUNED_THROUGH};
 use crate::writer::Command;
 
@@ -84,13 +86,24 @@ impl Database {
             let slots = txn.open_table(tables.slots())?;
             r.entities = entities.len()?;
             let mut stored_slots: Vec<(u32, EntityId)> = Vec::new();
+            let declared = coll.index.with_payload(|p| p.declared());
+            let mut expected_rows: Vec<(PostingKey, u32)> = Vec::new();
             for row in entities.iter()? {
                 let (k, v) = row?;
                 let id = k.value();
                 let header = match decode_record(v.value()) {
                     Ok((h, json)) => {
-                        if let Err(e) = decode_payload(json) {
-                            note(&mut r.problems, format!("entity {id}: {e}"));
+                        match decode_payload(json) {
+                            Err(e) => note(&mut r.problems, format!("entity {id}: {e}")),
+                            Ok(payload) if !declared.is_empty() => {
+                                match index_keys(&declared, &payload) {
+                                    Ok(keys) => {
+                                        expected_rows.extend(keys.into_iter().map(|k| (k, h.slot)))
+                                    }
+                                    Err(e) => note(&mut r.problems, format!("entity {id}: {e}")),
+                                }
+                            }
+                            Ok(_) => {}
                         }
                         h
                     }
@@ -160,6 +173,37 @@ impl Database {
                     format!("index slot table holds {in_memory} slots that are not stored"),
                 );
             }
+            // Payload indexes: stored rows and in-memory postings against the payloads.
+            expected_rows.sort();
+            let mut stored_rows = Vec::new();
+            for row in txn.open_table(tables.postings())?.iter()? {
+                let (k, _) = row?;
+                match decode_row(k.value()) {
+                    Some(kr) => stored_rows.push(kr),
+                    None => note(&mut r.problems, "malformed payload index row".to_string()),
+                }
+            }
+            stored_rows.sort();
+            let memory_rows = coll.index.with_payload(|p| p.rows());
+            for (what, rows) in [("stored", &stored_rows), ("in-memory", &memory_rows)] {
+                if *rows != expected_rows {
+                    let missing = expected_rows
+                        .iter()
+                        .filter(|x| rows.binary_search(x).is_err())
+                        .count();
+                    let extra = rows
+                        .iter()
+                        .filter(|x| expected_rows.binary_search(x).is_err())
+                        .count();
+                    note(
+                        &mut r.problems,
+                        format!(
+                            "{what} payload index: {missing} rows missing, {extra} rows not \
+                             backed by a payload"
+                        ),
+                    );
+                }
+            }
             if let (allocated, Some(held)) = coll.index.counts()
                 && held != allocated
             {
@@ -211,6 +255,13 @@ impl Database {
         let dir = self.shared().checkpoint_dir();
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
+        }
+        let shared = self.shared();
+        for info in self.collections() {
+            if let Ok(coll) = shared.collection_shared(&info.name) {
+                self.inner()
+                    .call(|reply| Command::RebuildPostings { coll, reply })?;
+            }
         }
         self.inner().call(|reply| Command::Reload { reply })?;
         self.verify()

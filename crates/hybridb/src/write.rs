@@ -10,12 +10,14 @@
 //!
 //! Invariant: slots for new entities are taken from the group's [`SlotCursor`] only in step 3.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::change::{ChangeEvent, ChangeKind};
 use crate::collection::CollectionShared;
+use crate::config::PayloadIndexKind;
+use crate::entity::decode_payload;
 use crate::entity::{
     Entity, RecordHeader, check_payload, check_vector, decode_record, encode_record, encode_vector,
     index_form,
@@ -24,6 +26,7 @@ use crate::error::{EntityProblem, Error, Result, corrupted};
 use crate::id::EntityId;
 use crate::index::slots::SlotCursor;
 use crate::index::state::Apply;
+use crate::payload::{PostingKey, encode_row, index_keys};
 use crate::schema::CollectionTables;
 
 /// One mutation of a batch.
@@ -72,6 +75,8 @@ pub(crate) struct Prepared {
     op: WriteOp,
     payload_json: Vec<u8>,
     vector_bytes: Vec<u8>,
+    /// Payload index keys of the new payload.
+    keys: Vec<PostingKey>,
 }
 
 /// Step 1: checks every item; any invalid item fails the command.
@@ -82,6 +87,7 @@ pub(crate) fn validate(
 ) -> Result<Vec<Prepared>> {
     let config = &coll.stored.config;
     let dim = config.dim as usize;
+    let declared = coll.index.with_payload(|p| p.declared());
     let mut seen: HashMap<EntityId, usize> = HashMap::with_capacity(ops.len());
     let mut out = Vec::with_capacity(ops.len());
     for (index, op) in ops.into_iter().enumerate() {
@@ -91,19 +97,79 @@ pub(crate) fn validate(
             return Err(fail(EntityProblem::DuplicateId { first }));
         }
         seen.insert(id, index);
-        let (payload_json, vector_bytes) = match &op {
+        let (payload_json, vector_bytes, keys) = match &op {
             WriteOp::Upsert { entity, .. } => {
                 check_vector(&entity.vector, dim, config.metric).map_err(fail)?;
                 let json = check_payload(&entity.payload, max_payload_bytes).map_err(fail)?;
-                (json, encode_vector(&entity.vector))
+                let keys = match entity.payload.as_object() {
+                    Some(map) if !declared.is_empty() => {
+                        index_keys(&declared, map).map_err(fail)?
+                    }
+                    _ => Vec::new(),
+                };
+                (json, encode_vector(&entity.vector), keys)
             }
-            WriteOp::Delete { .. } => (Vec::new(), Vec::new()),
+            WriteOp::Delete { .. } => (Vec::new(), Vec::new(), Vec::new()),
         };
         out.push(Prepared {
             op,
             payload_json,
             vector_bytes,
+            keys,
         });
+    }
+    Ok(out)
+}
+
+/// Step 1 of a delete-by-filter: the filter must fit the payload indexes.
+pub(crate) fn check_filter(coll: &CollectionShared, filter: &crate::filter::Filter) -> Result<()> {
+    coll.index
+        .with_payload(|p| crate::payload::eval::check(filter, p))
+        .map_err(|p| Error::InvalidQuery(crate::error::QueryProblem::Filter(p)))
+}
+
+/// Turns a delete-by-filter into deletes of the entities that pass the filter in `txn`.
+///
+/// The postings hold every group committed before this one (the writer applies each group
+/// before it starts the next), so the candidates they give plus the entities written earlier
+/// in this group (`touched`) cover every entity that can pass; each candidate's payload is
+/// then checked as it stands in `txn`.
+pub(crate) fn resolve_delete_where(
+    txn: &WriteTransaction,
+    coll: &CollectionShared,
+    tables: &CollectionTables,
+    filter: &crate::filter::Filter,
+    touched: &[EntityId],
+) -> Result<Vec<Prepared>> {
+    let entities = txn.open_table(tables.entities())?;
+    let id_slots = crate::query::id_slots(&entities, filter.mentioned_ids())?;
+    let superset = coll
+        .index
+        .evaluate(filter, &id_slots)
+        .map_err(|p| Error::InvalidQuery(crate::error::QueryProblem::Filter(p)))?;
+    let mut candidates: Vec<EntityId> = coll
+        .index
+        .candidates(&superset.bits)
+        .into_iter()
+        .map(|(_, id)| id)
+        .chain(touched.iter().copied())
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let mut out = Vec::new();
+    for id in candidates {
+        let Some(rec) = entities.get(id)? else {
+            continue;
+        };
+        let (_, json) = decode_record(rec.value())?;
+        if filter.matches(id, &decode_payload(json)?) {
+            out.push(Prepared {
+                op: WriteOp::Delete { id },
+                payload_json: Vec::new(),
+                vector_bytes: Vec::new(),
+                keys: Vec::new(),
+            });
+        }
     }
     Ok(out)
 }
@@ -116,10 +182,12 @@ pub(crate) enum Staged {
         version: u64,
         vector_changed: bool,
         payload_changed: bool,
+        old_keys: Vec<PostingKey>,
     },
     Delete {
         slot: u32,
         version: u64,
+        old_keys: Vec<PostingKey>,
     },
     /// Deleting an absent id: nothing to write.
     Absent,
@@ -128,22 +196,30 @@ pub(crate) enum Staged {
 /// Step 2: reads current state through `txn` and checks version expectations. Writes nothing.
 pub(crate) fn stage(
     txn: &WriteTransaction,
+    coll: &CollectionShared,
     tables: &CollectionTables,
     items: &[Prepared],
 ) -> Result<Vec<Staged>> {
     let entities = txn.open_table(tables.entities())?;
     let vectors = txn.open_table(tables.vectors())?;
+    let declared = coll.index.with_payload(|p| p.declared());
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let id = item.op.id();
         let existing = match entities.get(id)? {
             Some(v) => {
                 let (header, json) = decode_record(v.value())?;
-                Some((header, json != item.payload_json.as_slice()))
+                let changed = json != item.payload_json.as_slice();
+                let old_keys = if declared.is_empty() || !changed && item.keys.is_empty() {
+                    Vec::new()
+                } else {
+                    stored_keys(&declared, json)?
+                };
+                Some((header, changed, old_keys))
             }
             None => None,
         };
-        let current = existing.as_ref().map_or(0, |(h, _)| h.version);
+        let current = existing.as_ref().map_or(0, |(h, _, _)| h.version);
         out.push(match (&item.op, existing) {
             (
                 WriteOp::Upsert {
@@ -159,7 +235,7 @@ pub(crate) fn stage(
                 });
             }
             (WriteOp::Upsert { .. }, None) => Staged::Create,
-            (WriteOp::Upsert { .. }, Some((header, payload_changed))) => {
+            (WriteOp::Upsert { .. }, Some((header, payload_changed, old_keys))) => {
                 let old = vectors.get(id)?;
                 let vector_changed =
                     old.as_ref().map(|v| v.value()) != Some(item.vector_bytes.as_slice());
@@ -168,16 +244,30 @@ pub(crate) fn stage(
                     version: header.version,
                     vector_changed,
                     payload_changed,
+                    old_keys,
                 }
             }
-            (WriteOp::Delete { .. }, Some((header, _))) => Staged::Delete {
+            (WriteOp::Delete { .. }, Some((header, _, old_keys))) => Staged::Delete {
                 slot: header.slot,
                 version: header.version,
+                old_keys,
             },
             (WriteOp::Delete { .. }, None) => Staged::Absent,
         });
     }
     Ok(out)
+}
+
+/// The payload index keys of a stored payload.
+fn stored_keys(
+    declared: &BTreeMap<String, PayloadIndexKind>,
+    json: &[u8],
+) -> Result<Vec<PostingKey>> {
+    index_keys(declared, &decode_payload(json)?).map_err(|p| {
+        corrupted(format!(
+            "stored payload does not fit its payload index: {p}"
+        ))
+    })
 }
 
 /// Step 3: writes the staged items, taking sequence numbers from `seq` (the last one used).
@@ -197,6 +287,7 @@ pub(crate) fn write_staged(
     let mut entities = txn.open_table(tables.entities())?;
     let mut vectors = txn.open_table(tables.vectors())?;
     let mut slots = txn.open_table(tables.slots())?;
+    let mut postings = txn.open_table(tables.postings())?;
     let mut written = Vec::with_capacity(items.len());
     let mut applies = Vec::with_capacity(items.len());
     for (item, staged) in items.iter().zip(staged) {
@@ -210,40 +301,74 @@ pub(crate) fn write_staged(
                 });
                 continue;
             }
-            Staged::Delete { slot, version } => {
+            Staged::Delete {
+                slot,
+                version,
+                old_keys,
+            } => {
                 entities.remove(id)?;
                 vectors.remove(id)?;
                 slots.remove(slot)?;
+                for k in &old_keys {
+                    postings.remove(encode_row(k, slot).as_slice())?;
+                }
                 applies.push(Apply::Remove { slot });
+                if !old_keys.is_empty() {
+                    applies.push(Apply::Postings {
+                        slot,
+                        remove: old_keys,
+                        add: Vec::new(),
+                    });
+                }
                 (ChangeKind::Deleted, version, false)
             }
             Staged::Create | Staged::Update { .. } => {
                 let WriteOp::Upsert { entity, .. } = &item.op else {
                     return Err(corrupted("staged an upsert for a delete"));
                 };
-                let (slot, old_version, vector_changed, payload_changed, kind) = match staged {
-                    Staged::Update {
-                        slot,
-                        version,
-                        vector_changed,
-                        payload_changed,
-                    } => (
-                        slot,
-                        version,
-                        vector_changed,
-                        payload_changed,
-                        if vector_changed {
-                            ChangeKind::VectorUpdated
-                        } else {
-                            ChangeKind::StateModified
-                        },
-                    ),
-                    _ => {
-                        let slot = coll.index.next_slot(slots_cursor);
-                        slots.insert(slot, id)?;
-                        (slot, 0, true, true, ChangeKind::EntityCreated)
-                    }
-                };
+                let (slot, old_version, vector_changed, payload_changed, kind, old_keys) =
+                    match staged {
+                        Staged::Update {
+                            slot,
+                            version,
+                            vector_changed,
+                            payload_changed,
+                            old_keys,
+                        } => (
+                            slot,
+                            version,
+                            vector_changed,
+                            payload_changed,
+                            if vector_changed {
+                                ChangeKind::VectorUpdated
+                            } else {
+                                ChangeKind::StateModified
+                            },
+                            old_keys,
+                        ),
+                        _ => {
+                            let slot = coll.index.next_slot(slots_cursor);
+                            slots.insert(slot, id)?;
+                            (slot, 0, true, true, ChangeKind::EntityCreated, Vec::new())
+                        }
+                    };
+                let remove: Vec<PostingKey> = old_keys
+                    .iter()
+                    .filter(|k| !item.keys.contains(k))
+                    .cloned()
+                    .collect();
+                let add: Vec<PostingKey> = item
+                    .keys
+                    .iter()
+                    .filter(|k| !old_keys.contains(k))
+                    .cloned()
+                    .collect();
+                for k in &remove {
+                    postings.remove(encode_row(k, slot).as_slice())?;
+                }
+                for k in &add {
+                    postings.insert(encode_row(k, slot).as_slice(), ())?;
+                }
                 let header = RecordHeader {
                     slot,
                     version: old_version + 1,
@@ -257,6 +382,9 @@ pub(crate) fn write_staged(
                         id,
                         vector: index_form(&entity.vector, metric),
                     });
+                }
+                if !remove.is_empty() || !add.is_empty() {
+                    applies.push(Apply::Postings { slot, remove, add });
                 }
                 (kind, header.version, payload_changed)
             }

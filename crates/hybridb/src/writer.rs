@@ -39,6 +39,9 @@ use crate::write::{WriteOp, Written, stage, validate, write_staged};
 pub(crate) struct WriteCommand {
     pub coll: Arc<CollectionShared>,
     pub ops: Vec<WriteOp>,
+    /// Delete every entity passing this filter (then `ops` is empty): resolved inside the
+    /// group's transaction, so the deletion is atomic.
+    pub delete_where: Option<crate::filter::Filter>,
     pub durability: Durability,
     pub reply: oneshot::Sender<Result<Vec<Written>>>,
 }
@@ -66,6 +69,18 @@ pub(crate) enum Command {
     /// Reopens the file and rebuilds all in-memory state from it (repair).
     Reload {
         reply: oneshot::Sender<Result<()>>,
+    },
+    /// Declares (`Some`) or drops (`None`) a payload index.
+    PayloadIndex {
+        coll: Arc<CollectionShared>,
+        field: String,
+        kind: Option<crate::config::PayloadIndexKind>,
+        reply: oneshot::Sender<Result<bool>>,
+    },
+    /// Rewrites a collection's postings table from its payloads (repair).
+    RebuildPostings {
+        coll: Arc<CollectionShared>,
+        reply: oneshot::Sender<Result<u64>>,
     },
     /// A change-feed metadata operation (cursors, retention).
     Meta {
@@ -158,6 +173,22 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 let _ = reply.send(if ok { Ok(()) } else { Err(Error::Recovering) });
                 !ok
             }),
+            Command::PayloadIndex {
+                coll,
+                field,
+                kind,
+                reply,
+            } => guarded(|| {
+                let (r, failed) =
+                    split_commit_failure(shared.set_payload_index_txn(&coll, &field, kind));
+                let _ = reply.send(r);
+                failed
+            }),
+            Command::RebuildPostings { coll, reply } => guarded(|| {
+                let (r, failed) = split_commit_failure(shared.rebuild_postings_txn(&coll));
+                let _ = reply.send(r);
+                failed
+            }),
             Command::Meta { op, reply } => guarded(|| {
                 let (r, failed) = split_commit_failure(shared.run_meta(op));
                 let _ = reply.send(r);
@@ -222,12 +253,21 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
     // Step 1, outside the transaction: validation failures are answered at once.
     let mut valid = VecDeque::with_capacity(group.len());
     for cmd in group {
-        match cmd
+        let checked = cmd
             .coll
             .check_live()
-            .and_then(|()| validate(&cmd.coll, cmd.ops, shared.options.max_payload_bytes))
-        {
-            Ok(prepared) => valid.push_back((cmd.coll, cmd.durability, cmd.reply, prepared)),
+            .and_then(|()| match &cmd.delete_where {
+                Some(filter) => crate::write::check_filter(&cmd.coll, filter).map(|()| Vec::new()),
+                None => validate(&cmd.coll, cmd.ops, shared.options.max_payload_bytes),
+            });
+        match checked {
+            Ok(prepared) => valid.push_back((
+                cmd.coll,
+                cmd.durability,
+                cmd.reply,
+                prepared,
+                cmd.delete_where,
+            )),
             Err(e) => {
                 let _ = cmd.reply.send(Err(e));
             }
@@ -264,10 +304,34 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
         {
             let mut changes = txn.open_table(CHANGES)?;
             let mut cursors: HashMap<u64, SlotCursor> = HashMap::new();
-            while let Some((coll, _, reply, prepared)) = valid.pop_front() {
+            while let Some((coll, _, reply, prepared, delete_where)) = valid.pop_front() {
                 let tables = CollectionTables::new(coll.stored.cid);
+                let prepared = match delete_where {
+                    None => prepared,
+                    Some(filter) => {
+                        // Entities this group wrote already are not in the postings yet.
+                        let touched: Vec<_> = in_flight
+                            .iter()
+                            .filter(|f| f.coll.stored.cid == coll.stored.cid)
+                            .flat_map(|f| f.written.iter().map(|w| w.id))
+                            .collect();
+                        match crate::write::resolve_delete_where(
+                            &txn, &coll, &tables, &filter, &touched,
+                        ) {
+                            Ok(p) => p,
+                            Err(e) if e.is_user_error() => {
+                                let _ = reply.send(Err(e));
+                                continue;
+                            }
+                            Err(e) => {
+                                in_flight.push(InFlight::failed(reply, coll));
+                                return Err(e);
+                            }
+                        }
+                    }
+                };
                 // Step 2: reads and version checks; a user error fails this command alone.
-                let staged = match stage(&txn, &tables, &prepared) {
+                let staged = match stage(&txn, &coll, &tables, &prepared) {
                     Ok(s) => s,
                     Err(e) if e.is_user_error() => {
                         let _ = reply.send(Err(e));
@@ -317,8 +381,12 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
         }
     };
     if in_flight.iter().all(|f| f.written.is_empty()) {
-        // Every command failed its version check: nothing to commit.
+        // Nothing to commit: every command failed its version check or (a delete by filter
+        // that matched nothing) had nothing to do.
         drop(txn);
+        for f in in_flight {
+            let _ = f.reply.send(Ok(Vec::new()));
+        }
         return false;
     }
     set_hidden(&in_flight, true);
@@ -356,7 +424,7 @@ fn set_hidden(in_flight: &[InFlight], hide: bool) {
             .iter()
             .filter_map(|a| match a {
                 Apply::Remove { slot } => Some(*slot),
-                Apply::Set { .. } => None,
+                Apply::Set { .. } | Apply::Postings { .. } => None,
             })
             .collect();
         f.coll.index.set_hidden(&slots, hide);

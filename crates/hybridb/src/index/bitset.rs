@@ -77,6 +77,48 @@ impl SlotBitset {
         })
     }
 
+    /// Keeps only the slots also in `other`.
+    pub fn intersect_with(&mut self, other: &SlotBitset) {
+        self.words.truncate(other.words.len());
+        for (w, o) in self.words.iter_mut().zip(&other.words) {
+            *w &= o;
+        }
+        self.recount();
+    }
+
+    /// Adds every slot of `other`.
+    pub fn union_with(&mut self, other: &SlotBitset) {
+        if self.words.len() < other.words.len() {
+            self.words.resize(other.words.len(), 0);
+        }
+        for (w, o) in self.words.iter_mut().zip(&other.words) {
+            *w |= o;
+        }
+        self.recount();
+    }
+
+    /// Removes every slot of `other`.
+    pub fn subtract(&mut self, other: &SlotBitset) {
+        for (w, o) in self.words.iter_mut().zip(&other.words) {
+            *w &= !o;
+        }
+        self.recount();
+    }
+
+    /// Adds slots without keeping the count (call [`SlotBitset::recount`] after).
+    pub(crate) fn insert_uncounted(&mut self, slot: u32) {
+        let w = (slot / 64) as usize;
+        if w >= self.words.len() {
+            self.words.resize(w + 1, 0);
+        }
+        self.words[w] |= 1u64 << (slot % 64);
+    }
+
+    /// Recomputes the count from the words.
+    pub(crate) fn recount(&mut self) {
+        self.count = self.words.iter().map(|w| w.count_ones() as usize).sum();
+    }
+
     /// Bytes held.
     pub fn memory_bytes(&self) -> usize {
         self.words.capacity() * 8
@@ -97,5 +139,35 @@ mod tests {
         assert!(b.remove(64) && !b.remove(64) && !b.remove(10_000));
         assert!(b.contains(3) && !b.contains(64) && !b.contains(9999));
         assert_eq!(b.len(), 2);
+    }
+
+    #[test]
+    fn set_operations() {
+        let set = |xs: &[u32]| {
+            let mut b = SlotBitset::new();
+            for &x in xs {
+                b.insert(x);
+            }
+            b
+        };
+        let mut a = set(&[1, 5, 70, 300]);
+        a.intersect_with(&set(&[5, 70, 71]));
+        assert_eq!(a, set(&[5, 70]).tap_len(2));
+        a.union_with(&set(&[2, 500]));
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![2, 5, 70, 500]);
+        assert_eq!(a.len(), 4);
+        a.subtract(&set(&[5, 500, 9000]));
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![2, 70]);
+        assert_eq!(a.len(), 2);
+    }
+
+    trait TapLen {
+        fn tap_len(self, n: usize) -> Self;
+    }
+    impl TapLen for SlotBitset {
+        fn tap_len(self, n: usize) -> Self {
+            assert_eq!(self.len(), n);
+            self
+        }
     }
 }

@@ -90,6 +90,31 @@ impl VectorIndex for FlatIndex {
         top_k(scan, k)
     }
 
+    fn search_by(
+        &self,
+        query: &[f32],
+        k: usize,
+        _ef: usize,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        let data = read(&self.data);
+        let dim = self.dim;
+        let (distance, sign) = (self.distance, self.sign);
+        let scan = (0..data.len() / dim)
+            .filter(|&s| allowed(s as u32))
+            .map(|s| {
+                (
+                    s as u32,
+                    sign * distance(query, &data[s * dim..(s + 1) * dim]),
+                )
+            });
+        top_k(scan, k)
+    }
+
+    fn scan(&self, query: &[f32], k: usize, allowed: &SlotBitset) -> Vec<(u32, f32)> {
+        self.search(query, k, k, allowed, false)
+    }
+
     fn memory_bytes(&self) -> usize {
         read(&self.data).capacity() * 4
     }

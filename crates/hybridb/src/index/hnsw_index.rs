@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::index::bitset::SlotBitset;
 use crate::index::hnsw::{Hnsw, HnswParams, Metric as HnswMetric};
-use crate::index::{IndexMetric, VectorIndex};
+use crate::index::{IndexMetric, VectorIndex, top_k};
 
 /// Items below which a batch is inserted on the calling thread.
 const PARALLEL_MIN: usize = 64;
@@ -123,6 +123,23 @@ impl VectorIndex for HnswIndex {
             self.graph
                 .search_filtered(query, k, ef.max(k), &|s| allowed.contains(s))
         }
+    }
+
+    fn search_by(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        self.graph.search_filtered(query, k, ef.max(k), allowed)
+    }
+
+    fn scan(&self, query: &[f32], k: usize, allowed: &SlotBitset) -> Vec<(u32, f32)> {
+        let mut all = Vec::with_capacity(allowed.len());
+        self.graph
+            .scan(query, allowed.iter(), |slot, d| all.push((slot, d)));
+        top_k(all.into_iter(), k)
     }
 
     fn held(&self) -> Option<usize> {

@@ -10,6 +10,7 @@ pub mod distance;
 pub(crate) mod flat;
 pub mod hnsw;
 pub(crate) mod hnsw_index;
+pub(crate) mod plan;
 pub(crate) mod slots;
 pub(crate) mod state;
 
@@ -72,6 +73,18 @@ pub(crate) trait VectorIndex: Send + Sync {
         allowed: &SlotBitset,
         all_held: bool,
     ) -> Vec<(u32, f32)>;
+    /// As [`VectorIndex::search`] with a predicate instead of a set (graph plans that test
+    /// each visited slot against a filter).
+    fn search_by(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)>;
+    /// The exact `k` nearest among the `allowed` slots (a scan of just those vectors), in the
+    /// same form as [`VectorIndex::search`].
+    fn scan(&self, query: &[f32], k: usize, allowed: &SlotBitset) -> Vec<(u32, f32)>;
     /// Number of vectors held, if the index tracks it (HNSW).
     fn held(&self) -> Option<usize> {
         None

@@ -7,17 +7,27 @@
 //! - a new slot's vector enters the vector index *before* the slot becomes live; a deleted
 //!   slot is hidden *before* its commit and its vector leaves the index *before* the slot is
 //!   freed for reuse. So every live slot's vector in the index belongs to its current entity.
+//! - the payload postings change together with the slot table (under its write lock), so a
+//!   search that holds the slot table's read lock sees postings and live slots of one moment.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
+use std::time::Instant;
 
 use crate::config::{CollectionConfig, IndexKind};
-use crate::error::{Result, corrupted};
+use crate::error::{FilterProblem, Result, corrupted};
+use crate::filter::Filter;
 use crate::id::EntityId;
+use crate::index::bitset::SlotBitset;
 use crate::index::flat::FlatIndex;
 use crate::index::hnsw_index::HnswIndex;
 use crate::index::slots::{SlotCursor, SlotTable};
-use crate::index::{IndexMetric, VectorIndex};
+use crate::index::{IndexMetric, VectorIndex, plan};
+use crate::payload::PostingKey;
+use crate::payload::eval::{Checker, Context, evaluate};
+use crate::payload::postings::PayloadIndex;
+use crate::search::Plan;
 use crate::sync::{lock, read, write};
 
 /// What a commit does to the index for one item.
@@ -30,12 +40,87 @@ pub(crate) enum Apply {
     },
     /// Deleted entity.
     Remove { slot: u32 },
+    /// Changed payload index values of the entity in `slot` (applied with the slot table).
+    Postings {
+        slot: u32,
+        remove: Vec<PostingKey>,
+        add: Vec<PostingKey>,
+    },
+}
+
+/// What a planned search searches among.
+pub(crate) enum FilterInput<'f> {
+    /// The slots a filter over the payload indexes allows.
+    Filter {
+        filter: &'f Filter,
+        id_slots: &'f HashMap<EntityId, u32>,
+    },
+    /// Slots decided from payloads, each valid only while it holds the id `expect` names.
+    Slots {
+        bits: SlotBitset,
+        expect: &'f HashMap<u32, EntityId>,
+    },
+}
+
+/// The outcome of [`IndexState::search_planned`].
+pub(crate) enum Searched {
+    Done(Planned),
+    /// The filter has conditions the postings cannot answer: check the payloads of these
+    /// slots (a superset of the matching ones) and search again with [`FilterInput::Slots`].
+    NeedsPayloads(SlotBitset),
+}
+
+/// Live slots looked at to estimate a filter's selectivity.
+const SAMPLE: usize = 1024;
+/// Fewer sample hits than this (a selectivity under about 6 %) and the matching set is
+/// computed exactly from the postings instead.
+const MIN_SAMPLE_HITS: usize = 64;
+
+/// Runs `pred` on up to [`SAMPLE`] live slots spread evenly (a golden-ratio sequence, the same
+/// for every call) and returns `(hits, sampled)`; every live slot when there are few.
+fn sample(live: &SlotBitset, mut pred: impl FnMut(u32) -> bool) -> (usize, usize) {
+    if live.len() <= SAMPLE {
+        let hits = live.iter().filter(|&s| pred(s)).count();
+        return (hits, live.len());
+    }
+    let span = (live.words().len() * 64) as f64;
+    let (mut hits, mut sampled) = (0, 0);
+    let mut x = 0.5f64;
+    for _ in 0..SAMPLE * 16 {
+        x = (x + 0.618_033_988_749_895) % 1.0;
+        let slot = (x * span) as u32;
+        if live.contains(slot) {
+            sampled += 1;
+            hits += usize::from(pred(slot));
+            if sampled == SAMPLE {
+                break;
+            }
+        }
+    }
+    (hits, sampled)
+}
+
+/// The outcome of a planned search.
+pub(crate) struct Planned {
+    /// `(id, distance)`, nearest first, ties by id, at most `k`.
+    pub hits: Vec<(EntityId, f32)>,
+    pub plan: Plan,
+    pub fallback: bool,
+    pub matching: usize,
+    /// `matching` is estimated from a sample.
+    pub estimated: bool,
+    pub live: usize,
+    pub ef: usize,
+    pub filter_micros: u64,
+    pub search_micros: u64,
 }
 
 /// Slot table plus vector index of one collection.
 pub(crate) struct IndexState {
     slots: RwLock<SlotTable>,
     vectors: RwLock<Box<dyn VectorIndex>>,
+    /// Payload index postings; locked only while the slot table's lock is held.
+    payload: RwLock<PayloadIndex>,
     /// Held by [`IndexState::apply`] and while a checkpoint image is taken, so that the image
     /// is the state between two applies.
     apply_lock: Mutex<()>,
@@ -43,6 +128,8 @@ pub(crate) struct IndexState {
     changed: AtomicU64,
     /// Seq covered by the checkpoint file of this index (`u64::MAX`: none).
     checkpoint_seq: AtomicU64,
+    /// Measured plan costs (see [`plan`]).
+    costs: Mutex<Option<plan::Costs>>,
 }
 
 /// An image of an HNSW index for a checkpoint.
@@ -68,17 +155,39 @@ impl IndexState {
                 threads,
             )),
         };
-        Self::from_parts(SlotTable::default(), vectors)
+        let state = Self::from_parts(SlotTable::default(), vectors);
+        *write(&state.payload) = PayloadIndex::new(&config.payload_indexes);
+        state
     }
 
     pub(crate) fn from_parts(slots: SlotTable, vectors: Box<dyn VectorIndex>) -> Self {
         IndexState {
             slots: RwLock::new(slots),
             vectors: RwLock::new(vectors),
+            payload: RwLock::new(PayloadIndex::default()),
             apply_lock: Mutex::new(()),
             changed: AtomicU64::new(0),
             checkpoint_seq: AtomicU64::new(u64::MAX),
+            costs: Mutex::new(None),
         }
+    }
+
+    /// Replaces the payload postings (loading, and declaring or dropping a payload index).
+    pub(crate) fn set_payload(&self, index: PayloadIndex) {
+        let _slots = write(&self.slots);
+        *write(&self.payload) = index;
+    }
+
+    /// Changes the payload postings in place (under the slot table's write lock).
+    pub(crate) fn update_payload(&self, f: impl FnOnce(&mut PayloadIndex)) {
+        let _slots = write(&self.slots);
+        f(&mut write(&self.payload));
+    }
+
+    /// Runs `f` on the payload postings.
+    pub(crate) fn with_payload<T>(&self, f: impl FnOnce(&PayloadIndex) -> T) -> T {
+        let _slots = read(&self.slots);
+        f(&read(&self.payload))
     }
 
     /// The seq the index's checkpoint file covers, if it has one.
@@ -163,6 +272,7 @@ impl IndexState {
             .iter()
             .map(|a| match a {
                 Apply::Set { slot, .. } | Apply::Remove { slot } => *slot as usize + 1,
+                Apply::Postings { .. } => 0,
             })
             .max()
             .unwrap_or(0);
@@ -172,7 +282,7 @@ impl IndexState {
             .iter()
             .filter_map(|a| match a {
                 Apply::Set { slot, vector, .. } => Some((*slot, vector.as_slice())),
-                Apply::Remove { .. } => None,
+                Apply::Remove { .. } | Apply::Postings { .. } => None,
             })
             .collect();
         // New vectors for slots the index already holds (updates): take them all out in one
@@ -195,7 +305,7 @@ impl IndexState {
             .iter()
             .filter_map(|a| match a {
                 Apply::Remove { slot } => Some(*slot),
-                Apply::Set { .. } => None,
+                Apply::Set { .. } | Apply::Postings { .. } => None,
             })
             .collect();
         if !removed.is_empty() {
@@ -203,27 +313,231 @@ impl IndexState {
         }
         drop(vectors);
         let mut table = write(&self.slots);
+        let mut payload = write(&self.payload);
         for a in applies {
             match a {
                 Apply::Set { slot, id, .. } => table.claim(slot, id),
                 Apply::Remove { slot } => table.release(slot),
+                Apply::Postings { slot, remove, add } => {
+                    for k in &remove {
+                        payload.remove(k, slot);
+                    }
+                    for k in &add {
+                        payload.insert(k, slot);
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// Evaluates `filter` over the live slots and the payload postings.
+    pub(crate) fn evaluate(
+        &self,
+        filter: &crate::filter::Filter,
+        id_slots: &HashMap<EntityId, u32>,
+    ) -> Result<crate::payload::eval::Evaluated, FilterProblem> {
+        let table = read(&self.slots);
+        let payload = read(&self.payload);
+        crate::payload::eval::evaluate(
+            filter,
+            &crate::payload::eval::Context {
+                index: &payload,
+                universe: table.live(),
+                id_slots,
+            },
+        )
+    }
+
+    /// The `(slot, id)` of every live slot in `bits` (candidates for payload checks).
+    pub(crate) fn candidates(&self, bits: &SlotBitset) -> Vec<(u32, EntityId)> {
+        let table = read(&self.slots);
+        bits.iter()
+            .filter_map(|s| table.id(s).map(|id| (s, id)))
+            .collect()
+    }
+
+    /// Searches among the live slots that `input` allows, with the plan [`plan::choose`]
+    /// picks, all under one hold of the slot table's lock (so postings, live slots and vectors
+    /// are of one moment). A filter with conditions the postings cannot answer comes back as
+    /// [`Searched::NeedsPayloads`] with the superset to check.
+    pub(crate) fn search_planned(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        input: FilterInput<'_>,
+    ) -> Result<Searched, FilterProblem> {
+        let t0 = Instant::now();
+        let table = read(&self.slots);
+        let payload = read(&self.payload);
+        let live = table.live();
+        let live_count = table.live_count();
+        let mut checker = None;
+        let mut filter_cx = None;
+        let mut expect = None;
+        let (mut bits, matching, exact) = match input {
+            FilterInput::Slots {
+                mut bits,
+                expect: e,
+            } => {
+                bits.intersect_with(live);
+                expect = Some(e);
+                let n = bits.len();
+                (Some(bits), n, true)
+            }
+            FilterInput::Filter { filter, id_slots } => {
+                let cx = Context {
+                    index: &payload,
+                    universe: live,
+                    id_slots,
+                };
+                let Some(ch) = Checker::compile(filter, &payload, id_slots)? else {
+                    return Ok(Searched::NeedsPayloads(evaluate(filter, &cx)?.bits));
+                };
+                let (hits, sampled) = sample(live, |s| ch.matches(s));
+                checker = Some(ch);
+                filter_cx = Some((filter, cx));
+                if sampled == live_count || hits < MIN_SAMPLE_HITS {
+                    // A small or exactly known set: materialise it from the postings.
+                    let (f, cx) = filter_cx.as_ref().expect("set above");
+                    let b = evaluate(f, cx)?.bits;
+                    let n = b.len();
+                    (Some(b), n, true)
+                } else {
+                    (None, hits * live_count / sampled.max(1), false)
+                }
+            }
+        };
+        let filter_micros = t0.elapsed().as_micros() as u64;
+        let t1 = Instant::now();
+        let vectors = read(&self.vectors);
+        let costs = self.costs(&table, vectors.as_ref(), query, k, ef);
+        let (plan, ef) = plan::choose(matching, exact, live_count, k, ef, costs.as_ref());
+        let materialise = |bits: &mut Option<SlotBitset>| -> Result<SlotBitset, FilterProblem> {
+            if let Some(b) = bits.take() {
+                return Ok(b);
+            }
+            let (f, cx) = filter_cx.as_ref().expect("only filters are estimated");
+            evaluate(f, cx).map(|e| e.bits)
+        };
+        let mut fallback = false;
+        let found = match plan {
+            Plan::NoMatches => Vec::new(),
+            Plan::Unfiltered => Self::unfiltered(&table, vectors.as_ref(), query, k, ef),
+            Plan::ExactScan => vectors.scan(query, k, &materialise(&mut bits)?),
+            Plan::FilteredGraph => {
+                let r = match (&bits, &checker) {
+                    (Some(b), _) => vectors.search(query, k, ef, b, false),
+                    (None, Some(ch)) => {
+                        vectors.search_by(query, k, ef, &|s| live.contains(s) && ch.matches(s))
+                    }
+                    (None, None) => Vec::new(),
+                };
+                if r.len() < k.min(matching) {
+                    fallback = true;
+                    vectors.scan(query, k, &materialise(&mut bits)?)
+                } else {
+                    r
+                }
+            }
+        };
+        drop(vectors);
+        let mut hits: Vec<(EntityId, f32)> = found
+            .into_iter()
+            .filter_map(|(slot, d)| {
+                let id = table.id(slot)?;
+                match expect {
+                    Some(e) if e.get(&slot) != Some(&id) => None,
+                    _ => Some((id, d)),
+                }
+            })
+            .collect();
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+        Ok(Searched::Done(Planned {
+            hits,
+            plan,
+            fallback,
+            matching,
+            estimated: !exact,
+            live: live_count,
+            ef,
+            filter_micros,
+            search_micros: t1.elapsed().as_micros() as u64,
+        }))
+    }
+
+    /// The measured costs of this index (HNSW only), measured now if missing or stale.
+    fn costs(
+        &self,
+        table: &SlotTable,
+        vectors: &dyn VectorIndex,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+    ) -> Option<plan::Costs> {
+        vectors.as_hnsw()?;
+        let live = table.live_count();
+        let mut cached = lock(&self.costs);
+        if let Some(c) = *cached
+            && c.fits(live)
+        {
+            return Some(c);
+        }
+        let best = |f: &mut dyn FnMut()| {
+            (0..3)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_nanos() as f64
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let graph_ns = best(&mut || {
+            std::hint::black_box(Self::unfiltered(table, vectors, query, k, ef));
+        });
+        let mut subset = SlotBitset::new();
+        sample(table.live(), |s| {
+            subset.insert(s);
+            false
+        });
+        let scan_ns = best(&mut || {
+            std::hint::black_box(vectors.scan(query, k, &subset));
+        }) / subset.len().max(1) as f64;
+        let c = plan::Costs {
+            scan_ns,
+            graph_ns,
+            ef,
+            live,
+        };
+        *cached = Some(c);
+        Some(c)
+    }
+
+    /// The plain index search over every live slot.
+    fn unfiltered(
+        table: &SlotTable,
+        vectors: &dyn VectorIndex,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+    ) -> Vec<(u32, f32)> {
+        // Exactly the live slots are held when nothing is hidden and no insert is in flight
+        // (counts are enough: live ⊆ allocated, and held ⊇ allocated between applies).
+        // (Equal counts could still hide one slot being inserted while another is mid-update;
+        // the inserting one is then dropped by the caller, so such a search returns one hit
+        // fewer — never a wrong one.)
+        let all_held = table.live_count() == table.allocated_count()
+            && vectors.held() == Some(table.live_count());
+        vectors.search(query, k, ef.max(k), table.live(), all_held)
     }
 
     /// The `k` nearest live entities: `(id, distance)` nearest first, ties by id.
     pub(crate) fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(EntityId, f32)> {
         let table = read(&self.slots);
         let vectors = read(&self.vectors);
-        // Exactly the live slots are held when nothing is hidden and no insert is in flight
-        // (counts are enough: live ⊆ allocated, and held ⊇ allocated between applies).
-        // (Equal counts could still hide one slot being inserted while another is mid-update;
-        // the inserting one is then dropped below, so such a search returns one hit fewer —
-        // never a wrong one.)
-        let all_held = table.live_count() == table.allocated_count()
-            && vectors.held() == Some(table.live_count());
-        let found = vectors.search(query, k, ef.max(k), table.live(), all_held);
+        let found = Self::unfiltered(&table, vectors.as_ref(), query, k, ef);
         drop(vectors);
         let mut hits: Vec<(EntityId, f32)> = found
             .into_iter()
@@ -236,10 +550,17 @@ impl IndexState {
 
     /// Moves `other`'s contents into `self` (writer recovery: handles keep their `Arc`).
     pub(crate) fn replace_from(&self, other: IndexState) {
-        let IndexState { slots, vectors, .. } = other;
+        let IndexState {
+            slots,
+            vectors,
+            payload,
+            ..
+        } = other;
         let _apply = lock(&self.apply_lock);
         *write(&self.vectors) = vectors.into_inner().unwrap_or_else(|e| e.into_inner());
-        *write(&self.slots) = slots.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut table = write(&self.slots);
+        *table = slots.into_inner().unwrap_or_else(|e| e.into_inner());
+        *write(&self.payload) = payload.into_inner().unwrap_or_else(|e| e.into_inner());
     }
 
     /// Number of searchable entities.
@@ -247,9 +568,12 @@ impl IndexState {
         read(&self.slots).live_count()
     }
 
-    /// Bytes held by the slot table and the vector index.
+    /// Bytes held by the slot table, the vector index and the payload postings.
     pub(crate) fn memory_bytes(&self) -> usize {
-        read(&self.slots).memory_bytes() + read(&self.vectors).memory_bytes()
+        let table = read(&self.slots);
+        table.memory_bytes()
+            + read(&self.vectors).memory_bytes()
+            + read(&self.payload).memory_bytes()
     }
 }
 
@@ -267,6 +591,103 @@ mod tests {
             slot,
             id: id(n),
             vector: v.to_vec(),
+        }
+    }
+
+    /// 3000 random 4-d points with payload `g = i % 4` (indexed as integer).
+    fn grouped() -> (IndexState, Vec<Vec<f32>>) {
+        use crate::config::PayloadIndexKind;
+        let config =
+            CollectionConfig::new(4, Metric::L2).with_payload_index("g", PayloadIndexKind::Integer);
+        let s = IndexState::new(&config, 2);
+        let mut x = 12345u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let vectors: Vec<Vec<f32>> = (0..3000).map(|_| (0..4).map(|_| rnd()).collect()).collect();
+        let mut applies = Vec::new();
+        for (i, v) in vectors.iter().enumerate() {
+            applies.push(set(i as u32, i as u128 + 1, v));
+            applies.push(Apply::Postings {
+                slot: i as u32,
+                remove: Vec::new(),
+                add: vec![PostingKey {
+                    field: "g".into(),
+                    value: Some(crate::payload::int_key((i % 4) as i64)),
+                }],
+            });
+        }
+        s.apply(applies).unwrap();
+        (s, vectors)
+    }
+
+    fn planned(s: &IndexState, q: &[f32], filter: &Filter) -> Planned {
+        let ids = HashMap::new();
+        let input = FilterInput::Filter {
+            filter,
+            id_slots: &ids,
+        };
+        match s.search_planned(q, 10, 64, input).unwrap() {
+            Searched::Done(p) => p,
+            Searched::NeedsPayloads(_) => panic!("every condition is indexed"),
+        }
+    }
+
+    #[test]
+    fn plans_follow_measured_costs_and_keep_recall() {
+        use crate::filter::{Condition, Filter};
+        let (s, vectors) = grouped();
+        let filter = Filter::new().must(Condition::matches_value("g", 0i64));
+        let costs = |scan_ns, graph_ns| {
+            *lock(&s.costs) = Some(plan::Costs {
+                scan_ns,
+                graph_ns,
+                ef: 64,
+                live: 3000,
+            });
+        };
+        for (scan_ns, graph_ns, want) in [
+            (1e6, 1.0, Plan::FilteredGraph),
+            (1e-6, 1e9, Plan::ExactScan),
+        ] {
+            costs(scan_ns, graph_ns);
+            let (mut found, mut wanted) = (0, 0);
+            for qi in (0..3000).step_by(150) {
+                let q = &vectors[qi];
+                let p = planned(&s, q, &filter);
+                assert_eq!(p.plan, want);
+                assert!(p.estimated, "25 % selectivity is estimated from the sample");
+                assert!((p.matching as i64 - 750).abs() < 120, "{}", p.matching);
+                let mut brute: Vec<(f32, EntityId)> = (0..3000)
+                    .filter(|i| i % 4 == 0)
+                    .map(|i| {
+                        let d: f32 = vectors[i]
+                            .iter()
+                            .zip(q)
+                            .map(|(a, b)| (a - b) * (a - b))
+                            .sum();
+                        (d, id(i as u128 + 1))
+                    })
+                    .collect();
+                brute.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let want_ids: Vec<EntityId> = brute.iter().take(10).map(|b| b.1).collect();
+                for (hid, _) in &p.hits {
+                    let n = hid.as_uuid().as_u128() - 1;
+                    assert_eq!(n % 4, 0, "hit {n} fails the filter");
+                }
+                wanted += 10;
+                found += want_ids
+                    .iter()
+                    .filter(|w| p.hits.iter().any(|h| h.0 == **w))
+                    .count();
+            }
+            assert!(
+                found as f64 / wanted as f64 >= 0.95,
+                "{want:?}: {found}/{wanted}"
+            );
         }
     }
 

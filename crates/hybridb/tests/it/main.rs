@@ -7,6 +7,7 @@ mod crash;
 mod faults;
 mod faulty;
 mod feed;
+mod filter;
 mod lock;
 mod model;
 mod validation;

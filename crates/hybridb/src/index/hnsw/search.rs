@@ -359,4 +359,29 @@ impl Hnsw {
     ) -> Vec<(u32, f32)> {
         self.search_impl::<true, _>(query, k, ef, allowed)
     }
+
+    /// Exact distances from `query` to the live slots among `slots`, handed to `each` as
+    /// `(slot, distance)`: the scan behind exact plans over a filtered subset.
+    pub fn scan(
+        &self,
+        query: &[f32],
+        slots: impl Iterator<Item = u32>,
+        mut each: impl FnMut(u32, f32),
+    ) {
+        if query.len() != self.params.dim {
+            return;
+        }
+        let _gate = self.gate_shared();
+        let mut slots = slots.filter(|&s| (s as usize) < self.capacity && self.is_live(s));
+        // Prefetch one vector ahead: the subset is scattered over the store.
+        let Some(mut cur) = slots.next() else {
+            return;
+        };
+        for next in slots {
+            self.vectors.prefetch(next);
+            each(cur, self.dist(query, self.vector(cur)));
+            cur = next;
+        }
+        each(cur, self.dist(query, self.vector(cur)));
+    }
 }

@@ -1,0 +1,372 @@
+//! `filtered`: hybrid-query benchmark. Recall@k and single-thread QPS of filtered search at
+//! several selectivities, for hybridb (its planner decides) and two baselines measured in the
+//! same run over the same vectors: an exact scan of just the matching rows (which also gives
+//! the ground truth) and a standalone HNSW graph (same M and ef_construction) searched with a
+//! filter callback at the same ef.
+//!
+//! Attributes added to every row:
+//! - `uncorrelated`: an integer drawn uniformly from `0..1_000_000`, independent of the vector;
+//!   selectivity `s` keeps rows with a value below `s * 1_000_000`;
+//! - `correlated`: the row's rank by distance to an anchor (a random base row), scaled to
+//!   `0..1_000_000`, so that selectivity `s` keeps the ball of the `s * n` rows nearest the
+//!   anchor — a region of the space, far from most queries;
+//! - `label` (with `--labels`): the dataset's class label as a keyword; each query filters by
+//!   its own label, and the ground truth is the dataset's same-label file.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, ensure};
+use clap::Args;
+use hybridb::index::hnsw::{Hnsw, HnswParams, Metric as HnswMetric};
+use hybridb::{
+    CollectionConfig, Condition, Database, Entity, EntityId, Filter, IndexKind, PayloadIndexKind,
+    Range, SearchRequest,
+};
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::metric::{Metric, normalise_rows};
+use crate::report::{emit, round};
+use crate::topk::TopK;
+use crate::vecs::{read_ivecs, read_vectors};
+
+/// Arguments of `filtered`.
+#[derive(Args, Debug)]
+pub struct FilteredArgs {
+    /// Base vectors (.fvecs or .bvecs); the parent folder names the dataset.
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Query vectors (.fvecs or .bvecs).
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Metric.
+    #[arg(long, value_enum, default_value_t = Metric::L2)]
+    pub metric: Metric,
+    /// Base labels, one per line (adds the `label` attribute); needs `--query-labels` and
+    /// `--label-gt`.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Query labels, one per line.
+    #[arg(long)]
+    pub query_labels: Option<PathBuf>,
+    /// Same-label ground truth (.ivecs).
+    #[arg(long)]
+    pub label_gt: Option<PathBuf>,
+    /// Selectivities (fractions of the base) for the two numeric attributes.
+    #[arg(long, value_delimiter = ',', default_value = "0.001,0.01,0.1,0.5,1")]
+    pub selectivities: Vec<f64>,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    /// HNSW build candidate list size.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: usize,
+    /// Search beam width (hybridb's default ef, and the callback baseline's ef).
+    #[arg(long, default_value_t = 64)]
+    pub ef: usize,
+    /// Threads for building both graphs.
+    #[arg(long, default_value_t = 2)]
+    pub build_threads: usize,
+    /// Use at most this many queries.
+    #[arg(long, default_value_t = 1000)]
+    pub max_queries: usize,
+    /// Seed of the attributes.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Working directory for the database (a temporary one if absent).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// One result line.
+#[derive(Serialize)]
+struct FilteredRecord {
+    bench: &'static str,
+    dataset: String,
+    attribute: String,
+    selectivity: f64,
+    engine: &'static str,
+    plan: String,
+    recall: f64,
+    qps: f64,
+}
+
+const SCALE: f64 = 1_000_000.0;
+
+/// Which rows a query may return, and the hybridb filter that says so.
+struct Case {
+    attribute: String,
+    selectivity: f64,
+    /// Per query: the allowed rows (as a dense mask) and the filter.
+    masks: Vec<std::sync::Arc<Vec<bool>>>,
+    filters: Vec<Filter>,
+    /// Precomputed ground truth (label), else computed by the exact baseline.
+    gt: Option<Vec<Vec<u32>>>,
+}
+
+/// Runs the benchmark; prints one line per (attribute, selectivity, engine).
+pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
+    let dataset = a
+        .base
+        .parent()
+        .and_then(|p| p.file_name())
+        .map_or("data".into(), |n| n.to_string_lossy().into_owned());
+    let mut base = read_vectors(&a.base)?;
+    let mut queries = read_vectors(&a.queries)?;
+    ensure!(
+        base.dim == queries.dim,
+        "base and queries differ in dimension"
+    );
+    if a.metric.needs_normalising() {
+        normalise_rows(&mut base.data, base.dim);
+        normalise_rows(&mut queries.data, queries.dim);
+    }
+    let nq = queries.len().min(a.max_queries);
+    let n = base.len();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
+    let uncorrelated: Vec<i64> = (0..n).map(|_| rng.random_range(0..SCALE as i64)).collect();
+    let anchor = base.row(rng.random_range(0..n)).to_vec();
+    let mut by_distance: Vec<(f32, usize)> = (0..n)
+        .map(|i| (a.metric.distance(&anchor, base.row(i)), i))
+        .collect();
+    by_distance.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+    let mut correlated = vec![0i64; n];
+    for (rank, (_, i)) in by_distance.iter().enumerate() {
+        correlated[*i] = (rank as f64 * SCALE / n as f64) as i64;
+    }
+    let labels = match (&a.labels, &a.query_labels, &a.label_gt) {
+        (Some(b), Some(q), Some(g)) => Some((read_lines(b)?, read_lines(q)?, read_ivecs(g)?)),
+        (None, None, None) => None,
+        _ => anyhow::bail!("--labels, --query-labels and --label-gt go together"),
+    };
+
+    // hybridb: one collection with the attributes as indexed payload fields.
+    let tmp = tempfile::tempdir()?;
+    let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let db = Database::builder()
+        .durability(hybridb::Durability::None)
+        .index_threads(a.build_threads.max(1))
+        .checkpoint_every(0, std::time::Duration::ZERO)
+        .checkpoint_on_close(false)
+        .open(dir.join("filtered.redb"))
+        .context("opening the database")?;
+    let metric = match a.metric {
+        Metric::L2 => hybridb::Metric::L2,
+        Metric::Cosine => hybridb::Metric::Cosine,
+        Metric::Dot => hybridb::Metric::Dot,
+    };
+    let config = CollectionConfig::new(base.dim as u32, metric)
+        .with_index(IndexKind::Hnsw {
+            m: a.m as u32,
+            ef_construction: a.ef_construction as u32,
+            ef: a.ef as u32,
+        })
+        .with_payload_index("uncorrelated", PayloadIndexKind::Integer)
+        .with_payload_index("correlated", PayloadIndexKind::Integer)
+        .with_payload_index("label", PayloadIndexKind::Keyword);
+    let _ = db.drop_collection("filtered");
+    let coll = db.create_collection("filtered", config)?;
+    let t = Instant::now();
+    for start in (0..n).step_by(1000) {
+        let end = (start + 1000).min(n);
+        let batch = (start..end)
+            .map(|i| {
+                let mut payload = json!({
+                    "uncorrelated": uncorrelated[i],
+                    "correlated": correlated[i],
+                });
+                if let Some((l, _, _)) = &labels {
+                    payload["label"] = json!(l[i]);
+                }
+                Entity::new(
+                    EntityId::from_u128(i as u128),
+                    payload,
+                    base.row(i).to_vec(),
+                )
+            })
+            .collect();
+        coll.upsert_batch(batch)?;
+    }
+    eprintln!(
+        "filtered: loaded {n} rows into hybridb in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // The callback baseline's graph.
+    let t = Instant::now();
+    let mut graph = Hnsw::new(HnswParams {
+        m: a.m,
+        ef_construction: a.ef_construction,
+        ..HnswParams::new(
+            base.dim,
+            match a.metric {
+                Metric::L2 => HnswMetric::L2,
+                _ => HnswMetric::Dot,
+            },
+        )
+    });
+    let items: Vec<(u32, &[f32])> = (0..n).map(|i| (i as u32, base.row(i))).collect();
+    graph
+        .insert_batch_parallel(&items, a.build_threads)
+        .map_err(|e| anyhow::anyhow!("baseline graph: {e}"))?;
+    eprintln!(
+        "filtered: built the baseline graph in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let mut cases = Vec::new();
+    for (attribute, values) in [("uncorrelated", &uncorrelated), ("correlated", &correlated)] {
+        for &s in &a.selectivities {
+            let limit = (s * SCALE).round() as i64;
+            let mask: std::sync::Arc<Vec<bool>> =
+                std::sync::Arc::new(values.iter().map(|&v| v < limit).collect());
+            let filter =
+                Filter::new().must(Condition::range(attribute, Range::default().lt(limit)));
+            cases.push(Case {
+                attribute: attribute.into(),
+                selectivity: s,
+                masks: vec![mask; nq],
+                filters: vec![filter; nq],
+                gt: None,
+            });
+        }
+    }
+    if let Some((base_labels, query_labels, gt)) = &labels {
+        let mut masks = Vec::with_capacity(nq);
+        let mut filters = Vec::with_capacity(nq);
+        let mut matching = 0usize;
+        for ql in query_labels.iter().take(nq) {
+            let mask: Vec<bool> = base_labels.iter().map(|l| l == ql).collect();
+            matching += mask.iter().filter(|m| **m).count();
+            masks.push(std::sync::Arc::new(mask));
+            filters.push(Filter::new().must(Condition::matches_value("label", ql.as_str())));
+        }
+        cases.push(Case {
+            attribute: "label".into(),
+            selectivity: round(matching as f64 / (nq * n) as f64, 4),
+            masks,
+            filters,
+            gt: Some(
+                (0..nq)
+                    .map(|q| gt.row(q).iter().take(a.k).map(|&r| r as u32).collect())
+                    .collect(),
+            ),
+        });
+    }
+
+    for case in &cases {
+        let line = |engine: &'static str, plan: String, recall: f64, qps: f64| FilteredRecord {
+            bench: "filtered",
+            dataset: dataset.clone(),
+            attribute: case.attribute.clone(),
+            selectivity: case.selectivity,
+            engine,
+            plan,
+            recall: round(recall, 4),
+            qps: round(qps, 1),
+        };
+        // Exact scan of the matching rows: the baseline and the ground truth.
+        let t = Instant::now();
+        let exact: Vec<Vec<u32>> = (0..nq)
+            .map(|q| {
+                let mask = &case.masks[q];
+                let query = queries.row(q);
+                let mut top = TopK::new(a.k);
+                for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
+                    top.push(a.metric.distance(query, base.row(i)), i as u32);
+                }
+                top.into_sorted_rows()
+            })
+            .collect();
+        let exact_qps = nq as f64 / t.elapsed().as_secs_f64();
+        let gt = case.gt.clone().unwrap_or_else(|| exact.clone());
+        emit(&line(
+            "exact-subset",
+            String::new(),
+            recall(&exact, &gt),
+            exact_qps,
+        ))?;
+
+        // HNSW with a filter callback.
+        let t = Instant::now();
+        let cb: Vec<Vec<u32>> = (0..nq)
+            .map(|q| {
+                let mask = &case.masks[q];
+                graph
+                    .search_filtered(queries.row(q), a.k, a.ef, &|s| mask[s as usize])
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .collect()
+            })
+            .collect();
+        let cb_qps = nq as f64 / t.elapsed().as_secs_f64();
+        emit(&line(
+            "hnsw-callback",
+            String::new(),
+            recall(&cb, &gt),
+            cb_qps,
+        ))?;
+
+        // hybridb: plans per query, counted.
+        let mut plans: std::collections::BTreeMap<String, usize> = Default::default();
+        let t = Instant::now();
+        let mut ours = Vec::with_capacity(nq);
+        for q in 0..nq {
+            let req = SearchRequest::new(queries.row(q).to_vec(), a.k)
+                .filter(case.filters[q].clone())
+                .consistency(hybridb::Consistency::Eventual);
+            let ex = coll.explain(&req)?;
+            *plans.entry(ex.plan.name().to_string()).or_default() += 1;
+            ours.push(
+                ex.hits
+                    .iter()
+                    .map(|h| h.id.as_uuid().as_u128() as u32)
+                    .collect::<Vec<u32>>(),
+            );
+        }
+        let ours_qps = nq as f64 / t.elapsed().as_secs_f64();
+        let plan = plans
+            .iter()
+            .map(|(p, c)| {
+                if plans.len() == 1 {
+                    p.clone()
+                } else {
+                    format!("{p}:{c}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        emit(&line("hybridb", plan, recall(&ours, &gt), ours_qps))?;
+    }
+    drop(coll);
+    db.close()?;
+    Ok(())
+}
+
+/// Mean recall: the share of each ground-truth row list found (rows, not distances).
+fn recall(got: &[Vec<u32>], gt: &[Vec<u32>]) -> f64 {
+    let (mut found, mut wanted) = (0usize, 0usize);
+    for (g, w) in got.iter().zip(gt) {
+        wanted += w.len();
+        found += w.iter().filter(|x| g.contains(x)).count();
+    }
+    if wanted == 0 {
+        1.0
+    } else {
+        found as f64 / wanted as f64
+    }
+}
+
+fn read_lines(path: &std::path::Path) -> Result<Vec<String>> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect())
+}
