@@ -196,6 +196,9 @@ pub struct ExportArgs {
     /// Leave vectors out.
     #[arg(long)]
     pub no_vector: bool,
+    /// Only entities passing this filter (JSON).
+    #[arg(long)]
+    pub filter: Option<String>,
 }
 
 /// `hybridb search`.
@@ -218,4 +221,7 @@ pub struct SearchArgs {
     /// Include stored vectors.
     #[arg(long)]
     pub with_vector: bool,
+    /// Only entities passing this filter (JSON, e.g. '{"must":[{"key":"lang","match":{"value":"en"}}]}').
+    #[arg(long)]
+    pub filter: Option<String>,
 }

@@ -268,9 +268,13 @@ fn collections(file: &Path, json: bool, cmd: CollectionsCmd) -> Result<i32> {
 }
 
 fn export(file: &Path, e: ExportArgs) -> Result<i32> {
+    let filter = parse_filter(e.filter.as_deref())?;
     let db = open_existing(file, true)?;
     let coll = db.collection(&e.collection)?;
-    let total = coll.count()?;
+    let total = match &filter {
+        Some(f) => coll.count_where(f)?,
+        None => coll.count()?,
+    };
     let to_stdout = e.out.is_none();
     let mut out: Box<dyn Write> = match &e.out {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -283,7 +287,10 @@ fn export(file: &Path, e: ExportArgs) -> Result<i32> {
     let mut after: Option<EntityId> = None;
     let mut written = 0u64;
     loop {
-        let page = coll.scroll(after, 1000)?;
+        let page = match &filter {
+            Some(f) => coll.scroll_where(f, after, 1000)?,
+            None => coll.scroll(after, 1000)?,
+        };
         for r in page.records {
             let line = serde_json::to_string(&EntityOut::new(r, !e.no_vector))?;
             writeln!(out, "{line}")?;
@@ -301,6 +308,15 @@ fn export(file: &Path, e: ExportArgs) -> Result<i32> {
         eprintln!("exported {written} entities");
     }
     Ok(0)
+}
+
+/// Parses a `--filter` (the HTTP API's JSON form).
+fn parse_filter(s: Option<&str>) -> Result<Option<hybridb::Filter>> {
+    s.map(|s| {
+        hybridb_server::decode_json(s.as_bytes(), 64)
+            .map_err(|e| anyhow::anyhow!("--filter: {}", e.message))
+    })
+    .transpose()
 }
 
 /// Parses `[1,2]` or `1,2`.
@@ -322,11 +338,15 @@ fn search(file: &Path, json: bool, s: SearchArgs) -> Result<i32> {
     let vector = parse_vector(&s.vector)?;
     let db = open_existing(file, json)?;
     let coll = db.collection(&s.collection)?;
+    let filter = parse_filter(s.filter.as_deref())?;
     let mut req = SearchRequest::new(vector, s.k)
         .with_payload(s.with_payload)
         .with_vector(s.with_vector);
     if let Some(ef) = s.ef {
         req = req.ef(ef);
+    }
+    if let Some(f) = filter {
+        req = req.filter(f);
     }
     let hits: Vec<HitOut> = coll
         .search_with(&req)?

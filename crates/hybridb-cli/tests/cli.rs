@@ -90,6 +90,41 @@ fn import_search_backup_restore_verify() {
     );
     assert_eq!(hits["hits"][0]["payload"]["n"], 0);
     assert_eq!(hits["hits"].as_array().unwrap().len(), 3);
+    let filtered = json(
+        &data,
+        &[
+            "search",
+            "docs",
+            "--vector",
+            "[1,0,1]",
+            "-k",
+            "3",
+            "--with-payload",
+            "--filter",
+            r#"{"must":[{"key":"n","range":{"gte":40}}]}"#,
+        ],
+    );
+    assert_eq!(filtered["hits"].as_array().unwrap().len(), 3);
+    assert!(
+        filtered["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["payload"]["n"].as_u64().unwrap() >= 40)
+    );
+    let bad = hybridb(
+        &data,
+        &[
+            "search",
+            "docs",
+            "--vector",
+            "1,0,1",
+            "--filter",
+            r#"{"must":5}"#,
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--filter"));
 
     let backup = dir.path().join("b.redb");
     let b = json(&data, &["backup", backup.to_str().unwrap()]);
@@ -125,6 +160,16 @@ fn import_search_backup_restore_verify() {
         .collect();
     assert_eq!(lines.len(), 50);
     assert!(lines[0]["vector"].is_array());
+    let out = hybridb(
+        &data,
+        &[
+            "export",
+            "docs",
+            "--filter",
+            r#"{"must":[{"key":"n","range":{"lt":5}}]}"#,
+        ],
+    );
+    assert_eq!(out.stdout.lines().count(), 5);
     // An export imports as is (same ids, payloads and vectors).
     let exported = dir.path().join("export.jsonl");
     let out = hybridb(

@@ -62,7 +62,7 @@ fn docs_walkthrough_works_as_written() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 13, "{stdout}");
+    assert_eq!(lines.len(), 14, "{stdout}");
     let json: Vec<Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
@@ -76,24 +76,28 @@ fn docs_walkthrough_works_as_written() {
     );
     assert_eq!(json[2]["hits"][0]["id"], intro);
     assert_eq!(json[2]["hits"][0]["payload"]["title"], "Introduction");
-    assert_eq!(json[3]["payload"]["lang"], "en");
-    assert_eq!(json[4]["count"], 2);
-    assert_eq!(json[5]["next_since"], 3);
-    assert_eq!(json[6]["error"]["code"], "invalid_entity");
-    assert_eq!(json[7]["deleted"], 1);
-    assert_eq!(json[8]["entities"], 1);
+    assert_eq!(
+        json[3]["hits"][0]["id"],
+        "8e137603-08bc-5e94-bcea-14d37598272a"
+    );
+    assert_eq!(json[4]["payload"]["lang"], "en");
+    assert_eq!(json[5]["count"], 2);
+    assert_eq!(json[6]["next_since"], 3);
+    assert_eq!(json[7]["error"]["code"], "invalid_entity");
+    assert_eq!(json[8]["deleted"], 1);
+    assert_eq!(json[9]["entities"], 1);
     assert!(
         dir.path()
             .join("hybridb-data/backups/walkthrough.redb")
             .is_file()
     );
-    assert_eq!(json[9]["clean"], true);
-    assert_eq!(json[10]["last_seq"], 4);
+    assert_eq!(json[10]["clean"], true);
+    assert_eq!(json[11]["last_seq"], 4);
     assert_eq!(
-        lines[11],
+        lines[12],
         r#"hybridb_collection_entities{collection="docs"} 1"#
     );
-    assert_eq!(json[12]["dropped"], true);
+    assert_eq!(json[13]["dropped"], true);
     // Only the one deliberate error.
     assert_eq!(stdout.matches("\"error\"").count(), 1);
 }

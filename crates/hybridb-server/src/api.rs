@@ -304,7 +304,7 @@ pub struct DeleteBody {
     /// Ids to delete in one transaction.
     #[schema(value_type = Option<Vec<String>>)]
     pub ids: Option<Vec<EntityId>>,
-    /// Delete what matches (not supported yet: 400 `filter_unsupported`).
+    /// Delete every entity that passes this filter (one transaction).
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Filter>,
 }
@@ -326,7 +326,7 @@ pub struct ScrollBody {
     /// Page size, 1..=max_k. Default 100.
     #[serde(default = "hundred")]
     pub limit: usize,
-    /// Only entities matching (not supported yet: 400 `filter_unsupported`).
+    /// Only entities that pass this filter.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Filter>,
     /// Include vectors. Default false.
@@ -348,7 +348,7 @@ pub struct ScrollOut {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CountBody {
-    /// Count only matching entities (not supported yet: 400 `filter_unsupported`).
+    /// Count only entities that pass this filter.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Filter>,
 }
@@ -380,9 +380,13 @@ pub struct SearchBody {
     /// How many hits, 1..=max_k. Default 10.
     #[serde(default = "ten")]
     pub k: usize,
-    /// Only entities matching (not supported yet: 400 `filter_unsupported`).
+    /// Only entities that pass this filter (never fewer than `k` hits while `k` entities
+    /// pass it).
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Filter>,
+    /// Only hits at least this good: a score `>=` it for cosine and dot, a distance `<=` it
+    /// for L2.
+    pub score_threshold: Option<f32>,
     /// HNSW search effort (candidate list size, 1..=65536, raised to k). Default: the
     /// collection's.
     pub ef: Option<usize>,

@@ -117,6 +117,9 @@ impl From<hybridb::Error> for ApiError {
             E::CollectionExists(_) => (StatusCode::CONFLICT, "collection_exists"),
             E::InvalidEntity { .. } => (StatusCode::BAD_REQUEST, "invalid_entity"),
             E::Conflict { .. } => (StatusCode::CONFLICT, "version_conflict"),
+            E::InvalidQuery(hybridb::QueryProblem::Filter(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_filter")
+            }
             E::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             E::InvalidId { .. } => (StatusCode::BAD_REQUEST, "invalid_id"),
             E::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),

@@ -132,7 +132,9 @@ fn json_error(e: serde_json::Error, path: &str) -> ApiError {
             let msg = e.to_string();
             // serde_json appends " at line L column C"; the path says more.
             let msg = msg.split(" at line ").next().unwrap_or(&msg);
-            if path == "." {
+            if crate::filter::in_filter(path) {
+                ApiError::bad_request("invalid_filter", format!("{path}: {msg}"))
+            } else if path == "." {
                 ApiError::bad_request("invalid_body", msg.to_string())
             } else {
                 ApiError::bad_request("invalid_body", format!("{path}: {msg}"))

@@ -1,23 +1,27 @@
-//! Filters in request bodies — the one place that decides what a `filter` field does.
+//! Filters in request bodies — the one place that decides what a `filter` field is.
 //!
-//! The library has no filters yet, so [`Filter`] is raw JSON and `check` refuses any filter
-//! with 400 `filter_unsupported`. When `hybridb::Filter` lands, change the alias to it (its
-//! serde form is Qdrant's JSON) and make `check` pass it on; the request types and the
-//! OpenAPI document follow from the alias.
-
-use crate::error::ApiError;
+//! A filter is [`hybridb::Filter`] in its JSON form (Qdrant's: `{"must": [{"key": "lang",
+//! "match": {"value": "en"}}], "should": [...], "must_not": [...]}`). A malformed one is
+//! refused while the body is decoded (400 `invalid_filter`, the message naming the part, e.g.
+//! `filter: must[0].range: ...`); one that does not fit the collection's payload indexes is
+//! refused by the library with the same code.
 
 /// The type of the `filter` field of request bodies.
-pub type Filter = serde_json::Value;
+pub type Filter = hybridb::Filter;
 
-/// Accepts the absence of a filter; refuses any filter for now (see the module docs).
-/// `field` names where the filter was found, e.g. `filter` or `searches[2].filter`.
-pub(crate) fn check(field: &str, filter: Option<&Filter>) -> Result<(), ApiError> {
-    match filter {
-        None | Some(serde_json::Value::Null) => Ok(()),
-        Some(_) => Err(ApiError::bad_request(
-            "filter_unsupported",
-            format!("{field}: filters are not supported by this version of hybridb yet"),
-        )),
+/// True if a serde path (`searches[2].filter.must[0]`) lies inside a `filter` field.
+pub(crate) fn in_filter(path: &str) -> bool {
+    path.split('.')
+        .any(|seg| seg == "filter" || seg.starts_with("filter["))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn paths_inside_filters() {
+        assert!(super::in_filter("filter"));
+        assert!(super::in_filter("searches[2].filter"));
+        assert!(!super::in_filter("filters"));
+        assert!(!super::in_filter("entities[0].vector"));
     }
 }

@@ -143,6 +143,38 @@ fn collections_entities_and_search() {
         json!([0.0, 1.0, 0.0])
     );
     assert_eq!(batch["results"].as_array().unwrap().len(), 2);
+    // Filters: search, count, scroll; a score threshold.
+    let de = json!({"must": [{"key": "lang", "match": {"value": "de"}}]});
+    let hits = s.ok(
+        "POST",
+        "/collections/docs/search",
+        json!({"vector": [1.0, 0.0, 0.0], "k": 3, "filter": de, "with_payload": true}),
+    );
+    assert_eq!(hits["hits"].as_array().unwrap().len(), 1);
+    assert_eq!(hits["hits"][0]["id"], B);
+    let en = json!({"must": [{"key": "lang", "match": {"value": "en"}}]});
+    let counted = s.ok("POST", "/collections/docs/count", json!({"filter": en}));
+    assert_eq!(counted["count"], 2);
+    let page = s.ok(
+        "POST",
+        "/collections/docs/scroll",
+        json!({"filter": {"must_not": [{"key": "lang", "match": {"any": ["en", "de"]}}]}}),
+    );
+    assert_eq!(page["entities"].as_array().unwrap().len(), 1);
+    assert_eq!(page["entities"][0]["id"], generated);
+    let close = s.ok(
+        "POST",
+        "/collections/docs/search",
+        json!({"vector": [1.0, 0.0, 0.0], "k": 4, "score_threshold": 0.9}),
+    );
+    assert_eq!(close["hits"].as_array().unwrap().len(), 1);
+    let batch = s.ok(
+        "POST",
+        "/collections/docs/search/batch",
+        json!({"searches": [{"vector": [1.0, 0.0, 0.0], "k": 1, "filter": de}, {"vector": [1.0, 0.0, 0.0], "k": 1}]}),
+    );
+    assert_eq!(batch["results"][0]["hits"][0]["id"], B);
+    assert_eq!(batch["results"][1]["hits"][0]["id"], A);
     // Deletes.
     let d = s.ok(
         "POST",
@@ -169,6 +201,17 @@ fn collections_entities_and_search() {
     );
     let gone = s.get(&format!("/collections/docs/entities/{A}"));
     assert_eq!((gone.status, gone.code()), (404, "entity_not_found"));
+    // Delete by filter (what is left, key "c", is "en").
+    let d = s.ok(
+        "POST",
+        "/collections/docs/entities/delete",
+        json!({"filter": en}),
+    );
+    assert_eq!(d["deleted"], 1);
+    assert_eq!(
+        s.ok("POST", "/collections/docs/count", json!({}))["count"],
+        0
+    );
     // Drop.
     let dropped = s.raw("DELETE", "/collections/docs", None, &[]);
     assert_eq!(dropped.status, 200);
@@ -214,17 +257,22 @@ fn malformed_requests_get_codes_naming_the_field() {
         ("POST", "/collections/docs/search", br#"{"vector":[1,0,0],"ef":1000000}"#, 400, "invalid_query", "ef"),
         ("POST", "/collections/docs/search", br#"{"vector":[1,0,0],"top_k":3}"#, 400, "invalid_body", "top_k"),
         ("POST", "/collections/docs/search", br#"{"k":3}"#, 400, "invalid_body", "vector"),
-        ("POST", "/collections/docs/search", br#"{"vector":[1,0,0],"filter":{"must":[]}}"#, 400, "filter_unsupported", "filter"),
+        ("POST", "/collections/docs/search", br#"{"vector":[1,0,0],"filter":{"must":[{"key":"lang","range":"x"}]}}"#, 400, "invalid_filter", "filter"),
+        ("POST", "/collections/docs/search", br#"{"vector":[1,0,0],"filter":{"bogus":[]}}"#, 400, "invalid_filter", "bogus"),
+        ("POST", "/collections/docs/search", br#"{"vector":[1,0,0],"filter":{"must":[{"key":"lang","range":{"gte":1}}]}}"#, 400, "invalid_filter", "keyword"),
+        ("POST", "/collections/docs/search", br#"{"vector":[1,0,0],"score_threshold":"high"}"#, 400, "invalid_body", "score_threshold"),
         ("POST", "/collections/docs/search/batch", br#"{"searches":[{"vector":[1,0,0]},{"vector":[1,0]}]}"#, 400, "invalid_query", "searches[1]"),
-        ("POST", "/collections/docs/search/batch", br#"{"searches":[{"vector":[1,0,0]},{"vector":[1,0,0],"filter":{}}]}"#, 400, "filter_unsupported", "searches[1].filter"),
-        ("POST", "/collections/docs/count", br#"{"filter":{"must":[]}}"#, 400, "filter_unsupported", "filter"),
+        ("POST", "/collections/docs/search/batch", br#"{"searches":[{"vector":[1,0,0]},{"vector":[1,0,0],"filter":{"must":7}}]}"#, 400, "invalid_filter", "searches[1].filter"),
+        ("POST", "/collections/docs/count", br#"{"filter":{"must":[{"key":"lang","match":{}}]}}"#, 400, "invalid_filter", "filter"),
+        ("POST", "/collections/docs/scroll", br#"{"filter":{"must":[{"key":"lang","match":{"value":1.5}}]}}"#, 400, "invalid_filter", "filter"),
         ("POST", "/collections/docs/scroll", br#"{"limit":0}"#, 400, "invalid_query", "limit: invalid query"),
         ("POST", "/collections/nope/scroll", br#"{}"#, 404, "collection_not_found", "collection \"nope\""),
         ("POST", "/collections/docs/entities/delete", br#"{"ids":["00000000-0000-0000-0000-00000000000a","00000000-0000-0000-0000-00000000000a"]}"#, 400, "invalid_entity", "ids[1]"),
         ("PUT", "/collections/docs/entities", br#"{"entities":[{"key":"k","vector":[1,2,3]},{"key":"k","vector":[1,2,3]}]}"#, 400, "invalid_entity", "entities[1]"),
         ("POST", "/collections/docs/scroll", br#"{"after":"zz"}"#, 400, "invalid_body", "after"),
         ("POST", "/collections/docs/entities/delete", br#"{}"#, 400, "invalid_body", "exactly one"),
-        ("POST", "/collections/docs/entities/delete", br#"{"filter":{"must":[]}}"#, 400, "filter_unsupported", "filter"),
+        ("POST", "/collections/docs/entities/delete", br#"{"ids":[],"filter":{"must":[]}}"#, 400, "invalid_body", "exactly one"),
+        ("POST", "/collections/docs/entities/delete", br#"{"filter":{"must":[{"has_id":["nope"]}]}}"#, 400, "invalid_filter", "filter"),
         ("POST", "/collections/docs/entities/delete", br#"{"ids":["x"]}"#, 400, "invalid_body", "ids[0]"),
         ("GET", "/changes?since=abc", b"", 400, "invalid_query_param", "since"),
         ("GET", "/changes?limit=0", b"", 400, "invalid_query_param", "limit"),

@@ -11,7 +11,6 @@ use crate::api::{
 };
 use crate::error::{ApiError, ErrorBody, write_error};
 use crate::extract::{ApiPath, ApiQuery, JsonBody, parse_id};
-use crate::filter;
 use crate::state::{AppState, blocking};
 
 /// Most ids in one get-many.
@@ -183,28 +182,26 @@ pub(crate) async fn get_many(
     .await
 }
 
-/// Deletes entities by id (one transaction) or by filter.
+/// Deletes entities by id or by filter, in one transaction.
 #[utoipa::path(post, path = "/collections/{name}/entities/delete", tag = "entities",
     params(("name" = String, Path, description = "Collection name")),
     request_body = DeleteBody,
     responses(
         (status = 200, body = DeleteOut),
-        (status = 400, description = "neither or both of `ids` and `filter`; `filter_unsupported`", body = ErrorBody),
+        (status = 400, description = "neither or both of `ids` and `filter`; `invalid_filter`", body = ErrorBody),
         (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
 pub(crate) async fn delete(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,
     JsonBody(body): JsonBody<DeleteBody>,
 ) -> Result<Json<DeleteOut>, ApiError> {
-    let ids = match (body.ids, body.filter.as_ref()) {
-        (Some(ids), None) => ids,
-        (None, Some(_)) => {
-            filter::check("filter", body.filter.as_ref())?;
-            return Err(ApiError::bad_request(
-                "filter_unsupported",
-                "filter: delete by filter is not supported yet",
-            ));
-        }
+    let coll = st.db.collection(&name)?.to_async();
+    let deleted = match (body.ids, body.filter) {
+        (Some(ids), None) => coll
+            .delete_batch(&ids)
+            .await
+            .map_err(|e| write_error(e, "ids"))?,
+        (None, Some(filter)) => coll.delete_by_filter(&filter).await?,
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_body",
@@ -212,11 +209,6 @@ pub(crate) async fn delete(
             ));
         }
     };
-    let coll = st.db.collection(&name)?.to_async();
-    let deleted = coll
-        .delete_batch(&ids)
-        .await
-        .map_err(|e| write_error(e, "ids"))?;
     Ok(Json(DeleteOut {
         deleted: deleted as u64,
     }))
@@ -228,18 +220,23 @@ pub(crate) async fn delete(
     request_body = ScrollBody,
     responses(
         (status = 200, body = ScrollOut),
-        (status = 400, description = "`invalid_query` (limit), `filter_unsupported`", body = ErrorBody),
+        (status = 400, description = "`invalid_query` (limit), `invalid_filter`", body = ErrorBody),
         (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
 pub(crate) async fn scroll(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,
     JsonBody(body): JsonBody<ScrollBody>,
 ) -> Result<Json<ScrollOut>, ApiError> {
-    filter::check("filter", body.filter.as_ref())?;
     blocking(move || {
         let c = st.db.collection(&name)?;
-        let page = c.scroll(body.after, body.limit).map_err(|e| match e {
-            hybridb::Error::InvalidQuery(_) => ApiError::from(e).at("limit"),
+        let page = match &body.filter {
+            Some(f) => c.scroll_where(f, body.after, body.limit),
+            None => c.scroll(body.after, body.limit),
+        }
+        .map_err(|e| match e {
+            hybridb::Error::InvalidQuery(
+                hybridb::QueryProblem::ZeroK | hybridb::QueryProblem::KTooLarge { .. },
+            ) => ApiError::from(e).at("limit"),
             other => other.into(),
         })?;
         Ok(Json(ScrollOut {
@@ -260,16 +257,19 @@ pub(crate) async fn scroll(
     request_body(content = CountBody, description = "May be empty"),
     responses(
         (status = 200, body = CountOut),
-        (status = 400, description = "`filter_unsupported`", body = ErrorBody),
+        (status = 400, description = "`invalid_filter`", body = ErrorBody),
         (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
 pub(crate) async fn count(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,
     JsonBody(body): JsonBody<CountBody>,
 ) -> Result<Json<CountOut>, ApiError> {
-    filter::check("filter", body.filter.as_ref())?;
     blocking(move || {
-        let count = st.db.collection(&name)?.count()?;
+        let c = st.db.collection(&name)?;
+        let count = match &body.filter {
+            Some(f) => c.count_where(f)?,
+            None => c.count()?,
+        };
         Ok(Json(CountOut { count }))
     })
     .await

@@ -7,7 +7,6 @@ use hybridb::{Collection, Consistency, SearchRequest};
 use crate::api::{ConsistencySpec, HitOut, SearchBatchBody, SearchBatchOut, SearchBody, SearchOut};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, JsonBody};
-use crate::filter;
 use crate::state::{AppState, blocking};
 
 /// Largest accepted `ef` (the collection config's own bound).
@@ -15,7 +14,6 @@ const MAX_EF: usize = 65_536;
 
 /// Checks one search body and turns it into a library request.
 fn request(body: SearchBody, at: &str) -> Result<SearchRequest, ApiError> {
-    filter::check(&format!("{at}filter"), body.filter.as_ref())?;
     let mut req = SearchRequest::new(body.vector, body.k)
         .with_payload(body.with_payload)
         .with_vector(body.with_vector)
@@ -23,6 +21,12 @@ fn request(body: SearchBody, at: &str) -> Result<SearchRequest, ApiError> {
             ConsistencySpec::Strong => Consistency::Strong,
             ConsistencySpec::Eventual => Consistency::Eventual,
         });
+    if let Some(filter) = body.filter {
+        req = req.filter(filter);
+    }
+    if let Some(t) = body.score_threshold {
+        req = req.score_threshold(t);
+    }
     if let Some(ef) = body.ef {
         if ef == 0 || ef > MAX_EF {
             return Err(ApiError::bad_request(
@@ -47,7 +51,7 @@ fn run(c: &Collection, req: &SearchRequest) -> Result<SearchOut, ApiError> {
     request_body = SearchBody,
     responses(
         (status = 200, body = SearchOut),
-        (status = 400, description = "`invalid_query` (k, ef, vector), `filter_unsupported`", body = ErrorBody),
+        (status = 400, description = "`invalid_query` (k, ef, vector, score_threshold), `invalid_filter`", body = ErrorBody),
         (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
 pub(crate) async fn search(
     State(st): State<AppState>,
