@@ -103,13 +103,7 @@ impl CreateCollection {
             });
         }
         for (field, kind) in &self.payload_indexes {
-            let kind = match kind {
-                PayloadIndexSpec::Keyword => PayloadIndexKind::Keyword,
-                PayloadIndexSpec::Integer => PayloadIndexKind::Integer,
-                PayloadIndexSpec::Float => PayloadIndexKind::Float,
-                PayloadIndexSpec::Bool => PayloadIndexKind::Bool,
-                PayloadIndexSpec::Datetime => PayloadIndexKind::Datetime,
-            };
+            let kind = kind.kind();
             config = config.with_payload_index(field.clone(), kind);
         }
         config
@@ -169,6 +163,81 @@ impl CollectionOut {
 pub struct CollectionList {
     /// All collections, by name.
     pub collections: Vec<CollectionOut>,
+}
+
+/// Body of `PUT /collections/{name}/payload-indexes/{field}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadIndexBody {
+    /// The index type.
+    pub kind: PayloadIndexSpec,
+}
+
+impl PayloadIndexSpec {
+    /// The library's kind.
+    pub fn kind(self) -> PayloadIndexKind {
+        match self {
+            PayloadIndexSpec::Keyword => PayloadIndexKind::Keyword,
+            PayloadIndexSpec::Integer => PayloadIndexKind::Integer,
+            PayloadIndexSpec::Float => PayloadIndexKind::Float,
+            PayloadIndexSpec::Bool => PayloadIndexKind::Bool,
+            PayloadIndexSpec::Datetime => PayloadIndexKind::Datetime,
+        }
+    }
+}
+
+/// Answer of the payload-index routes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PayloadIndexOut {
+    /// The field (a dotted key).
+    pub field: String,
+    /// Whether anything changed (false: the index existed already, or did not exist).
+    pub changed: bool,
+}
+
+/// Answer of `POST /collections/{name}/search/explain`: how a search ran, and its hits.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExplainOut {
+    /// `unfiltered`, `no_matches`, `exact_scan` or `filtered_graph`.
+    pub plan: &'static str,
+    /// The graph traversal found too few hits and an exact scan followed.
+    pub fallback: bool,
+    /// Live entities passing the filter (the planner's cardinality).
+    pub matching: u64,
+    /// `matching` was estimated from a sample.
+    pub estimated: bool,
+    /// Live entities in the collection.
+    pub live: u64,
+    /// Payloads read to decide conditions on fields without a payload index.
+    pub payloads_checked: u64,
+    /// Beam width of graph plans.
+    pub ef: u64,
+    /// Microseconds evaluating the filter.
+    pub filter_micros: u64,
+    /// Microseconds in the vector search.
+    pub search_micros: u64,
+    /// Microseconds for the whole search.
+    pub total_micros: u64,
+    /// The hits, best first.
+    pub hits: Vec<HitOut>,
+}
+
+impl From<hybridb::Explain> for ExplainOut {
+    fn from(e: hybridb::Explain) -> Self {
+        ExplainOut {
+            plan: e.plan.name(),
+            fallback: e.fallback,
+            matching: e.matching as u64,
+            estimated: e.estimated,
+            live: e.live as u64,
+            payloads_checked: e.payloads_checked as u64,
+            ef: e.ef as u64,
+            filter_micros: e.filter_micros,
+            search_micros: e.search_micros,
+            total_micros: e.total_micros,
+            hits: e.hits.into_iter().map(HitOut::from).collect(),
+        }
+    }
 }
 
 /// Answer of `DELETE /collections/{name}`.

@@ -72,9 +72,10 @@ pub(crate) enum Access {
 /// GETs and the POSTs that only read (search, count, scroll, get-many); everything else
 /// writes or administers.
 pub(crate) fn required_access(method: &Method, route: &str) -> Access {
-    const READING_POSTS: [&str; 5] = [
+    const READING_POSTS: [&str; 6] = [
         "/collections/{name}/search",
         "/collections/{name}/search/batch",
+        "/collections/{name}/search/explain",
         "/collections/{name}/count",
         "/collections/{name}/scroll",
         "/collections/{name}/entities/get",
@@ -199,6 +200,12 @@ mod tests {
             (Method::GET, "/metrics", Read),
             (Method::POST, "/collections/{name}/search", Read),
             (Method::POST, "/collections/{name}/entities/get", Read),
+            (Method::POST, "/collections/{name}/search/explain", Read),
+            (
+                Method::PUT,
+                "/collections/{name}/payload-indexes/{field}",
+                Write,
+            ),
             (Method::PUT, "/collections/{name}", Write),
             (Method::DELETE, "/collections/{name}", Write),
             (Method::POST, "/collections/{name}/entities/delete", Write),

@@ -6,8 +6,8 @@ mod common;
 
 use common::TestServer;
 use hybridb_server::{
-    ApiError, BackupBody, CountBody, CreateCollection, DeleteBody, GetManyBody, PutEntityBody,
-    ScrollBody, SearchBatchBody, SearchBody, UpsertBody, VerifyBody, decode_json,
+    ApiError, BackupBody, CountBody, CreateCollection, DeleteBody, GetManyBody, PayloadIndexBody,
+    PutEntityBody, ScrollBody, SearchBatchBody, SearchBody, UpsertBody, VerifyBody, decode_json,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -55,6 +55,7 @@ fn decode_all(bytes: &[u8]) {
     one::<CreateCollection>(bytes);
     one::<UpsertBody>(bytes);
     one::<PutEntityBody>(bytes);
+    one::<PayloadIndexBody>(bytes);
     one::<GetManyBody>(bytes);
     one::<DeleteBody>(bytes);
     one::<ScrollBody>(bytes);
@@ -98,6 +99,8 @@ fn every_body_route_answers_4xx_or_success_to_garbage() {
         ("POST", "/collections/docs/count"),
         ("POST", "/collections/docs/search"),
         ("POST", "/collections/docs/search/batch"),
+        ("POST", "/collections/docs/search/explain"),
+        ("PUT", "/collections/docs/payload-indexes/lang"),
         ("POST", "/backup"),
         ("POST", "/verify"),
     ];

@@ -143,6 +143,51 @@ fn collections_entities_and_search() {
         json!([0.0, 1.0, 0.0])
     );
     assert_eq!(batch["results"].as_array().unwrap().len(), 2);
+    // Payload indexes: declare, again (no change), explain a filtered search, a type clash.
+    let pi = s.ok(
+        "PUT",
+        "/collections/docs/payload-indexes/title",
+        json!({"kind": "keyword"}),
+    );
+    assert_eq!(
+        (pi["field"].as_str(), pi["changed"].as_bool()),
+        (Some("title"), Some(true))
+    );
+    let pi = s.ok(
+        "PUT",
+        "/collections/docs/payload-indexes/title",
+        json!({"kind": "keyword"}),
+    );
+    assert_eq!(pi["changed"], false);
+    let clash = s.send(
+        "PUT",
+        "/collections/docs/payload-indexes/title",
+        json!({"kind": "integer"}),
+    );
+    assert_eq!(
+        (clash.status, clash.code()),
+        (400, "invalid_config"),
+        "{}",
+        clash.body
+    );
+    let ex = s.ok(
+        "POST",
+        "/collections/docs/search/explain",
+        json!({"vector": [1.0, 0.0, 0.0], "k": 2, "filter": {"must": [{"key": "title", "match": {"value": "a2"}}]}}),
+    );
+    assert_eq!(ex["hits"][0]["id"], A);
+    assert_eq!(ex["matching"], 1);
+    assert!(
+        ["exact_scan", "filtered_graph"].contains(&ex["plan"].as_str().unwrap()),
+        "{ex}"
+    );
+    let pi = s.raw(
+        "DELETE",
+        "/collections/docs/payload-indexes/title",
+        None,
+        &[],
+    );
+    assert_eq!(pi.body["changed"], true);
     // Filters: search, count, scroll; a score threshold.
     let de = json!({"must": [{"key": "lang", "match": {"value": "de"}}]});
     let hits = s.ok(
@@ -383,6 +428,11 @@ fn api_keys() {
         ),
         ("POST", "/backup", &br#"{"path":"x"}"#[..]),
         ("POST", "/verify", &b""[..]),
+        (
+            "PUT",
+            "/collections/k/payload-indexes/x",
+            &br#"{"kind":"keyword"}"#[..],
+        ),
     ] {
         let body = (!body.is_empty()).then_some(body);
         let a = s.raw(method, path, body, &ro);
@@ -507,6 +557,11 @@ fn admin_routes() {
         ("/collections/{name}/count", &["post"]),
         ("/collections/{name}/search", &["post"]),
         ("/collections/{name}/search/batch", &["post"]),
+        ("/collections/{name}/search/explain", &["post"]),
+        (
+            "/collections/{name}/payload-indexes/{field}",
+            &["put", "delete"],
+        ),
         ("/changes", &["get"]),
         ("/changes/stream", &["get"]),
         ("/backup", &["post"]),
@@ -523,7 +578,7 @@ fn admin_routes() {
             );
         }
     }
-    assert_eq!(paths.len(), 18);
+    assert_eq!(paths.len(), 20);
     assert!(doc.body["components"]["schemas"]["SearchBody"].is_object());
     assert!(doc.body["components"]["securitySchemes"]["api_key"].is_object());
     assert_eq!(
@@ -531,7 +586,7 @@ fn admin_routes() {
             .as_object()
             .unwrap()
             .len(),
-        18
+        20
     );
 }
 

@@ -4,7 +4,9 @@ use crate::reply::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::api::{CollectionList, CollectionOut, CreateCollection, Dropped};
+use crate::api::{
+    CollectionList, CollectionOut, CreateCollection, Dropped, PayloadIndexBody, PayloadIndexOut,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, JsonBody};
 use crate::state::{AppState, blocking};
@@ -92,6 +94,48 @@ pub(crate) async fn drop(
             name,
             dropped: true,
         }))
+    })
+    .await
+}
+
+/// Declares a payload index on a field and fills it from every entity (one transaction).
+#[utoipa::path(put, path = "/collections/{name}/payload-indexes/{field}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name"),
+           ("field" = String, Path, description = "Dotted payload key")),
+    request_body = PayloadIndexBody,
+    responses(
+        (status = 200, description = "`changed` is false if the same index existed", body = PayloadIndexOut),
+        (status = 400, description = "`invalid_config`: an entity holds another type there, or the field is indexed with another type", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn create_payload_index(
+    State(st): State<AppState>,
+    ApiPath((name, field)): ApiPath<(String, String)>,
+    JsonBody(body): JsonBody<PayloadIndexBody>,
+) -> Result<Json<PayloadIndexOut>, ApiError> {
+    blocking(move || {
+        let changed = st
+            .db
+            .collection(&name)?
+            .create_payload_index(&field, body.kind.kind())?;
+        Ok(Json(PayloadIndexOut { field, changed }))
+    })
+    .await
+}
+
+/// Drops a payload index (filters on the field keep working, by reading payloads).
+#[utoipa::path(delete, path = "/collections/{name}/payload-indexes/{field}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name"),
+           ("field" = String, Path, description = "Dotted payload key")),
+    responses(
+        (status = 200, description = "`changed` is false if there was no index", body = PayloadIndexOut),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn drop_payload_index(
+    State(st): State<AppState>,
+    ApiPath((name, field)): ApiPath<(String, String)>,
+) -> Result<Json<PayloadIndexOut>, ApiError> {
+    blocking(move || {
+        let changed = st.db.collection(&name)?.drop_payload_index(&field)?;
+        Ok(Json(PayloadIndexOut { field, changed }))
     })
     .await
 }

@@ -63,6 +63,11 @@ pub(crate) fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(entities::count))
         .routes(routes!(search::search))
         .routes(routes!(search::search_batch))
+        .routes(routes!(search::explain))
+        .routes(routes!(
+            collections::create_payload_index,
+            collections::drop_payload_index
+        ))
         .routes(routes!(changes::changes))
         .routes(routes!(changes::stream))
         .routes(routes!(admin::backup))

@@ -4,7 +4,9 @@ use crate::reply::Json;
 use axum::extract::State;
 use hybridb::{Collection, Consistency, SearchRequest};
 
-use crate::api::{ConsistencySpec, HitOut, SearchBatchBody, SearchBatchOut, SearchBody, SearchOut};
+use crate::api::{
+    ConsistencySpec, ExplainOut, HitOut, SearchBatchBody, SearchBatchOut, SearchBody, SearchOut,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, JsonBody};
 use crate::state::{AppState, blocking};
@@ -100,6 +102,27 @@ pub(crate) async fn search_batch(
             .map(|(i, r)| run(&c, r).map_err(|e| e.at(&format!("searches[{i}]"))))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Json(SearchBatchOut { results }))
+    })
+    .await
+}
+
+/// Runs a search and reports how: the plan, the planner's cardinality, where the time went.
+#[utoipa::path(post, path = "/collections/{name}/search/explain", tag = "search",
+    params(("name" = String, Path, description = "Collection name")),
+    request_body = SearchBody,
+    responses(
+        (status = 200, body = ExplainOut),
+        (status = 400, description = "as for `/search`", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn explain(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<SearchBody>,
+) -> Result<Json<ExplainOut>, ApiError> {
+    let req = request(body, "")?;
+    blocking(move || {
+        let c = st.db.collection(&name)?;
+        Ok(Json(ExplainOut::from(c.explain(&req)?)))
     })
     .await
 }
