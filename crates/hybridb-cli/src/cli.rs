@@ -1,0 +1,227 @@
+//! The command line, as clap types.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// hybridb: entities (JSON payload + vector under one id) with vector search, in one file.
+#[derive(Debug, Parser)]
+#[command(name = "hybridb", version, about)]
+pub struct Args {
+    /// Data folder; the database file is DATA/hybridb.redb.
+    #[arg(long, global = true, default_value = "hybridb-data")]
+    pub data: PathBuf,
+    /// Print one JSON document (for scripts) instead of human-readable text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (API keys from HYBRIDB_API_KEY and HYBRIDB_READ_API_KEY).
+    Serve(ServeArgs),
+    /// List, create or drop collections.
+    #[command(subcommand)]
+    Collections(CollectionsCmd),
+    /// Import entities from JSON lines ({id?, key?, payload?, vector}) or .fvecs/.bvecs.
+    Import(ImportArgs),
+    /// Export a collection as JSON lines ({id, payload, vector, version, updated_at}).
+    Export(ExportArgs),
+    /// Nearest entities to a vector.
+    Search(SearchArgs),
+    /// One entity by id.
+    Get {
+        /// Collection.
+        collection: String,
+        /// Entity id (UUID).
+        id: String,
+    },
+    /// Write a consistent backup of the database to a new file.
+    Backup {
+        /// The backup file to create (must not exist).
+        path: PathBuf,
+    },
+    /// Replace the database with a backup, then verify it.
+    Restore {
+        /// A file made by `hybridb backup`.
+        backup: PathBuf,
+        /// Replace an existing database.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check the integrity of everything stored and derived (exit status 2 on problems).
+    Verify {
+        /// Rebuild the in-memory indexes from the tables first.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Compact the file, returning free space to the file system.
+    Compact,
+    /// Collections, counts and sequence numbers.
+    Stats,
+}
+
+/// `hybridb serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Port to listen on (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 7411)]
+    pub port: u16,
+    /// Folder for `POST /backup` (default DATA/backups).
+    #[arg(long)]
+    pub backup_dir: Option<PathBuf>,
+    /// Largest request body, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub max_body_mib: usize,
+    /// Time limit per request, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Requests handled at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+}
+
+/// `hybridb collections ...`.
+#[derive(Debug, Subcommand)]
+pub enum CollectionsCmd {
+    /// All collections.
+    List,
+    /// Create a collection.
+    Create(CreateArgs),
+    /// Drop a collection and all its entities.
+    Drop {
+        /// Collection.
+        name: String,
+    },
+}
+
+/// Metric names.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MetricArg {
+    /// Cosine similarity.
+    Cosine,
+    /// Inner product.
+    Dot,
+    /// Euclidean distance.
+    L2,
+}
+
+/// Index kinds.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum IndexArg {
+    /// HNSW graph (approximate).
+    Hnsw,
+    /// Exact search.
+    Exact,
+}
+
+/// `hybridb collections create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Collection name.
+    pub name: String,
+    /// Vector dimension.
+    #[arg(long)]
+    pub dim: u32,
+    /// Metric.
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub metric: MetricArg,
+    /// Index kind.
+    #[arg(long, value_enum, default_value = "hnsw")]
+    pub index: IndexArg,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = 16)]
+    pub m: u32,
+    /// HNSW candidate list size while inserting.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: u32,
+    /// HNSW default search candidate list size.
+    #[arg(long, default_value_t = 64)]
+    pub ef: u32,
+    /// Declared payload index, FIELD=KIND (keyword, integer, float, bool, datetime); repeatable.
+    #[arg(long = "payload-index", value_name = "FIELD=KIND")]
+    pub payload_indexes: Vec<String>,
+}
+
+/// `hybridb import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Collection to write into.
+    pub collection: String,
+    /// Input: JSON lines, or a .fvecs/.bvecs file.
+    pub file: PathBuf,
+    /// For .fvecs/.bvecs: JSON lines with one payload object per vector, in the same order.
+    #[arg(long)]
+    pub payloads: Option<PathBuf>,
+    /// For .fvecs/.bvecs: entity ids are derived from the key PREFIX + row number.
+    #[arg(long, default_value = "")]
+    pub key_prefix: String,
+    /// Entities per transaction.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Skip the first N records (lines or vectors). Default: resume after the records a
+    /// previous, interrupted import of the same file recorded as done.
+    #[arg(long)]
+    pub skip: Option<u64>,
+    /// Start from the beginning even if an interrupted import was recorded.
+    #[arg(long)]
+    pub restart: bool,
+    /// Stop at the first bad record (default: report it with its line number and go on).
+    #[arg(long)]
+    pub strict: bool,
+    /// Create the collection with this dimension if it does not exist.
+    #[arg(long)]
+    pub dim: Option<u32>,
+    /// Metric of a collection created by --dim.
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub metric: MetricArg,
+}
+
+/// `hybridb export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Collection.
+    pub collection: String,
+    /// Output file (default: standard output).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Leave vectors out.
+    #[arg(long)]
+    pub no_vector: bool,
+    /// Only entities passing this filter (JSON).
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+/// `hybridb search`.
+#[derive(Debug, clap::Args)]
+pub struct SearchArgs {
+    /// Collection.
+    pub collection: String,
+    /// Query vector: a JSON array (`[0.1,0.2]`) or comma-separated numbers.
+    #[arg(long, allow_hyphen_values = true)]
+    pub vector: String,
+    /// How many hits.
+    #[arg(long, short, default_value_t = 10)]
+    pub k: usize,
+    /// HNSW search effort.
+    #[arg(long)]
+    pub ef: Option<usize>,
+    /// Include payloads.
+    #[arg(long)]
+    pub with_payload: bool,
+    /// Include stored vectors.
+    #[arg(long)]
+    pub with_vector: bool,
+    /// Only entities passing this filter (JSON, e.g. '{"must":[{"key":"lang","match":{"value":"en"}}]}').
+    #[arg(long)]
+    pub filter: Option<String>,
+}

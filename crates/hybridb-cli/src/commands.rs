@@ -1,0 +1,529 @@
+//! The commands other than `import` (see [`crate::import`]).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use hybridb::{
+    CollectionConfig, Database, EntityId, IndexKind, Metric, PayloadIndexKind, SearchRequest,
+};
+use hybridb_server::{ApiKeys, CollectionOut, EntityOut, HitOut, ServerConfig, VerifyOut};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::cli::{
+    Args, CollectionsCmd, Command, CreateArgs, ExportArgs, IndexArg, MetricArg, SearchArgs,
+    ServeArgs,
+};
+
+/// Name of the database file inside the data folder.
+pub const DB_FILE: &str = "hybridb.redb";
+
+/// Runs a command; returns the process exit status.
+pub fn run(args: Args) -> Result<i32> {
+    let file = args.data.join(DB_FILE);
+    let json = args.json;
+    match args.command {
+        Command::Serve(s) => serve(&args.data, &file, s),
+        Command::Collections(c) => collections(&file, json, c),
+        Command::Import(i) => crate::import::run(&args.data, &file, json, i),
+        Command::Export(e) => export(&file, e),
+        Command::Search(s) => search(&file, json, s),
+        Command::Get { collection, id } => get(&file, json, &collection, &id),
+        Command::Backup { path } => backup(&file, json, &path),
+        Command::Restore { backup, force } => restore(&file, json, &backup, force),
+        Command::Verify { repair } => verify(&file, json, repair),
+        Command::Compact => compact(&file, json),
+        Command::Stats => stats(&file, json),
+    }
+}
+
+/// Prints `value` as JSON (compact with `--json`, else pretty).
+fn print_json(value: &impl serde::Serialize, compact: bool) -> Result<()> {
+    let text = if compact {
+        serde_json::to_string(value)?
+    } else {
+        serde_json::to_string_pretty(value)?
+    };
+    println!("{text}");
+    Ok(())
+}
+
+/// A progress bar on stderr, hidden with `--json` (and by indicatif when stderr is not a
+/// terminal).
+pub fn bar(len: Option<u64>, json: bool, what: &str) -> ProgressBar {
+    if json {
+        return ProgressBar::hidden();
+    }
+    let template = match len {
+        Some(_) => "{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+        None => "{msg} {spinner} {pos} ({per_sec})",
+    };
+    let style = ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let pb = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::no_length(),
+    };
+    pb.set_style(style);
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Opens the database file (creating its folder), with a progress bar while an index is
+/// rebuilt.
+pub fn open(file: &Path, json: bool) -> Result<Database> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating data folder {}", dir.display()))?;
+    }
+    let pb = bar(None, json, "rebuilding index");
+    pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    let pb2 = pb.clone();
+    let db = Database::builder()
+        .on_rebuild_progress(move |p| {
+            if p.total > 10_000 && !json {
+                pb2.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                pb2.set_length(p.total);
+                pb2.set_position(p.done);
+                pb2.set_message(format!("rebuilding index of {}", p.collection));
+            }
+        })
+        .open(file)
+        .map_err(|e| match e {
+            hybridb::Error::AlreadyOpen { .. } => anyhow::Error::new(e).context(
+                "is a `hybridb serve` using this data folder? Stop it first, or use its HTTP API",
+            ),
+            other => anyhow::Error::new(other).context(format!("opening {}", file.display())),
+        })?;
+    pb.finish_and_clear();
+    Ok(db)
+}
+
+/// Opens an existing database (refuses to create one by accident).
+fn open_existing(file: &Path, json: bool) -> Result<Database> {
+    if !file.is_file() {
+        bail!(
+            "no database at {} (pass --data DIR, or import/create something first)",
+            file.display()
+        );
+    }
+    open(file, json)
+}
+
+fn serve(data: &Path, file: &Path, s: ServeArgs) -> Result<i32> {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    let db = open(file, false)?;
+    let config = ServerConfig {
+        api_keys: ApiKeys::from_env(),
+        max_body_bytes: s.max_body_mib.saturating_mul(1 << 20),
+        request_timeout: Duration::from_secs(s.request_timeout_secs.max(1)),
+        max_concurrent_requests: s.max_concurrent_requests.max(1),
+        backup_dir: Some(s.backup_dir.unwrap_or_else(|| data.join("backups"))),
+        ..ServerConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let addr = SocketAddr::new(s.bind, s.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let local = listener.local_addr()?;
+        println!("hybridb serving {} on http://{local}", file.display());
+        std::io::stdout().flush()?;
+        hybridb_server::serve(db, config, listener, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(0)
+}
+
+/// Resolves on Ctrl-C or (Unix) SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+pub(crate) fn metric(m: MetricArg) -> Metric {
+    match m {
+        MetricArg::Cosine => Metric::Cosine,
+        MetricArg::Dot => Metric::Dot,
+        MetricArg::L2 => Metric::L2,
+    }
+}
+
+fn config_of(c: &CreateArgs) -> Result<CollectionConfig> {
+    let mut config = CollectionConfig::new(c.dim, metric(c.metric));
+    config = config.with_index(match c.index {
+        IndexArg::Exact => IndexKind::Exact,
+        IndexArg::Hnsw => IndexKind::Hnsw {
+            m: c.m,
+            ef_construction: c.ef_construction,
+            ef: c.ef,
+        },
+    });
+    for spec in &c.payload_indexes {
+        let Some((field, kind)) = spec.split_once('=') else {
+            bail!("--payload-index {spec:?}: expected FIELD=KIND");
+        };
+        let kind = match kind {
+            "keyword" => PayloadIndexKind::Keyword,
+            "integer" => PayloadIndexKind::Integer,
+            "float" => PayloadIndexKind::Float,
+            "bool" => PayloadIndexKind::Bool,
+            "datetime" => PayloadIndexKind::Datetime,
+            other => bail!(
+                "--payload-index {spec:?}: unknown kind {other:?} (keyword, integer, float, bool, datetime)"
+            ),
+        };
+        config = config.with_payload_index(field, kind);
+    }
+    Ok(config)
+}
+
+fn collections(file: &Path, json: bool, cmd: CollectionsCmd) -> Result<i32> {
+    match cmd {
+        CollectionsCmd::List => {
+            let db = open(file, json)?;
+            let mut out = Vec::new();
+            for info in db.collections() {
+                let count = db.collection(&info.name)?.count()?;
+                let mut c = CollectionOut::new(info.name, &info.config, info.created_at);
+                c.count = Some(count);
+                out.push(c);
+            }
+            if json {
+                print_json(&json!({ "collections": out }), true)?;
+            } else if out.is_empty() {
+                println!("no collections");
+            } else {
+                for c in out {
+                    println!(
+                        "{}\tdim {}\t{}\t{}\t{} entities",
+                        c.name,
+                        c.config["dim"],
+                        c.config["metric"].as_str().unwrap_or("?"),
+                        c.config["index"]["kind"].as_str().unwrap_or("?"),
+                        c.count.unwrap_or(0)
+                    );
+                }
+            }
+        }
+        CollectionsCmd::Create(c) => {
+            let config = config_of(&c)?;
+            let db = open(file, json)?;
+            db.create_collection(&c.name, config)?;
+            if json {
+                let info = db
+                    .collections()
+                    .into_iter()
+                    .find(|i| i.name == c.name)
+                    .context("the collection was dropped meanwhile")?;
+                print_json(
+                    &CollectionOut::new(info.name, &info.config, info.created_at),
+                    true,
+                )?;
+            } else {
+                println!("created collection {}", c.name);
+            }
+        }
+        CollectionsCmd::Drop { name } => {
+            let db = open_existing(file, json)?;
+            db.drop_collection(&name)?;
+            if json {
+                print_json(&json!({"name": name, "dropped": true}), true)?;
+            } else {
+                println!("dropped collection {name}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn export(file: &Path, e: ExportArgs) -> Result<i32> {
+    let filter = parse_filter(e.filter.as_deref())?;
+    let db = open_existing(file, true)?;
+    let coll = db.collection(&e.collection)?;
+    let total = match &filter {
+        Some(f) => coll.count_where(f)?,
+        None => coll.count()?,
+    };
+    let to_stdout = e.out.is_none();
+    let mut out: Box<dyn Write> = match &e.out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    // With output on stdout, the bar still goes to stderr.
+    let pb = bar(Some(total), false, "exporting");
+    let mut after: Option<EntityId> = None;
+    let mut written = 0u64;
+    loop {
+        let page = match &filter {
+            Some(f) => coll.scroll_where(f, after, 1000)?,
+            None => coll.scroll(after, 1000)?,
+        };
+        for r in page.records {
+            let line = serde_json::to_string(&EntityOut::new(r, !e.no_vector))?;
+            writeln!(out, "{line}")?;
+            written += 1;
+        }
+        pb.set_position(written);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    out.flush()?;
+    pb.finish_and_clear();
+    if !to_stdout {
+        eprintln!("exported {written} entities");
+    }
+    Ok(0)
+}
+
+/// Parses a `--filter` (the HTTP API's JSON form).
+fn parse_filter(s: Option<&str>) -> Result<Option<hybridb::Filter>> {
+    s.map(|s| {
+        hybridb_server::decode_json(s.as_bytes(), 64)
+            .map_err(|e| anyhow::anyhow!("--filter: {}", e.message))
+    })
+    .transpose()
+}
+
+/// Parses `[1,2]` or `1,2`.
+fn parse_vector(s: &str) -> Result<Vec<f32>> {
+    let t = s.trim();
+    if t.starts_with('[') {
+        return serde_json::from_str(t).context("--vector: not a JSON array of numbers");
+    }
+    t.split(',')
+        .map(|x| {
+            x.trim()
+                .parse::<f32>()
+                .with_context(|| format!("--vector: {x:?} is not a number"))
+        })
+        .collect()
+}
+
+fn search(file: &Path, json: bool, s: SearchArgs) -> Result<i32> {
+    let vector = parse_vector(&s.vector)?;
+    let db = open_existing(file, json)?;
+    let coll = db.collection(&s.collection)?;
+    let filter = parse_filter(s.filter.as_deref())?;
+    let mut req = SearchRequest::new(vector, s.k)
+        .with_payload(s.with_payload)
+        .with_vector(s.with_vector);
+    if let Some(ef) = s.ef {
+        req = req.ef(ef);
+    }
+    if let Some(f) = filter {
+        req = req.filter(f);
+    }
+    let hits: Vec<HitOut> = coll
+        .search_with(&req)?
+        .into_iter()
+        .map(HitOut::from)
+        .collect();
+    if json {
+        print_json(&json!({ "hits": hits }), true)?;
+    } else if hits.is_empty() {
+        println!("no hits");
+    } else {
+        for (i, h) in hits.iter().enumerate() {
+            let mut line = format!("{:>3}. {}  score {:.6}", i + 1, h.id, h.score);
+            if let Some(p) = &h.payload {
+                line.push_str(&format!("  {}", Value::Object(p.clone())));
+            }
+            if let Some(v) = &h.vector {
+                line.push_str(&format!("  {}", serde_json::to_string(v)?));
+            }
+            println!("{line}");
+        }
+    }
+    Ok(0)
+}
+
+fn get(file: &Path, json: bool, collection: &str, id: &str) -> Result<i32> {
+    let id: EntityId = id.parse()?;
+    let db = open_existing(file, json)?;
+    match db.collection(collection)?.get(id)? {
+        Some(r) => {
+            print_json(&EntityOut::new(r, true), json)?;
+            Ok(0)
+        }
+        None => bail!("entity {id} not found in collection {collection:?}"),
+    }
+}
+
+fn backup(file: &Path, json: bool, path: &PathBuf) -> Result<i32> {
+    let db = open_existing(file, json)?;
+    let pb = bar(None, json, "copying rows");
+    let info = db.backup(path, |n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    if json {
+        print_json(
+            &json!({"path": path, "seq": info.seq, "entities": info.entities,
+                    "checkpoints": info.checkpoints}),
+            true,
+        )?;
+    } else {
+        println!(
+            "backup {} holds {} entities up to change {} ({} index checkpoints)",
+            path.display(),
+            info.entities,
+            info.seq,
+            info.checkpoints
+        );
+    }
+    Ok(0)
+}
+
+fn print_report(report: VerifyOut, json: bool) -> Result<i32> {
+    let clean = report.clean;
+    if json {
+        print_json(&report, true)?;
+    } else {
+        for c in &report.collections {
+            let state = if c.problems.is_empty() {
+                "ok"
+            } else {
+                "PROBLEMS"
+            };
+            println!("{}\t{} entities\t{state}", c.name, c.entities);
+            for p in &c.problems {
+                println!("  - {p}");
+            }
+        }
+        for p in &report.problems {
+            println!("change log: {p}");
+        }
+        println!(
+            "{} ({} change events)",
+            if clean { "clean" } else { "problems found" },
+            report.changes
+        );
+    }
+    Ok(if clean { 0 } else { 2 })
+}
+
+fn restore(file: &Path, json: bool, backup: &Path, force: bool) -> Result<i32> {
+    if file.exists() && !force {
+        bail!(
+            "{} exists; pass --force to replace it with the backup",
+            file.display()
+        );
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let report = Database::restore(backup, file, force)
+        .with_context(|| format!("restoring {} to {}", backup.display(), file.display()))?;
+    if !json {
+        println!("restored {} to {}", backup.display(), file.display());
+    }
+    print_report(VerifyOut::from(report), json)
+}
+
+fn verify(file: &Path, json: bool, repair: bool) -> Result<i32> {
+    let db = open_existing(file, json)?;
+    let report = if repair {
+        db.verify_and_repair()?
+    } else {
+        db.verify()?
+    };
+    print_report(VerifyOut::from(report), json)
+}
+
+fn compact(file: &Path, json: bool) -> Result<i32> {
+    let db = open_existing(file, json)?;
+    let before = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    db.compact()?;
+    drop(db);
+    let after = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    if json {
+        print_json(&json!({"bytes_before": before, "bytes_after": after}), true)?;
+    } else {
+        println!("compacted {}: {before} -> {after} bytes", file.display());
+    }
+    Ok(0)
+}
+
+fn stats(file: &Path, json: bool) -> Result<i32> {
+    let db = open_existing(file, json)?;
+    let mut collections = Vec::new();
+    for info in db.collections() {
+        let c = db.collection(&info.name)?;
+        collections.push(json!({
+            "name": info.name,
+            "count": c.count()?,
+            "indexed": c.indexed_count(),
+            "index_memory_bytes": c.index_memory_bytes(),
+            "config": info.config,
+        }));
+    }
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let out = json!({
+        "path": file,
+        "file_bytes": size,
+        "last_seq": db.last_seq()?,
+        "collections": collections,
+    });
+    if json {
+        print_json(&out, true)?;
+    } else {
+        println!("{} ({size} bytes)", file.display());
+        println!("last change: {}", out["last_seq"]);
+        for c in &collections {
+            println!(
+                "{}\t{} entities\t{} indexed\t{} index bytes",
+                c["name"].as_str().unwrap_or("?"),
+                c["count"],
+                c["indexed"],
+                c["index_memory_bytes"]
+            );
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_parse_both_ways() {
+        assert_eq!(parse_vector("[1, 2.5]").unwrap(), vec![1.0, 2.5]);
+        assert_eq!(parse_vector("1, -2").unwrap(), vec![1.0, -2.0]);
+        assert!(parse_vector("1,x").is_err());
+        assert!(parse_vector("[1,").is_err());
+    }
+}

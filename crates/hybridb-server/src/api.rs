@@ -1,0 +1,732 @@
+//! The JSON shapes of requests and answers, with their OpenAPI schemas.
+//!
+//! Request types refuse unknown fields (a typo such as `top_k` is named in a 400 rather than
+//! silently ignored). Collection configs have the library's own serde form, so the answer's
+//! `config` is the library's [`hybridb::CollectionConfig`] serialised as is.
+
+use std::collections::BTreeMap;
+
+use hybridb::{
+    ChangeEvent, ChangeKind, CollectionConfig, EntityId, Hit, IndexKind, Metric, PayloadIndexKind,
+    Record,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::filter::Filter;
+
+/// Similarity metric.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricSpec {
+    /// Cosine similarity (higher is better); zero vectors are refused.
+    #[default]
+    Cosine,
+    /// Inner product (higher is better).
+    Dot,
+    /// Euclidean distance (lower is better).
+    L2,
+}
+
+/// Vector index of a collection.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum IndexSpec {
+    /// Exact search over all vectors.
+    Exact,
+    /// HNSW graph (approximate). Omitted parameters take the defaults.
+    Hnsw {
+        /// Links per node, 2..=128. Default 16 (as `IndexKind::hnsw()`).
+        m: Option<u32>,
+        /// Candidate list size while inserting, m..=4096. Default 200.
+        ef_construction: Option<u32>,
+        /// Default search candidate list size, 1..=65536. Default 64.
+        ef: Option<u32>,
+    },
+}
+
+/// Type of a declared payload index.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadIndexSpec {
+    /// Exact strings.
+    Keyword,
+    /// 64-bit integers.
+    Integer,
+    /// 64-bit floats.
+    Float,
+    /// Booleans.
+    Bool,
+    /// RFC 3339 timestamps.
+    Datetime,
+}
+
+/// Body of `PUT /collections/{name}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCollection {
+    /// Vector dimension, 1..=4096.
+    pub dim: u32,
+    /// Metric. Default `cosine`.
+    #[serde(default)]
+    pub metric: MetricSpec,
+    /// Index. Default HNSW with m 16, ef_construction 200, ef 64.
+    #[serde(default)]
+    pub index: Option<IndexSpec>,
+    /// Declared payload indexes: field name to type.
+    #[serde(default)]
+    pub payload_indexes: BTreeMap<String, PayloadIndexSpec>,
+}
+
+impl CreateCollection {
+    /// The library config this body asks for.
+    pub fn to_config(&self) -> CollectionConfig {
+        let metric = match self.metric {
+            MetricSpec::Cosine => Metric::Cosine,
+            MetricSpec::Dot => Metric::Dot,
+            MetricSpec::L2 => Metric::L2,
+        };
+        let mut config = CollectionConfig::new(self.dim, metric);
+        if let Some(index) = self.index {
+            config = config.with_index(match index {
+                IndexSpec::Exact => IndexKind::Exact,
+                IndexSpec::Hnsw {
+                    m,
+                    ef_construction,
+                    ef,
+                } => IndexKind::Hnsw {
+                    m: m.unwrap_or(16),
+                    ef_construction: ef_construction.unwrap_or(200),
+                    ef: ef.unwrap_or(64),
+                },
+            });
+        }
+        for (field, kind) in &self.payload_indexes {
+            let kind = kind.kind();
+            config = config.with_payload_index(field.clone(), kind);
+        }
+        config
+    }
+}
+
+/// The stored configuration of a collection, in the library's serde form.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConfigOut {
+    /// Vector dimension.
+    pub dim: u32,
+    /// Metric.
+    pub metric: MetricSpec,
+    /// Index, with every parameter.
+    pub index: IndexSpec,
+    /// Declared payload indexes.
+    pub payload_indexes: BTreeMap<String, PayloadIndexSpec>,
+}
+
+/// A collection.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionOut {
+    /// Name.
+    pub name: String,
+    /// Configuration.
+    #[schema(value_type = ConfigOut)]
+    pub config: Value,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at: u64,
+    /// Entities stored (only on `GET /collections/{name}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Entities the vector index can return (only on `GET /collections/{name}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indexed: Option<u64>,
+    /// Bytes held by the in-memory index (only on `GET /collections/{name}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_memory_bytes: Option<u64>,
+}
+
+impl CollectionOut {
+    /// The answer for a collection's name, config and creation time.
+    pub fn new(name: String, config: &CollectionConfig, created_at: u64) -> Self {
+        CollectionOut {
+            name,
+            config: serde_json::to_value(config).unwrap_or(Value::Null),
+            created_at,
+            count: None,
+            indexed: None,
+            index_memory_bytes: None,
+        }
+    }
+}
+
+/// Answer of `GET /collections`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionList {
+    /// All collections, by name.
+    pub collections: Vec<CollectionOut>,
+}
+
+/// Body of `PUT /collections/{name}/payload-indexes/{field}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadIndexBody {
+    /// The index type.
+    pub kind: PayloadIndexSpec,
+}
+
+impl PayloadIndexSpec {
+    /// The library's kind.
+    pub fn kind(self) -> PayloadIndexKind {
+        match self {
+            PayloadIndexSpec::Keyword => PayloadIndexKind::Keyword,
+            PayloadIndexSpec::Integer => PayloadIndexKind::Integer,
+            PayloadIndexSpec::Float => PayloadIndexKind::Float,
+            PayloadIndexSpec::Bool => PayloadIndexKind::Bool,
+            PayloadIndexSpec::Datetime => PayloadIndexKind::Datetime,
+        }
+    }
+}
+
+/// Answer of the payload-index routes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PayloadIndexOut {
+    /// The field (a dotted key).
+    pub field: String,
+    /// Whether anything changed (false: the index existed already, or did not exist).
+    pub changed: bool,
+}
+
+/// Answer of `POST /collections/{name}/search/explain`: how a search ran, and its hits.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExplainOut {
+    /// `unfiltered`, `no_matches`, `exact_scan` or `filtered_graph`.
+    pub plan: &'static str,
+    /// The graph traversal found too few hits and an exact scan followed.
+    pub fallback: bool,
+    /// Live entities passing the filter (the planner's cardinality).
+    pub matching: u64,
+    /// `matching` was estimated from a sample.
+    pub estimated: bool,
+    /// Live entities in the collection.
+    pub live: u64,
+    /// Payloads read to decide conditions on fields without a payload index.
+    pub payloads_checked: u64,
+    /// Beam width of graph plans.
+    pub ef: u64,
+    /// Microseconds evaluating the filter.
+    pub filter_micros: u64,
+    /// Microseconds in the vector search.
+    pub search_micros: u64,
+    /// Microseconds for the whole search.
+    pub total_micros: u64,
+    /// The hits, best first.
+    pub hits: Vec<HitOut>,
+}
+
+impl From<hybridb::Explain> for ExplainOut {
+    fn from(e: hybridb::Explain) -> Self {
+        ExplainOut {
+            plan: e.plan.name(),
+            fallback: e.fallback,
+            matching: e.matching as u64,
+            estimated: e.estimated,
+            live: e.live as u64,
+            payloads_checked: e.payloads_checked as u64,
+            ef: e.ef as u64,
+            filter_micros: e.filter_micros,
+            search_micros: e.search_micros,
+            total_micros: e.total_micros,
+            hits: e.hits.into_iter().map(HitOut::from).collect(),
+        }
+    }
+}
+
+/// Answer of `DELETE /collections/{name}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Dropped {
+    /// The dropped collection.
+    pub name: String,
+    /// Always true.
+    pub dropped: bool,
+}
+
+/// One entity to write.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EntityIn {
+    /// UUID. When absent: derived from `key` (UUID v5), else a new time-ordered UUID v7.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub id: Option<EntityId>,
+    /// A user key to derive the id from (the same key always gives the same id).
+    pub key: Option<String>,
+    /// Structured state: a JSON object. Default `{}`.
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// The embedding (the collection's dimension).
+    pub vector: Vec<f32>,
+}
+
+/// Body of `PUT /collections/{name}/entities/{id}`: one entity, optionally conditional.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutEntityBody {
+    /// Structured state: a JSON object. Default `{}`.
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// The embedding (the collection's dimension).
+    pub vector: Vec<f32>,
+    /// Write only if the stored version is this one (0: only if the entity does not exist);
+    /// otherwise 409 `version_conflict` naming the current version.
+    pub if_version: Option<u64>,
+}
+
+/// Body of `PUT /collections/{name}/entities`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertBody {
+    /// Entities to write in one transaction (all or nothing).
+    pub entities: Vec<EntityIn>,
+}
+
+/// The outcome of one write.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WrittenOut {
+    /// The entity.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: EntityId,
+    /// Its version after the write.
+    pub version: u64,
+    /// The change's sequence number.
+    pub seq: Option<u64>,
+}
+
+/// Answer of `PUT /collections/{name}/entities`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpsertOut {
+    /// One outcome per entity, in request order.
+    pub written: Vec<WrittenOut>,
+}
+
+/// A stored entity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntityOut {
+    /// The entity's id.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: EntityId,
+    /// Structured state.
+    #[schema(value_type = Object)]
+    pub payload: Map<String, Value>,
+    /// The embedding as written (left out when not asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+    /// 1 on creation, +1 per write.
+    pub version: u64,
+    /// Time of the last write, ms since the Unix epoch.
+    pub updated_at: u64,
+}
+
+impl EntityOut {
+    /// The answer for a record, with or without its vector.
+    pub fn new(r: Record, with_vector: bool) -> Self {
+        EntityOut {
+            id: r.id,
+            payload: r.payload,
+            vector: with_vector.then_some(r.vector),
+            version: r.version,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Body of `POST /collections/{name}/entities/get`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetManyBody {
+    /// Ids to read.
+    #[schema(value_type = Vec<String>)]
+    pub ids: Vec<EntityId>,
+    /// Include vectors. Default true.
+    #[serde(default = "yes")]
+    pub with_vector: bool,
+}
+
+/// Answer of `POST /collections/{name}/entities/get`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GetManyOut {
+    /// One per id asked, in order; `null` for absent ids.
+    pub entities: Vec<Option<EntityOut>>,
+}
+
+/// Query of `GET /collections/{name}/entities/{id}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GetQuery {
+    /// Include the vector. Default true.
+    #[serde(default = "yes")]
+    pub with_vector: bool,
+}
+
+/// Body of `POST /collections/{name}/entities/delete`: `ids` or `filter`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteBody {
+    /// Ids to delete in one transaction.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub ids: Option<Vec<EntityId>>,
+    /// Delete every entity that passes this filter (one transaction).
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Filter>,
+}
+
+/// Answer of the delete routes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeleteOut {
+    /// How many of the entities existed (and are now gone).
+    pub deleted: u64,
+}
+
+/// Body of `POST /collections/{name}/scroll`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScrollBody {
+    /// Start after this id (from the start when absent): pass the previous page's `next`.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub after: Option<EntityId>,
+    /// Page size, 1..=max_k. Default 100.
+    #[serde(default = "hundred")]
+    pub limit: usize,
+    /// Only entities that pass this filter.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Filter>,
+    /// Include vectors. Default false.
+    #[serde(default)]
+    pub with_vector: bool,
+}
+
+/// Answer of `POST /collections/{name}/scroll`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScrollOut {
+    /// Entities in id order.
+    pub entities: Vec<EntityOut>,
+    /// `after` for the next page; `null` on the last page.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub next: Option<EntityId>,
+}
+
+/// Body of `POST /collections/{name}/count`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountBody {
+    /// Count only entities that pass this filter.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Filter>,
+}
+
+/// Answer of `POST /collections/{name}/count`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountOut {
+    /// Number of entities.
+    pub count: u64,
+}
+
+/// Search consistency.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsistencySpec {
+    /// See every write committed before the search (may wait briefly). Default.
+    #[default]
+    Strong,
+    /// Search what the index holds now; never waits.
+    Eventual,
+}
+
+/// Body of `POST /collections/{name}/search`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBody {
+    /// Query vector (the collection's dimension).
+    pub vector: Vec<f32>,
+    /// How many hits, 1..=max_k. Default 10.
+    #[serde(default = "ten")]
+    pub k: usize,
+    /// Only entities that pass this filter (never fewer than `k` hits while `k` entities
+    /// pass it).
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Filter>,
+    /// Only hits at least this good: a score `>=` it for cosine and dot, a distance `<=` it
+    /// for L2.
+    pub score_threshold: Option<f32>,
+    /// HNSW search effort (candidate list size, 1..=65536, raised to k). Default: the
+    /// collection's.
+    pub ef: Option<usize>,
+    /// Default `strong`.
+    #[serde(default)]
+    pub consistency: ConsistencySpec,
+    /// Include payloads. Default false.
+    #[serde(default)]
+    pub with_payload: bool,
+    /// Include stored vectors. Default false.
+    #[serde(default)]
+    pub with_vector: bool,
+}
+
+/// One search hit.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HitOut {
+    /// The entity.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: EntityId,
+    /// Cosine similarity or inner product (higher is better), or L2 distance (lower is
+    /// better).
+    pub score: f32,
+    /// Payload, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Map<String, Value>>,
+    /// Stored vector, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+}
+
+impl From<Hit> for HitOut {
+    fn from(h: Hit) -> Self {
+        HitOut {
+            id: h.id,
+            score: h.score,
+            payload: h.payload,
+            vector: h.vector,
+        }
+    }
+}
+
+/// Answer of a search.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchOut {
+    /// Best first.
+    pub hits: Vec<HitOut>,
+}
+
+/// Body of `POST /collections/{name}/search/batch`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBatchBody {
+    /// The searches, each as for `/search`.
+    pub searches: Vec<SearchBody>,
+}
+
+/// Answer of `POST /collections/{name}/search/batch`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchBatchOut {
+    /// One result per search, in order.
+    pub results: Vec<SearchOut>,
+}
+
+/// Query of `GET /changes`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ChangesQuery {
+    /// Events with a sequence number greater than this. Default 0.
+    #[serde(default)]
+    pub since: u64,
+    /// Most events, 1..=10000. Default 1000.
+    #[serde(default = "thousand")]
+    pub limit: usize,
+}
+
+/// Query of `GET /changes/stream`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Stream events after this sequence number. A `Last-Event-ID` header (a reconnecting
+    /// client) takes precedence. Default: the last committed event (new events only).
+    pub since: Option<u64>,
+}
+
+/// One change event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeOut {
+    /// Sequence number (gap-free, increasing).
+    pub seq: u64,
+    /// Collection name.
+    pub collection: String,
+    /// The entity (absent for collection events).
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub id: Option<EntityId>,
+    /// `entity_created`, `vector_updated`, `state_modified`, `deleted`,
+    /// `collection_created` or `collection_dropped`.
+    pub kind: &'static str,
+    /// The entity's version after the event (0 for collection events).
+    pub version: u64,
+    /// For updates: whether the payload changed.
+    pub payload_changed: bool,
+    /// Commit time, ms since the Unix epoch.
+    pub timestamp: u64,
+}
+
+impl From<ChangeEvent> for ChangeOut {
+    fn from(e: ChangeEvent) -> Self {
+        let kind = match e.kind {
+            ChangeKind::EntityCreated => "entity_created",
+            ChangeKind::VectorUpdated => "vector_updated",
+            ChangeKind::StateModified => "state_modified",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::CollectionCreated => "collection_created",
+            ChangeKind::CollectionDropped => "collection_dropped",
+            _ => "other",
+        };
+        ChangeOut {
+            seq: e.seq,
+            collection: e.collection,
+            id: e.id,
+            kind,
+            version: e.version,
+            payload_changed: e.payload_changed,
+            timestamp: e.timestamp,
+        }
+    }
+}
+
+/// Answer of `GET /changes`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangesOut {
+    /// Events in order.
+    pub events: Vec<ChangeOut>,
+    /// Pass as `since` to continue (the last event's seq, or `since` when none).
+    pub next_since: u64,
+}
+
+/// Body of `POST /backup`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupBody {
+    /// File name (or relative path) under the server's backup folder; must not exist.
+    pub path: String,
+}
+
+/// Answer of `POST /backup`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupOut {
+    /// The backup file on the server.
+    pub path: String,
+    /// Sequence number the backup covers.
+    pub seq: u64,
+    /// Entities copied.
+    pub entities: u64,
+    /// Index checkpoints copied.
+    pub checkpoints: usize,
+}
+
+/// Body of `POST /verify`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    /// Rebuild every in-memory index from the tables first. Default false.
+    #[serde(default)]
+    pub repair: bool,
+}
+
+/// Integrity of one collection.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyCollectionOut {
+    /// Name.
+    pub name: String,
+    /// Entities stored.
+    pub entities: u64,
+    /// Problems found (empty when clean).
+    pub problems: Vec<String>,
+}
+
+/// Answer of `POST /verify`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyOut {
+    /// True when nothing is wrong.
+    pub clean: bool,
+    /// Change events stored.
+    pub changes: u64,
+    /// Problems outside collections.
+    pub problems: Vec<String>,
+    /// Per collection.
+    pub collections: Vec<VerifyCollectionOut>,
+}
+
+impl From<hybridb::VerifyReport> for VerifyOut {
+    fn from(r: hybridb::VerifyReport) -> Self {
+        VerifyOut {
+            clean: r.is_clean(),
+            changes: r.changes,
+            problems: r.problems,
+            collections: r
+                .collections
+                .into_iter()
+                .map(|c| VerifyCollectionOut {
+                    name: c.name,
+                    entities: c.entities,
+                    problems: c.problems,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Writer counters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WriterOut {
+    /// Group commits.
+    pub groups: u64,
+    /// Write calls committed.
+    pub commands: u64,
+    /// Items written.
+    pub items: u64,
+    /// Failed commits.
+    pub failed_commits: u64,
+}
+
+/// Per-collection numbers in `/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionStats {
+    /// Name.
+    pub name: String,
+    /// Entities stored.
+    pub count: u64,
+    /// Entities in the vector index.
+    pub indexed: u64,
+    /// Bytes of the in-memory index.
+    pub index_memory_bytes: u64,
+}
+
+/// Answer of `GET /stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsOut {
+    /// The database file.
+    pub path: String,
+    /// Sequence number of the last committed change.
+    pub last_seq: u64,
+    /// Writer counters since open.
+    pub writer: WriterOut,
+    /// Per collection.
+    pub collections: Vec<CollectionStats>,
+    /// Seconds since the server started.
+    pub uptime_seconds: u64,
+}
+
+/// Answer of `/healthz` and `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthOut {
+    /// `ok` or `ready`.
+    pub status: &'static str,
+}
+
+fn yes() -> bool {
+    true
+}
+fn ten() -> usize {
+    10
+}
+fn hundred() -> usize {
+    100
+}
+fn thousand() -> usize {
+    1000
+}

@@ -1,0 +1,141 @@
+//! Collections: create, get, list, drop.
+
+use crate::reply::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::api::{
+    CollectionList, CollectionOut, CreateCollection, Dropped, PayloadIndexBody, PayloadIndexOut,
+};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiPath, JsonBody};
+use crate::state::{AppState, blocking};
+
+/// The catalogue entry of a collection (not found: dropped meanwhile).
+fn info(db: &hybridb::Database, name: &str) -> Result<hybridb::CollectionInfo, ApiError> {
+    db.collections()
+        .into_iter()
+        .find(|i| i.name == name)
+        .ok_or_else(|| hybridb::Error::CollectionNotFound(name.to_string()).into())
+}
+
+/// Creates a collection.
+#[utoipa::path(put, path = "/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "1..=64 bytes of [A-Za-z0-9_-]")),
+    request_body = CreateCollection,
+    responses(
+        (status = 201, description = "Created", body = CollectionOut),
+        (status = 400, description = "Bad name or config", body = ErrorBody),
+        (status = 409, description = "`collection_exists`", body = ErrorBody)))]
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<CreateCollection>,
+) -> Result<(StatusCode, Json<CollectionOut>), ApiError> {
+    let config = body.to_config();
+    let out = blocking(move || {
+        st.db.create_collection(&name, config)?;
+        let info = info(&st.db, &name)?;
+        Ok(CollectionOut::new(info.name, &info.config, info.created_at))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// A collection with its counts.
+#[utoipa::path(get, path = "/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name")),
+    responses(
+        (status = 200, body = CollectionOut),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn get(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<CollectionOut>, ApiError> {
+    blocking(move || {
+        let c = st.db.collection(&name)?;
+        let info = info(&st.db, &name)?;
+        let mut out = CollectionOut::new(info.name, &info.config, info.created_at);
+        out.count = Some(c.count()?);
+        out.indexed = Some(c.indexed_count() as u64);
+        out.index_memory_bytes = Some(c.index_memory_bytes() as u64);
+        Ok(Json(out))
+    })
+    .await
+}
+
+/// All collections.
+#[utoipa::path(get, path = "/collections", tag = "collections",
+    responses((status = 200, body = CollectionList)))]
+pub(crate) async fn list(State(st): State<AppState>) -> Json<CollectionList> {
+    Json(CollectionList {
+        collections: st
+            .db
+            .collections()
+            .into_iter()
+            .map(|i| CollectionOut::new(i.name, &i.config, i.created_at))
+            .collect(),
+    })
+}
+
+/// Drops a collection and all its entities.
+#[utoipa::path(delete, path = "/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name")),
+    responses(
+        (status = 200, body = Dropped),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn drop(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Dropped>, ApiError> {
+    blocking(move || {
+        st.db.drop_collection(&name)?;
+        Ok(Json(Dropped {
+            name,
+            dropped: true,
+        }))
+    })
+    .await
+}
+
+/// Declares a payload index on a field and fills it from every entity (one transaction).
+#[utoipa::path(put, path = "/collections/{name}/payload-indexes/{field}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name"),
+           ("field" = String, Path, description = "Dotted payload key")),
+    request_body = PayloadIndexBody,
+    responses(
+        (status = 200, description = "`changed` is false if the same index existed", body = PayloadIndexOut),
+        (status = 400, description = "`invalid_config`: an entity holds another type there, or the field is indexed with another type", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn create_payload_index(
+    State(st): State<AppState>,
+    ApiPath((name, field)): ApiPath<(String, String)>,
+    JsonBody(body): JsonBody<PayloadIndexBody>,
+) -> Result<Json<PayloadIndexOut>, ApiError> {
+    blocking(move || {
+        let changed = st
+            .db
+            .collection(&name)?
+            .create_payload_index(&field, body.kind.kind())?;
+        Ok(Json(PayloadIndexOut { field, changed }))
+    })
+    .await
+}
+
+/// Drops a payload index (filters on the field keep working, by reading payloads).
+#[utoipa::path(delete, path = "/collections/{name}/payload-indexes/{field}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name"),
+           ("field" = String, Path, description = "Dotted payload key")),
+    responses(
+        (status = 200, description = "`changed` is false if there was no index", body = PayloadIndexOut),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn drop_payload_index(
+    State(st): State<AppState>,
+    ApiPath((name, field)): ApiPath<(String, String)>,
+) -> Result<Json<PayloadIndexOut>, ApiError> {
+    blocking(move || {
+        let changed = st.db.collection(&name)?.drop_payload_index(&field)?;
+        Ok(Json(PayloadIndexOut { field, changed }))
+    })
+    .await
+}

@@ -1,0 +1,276 @@
+//! Entities: batch upsert, get, get many, delete, scroll, count.
+
+use crate::reply::Json;
+use axum::extract::State;
+use hybridb::{Entity, EntityId};
+use serde_json::Value;
+
+use crate::api::{
+    CountBody, CountOut, DeleteBody, DeleteOut, EntityOut, GetManyBody, GetManyOut, GetQuery,
+    PutEntityBody, ScrollBody, ScrollOut, UpsertBody, UpsertOut, WrittenOut,
+};
+use crate::error::{ApiError, ErrorBody, write_error};
+use crate::extract::{ApiPath, ApiQuery, JsonBody, parse_id};
+use crate::state::{AppState, blocking};
+
+/// Most ids in one get-many.
+const MAX_GET_IDS: usize = 16_384;
+
+/// Inserts or replaces entities in one transaction: all or nothing.
+#[utoipa::path(put, path = "/collections/{name}/entities", tag = "entities",
+    params(("name" = String, Path, description = "Collection name")),
+    request_body = UpsertBody,
+    responses(
+        (status = 200, body = UpsertOut),
+        (status = 400, description = "`invalid_entity` names the item, e.g. `entities[3]`", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 503, description = "`busy`, `recovering`, `commit_failed`: retry", body = ErrorBody)))]
+pub(crate) async fn upsert(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<UpsertBody>,
+) -> Result<Json<UpsertOut>, ApiError> {
+    let coll = st.db.collection(&name)?.to_async();
+    let mut entities = Vec::with_capacity(body.entities.len());
+    for (i, e) in body.entities.into_iter().enumerate() {
+        let id = match (e.id, e.key) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "invalid_entity",
+                    format!("entities[{i}]: give `id` or `key`, not both"),
+                ));
+            }
+            (Some(id), None) => id,
+            (None, Some(key)) => EntityId::from_key(&key),
+            (None, None) => EntityId::new_v7(),
+        };
+        let payload = e
+            .payload
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        entities.push(Entity::new(id, payload, e.vector));
+    }
+    let written = coll
+        .upsert_batch(entities)
+        .await
+        .map_err(|e| write_error(e, "entities"))?;
+    Ok(Json(UpsertOut {
+        written: written
+            .into_iter()
+            .map(|w| WrittenOut {
+                id: w.id,
+                version: w.version,
+                seq: w.seq,
+            })
+            .collect(),
+    }))
+}
+
+/// One entity.
+#[utoipa::path(get, path = "/collections/{name}/entities/{id}", tag = "entities",
+    params(("name" = String, Path, description = "Collection name"),
+           ("id" = String, Path, description = "Entity id (UUID)"), GetQuery),
+    responses(
+        (status = 200, body = EntityOut),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`entity_not_found` or `collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn get(
+    State(st): State<AppState>,
+    ApiPath((name, id)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<GetQuery>,
+) -> Result<Json<EntityOut>, ApiError> {
+    let id = parse_id(&id)?;
+    blocking(move || {
+        let c = st.db.collection(&name)?;
+        match c.get(id)? {
+            Some(r) => Ok(Json(EntityOut::new(r, q.with_vector))),
+            None => Err(ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "entity_not_found",
+                format!("entity {id} not found in collection {name:?}"),
+            )),
+        }
+    })
+    .await
+}
+
+/// Writes one entity under the id in the path; with `if_version`, only if its stored version
+/// is that one (optimistic concurrency).
+#[utoipa::path(put, path = "/collections/{name}/entities/{id}", tag = "entities",
+    params(("name" = String, Path, description = "Collection name"),
+           ("id" = String, Path, description = "Entity id (UUID)")),
+    request_body = PutEntityBody,
+    responses(
+        (status = 200, body = WrittenOut),
+        (status = 400, description = "`invalid_id`, `invalid_entity`", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 409, description = "`version_conflict`: the stored version differs", body = ErrorBody)))]
+pub(crate) async fn put_one(
+    State(st): State<AppState>,
+    ApiPath((name, id)): ApiPath<(String, String)>,
+    JsonBody(body): JsonBody<PutEntityBody>,
+) -> Result<Json<WrittenOut>, ApiError> {
+    let id = parse_id(&id)?;
+    let coll = st.db.collection(&name)?.to_async();
+    let payload = body
+        .payload
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let entity = Entity::new(id, payload, body.vector);
+    let written = match body.if_version {
+        Some(v) => coll.upsert_if_version(entity, v).await,
+        None => coll.upsert(entity).await,
+    }
+    .map_err(|e| match e {
+        hybridb::Error::InvalidEntity { problem, .. } => {
+            ApiError::bad_request("invalid_entity", problem.to_string())
+        }
+        other => other.into(),
+    })?;
+    Ok(Json(WrittenOut {
+        id: written.id,
+        version: written.version,
+        seq: written.seq,
+    }))
+}
+
+/// Deletes one entity.
+#[utoipa::path(delete, path = "/collections/{name}/entities/{id}", tag = "entities",
+    params(("name" = String, Path, description = "Collection name"),
+           ("id" = String, Path, description = "Entity id (UUID)")),
+    responses(
+        (status = 200, description = "`deleted` is 0 if it did not exist", body = DeleteOut),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn delete_one(
+    State(st): State<AppState>,
+    ApiPath((name, id)): ApiPath<(String, String)>,
+) -> Result<Json<DeleteOut>, ApiError> {
+    let id = parse_id(&id)?;
+    let existed = st.db.collection(&name)?.to_async().delete(id).await?;
+    Ok(Json(DeleteOut {
+        deleted: u64::from(existed),
+    }))
+}
+
+/// Many entities from one snapshot, in the order asked (`null` for absent ids).
+#[utoipa::path(post, path = "/collections/{name}/entities/get", tag = "entities",
+    params(("name" = String, Path, description = "Collection name")),
+    request_body = GetManyBody,
+    responses(
+        (status = 200, body = GetManyOut),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn get_many(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<GetManyBody>,
+) -> Result<Json<GetManyOut>, ApiError> {
+    if body.ids.len() > MAX_GET_IDS {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("ids: at most {MAX_GET_IDS} ids per request"),
+        ));
+    }
+    blocking(move || {
+        let c = st.db.collection(&name)?;
+        let records = c.get_many(&body.ids)?;
+        Ok(Json(GetManyOut {
+            entities: records
+                .into_iter()
+                .map(|r| r.map(|r| EntityOut::new(r, body.with_vector)))
+                .collect(),
+        }))
+    })
+    .await
+}
+
+/// Deletes entities by id or by filter, in one transaction.
+#[utoipa::path(post, path = "/collections/{name}/entities/delete", tag = "entities",
+    params(("name" = String, Path, description = "Collection name")),
+    request_body = DeleteBody,
+    responses(
+        (status = 200, body = DeleteOut),
+        (status = 400, description = "neither or both of `ids` and `filter`; `invalid_filter`", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn delete(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<DeleteBody>,
+) -> Result<Json<DeleteOut>, ApiError> {
+    let coll = st.db.collection(&name)?.to_async();
+    let deleted = match (body.ids, body.filter) {
+        (Some(ids), None) => coll
+            .delete_batch(&ids)
+            .await
+            .map_err(|e| write_error(e, "ids"))?,
+        (None, Some(filter)) => coll.delete_by_filter(&filter).await?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "give exactly one of `ids` and `filter`",
+            ));
+        }
+    };
+    Ok(Json(DeleteOut {
+        deleted: deleted as u64,
+    }))
+}
+
+/// A page of entities in id order.
+#[utoipa::path(post, path = "/collections/{name}/scroll", tag = "entities",
+    params(("name" = String, Path, description = "Collection name")),
+    request_body = ScrollBody,
+    responses(
+        (status = 200, body = ScrollOut),
+        (status = 400, description = "`invalid_query` (limit), `invalid_filter`", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn scroll(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<ScrollBody>,
+) -> Result<Json<ScrollOut>, ApiError> {
+    blocking(move || {
+        let c = st.db.collection(&name)?;
+        let page = match &body.filter {
+            Some(f) => c.scroll_where(f, body.after, body.limit),
+            None => c.scroll(body.after, body.limit),
+        }
+        .map_err(|e| match e {
+            hybridb::Error::InvalidQuery(
+                hybridb::QueryProblem::ZeroK | hybridb::QueryProblem::KTooLarge { .. },
+            ) => ApiError::from(e).at("limit"),
+            other => other.into(),
+        })?;
+        Ok(Json(ScrollOut {
+            entities: page
+                .records
+                .into_iter()
+                .map(|r| EntityOut::new(r, body.with_vector))
+                .collect(),
+            next: page.next,
+        }))
+    })
+    .await
+}
+
+/// Number of entities.
+#[utoipa::path(post, path = "/collections/{name}/count", tag = "entities",
+    params(("name" = String, Path, description = "Collection name")),
+    request_body(content = CountBody, description = "May be empty"),
+    responses(
+        (status = 200, body = CountOut),
+        (status = 400, description = "`invalid_filter`", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+pub(crate) async fn count(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<CountBody>,
+) -> Result<Json<CountOut>, ApiError> {
+    blocking(move || {
+        let c = st.db.collection(&name)?;
+        let count = match &body.filter {
+            Some(f) => c.count_where(f)?,
+            None => c.count()?,
+        };
+        Ok(Json(CountOut { count }))
+    })
+    .await
+}

@@ -1,0 +1,79 @@
+//! The route table. Every documented route is registered through `utoipa_axum::routes!`, which
+//! takes the path and method from the handler's `#[utoipa::path]` attribute for both the axum
+//! router and the OpenAPI document, so the two cannot drift.
+
+pub(crate) mod admin;
+pub(crate) mod changes;
+pub(crate) mod collections;
+pub(crate) mod entities;
+pub(crate) mod search;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hybridb",
+        description = "Entities (a JSON payload and a vector under one UUID) with vector search, \
+                       a change feed, backup and metrics. Errors are \
+                       `{\"error\":{\"code\",\"message\"}}`."
+    ),
+    modifiers(&BearerAuth),
+    security(("api_key" = [])),
+    components(schemas(crate::error::ErrorBody))
+)]
+struct ApiDoc;
+
+/// Declares the `Authorization: Bearer KEY` scheme.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every documented route, with the OpenAPI document they make up.
+pub(crate) fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(collections::list))
+        .routes(routes!(
+            collections::create,
+            collections::get,
+            collections::drop
+        ))
+        .routes(routes!(entities::upsert))
+        .routes(routes!(
+            entities::get,
+            entities::put_one,
+            entities::delete_one
+        ))
+        .routes(routes!(entities::get_many))
+        .routes(routes!(entities::delete))
+        .routes(routes!(entities::scroll))
+        .routes(routes!(entities::count))
+        .routes(routes!(search::search))
+        .routes(routes!(search::search_batch))
+        .routes(routes!(search::explain))
+        .routes(routes!(
+            collections::create_payload_index,
+            collections::drop_payload_index
+        ))
+        .routes(routes!(changes::changes))
+        .routes(routes!(changes::stream))
+        .routes(routes!(admin::backup))
+        .routes(routes!(admin::verify))
+        .routes(routes!(admin::stats))
+        .routes(routes!(admin::healthz))
+        .routes(routes!(admin::readyz))
+        .routes(routes!(admin::metrics))
+}
