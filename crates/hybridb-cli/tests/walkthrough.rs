@@ -9,18 +9,33 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hybridb");
 const DOC: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/server.md"));
+const README: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
 
-/// The shell block between the walkthrough markers.
+/// The shell block between the walkthrough markers of `docs/server.md`.
 fn walkthrough() -> String {
-    let start = DOC.find("<!-- walkthrough:start").expect("start marker");
-    let end = DOC.find("<!-- walkthrough:end -->").expect("end marker");
-    let block = &DOC[start..end];
+    block_of(DOC)
+}
+
+/// The shell block between the walkthrough markers of a page.
+fn block_of(page: &str) -> String {
+    let start = page.find("<!-- walkthrough:start").expect("start marker");
+    let end = page.find("<!-- walkthrough:end -->").expect("end marker");
+    let block = &page[start..end];
     let code = block
         .split("```sh\n")
         .nth(1)
         .and_then(|b| b.split("```").next())
         .expect("a sh block");
     code.to_string()
+}
+
+#[test]
+fn readme_walkthrough_is_the_tested_one() {
+    assert_eq!(
+        block_of(README),
+        walkthrough(),
+        "README.md and docs/server.md differ"
+    );
 }
 
 #[test]

@@ -154,7 +154,12 @@ pub(crate) struct IndexState {
     applied_items: AtomicU64,
     /// Filter (JSON) to `(applied_items, hits, sampled)` of its last sample.
     estimates: Mutex<HashMap<String, (u64, usize, usize)>>,
+    /// Matching sets of repeated filters: `(filter JSON, applied_items, set)`.
+    filter_sets: Mutex<Vec<(String, u64, SlotBitset)>>,
 }
+
+/// Matching sets kept for repeated filters (each is one bit per slot).
+const SETS_KEPT: usize = 16;
 
 /// Filters whose selectivity estimate is kept.
 const ESTIMATES_KEPT: usize = 256;
@@ -198,6 +203,7 @@ impl IndexState {
             costs: Mutex::new(None),
             applied_items: AtomicU64::new(0),
             estimates: Mutex::new(HashMap::new()),
+            filter_sets: Mutex::new(Vec::new()),
         }
     }
 
@@ -429,20 +435,44 @@ impl IndexState {
                 // Clearly selective filters (small postings) skip the sample.
                 let small = upper_bound(filter, &payload)
                     .is_some_and(|b| b * SAMPLE < MIN_SAMPLE_HITS * live_count);
-                let (hits, sampled) = if small {
-                    (0, 0)
-                } else {
-                    self.estimate(filter, live_count, || sample(live, |s| ch.matches(s)))
+                let key = (!small).then(|| filter.to_json().to_string());
+                let (hits, sampled, repeated) = match &key {
+                    None => (0, 0, false),
+                    Some(key) => self.estimate(key, live_count, || sample(live, |s| ch.matches(s))),
                 };
-                checker = Some(ch);
-                filter_cx = Some((filter, cx));
+                let version = self.applied_items.load(Ordering::Relaxed);
+                let cached = key.as_ref().and_then(|k| self.cached_set(k, version));
                 if small || sampled == live_count || hits * SAMPLE < MIN_SAMPLE_HITS * sampled {
                     // A small or exactly known set: materialise it from the postings.
-                    let (f, cx) = filter_cx.as_ref().expect("set above");
-                    let b = evaluate(f, cx)?.bits;
+                    let b = evaluate(filter, &cx)?.bits;
                     let n = b.len();
+                    checker = Some(ch);
+                    filter_cx = Some((filter, cx));
+                    (Some(b), n, true)
+                } else if let Some(mut b) = cached {
+                    // A large set computed for this filter at this same version: exact, and
+                    // cheaper to test per node than the codes.
+                    b.intersect_with(live);
+                    let n = b.len();
+                    checker = Some(ch);
+                    filter_cx = Some((filter, cx));
+                    (Some(b), n, true)
+                } else if repeated && let Some(key) = key {
+                    // The same filter again with no write in between: compute the set once
+                    // (one pass over the live slots) and keep it until the next write.
+                    let mut b = SlotBitset::new();
+                    for s in live.iter().filter(|&s| ch.matches(s)) {
+                        b.insert_uncounted(s);
+                    }
+                    b.recount();
+                    self.keep_set(key, version, &b);
+                    let n = b.len();
+                    checker = Some(ch);
+                    filter_cx = Some((filter, cx));
                     (Some(b), n, true)
                 } else {
+                    checker = Some(ch);
+                    filter_cx = Some((filter, cx));
                     (None, hits * live_count / sampled.max(1), false)
                 }
             }
@@ -535,26 +565,47 @@ impl IndexState {
     /// A filter's sample, from the cache while the collection has changed by under 1/32 of
     /// its size since it was taken (repeated filters, such as a tenant's, skip the sampling;
     /// an outdated estimate could only make a plan slower, never a result wrong).
+    ///
+    /// Returns `(hits, sampled, repeated)`; `repeated`: the cached sample was taken with no
+    /// write since (the filter repeats on an unchanged collection).
     fn estimate(
         &self,
-        filter: &Filter,
+        key: &str,
         live: usize,
         take: impl FnOnce() -> (usize, usize),
-    ) -> (usize, usize) {
-        let key = filter.to_json().to_string();
+    ) -> (usize, usize, bool) {
         let now = self.applied_items.load(Ordering::Relaxed);
-        if let Some(&(at, hits, sampled)) = lock(&self.estimates).get(&key)
+        if let Some(&(at, hits, sampled)) = lock(&self.estimates).get(key)
             && now.saturating_sub(at) <= (live / 32) as u64
         {
-            return (hits, sampled);
+            return (hits, sampled, at == now);
         }
         let (hits, sampled) = take();
         let mut cache = lock(&self.estimates);
         if cache.len() >= ESTIMATES_KEPT {
             cache.clear();
         }
-        cache.insert(key, (now, hits, sampled));
-        (hits, sampled)
+        cache.insert(key.to_string(), (now, hits, sampled));
+        (hits, sampled, false)
+    }
+
+    /// The matching set of filter `key` computed at `version`, if kept. Exact: every change
+    /// of postings or slots bumps the version (slots hidden since are removed by the caller).
+    fn cached_set(&self, key: &str, version: u64) -> Option<SlotBitset> {
+        let sets = lock(&self.filter_sets);
+        sets.iter()
+            .find(|(k, v, _)| k == key && *v == version)
+            .map(|(_, _, b)| b.clone())
+    }
+
+    /// Keeps the matching set of filter `key` at `version` (a few, for repeated filters).
+    fn keep_set(&self, key: String, version: u64, bits: &SlotBitset) {
+        let mut sets = lock(&self.filter_sets);
+        sets.retain(|(_, v, _)| *v == version);
+        if sets.len() >= SETS_KEPT {
+            sets.remove(0);
+        }
+        sets.push((key, version, bits.clone()));
     }
 
     /// Folds one observed plan execution into the measured costs (if there are any).
@@ -738,7 +789,9 @@ mod tests {
         use crate::filter::{Condition, Filter};
         let (s, vectors) = grouped();
         let quarter = Filter::new().must(Condition::matches_value("g", 0i64));
-        let most = Filter::new().must_not(Condition::matches_value("g", 3i64));
+        let most = Filter::new()
+            .must_not(Condition::matches_value("g", 3i64))
+            .must_not(Condition::has_id([id(7)]));
         let costs = |scan_ns, graph_ns| {
             *lock(&s.costs) = Some(plan::Costs {
                 scan_ns,
@@ -765,16 +818,17 @@ mod tests {
             (&most, [true, true, true, false], 1e6, 1.0, Plan::PostFilter),
         ] {
             costs(scan_ns, graph_ns);
+            lock(&s.estimates).clear();
+            lock(&s.filter_sets).clear();
             let share = keep.iter().filter(|k| **k).count() as i64 * 750;
             let (mut found, mut wanted) = (0, 0);
             for qi in (0..3000).step_by(150) {
                 let q = &vectors[qi];
                 let p = planned(&s, q, filter);
                 assert_eq!(p.plan, want);
-                assert!(
-                    p.estimated,
-                    "large matching sets are estimated from the sample"
-                );
+                // The first search estimates from a sample; the same filter again on an
+                // unchanged collection computes the set once and keeps it (exact).
+                assert_eq!(p.estimated, qi == 0, "query {qi}");
                 assert!((p.matching as i64 - share).abs() < 150, "{}", p.matching);
                 let mut brute: Vec<(f32, EntityId)> = (0..3000)
                     .filter(|i| keep[i % 4])
