@@ -2,12 +2,14 @@
 //! same calls on the library, as an overhead ratio. Every loop is bounded in time.
 //!
 //! ```sh
-//! cargo run --release -p hybridb-server --example load -- [N] [DIM] [SECONDS] [CLIENTS] [MIXED]
+//! cargo run --release -p hybridb-server --example load -- [N] [DIM] [SECONDS] [CLIENTS] [MIXED] [CACHE_MB]
 //! ```
-//! Defaults: 20000 entities of dimension 64, 5 s per phase, 4 clients. With MIXED > 0, a last
-//! phase of MIXED seconds mixes searches, overwrites, gets and deletes over a fixed id range
-//! (so the data does not grow) through HTTP and prints the process's resident memory every
-//! tenth of it: growth there would be a leak.
+//! Defaults: 20000 entities of dimension 64, 5 s per phase, 4 clients, the library's redb cache
+//! (256 MiB). With MIXED > 0, a last phase of MIXED seconds mixes searches, overwrites, gets and
+//! deletes over a fixed id range (so the entities do not grow) through HTTP and prints the
+//! process's resident memory every tenth of it. The file still grows (every write adds a change
+//! event), and redb's page cache fills up to CACHE_MB with it, so look for a plateau: with a
+//! small CACHE_MB, growth past the cache would be a leak.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,8 +62,12 @@ fn main() {
         arg(3, 4.0) as usize,
     );
     let mixed = arg(4, 0.0);
+    let cache_mb = arg(5, 256.0) as usize;
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Database::open(dir.path().join("load.redb")).expect("open");
+    let db = Database::builder()
+        .cache_size(cache_mb << 20)
+        .open(dir.path().join("load.redb"))
+        .expect("open");
     let coll = db
         .create_collection("load", CollectionConfig::new(dim as u32, Metric::Cosine))
         .expect("create");

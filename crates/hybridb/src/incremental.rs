@@ -218,22 +218,8 @@ impl Database {
                     target.display()
                 )));
             }
-            let new_catalogue: BTreeMap<String, StoredCollection> = itxn
-                .open_table(COLLECTIONS)?
-                .iter()?
-                .map(|row| {
-                    let (k, v) = row?;
-                    Ok((k.value().to_string(), StoredCollection::decode(v.value())?))
-                })
-                .collect::<Result<_>>()?;
-            let old_catalogue: BTreeMap<String, StoredCollection> = txn
-                .open_table(COLLECTIONS)?
-                .iter()?
-                .map(|row| {
-                    let (k, v) = row?;
-                    Ok((k.value().to_string(), StoredCollection::decode(v.value())?))
-                })
-                .collect::<Result<_>>()?;
+            let new_catalogue = catalogue(&itxn.open_table(COLLECTIONS)?)?;
+            let old_catalogue = catalogue(&txn.open_table(COLLECTIONS)?)?;
             // Collections gone, or replaced by another of the same name.
             for (name, old) in &old_catalogue {
                 if new_catalogue.get(name).map(|n| n.cid) != Some(old.cid) {
@@ -341,4 +327,17 @@ impl Database {
         drop(inc);
         Database::open(target)?.verify()
     }
+}
+
+/// A `collections` table as name to stored config.
+fn catalogue(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<BTreeMap<String, StoredCollection>> {
+    table
+        .iter()?
+        .map(|row| {
+            let (k, v) = row?;
+            Ok((k.value().to_string(), StoredCollection::decode(v.value())?))
+        })
+        .collect()
 }

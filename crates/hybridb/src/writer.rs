@@ -306,33 +306,28 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
             let mut cursors: HashMap<u64, SlotCursor> = HashMap::new();
             while let Some((coll, _, reply, prepared, delete_where)) = valid.pop_front() {
                 let tables = CollectionTables::new(coll.stored.cid);
-                let prepared = match delete_where {
-                    None => prepared,
-                    Some(filter) => {
-                        // Entities this group wrote already are not in the postings yet.
-                        let touched: Vec<_> = in_flight
-                            .iter()
-                            .filter(|f| f.coll.stored.cid == coll.stored.cid)
-                            .flat_map(|f| f.written.iter().map(|w| w.id))
-                            .collect();
-                        match crate::write::resolve_delete_where(
-                            &txn, &coll, &tables, &filter, &touched,
-                        ) {
-                            Ok(p) => p,
-                            Err(e) if e.is_user_error() => {
-                                let _ = reply.send(Err(e));
-                                continue;
-                            }
-                            Err(e) => {
-                                in_flight.push(InFlight::failed(reply, coll));
-                                return Err(e);
-                            }
+                // Step 2: a delete by filter becomes deletes (decided in this transaction),
+                // then reads and version checks; a user error fails this command alone.
+                let step2 = (|| -> Result<_> {
+                    let prepared = match &delete_where {
+                        None => prepared,
+                        Some(filter) => {
+                            // Entities this group wrote already are not in the postings yet.
+                            let touched: Vec<_> = in_flight
+                                .iter()
+                                .filter(|f| f.coll.stored.cid == coll.stored.cid)
+                                .flat_map(|f| f.written.iter().map(|w| w.id))
+                                .collect();
+                            crate::write::resolve_delete_where(
+                                &txn, &coll, &tables, filter, &touched,
+                            )?
                         }
-                    }
-                };
-                // Step 2: reads and version checks; a user error fails this command alone.
-                let staged = match stage(&txn, &coll, &tables, &prepared) {
-                    Ok(s) => s,
+                    };
+                    let staged = stage(&txn, &coll, &tables, &prepared)?;
+                    Ok((prepared, staged))
+                })();
+                let (prepared, staged) = match step2 {
+                    Ok(x) => x,
                     Err(e) if e.is_user_error() => {
                         let _ = reply.send(Err(e));
                         continue;
