@@ -150,7 +150,9 @@ pub(crate) struct IndexState {
     checkpoint_seq: AtomicU64,
     /// Measured plan costs (see [`plan`]).
     costs: Mutex<Option<plan::Costs>>,
-    /// Items applied since creation (dates the cached estimates).
+    /// Version of the slot table and postings: items applied since creation, plus one per
+    /// other change; moves only under the slot table's write lock. Dates the kept matching
+    /// sets and estimates.
     applied_items: AtomicU64,
     /// Filter (JSON) to `(applied_items, hits, sampled)` of its last sample.
     estimates: Mutex<HashMap<String, (u64, usize, usize)>>,
@@ -211,12 +213,21 @@ impl IndexState {
     pub(crate) fn set_payload(&self, index: PayloadIndex) {
         let _slots = write(&self.slots);
         *write(&self.payload) = index;
+        self.new_version();
+    }
+
+    /// Dates every kept matching set and estimate as older than what follows (call with the
+    /// slot table's write lock held, after changing postings or live slots outside `apply`).
+    fn new_version(&self) {
+        self.applied_items.fetch_add(1, Ordering::Relaxed);
+        lock(&self.filter_sets).clear();
     }
 
     /// Changes the payload postings in place (under the slot table's write lock).
     pub(crate) fn update_payload(&self, f: impl FnOnce(&mut PayloadIndex)) {
         let _slots = write(&self.slots);
         f(&mut write(&self.payload));
+        self.new_version();
     }
 
     /// Runs `f` on the payload postings.
@@ -292,6 +303,7 @@ impl IndexState {
                 table.unhide(s);
             }
         }
+        self.new_version();
     }
 
     /// Applies a committed write (see the module invariants for the order). An error means the
@@ -303,8 +315,7 @@ impl IndexState {
         let _apply = lock(&self.apply_lock);
         self.changed
             .fetch_add(applies.len() as u64, Ordering::Relaxed);
-        self.applied_items
-            .fetch_add(applies.len() as u64, Ordering::Relaxed);
+        let items = applies.len() as u64;
         let needed = applies
             .iter()
             .map(|a| match a {
@@ -351,6 +362,9 @@ impl IndexState {
         drop(vectors);
         let mut table = write(&self.slots);
         let mut payload = write(&self.payload);
+        // The version moves under the slot table's write lock, so a search (which reads it
+        // under the read lock) always pairs a version with the state it names.
+        self.applied_items.fetch_add(items, Ordering::Relaxed);
         for a in applies {
             match a {
                 Apply::Set { slot, id, .. } => table.claim(slot, id),
@@ -709,6 +723,7 @@ impl IndexState {
         let mut table = write(&self.slots);
         *table = slots.into_inner().unwrap_or_else(|e| e.into_inner());
         *write(&self.payload) = payload.into_inner().unwrap_or_else(|e| e.into_inner());
+        self.new_version();
     }
 
     /// Number of searchable entities.
