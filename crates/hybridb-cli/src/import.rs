@@ -236,16 +236,7 @@ struct Line {
 /// Parses one line, naming the bad field in errors.
 fn parse_line(text: &str) -> Result<Entity, String> {
     let e: Line = hybridb_server::decode_json(text.as_bytes(), 64).map_err(|e| e.message)?;
-    let id = match (e.id, e.key) {
-        (Some(_), Some(_)) => return Err("give `id` or `key`, not both".into()),
-        (Some(id), None) => id,
-        (None, Some(key)) => EntityId::from_key(&key),
-        (None, None) => EntityId::new_v7(),
-    };
-    let payload = e
-        .payload
-        .unwrap_or_else(|| Value::Object(Default::default()));
-    Ok(Entity::new(id, payload, e.vector))
+    hybridb_server::entity_of(e.id, e.key, e.payload, e.vector).map_err(String::from)
 }
 
 /// Bad records seen, and how they are reported.

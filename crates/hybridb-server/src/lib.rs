@@ -57,6 +57,25 @@ pub use extract::{decode_json, too_deep};
 use metrics::Metrics;
 use state::AppState;
 
+/// The entity an API or import record describes: its `id`, or the id derived from its `key`
+/// ([`hybridb::EntityId::from_key`]), or a fresh UUID v7 when it names neither; a missing
+/// payload is an empty object. Errors when both `id` and `key` are given.
+pub fn entity_of(
+    id: Option<hybridb::EntityId>,
+    key: Option<String>,
+    payload: Option<serde_json::Value>,
+    vector: Vec<f32>,
+) -> Result<hybridb::Entity, &'static str> {
+    let id = match (id, key) {
+        (Some(_), Some(_)) => return Err("give `id` or `key`, not both"),
+        (Some(id), None) => id,
+        (None, Some(key)) => hybridb::EntityId::from_key(&key),
+        (None, None) => hybridb::EntityId::new_v7(),
+    };
+    let payload = payload.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+    Ok(hybridb::Entity::new(id, payload, vector))
+}
+
 /// The OpenAPI document of the API (what `/openapi.json` serves).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     routes::documented().into_openapi()

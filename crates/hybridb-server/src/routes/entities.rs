@@ -2,7 +2,7 @@
 
 use crate::reply::Json;
 use axum::extract::State;
-use hybridb::{Entity, EntityId};
+use hybridb::Entity;
 use serde_json::Value;
 
 use crate::api::{
@@ -33,21 +33,10 @@ pub(crate) async fn upsert(
     let coll = st.db.collection(&name)?.to_async();
     let mut entities = Vec::with_capacity(body.entities.len());
     for (i, e) in body.entities.into_iter().enumerate() {
-        let id = match (e.id, e.key) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::bad_request(
-                    "invalid_entity",
-                    format!("entities[{i}]: give `id` or `key`, not both"),
-                ));
-            }
-            (Some(id), None) => id,
-            (None, Some(key)) => EntityId::from_key(&key),
-            (None, None) => EntityId::new_v7(),
-        };
-        let payload = e
-            .payload
-            .unwrap_or_else(|| Value::Object(Default::default()));
-        entities.push(Entity::new(id, payload, e.vector));
+        let entity = crate::entity_of(e.id, e.key, e.payload, e.vector).map_err(|why| {
+            ApiError::bad_request("invalid_entity", format!("entities[{i}]: {why}"))
+        })?;
+        entities.push(entity);
     }
     let written = coll
         .upsert_batch(entities)
