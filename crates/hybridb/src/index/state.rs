@@ -455,22 +455,17 @@ impl IndexState {
                     Some(key) => self.estimate(key, live_count, || sample(live, |s| ch.matches(s))),
                 };
                 let version = self.applied_items.load(Ordering::Relaxed);
-                let cached = key.as_ref().and_then(|k| self.cached_set(k, version));
-                if small || sampled == live_count || hits * SAMPLE < MIN_SAMPLE_HITS * sampled {
+                let exact_set = if small
+                    || sampled == live_count
+                    || hits * SAMPLE < MIN_SAMPLE_HITS * sampled
+                {
                     // A small or exactly known set: materialise it from the postings.
-                    let b = evaluate(filter, &cx)?.bits;
-                    let n = b.len();
-                    checker = Some(ch);
-                    filter_cx = Some((filter, cx));
-                    (Some(b), n, true)
-                } else if let Some(mut b) = cached {
+                    Some(evaluate(filter, &cx)?.bits)
+                } else if let Some(mut b) = key.as_ref().and_then(|k| self.cached_set(k, version)) {
                     // A large set computed for this filter at this same version: exact, and
                     // cheaper to test per node than the codes.
                     b.intersect_with(live);
-                    let n = b.len();
-                    checker = Some(ch);
-                    filter_cx = Some((filter, cx));
-                    (Some(b), n, true)
+                    Some(b)
                 } else if repeated && let Some(key) = key {
                     // The same filter again with no write in between: compute the set once
                     // (one pass over the live slots) and keep it until the next write.
@@ -480,14 +475,18 @@ impl IndexState {
                     }
                     b.recount();
                     self.keep_set(key, version, &b);
-                    let n = b.len();
-                    checker = Some(ch);
-                    filter_cx = Some((filter, cx));
-                    (Some(b), n, true)
+                    Some(b)
                 } else {
-                    checker = Some(ch);
-                    filter_cx = Some((filter, cx));
-                    (None, hits * live_count / sampled.max(1), false)
+                    None
+                };
+                checker = Some(ch);
+                filter_cx = Some((filter, cx));
+                match exact_set {
+                    Some(b) => {
+                        let n = b.len();
+                        (Some(b), n, true)
+                    }
+                    None => (None, hits * live_count / sampled.max(1), false),
                 }
             }
         };
