@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::cache::{CacheSizes, Caches};
 use crate::change::{ChangeEvent, ChangeKind};
 use crate::collection::{Collection, CollectionShared};
 use crate::config::{CollectionConfig, IndexKind, StoredCollection, validate_collection_name};
@@ -92,6 +93,9 @@ pub struct Options {
     pub quick_repair: bool,
     /// Checkpoint every changed HNSW index when the database closes. Default true.
     pub checkpoint_on_close: bool,
+    /// Byte bounds of the read caches (decoded records, vectors, search results); see
+    /// [`CacheSizes`] for the defaults. [`CacheSizes::OFF`] switches them all off.
+    pub caches: CacheSizes,
     /// Failpoints for fault-injection tests (feature `failpoints`). Default none.
     #[cfg(feature = "failpoints")]
     pub failpoints: Option<Arc<crate::failpoint::Failpoints>>,
@@ -139,6 +143,7 @@ impl Default for Options {
             retain_changes: 100_000,
             quick_repair: true,
             checkpoint_on_close: true,
+            caches: CacheSizes::default(),
             #[cfg(feature = "failpoints")]
             failpoints: None,
         }
@@ -253,6 +258,12 @@ impl DatabaseBuilder {
         self
     }
 
+    /// Sets the byte bounds of the read caches ([`Options::caches`]).
+    pub fn caches(mut self, sizes: CacheSizes) -> Self {
+        self.options.caches = sizes;
+        self
+    }
+
     /// Sets whether closing checkpoints changed HNSW indexes.
     pub fn checkpoint_on_close(mut self, enabled: bool) -> Self {
         self.options.checkpoint_on_close = enabled;
@@ -328,6 +339,10 @@ impl Progress {
         self.durable.load(Ordering::Acquire)
     }
 
+    pub(crate) fn committed_seq(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
     pub(crate) fn applied_seq(&self) -> u64 {
         *lock(&self.applied)
     }
@@ -387,6 +402,8 @@ pub(crate) struct Shared {
     /// Carries the committed seq to feed subscriptions.
     feed: watch::Sender<u64>,
     feed_closed: AtomicBool,
+    /// The read caches (see [`crate::cache`] for why they never serve stale data).
+    pub(crate) caches: Caches,
 }
 
 impl Shared {
@@ -403,6 +420,11 @@ impl Shared {
     /// True once the last database handle is gone: subscriptions end.
     pub(crate) fn feed_closed(&self) -> bool {
         self.feed_closed.load(Ordering::Acquire)
+    }
+
+    /// Every open collection.
+    pub(crate) fn collection_list(&self) -> Vec<Arc<CollectionShared>> {
+        read(&self.collections).values().cloned().collect()
     }
 
     /// The lowest seq that every HNSW checkpoint covers: events after it are needed for
@@ -458,7 +480,7 @@ impl Shared {
             drop(snap);
             self.failpoint("checkpoint")?;
             checkpoint::write_atomic(&checkpoint::path_for(&dir, coll.stored.cid), &bytes)?;
-            coll.index.set_checkpoint_seq(seq);
+            coll.index.set_checkpoint_seq(seq, now_ms());
             written += 1;
         }
         Ok(written)
@@ -638,6 +660,10 @@ impl Shared {
     /// Writer thread, after a failed commit or a panic: closes redb, opens the file again and
     /// reloads every collection's in-memory state from it. Handles stay valid.
     pub(crate) fn reopen(&self) -> Result<()> {
+        // The caches are bypassed until the reload is complete (closed below, on success).
+        for c in read(&self.collections).values() {
+            c.window.open();
+        }
         // Drop our handle first: the file stays locked until every handle and read is gone.
         write(&self.redb).take();
         let db = self.storage.open(self.options.cache_size)?;
@@ -674,6 +700,10 @@ impl Shared {
         self.unsynced.store(false, Ordering::Release);
         *write(&self.redb) = Some(Arc::new(db));
         self.progress.reset(last_seq);
+        self.caches.invalidate_all();
+        for c in read(&self.collections).values() {
+            c.window.close();
+        }
         Ok(())
     }
 }
@@ -739,11 +769,15 @@ impl Checkpointer {
                     }
                     drop(guard);
                     // Errors are retried at the next tick; the index stays correct without.
-                    if ops > 0 {
-                        let _ = shared.checkpoint(ops);
+                    if ops > 0
+                        && let Err(e) = shared.checkpoint(ops)
+                    {
+                        crate::observe::background_error("checkpoint", &e);
                     }
                     if !interval.is_zero() && last.elapsed() >= interval {
-                        let _ = shared.checkpoint(1);
+                        if let Err(e) = shared.checkpoint(1) {
+                            crate::observe::background_error("checkpoint", &e);
+                        }
                         last = Instant::now();
                     }
                 }
@@ -878,6 +912,7 @@ impl Database {
         let progress = Progress::default();
         progress.reset(last_seq);
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
+        let options_caches = options.caches;
         let shared = Arc::new(Shared {
             redb: RwLock::new(Some(Arc::new(redb))),
             storage,
@@ -888,6 +923,7 @@ impl Database {
             counters: WriterCounters::default(),
             feed: watch::Sender::new(last_seq),
             feed_closed: AtomicBool::new(false),
+            caches: Caches::new(options_caches),
         });
         let thread = writer::spawn(Arc::clone(&shared), rx)?;
         let checkpointer = Checkpointer::start(Arc::clone(&shared))?;
@@ -914,6 +950,13 @@ impl Database {
     /// Creates a collection. Fails with [`Error::CollectionExists`], or with
     /// [`Error::InvalidCollectionName`] / [`Error::InvalidConfig`] for bad input.
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        let label = metrics::SharedString::from(name.to_string());
+        crate::observe::op("create_collection", &label, 1, || {
+            self.create_collection_now(name, config)
+        })
+    }
+
+    fn create_collection_now(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
         validate_collection_name(name)?;
         config.validate()?;
         let name_owned = name.to_string();
@@ -942,9 +985,17 @@ impl Database {
     /// Drops a collection and all its entities in one transaction. Handles to it then fail with
     /// [`Error::CollectionNotFound`].
     pub fn drop_collection(&self, name: &str) -> Result<()> {
-        let name = name.to_string();
-        self.inner
-            .call(|reply| Command::DropCollection { name, reply })
+        let label = metrics::SharedString::from(name.to_string());
+        crate::observe::op("drop_collection", &label, 1, || {
+            let name = name.to_string();
+            self.inner
+                .call(|reply| Command::DropCollection { name, reply })
+        })
+    }
+
+    /// Runs a database-wide public operation inside its span and metrics.
+    pub(crate) fn observe<T>(&self, op: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        crate::observe::op(op, &crate::observe::database_label(), 1, f)
     }
 
     /// The sequence number of the last committed change (0 before any).
@@ -957,7 +1008,9 @@ impl Database {
     /// Compacts the file, returning freed space to the file system. Runs on the writer thread
     /// (writes wait); reads get [`Error::Recovering`] while it runs. Returns true if it ran.
     pub fn compact(&self) -> Result<bool> {
-        self.inner.call(|reply| Command::Compact { reply })
+        self.observe("compact", || {
+            self.inner.call(|reply| Command::Compact { reply })
+        })
     }
 
     /// What the writer thread has done since open: the mean group size is
@@ -972,9 +1025,22 @@ impl Database {
         }
     }
 
+    /// Sets the state gauges of this database through the `metrics` facade: index sizes,
+    /// applied lag, checkpoint ages, cache sizes (`docs/metrics.md`). Counters and histograms
+    /// are recorded as operations run; these describe state, so call this before each scrape
+    /// (the `prometheus` exporter's `render` does).
+    pub fn record_metrics(&self) {
+        crate::observe::record_gauges(&self.inner.shared);
+    }
+
+    /// Hits, misses and sizes of the read caches since open.
+    pub fn cache_stats(&self) -> crate::CacheStats {
+        self.inner.shared.caches.stats()
+    }
+
     /// Makes every committed write durable (matters only with [`Durability::None`]).
     pub fn sync(&self) -> Result<()> {
-        self.inner.call(|reply| Command::Sync { reply })
+        self.observe("sync", || self.inner.call(|reply| Command::Sync { reply }))
     }
 
     /// Makes every write durable, then checkpoints every HNSW index that changed since its
@@ -982,8 +1048,10 @@ impl Database {
     /// background ([`Options::checkpoint_every_ops`]) and on close; this is for operators and
     /// tests that want one now.
     pub fn checkpoint(&self) -> Result<usize> {
-        self.sync()?;
-        self.inner.shared.checkpoint(1)
+        self.observe("checkpoint", || {
+            self.inner.call(|reply| Command::Sync { reply })?;
+            self.inner.shared.checkpoint(1)
+        })
     }
 
     /// Closes this handle: makes pending writes durable and reports any error doing so. The file
@@ -1152,6 +1220,11 @@ fn load_from_checkpoint(
 ) -> std::result::Result<IndexState, String> {
     let path = checkpoint::path_for(ckpt_dir, stored.cid);
     let bytes = std::fs::read(&path).map_err(|e| format!("no checkpoint ({e})"))?;
+    let written_ms = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(now_ms, |d| d.as_millis() as u64);
     let ckpt = checkpoint::decode(&bytes, stored.cid, config_hash(stored), last_seq)?;
     drop(bytes);
     let ckpt_seq = ckpt.seq;
@@ -1212,7 +1285,7 @@ fn load_from_checkpoint(
         }
     }
     let replayed = removes.len() + sets.len();
-    index.set_checkpoint_seq(ckpt_seq);
+    index.set_checkpoint_seq(ckpt_seq, written_ms);
     index.apply(removes).map_err(s)?;
     index.apply(sets).map_err(s)?;
     let rows = entities.len().map_err(|e| s(e.into()))? as usize;

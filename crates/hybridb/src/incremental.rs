@@ -74,6 +74,17 @@ impl Database {
         &self,
         path: impl AsRef<Path>,
         since: u64,
+        progress: impl FnMut(u64),
+    ) -> Result<BackupInfo> {
+        self.observe("backup_incremental", || {
+            self.backup_incremental_now(path, since, progress)
+        })
+    }
+
+    fn backup_incremental_now(
+        &self,
+        path: impl AsRef<Path>,
+        since: u64,
         mut progress: impl FnMut(u64),
     ) -> Result<BackupInfo> {
         let path = path.as_ref();
@@ -178,6 +189,18 @@ impl Database {
     /// earlier increments were applied, in order). All or nothing: one write transaction.
     /// The result is opened and verified before this returns.
     pub fn apply_incremental(
+        increment: impl AsRef<Path>,
+        target: impl AsRef<Path>,
+    ) -> Result<crate::VerifyReport> {
+        crate::observe::op(
+            "apply_incremental",
+            &crate::observe::database_label(),
+            1,
+            || Self::apply_incremental_now(increment, target),
+        )
+    }
+
+    fn apply_incremental_now(
         increment: impl AsRef<Path>,
         target: impl AsRef<Path>,
     ) -> Result<crate::VerifyReport> {

@@ -46,6 +46,7 @@
 
 mod async_api;
 mod backup;
+mod cache;
 mod change;
 mod collection;
 mod config;
@@ -59,7 +60,10 @@ mod filter;
 mod id;
 mod incremental;
 pub mod index;
+mod observe;
 mod payload;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod query;
 mod retry;
 mod schema;
@@ -72,6 +76,7 @@ mod writer;
 
 pub use async_api::AsyncCollection;
 pub use backup::BackupInfo;
+pub use cache::{CacheLevelStats, CacheSizes, CacheStats};
 pub use change::{ChangeEvent, ChangeKind};
 pub use collection::Collection;
 pub use config::{CollectionConfig, IndexKind, MAX_DIM, Metric, PayloadIndexKind};
