@@ -2,6 +2,7 @@
 
 mod backup;
 mod basics;
+mod cache;
 mod checkpoint;
 mod crash;
 mod faults;
@@ -10,6 +11,7 @@ mod feed;
 mod filter;
 mod lock;
 mod model;
+mod observe;
 mod validation;
 mod verify;
 mod writer;
