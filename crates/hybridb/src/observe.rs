@@ -98,7 +98,8 @@ pub(crate) fn database_label() -> SharedString {
 /// Sets the state gauges of one database: per collection `hybridb_index_entities`,
 /// `hybridb_index_memory_bytes`, `hybridb_checkpoint_age_seconds` (HNSW indexes that have a
 /// checkpoint); `hybridb_applied_lag` (committed minus applied sequence numbers),
-/// `hybridb_last_seq`; cache bytes and entries per level.
+/// `hybridb_last_seq`; the writer's totals `hybridb_writer_{groups,commands,items,
+/// failed_commits}_total`; cache bytes and entries per level.
 pub(crate) fn record_gauges(shared: &Shared) {
     let now = now_ms();
     for c in shared.collection_list() {
@@ -116,6 +117,15 @@ pub(crate) fn record_gauges(shared: &Shared) {
     let applied = shared.progress.applied_seq();
     metrics::gauge!("hybridb_applied_lag").set(committed.saturating_sub(applied) as f64);
     metrics::gauge!("hybridb_last_seq").set(committed as f64);
+    let w = &shared.counters;
+    for (name, value) in [
+        ("hybridb_writer_groups_total", &w.groups),
+        ("hybridb_writer_commands_total", &w.commands),
+        ("hybridb_writer_items_total", &w.items),
+        ("hybridb_writer_failed_commits_total", &w.failed_commits),
+    ] {
+        metrics::counter!(name).absolute(value.load(std::sync::atomic::Ordering::Relaxed));
+    }
     shared.caches.record_gauges();
 }
 
