@@ -62,8 +62,7 @@ pub(crate) fn render(metrics: &Metrics, db: &Database) -> Result<String, String>
             continue;
         };
         if let Ok(n) = c.count() {
-            metrics::gauge!("hybridb_collection_entities", "collection" => info.name)
-                .set(n as f64);
+            metrics::gauge!("hybridb_collection_entities", "collection" => info.name).set(n as f64);
         }
     }
     metrics::gauge!("hybridb_uptime_seconds").set(metrics.uptime().as_secs_f64());
