@@ -335,7 +335,7 @@ impl Collection {
     /// Many entities from one consistent snapshot, in the order asked (`None` for absent ids).
     ///
     /// Served from the record and vector caches where they hold every id asked for, else from
-    /// one redb snapshot (see [`crate::cache`] for why the two never mix two moments).
+    /// one redb snapshot (`docs/metrics.md` explains why the two never mix two moments).
     pub fn get_many(&self, ids: &[EntityId]) -> Result<Vec<Option<Record>>> {
         self.observe("get_many", ids.len(), || self.records(ids))
     }

@@ -37,6 +37,13 @@
 //! answered from the index, and a planner picks an exact scan of the matches or a filtered HNSW
 //! walk by measured cost ([`Collection::explain`] shows which). See `docs/filters.md`.
 //!
+//! ## Caches, metrics, tracing
+//! Reads go through byte-bounded caches of decoded records, vectors and search results that a
+//! write invalidates before it is acknowledged ([`Options::caches`], [`Database::cache_stats`]).
+//! Every public operation records a counter and a latency histogram through the `metrics`
+//! facade and runs in a `tracing` span; the `prometheus` feature adds an exporter. See
+//! `docs/metrics.md`.
+//!
 //! ## Layout
 //! [`Database`] opens the file and holds the collection catalogue and the change log
 //! ([`Database::changes_since`]); [`Collection`] handles write and read entities and search.
