@@ -49,6 +49,9 @@ pub struct CacheArgs {
     /// Folder in which the temporary database directory is created (default: system temp).
     #[arg(long)]
     pub tmp_dir: Option<PathBuf>,
+    /// Install no metrics recorder (to see what recording costs).
+    #[arg(long)]
+    pub no_metrics: bool,
 }
 
 /// One line of `cache` output.
@@ -90,7 +93,11 @@ pub fn run_cache(a: &CacheArgs) -> Result<()> {
         a.gets > 0 && a.queries > 0 && a.repeats > 0,
         "workloads must be non-empty"
     );
-    let exporter = Prometheus::install()?;
+    let exporter = if a.no_metrics {
+        None
+    } else {
+        Some(Prometheus::install()?)
+    };
     let dir = match &a.tmp_dir {
         Some(p) => tempfile::tempdir_in(p),
         None => tempfile::tempdir(),
@@ -137,7 +144,7 @@ pub fn run_cache(a: &CacheArgs) -> Result<()> {
         let lookups = hits + after.results.misses - before.results.misses;
         results.push(record("search_repeated", caches, lat, hits, lookups));
         eprintln!("cache: caches {caches}: {:?}", db.cache_stats());
-        if caches == "on" {
+        if let (Some(exporter), "on") = (&exporter, caches) {
             let text = exporter.render(&[&db]);
             eprintln!("cache: metrics exported during the run (histogram buckets omitted):");
             for line in text.lines().filter(|l| {

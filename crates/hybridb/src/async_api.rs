@@ -74,23 +74,27 @@ impl AsyncCollection {
             entity,
             expected_version: None,
         });
-        self.observe("upsert", 1, fut).await
+        self.observe(crate::observe::Op::Upsert, 1, fut).await
     }
 
     fn observe<'a, T: 'a>(
         &'a self,
-        op: &'static str,
+        op: crate::observe::Op,
         items: usize,
         fut: impl std::future::Future<Output = Result<T>> + 'a,
     ) -> impl std::future::Future<Output = Result<T>> + 'a {
-        crate::observe::op_async(op, &self.inner.shared.metric_name, items, fut)
+        crate::observe::op_async(op, &self.inner.shared.metrics, items, fut)
     }
 
     /// See [`Collection::upsert_batch`].
     pub async fn upsert_batch(&self, entities: Vec<Entity>) -> Result<Vec<Written>> {
         let n = entities.len();
-        self.observe("upsert_batch", n, self.write(upserts(entities)))
-            .await
+        self.observe(
+            crate::observe::Op::UpsertBatch,
+            n,
+            self.write(upserts(entities)),
+        )
+        .await
     }
 
     /// See [`Collection::upsert_if_version`].
@@ -99,12 +103,13 @@ impl AsyncCollection {
             entity,
             expected_version: Some(expected),
         });
-        self.observe("upsert_if_version", 1, fut).await
+        self.observe(crate::observe::Op::UpsertIfVersion, 1, fut)
+            .await
     }
 
     /// See [`Collection::delete`].
     pub async fn delete(&self, id: EntityId) -> Result<bool> {
-        self.observe("delete", 1, async {
+        self.observe(crate::observe::Op::Delete, 1, async {
             Ok(self.single(WriteOp::Delete { id }).await?.seq.is_some())
         })
         .await
@@ -112,7 +117,7 @@ impl AsyncCollection {
 
     /// See [`Collection::delete_batch`].
     pub async fn delete_batch(&self, ids: &[EntityId]) -> Result<usize> {
-        self.observe("delete_batch", ids.len(), async {
+        self.observe(crate::observe::Op::DeleteBatch, ids.len(), async {
             let out = self
                 .write(ids.iter().map(|&id| WriteOp::Delete { id }).collect())
                 .await?;
@@ -123,7 +128,7 @@ impl AsyncCollection {
 
     /// See [`Collection::delete_by_filter`].
     pub async fn delete_by_filter(&self, filter: &crate::Filter) -> Result<usize> {
-        self.observe("delete_by_filter", 1, async {
+        self.observe(crate::observe::Op::DeleteByFilter, 1, async {
             let cmd = self.inner.delete_where_command(filter)?;
             let out = self.inner.db.call_async(cmd).await?;
             Ok(out.iter().filter(|w| w.seq.is_some()).count())

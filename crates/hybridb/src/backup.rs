@@ -87,7 +87,9 @@ impl Database {
     /// returns the sequence number it covers. `progress` is called with the number of rows
     /// copied so far. Fails if `path` (or its checkpoint folder) already exists.
     pub fn backup(&self, path: impl AsRef<Path>, progress: impl FnMut(u64)) -> Result<BackupInfo> {
-        self.observe("backup", || self.backup_now(path, progress))
+        self.observe(crate::observe::Op::Backup, || {
+            self.backup_now(path, progress)
+        })
     }
 
     fn backup_now(
@@ -172,9 +174,12 @@ impl Database {
         target: impl AsRef<Path>,
         overwrite: bool,
     ) -> Result<crate::VerifyReport> {
-        crate::observe::op("restore", &crate::observe::database_label(), 1, || {
-            Self::restore_now(backup, target, overwrite)
-        })
+        crate::observe::op(
+            crate::observe::Op::Restore,
+            &crate::observe::OpMetrics::new(""),
+            1,
+            || Self::restore_now(backup, target, overwrite),
+        )
     }
 
     fn restore_now(

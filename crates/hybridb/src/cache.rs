@@ -29,6 +29,7 @@ use quick_cache::sync::Cache;
 use serde_json::{Map, Value};
 
 use crate::id::EntityId;
+use crate::observe::Registered;
 use crate::search::Hit;
 
 /// Number of per-key stamps (a write to one key invalidates the cached values of the keys that
@@ -175,6 +176,8 @@ struct Level<K, V> {
     hits: AtomicU64,
     misses: AtomicU64,
     name: &'static str,
+    /// This level's hit and miss counters in the metrics recorder.
+    handles: Registered<(metrics::Counter, metrics::Counter)>,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Level<K, V> {
@@ -189,6 +192,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Level<K, V> {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             name,
+            handles: Registered::default(),
         }
     }
 
@@ -200,14 +204,20 @@ impl<K: Eq + Hash + Clone, V: Clone> Level<K, V> {
     }
 
     fn count(&self, hit: bool) {
-        let (counter, outcome) = if hit {
-            (&self.hits, "hit")
-        } else {
-            (&self.misses, "miss")
-        };
+        let counter = if hit { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("hybridb_cache_lookups_total", "level" => self.name, "outcome" => outcome)
-            .increment(1);
+        let name = self.name;
+        self.handles.with(
+            || {
+                let c = |outcome: &'static str| {
+                    metrics::counter!("hybridb_cache_lookups_total", "level" => name, "outcome" => outcome)
+                };
+                (c("hit"), c("miss"))
+            },
+            |(hit_counter, miss_counter)| {
+                if hit { hit_counter } else { miss_counter }.increment(1);
+            },
+        );
     }
 
     fn put(&self, key: K, stamp: u64, value: V, bytes: usize) {

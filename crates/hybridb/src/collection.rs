@@ -31,8 +31,8 @@ pub(crate) struct CollectionShared {
     pub(crate) index: IndexState,
     /// Moved by the writer around every write to this collection (cache validity).
     pub(crate) window: WriteWindow,
-    /// The name as a metrics label (cheap to clone).
-    pub(crate) metric_name: metrics::SharedString,
+    /// Counters and histograms of this collection's operations.
+    pub(crate) metrics: crate::observe::OpMetrics,
     dropped: AtomicBool,
 }
 
@@ -44,7 +44,7 @@ impl CollectionShared {
 
     pub(crate) fn with_index(name: String, stored: StoredCollection, index: IndexState) -> Self {
         CollectionShared {
-            metric_name: metrics::SharedString::from_shared(Arc::from(name.as_str())),
+            metrics: crate::observe::OpMetrics::new(&name),
             name,
             stored,
             index,
@@ -146,7 +146,7 @@ impl Collection {
     /// # Ok(()) }
     /// ```
     pub fn create_payload_index(&self, field: &str, kind: PayloadIndexKind) -> Result<bool> {
-        self.observe("create_payload_index", 1, || {
+        self.observe(crate::observe::Op::CreatePayloadIndex, 1, || {
             self.payload_index_command(field, Some(kind))
         })
     }
@@ -154,7 +154,7 @@ impl Collection {
     /// Drops the payload index on `field`; returns whether there was one. Filters on the field
     /// keep working, by reading payloads.
     pub fn drop_payload_index(&self, field: &str) -> Result<bool> {
-        self.observe("drop_payload_index", 1, || {
+        self.observe(crate::observe::Op::DropPayloadIndex, 1, || {
             self.payload_index_command(field, None)
         })
     }
@@ -242,7 +242,7 @@ impl Collection {
     /// Deletes every entity that passes `filter`, atomically (the set is decided inside the
     /// deleting transaction); returns how many were deleted. An empty filter is refused.
     pub fn delete_by_filter(&self, filter: &crate::Filter) -> Result<usize> {
-        self.observe("delete_by_filter", 1, || {
+        self.observe(crate::observe::Op::DeleteByFilter, 1, || {
             let out = self.db.call(self.delete_where_command(filter)?)?;
             Ok(out.iter().filter(|w| w.seq.is_some()).count())
         })
@@ -251,11 +251,11 @@ impl Collection {
     /// Runs a public operation of this collection inside its span and metrics.
     pub(crate) fn observe<T>(
         &self,
-        op: &'static str,
+        op: crate::observe::Op,
         items: usize,
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        crate::observe::op(op, &self.shared.metric_name, items, f)
+        crate::observe::op(op, &self.shared.metrics, items, f)
     }
 
     pub(crate) fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
@@ -271,7 +271,7 @@ impl Collection {
 
     /// Inserts or replaces one entity; returns its new version and change sequence number.
     pub fn upsert(&self, entity: Entity) -> Result<Written> {
-        self.observe("upsert", 1, || {
+        self.observe(crate::observe::Op::Upsert, 1, || {
             self.single(WriteOp::Upsert {
                 entity,
                 expected_version: None,
@@ -281,7 +281,7 @@ impl Collection {
 
     /// Inserts or replaces many entities in one transaction: all or nothing.
     pub fn upsert_batch(&self, entities: Vec<Entity>) -> Result<Vec<Written>> {
-        self.observe("upsert_batch", entities.len(), || {
+        self.observe(crate::observe::Op::UpsertBatch, entities.len(), || {
             self.write(upserts(entities))
         })
     }
@@ -289,7 +289,7 @@ impl Collection {
     /// Writes `entity` only if its stored version is `expected` (0: only if it does not exist);
     /// otherwise fails with [`Error::Conflict`] naming the current version.
     pub fn upsert_if_version(&self, entity: Entity, expected: u64) -> Result<Written> {
-        self.observe("upsert_if_version", 1, || {
+        self.observe(crate::observe::Op::UpsertIfVersion, 1, || {
             self.single(WriteOp::Upsert {
                 entity,
                 expected_version: Some(expected),
@@ -299,14 +299,14 @@ impl Collection {
 
     /// Deletes one entity; returns whether it existed.
     pub fn delete(&self, id: EntityId) -> Result<bool> {
-        self.observe("delete", 1, || {
+        self.observe(crate::observe::Op::Delete, 1, || {
             Ok(self.single(WriteOp::Delete { id })?.seq.is_some())
         })
     }
 
     /// Deletes many entities in one transaction; returns how many existed.
     pub fn delete_batch(&self, ids: &[EntityId]) -> Result<usize> {
-        self.observe("delete_batch", ids.len(), || {
+        self.observe(crate::observe::Op::DeleteBatch, ids.len(), || {
             let out = self.write(ids.iter().map(|&id| WriteOp::Delete { id }).collect())?;
             Ok(out.iter().filter(|w| w.seq.is_some()).count())
         })
@@ -329,7 +329,9 @@ impl Collection {
 
     /// The stored entity, or `None`.
     pub fn get(&self, id: EntityId) -> Result<Option<Record>> {
-        self.observe("get", 1, || Ok(self.records(&[id])?.pop().flatten()))
+        self.observe(crate::observe::Op::Get, 1, || {
+            Ok(self.records(&[id])?.pop().flatten())
+        })
     }
 
     /// Many entities from one consistent snapshot, in the order asked (`None` for absent ids).
@@ -337,7 +339,7 @@ impl Collection {
     /// Served from the record and vector caches where they hold every id asked for, else from
     /// one redb snapshot (`docs/metrics.md` explains why the two never mix two moments).
     pub fn get_many(&self, ids: &[EntityId]) -> Result<Vec<Option<Record>>> {
-        self.observe("get_many", ids.len(), || self.records(ids))
+        self.observe(crate::observe::Op::GetMany, ids.len(), || self.records(ids))
     }
 
     /// [`Collection::get_many`] without its span (also joins search hits).
@@ -415,7 +417,7 @@ impl Collection {
 
     /// Number of entities.
     pub fn count(&self) -> Result<u64> {
-        self.observe("count", 1, || self.count_all())
+        self.observe(crate::observe::Op::Count, 1, || self.count_all())
     }
 
     pub(crate) fn count_all(&self) -> Result<u64> {
@@ -425,7 +427,9 @@ impl Collection {
 
     /// Up to `limit` entities in id order, starting after `after` (from the start for `None`).
     pub fn scroll(&self, after: Option<EntityId>, limit: usize) -> Result<ScrollPage> {
-        self.observe("scroll", limit, || self.scroll_all(after, limit))
+        self.observe(crate::observe::Op::Scroll, limit, || {
+            self.scroll_all(after, limit)
+        })
     }
 
     pub(crate) fn scroll_all(&self, after: Option<EntityId>, limit: usize) -> Result<ScrollPage> {

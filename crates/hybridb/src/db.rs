@@ -404,6 +404,8 @@ pub(crate) struct Shared {
     feed_closed: AtomicBool,
     /// The read caches (see [`crate::cache`] for why they never serve stale data).
     pub(crate) caches: Caches,
+    /// Counters and histograms of database-wide operations.
+    pub(crate) metrics: crate::observe::OpMetrics,
 }
 
 impl Shared {
@@ -924,6 +926,7 @@ impl Database {
             feed: watch::Sender::new(last_seq),
             feed_closed: AtomicBool::new(false),
             caches: Caches::new(options_caches),
+            metrics: crate::observe::OpMetrics::new(""),
         });
         let thread = writer::spawn(Arc::clone(&shared), rx)?;
         let checkpointer = Checkpointer::start(Arc::clone(&shared))?;
@@ -950,8 +953,8 @@ impl Database {
     /// Creates a collection. Fails with [`Error::CollectionExists`], or with
     /// [`Error::InvalidCollectionName`] / [`Error::InvalidConfig`] for bad input.
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
-        let label = metrics::SharedString::from(name.to_string());
-        crate::observe::op("create_collection", &label, 1, || {
+        let label = crate::observe::OpMetrics::new(name);
+        crate::observe::op(crate::observe::Op::CreateCollection, &label, 1, || {
             self.create_collection_now(name, config)
         })
     }
@@ -985,8 +988,8 @@ impl Database {
     /// Drops a collection and all its entities in one transaction. Handles to it then fail with
     /// [`Error::CollectionNotFound`].
     pub fn drop_collection(&self, name: &str) -> Result<()> {
-        let label = metrics::SharedString::from(name.to_string());
-        crate::observe::op("drop_collection", &label, 1, || {
+        let label = crate::observe::OpMetrics::new(name);
+        crate::observe::op(crate::observe::Op::DropCollection, &label, 1, || {
             let name = name.to_string();
             self.inner
                 .call(|reply| Command::DropCollection { name, reply })
@@ -994,8 +997,12 @@ impl Database {
     }
 
     /// Runs a database-wide public operation inside its span and metrics.
-    pub(crate) fn observe<T>(&self, op: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        crate::observe::op(op, &crate::observe::database_label(), 1, f)
+    pub(crate) fn observe<T>(
+        &self,
+        op: crate::observe::Op,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        crate::observe::op(op, &self.inner.shared.metrics, 1, f)
     }
 
     /// The sequence number of the last committed change (0 before any).
@@ -1008,7 +1015,7 @@ impl Database {
     /// Compacts the file, returning freed space to the file system. Runs on the writer thread
     /// (writes wait); reads get [`Error::Recovering`] while it runs. Returns true if it ran.
     pub fn compact(&self) -> Result<bool> {
-        self.observe("compact", || {
+        self.observe(crate::observe::Op::Compact, || {
             self.inner.call(|reply| Command::Compact { reply })
         })
     }
@@ -1040,7 +1047,9 @@ impl Database {
 
     /// Makes every committed write durable (matters only with [`Durability::None`]).
     pub fn sync(&self) -> Result<()> {
-        self.observe("sync", || self.inner.call(|reply| Command::Sync { reply }))
+        self.observe(crate::observe::Op::Sync, || {
+            self.inner.call(|reply| Command::Sync { reply })
+        })
     }
 
     /// Makes every write durable, then checkpoints every HNSW index that changed since its
@@ -1048,7 +1057,7 @@ impl Database {
     /// background ([`Options::checkpoint_every_ops`]) and on close; this is for operators and
     /// tests that want one now.
     pub fn checkpoint(&self) -> Result<usize> {
-        self.observe("checkpoint", || {
+        self.observe(crate::observe::Op::Checkpoint, || {
             self.inner.call(|reply| Command::Sync { reply })?;
             self.inner.shared.checkpoint(1)
         })

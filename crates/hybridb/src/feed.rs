@@ -109,7 +109,9 @@ impl Database {
     /// Up to `limit` change events with a sequence number greater than `after`, in order.
     /// Fails with [`Error::ChangesPruned`] if events after `after` were already pruned.
     pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<ChangeEvent>> {
-        self.observe("changes_since", || self.changes_since_now(after, limit))
+        self.observe(crate::observe::Op::ChangesSince, || {
+            self.changes_since_now(after, limit)
+        })
     }
 
     fn changes_since_now(&self, after: u64, limit: usize) -> Result<Vec<ChangeEvent>> {
@@ -138,7 +140,7 @@ impl Database {
     /// resumes after it (`db.subscribe(db.cursor(name)?.unwrap_or(0))`). Events it has not
     /// acknowledged are never pruned. Names follow the collection name rules.
     pub fn ack(&self, name: &str, seq: u64) -> Result<()> {
-        self.observe("ack", || self.ack_now(name, seq))
+        self.observe(crate::observe::Op::Ack, || self.ack_now(name, seq))
     }
 
     fn ack_now(&self, name: &str, seq: u64) -> Result<()> {
@@ -156,7 +158,9 @@ impl Database {
 
     /// Deletes a cursor (its consumer no longer holds back retention).
     pub fn delete_cursor(&self, name: &str) -> Result<()> {
-        self.observe("delete_cursor", || self.delete_cursor_now(name))
+        self.observe(crate::observe::Op::DeleteCursor, || {
+            self.delete_cursor_now(name)
+        })
     }
 
     fn delete_cursor_now(&self, name: &str) -> Result<()> {
@@ -171,7 +175,9 @@ impl Database {
     /// covers, keeping at least [`crate::Options::retain_changes`] recent ones; returns how
     /// many were deleted.
     pub fn prune_changes(&self) -> Result<u64> {
-        self.observe("prune_changes", || self.prune_changes_now())
+        self.observe(crate::observe::Op::PruneChanges, || {
+            self.prune_changes_now()
+        })
     }
 
     fn prune_changes_now(&self) -> Result<u64> {

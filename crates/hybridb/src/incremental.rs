@@ -76,7 +76,7 @@ impl Database {
         since: u64,
         progress: impl FnMut(u64),
     ) -> Result<BackupInfo> {
-        self.observe("backup_incremental", || {
+        self.observe(crate::observe::Op::BackupIncremental, || {
             self.backup_incremental_now(path, since, progress)
         })
     }
@@ -193,8 +193,8 @@ impl Database {
         target: impl AsRef<Path>,
     ) -> Result<crate::VerifyReport> {
         crate::observe::op(
-            "apply_incremental",
-            &crate::observe::database_label(),
+            crate::observe::Op::ApplyIncremental,
+            &crate::observe::OpMetrics::new(""),
             1,
             || Self::apply_incremental_now(increment, target),
         )

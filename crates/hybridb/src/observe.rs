@@ -8,6 +8,7 @@
 //! an installed recorder or subscriber the cost is a few atomic loads per operation.
 
 use std::future::Future;
+use std::sync::RwLock;
 use std::time::Instant;
 
 use metrics::SharedString;
@@ -17,12 +18,174 @@ use tracing::field::Empty;
 use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::sync::now_ms;
+use crate::sync::{read, write};
 
 /// Operation counter: `collection`, `op`, `outcome` (`ok`, `invalid` for user errors such as a
 /// bad vector or a version conflict, `error` otherwise).
-pub const OPERATIONS: &str = "hybridb_operations_total";
+pub(crate) const OPERATIONS: &str = "hybridb_operations_total";
 /// Operation latency histogram (seconds): `collection`, `op`.
-pub const OPERATION_SECONDS: &str = "hybridb_operation_duration_seconds";
+pub(crate) const OPERATION_SECONDS: &str = "hybridb_operation_duration_seconds";
+
+/// The public operations (the `op` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Ack,
+    Backup,
+    BackupIncremental,
+    ChangesSince,
+    Checkpoint,
+    Compact,
+    Count,
+    CountWhere,
+    CreatePayloadIndex,
+    Delete,
+    DeleteBatch,
+    DeleteByFilter,
+    DeleteCursor,
+    DropPayloadIndex,
+    Explain,
+    Get,
+    GetMany,
+    PruneChanges,
+    Scroll,
+    ScrollWhere,
+    Search,
+    Sync,
+    Upsert,
+    UpsertBatch,
+    UpsertIfVersion,
+    Verify,
+    VerifyAndRepair,
+    Restore,
+    ApplyIncremental,
+    CreateCollection,
+    DropCollection,
+}
+
+impl Op {
+    const COUNT: usize = Op::DropCollection as usize + 1;
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Op::Ack => "ack",
+            Op::Backup => "backup",
+            Op::BackupIncremental => "backup_incremental",
+            Op::ChangesSince => "changes_since",
+            Op::Checkpoint => "checkpoint",
+            Op::Compact => "compact",
+            Op::Count => "count",
+            Op::CountWhere => "count_where",
+            Op::CreatePayloadIndex => "create_payload_index",
+            Op::Delete => "delete",
+            Op::DeleteBatch => "delete_batch",
+            Op::DeleteByFilter => "delete_by_filter",
+            Op::DeleteCursor => "delete_cursor",
+            Op::DropPayloadIndex => "drop_payload_index",
+            Op::Explain => "explain",
+            Op::Get => "get",
+            Op::GetMany => "get_many",
+            Op::PruneChanges => "prune_changes",
+            Op::Scroll => "scroll",
+            Op::ScrollWhere => "scroll_where",
+            Op::Search => "search",
+            Op::Sync => "sync",
+            Op::Upsert => "upsert",
+            Op::UpsertBatch => "upsert_batch",
+            Op::UpsertIfVersion => "upsert_if_version",
+            Op::Verify => "verify",
+            Op::VerifyAndRepair => "verify_and_repair",
+            Op::Restore => "restore",
+            Op::ApplyIncremental => "apply_incremental",
+            Op::CreateCollection => "create_collection",
+            Op::DropCollection => "drop_collection",
+        }
+    }
+}
+
+/// Identifies the recorder in force (the global one, or a thread's local one).
+fn recorder_id() -> usize {
+    metrics::with_recorder(|r| (r as *const dyn metrics::Recorder).cast::<()>() as usize)
+}
+
+/// Metric handles registered once per recorder: registering hashes the name and labels and
+/// looks them up, recording through a handle is an atomic operation.
+pub(crate) struct Registered<T> {
+    inner: RwLock<Option<(usize, T)>>,
+}
+
+impl<T> Default for Registered<T> {
+    fn default() -> Self {
+        Registered {
+            inner: RwLock::new(None),
+        }
+    }
+}
+
+impl<T> Registered<T> {
+    /// Runs `f` with the handles of the recorder in force, registering them first if needed.
+    pub(crate) fn with<R>(&self, register: impl FnOnce() -> T, f: impl FnOnce(&T) -> R) -> R {
+        let now = recorder_id();
+        {
+            let guard = read(&self.inner);
+            if let Some((id, handles)) = guard.as_ref()
+                && *id == now
+            {
+                return f(handles);
+            }
+        }
+        let mut guard = write(&self.inner);
+        let (_, handles) = guard.insert((now, register()));
+        f(handles)
+    }
+}
+
+/// The handles of one operation.
+struct OpHandles {
+    ok: metrics::Counter,
+    invalid: metrics::Counter,
+    error: metrics::Counter,
+    seconds: metrics::Histogram,
+}
+
+/// The operation metrics of one collection (or of the database, label ``).
+pub(crate) struct OpMetrics {
+    label: SharedString,
+    ops: Box<[Registered<OpHandles>]>,
+}
+
+impl OpMetrics {
+    pub(crate) fn new(label: &str) -> Self {
+        OpMetrics {
+            label: SharedString::from_shared(std::sync::Arc::from(label)),
+            ops: (0..Op::COUNT).map(|_| Registered::default()).collect(),
+        }
+    }
+
+    /// The collection label.
+    pub(crate) fn label(&self) -> &SharedString {
+        &self.label
+    }
+
+    fn record(&self, op: Op, outcome: &'static str, took: std::time::Duration) {
+        let register = || {
+            let counter = |outcome: &'static str| metrics::counter!(OPERATIONS, "collection" => self.label.clone(), "op" => op.name(), "outcome" => outcome);
+            OpHandles {
+                ok: counter("ok"),
+                invalid: counter("invalid"),
+                error: counter("error"),
+                seconds: metrics::histogram!(OPERATION_SECONDS, "collection" => self.label.clone(), "op" => op.name()),
+            }
+        };
+        self.ops[op as usize].with(register, |h| {
+            match outcome {
+                "ok" => h.ok.increment(1),
+                "invalid" => h.invalid.increment(1),
+                _ => h.error.increment(1),
+            }
+            h.seconds.record(took.as_secs_f64());
+        });
+    }
+}
 
 fn outcome<T>(r: &Result<T>) -> &'static str {
     match r {
@@ -32,10 +195,10 @@ fn outcome<T>(r: &Result<T>) -> &'static str {
     }
 }
 
-fn span(op: &'static str, collection: &str, items: usize) -> tracing::Span {
+fn span(op: Op, collection: &str, items: usize) -> tracing::Span {
     tracing::debug_span!(
         "hybridb",
-        op,
+        op = op.name(),
         collection,
         items,
         micros = Empty,
@@ -43,56 +206,41 @@ fn span(op: &'static str, collection: &str, items: usize) -> tracing::Span {
     )
 }
 
-fn finish<T>(
-    op: &'static str,
-    collection: &SharedString,
-    span: &tracing::Span,
-    start: Instant,
-    r: &Result<T>,
-) {
+fn finish<T>(op: Op, metrics: &OpMetrics, span: &tracing::Span, start: Instant, r: &Result<T>) {
     let took = start.elapsed();
     let outcome = outcome(r);
     span.record("micros", took.as_micros() as u64);
     span.record("outcome", outcome);
-    metrics::counter!(OPERATIONS, "collection" => collection.clone(), "op" => op, "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!(OPERATION_SECONDS, "collection" => collection.clone(), "op" => op)
-        .record(took.as_secs_f64());
+    metrics.record(op, outcome, took);
 }
 
-/// Runs one public operation `op` on `collection` (empty for database-wide operations) that
-/// handles `items` entities (or 1).
+/// Runs one public operation `op` that handles `items` entities (or 1), counted in `metrics`.
 pub(crate) fn op<T>(
-    op: &'static str,
-    collection: &SharedString,
+    op: Op,
+    metrics: &OpMetrics,
     items: usize,
     f: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    let span = span(op, collection, items);
+    let span = span(op, metrics.label(), items);
     let _entered = span.enter();
     let start = Instant::now();
     let r = f();
-    finish(op, collection, &span, start, &r);
+    finish(op, metrics, &span, start, &r);
     r
 }
 
 /// [`op`] for async operations: the span covers every poll of `fut`.
 pub(crate) async fn op_async<T>(
-    op: &'static str,
-    collection: &SharedString,
+    op: Op,
+    metrics: &OpMetrics,
     items: usize,
     fut: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    let span = span(op, collection, items);
+    let span = span(op, metrics.label(), items);
     let start = Instant::now();
     let r = fut.instrument(span.clone()).await;
-    finish(op, collection, &span, start, &r);
+    finish(op, metrics, &span, start, &r);
     r
-}
-
-/// The label of database-wide operations.
-pub(crate) fn database_label() -> SharedString {
-    SharedString::const_str("")
 }
 
 /// Sets the state gauges of one database: per collection `hybridb_index_entities`,
@@ -103,7 +251,7 @@ pub(crate) fn database_label() -> SharedString {
 pub(crate) fn record_gauges(shared: &Shared) {
     let now = now_ms();
     for c in shared.collection_list() {
-        let name = c.metric_name.clone();
+        let name = c.metrics.label().clone();
         metrics::gauge!("hybridb_index_entities", "collection" => name.clone())
             .set(c.index.live_count() as f64);
         metrics::gauge!("hybridb_index_memory_bytes", "collection" => name.clone())

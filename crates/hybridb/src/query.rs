@@ -127,7 +127,7 @@ impl Collection {
     /// The `k` entities nearest to `query`, best first (ids and scores only).
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
         let req = SearchRequest::new(query.to_vec(), k);
-        self.observe("search", k, || self.search_cached(&req))
+        self.observe(crate::observe::Op::Search, k, || self.search_cached(&req))
     }
 
     /// A search with options: filter, payloads, vectors, effort, consistency, threshold.
@@ -157,7 +157,9 @@ impl Collection {
     /// Answers are kept in the result cache (L3) for as long as the collection is not written:
     /// the same request on an unchanged collection is answered without searching.
     pub fn search_with(&self, req: &SearchRequest) -> Result<Vec<Hit>> {
-        self.observe("search", req.k, || self.search_cached(req))
+        self.observe(crate::observe::Op::Search, req.k, || {
+            self.search_cached(req)
+        })
     }
 
     fn search_cached(&self, req: &SearchRequest) -> Result<Vec<Hit>> {
@@ -186,7 +188,7 @@ impl Collection {
     /// Runs a search and reports how: the plan the planner chose, the number of matching
     /// entities it planned with, and where the time went.
     pub fn explain(&self, req: &SearchRequest) -> Result<Explain> {
-        self.observe("explain", req.k, || self.run_search(req))
+        self.observe(crate::observe::Op::Explain, req.k, || self.run_search(req))
     }
 
     /// A search, uncached and without a span of its own.
@@ -373,7 +375,7 @@ impl Collection {
 
     /// Number of entities passing `filter` (all of them for an empty filter).
     pub fn count_where(&self, filter: &Filter) -> Result<u64> {
-        self.observe("count_where", 1, || {
+        self.observe(crate::observe::Op::CountWhere, 1, || {
             if filter.is_empty() {
                 return self.count_all();
             }
@@ -391,7 +393,7 @@ impl Collection {
         after: Option<EntityId>,
         limit: usize,
     ) -> Result<ScrollPage> {
-        self.observe("scroll_where", limit, || {
+        self.observe(crate::observe::Op::ScrollWhere, limit, || {
             self.scroll_matching(filter, after, limit)
         })
     }

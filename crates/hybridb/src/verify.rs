@@ -66,7 +66,7 @@ impl Database {
     /// verify an idle database for a definitive answer). Storage errors are returned; data
     /// problems go into the report.
     pub fn verify(&self) -> Result<VerifyReport> {
-        self.observe("verify", || self.verify_now())
+        self.observe(crate::observe::Op::Verify, || self.verify_now())
     }
 
     fn verify_now(&self) -> Result<VerifyReport> {
@@ -256,7 +256,9 @@ impl Database {
     /// Rebuilds all derived state (every in-memory index, from the tables; checkpoints are
     /// discarded) and then verifies. Use it when [`Database::verify`] reports index problems.
     pub fn verify_and_repair(&self) -> Result<VerifyReport> {
-        self.observe("verify_and_repair", || self.verify_and_repair_now())
+        self.observe(crate::observe::Op::VerifyAndRepair, || {
+            self.verify_and_repair_now()
+        })
     }
 
     fn verify_and_repair_now(&self) -> Result<VerifyReport> {
