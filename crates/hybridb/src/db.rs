@@ -1262,7 +1262,13 @@ fn load_from_checkpoint(
         .map(|(slot, id)| (*id, slot as u32))
         .collect();
     let slots = SlotTable::from_ids(ckpt.slot_ids);
-    let graph = HnswIndex::from_graph(ckpt.graph, options.index_threads);
+    let ckpt_graph = ckpt.graph;
+    // The index-form vector the checkpoint holds for `slot` (to skip unchanged ones).
+    let held: HashMap<u32, Vec<f32>> = old_slots
+        .values()
+        .filter_map(|&slot| ckpt_graph.vector_copy(slot).map(|v| (slot, v)))
+        .collect();
+    let graph = HnswIndex::from_graph(ckpt_graph, options.index_threads);
     let index = IndexState::from_parts(slots, Box::new(graph));
     let entities = txn.open_table(tables.entities()).map_err(|e| s(e.into()))?;
     let vectors = txn.open_table(tables.vectors()).map_err(|e| s(e.into()))?;
@@ -1285,12 +1291,13 @@ fn load_from_checkpoint(
                 .get(id)
                 .map_err(|e| s(e.into()))?
                 .ok_or_else(|| format!("entity {id} has no vector"))?;
-            let vector = decode_vector(v.value(), dim).map_err(s)?;
-            sets.push(Apply::Set {
-                slot,
-                id,
-                vector: index_form(&vector, metric),
-            });
+            let vector = index_form(&decode_vector(v.value(), dim).map_err(s)?, metric);
+            // Written since, but with the vector the checkpoint holds (a payload-only update):
+            // the graph needs nothing.
+            let unchanged = old_slots.get(&id) == Some(&slot) && held.get(&slot) == Some(&vector);
+            if !unchanged {
+                sets.push(Apply::Set { slot, id, vector });
+            }
         }
     }
     let replayed = removes.len() + sets.len();

@@ -247,6 +247,13 @@ impl Hnsw {
             .is_some_and(|s| s.load(std::sync::atomic::Ordering::Acquire) == state::LIVE)
     }
 
+    /// A copy of the vector held for `slot`, if it is live.
+    pub fn vector_copy(&self, slot: u32) -> Option<Vec<f32>> {
+        // A live slot's vector changes only after a removal, which needs the gate exclusively.
+        let _gate = self.gate_shared();
+        self.contains(slot).then(|| self.vector(slot).to_vec())
+    }
+
     /// Links, on any layer, from a live node to a slot that is not live (removals leave a few
     /// until the next sweep; a consolidated batch removal leaves none). A full scan, for tests
     /// and diagnostics.
