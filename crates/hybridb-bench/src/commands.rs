@@ -272,14 +272,21 @@ pub fn run_ann(a: &AnnArgs) -> Result<()> {
 
     let dataset = dataset_name(&a.base);
     let raw = (base.len() * base.dim * 4) as u64;
+    // The links a graph of this size needs: layer 0 holds 2m ids and a count per node; a node
+    // has 1/(m-1) upper-layer lists of m ids and a count on average.
+    let m = a.m.max(2) as f64;
+    let graph = (base.len() as f64 * 4.0 * ((1.0 + 2.0 * m) + (1.0 + m) / (m - 1.0))) as u64;
+    let engine_rss = rss_after.saturating_sub(rss_before);
     emit(&serde_json::json!({
         "bench": "memory", "engine": engine::ENGINE_NAME, "dataset": dataset, "n": base.len(),
         "dim": base.dim, "rss_before_build": rss_before, "rss_after_build": rss_after,
         "engine_rss": rss_after.saturating_sub(rss_before), "raw_vectors_bytes": raw,
         "cache_mb": a.cache_mb,
         "index_bytes": engine::index_bytes(&engine),
-        "engine_rss_over_index": round(rss_after.saturating_sub(rss_before) as f64
+        "engine_rss_over_index": round(engine_rss as f64
             / engine::index_bytes(&engine).max(1) as f64, 3),
+        "raw_plus_graph_bytes": raw + graph,
+        "engine_rss_over_raw_plus_graph": round(engine_rss as f64 / (raw + graph).max(1) as f64, 3),
     }))?;
     for &ef in &a.ef {
         let ef_used = ef.max(a.k);

@@ -22,7 +22,26 @@ pub struct Engine {
     coll: hybridb::Collection,
     db: Database,
     dim: usize,
-    rows: HashMap<EntityId, u32>,
+    /// Rows loaded so far (ids are `EntityId::from_key(row)` for rows `0..loaded`).
+    loaded: usize,
+    /// id -> row, built on first use, after loading: the harness's own map must not count
+    /// in the engine's memory measured right after the build.
+    rows: std::sync::OnceLock<HashMap<EntityId, u32>>,
+}
+
+impl Engine {
+    fn rows(&self) -> &HashMap<EntityId, u32> {
+        self.rows.get_or_init(|| {
+            (0..self.loaded)
+                .map(|row| (row_id(row), row as u32))
+                .collect()
+        })
+    }
+}
+
+/// The id of base row `row`.
+fn row_id(row: usize) -> EntityId {
+    EntityId::from_key(&row.to_string())
 }
 
 /// Database options for a benchmark: index threads = build threads, no background
@@ -70,7 +89,8 @@ pub fn open(dir: &Path, config: &EngineConfig) -> Result<Engine> {
         coll,
         db,
         dim: config.dim,
-        rows: HashMap::new(),
+        loaded: 0,
+        rows: std::sync::OnceLock::new(),
     })
 }
 
@@ -83,8 +103,9 @@ pub fn upsert_batch(engine: &mut Engine, first_row: usize, rows: &[f32]) -> Resu
     let mut entities = Vec::with_capacity(rows.len() / engine.dim);
     for (i, v) in rows.chunks_exact(engine.dim).enumerate() {
         let row = first_row + i;
-        let id = EntityId::from_key(&row.to_string());
-        engine.rows.insert(id, row as u32);
+        let id = row_id(row);
+        engine.loaded = engine.loaded.max(row + 1);
+        engine.rows = std::sync::OnceLock::new();
         entities.push(Entity::new(
             id,
             serde_json::json!({ "row": row }),
@@ -100,7 +121,7 @@ fn to_rows(engine: &Engine, hits: Vec<hybridb::Hit>) -> Result<Vec<usize>> {
     hits.into_iter()
         .map(|h| {
             engine
-                .rows
+                .rows()
                 .get(&h.id)
                 .map(|&r| r as usize)
                 .with_context(|| format!("search returned unknown id {:?}", h.id))
@@ -169,7 +190,7 @@ pub fn reopen_after_writes(
 ) -> Result<Reopen> {
     engine.db.checkpoint().context("checkpoint")?;
     let dim = engine.dim;
-    let mut by_row: Vec<(u32, EntityId)> = engine.rows.iter().map(|(id, r)| (*r, *id)).collect();
+    let mut by_row: Vec<(u32, EntityId)> = engine.rows().iter().map(|(id, r)| (*r, *id)).collect();
     by_row.sort();
     for chunk in by_row
         .iter()

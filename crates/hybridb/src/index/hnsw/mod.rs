@@ -168,11 +168,11 @@ impl std::fmt::Debug for Hnsw {
 }
 
 fn atomics_u32(n: usize) -> Box<[AtomicU32]> {
-    (0..n).map(|_| AtomicU32::new(0)).collect()
+    raw::zeroed_slice(n)
 }
 
 fn atomics_u8(n: usize) -> Box<[AtomicU8]> {
-    (0..n).map(|_| AtomicU8::new(0)).collect()
+    raw::zeroed_slice(n)
 }
 
 impl Hnsw {
@@ -209,7 +209,7 @@ impl Hnsw {
             links0: atomics_u32(capacity * stride0),
             states: atomics_u8(capacity),
             levels: atomics_u8(capacity),
-            locks: (0..capacity).map(|_| AtomicBool::new(false)).collect(),
+            locks: raw::zeroed_slice(capacity),
             upper: RwLock::new(HashMap::new()),
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
@@ -310,7 +310,7 @@ impl Hnsw {
         }
         self.states = states;
         self.levels = levels;
-        self.locks = (0..capacity).map(|_| AtomicBool::new(false)).collect();
+        self.locks = raw::zeroed_slice(capacity);
         self.capacity = capacity;
     }
 

@@ -18,6 +18,42 @@ use std::cell::UnsafeCell;
 /// prefetcher streams the rest).
 const PREFETCH_LINES: usize = 4;
 
+/// Types whose all-zero bit pattern is a valid value.
+///
+/// # Safety
+/// Implement only for types for which every byte being zero is a valid value.
+pub(super) unsafe trait ZeroValid: Sized {}
+
+// SAFETY: zero is a valid integer / `false`; `Line` is 16 `f32` zeros.
+unsafe impl ZeroValid for std::sync::atomic::AtomicU32 {}
+// SAFETY: as above.
+unsafe impl ZeroValid for std::sync::atomic::AtomicU8 {}
+// SAFETY: as above.
+unsafe impl ZeroValid for std::sync::atomic::AtomicBool {}
+// SAFETY: as above.
+unsafe impl ZeroValid for Line {}
+
+/// `n` zeroed values from the allocator's zeroed memory. Large blocks come as fresh pages from
+/// the operating system that take no memory until written, so room reserved for growth that
+/// is never used is never resident (and no time goes into writing zeros).
+pub(super) fn zeroed_slice<T: ZeroValid>(n: usize) -> Box<[T]> {
+    if n == 0 || std::mem::size_of::<T>() == 0 {
+        return Vec::new().into_boxed_slice();
+    }
+    let Ok(layout) = std::alloc::Layout::array::<T>(n) else {
+        // The same condition under which `Vec::with_capacity` gives up.
+        panic!("capacity overflow: {n} index entries");
+    };
+    // SAFETY: the layout has a non-zero size.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `ptr` was allocated by the global allocator with the layout of `[T; n]`, which is
+    // what `Box<[T]>` frees with, and its zero bytes are valid `T`s (`ZeroValid`).
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n)) }
+}
+
 /// One cache line of floats; the store is made of these so that it starts on a line boundary.
 #[repr(C, align(64))]
 struct Line([UnsafeCell<f32>; 16]);
@@ -44,9 +80,7 @@ impl VectorStore {
         } else {
             dim
         };
-        let lines = (0..(capacity * stride).div_ceil(16))
-            .map(|_| Line(std::array::from_fn(|_| UnsafeCell::new(0.0))))
-            .collect();
+        let lines = zeroed_slice((capacity * stride).div_ceil(16));
         Self { lines, dim, stride }
     }
 
