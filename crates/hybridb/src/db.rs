@@ -406,6 +406,8 @@ pub(crate) struct Shared {
     pub(crate) caches: Caches,
     /// Counters and histograms of database-wide operations.
     pub(crate) metrics: crate::observe::OpMetrics,
+    /// Held while checkpoints are written.
+    checkpoint_lock: Mutex<()>,
 }
 
 impl Shared {
@@ -457,6 +459,9 @@ impl Shared {
     }
 
     fn checkpoint_unguarded(&self, min_changes: u64) -> Result<usize> {
+        // One checkpoint at a time (the background thread, `Database::checkpoint`, close):
+        // two writers of one file would race on its temporary name.
+        let _one = lock(&self.checkpoint_lock);
         let collections: Vec<Arc<CollectionShared>> =
             read(&self.collections).values().cloned().collect();
         let dir = self.checkpoint_dir();
@@ -927,6 +932,7 @@ impl Database {
             feed_closed: AtomicBool::new(false),
             caches: Caches::new(options_caches),
             metrics: crate::observe::OpMetrics::new(""),
+            checkpoint_lock: Mutex::new(()),
         });
         let thread = writer::spawn(Arc::clone(&shared), rx)?;
         let checkpointer = Checkpointer::start(Arc::clone(&shared))?;

@@ -264,3 +264,44 @@ fn a_missing_or_foreign_checkpoint_is_not_used() {
     );
     assert_eq!(db.collection("d").unwrap().indexed_count(), 50);
 }
+
+/// Explicit checkpoints from several threads while writes go on (and the background
+/// checkpointer runs): each call succeeds, and the file they leave loads.
+#[test]
+fn concurrent_checkpoints_do_not_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cc.redb");
+    let db = Database::builder()
+        .checkpoint_every(1, std::time::Duration::from_millis(1))
+        .open(&path)
+        .unwrap();
+    build(&db, 600);
+    let c = db.collection("c").unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for round in 0..150u64 {
+                c.upsert_batch(
+                    (0..20)
+                        .map(|i| Entity::new(key(i), json!({"i": i}), vector(i, round)))
+                        .collect(),
+                )
+                .unwrap();
+            }
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    db.checkpoint().expect("checkpoint");
+                }
+            });
+        }
+    });
+    drop(c);
+    drop(db);
+    let (b, log) = with_progress_log(quiet());
+    let db = b.open(&path).unwrap();
+    assert!(log.lock().unwrap().is_empty(), "the checkpoint loaded");
+    assert_eq!(db.collection("c").unwrap().indexed_count(), 600);
+}
