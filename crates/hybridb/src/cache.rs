@@ -307,9 +307,10 @@ impl Caches {
         id: EntityId,
         stamp: u64,
     ) -> Option<(Arc<CachedRecord>, Arc<[f32]>)> {
-        let record = self.records.get(&(cid, id), stamp)?;
-        let vector = self.vectors.get(&(cid, id), stamp)?;
-        Some((record, vector))
+        // Both levels are looked up (and counted) even when the first misses.
+        let record = self.records.get(&(cid, id), stamp);
+        let vector = self.vectors.get(&(cid, id), stamp);
+        Some((record?, vector?))
     }
 
     /// Stores what a snapshot read for `id`, valid for `stamp`.
