@@ -44,11 +44,13 @@
 
 #![warn(missing_docs)]
 
+mod alias;
 mod async_api;
 mod backup;
 mod change;
 mod collection;
 mod config;
+pub mod coord;
 mod db;
 mod entity;
 mod error;
@@ -70,6 +72,7 @@ mod verify;
 mod write;
 mod writer;
 
+pub use alias::AliasInfo;
 pub use async_api::AsyncCollection;
 pub use backup::BackupInfo;
 pub use change::{ChangeEvent, ChangeKind};

@@ -87,6 +87,9 @@ pub(crate) enum Command {
         op: crate::feed::MetaOp,
         reply: oneshot::Sender<Result<u64>>,
     },
+    /// A coordination job (aliases, two-phase commit, sagas; see [`crate::coord::call`]): it
+    /// replies itself and returns true if the writer must reopen the database.
+    Coord(Box<dyn FnOnce(&Shared) -> bool + Send>),
 }
 
 /// Starts the writer thread. It ends when every sender is dropped and the queue is drained.
@@ -194,6 +197,7 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 let _ = reply.send(r);
                 failed
             }),
+            Command::Coord(job) => guarded(|| job(shared)),
         };
         if outcome.needs_recovery {
             // On failure the next group finds no database and tries again.

@@ -1,8 +1,10 @@
 //! hybridb integration tests: one binary, one module per area.
 
+mod alias;
 mod backup;
 mod basics;
 mod checkpoint;
+mod coord;
 mod crash;
 mod faults;
 mod faulty;

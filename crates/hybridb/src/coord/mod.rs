@@ -1,0 +1,185 @@
+//! Coordination beyond one write: two-phase commit ([`two_phase`]) and sagas ([`saga`], with
+//! the built-in re-embed saga in [`reembed`]), each with a durable log in the database file
+//! ([`log`]).
+//!
+//! Invariants:
+//! - every coordination write (log records, staged batches, the writes they apply) runs on the
+//!   writer thread through [`call`]: there is no second writer;
+//! - coordination log writes commit with [`Durability::Immediate`] whatever the database
+//!   default, because recovery trusts them;
+//! - entity writes applied here go through the normal write path ([`crate::write`]'s validate,
+//!   stage, write_staged): the same records, slots, payload index rows and change events as a
+//!   plain upsert, in one transaction together with the log record that makes them idempotent.
+
+pub mod log;
+pub mod reembed;
+pub mod saga;
+pub mod two_phase;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use redb::ReadableTable;
+
+use crate::collection::CollectionShared;
+use crate::db::{DbInner, Durability, Shared};
+use crate::error::{Error, Result};
+use crate::index::slots::SlotCursor;
+use crate::index::state::Apply;
+use crate::schema::{CHANGES, CollectionTables, META, META_LAST_SEQ};
+use crate::sync::now_ms;
+use crate::write::{WriteOp, Written, stage, validate, write_staged};
+use crate::writer::Command;
+
+thread_local! {
+    /// Set on the writer thread by a coordination command whose committed writes could not
+    /// reach an in-memory index: the writer then reloads the indexes from the file.
+    static NEEDS_RELOAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// In-memory coordination state of one open database.
+#[derive(Debug, Default)]
+pub(crate) struct CoordState {
+    /// The aliases (a copy of the `aliases` table).
+    pub(crate) aliases: crate::alias::AliasMap,
+    /// Transactions and sagas being driven by this process right now: recovery leaves them
+    /// alone.
+    pub(crate) live_txns: std::sync::Mutex<std::collections::HashSet<u64>>,
+    pub(crate) live_sagas: std::sync::Mutex<std::collections::HashSet<u64>>,
+}
+
+impl CoordState {
+    pub(crate) fn load(redb: &redb::Database) -> Result<Self> {
+        Ok(CoordState {
+            aliases: crate::alias::AliasMap::load(redb)?,
+            ..CoordState::default()
+        })
+    }
+}
+
+/// Runs `f` on the writer thread and returns its result. `f` owns its write transactions; a
+/// storage fault in it makes the writer reopen the file afterwards, as for any command.
+pub(crate) fn call<T: Send + 'static>(
+    inner: &DbInner,
+    f: impl FnOnce(&Shared) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    inner.call(|reply| {
+        Command::Coord(Box::new(move |shared: &Shared| {
+            NEEDS_RELOAD.with(|c| c.set(false));
+            let r = f(shared);
+            let failed = NEEDS_RELOAD.with(std::cell::Cell::get)
+                || matches!(
+                    &r,
+                    Err(Error::Storage(_) | Error::Io(_) | Error::CommitFailed { .. })
+                );
+            let _ = reply.send(r);
+            failed
+        }))
+    })
+}
+
+/// The last sequence number as `txn` sees it.
+pub(crate) fn last_seq(txn: &redb::WriteTransaction) -> Result<u64> {
+    Ok(txn
+        .open_table(META)?
+        .get(META_LAST_SEQ)?
+        .map_or(0, |v| v.value()))
+}
+
+/// Commits a transaction that wrote no change events, durably (writer thread).
+pub(crate) fn commit_immediate(shared: &Shared, txn: redb::WriteTransaction) -> Result<()> {
+    let seq = last_seq(&txn)?;
+    shared.commit(txn, Durability::Immediate, seq)
+}
+
+/// Takes the next value of the `META` counter `key` in `txn`.
+pub(crate) fn next_id(txn: &redb::WriteTransaction, key: &str) -> Result<u64> {
+    let mut meta = txn.open_table(META)?;
+    let id = meta.get(key)?.map_or(0, |v| v.value()) + 1;
+    meta.insert(key, id)?;
+    Ok(id)
+}
+
+/// Entity writes staged into a coordination transaction, waiting for its commit.
+pub(crate) struct PendingApply {
+    seq: u64,
+    parts: Vec<(Arc<CollectionShared>, Vec<Apply>)>,
+}
+
+/// Writes `batches` into `txn` through the normal write path, with change events. Any
+/// validation or version error fails the whole call (nothing of it is kept: the caller drops
+/// the transaction). Commit with [`commit_applied`].
+pub(crate) fn write_ops(
+    shared: &Shared,
+    txn: &redb::WriteTransaction,
+    batches: Vec<(Arc<CollectionShared>, Vec<WriteOp>)>,
+) -> Result<(PendingApply, Vec<Vec<Written>>)> {
+    let mut seq = last_seq(txn)?;
+    let now = now_ms();
+    let mut cursors: HashMap<u64, SlotCursor> = HashMap::new();
+    let mut parts = Vec::with_capacity(batches.len());
+    let mut written_all = Vec::with_capacity(batches.len());
+    {
+        let mut changes = txn.open_table(CHANGES)?;
+        for (coll, ops) in batches {
+            coll.check_live()?;
+            let prepared = validate(&coll, ops, shared.options.max_payload_bytes)?;
+            let tables = CollectionTables::new(coll.stored.cid);
+            let staged = stage(txn, &coll, &tables, &prepared)?;
+            let cursor = cursors.entry(coll.stored.cid).or_default();
+            let (written, applies) = write_staged(
+                txn,
+                &coll,
+                &tables,
+                &prepared,
+                staged,
+                &mut changes,
+                &mut seq,
+                cursor,
+                now,
+            )?;
+            parts.push((coll, applies));
+            written_all.push(written);
+        }
+    }
+    txn.open_table(META)?.insert(META_LAST_SEQ, seq)?;
+    Ok((PendingApply { seq, parts }, written_all))
+}
+
+/// Commits `txn` (Immediate) holding the writes of `pending`, then applies them to the
+/// in-memory indexes, as the writer does for a write group.
+pub(crate) fn commit_applied(
+    shared: &Shared,
+    txn: redb::WriteTransaction,
+    pending: PendingApply,
+) -> Result<()> {
+    let removed = |applies: &[Apply]| -> Vec<u32> {
+        applies
+            .iter()
+            .filter_map(|a| match a {
+                Apply::Remove { slot } => Some(*slot),
+                _ => None,
+            })
+            .collect()
+    };
+    // Deleted entities disappear from searches before their records do.
+    for (coll, applies) in &pending.parts {
+        coll.index.set_hidden(&removed(applies), true);
+    }
+    if let Err(e) = shared.commit(txn, Durability::Immediate, pending.seq) {
+        for (coll, applies) in &pending.parts {
+            coll.index.set_hidden(&removed(applies), false);
+        }
+        return Err(e);
+    }
+    let mut index_failed = false;
+    for (coll, applies) in pending.parts {
+        index_failed |= coll.index.apply(applies).is_err();
+    }
+    shared.progress.applied(pending.seq);
+    if index_failed {
+        // Committed: only the derived index is behind; the writer reloads it from the file.
+        NEEDS_RELOAD.with(|c| c.set(true));
+    }
+    Ok(())
+}
