@@ -12,6 +12,7 @@ mod feed;
 mod filter;
 mod lock;
 mod model;
+mod reembed;
 mod validation;
 mod verify;
 mod writer;
