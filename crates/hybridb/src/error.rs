@@ -213,7 +213,8 @@ impl Error {
     }
 
     /// True for errors that may go away by themselves, so that retrying the same request later
-    /// can succeed: [`Error::Busy`], [`Error::CommitFailed`] and [`Error::Recovering`].
+    /// can succeed: [`Error::Busy`], [`Error::CommitFailed`], [`Error::Recovering`] and an
+    /// [`Error::Participant`] marked `transient` (a two-phase-commit participant that is down).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,

@@ -488,6 +488,8 @@ impl Database {
         let id = super::call(self.inner(), move |s| {
             let txn = s.redb()?.begin_write()?;
             let id = super::next_id(&txn, META_LAST_SAGA)?;
+            // Live before it is visible in the log, so a concurrent recovery never takes it.
+            lock(&s.coord.live_sagas).insert(id);
             txn.open_table(COORD_SAGAS)?
                 .insert(id, encoded.as_slice())?;
             super::commit_immediate(s, txn)?;

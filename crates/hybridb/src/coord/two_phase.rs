@@ -367,7 +367,9 @@ impl Transaction {
             } else {
                 TxnState::Aborted
             };
-            set_state(&self.db, txid, done, reason.clone())?;
+            // The outcome stands whether or not this is logged: if it is not, recovery
+            // re-sends the decision (idempotent) and logs it then.
+            let _ = set_state(&self.db, txid, done, reason.clone());
             self.emit(TxnEvent::Completed {
                 txid,
                 committed: commit,
@@ -426,6 +428,8 @@ fn begin(db: &Database, participants: Vec<String>) -> Result<u64> {
     super::call(db.inner(), move |s| {
         let txn = s.redb()?.begin_write()?;
         let txid = super::next_id(&txn, META_LAST_TXID)?;
+        // Live before it is visible in the log, so a concurrent recovery never takes it.
+        lock(&s.coord.live_txns).insert(txid);
         let now = now_ms();
         let rec = TxnRecord {
             participants,

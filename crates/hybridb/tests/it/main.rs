@@ -5,6 +5,7 @@ mod backup;
 mod basics;
 mod checkpoint;
 mod coord;
+mod coord_crash;
 mod crash;
 mod faults;
 mod faulty;
