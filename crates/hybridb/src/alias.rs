@@ -168,6 +168,29 @@ impl Shared {
         Ok(previous)
     }
 
+    /// Writer thread: retires `source`: from this job on it refuses entity writes
+    /// ([`Error::CollectionReadOnly`]). Declines with [`Error::CollectionInUse`] while a
+    /// prepared two-phase-commit transaction holds writes to it (they would land after).
+    pub(crate) fn retire(&self, source: &str) -> Result<()> {
+        let src = self.collection_shared(source)?;
+        let txn = self.begin_read()?;
+        for row in txn.open_table(COORD_STAGED)?.iter()? {
+            let (txid, batch) = row?;
+            let batch = crate::coord::log::StagedBatch::decode(batch.value())?;
+            if batch.parts.iter().any(|p| p.cid == src.stored.cid) {
+                return Err(Error::CollectionInUse {
+                    collection: source.to_string(),
+                    reason: format!(
+                        "two-phase-commit transaction {} has prepared writes to it",
+                        txid.value()
+                    ),
+                });
+            }
+        }
+        crate::sync::lock(&self.coord.retired).insert(src.stored.cid);
+        Ok(())
+    }
+
     /// Writer thread: deletes an alias; returns its target.
     fn delete_alias_txn(&self, alias: &str) -> Result<String> {
         let Some(target) = read(&self.coord.aliases.map).get(alias).cloned() else {

@@ -145,6 +145,11 @@ pub enum Error {
         /// The aliases pointing to it.
         aliases: Vec<String>,
     },
+    /// The collection is being replaced (the source of a re-embed about to be swapped out of
+    /// its alias) and takes no more writes. Transient for writers that resolve the alias per
+    /// request: resolve it again shortly and write there.
+    #[error("collection {0:?} is being replaced and takes no more writes; resolve its alias again")]
+    CollectionReadOnly(String),
     /// A collection is held by unfinished coordination work (prepared two-phase-commit
     /// writes or a running saga) and cannot be dropped yet.
     #[error("collection {collection:?} is in use: {reason}")]
@@ -209,12 +214,14 @@ impl Error {
                 | Error::Storage(_)
                 | Error::Io(_)
                 | Error::Participant { .. }
+                | Error::CollectionReadOnly(_)
         )
     }
 
     /// True for errors that may go away by themselves, so that retrying the same request later
     /// can succeed: [`Error::Busy`], [`Error::CommitFailed`], [`Error::Recovering`] and an
-    /// [`Error::Participant`] marked `transient` (a two-phase-commit participant that is down).
+    /// [`Error::Participant`] marked `transient` (a two-phase-commit participant that is down),
+    /// and [`Error::CollectionReadOnly`] (resolve the alias again: it is being repointed).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
@@ -225,6 +232,7 @@ impl Error {
                     transient: true,
                     ..
                 }
+                | Error::CollectionReadOnly(_)
         )
     }
 }

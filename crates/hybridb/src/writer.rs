@@ -260,6 +260,7 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
         let checked = cmd
             .coll
             .check_live()
+            .and_then(|()| shared.coord.check_writable(&cmd.coll))
             .and_then(|()| match &cmd.delete_where {
                 Some(filter) => crate::write::check_filter(&cmd.coll, filter).map(|()| Vec::new()),
                 None => validate(&cmd.coll, cmd.ops, shared.options.max_payload_bytes),

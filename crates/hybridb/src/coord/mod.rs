@@ -46,9 +46,21 @@ pub(crate) struct CoordState {
     /// alone.
     pub(crate) live_txns: std::sync::Mutex<std::collections::HashSet<u64>>,
     pub(crate) live_sagas: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// Collections (by internal id) that take no more entity writes: the source of a re-embed
+    /// after its alias was swapped away. Set and checked on the writer thread only, so no
+    /// write is committed to a collection after the job that retired it.
+    pub(crate) retired: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 impl CoordState {
+    /// Writer thread: refuses entity writes to a retired collection.
+    pub(crate) fn check_writable(&self, coll: &CollectionShared) -> Result<()> {
+        if crate::sync::lock(&self.retired).contains(&coll.stored.cid) {
+            return Err(Error::CollectionReadOnly(coll.name.clone()));
+        }
+        Ok(())
+    }
+
     pub(crate) fn load(redb: &redb::Database) -> Result<Self> {
         Ok(CoordState {
             aliases: crate::alias::AliasMap::load(redb)?,
@@ -123,6 +135,7 @@ pub(crate) fn write_ops(
         let mut changes = txn.open_table(CHANGES)?;
         for (coll, ops) in batches {
             coll.check_live()?;
+            shared.coord.check_writable(&coll)?;
             let prepared = validate(&coll, ops, shared.options.max_payload_bytes)?;
             let tables = CollectionTables::new(coll.stored.cid);
             let staged = stage(txn, &coll, &tables, &prepared)?;

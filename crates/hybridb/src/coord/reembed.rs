@@ -10,14 +10,21 @@
 //!    so a resumed copy starts after the last written batch; then replay the change log from
 //!    the copy's start to carry over writes made to the source meanwhile; no compensation of
 //!    its own (dropping the target undoes it);
-//! 3. `swap_alias`: repoint the alias to the target (one transaction); compensation: point it
-//!    back to the source;
+//! 3. `swap_alias`: catch up again while writers go on (until the delta is small), then
+//!    retire the source (it refuses entity writes with [`Error::CollectionReadOnly`] from that
+//!    writer job on), carry over the last changes, and repoint the alias (one transaction);
+//!    compensation: let the source take writes again and point the alias back to it;
 //! 4. `drop_source` (point of no return): drop the source once the searches that resolved the
 //!    alias before the swap have let go of it (at most `drop_grace`).
 //!
+//! Invariants: every entity write the source took before its retirement is in the target
+//! when the alias is repointed, and none happens after it (the mark is checked by the writer
+//! thread, which set it); so writers that resolve the alias per request lose nothing — during
+//! the short final catch-up their writes are refused with a transient error and retried.
 //! A reader that resolves the alias for each search ([`Database::collection`]) always gets a
 //! live collection and every search runs entirely on one of them: it sees the old vectors
 //! until the swap and the new ones after, never a mix and never a missing collection.
+//! The retirement mark is in memory: after a crash the resumed saga sets it again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +33,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::saga::{SagaContext, SagaDefinition, SagaOutcome};
+use crate::collection::Collection;
 use crate::config::{CollectionConfig, validate_collection_name};
 use crate::db::Database;
 use crate::entity::Entity;
 use crate::error::{Error, Result, corrupted};
 use crate::id::EntityId;
+use crate::sync::lock;
 
 /// The saga kind of the re-embed saga.
 pub const REEMBED_KIND: &str = "hybridb.reembed";
@@ -94,8 +103,9 @@ struct Data {
     /// Last source id copied.
     cursor: Option<EntityId>,
     copied: u64,
-    /// The change sequence number the copy started from (set once).
-    start_seq: Option<u64>,
+    /// Every change to the source up to this sequence number is in the target (set when the
+    /// copy starts, advanced by each catch-up).
+    synced: Option<u64>,
 }
 
 fn params(ctx: &SagaContext<'_>) -> Result<Params> {
@@ -112,7 +122,7 @@ fn data(ctx: &SagaContext<'_>) -> Result<Data> {
 }
 
 fn set_data(ctx: &mut SagaContext<'_>, d: &Data) {
-    *ctx.data_mut() = json!({"cursor": d.cursor, "copied": d.copied, "start_seq": d.start_seq});
+    *ctx.data_mut() = json!({"cursor": d.cursor, "copied": d.copied, "synced": d.synced});
 }
 
 fn embed_one(embed: &EmbedFn, e: &Entity, target_dim: u32) -> Result<Vec<f32>> {
@@ -134,6 +144,7 @@ fn embed_one(embed: &EmbedFn, e: &Entity, target_dim: u32) -> Result<Vec<f32>> {
 /// it to [`Database::recover_sagas`] to resume a re-embed after a crash.
 pub fn reembed_definition(embed: EmbedFn, progress: Option<ProgressFn>) -> SagaDefinition {
     let embed_copy = Arc::clone(&embed);
+    let embed_swap = Arc::clone(&embed);
     SagaDefinition::new(REEMBED_KIND)
         .step(
             "create_target",
@@ -171,14 +182,19 @@ pub fn reembed_definition(embed: EmbedFn, progress: Option<ProgressFn>) -> SagaD
         )
         .step(
             "swap_alias",
+            move |ctx| swap(ctx, &embed_swap),
             |ctx| {
                 let p = params(ctx)?;
-                ctx.db().set_alias(&p.alias, &p.target)?;
-                Ok(())
-            },
-            |ctx| {
-                let p = params(ctx)?;
-                // Point it back, if the source is still there (it is: dropping it comes after).
+                // Point it back, if the source is still there (it is: dropping it comes after),
+                // and let it take writes again.
+                let db = ctx.db().clone();
+                let source = p.source.clone();
+                super::call(db.inner(), move |s| {
+                    if let Ok(c) = s.collection_shared(&source) {
+                        lock(&s.coord.retired).remove(&c.stored.cid);
+                    }
+                    Ok(())
+                })?;
                 match ctx.db().set_alias(&p.alias, &p.source) {
                     Ok(_) | Err(Error::CollectionNotFound(_)) => Ok(()),
                     Err(e) => Err(e),
@@ -197,12 +213,16 @@ fn copy(ctx: &mut SagaContext<'_>, embed: &EmbedFn, progress: Option<&ProgressFn
     let p = params(ctx)?;
     let mut d = data(ctx)?;
     let db = ctx.db().clone();
-    let source = db.shared().collection_shared(&p.source)?;
-    let source = crate::collection::Collection::new(Arc::clone(db.inner()), source);
-    let target = db.shared().collection_shared(&p.target)?;
-    let target = crate::collection::Collection::new(Arc::clone(db.inner()), target);
-    if d.start_seq.is_none() {
-        d.start_seq = Some(db.last_seq()?);
+    let source = Collection::new(
+        Arc::clone(db.inner()),
+        db.shared().collection_shared(&p.source)?,
+    );
+    let target = Collection::new(
+        Arc::clone(db.inner()),
+        db.shared().collection_shared(&p.target)?,
+    );
+    if d.synced.is_none() {
+        d.synced = Some(db.last_seq()?);
         set_data(ctx, &d);
         ctx.save()?;
     }
@@ -234,10 +254,32 @@ fn copy(ctx: &mut SagaContext<'_>, embed: &EmbedFn, progress: Option<&ProgressFn
         }
     }
     // Carry over writes to the source made since the copy began (they may have landed behind
-    // the cursor). Writes after this point and before the swap are not carried over.
-    let mut after = d.start_seq.unwrap_or(0);
-    loop {
-        let events = db.changes_since(after, 4096)?;
+    // the cursor); the swap step carries over the rest.
+    catch_up(ctx, &mut d, &p, embed, &source, &target)?;
+    Ok(())
+}
+
+/// Copies into the target every source entity changed after `d.synced` and up to the last
+/// change committed when it starts (or deletes it there), and advances `d.synced` (saved) to
+/// that change. Returns how many entities it
+/// carried over.
+fn catch_up(
+    ctx: &mut SagaContext<'_>,
+    d: &mut Data,
+    p: &Params,
+    embed: &EmbedFn,
+    source: &Collection,
+    target: &Collection,
+) -> Result<u64> {
+    let db = ctx.db().clone();
+    let mut after = d.synced.unwrap_or(0);
+    let mut carried = 0;
+    // Up to the changes committed now: with writers active (and this loop's own writes to the
+    // target) the log never stops growing; later changes are the next round's.
+    let until = db.last_seq()?;
+    while after < until {
+        let mut events = db.changes_since(after, 4096)?;
+        events.retain(|e| e.seq <= until);
         let Some(last) = events.last().map(|e| e.seq) else {
             break;
         };
@@ -248,6 +290,7 @@ fn copy(ctx: &mut SagaContext<'_>, embed: &EmbedFn, progress: Option<&ProgressFn
             .collect();
         ids.sort();
         ids.dedup();
+        carried += ids.len() as u64;
         let mut upserts = Vec::new();
         let mut deletes = Vec::new();
         for (id, rec) in ids.iter().zip(source.get_many(&ids)?) {
@@ -268,7 +311,71 @@ fn copy(ctx: &mut SagaContext<'_>, embed: &EmbedFn, progress: Option<&ProgressFn
         }
         after = last;
     }
-    Ok(())
+    if d.synced != Some(after) {
+        d.synced = Some(after);
+        set_data(ctx, d);
+        ctx.save()?;
+    }
+    Ok(carried)
+}
+
+/// Catch-up rounds of the swap step before it retires the source anyway.
+const SWAP_ROUNDS: usize = 8;
+/// A catch-up round that carried over fewer entities than this ends the optimistic rounds.
+const SMALL_DELTA: u64 = 100;
+
+/// The swap step: catch up while writers go on (a few rounds, until the delta is small); then
+/// retire the source (from then on it refuses writes with [`Error::CollectionReadOnly`]),
+/// carry over the last changes, and repoint the alias. So every write the source took is in
+/// the target, and writers that resolve the alias per request lose nothing: between the
+/// retirement and the repoint (one small catch-up) their writes are refused and retried.
+fn swap(ctx: &mut SagaContext<'_>, embed: &EmbedFn) -> Result<()> {
+    let p = params(ctx)?;
+    let mut d = data(ctx)?;
+    let db = ctx.db().clone();
+    let handles = |db: &Database| -> Result<(Collection, Collection)> {
+        Ok((
+            Collection::new(
+                Arc::clone(db.inner()),
+                db.shared().collection_shared(&p.source)?,
+            ),
+            Collection::new(
+                Arc::clone(db.inner()),
+                db.shared().collection_shared(&p.target)?,
+            ),
+        ))
+    };
+    // A repeated step (after a crash) may find the alias swapped already.
+    if db.alias_target(&p.alias).as_deref() != Some(p.target.as_str()) {
+        let (source, target) = handles(&db)?;
+        for _ in 0..SWAP_ROUNDS {
+            if catch_up(ctx, &mut d, &p, embed, &source, &target)? < SMALL_DELTA {
+                break;
+            }
+        }
+        // Prepared two-phase-commit writes to the source must land first: wait for them.
+        let mut waited = 0;
+        loop {
+            let src = p.source.clone();
+            match super::call(db.inner(), move |s| s.retire(&src)) {
+                Err(Error::CollectionInUse { .. }) if waited < 200 => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                    waited += 1;
+                }
+                other => break other?,
+            }
+        }
+        catch_up(ctx, &mut d, &p, embed, &source, &target)?;
+        drop((source, target));
+        ctx.db().set_alias(&p.alias, &p.target)?;
+        return Ok(());
+    }
+    // Swapped before a crash: retire the source again (the mark is not durable).
+    let src = p.source.clone();
+    match super::call(db.inner(), move |s| s.retire(&src)) {
+        Ok(()) | Err(Error::CollectionNotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 impl Database {
@@ -282,9 +389,9 @@ impl Database {
     /// the alias still points to the source ([`Error::SagaFailed`] with `compensated: true`).
     /// After a crash, resume it with [`Database::recover_sagas`] and [`reembed_definition`].
     ///
-    /// Limitation: writes to the source are carried over until the end of the copy step;
-    /// writes landing between then and the swap are not in the new collection. Pause writers
-    /// (or accept that loss) for an exact copy.
+    /// Writers may go on during the re-embed: every write the source accepted is carried over.
+    /// Just before the swap the source refuses writes ([`Error::CollectionReadOnly`],
+    /// transient) until the alias points to the target: resolve the alias again and retry.
     pub fn reembed(
         &self,
         spec: ReembedSpec,

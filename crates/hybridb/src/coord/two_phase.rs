@@ -626,7 +626,10 @@ fn prepare_store(
     }
     let mut batch = StagedBatch { parts: Vec::new() };
     for (coll, ops) in parts {
-        if let Err(e) = coll.check_live() {
+        if let Err(e) = coll
+            .check_live()
+            .and_then(|()| s.coord.check_writable(&coll))
+        {
             return Ok(Vote::Abort(e.to_string()));
         }
         let write_ops = ops

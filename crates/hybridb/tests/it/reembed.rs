@@ -277,3 +277,87 @@ fn writes_to_the_source_during_the_copy_are_carried_over() {
     assert_eq!(first.payload["n"], -1);
     assert_eq!(first.vector.len(), 16);
 }
+
+#[test]
+fn writers_through_the_alias_lose_nothing_during_a_reembed() {
+    let (_dir, db) = crate::fresh();
+    populate(&db, "v1", 2000);
+    db.create_alias("docs", "v1").unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (db, done, refused) = (db.clone(), Arc::clone(&done), Arc::clone(&refused));
+            std::thread::spawn(move || {
+                // The last acknowledged state of each key: Some(write number) or deleted.
+                let mut last: std::collections::HashMap<String, Option<u64>> = Default::default();
+                let mut after_done = 0;
+                let mut i = 0u64;
+                while after_done < 30 {
+                    if done.load(Ordering::Acquire) {
+                        after_done += 1;
+                    }
+                    i += 1;
+                    let key = format!("w{t}-{}", i % 40);
+                    let id = EntityId::from_key(&key);
+                    loop {
+                        // Resolve per write, as a request handler does.
+                        let c = db.collection("docs").unwrap();
+                        let mut v = old_vector(i);
+                        if c.config().dim == 16 {
+                            v = embed(&Entity::new(id, json!({}), v)).unwrap();
+                        }
+                        let r = if i % 7 == 6 {
+                            c.delete(id).map(|_| None)
+                        } else {
+                            c.upsert(Entity::new(id, json!({"n": i, "w": i}), v))
+                                .map(|_| Some(i))
+                        };
+                        match r {
+                            Ok(state) => {
+                                last.insert(key.clone(), state);
+                                break;
+                            }
+                            Err(Error::CollectionReadOnly(_)) => {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => panic!("write failed: {e}"),
+                        }
+                    }
+                }
+                last
+            })
+        })
+        .collect();
+    let mut spec = ReembedSpec::new("docs", "v2", hnsw(16));
+    spec.batch_size = 100;
+    spec.drop_grace = Duration::from_secs(2);
+    let out = db.reembed(spec, embed, |_| {}).unwrap();
+    assert_eq!(out.state, SagaState::Completed);
+    done.store(true, Ordering::Release);
+    let c = db.collection("docs").unwrap();
+    assert_eq!(c.name(), "v2");
+    let mut checked = 0;
+    for w in writers {
+        for (key, state) in w.join().unwrap() {
+            let got = c.get(EntityId::from_key(&key)).unwrap();
+            match state {
+                None => assert!(got.is_none(), "{key} was deleted last, but exists"),
+                Some(i) => {
+                    let r = got.unwrap_or_else(|| panic!("{key} (write {i}) is lost"));
+                    assert_eq!(r.payload["w"], i, "{key}: an older write won");
+                    let want = embed(&Entity::new(r.id, json!({}), old_vector(i))).unwrap();
+                    assert_eq!(r.vector, want);
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 80);
+    assert!(db.verify().unwrap().is_clean());
+    eprintln!(
+        "writers during re-embed: {checked} keys exact, {} writes refused by the retired source \
+         and retried through the alias",
+        refused.load(Ordering::Relaxed)
+    );
+}
