@@ -11,6 +11,7 @@
 //!   stage, write_staged): the same records, slots, payload index rows and change events as a
 //!   plain upsert, in one transaction together with the log record that makes them idempotent.
 
+mod check;
 pub mod log;
 pub mod reembed;
 pub mod saga;
@@ -30,6 +31,8 @@ use crate::schema::{CHANGES, CollectionTables, META, META_LAST_SEQ};
 use crate::sync::now_ms;
 use crate::write::{WriteOp, Written, stage, validate, write_staged};
 use crate::writer::Command;
+
+pub(crate) use check::check;
 
 thread_local! {
     /// Set on the writer thread by a coordination command whose committed writes could not
@@ -195,4 +198,42 @@ pub(crate) fn commit_applied(
         NEEDS_RELOAD.with(|c| c.set(true));
     }
     Ok(())
+}
+
+/// How many log records [`crate::Database::prune_coordination_log`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Finished two-phase-commit transactions.
+    pub transactions: u64,
+    /// Finished sagas.
+    pub sagas: u64,
+}
+
+impl crate::Database {
+    /// Deletes the log records of finished (committed or aborted) transactions and of finished
+    /// (completed or compensated) sagas, in one transaction; unfinished ones are kept for
+    /// recovery. The ids of deleted records are never reused.
+    pub fn prune_coordination_log(&self) -> Result<Pruned> {
+        call(self.inner(), |s| {
+            let txn = s.redb()?.begin_write()?;
+            let pruned = {
+                let mut txns = txn.open_table(crate::schema::COORD_TXNS)?;
+                let transactions = txns
+                    .extract_if(|_, v| log::TxnRecord::decode(v).is_ok_and(|r| r.state.is_final()))?
+                    .count() as u64;
+                let mut sagas = txn.open_table(crate::schema::COORD_SAGAS)?;
+                let sagas = sagas
+                    .extract_if(|_, v| {
+                        log::SagaRecord::decode(v).is_ok_and(|r| r.state.is_final())
+                    })?
+                    .count() as u64;
+                Pruned {
+                    transactions,
+                    sagas,
+                }
+            };
+            commit_immediate(s, txn)?;
+            Ok(pruned)
+        })
+    }
 }

@@ -165,3 +165,40 @@ fn a_backup_keeps_the_aliases() {
     let restored = Database::open(&target).unwrap();
     assert_eq!(restored.collection("docs").unwrap().name(), "v1");
 }
+
+#[test]
+fn verify_reports_a_dangling_alias_and_a_damaged_log_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.redb");
+    {
+        let db = Database::open(&path).unwrap();
+        db.create_collection("v1", cfg(2)).unwrap();
+        db.create_alias("docs", "v1").unwrap();
+        assert!(db.verify().unwrap().is_clean());
+    }
+    {
+        // Damage the file behind hybridb's back.
+        let raw = redb::Database::create(&path).unwrap();
+        let txn = raw.begin_write().unwrap();
+        {
+            let mut aliases = txn
+                .open_table(redb::TableDefinition::<&str, &str>::new("aliases"))
+                .unwrap();
+            aliases.insert("ghost", "missing").unwrap();
+            let mut txns = txn
+                .open_table(redb::TableDefinition::<u64, &[u8]>::new("coord.txns"))
+                .unwrap();
+            txns.insert(9, [7u8, 1, 2].as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let db = Database::open(&path).unwrap();
+    let report = db.verify().unwrap();
+    assert!(!report.is_clean());
+    let text = report.problems.join("\n");
+    assert!(
+        text.contains("\"ghost\" points to missing collection"),
+        "{text}"
+    );
+    assert!(text.contains("2PC transaction 9"), "{text}");
+}

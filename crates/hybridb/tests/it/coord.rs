@@ -595,3 +595,30 @@ fn an_interrupted_saga_resumes_in_the_logged_direction() {
     assert_eq!(*log.lock().unwrap(), vec!["do2", "undo1", "undo0"]);
     assert!(db.recover_sagas(&[&def]).unwrap().is_empty());
 }
+
+#[test]
+fn pruning_the_log_keeps_unfinished_work() {
+    let (_dir, db, ledger) = setup();
+    let a = db.collection("a").unwrap();
+    let mut tx = db.begin_transaction();
+    tx.upsert(&a, ea("done"));
+    assert!(tx.commit().unwrap().committed);
+    let in_doubt = interrupted(&db, &ledger, "open", "Decided");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    db.run_saga(&counting_saga(log, None), json!({})).unwrap();
+    let pruned = db.prune_coordination_log().unwrap();
+    assert_eq!((pruned.transactions, pruned.sagas), (1, 1));
+    let left = db.transactions().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].txid, in_doubt);
+    assert!(db.sagas().unwrap().is_empty());
+    // The unfinished one is still recoverable, and new ids are never reused.
+    let p: Arc<dyn Participant> = Arc::new(LedgerParticipant::new(&ledger, None));
+    assert_eq!(
+        db.recover_transactions(&[p]).unwrap().committed,
+        vec![in_doubt]
+    );
+    let mut tx = db.begin_transaction();
+    tx.upsert(&a, ea("later"));
+    assert!(tx.commit().unwrap().txid > in_doubt);
+}
