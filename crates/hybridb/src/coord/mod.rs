@@ -237,3 +237,45 @@ impl crate::Database {
         })
     }
 }
+
+/// Replaces the alias and coordination tables (and their id counters) of `dst` with those of
+/// `src` (incremental backups carry them whole: they are small). Tables `src` lacks (a file
+/// from before they existed) are left as they are.
+pub(crate) fn copy_tables(
+    src: &redb::ReadTransaction,
+    dst: &redb::WriteTransaction,
+    dst_meta: &mut redb::Table<&str, u64>,
+) -> Result<()> {
+    use crate::schema::{ALIASES, COORD_SAGAS, COORD_STAGED, COORD_TXNS};
+    fn missing<T>(r: &std::result::Result<T, redb::TableError>) -> bool {
+        matches!(r, Err(redb::TableError::TableDoesNotExist(_)))
+    }
+    let from = src.open_table(ALIASES);
+    if !missing(&from) {
+        let mut to = dst.open_table(ALIASES)?;
+        to.retain(|_, _| false)?;
+        for row in from?.iter()? {
+            let (k, v) = row?;
+            to.insert(k.value(), v.value())?;
+        }
+    }
+    for def in [COORD_TXNS, COORD_STAGED, COORD_SAGAS] {
+        let from = src.open_table(def);
+        if missing(&from) {
+            continue;
+        }
+        let mut to = dst.open_table(def)?;
+        to.retain(|_, _| false)?;
+        for row in from?.iter()? {
+            let (k, v) = row?;
+            to.insert(k.value(), v.value())?;
+        }
+    }
+    let meta = src.open_table(META)?;
+    for key in [crate::schema::META_LAST_TXID, crate::schema::META_LAST_SAGA] {
+        if let Some(v) = meta.get(key)? {
+            dst_meta.insert(key, v.value())?;
+        }
+    }
+    Ok(())
+}

@@ -202,3 +202,43 @@ fn verify_reports_a_dangling_alias_and_a_damaged_log_record() {
     );
     assert!(text.contains("2PC transaction 9"), "{text}");
 }
+
+#[test]
+fn incremental_backups_carry_alias_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let db = Database::open(p("live.redb")).unwrap();
+    db.create_collection("v1", cfg(2)).unwrap();
+    db.create_alias("docs", "v1").unwrap();
+    db.create_alias("old", "v1").unwrap();
+    let full = db.backup(p("full.redb"), |_| {}).unwrap();
+    let v2 = db.create_collection("v2", cfg(3)).unwrap();
+    v2.upsert(Entity::new(
+        EntityId::from_key("x"),
+        json!({}),
+        vec![1.0, 0.0, 0.0],
+    ))
+    .unwrap();
+    db.swap_alias("docs", "v2").unwrap();
+    db.delete_alias("old").unwrap();
+    let inc = db
+        .backup_incremental(p("inc.redb"), full.seq, |_| {})
+        .unwrap();
+    let target = p("restored.redb");
+    Database::restore(p("full.redb"), &target, false).unwrap();
+    assert!(
+        Database::apply_incremental(p("inc.redb"), &target)
+            .unwrap()
+            .is_clean()
+    );
+    let restored = Database::open(&target).unwrap();
+    assert_eq!(restored.last_seq().unwrap(), inc.seq);
+    assert_eq!(
+        restored.aliases(),
+        vec![AliasInfo {
+            alias: "docs".into(),
+            collection: "v2".into()
+        }]
+    );
+    assert_eq!(restored.collection("docs").unwrap().count().unwrap(), 1);
+}
