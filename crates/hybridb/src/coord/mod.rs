@@ -4,10 +4,10 @@
 //!
 //! Invariants:
 //! - every coordination write (log records, staged batches, the writes they apply) runs on the
-//!   writer thread through [`call`]: there is no second writer;
+//!   writer thread (as `Command::Coord` jobs): there is no second writer;
 //! - coordination log writes commit with [`Durability::Immediate`] whatever the database
 //!   default, because recovery trusts them;
-//! - entity writes applied here go through the normal write path ([`crate::write`]'s validate,
+//! - entity writes applied here go through the normal write path (`crate::write`'s validate,
 //!   stage, write_staged): the same records, slots, payload index rows and change events as a
 //!   plain upsert, in one transaction together with the log record that makes them idempotent.
 

@@ -9,7 +9,7 @@
 //!   before the first compensation runs, and recovery continues in the logged direction;
 //! - a step without compensation is a point of no return: once it has started, the saga only
 //!   goes forward (a failure there leaves it `Running`, to be resumed);
-//! - only the writer thread writes the log ([`super::call`]).
+//! - only the writer thread writes the log.
 
 use std::sync::Arc;
 
