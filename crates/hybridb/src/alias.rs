@@ -281,15 +281,22 @@ impl Database {
         read(&self.shared().coord.aliases.map).get(alias).cloned()
     }
 
-    /// Drops `name` once no handle other than the catalogue's uses it any more, waiting at most
+    /// Drops `name` (if it is still the collection with internal id `cid`: names can be
+    /// reused) once no handle other than the catalogue's uses it any more, waiting at most
     /// `grace` (then it drops anyway; handles still held then fail with
     /// [`Error::CollectionNotFound`]). Used after an alias was repointed away from `name`, so
     /// that searches that resolved the alias just before the repoint can finish.
-    pub(crate) fn drop_collection_when_unused(&self, name: &str, grace: Duration) -> Result<()> {
+    pub(crate) fn drop_collection_when_unused(
+        &self,
+        name: &str,
+        cid: u64,
+        grace: Duration,
+    ) -> Result<()> {
         let deadline = Instant::now() + grace;
         let mut delay = Duration::from_micros(200);
         loop {
             match self.shared().collection_shared(name) {
+                Ok(c) if c.stored.cid != cid => return Ok(()), // dropped; the name is reused
                 // 2 = the catalogue's reference and this one.
                 Ok(c) if Arc::strong_count(&c) > 2 && Instant::now() < deadline => {
                     drop(c);

@@ -94,6 +94,8 @@ struct Params {
     source: String,
     target: String,
     config: CollectionConfig,
+    /// The source's internal id when the saga started.
+    source_cid: u64,
     batch_size: usize,
     drop_grace_ms: u64,
 }
@@ -106,6 +108,8 @@ struct Data {
     /// Every change to the source up to this sequence number is in the target (set when the
     /// copy starts, advanced by each catch-up).
     synced: Option<u64>,
+    /// The internal id of the target this saga created (names can be reused; ids cannot).
+    target_cid: Option<u64>,
 }
 
 fn params(ctx: &SagaContext<'_>) -> Result<Params> {
@@ -122,7 +126,12 @@ fn data(ctx: &SagaContext<'_>) -> Result<Data> {
 }
 
 fn set_data(ctx: &mut SagaContext<'_>, d: &Data) {
-    *ctx.data_mut() = json!({"cursor": d.cursor, "copied": d.copied, "synced": d.synced});
+    *ctx.data_mut() = json!({
+        "cursor": d.cursor,
+        "copied": d.copied,
+        "synced": d.synced,
+        "target_cid": d.target_cid,
+    });
 }
 
 fn embed_one(embed: &EmbedFn, e: &Entity, target_dim: u32) -> Result<Vec<f32>> {
@@ -150,28 +159,43 @@ pub fn reembed_definition(embed: EmbedFn, progress: Option<ProgressFn>) -> SagaD
             "create_target",
             |ctx| {
                 let p = params(ctx)?;
-                match ctx.db().collection(&p.target) {
+                let mut d = data(ctx)?;
+                let cid = match ctx.db().collection(&p.target) {
                     Ok(c) if c.name() == p.target => {
+                        // Created by this saga before a crash (the name was free at its start).
                         let have = c.config();
-                        if have.dim == p.config.dim && have.metric == p.config.metric {
-                            Ok(())
-                        } else {
-                            Err(Error::CollectionExists(p.target))
+                        if have.dim != p.config.dim || have.metric != p.config.metric {
+                            return Err(Error::CollectionExists(p.target));
                         }
+                        c.shared.stored.cid
                     }
-                    Ok(_) => Err(Error::NameIsAlias(p.target)),
+                    Ok(_) => return Err(Error::NameIsAlias(p.target)),
                     Err(Error::CollectionNotFound(_)) => {
-                        ctx.db().create_collection(&p.target, p.config)?;
-                        Ok(())
+                        ctx.db()
+                            .create_collection(&p.target, p.config)?
+                            .shared
+                            .stored
+                            .cid
                     }
-                    Err(e) => Err(e),
-                }
+                    Err(e) => return Err(e),
+                };
+                d.target_cid = Some(cid);
+                set_data(ctx, &d);
+                Ok(())
             },
             |ctx| {
                 let p = params(ctx)?;
-                match ctx.db().drop_collection(&p.target) {
-                    Ok(()) | Err(Error::CollectionNotFound(_)) => Ok(()),
-                    Err(e) => Err(e),
+                let d = data(ctx)?;
+                // Only the collection this saga created, never one that took its name since.
+                match (d.target_cid, ctx.db().shared().collection_shared(&p.target)) {
+                    (Some(cid), Ok(c)) if c.stored.cid == cid => {
+                        drop(c);
+                        match ctx.db().drop_collection(&p.target) {
+                            Ok(()) | Err(Error::CollectionNotFound(_)) => Ok(()),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    _ => Ok(()),
                 }
             },
         )
@@ -203,8 +227,11 @@ pub fn reembed_definition(embed: EmbedFn, progress: Option<ProgressFn>) -> SagaD
         )
         .final_step("drop_source", |ctx| {
             let p = params(ctx)?;
-            ctx.db()
-                .drop_collection_when_unused(&p.source, Duration::from_millis(p.drop_grace_ms))
+            ctx.db().drop_collection_when_unused(
+                &p.source,
+                p.source_cid,
+                Duration::from_millis(p.drop_grace_ms),
+            )
         })
 }
 
@@ -420,9 +447,11 @@ impl Database {
                 "re-embed batch size must be at least 1".into(),
             ));
         }
+        let source_cid = self.shared().collection_shared(&source)?.stored.cid;
         serde_json::to_value(Params {
             alias: spec.alias.clone(),
             source,
+            source_cid,
             target: spec.target.clone(),
             config: spec.config.clone(),
             batch_size: spec.batch_size,
