@@ -149,7 +149,9 @@ pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
+    // No read caches: every query pass must search (the result cache would answer repeats).
     let db = Database::builder()
+        .caches(hybridb::CacheSizes::OFF)
         .durability(hybridb::Durability::None)
         .index_threads(a.build_threads.max(1))
         .checkpoint_every(0, std::time::Duration::ZERO)

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod bandwidth;
+pub mod cache;
 pub mod commands;
 pub mod engine;
 pub mod filtered;

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use hybridb_bench::cache::{CacheArgs, run_cache};
 use hybridb_bench::commands::{self, AnnArgs, ExactArgs, GenArgs, LoadArgs};
 use hybridb_bench::filtered::{FilteredArgs, run_filtered};
 use hybridb_bench::writes::{WritesArgs, run_writes};
@@ -29,6 +30,9 @@ enum Command {
     Filtered(FilteredArgs),
     /// Single-entity upsert throughput and latency from concurrent callers (group commit).
     Writes(WritesArgs),
+    /// Read caches off against on: hot-key gets and repeated searches, with the exported
+    /// metrics.
+    Cache(CacheArgs),
 }
 
 fn main() -> Result<()> {
@@ -39,5 +43,6 @@ fn main() -> Result<()> {
         Command::Load(a) => commands::run_load(&a),
         Command::Writes(a) => run_writes(&a),
         Command::Filtered(a) => run_filtered(&a),
+        Command::Cache(a) => run_cache(&a),
     }
 }

@@ -1,33 +1,29 @@
-//! `/metrics`: a small hand-written Prometheus text exposition.
+//! `/metrics`: the Prometheus exposition of everything recorded through the `metrics` facade —
+//! the engine's own metrics (operations, writer, caches, index state; see `docs/metrics.md`)
+//! plus the server's request counters and latencies recorded here.
 //!
-//! Everything metric-related lives here so that the planned move to the `metrics` crate facade
-//! replaces one module: [`Metrics::record`] is called once per request by the outermost
-//! middleware, and [`render`] writes the counters plus the database's own numbers.
+//! The recorder is process-wide ([`hybridb::prometheus::Prometheus`]): one server per process
+//! is the expected deployment; several servers in one process share their series.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use hybridb::Database;
+use hybridb::prometheus::Prometheus;
 
-/// Request counters kept by the server.
+/// The server's view of the metrics recorder.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     started: Instant,
-    /// (route, method, status) -> count.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    /// (route, method) -> (seconds summed, count).
-    durations: Mutex<BTreeMap<(String, String), (f64, u64)>>,
+    /// The installed exporter, or why there is none (another recorder was installed first).
+    exporter: Result<Prometheus, String>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             started: Instant::now(),
-            requests: Mutex::default(),
-            durations: Mutex::default(),
+            exporter: Prometheus::install().map_err(|e| e.to_string()),
         }
     }
 }
@@ -35,17 +31,19 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one finished request.
     pub(crate) fn record(&self, route: &str, method: &str, status: StatusCode, took: Duration) {
-        {
-            let mut r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-            *r.entry((route.to_string(), method.to_string(), status.as_u16()))
-                .or_default() += 1;
-        }
-        let mut d = self.durations.lock().unwrap_or_else(|e| e.into_inner());
-        let e = d
-            .entry((route.to_string(), method.to_string()))
-            .or_default();
-        e.0 += took.as_secs_f64();
-        e.1 += 1;
+        metrics::counter!(
+            "hybridb_http_requests_total",
+            "route" => route.to_string(),
+            "method" => method.to_string(),
+            "status" => status.as_u16().to_string()
+        )
+        .increment(1);
+        metrics::histogram!(
+            "hybridb_http_request_duration_seconds",
+            "route" => route.to_string(),
+            "method" => method.to_string()
+        )
+        .record(took.as_secs_f64());
     }
 
     /// Time since the server started.
@@ -54,114 +52,19 @@ impl Metrics {
     }
 }
 
-/// Escapes a label value for the text format.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// The exposition: request counters and durations, writer counters, the last sequence number
-/// and per-collection entity counts. Reads redb: call it off the async workers.
-pub(crate) fn render(metrics: &Metrics, db: &Database) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP hybridb_http_requests_total HTTP requests by route, method and status.\n\
-         # TYPE hybridb_http_requests_total counter"
-    );
-    for ((route, method, status), n) in metrics
-        .requests
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-    {
-        let _ = writeln!(
-            out,
-            "hybridb_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
-            label(route),
-            label(method)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP hybridb_http_request_duration_seconds Time spent handling requests.\n\
-         # TYPE hybridb_http_request_duration_seconds summary"
-    );
-    for ((route, method), (sum, count)) in metrics
-        .durations
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-    {
-        let labels = format!("route=\"{}\",method=\"{}\"", label(route), label(method));
-        let _ = writeln!(
-            out,
-            "hybridb_http_request_duration_seconds_sum{{{labels}}} {sum}\n\
-             hybridb_http_request_duration_seconds_count{{{labels}}} {count}"
-        );
-    }
-    let w = db.writer_stats();
-    for (name, help, v) in [
-        ("groups", "Group commits of the writer.", w.groups),
-        ("commands", "Write calls committed.", w.commands),
-        ("items", "Entities written or deleted.", w.items),
-        ("failed_commits", "Failed commits.", w.failed_commits),
-    ] {
-        let _ = writeln!(
-            out,
-            "# HELP hybridb_writer_{name}_total {help}\n# TYPE hybridb_writer_{name}_total counter\n\
-             hybridb_writer_{name}_total {v}"
-        );
-    }
-    if let Ok(seq) = db.last_seq() {
-        let _ = writeln!(
-            out,
-            "# HELP hybridb_last_seq Sequence number of the last committed change.\n\
-             # TYPE hybridb_last_seq gauge\nhybridb_last_seq {seq}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP hybridb_collection_entities Entities stored per collection.\n\
-         # TYPE hybridb_collection_entities gauge"
-    );
-    let mut indexed = String::new();
-    let mut memory = String::new();
+/// The exposition, after setting the gauges that describe state now: stored entities per
+/// collection, uptime, and the database's own gauges. Reads redb: call it off the async
+/// workers. Fails if the process had another metrics recorder before the server started.
+pub(crate) fn render(metrics: &Metrics, db: &Database) -> Result<String, String> {
+    let exporter = metrics.exporter.as_ref().map_err(Clone::clone)?;
     for info in db.collections() {
         let Ok(c) = db.collection(&info.name) else {
             continue;
         };
-        let name = label(&info.name);
         if let Ok(n) = c.count() {
-            let _ = writeln!(
-                out,
-                "hybridb_collection_entities{{collection=\"{name}\"}} {n}"
-            );
+            metrics::gauge!("hybridb_collection_entities", "collection" => info.name).set(n as f64);
         }
-        let _ = writeln!(
-            indexed,
-            "hybridb_collection_indexed{{collection=\"{name}\"}} {}",
-            c.indexed_count()
-        );
-        let _ = writeln!(
-            memory,
-            "hybridb_index_memory_bytes{{collection=\"{name}\"}} {}",
-            c.index_memory_bytes()
-        );
     }
-    let _ = write!(
-        out,
-        "# HELP hybridb_collection_indexed Entities in the vector index per collection.\n\
-         # TYPE hybridb_collection_indexed gauge\n{indexed}\
-         # HELP hybridb_index_memory_bytes Bytes held by the in-memory index per collection.\n\
-         # TYPE hybridb_index_memory_bytes gauge\n{memory}"
-    );
-    let _ = writeln!(
-        out,
-        "# HELP hybridb_uptime_seconds Seconds since the server started.\n\
-         # TYPE hybridb_uptime_seconds gauge\nhybridb_uptime_seconds {}",
-        metrics.uptime().as_secs()
-    );
-    out
+    metrics::gauge!("hybridb_uptime_seconds").set(metrics.uptime().as_secs_f64());
+    Ok(exporter.render(&[db]))
 }

@@ -70,45 +70,70 @@ impl AsyncCollection {
 
     /// See [`Collection::upsert`].
     pub async fn upsert(&self, entity: Entity) -> Result<Written> {
-        self.single(WriteOp::Upsert {
+        let fut = self.single(WriteOp::Upsert {
             entity,
             expected_version: None,
-        })
-        .await
+        });
+        self.observe(crate::observe::Op::Upsert, 1, fut).await
+    }
+
+    fn observe<'a, T: 'a>(
+        &'a self,
+        op: crate::observe::Op,
+        items: usize,
+        fut: impl std::future::Future<Output = Result<T>> + 'a,
+    ) -> impl std::future::Future<Output = Result<T>> + 'a {
+        crate::observe::op_async(op, &self.inner.shared.metrics, items, fut)
     }
 
     /// See [`Collection::upsert_batch`].
     pub async fn upsert_batch(&self, entities: Vec<Entity>) -> Result<Vec<Written>> {
-        self.write(upserts(entities)).await
+        let n = entities.len();
+        self.observe(
+            crate::observe::Op::UpsertBatch,
+            n,
+            self.write(upserts(entities)),
+        )
+        .await
     }
 
     /// See [`Collection::upsert_if_version`].
     pub async fn upsert_if_version(&self, entity: Entity, expected: u64) -> Result<Written> {
-        self.single(WriteOp::Upsert {
+        let fut = self.single(WriteOp::Upsert {
             entity,
             expected_version: Some(expected),
-        })
-        .await
+        });
+        self.observe(crate::observe::Op::UpsertIfVersion, 1, fut)
+            .await
     }
 
     /// See [`Collection::delete`].
     pub async fn delete(&self, id: EntityId) -> Result<bool> {
-        Ok(self.single(WriteOp::Delete { id }).await?.seq.is_some())
+        self.observe(crate::observe::Op::Delete, 1, async {
+            Ok(self.single(WriteOp::Delete { id }).await?.seq.is_some())
+        })
+        .await
     }
 
     /// See [`Collection::delete_batch`].
     pub async fn delete_batch(&self, ids: &[EntityId]) -> Result<usize> {
-        let out = self
-            .write(ids.iter().map(|&id| WriteOp::Delete { id }).collect())
-            .await?;
-        Ok(out.iter().filter(|w| w.seq.is_some()).count())
+        self.observe(crate::observe::Op::DeleteBatch, ids.len(), async {
+            let out = self
+                .write(ids.iter().map(|&id| WriteOp::Delete { id }).collect())
+                .await?;
+            Ok(out.iter().filter(|w| w.seq.is_some()).count())
+        })
+        .await
     }
 
     /// See [`Collection::delete_by_filter`].
     pub async fn delete_by_filter(&self, filter: &crate::Filter) -> Result<usize> {
-        let cmd = self.inner.delete_where_command(filter)?;
-        let out = self.inner.db.call_async(cmd).await?;
-        Ok(out.iter().filter(|w| w.seq.is_some()).count())
+        self.observe(crate::observe::Op::DeleteByFilter, 1, async {
+            let cmd = self.inner.delete_where_command(filter)?;
+            let out = self.inner.db.call_async(cmd).await?;
+            Ok(out.iter().filter(|w| w.seq.is_some()).count())
+        })
+        .await
     }
 
     /// See [`Collection::count_where`].

@@ -89,7 +89,13 @@ impl Database {
     /// Writes a consistent copy of the whole database to `path` while writes go on, and
     /// returns the sequence number it covers. `progress` is called with the number of rows
     /// copied so far. Fails if `path` (or its checkpoint folder) already exists.
-    pub fn backup(
+    pub fn backup(&self, path: impl AsRef<Path>, progress: impl FnMut(u64)) -> Result<BackupInfo> {
+        self.observe(crate::observe::Op::Backup, || {
+            self.backup_now(path, progress)
+        })
+    }
+
+    fn backup_now(
         &self,
         path: impl AsRef<Path>,
         mut progress: impl FnMut(u64),
@@ -171,6 +177,19 @@ impl Database {
     /// is opened and verified before this returns; if it cannot be opened, the previous
     /// `target` (if any) is put back and the error returned.
     pub fn restore(
+        backup: impl AsRef<Path>,
+        target: impl AsRef<Path>,
+        overwrite: bool,
+    ) -> Result<crate::VerifyReport> {
+        crate::observe::op(
+            crate::observe::Op::Restore,
+            &crate::observe::OpMetrics::new(""),
+            1,
+            || Self::restore_now(backup, target, overwrite),
+        )
+    }
+
+    fn restore_now(
         backup: impl AsRef<Path>,
         target: impl AsRef<Path>,
         overwrite: bool,

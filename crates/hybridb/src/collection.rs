@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::ReadableTableMetadata;
 
+use crate::cache::{CachedRecord, WriteWindow};
 use crate::config::{CollectionConfig, PayloadIndexKind, StoredCollection};
 use crate::db::{CollectionInfo, DbInner, Durability};
 use crate::entity::{Entity, Record, decode_payload, decode_record, decode_vector};
@@ -28,6 +29,10 @@ pub(crate) struct CollectionShared {
     pub(crate) name: String,
     pub(crate) stored: StoredCollection,
     pub(crate) index: IndexState,
+    /// Moved by the writer around every write to this collection (cache validity).
+    pub(crate) window: WriteWindow,
+    /// Counters and histograms of this collection's operations.
+    pub(crate) metrics: crate::observe::OpMetrics,
     dropped: AtomicBool,
 }
 
@@ -39,9 +44,11 @@ impl CollectionShared {
 
     pub(crate) fn with_index(name: String, stored: StoredCollection, index: IndexState) -> Self {
         CollectionShared {
+            metrics: crate::observe::OpMetrics::new(&name),
             name,
             stored,
             index,
+            window: WriteWindow::default(),
             dropped: AtomicBool::new(false),
         }
     }
@@ -139,13 +146,17 @@ impl Collection {
     /// # Ok(()) }
     /// ```
     pub fn create_payload_index(&self, field: &str, kind: PayloadIndexKind) -> Result<bool> {
-        self.payload_index_command(field, Some(kind))
+        self.observe(crate::observe::Op::CreatePayloadIndex, 1, || {
+            self.payload_index_command(field, Some(kind))
+        })
     }
 
     /// Drops the payload index on `field`; returns whether there was one. Filters on the field
     /// keep working, by reading payloads.
     pub fn drop_payload_index(&self, field: &str) -> Result<bool> {
-        self.payload_index_command(field, None)
+        self.observe(crate::observe::Op::DropPayloadIndex, 1, || {
+            self.payload_index_command(field, None)
+        })
     }
 
     fn payload_index_command(&self, field: &str, kind: Option<PayloadIndexKind>) -> Result<bool> {
@@ -231,8 +242,20 @@ impl Collection {
     /// Deletes every entity that passes `filter`, atomically (the set is decided inside the
     /// deleting transaction); returns how many were deleted. An empty filter is refused.
     pub fn delete_by_filter(&self, filter: &crate::Filter) -> Result<usize> {
-        let out = self.db.call(self.delete_where_command(filter)?)?;
-        Ok(out.iter().filter(|w| w.seq.is_some()).count())
+        self.observe(crate::observe::Op::DeleteByFilter, 1, || {
+            let out = self.db.call(self.delete_where_command(filter)?)?;
+            Ok(out.iter().filter(|w| w.seq.is_some()).count())
+        })
+    }
+
+    /// Runs a public operation of this collection inside its span and metrics.
+    pub(crate) fn observe<T>(
+        &self,
+        op: crate::observe::Op,
+        items: usize,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        crate::observe::op(op, &self.shared.metrics, items, f)
     }
 
     pub(crate) fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
@@ -248,35 +271,45 @@ impl Collection {
 
     /// Inserts or replaces one entity; returns its new version and change sequence number.
     pub fn upsert(&self, entity: Entity) -> Result<Written> {
-        self.single(WriteOp::Upsert {
-            entity,
-            expected_version: None,
+        self.observe(crate::observe::Op::Upsert, 1, || {
+            self.single(WriteOp::Upsert {
+                entity,
+                expected_version: None,
+            })
         })
     }
 
     /// Inserts or replaces many entities in one transaction: all or nothing.
     pub fn upsert_batch(&self, entities: Vec<Entity>) -> Result<Vec<Written>> {
-        self.write(upserts(entities))
+        self.observe(crate::observe::Op::UpsertBatch, entities.len(), || {
+            self.write(upserts(entities))
+        })
     }
 
     /// Writes `entity` only if its stored version is `expected` (0: only if it does not exist);
     /// otherwise fails with [`Error::Conflict`] naming the current version.
     pub fn upsert_if_version(&self, entity: Entity, expected: u64) -> Result<Written> {
-        self.single(WriteOp::Upsert {
-            entity,
-            expected_version: Some(expected),
+        self.observe(crate::observe::Op::UpsertIfVersion, 1, || {
+            self.single(WriteOp::Upsert {
+                entity,
+                expected_version: Some(expected),
+            })
         })
     }
 
     /// Deletes one entity; returns whether it existed.
     pub fn delete(&self, id: EntityId) -> Result<bool> {
-        Ok(self.single(WriteOp::Delete { id })?.seq.is_some())
+        self.observe(crate::observe::Op::Delete, 1, || {
+            Ok(self.single(WriteOp::Delete { id })?.seq.is_some())
+        })
     }
 
     /// Deletes many entities in one transaction; returns how many existed.
     pub fn delete_batch(&self, ids: &[EntityId]) -> Result<usize> {
-        let out = self.write(ids.iter().map(|&id| WriteOp::Delete { id }).collect())?;
-        Ok(out.iter().filter(|w| w.seq.is_some()).count())
+        self.observe(crate::observe::Op::DeleteBatch, ids.len(), || {
+            let out = self.write(ids.iter().map(|&id| WriteOp::Delete { id }).collect())?;
+            Ok(out.iter().filter(|w| w.seq.is_some()).count())
+        })
     }
 
     pub(crate) fn read_txn(&self) -> Result<redb::ReadTransaction> {
@@ -296,29 +329,110 @@ impl Collection {
 
     /// The stored entity, or `None`.
     pub fn get(&self, id: EntityId) -> Result<Option<Record>> {
-        Ok(self.get_many(&[id])?.pop().flatten())
+        self.observe(crate::observe::Op::Get, 1, || {
+            Ok(self.records(&[id])?.pop().flatten())
+        })
     }
 
     /// Many entities from one consistent snapshot, in the order asked (`None` for absent ids).
+    ///
+    /// Served from the record and vector caches where they hold every id asked for, else from
+    /// one redb snapshot (`docs/metrics.md` explains why the two never mix two moments).
     pub fn get_many(&self, ids: &[EntityId]) -> Result<Vec<Option<Record>>> {
+        self.observe(crate::observe::Op::GetMany, ids.len(), || self.records(ids))
+    }
+
+    /// [`Collection::get_many`] without its span (also joins search hits).
+    pub(crate) fn records(&self, ids: &[EntityId]) -> Result<Vec<Option<Record>>> {
+        self.shared.check_live()?;
+        let caches = &self.db.shared.caches;
+        let cid = self.shared.stored.cid;
+        let Some(count) = caches
+            .entities_on()
+            .then(|| self.shared.window.stable())
+            .flatten()
+        else {
+            caches.entities_bypassed(ids.len());
+            let txn = self.read_txn()?;
+            return self.read_many(&txn, ids, None);
+        };
+        let stamps: Vec<u64> = ids.iter().map(|&id| caches.stamp(cid, id)).collect();
+        let mut out: Vec<Option<Record>> = ids
+            .iter()
+            .zip(&stamps)
+            .map(|(&id, &stamp)| {
+                caches
+                    .entity(cid, id, stamp)
+                    .map(|(r, v)| r.to_record(id, &v))
+            })
+            .collect();
+        if out.iter().all(Option::is_some) && self.shared.window.unchanged(count) {
+            return Ok(out);
+        }
         let txn = self.read_txn()?;
-        let tables = self.record_tables(&txn)?;
+        if !self.shared.window.unchanged(count) {
+            // A write began before this snapshot: the hits may describe another moment.
+            return self.read_many(&txn, ids, None);
+        }
+        let missing: Vec<usize> = (0..ids.len()).filter(|&i| out[i].is_none()).collect();
+        let wanted: Vec<EntityId> = missing.iter().map(|&i| ids[i]).collect();
+        let wanted_stamps: Vec<u64> = missing.iter().map(|&i| stamps[i]).collect();
+        let read = self.read_many(&txn, &wanted, Some(&wanted_stamps))?;
+        for (i, r) in missing.into_iter().zip(read) {
+            out[i] = r;
+        }
+        Ok(out)
+    }
+
+    /// Reads `ids` from `txn`; with `stamps` (taken, in a closed write window that had not
+    /// moved when `txn` began, before it) also fills the caches.
+    fn read_many(
+        &self,
+        txn: &redb::ReadTransaction,
+        ids: &[EntityId],
+        stamps: Option<&[u64]>,
+    ) -> Result<Vec<Option<Record>>> {
+        let tables = self.record_tables(txn)?;
+        let caches = &self.db.shared.caches;
+        let cid = self.shared.stored.cid;
         ids.iter()
-            .map(|&id| match tables.entities.get(id)? {
-                Some(rec) => tables.record(id, rec.value()).map(Some),
-                None => Ok(None),
+            .enumerate()
+            .map(|(i, &id)| {
+                let Some(rec) = tables.entities.get(id)? else {
+                    return Ok(None);
+                };
+                let record = tables.record(id, rec.value())?;
+                if let Some(stamps) = stamps {
+                    let cached = Arc::new(CachedRecord {
+                        payload: record.payload.clone(),
+                        version: record.version,
+                        updated_at: record.updated_at,
+                    });
+                    caches.put_entity(cid, id, stamps[i], cached, Arc::from(&record.vector[..]));
+                }
+                Ok(Some(record))
             })
             .collect()
     }
 
     /// Number of entities.
     pub fn count(&self) -> Result<u64> {
+        self.observe(crate::observe::Op::Count, 1, || self.count_all())
+    }
+
+    pub(crate) fn count_all(&self) -> Result<u64> {
         let txn = self.read_txn()?;
         Ok(self.record_tables(&txn)?.entities.len()?)
     }
 
     /// Up to `limit` entities in id order, starting after `after` (from the start for `None`).
     pub fn scroll(&self, after: Option<EntityId>, limit: usize) -> Result<ScrollPage> {
+        self.observe(crate::observe::Op::Scroll, limit, || {
+            self.scroll_all(after, limit)
+        })
+    }
+
+    pub(crate) fn scroll_all(&self, after: Option<EntityId>, limit: usize) -> Result<ScrollPage> {
         self.check_k(limit)?;
         let txn = self.read_txn()?;
         let tables = self.record_tables(&txn)?;

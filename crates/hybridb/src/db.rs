@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::cache::{CacheSizes, Caches};
 use crate::change::{ChangeEvent, ChangeKind};
 use crate::collection::{Collection, CollectionShared};
 use crate::config::{CollectionConfig, IndexKind, StoredCollection, validate_collection_name};
@@ -92,6 +93,9 @@ pub struct Options {
     pub quick_repair: bool,
     /// Checkpoint every changed HNSW index when the database closes. Default true.
     pub checkpoint_on_close: bool,
+    /// Byte bounds of the read caches (decoded records, vectors, search results); see
+    /// [`CacheSizes`] for the defaults. [`CacheSizes::OFF`] switches them all off.
+    pub caches: CacheSizes,
     /// Failpoints for fault-injection tests (feature `failpoints`). Default none.
     #[cfg(feature = "failpoints")]
     pub failpoints: Option<Arc<crate::failpoint::Failpoints>>,
@@ -139,6 +143,7 @@ impl Default for Options {
             retain_changes: 100_000,
             quick_repair: true,
             checkpoint_on_close: true,
+            caches: CacheSizes::default(),
             #[cfg(feature = "failpoints")]
             failpoints: None,
         }
@@ -253,6 +258,12 @@ impl DatabaseBuilder {
         self
     }
 
+    /// Sets the byte bounds of the read caches ([`Options::caches`]).
+    pub fn caches(mut self, sizes: CacheSizes) -> Self {
+        self.options.caches = sizes;
+        self
+    }
+
     /// Sets whether closing checkpoints changed HNSW indexes.
     pub fn checkpoint_on_close(mut self, enabled: bool) -> Self {
         self.options.checkpoint_on_close = enabled;
@@ -328,6 +339,10 @@ impl Progress {
         self.durable.load(Ordering::Acquire)
     }
 
+    pub(crate) fn committed_seq(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
     pub(crate) fn applied_seq(&self) -> u64 {
         *lock(&self.applied)
     }
@@ -389,6 +404,10 @@ pub(crate) struct Shared {
     feed_closed: AtomicBool,
     /// Aliases and in-process coordination state (see [`crate::coord`]).
     pub(crate) coord: crate::coord::CoordState,
+    /// The read caches (see [`crate::cache`] for why they never serve stale data).
+    pub(crate) caches: Caches,
+    /// Counters and histograms of database-wide operations.
+    pub(crate) metrics: crate::observe::OpMetrics,
 }
 
 impl Shared {
@@ -405,6 +424,11 @@ impl Shared {
     /// True once the last database handle is gone: subscriptions end.
     pub(crate) fn feed_closed(&self) -> bool {
         self.feed_closed.load(Ordering::Acquire)
+    }
+
+    /// Every open collection.
+    pub(crate) fn collection_list(&self) -> Vec<Arc<CollectionShared>> {
+        read(&self.collections).values().cloned().collect()
     }
 
     /// The lowest seq that every HNSW checkpoint covers: events after it are needed for
@@ -460,7 +484,7 @@ impl Shared {
             drop(snap);
             self.failpoint("checkpoint")?;
             checkpoint::write_atomic(&checkpoint::path_for(&dir, coll.stored.cid), &bytes)?;
-            coll.index.set_checkpoint_seq(seq);
+            coll.index.set_checkpoint_seq(seq, now_ms());
             written += 1;
         }
         Ok(written)
@@ -643,6 +667,10 @@ impl Shared {
     /// Writer thread, after a failed commit or a panic: closes redb, opens the file again and
     /// reloads every collection's in-memory state from it. Handles stay valid.
     pub(crate) fn reopen(&self) -> Result<()> {
+        // The caches are bypassed until the reload is complete (closed below, on success).
+        for c in read(&self.collections).values() {
+            c.window.open();
+        }
         // Drop our handle first: the file stays locked until every handle and read is gone.
         write(&self.redb).take();
         let db = self.storage.open(self.options.cache_size)?;
@@ -680,6 +708,10 @@ impl Shared {
         self.unsynced.store(false, Ordering::Release);
         *write(&self.redb) = Some(Arc::new(db));
         self.progress.reset(last_seq);
+        self.caches.invalidate_all();
+        for c in read(&self.collections).values() {
+            c.window.close();
+        }
         Ok(())
     }
 }
@@ -745,11 +777,15 @@ impl Checkpointer {
                     }
                     drop(guard);
                     // Errors are retried at the next tick; the index stays correct without.
-                    if ops > 0 {
-                        let _ = shared.checkpoint(ops);
+                    if ops > 0
+                        && let Err(e) = shared.checkpoint(ops)
+                    {
+                        crate::observe::background_error("checkpoint", &e);
                     }
                     if !interval.is_zero() && last.elapsed() >= interval {
-                        let _ = shared.checkpoint(1);
+                        if let Err(e) = shared.checkpoint(1) {
+                            crate::observe::background_error("checkpoint", &e);
+                        }
                         last = Instant::now();
                     }
                 }
@@ -885,6 +921,7 @@ impl Database {
         let progress = Progress::default();
         progress.reset(last_seq);
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
+        let options_caches = options.caches;
         let shared = Arc::new(Shared {
             redb: RwLock::new(Some(Arc::new(redb))),
             storage,
@@ -896,6 +933,8 @@ impl Database {
             feed: watch::Sender::new(last_seq),
             feed_closed: AtomicBool::new(false),
             coord,
+            caches: Caches::new(options_caches),
+            metrics: crate::observe::OpMetrics::new(""),
         });
         let thread = writer::spawn(Arc::clone(&shared), rx)?;
         let checkpointer = Checkpointer::start(Arc::clone(&shared))?;
@@ -922,6 +961,13 @@ impl Database {
     /// Creates a collection. Fails with [`Error::CollectionExists`], or with
     /// [`Error::InvalidCollectionName`] / [`Error::InvalidConfig`] for bad input.
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
+        let label = crate::observe::OpMetrics::new(name);
+        crate::observe::op(crate::observe::Op::CreateCollection, &label, 1, || {
+            self.create_collection_now(name, config)
+        })
+    }
+
+    fn create_collection_now(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
         validate_collection_name(name)?;
         config.validate()?;
         let name_owned = name.to_string();
@@ -954,9 +1000,21 @@ impl Database {
     /// transaction holds writes to it, and [`Error::NameIsAlias`] for an alias's name
     /// (aliases never resolve here: use [`Database::delete_alias`]).
     pub fn drop_collection(&self, name: &str) -> Result<()> {
-        let name = name.to_string();
-        self.inner
-            .call(|reply| Command::DropCollection { name, reply })
+        let label = crate::observe::OpMetrics::new(name);
+        crate::observe::op(crate::observe::Op::DropCollection, &label, 1, || {
+            let name = name.to_string();
+            self.inner
+                .call(|reply| Command::DropCollection { name, reply })
+        })
+    }
+
+    /// Runs a database-wide public operation inside its span and metrics.
+    pub(crate) fn observe<T>(
+        &self,
+        op: crate::observe::Op,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        crate::observe::op(op, &self.inner.shared.metrics, 1, f)
     }
 
     /// The sequence number of the last committed change (0 before any).
@@ -969,7 +1027,9 @@ impl Database {
     /// Compacts the file, returning freed space to the file system. Runs on the writer thread
     /// (writes wait); reads get [`Error::Recovering`] while it runs. Returns true if it ran.
     pub fn compact(&self) -> Result<bool> {
-        self.inner.call(|reply| Command::Compact { reply })
+        self.observe(crate::observe::Op::Compact, || {
+            self.inner.call(|reply| Command::Compact { reply })
+        })
     }
 
     /// What the writer thread has done since open: the mean group size is
@@ -984,9 +1044,24 @@ impl Database {
         }
     }
 
+    /// Sets the state gauges of this database through the `metrics` facade: index sizes,
+    /// applied lag, checkpoint ages, cache sizes (`docs/metrics.md`). Counters and histograms
+    /// are recorded as operations run; these describe state, so call this before each scrape
+    /// (the `prometheus` exporter's `render` does).
+    pub fn record_metrics(&self) {
+        crate::observe::record_gauges(&self.inner.shared);
+    }
+
+    /// Hits, misses and sizes of the read caches since open.
+    pub fn cache_stats(&self) -> crate::CacheStats {
+        self.inner.shared.caches.stats()
+    }
+
     /// Makes every committed write durable (matters only with [`Durability::None`]).
     pub fn sync(&self) -> Result<()> {
-        self.inner.call(|reply| Command::Sync { reply })
+        self.observe(crate::observe::Op::Sync, || {
+            self.inner.call(|reply| Command::Sync { reply })
+        })
     }
 
     /// Makes every write durable, then checkpoints every HNSW index that changed since its
@@ -994,8 +1069,10 @@ impl Database {
     /// background ([`Options::checkpoint_every_ops`]) and on close; this is for operators and
     /// tests that want one now.
     pub fn checkpoint(&self) -> Result<usize> {
-        self.sync()?;
-        self.inner.shared.checkpoint(1)
+        self.observe(crate::observe::Op::Checkpoint, || {
+            self.inner.call(|reply| Command::Sync { reply })?;
+            self.inner.shared.checkpoint(1)
+        })
     }
 
     /// Closes this handle: makes pending writes durable and reports any error doing so. The file
@@ -1165,6 +1242,11 @@ fn load_from_checkpoint(
 ) -> std::result::Result<IndexState, String> {
     let path = checkpoint::path_for(ckpt_dir, stored.cid);
     let bytes = std::fs::read(&path).map_err(|e| format!("no checkpoint ({e})"))?;
+    let written_ms = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(now_ms, |d| d.as_millis() as u64);
     let ckpt = checkpoint::decode(&bytes, stored.cid, config_hash(stored), last_seq)?;
     drop(bytes);
     let ckpt_seq = ckpt.seq;
@@ -1193,7 +1275,13 @@ fn load_from_checkpoint(
         .map(|(slot, id)| (*id, slot as u32))
         .collect();
     let slots = SlotTable::from_ids(ckpt.slot_ids);
-    let graph = HnswIndex::from_graph(ckpt.graph, options.index_threads);
+    let ckpt_graph = ckpt.graph;
+    // The index-form vector the checkpoint holds for `slot` (to skip unchanged ones).
+    let held: HashMap<u32, Vec<f32>> = old_slots
+        .values()
+        .filter_map(|&slot| ckpt_graph.vector_copy(slot).map(|v| (slot, v)))
+        .collect();
+    let graph = HnswIndex::from_graph(ckpt_graph, options.index_threads);
     let index = IndexState::from_parts(slots, Box::new(graph));
     let entities = txn.open_table(tables.entities()).map_err(|e| s(e.into()))?;
     let vectors = txn.open_table(tables.vectors()).map_err(|e| s(e.into()))?;
@@ -1216,16 +1304,17 @@ fn load_from_checkpoint(
                 .get(id)
                 .map_err(|e| s(e.into()))?
                 .ok_or_else(|| format!("entity {id} has no vector"))?;
-            let vector = decode_vector(v.value(), dim).map_err(s)?;
-            sets.push(Apply::Set {
-                slot,
-                id,
-                vector: index_form(&vector, metric),
-            });
+            let vector = index_form(&decode_vector(v.value(), dim).map_err(s)?, metric);
+            // Written since, but with the vector the checkpoint holds (a payload-only update):
+            // the graph needs nothing.
+            let unchanged = old_slots.get(&id) == Some(&slot) && held.get(&slot) == Some(&vector);
+            if !unchanged {
+                sets.push(Apply::Set { slot, id, vector });
+            }
         }
     }
     let replayed = removes.len() + sets.len();
-    index.set_checkpoint_seq(ckpt_seq);
+    index.set_checkpoint_seq(ckpt_seq, written_ms);
     index.apply(removes).map_err(s)?;
     index.apply(sets).map_err(s)?;
     let rows = entities.len().map_err(|e| s(e.into()))? as usize;

@@ -109,6 +109,12 @@ impl Database {
     /// Up to `limit` change events with a sequence number greater than `after`, in order.
     /// Fails with [`Error::ChangesPruned`] if events after `after` were already pruned.
     pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<ChangeEvent>> {
+        self.observe(crate::observe::Op::ChangesSince, || {
+            self.changes_since_now(after, limit)
+        })
+    }
+
+    fn changes_since_now(&self, after: u64, limit: usize) -> Result<Vec<ChangeEvent>> {
         read_after(self.shared(), after, limit)
     }
 
@@ -134,6 +140,10 @@ impl Database {
     /// resumes after it (`db.subscribe(db.cursor(name)?.unwrap_or(0))`). Events it has not
     /// acknowledged are never pruned. Names follow the collection name rules.
     pub fn ack(&self, name: &str, seq: u64) -> Result<()> {
+        self.observe(crate::observe::Op::Ack, || self.ack_now(name, seq))
+    }
+
+    fn ack_now(&self, name: &str, seq: u64) -> Result<()> {
         validate_collection_name(name).map_err(|_| Error::InvalidCursor {
             name: name.chars().take(80).collect(),
             reason: "names are 1..=64 bytes of [A-Za-z0-9_-], not starting with '-'".into(),
@@ -148,6 +158,12 @@ impl Database {
 
     /// Deletes a cursor (its consumer no longer holds back retention).
     pub fn delete_cursor(&self, name: &str) -> Result<()> {
+        self.observe(crate::observe::Op::DeleteCursor, || {
+            self.delete_cursor_now(name)
+        })
+    }
+
+    fn delete_cursor_now(&self, name: &str) -> Result<()> {
         let op = MetaOp::DeleteCursor {
             name: name.to_string(),
         };
@@ -159,6 +175,12 @@ impl Database {
     /// covers, keeping at least [`crate::Options::retain_changes`] recent ones; returns how
     /// many were deleted.
     pub fn prune_changes(&self) -> Result<u64> {
+        self.observe(crate::observe::Op::PruneChanges, || {
+            self.prune_changes_now()
+        })
+    }
+
+    fn prune_changes_now(&self) -> Result<u64> {
         self.inner().call(|reply| Command::Meta {
             op: MetaOp::Prune,
             reply,

@@ -74,6 +74,17 @@ impl Database {
         &self,
         path: impl AsRef<Path>,
         since: u64,
+        progress: impl FnMut(u64),
+    ) -> Result<BackupInfo> {
+        self.observe(crate::observe::Op::BackupIncremental, || {
+            self.backup_incremental_now(path, since, progress)
+        })
+    }
+
+    fn backup_incremental_now(
+        &self,
+        path: impl AsRef<Path>,
+        since: u64,
         mut progress: impl FnMut(u64),
     ) -> Result<BackupInfo> {
         let path = path.as_ref();
@@ -180,6 +191,18 @@ impl Database {
     /// earlier increments were applied, in order). All or nothing: one write transaction.
     /// The result is opened and verified before this returns.
     pub fn apply_incremental(
+        increment: impl AsRef<Path>,
+        target: impl AsRef<Path>,
+    ) -> Result<crate::VerifyReport> {
+        crate::observe::op(
+            crate::observe::Op::ApplyIncremental,
+            &crate::observe::OpMetrics::new(""),
+            1,
+            || Self::apply_incremental_now(increment, target),
+        )
+    }
+
+    fn apply_incremental_now(
         increment: impl AsRef<Path>,
         target: impl AsRef<Path>,
     ) -> Result<crate::VerifyReport> {

@@ -37,6 +37,13 @@
 //! answered from the index, and a planner picks an exact scan of the matches or a filtered HNSW
 //! walk by measured cost ([`Collection::explain`] shows which). See `docs/filters.md`.
 //!
+//! ## Caches, metrics, tracing
+//! Reads go through byte-bounded caches of decoded records, vectors and search results that a
+//! write invalidates before it is acknowledged ([`Options::caches`], [`Database::cache_stats`]).
+//! Every public operation records a counter and a latency histogram through the `metrics`
+//! facade and runs in a `tracing` span; the `prometheus` feature adds an exporter. See
+//! `docs/metrics.md`.
+//!
 //! ## Layout
 //! [`Database`] opens the file and holds the collection catalogue and the change log
 //! ([`Database::changes_since`]); [`Collection`] handles write and read entities and search.
@@ -47,6 +54,7 @@
 mod alias;
 mod async_api;
 mod backup;
+mod cache;
 mod change;
 mod collection;
 mod config;
@@ -61,7 +69,10 @@ mod filter;
 mod id;
 mod incremental;
 pub mod index;
+mod observe;
 mod payload;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod query;
 mod retry;
 mod schema;
@@ -75,6 +86,7 @@ mod writer;
 pub use alias::AliasInfo;
 pub use async_api::AsyncCollection;
 pub use backup::BackupInfo;
+pub use cache::{CacheLevelStats, CacheSizes, CacheStats};
 pub use change::{ChangeEvent, ChangeKind};
 pub use collection::Collection;
 pub use config::{CollectionConfig, IndexKind, MAX_DIM, Metric, PayloadIndexKind};

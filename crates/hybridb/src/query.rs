@@ -8,6 +8,7 @@
 //! entity whose payload was checked.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use redb::ReadableTable;
@@ -97,10 +98,36 @@ where
     })
 }
 
+/// Every part of a request that shapes its answer, as bytes (the result cache's key; the
+/// consistency is left out: a cached answer is valid for both).
+fn result_key(req: &SearchRequest) -> Box<[u8]> {
+    let mut key = Vec::with_capacity(req.vector.len() * 4 + 64);
+    key.extend_from_slice(&(req.k as u64).to_le_bytes());
+    key.extend_from_slice(&req.ef.map_or(u64::MAX, |e| e as u64).to_le_bytes());
+    key.push(u8::from(req.with_payload) | (u8::from(req.with_vector) << 1));
+    match req.score_threshold {
+        Some(t) => {
+            key.push(1);
+            key.extend_from_slice(&t.to_bits().to_le_bytes());
+        }
+        None => key.push(0),
+    }
+    key.extend_from_slice(&(req.vector.len() as u64).to_le_bytes());
+    for x in &req.vector {
+        key.extend_from_slice(&x.to_bits().to_le_bytes());
+    }
+    if let Some(f) = req.filter.as_ref().filter(|f| !f.is_empty()) {
+        // Debug output is deterministic and covers every field of the filter.
+        key.extend_from_slice(format!("{f:?}").as_bytes());
+    }
+    key.into_boxed_slice()
+}
+
 impl Collection {
     /// The `k` entities nearest to `query`, best first (ids and scores only).
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        self.search_with(&SearchRequest::new(query.to_vec(), k))
+        let req = SearchRequest::new(query.to_vec(), k);
+        self.observe(crate::observe::Op::Search, k, || self.search_cached(&req))
     }
 
     /// A search with options: filter, payloads, vectors, effort, consistency, threshold.
@@ -126,13 +153,46 @@ impl Collection {
     /// assert_eq!(hits[0].id, EntityId::from_key("b"));
     /// # Ok(()) }
     /// ```
+    ///
+    /// Answers are kept in the result cache (L3) for as long as the collection is not written:
+    /// the same request on an unchanged collection is answered without searching.
     pub fn search_with(&self, req: &SearchRequest) -> Result<Vec<Hit>> {
-        Ok(self.explain(req)?.hits)
+        self.observe(crate::observe::Op::Search, req.k, || {
+            self.search_cached(req)
+        })
+    }
+
+    fn search_cached(&self, req: &SearchRequest) -> Result<Vec<Hit>> {
+        let caches = &self.db.shared.caches;
+        if !caches.results_on() {
+            return Ok(self.run_search(req)?.hits);
+        }
+        self.shared.check_live()?;
+        let Some(count) = self.shared.window.stable() else {
+            caches.results_bypassed();
+            return Ok(self.run_search(req)?.hits);
+        };
+        let key = (self.shared.stored.cid, result_key(req));
+        if let Some(hits) = caches.results(&key, count) {
+            return Ok(hits.to_vec());
+        }
+        let hits = self.run_search(req)?.hits;
+        // Kept only if no write to the collection began while it ran (the window was closed
+        // when it started, so the index then held every write).
+        if self.shared.window.unchanged(count) {
+            caches.put_results(key, count, Arc::from(hits.clone()));
+        }
+        Ok(hits)
     }
 
     /// Runs a search and reports how: the plan the planner chose, the number of matching
     /// entities it planned with, and where the time went.
     pub fn explain(&self, req: &SearchRequest) -> Result<Explain> {
+        self.observe(crate::observe::Op::Explain, req.k, || self.run_search(req))
+    }
+
+    /// A search, uncached and without a span of its own.
+    fn run_search(&self, req: &SearchRequest) -> Result<Explain> {
         let t0 = Instant::now();
         self.shared.check_live()?;
         self.check_k(req.k)?;
@@ -196,7 +256,7 @@ impl Collection {
             .collect();
         if req.with_payload || req.with_vector {
             let ids: Vec<EntityId> = hits.iter().map(|h| h.id).collect();
-            let records = self.get_many(&ids)?;
+            let records = self.records(&ids)?;
             // An entity deleted after the index was read is gone, and one rewritten since no
             // longer counts if it fails the filter now: drop its hit.
             hits = hits
@@ -315,10 +375,12 @@ impl Collection {
 
     /// Number of entities passing `filter` (all of them for an empty filter).
     pub fn count_where(&self, filter: &Filter) -> Result<u64> {
-        if filter.is_empty() {
-            return self.count();
-        }
-        Ok(self.matching(filter)?.bits.len() as u64)
+        self.observe(crate::observe::Op::CountWhere, 1, || {
+            if filter.is_empty() {
+                return self.count_all();
+            }
+            Ok(self.matching(filter)?.bits.len() as u64)
+        })
     }
 
     /// Up to `limit` entities passing `filter`, in id order, starting after `after`.
@@ -331,8 +393,19 @@ impl Collection {
         after: Option<EntityId>,
         limit: usize,
     ) -> Result<ScrollPage> {
+        self.observe(crate::observe::Op::ScrollWhere, limit, || {
+            self.scroll_matching(filter, after, limit)
+        })
+    }
+
+    fn scroll_matching(
+        &self,
+        filter: &Filter,
+        after: Option<EntityId>,
+        limit: usize,
+    ) -> Result<ScrollPage> {
         if filter.is_empty() {
-            return self.scroll(after, limit);
+            return self.scroll_all(after, limit);
         }
         self.check_k(limit)?;
         let m = self.matching(filter)?;
@@ -348,7 +421,7 @@ impl Collection {
         let more = ids.len() > limit;
         ids.truncate(limit);
         let records: Vec<Record> = self
-            .get_many(&ids)?
+            .records(&ids)?
             .into_iter()
             .flatten()
             .filter(|r| filter.matches(r.id, &r.payload))

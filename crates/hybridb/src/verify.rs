@@ -66,6 +66,10 @@ impl Database {
     /// verify an idle database for a definitive answer). Storage errors are returned; data
     /// problems go into the report.
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.observe(crate::observe::Op::Verify, || self.verify_now())
+    }
+
+    fn verify_now(&self) -> Result<VerifyReport> {
         let shared = self.shared();
         // Strong view of the index: everything committed is applied.
         shared.progress.wait_for_committed();
@@ -254,6 +258,12 @@ impl Database {
     /// Rebuilds all derived state (every in-memory index, from the tables; checkpoints are
     /// discarded) and then verifies. Use it when [`Database::verify`] reports index problems.
     pub fn verify_and_repair(&self) -> Result<VerifyReport> {
+        self.observe(crate::observe::Op::VerifyAndRepair, || {
+            self.verify_and_repair_now()
+        })
+    }
+
+    fn verify_and_repair_now(&self) -> Result<VerifyReport> {
         let dir = self.shared().checkpoint_dir();
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;

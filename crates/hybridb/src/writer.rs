@@ -145,6 +145,7 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                     }
                 }
                 last_group = group.len();
+                metrics::gauge!("hybridb_writer_queue_depth").set(rx.len() as f64);
                 guarded(|| run_group(shared, group))
             }
             Command::CreateCollection {
@@ -182,13 +183,21 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 kind,
                 reply,
             } => guarded(|| {
+                coll.window.open();
                 let (r, failed) =
                     split_commit_failure(shared.set_payload_index_txn(&coll, &field, kind));
+                if !failed {
+                    coll.window.close();
+                }
                 let _ = reply.send(r);
                 failed
             }),
             Command::RebuildPostings { coll, reply } => guarded(|| {
+                coll.window.open();
                 let (r, failed) = split_commit_failure(shared.rebuild_postings_txn(&coll));
+                if !failed {
+                    coll.window.close();
+                }
                 let _ = reply.send(r);
                 failed
             }),
@@ -254,6 +263,14 @@ impl InFlight {
 
 /// Commits a group; returns true if the writer must reopen the database.
 fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
+    let span = tracing::debug_span!(
+        "hybridb_group_commit",
+        commands = group.len(),
+        items = tracing::field::Empty,
+        commit_micros = tracing::field::Empty,
+        apply_micros = tracing::field::Empty,
+    );
+    let _entered = span.enter();
     // Step 1, outside the transaction: validation failures are answered at once.
     let mut valid = VecDeque::with_capacity(group.len());
     for cmd in group {
@@ -389,8 +406,20 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
         }
         return false;
     }
+    // The caches of these collections are bypassed from here until the index has the group;
+    // after a failure, until the recovery below has reloaded them.
+    for f in &in_flight {
+        f.coll.window.open();
+    }
     set_hidden(&in_flight, true);
-    if let Err(e) = shared.commit(txn, durability, seq) {
+    let t_commit = Instant::now();
+    let committed = shared.commit(txn, durability, seq);
+    let took = t_commit.elapsed();
+    span.record("commit_micros", took.as_micros() as u64);
+    metrics::histogram!("hybridb_commit_duration_seconds").record(took.as_secs_f64());
+    metrics::counter!("hybridb_commits_total", "outcome" => if committed.is_ok() { "ok" } else { "failed" })
+        .increment(1);
+    if let Err(e) = committed {
         shared
             .counters
             .failed_commits
@@ -399,6 +428,12 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
         fail_all(in_flight, std::iter::empty(), &e);
         return true;
     }
+    for f in &in_flight {
+        for w in &f.written {
+            shared.caches.invalidate(f.coll.stored.cid, w.id);
+        }
+    }
+    let t_apply = Instant::now();
     let mut index_failed = false;
     for f in &mut in_flight {
         // The data is committed; an index that cannot take it is rebuilt from the file below.
@@ -406,12 +441,21 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
             || f.coll.index.apply(std::mem::take(&mut f.applies)).is_err();
     }
     shared.progress.applied(seq);
+    for f in &in_flight {
+        f.coll.window.close();
+    }
+    let took = t_apply.elapsed();
+    span.record("apply_micros", took.as_micros() as u64);
+    metrics::histogram!("hybridb_index_apply_duration_seconds").record(took.as_secs_f64());
     let c = &shared.counters;
     c.groups.fetch_add(1, Ordering::Relaxed);
     c.commands
         .fetch_add(in_flight.len() as u64, Ordering::Relaxed);
     let items: usize = in_flight.iter().map(|f| f.written.len()).sum();
     c.items.fetch_add(items as u64, Ordering::Relaxed);
+    span.record("items", items as u64);
+    metrics::histogram!("hybridb_writer_group_commands").record(in_flight.len() as f64);
+    metrics::histogram!("hybridb_writer_group_items").record(items as f64);
     for f in in_flight {
         let _ = f.reply.send(Ok(f.written));
     }

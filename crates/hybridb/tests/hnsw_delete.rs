@@ -95,6 +95,49 @@ fn delete_30_percent_and_reinsert_keeps_recall() {
     assert!(index.memory_bytes() <= fresh.memory_bytes() * 21 / 20);
 }
 
+/// The consolidated path (one batch of 30%, two threads): same recall bounds as one-by-one
+/// removal, and no list names a removed slot afterwards.
+#[test]
+fn delete_30_percent_in_one_batch_and_reinsert_keeps_recall() {
+    let (_, queries, _) = bigann();
+    let (base, fresh) = fixture();
+    let gt = exact_gt(base, &queries, 10, |_| true);
+    let fresh_low = recall(&search_all(fresh, &queries, 10, 16), &gt, 10);
+    let fresh_high = recall(&search_all(fresh, &queries, 10, 64), &gt, 10);
+
+    let index = Hnsw::from_bytes(&fresh.to_bytes()).expect("copy");
+    let gone: Vec<u32> = Rng(12)
+        .sample(N, N * 3 / 10)
+        .into_iter()
+        .map(|i| i as u32)
+        .collect();
+    assert_eq!(index.remove_batch_parallel(&gone, 2), gone.len());
+    assert_eq!(index.remove_batch_parallel(&gone, 2), 0, "already gone");
+    assert_eq!(index.len(), N - gone.len());
+    let gone_set: HashSet<u32> = gone.iter().copied().collect();
+    assert_eq!(index.dead_links(), 0, "consolidation leaves no dead link");
+    let gt_after = exact_gt(base, &queries, 10, |s| !gone_set.contains(&s));
+    let deleted_state = recall(&search_all(&index, &queries, 10, 64), &gt_after, 10);
+    let mut index = index;
+    for &s in &gone {
+        index.insert(s, &base[s as usize]).expect("reinsert");
+    }
+    let low = recall(&search_all(&index, &queries, 10, 16), &gt, 10);
+    let high = recall(&search_all(&index, &queries, 10, 64), &gt, 10);
+    eprintln!(
+        "batch: fresh {fresh_low:.4}/{fresh_high:.4}, after delete {deleted_state:.4}, after reinsert {low:.4}/{high:.4} (ef 16/64)"
+    );
+    assert!(
+        deleted_state >= fresh_high - 0.02,
+        "recall with 30% deleted: {deleted_state}"
+    );
+    assert!(low >= fresh_low - 0.01, "ef 16: {low} vs fresh {fresh_low}");
+    assert!(
+        high >= fresh_high - 0.01,
+        "ef 64: {high} vs fresh {fresh_high}"
+    );
+}
+
 #[test]
 fn freed_slots_take_new_vectors() {
     let (base, queries, _) = bigann();

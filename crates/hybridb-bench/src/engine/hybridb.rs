@@ -25,9 +25,10 @@ pub struct Engine {
     rows: HashMap<EntityId, u32>,
 }
 
-/// Database options for a benchmark: index threads = build threads, and no background
+/// Database options for a benchmark: index threads = build threads, no background
 /// checkpoints (they would be timed as part of the build; reopen measurements take one
-/// explicitly).
+/// explicitly), and no read caches (the result cache would answer repeated query passes
+/// without searching; `hybridb-bench cache` measures the caches).
 fn builder(config: &EngineConfig, durability: hybridb::Durability) -> hybridb::DatabaseBuilder {
     Database::builder()
         .durability(durability)
@@ -35,6 +36,7 @@ fn builder(config: &EngineConfig, durability: hybridb::Durability) -> hybridb::D
         .index_threads(config.build_threads.max(1))
         .checkpoint_every(0, std::time::Duration::ZERO)
         .checkpoint_on_close(false)
+        .caches(hybridb::CacheSizes::OFF)
 }
 
 /// Creates (or opens) `dir/bench.redb` and creates the collection `bench`.

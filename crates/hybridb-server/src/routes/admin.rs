@@ -148,7 +148,16 @@ pub(crate) async fn readyz(State(st): State<AppState>) -> Result<Json<HealthOut>
 #[utoipa::path(get, path = "/metrics", tag = "admin",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub(crate) async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let text = blocking(move || Ok(metrics::render(&st.metrics, &st.db))).await?;
+    let text = blocking(move || {
+        metrics::render(&st.metrics, &st.db).map_err(|reason| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metrics_unavailable",
+                format!("no metrics exporter: {reason}"),
+            )
+        })
+    })
+    .await?;
     Ok((
         [(
             header::CONTENT_TYPE,

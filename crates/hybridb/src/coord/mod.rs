@@ -118,7 +118,8 @@ pub(crate) fn next_id(txn: &redb::WriteTransaction, key: &str) -> Result<u64> {
 /// Entity writes staged into a coordination transaction, waiting for its commit.
 pub(crate) struct PendingApply {
     seq: u64,
-    parts: Vec<(Arc<CollectionShared>, Vec<Apply>)>,
+    /// Per collection: the index changes and the ids written (for the read caches).
+    parts: Vec<(Arc<CollectionShared>, Vec<Apply>, Vec<crate::id::EntityId>)>,
 }
 
 /// Writes `batches` into `txn` through the normal write path, with change events. Any
@@ -154,7 +155,8 @@ pub(crate) fn write_ops(
                 cursor,
                 now,
             )?;
-            parts.push((coll, applies));
+            let ids = written.iter().map(|w| w.id).collect();
+            parts.push((coll, applies, ids));
             written_all.push(written);
         }
     }
@@ -163,7 +165,10 @@ pub(crate) fn write_ops(
 }
 
 /// Commits `txn` (Immediate) holding the writes of `pending`, then applies them to the
-/// in-memory indexes, as the writer does for a write group.
+/// in-memory indexes, as the writer does for a write group: the collections' cache windows
+/// are open from before the commit until the indexes have the writes, the written ids are
+/// invalidated in the read caches, and after a failed commit the windows stay open until the
+/// writer's recovery has reloaded everything (see [`crate::cache`]).
 pub(crate) fn commit_applied(
     shared: &Shared,
     txn: redb::WriteTransaction,
@@ -178,21 +183,36 @@ pub(crate) fn commit_applied(
             })
             .collect()
     };
+    for (coll, _, _) in &pending.parts {
+        coll.window.open();
+    }
     // Deleted entities disappear from searches before their records do.
-    for (coll, applies) in &pending.parts {
+    for (coll, applies, _) in &pending.parts {
         coll.index.set_hidden(&removed(applies), true);
     }
     if let Err(e) = shared.commit(txn, Durability::Immediate, pending.seq) {
-        for (coll, applies) in &pending.parts {
+        for (coll, applies, _) in &pending.parts {
             coll.index.set_hidden(&removed(applies), false);
         }
         return Err(e);
     }
+    for (coll, _, ids) in &pending.parts {
+        for &id in ids {
+            shared.caches.invalidate(coll.stored.cid, id);
+        }
+    }
     let mut index_failed = false;
-    for (coll, applies) in pending.parts {
+    let mut applied = Vec::with_capacity(pending.parts.len());
+    for (coll, applies, _) in pending.parts {
         index_failed |= coll.index.apply(applies).is_err();
+        applied.push(coll);
     }
     shared.progress.applied(pending.seq);
+    if !index_failed {
+        for coll in &applied {
+            coll.window.close();
+        }
+    }
     if index_failed {
         // Committed: only the derived index is behind; the writer reloads it from the file.
         NEEDS_RELOAD.with(|c| c.set(true));

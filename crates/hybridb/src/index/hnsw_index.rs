@@ -105,7 +105,7 @@ impl VectorIndex for HnswIndex {
 
     fn remove(&self, slots: &[u32]) {
         // One exclusive section for the whole group: searches wait once, not per slot.
-        self.graph.remove_batch(slots);
+        self.graph.remove_batch_parallel(slots, self.threads);
     }
 
     fn search(

@@ -148,6 +148,8 @@ pub(crate) struct IndexState {
     changed: AtomicU64,
     /// Seq covered by the checkpoint file of this index (`u64::MAX`: none).
     checkpoint_seq: AtomicU64,
+    /// When that checkpoint was written (ms since the Unix epoch).
+    checkpoint_ms: AtomicU64,
     /// Measured plan costs (see [`plan`]).
     costs: Mutex<Option<plan::Costs>>,
     /// Version of the slot table and postings: items applied since creation, plus one per
@@ -202,6 +204,7 @@ impl IndexState {
             apply_lock: Mutex::new(()),
             changed: AtomicU64::new(0),
             checkpoint_seq: AtomicU64::new(u64::MAX),
+            checkpoint_ms: AtomicU64::new(0),
             costs: Mutex::new(None),
             applied_items: AtomicU64::new(0),
             estimates: Mutex::new(HashMap::new()),
@@ -242,9 +245,17 @@ impl IndexState {
         (s != u64::MAX).then_some(s)
     }
 
-    /// Records that a checkpoint covering `seq` was written (or loaded).
-    pub(crate) fn set_checkpoint_seq(&self, seq: u64) {
+    /// Records that a checkpoint covering `seq` was written (or loaded) at `written_ms`
+    /// (milliseconds since the Unix epoch).
+    pub(crate) fn set_checkpoint_seq(&self, seq: u64, written_ms: u64) {
         self.checkpoint_seq.store(seq, Ordering::Release);
+        self.checkpoint_ms.store(written_ms, Ordering::Release);
+    }
+
+    /// When the index's checkpoint was written (ms since the Unix epoch), if it has one.
+    pub(crate) fn checkpoint_written_ms(&self) -> Option<u64> {
+        self.checkpoint_seq()
+            .map(|_| self.checkpoint_ms.load(Ordering::Acquire))
     }
 
     /// Items applied since the last checkpoint.

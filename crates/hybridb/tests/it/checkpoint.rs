@@ -119,6 +119,13 @@ fn later_changes(db: &Database) {
             .collect(),
     )
     .unwrap();
+    // Payload-only updates: replay leaves their graph nodes alone.
+    c.upsert_batch(
+        (400..500)
+            .map(|i| Entity::new(key(i), json!({"i": i, "touched": true}), vector(i, 0)))
+            .collect(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -157,6 +164,13 @@ fn reopen_loads_the_checkpoint_and_replays_later_changes() {
                 "no deleted entity comes back"
             );
         }
+    }
+    // The payload-only updates are found by their own vectors, with their new payloads.
+    for i in (400..500).step_by(9) {
+        let req = hybridb::SearchRequest::new(vector(i, 0), 1).with_payload(true);
+        let hit = &c.search_with(&req).unwrap()[0];
+        assert_eq!(hit.id, key(i));
+        assert_eq!(hit.payload.as_ref().unwrap()["touched"], true);
     }
     // A clean close checkpoints again; the next open loads it without rebuilding too.
     drop(c);

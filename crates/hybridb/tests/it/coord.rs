@@ -622,3 +622,30 @@ fn pruning_the_log_keeps_unfinished_work() {
     tx.upsert(&a, ea("later"));
     assert!(tx.commit().unwrap().txid > in_doubt);
 }
+
+#[test]
+fn two_phase_writes_are_seen_through_the_read_caches() {
+    let (_dir, db, ledger) = setup();
+    let a = db.collection("a").unwrap();
+    let id = EntityId::from_key("x");
+    a.upsert(Entity::new(id, json!({"v": 1}), vec![1.0, 2.0]))
+        .unwrap();
+    a.upsert(ea("other")).unwrap();
+    // Warm the caches: records, vectors and search results.
+    for _ in 0..3 {
+        assert_eq!(a.get(id).unwrap().unwrap().payload["v"], 1);
+        assert_eq!(a.search(&[1.0, 2.0], 2).unwrap().len(), 2);
+    }
+    let mut tx = db.begin_transaction();
+    tx.upsert(&a, Entity::new(id, json!({"v": 2}), vec![5.0, 5.0]))
+        .delete(&a, EntityId::from_key("other"))
+        .enlist(Arc::new(LedgerParticipant::new(&ledger, Some("k".into()))));
+    assert!(tx.commit().unwrap().committed);
+    let r = a.get(id).unwrap().unwrap();
+    assert_eq!(r.payload["v"], 2);
+    assert_eq!(r.vector, vec![5.0, 5.0]);
+    assert!(a.get(EntityId::from_key("other")).unwrap().is_none());
+    let hits = a.search(&[1.0, 2.0], 2).unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].id, id);
+}

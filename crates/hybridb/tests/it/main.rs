@@ -3,6 +3,7 @@
 mod alias;
 mod backup;
 mod basics;
+mod cache;
 mod checkpoint;
 mod coord;
 mod coord_crash;
@@ -13,6 +14,7 @@ mod feed;
 mod filter;
 mod lock;
 mod model;
+mod observe;
 mod reembed;
 mod validation;
 mod verify;

@@ -15,6 +15,14 @@ type UpperMap = HashMap<u32, Box<[AtomicU32]>>;
 /// Holds a node's spin lock; releases it on drop.
 struct NodeGuard<'a>(&'a AtomicBool);
 
+/// A removal batch at least this large is consolidated (see [`Hnsw::remove_batch_parallel`]):
+/// one pass over every list (about the cost of a few dozen single removals at 200k nodes).
+pub const CONSOLIDATE_MIN: usize = 32;
+
+/// How many of the removed node's neighbours a repair tries, nearest first, for one that
+/// keeps the repaired list diverse.
+const REPAIR_TRIES: usize = 4;
+
 impl Drop for NodeGuard<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
@@ -301,7 +309,7 @@ impl Hnsw {
     /// Returns `false` if the slot was not live.
     ///
     /// Runs alone: waits for in-flight searches and inserts, and blocks new ones meanwhile.
-    /// Cost: about one search at `ef_construction / 4` plus a scan of the upper layers when the
+    /// Cost: about one search at `ef_construction / 2` plus a scan of the upper layers when the
     /// node had any, and an amortised O(m) sweep of missed links (see the module invariants).
     pub fn remove(&self, slot: u32) -> bool {
         let _gate = self.gate_exclusive();
@@ -311,13 +319,180 @@ impl Hnsw {
 
     /// Removes every slot of `slots` as [`Hnsw::remove`] does, holding the gate once for the
     /// whole batch (searches wait once, not once per slot). Returns how many were live.
+    /// Same as [`Hnsw::remove_batch_parallel`] with one thread.
     pub fn remove_batch(&self, slots: &[u32]) -> usize {
+        self.remove_batch_parallel(slots, 1)
+    }
+
+    /// Removes every slot of `slots`, holding the gate once for the whole batch; returns how
+    /// many were live.
+    ///
+    /// Small batches remove one node at a time (a search finds each one's in-neighbours). A
+    /// batch of at least [`CONSOLIDATE_MIN`] is consolidated instead, as FreshDiskANN deletes
+    /// do: every removed node leaves the live set at once, then one pass over all lists (on
+    /// `threads` threads for layer 0) repairs each list that names a dead node, filling its
+    /// vacancies from the dead nodes' own links. That costs one scan of the graph instead of
+    /// one search per removal, finds every in-link (no dead link survives it, including those
+    /// earlier single removals missed), and leaves the freed slots clean, so that inserts
+    /// into them run in parallel.
+    pub fn remove_batch_parallel(&self, slots: &[u32], threads: usize) -> usize {
         let _gate = self.gate_exclusive();
         let mut up = self.write_upper();
-        slots
-            .iter()
-            .filter(|&&s| self.remove_locked(&mut up, s))
-            .count()
+        if slots.len() < CONSOLIDATE_MIN {
+            return slots
+                .iter()
+                .filter(|&&s| self.remove_locked(&mut up, s))
+                .count();
+        }
+        self.remove_consolidated(&mut up, slots, threads)
+    }
+
+    /// Body of the consolidated batch removal (gate held exclusively, map write-locked).
+    fn remove_consolidated(&self, up: &mut UpperMap, slots: &[u32], threads: usize) -> usize {
+        let mut removed = 0;
+        for &s in slots {
+            let live = self.states.get(s as usize).is_some_and(|st| {
+                st.compare_exchange(
+                    state::LIVE,
+                    state::FREE_DIRTY,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            });
+            if live {
+                removed += 1;
+                self.len.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        // Every dead node, of this batch or of earlier single removals, counts as removed.
+        let dead = |id: u32| {
+            self.states
+                .get(id as usize)
+                .is_some_and(|st| st.load(Ordering::Relaxed) == state::FREE_DIRTY)
+        };
+        let cap = self.capacity as u32;
+        let threads = threads.clamp(1, 64) as u32;
+        let chunk = cap.div_ceil(threads).max(1);
+        let shared: &UpperMap = up;
+        std::thread::scope(|sc| {
+            for t in 0..threads {
+                let dead = &dead;
+                sc.spawn(move || {
+                    for a in (t * chunk)..((t + 1) * chunk).min(cap) {
+                        if self.is_live(a) {
+                            self.repair_dead(shared, a, 0, dead);
+                        }
+                    }
+                });
+            }
+        });
+        let holders: Vec<u32> = up.keys().copied().collect();
+        for a in holders {
+            if self.is_live(a) {
+                let level = self.levels[a as usize].load(Ordering::Relaxed) as usize;
+                for layer in 1..=level {
+                    self.repair_dead(up, a, layer, &dead);
+                }
+            }
+        }
+        // No live list names a dead node any more: free their own lists, make them clean.
+        for s in 0..cap {
+            if dead(s) {
+                Self::write_list(self.block0(s), &[]);
+                up.remove(&s);
+                self.states[s as usize].store(state::FREE_CLEAN, Ordering::Release);
+            }
+        }
+        self.removed_since_sweep.store(0, Ordering::Relaxed);
+        if unpack_entry(self.entry.load(Ordering::Acquire)).is_some_and(|(ep, _)| !self.is_live(ep))
+        {
+            self.reset_entry(up);
+        }
+        removed
+    }
+
+    /// Repairs `a`'s list on `layer` after the nodes for which `dead` holds left the graph:
+    /// the live links stay, and each vacancy goes to a link of a dead neighbour (nearest to `a`
+    /// first, preferring one the heuristic would keep beside the others). The dead
+    /// neighbours' lists must still be intact.
+    fn repair_dead(&self, up: &UpperMap, a: u32, layer: usize, dead: &dyn Fn(u32) -> bool) {
+        let block = self.block(up, a, layer);
+        let ids = list_ids(block);
+        if !ids.iter().any(|x| dead(x.load(Ordering::Relaxed))) {
+            return;
+        }
+        let va = self.vector(a);
+        let mut kept: Vec<Cand> = Vec::with_capacity(self.max_links(layer));
+        let mut gone: Vec<u32> = Vec::new();
+        for x in ids {
+            let id = x.load(Ordering::Relaxed);
+            if dead(id) {
+                gone.push(id);
+            } else if id != a && self.is_live(id) && !kept.iter().any(|c| c.id == id) {
+                kept.push(Cand {
+                    d: self.dist(va, self.vector(id)),
+                    id,
+                });
+            }
+        }
+        let mut extra: Vec<Cand> = Vec::new();
+        for &g in &gone {
+            for x in list_ids(self.block(up, g, layer)) {
+                let id = x.load(Ordering::Relaxed);
+                if id != a
+                    && self.is_live(id)
+                    && !kept.iter().any(|c| c.id == id)
+                    && !extra.iter().any(|c| c.id == id)
+                {
+                    extra.push(Cand {
+                        d: self.dist(va, self.vector(id)),
+                        id,
+                    });
+                }
+            }
+        }
+        extra.sort_unstable();
+        let mut vacancies = gone
+            .len()
+            .min(self.max_links(layer).saturating_sub(kept.len()));
+        let mut tried = 0;
+        let mut i = 0;
+        // Diverse ones first (among the nearest few tries), then the nearest left over.
+        while vacancies > 0 && i < extra.len() && tried < REPAIR_TRIES * gone.len() {
+            let c = extra[i];
+            let vc = self.vector(c.id);
+            tried += 1;
+            if kept.iter().all(|r| self.dist(self.vector(r.id), vc) >= c.d) {
+                kept.push(c);
+                extra.remove(i);
+                vacancies -= 1;
+            } else {
+                i += 1;
+            }
+        }
+        for c in extra.into_iter().take(vacancies) {
+            kept.push(c);
+        }
+        kept.sort_unstable();
+        Self::write_list(block, &kept);
+    }
+
+    /// Points the entry at the live node of the highest level (the gate held exclusively).
+    fn reset_entry(&self, up: &UpperMap) {
+        let best = up
+            .keys()
+            .copied()
+            .filter(|&s| self.is_live(s))
+            .map(|s| (self.levels[s as usize].load(Ordering::Relaxed) as usize, s))
+            .max_by_key(|&(l, s)| (l, std::cmp::Reverse(s)));
+        let best = best.or_else(|| {
+            (0..self.capacity as u32)
+                .find(|&s| self.is_live(s))
+                .map(|s| (0, s))
+        });
+        let e = best.map_or(NO_ENTRY, |(l, s)| pack_entry(l, s));
+        self.entry.store(e, Ordering::Release);
     }
 
     /// Body of [`Hnsw::remove`]; the caller holds the gate exclusively and the map's write lock.
@@ -338,20 +513,23 @@ impl Hnsw {
         };
         if let Some(start) = self.descend(&v, up) {
             with_visited(self.capacity, |vis| {
-                self.beam(
+                // The in-neighbours are among the nodes nearest to the removed one: only the
+                // final beam is checked (checking every node the beam saw cost more than the
+                // beam itself). Half of ef_construction finds all but ~0.2% of in-links (the
+                // sweep drops those).
+                let pool = self.beam(
                     vis,
                     &v,
                     &[start],
-                    // A quarter of ef_construction finds all but ~0.2% of in-links (the sweep
-                    // drops the rest) at less than half the cost of the full width.
-                    (self.params.ef_construction / 4).max(2 * self.params.m),
+                    (self.params.ef_construction / 2).max(2 * self.params.m),
                     |s| self.block0(s),
-                    |s| {
-                        if s != slot && self.is_live(s) && names(s) {
-                            in0.push(s);
-                        }
-                    },
+                    |_| {},
                 );
+                for e in pool {
+                    if e.id != slot && self.is_live(e.id) && names(e.id) {
+                        in0.push(e.id);
+                    }
+                }
                 for a in list_ids(self.block0(slot)) {
                     let s = a.load(Ordering::Relaxed);
                     if vis.insert(s) && s != slot && self.is_live(s) && names(s) {
@@ -385,19 +563,7 @@ impl Hnsw {
         self.len.fetch_sub(1, Ordering::AcqRel);
 
         if unpack_entry(self.entry.load(Ordering::Acquire)).is_some_and(|(ep, _)| ep == slot) {
-            let best = up
-                .keys()
-                .copied()
-                .filter(|&s| self.is_live(s))
-                .map(|s| (self.levels[s as usize].load(Ordering::Relaxed) as usize, s))
-                .max_by_key(|&(l, s)| (l, std::cmp::Reverse(s)));
-            let best = best.or_else(|| {
-                (0..self.capacity as u32)
-                    .find(|&s| self.is_live(s))
-                    .map(|s| (0, s))
-            });
-            let e = best.map_or(NO_ENTRY, |(l, s)| pack_entry(l, s));
-            self.entry.store(e, Ordering::Release);
+            self.reset_entry(up);
         }
         let removed = self.removed_since_sweep.fetch_add(1, Ordering::Relaxed) + 1;
         if removed >= (self.len() / 16).max(256) {
@@ -476,7 +642,9 @@ impl Hnsw {
             })
             .collect();
         extra.sort_unstable();
-        let diverse = extra.iter().position(|c| {
+        // Only the nearest few are tried for diversity: each try costs one distance per kept
+        // link, and past the first few the nearest one serves about as well.
+        let diverse = extra.iter().take(REPAIR_TRIES).position(|c| {
             let vc = self.vector(c.id);
             kept.iter().all(|r| self.dist(self.vector(r.id), vc) >= c.d)
         });

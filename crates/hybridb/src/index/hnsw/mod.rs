@@ -247,6 +247,32 @@ impl Hnsw {
             .is_some_and(|s| s.load(std::sync::atomic::Ordering::Acquire) == state::LIVE)
     }
 
+    /// A copy of the vector held for `slot`, if it is live.
+    pub fn vector_copy(&self, slot: u32) -> Option<Vec<f32>> {
+        // A live slot's vector changes only after a removal, which needs the gate exclusively.
+        let _gate = self.gate_shared();
+        self.contains(slot).then(|| self.vector(slot).to_vec())
+    }
+
+    /// Links, on any layer, from a live node to a slot that is not live (removals leave a few
+    /// until the next sweep; a consolidated batch removal leaves none). A full scan, for tests
+    /// and diagnostics.
+    pub fn dead_links(&self) -> usize {
+        let _gate = self.gate_shared();
+        let up = self.read_upper();
+        let mut dead = 0;
+        for slot in (0..self.capacity as u32).filter(|&s| self.contains(s)) {
+            let level = self.levels[slot as usize].load(std::sync::atomic::Ordering::Relaxed);
+            for layer in 0..=level as usize {
+                dead += search::list_ids(self.block(&up, slot, layer))
+                    .iter()
+                    .filter(|a| !self.contains(a.load(std::sync::atomic::Ordering::Relaxed)))
+                    .count();
+            }
+        }
+        dead
+    }
+
     /// Bytes held by vectors and graph (flat arrays at capacity plus the upper-layer lists).
     pub fn memory_bytes(&self) -> usize {
         let flat = self.vectors.bytes()
