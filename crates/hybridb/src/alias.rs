@@ -28,6 +28,7 @@ use crate::collection::{Collection, CollectionShared};
 use crate::config::validate_collection_name;
 use crate::db::{Database, Shared};
 use crate::error::{Error, Result};
+use crate::observe::Op;
 use crate::schema::{ALIASES, COORD_STAGED};
 use crate::sync::{read, write};
 
@@ -232,10 +233,12 @@ impl Database {
     /// # Ok(()) }
     /// ```
     pub fn create_alias(&self, alias: &str, collection: &str) -> Result<()> {
-        check_alias_name(alias)?;
-        let (a, c) = (alias.to_string(), collection.to_string());
-        crate::coord::call(self.inner(), move |s| s.set_alias_txn(&a, &c, Some(false)))?;
-        Ok(())
+        self.observe(Op::CreateAlias, || {
+            check_alias_name(alias)?;
+            let (a, c) = (alias.to_string(), collection.to_string());
+            crate::coord::call(self.inner(), move |s| s.set_alias_txn(&a, &c, Some(false)))?;
+            Ok(())
+        })
     }
 
     /// Points `alias` at `collection` in one transaction, creating the alias if needed; returns
@@ -243,26 +246,32 @@ impl Database {
     /// see either the old or the new target, never neither. Errors as
     /// [`Database::create_alias`], except that an existing alias is repointed.
     pub fn set_alias(&self, alias: &str, collection: &str) -> Result<Option<String>> {
-        check_alias_name(alias)?;
-        let (a, c) = (alias.to_string(), collection.to_string());
-        crate::coord::call(self.inner(), move |s| s.set_alias_txn(&a, &c, None))
+        self.observe(Op::SetAlias, || {
+            check_alias_name(alias)?;
+            let (a, c) = (alias.to_string(), collection.to_string());
+            crate::coord::call(self.inner(), move |s| s.set_alias_txn(&a, &c, None))
+        })
     }
 
     /// Repoints an existing alias to `collection` atomically; returns the previous target.
     /// Fails with [`Error::AliasNotFound`] if the alias does not exist, otherwise as
     /// [`Database::set_alias`].
     pub fn swap_alias(&self, alias: &str, collection: &str) -> Result<String> {
-        check_alias_name(alias)?;
-        let (a, c) = (alias.to_string(), collection.to_string());
-        crate::coord::call(self.inner(), move |s| s.set_alias_txn(&a, &c, Some(true)))?
-            .ok_or_else(|| crate::error::corrupted("a repointed alias had no previous target"))
+        self.observe(Op::SwapAlias, || {
+            check_alias_name(alias)?;
+            let (a, c) = (alias.to_string(), collection.to_string());
+            crate::coord::call(self.inner(), move |s| s.set_alias_txn(&a, &c, Some(true)))?
+                .ok_or_else(|| crate::error::corrupted("a repointed alias had no previous target"))
+        })
     }
 
     /// Deletes an alias; returns the collection it pointed to. [`Error::AliasNotFound`] if
     /// there is none.
     pub fn delete_alias(&self, alias: &str) -> Result<String> {
-        let a = alias.to_string();
-        crate::coord::call(self.inner(), move |s| s.delete_alias_txn(&a))
+        self.observe(Op::DeleteAlias, || {
+            let a = alias.to_string();
+            crate::coord::call(self.inner(), move |s| s.delete_alias_txn(&a))
+        })
     }
 
     /// Every alias and its target, sorted by alias.

@@ -234,6 +234,12 @@ impl crate::Database {
     /// (completed or compensated) sagas, in one transaction; unfinished ones are kept for
     /// recovery. The ids of deleted records are never reused.
     pub fn prune_coordination_log(&self) -> Result<Pruned> {
+        self.observe(crate::observe::Op::PruneCoordinationLog, || {
+            self.prune_coordination_log_unobserved()
+        })
+    }
+
+    fn prune_coordination_log_unobserved(&self) -> Result<Pruned> {
         call(self.inner(), |s| {
             let txn = s.redb()?.begin_write()?;
             let pruned = {

@@ -474,6 +474,12 @@ impl Database {
     /// `compensated: true` once every started step was compensated; `false` when it must be
     /// resumed by [`Database::recover_sagas`]).
     pub fn run_saga(&self, def: &SagaDefinition, params: Value) -> Result<SagaOutcome> {
+        self.observe(crate::observe::Op::RunSaga, || {
+            self.run_saga_unobserved(def, params)
+        })
+    }
+
+    fn run_saga_unobserved(&self, def: &SagaDefinition, params: Value) -> Result<SagaOutcome> {
         let rec = SagaRecord {
             kind: def.kind.clone(),
             params: params.to_string(),
@@ -505,6 +511,12 @@ impl Database {
     /// here, not errors). Sagas of other kinds are left alone, as are sagas this process is
     /// running right now.
     pub fn recover_sagas(&self, defs: &[&SagaDefinition]) -> Result<Vec<SagaOutcome>> {
+        self.observe(crate::observe::Op::RecoverSagas, || {
+            self.recover_sagas_unobserved(defs)
+        })
+    }
+
+    fn recover_sagas_unobserved(&self, defs: &[&SagaDefinition]) -> Result<Vec<SagaOutcome>> {
         let mut out = Vec::new();
         for info in self.sagas()? {
             if info.state.is_final() {

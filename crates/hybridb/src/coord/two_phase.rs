@@ -294,6 +294,11 @@ impl Transaction {
     /// duplicate or reserved participant names) and for failures to write the log (then
     /// nothing was decided, and recovery aborts the transaction).
     pub fn commit(self) -> Result<TxnOutcome> {
+        let db = self.db.clone();
+        db.observe(crate::observe::Op::CommitTransaction, || self.run())
+    }
+
+    fn run(self) -> Result<TxnOutcome> {
         let mut names: Vec<String> = Vec::new();
         let mut all: Vec<Arc<dyn Participant>> = Vec::new();
         if !self.writes.is_empty() {
@@ -736,6 +741,16 @@ impl Database {
 
     /// [`Database::recover_transactions`] with a retry policy for the re-sent calls.
     pub fn recover_transactions_with(
+        &self,
+        participants: &[Arc<dyn Participant>],
+        retry: RetryPolicy,
+    ) -> Result<RecoveryReport> {
+        self.observe(crate::observe::Op::RecoverTransactions, || {
+            self.recover_transactions_unobserved(participants, retry)
+        })
+    }
+
+    fn recover_transactions_unobserved(
         &self,
         participants: &[Arc<dyn Participant>],
         retry: RetryPolicy,
