@@ -290,9 +290,11 @@ impl Transaction {
 
     /// Runs the protocol (see the module docs) and returns the outcome: `Ok` with
     /// `committed: false` when a participant refused, failed or timed out (everything was
-    /// rolled back), `Err` for bad requests ([`Error::InvalidCoordination`]: nothing to do,
-    /// duplicate or reserved participant names) and for failures to write the log (then
-    /// nothing was decided, and recovery aborts the transaction).
+    /// rolled back). `Err` before anything is logged for bad requests: an invalid entity
+    /// ([`Error::InvalidEntity`] naming its position among the writes to its collection), a
+    /// dropped collection ([`Error::CollectionNotFound`]), nothing to do or duplicate or
+    /// reserved participant names ([`Error::InvalidCoordination`]); and `Err` for failures to
+    /// write the log (then nothing was decided, and recovery aborts the transaction).
     pub fn commit(self) -> Result<TxnOutcome> {
         let db = self.db.clone();
         db.observe(crate::observe::Op::CommitTransaction, || self.run())
@@ -327,6 +329,18 @@ impl Transaction {
             return Err(Error::InvalidCoordination(
                 "the transaction has no writes and no participants".into(),
             ));
+        }
+        // Bad input is refused before anything is logged, with the same typed errors as a
+        // plain write; prepare checks again (durably staged, against the collection as it is
+        // then).
+        let max_payload = self.db.options().max_payload_bytes;
+        for (coll, ops) in self.writes.values() {
+            coll.check_live()?;
+            let ops = ops
+                .iter()
+                .map(StagedOp::to_write_op)
+                .collect::<Result<Vec<_>>>()?;
+            crate::write::validate(coll, ops, max_payload)?;
         }
         let txid = begin(&self.db, names)?;
         let _live = LiveGuard::txn(&self.db, txid);

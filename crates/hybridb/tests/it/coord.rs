@@ -276,7 +276,7 @@ fn a_transaction_commits_across_collections_and_a_user_participant() {
 }
 
 #[test]
-fn a_refusal_or_an_invalid_write_aborts_everything() {
+fn a_refusal_aborts_everything_and_an_invalid_write_is_refused_up_front() {
     let (_dir, db, ledger) = setup();
     let (a, b) = (db.collection("a").unwrap(), db.collection("b").unwrap());
     // The ledger refuses.
@@ -291,33 +291,32 @@ fn a_refusal_or_an_invalid_write_aborts_everything() {
         "{out:?}"
     );
     assert!(a.get(EntityId::from_key("x")).unwrap().is_none());
-    // An invalid entity (wrong dimension): the store votes abort, the ledger is aborted.
+    assert_eq!(ledger.staged_count(), 0);
+    // An invalid entity (wrong dimension): a typed error before anything is logged or asked.
     let p = Arc::new(LedgerParticipant::new(&ledger, Some("k2".into())));
     let mut tx = db.begin_transaction();
     tx.upsert(&a, ea("ok"))
+        .upsert(&b, eb("fine"))
         .upsert(&b, ea("bad"))
         .enlist(p.clone());
-    let out = tx.commit().unwrap();
-    assert!(!out.committed);
-    assert!(
-        out.reason.as_deref().unwrap().contains("dimension"),
-        "{out:?}"
-    );
-    assert_eq!(
-        p.prepare_calls.load(Ordering::SeqCst),
-        0,
-        "stopped at the first refusal"
-    );
-    assert_eq!(p.abort_calls.load(Ordering::SeqCst), 1);
+    match tx.commit() {
+        Err(Error::InvalidEntity {
+            index: 1,
+            id,
+            problem:
+                hybridb::EntityProblem::WrongDimension {
+                    expected: 3,
+                    got: 2,
+                },
+        }) => assert_eq!(id, EntityId::from_key("bad")),
+        other => panic!("expected InvalidEntity, got {other:?}"),
+    }
+    assert_eq!(p.prepare_calls.load(Ordering::SeqCst), 0);
     assert!(a.get(EntityId::from_key("ok")).unwrap().is_none());
     assert!(ledger.applied().is_empty());
-    assert_eq!(ledger.staged_count(), 0);
-    assert!(
-        db.transactions()
-            .unwrap()
-            .iter()
-            .all(|t| t.state == TxnState::Aborted)
-    );
+    let log = db.transactions().unwrap();
+    assert_eq!(log.len(), 1, "only the refused transaction is logged");
+    assert_eq!(log[0].state, TxnState::Aborted);
 }
 
 #[test]
@@ -337,14 +336,37 @@ fn bad_transactions_get_typed_errors() {
     tx.enlist(Arc::new(p));
     assert!(matches!(tx.commit(), Err(Error::InvalidCoordination(_))));
     assert!(db.transactions().unwrap().is_empty(), "nothing was logged");
-    // A dropped collection's handle: the store votes abort.
+    // A non-object payload, a non-finite vector, a dropped collection's handle: typed errors.
     let a = db.collection("a").unwrap();
+    let mut tx = db.begin_transaction();
+    tx.upsert(
+        &a,
+        Entity::new(EntityId::from_key("p"), json!([1]), vec![1.0, 2.0]),
+    );
+    assert!(matches!(
+        tx.commit(),
+        Err(Error::InvalidEntity {
+            problem: hybridb::EntityProblem::PayloadNotObject { .. },
+            ..
+        })
+    ));
+    let mut tx = db.begin_transaction();
+    tx.upsert(
+        &a,
+        Entity::new(EntityId::from_key("n"), json!({}), vec![f32::NAN, 2.0]),
+    );
+    assert!(matches!(
+        tx.commit(),
+        Err(Error::InvalidEntity {
+            problem: hybridb::EntityProblem::NonFinite { .. },
+            ..
+        })
+    ));
     db.drop_collection("a").unwrap();
     let mut tx = db.begin_transaction();
     tx.upsert(&a, ea("x"));
-    let out = tx.commit().unwrap();
-    assert!(!out.committed);
-    assert!(out.reason.unwrap().contains("not found"));
+    assert!(matches!(tx.commit(), Err(Error::CollectionNotFound(_))));
+    assert!(db.transactions().unwrap().is_empty(), "nothing was logged");
 }
 
 #[test]
