@@ -508,7 +508,8 @@ impl Database {
 
     /// Resumes every unfinished saga whose kind has a definition in `defs`, forward or
     /// backward as its log says, and returns their outcomes (compensated sagas are outcomes
-    /// here, not errors). Sagas of other kinds are left alone, as are sagas this process is
+    /// here, not errors; so is a definition whose steps differ from the logged ones: the saga
+    /// is left as it is, with the reason in `error`). Sagas of other kinds are left alone, as are sagas this process is
     /// running right now.
     pub fn recover_sagas(&self, defs: &[&SagaDefinition]) -> Result<Vec<SagaOutcome>> {
         self.observe(crate::observe::Op::RecoverSagas, || {
@@ -535,7 +536,17 @@ impl Database {
             let Some(rec) = read_record(self, info.id)? else {
                 continue;
             };
-            out.push(drive(self, def, info.id, rec)?);
+            match drive(self, def, info.id, rec) {
+                Ok(o) => out.push(o),
+                // A definition that does not fit this saga: report it, go on with the others.
+                Err(e @ Error::InvalidCoordination(_)) => out.push(SagaOutcome {
+                    id: info.id,
+                    state: info.state,
+                    error: Some(e.to_string()),
+                    failed_step: None,
+                }),
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }

@@ -671,3 +671,26 @@ fn two_phase_writes_are_seen_through_the_read_caches() {
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0].id, id);
 }
+
+#[test]
+fn recovery_with_a_definition_of_other_steps_leaves_the_saga_alone() {
+    let (_dir, db) = crate::fresh();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let def = counting_saga(log.clone(), None).on_event(|e| {
+        if format!("{e:?}").starts_with("StepDone { saga: 1, step: 0") {
+            panic!("crash");
+        }
+    });
+    assert!(
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.run_saga(&def, json!({}))))
+            .is_err()
+    );
+    let other = SagaDefinition::new("counting").step("only", |_| Ok(()), |_| Ok(()));
+    let outs = db.recover_sagas(&[&other]).unwrap();
+    assert_eq!(outs.len(), 1);
+    assert_eq!(outs[0].state, SagaState::Running { next: 1 });
+    assert!(outs[0].error.as_deref().unwrap().contains("other steps"));
+    // The right definition finishes it.
+    let outs = db.recover_sagas(&[&counting_saga(log, None)]).unwrap();
+    assert_eq!(outs[0].state, SagaState::Completed);
+}
