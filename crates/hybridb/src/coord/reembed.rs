@@ -227,6 +227,11 @@ pub fn reembed_definition(embed: EmbedFn, progress: Option<ProgressFn>) -> SagaD
         )
         .final_step("drop_source", |ctx| {
             let p = params(ctx)?;
+            // After a crash past the swap the retirement mark is gone: set it again so that
+            // no write by the source's own name lands in a collection about to be dropped
+            // (best effort: a gone source needs nothing, a held one fails the drop below).
+            let src = p.source.clone();
+            let _ = super::call(ctx.db().inner(), move |s| s.retire(&src));
             ctx.db().drop_collection_when_unused(
                 &p.source,
                 p.source_cid,
