@@ -131,6 +131,13 @@ impl From<hybridb::Error> for ApiError {
             E::Corrupted(_) => (StatusCode::INTERNAL_SERVER_ERROR, "corrupted"),
             E::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
             E::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "io_error"),
+            E::AliasNotFound(_) => (StatusCode::NOT_FOUND, "alias_not_found"),
+            E::AliasExists(_) => (StatusCode::CONFLICT, "alias_exists"),
+            E::NameIsCollection(_) => (StatusCode::CONFLICT, "name_is_collection"),
+            E::NameIsAlias(_) => (StatusCode::CONFLICT, "name_is_alias"),
+            E::CollectionHasAliases { .. } => (StatusCode::CONFLICT, "collection_has_aliases"),
+            E::CollectionInUse { .. } => (StatusCode::CONFLICT, "collection_in_use"),
+            E::CollectionReadOnly(_) => (StatusCode::SERVICE_UNAVAILABLE, "collection_read_only"),
             // Variants added to the library later: classified by its own predicates.
             other if other.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             other if other.is_user_error() => (StatusCode::BAD_REQUEST, "bad_request"),

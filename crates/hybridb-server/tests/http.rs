@@ -568,6 +568,8 @@ fn admin_routes() {
             "/collections/{name}/payload-indexes/{field}",
             &["put", "delete"],
         ),
+        ("/aliases", &["get"]),
+        ("/aliases/{alias}", &["put", "delete"]),
         ("/changes", &["get"]),
         ("/changes/stream", &["get"]),
         ("/backup", &["post"]),
@@ -584,7 +586,7 @@ fn admin_routes() {
             );
         }
     }
-    assert_eq!(paths.len(), 20);
+    assert_eq!(paths.len(), 22);
     assert!(doc.body["components"]["schemas"]["SearchBody"].is_object());
     assert!(doc.body["components"]["securitySchemes"]["api_key"].is_object());
     assert_eq!(
@@ -592,7 +594,7 @@ fn admin_routes() {
             .as_object()
             .unwrap()
             .len(),
-        20
+        22
     );
 }
 
@@ -640,4 +642,62 @@ fn openapi_query_parameters_are_in_the_query() {
     ] {
         assert_eq!(schemas[schema]["required"], required, "{schema}");
     }
+}
+
+#[test]
+fn aliases_resolve_in_every_collection_route_and_repoint_atomically() {
+    let s = TestServer::start();
+    for (name, dim) in [("v1", 2), ("v2", 3)] {
+        s.ok(
+            "PUT",
+            &format!("/collections/{name}"),
+            json!({"dim": dim, "metric": "l2"}),
+        );
+    }
+    let put = s.ok("PUT", "/aliases/docs", json!({"collection": "v1"}));
+    assert_eq!(put["collection"], "v1");
+    assert!(put.get("previous").is_none());
+    s.ok(
+        "PUT",
+        "/collections/docs/entities",
+        json!({"entities": [{"id": A, "payload": {"v": 1}, "vector": [1.0, 0.0]}]}),
+    );
+    assert_eq!(s.get("/collections/docs").body["name"], "v1");
+    assert_eq!(s.ok("POST", "/collections/v1/count", json!({}))["count"], 1);
+    let hits = s.ok(
+        "POST",
+        "/collections/docs/search",
+        json!({"vector": [1.0, 0.0], "k": 1}),
+    );
+    assert_eq!(hits["hits"][0]["id"], A, "{hits}");
+    let put = s.ok("PUT", "/aliases/docs", json!({"collection": "v2"}));
+    assert_eq!(put["previous"], "v1");
+    assert_eq!(s.get("/collections/docs").body["config"]["dim"], 3);
+    assert_eq!(
+        s.ok("POST", "/collections/docs/count", json!({}))["count"],
+        0
+    );
+    assert_eq!(
+        s.get("/aliases").body,
+        json!({"aliases": [{"alias": "docs", "collection": "v2"}]})
+    );
+    // Typed conflicts.
+    let a = s.send("PUT", "/aliases/v1", json!({"collection": "v2"}));
+    assert_eq!((a.status, a.code()), (409, "name_is_collection"));
+    let a = s.send(
+        "PUT",
+        "/collections/docs",
+        json!({"dim": 2, "metric": "l2"}),
+    );
+    assert_eq!((a.status, a.code()), (409, "name_is_alias"));
+    let a = s.raw("DELETE", "/collections/v2", None, &[]);
+    assert_eq!((a.status, a.code()), (409, "collection_has_aliases"));
+    let a = s.send("PUT", "/aliases/x", json!({"collection": "nope"}));
+    assert_eq!((a.status, a.code()), (404, "collection_not_found"));
+    let a = s.raw("DELETE", "/aliases/nope", None, &[]);
+    assert_eq!((a.status, a.code()), (404, "alias_not_found"));
+    let d = s.raw("DELETE", "/aliases/docs", None, &[]);
+    assert_eq!(d.status, 200);
+    assert_eq!(d.body["collection"], "v2");
+    assert_eq!(s.raw("DELETE", "/collections/v2", None, &[]).status, 200);
 }

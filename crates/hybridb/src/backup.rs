@@ -19,7 +19,10 @@ use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::id::EntityId;
 use crate::index::checkpoint;
-use crate::schema::{CHANGES, COLLECTIONS, CollectionTables, FEED_CURSORS, META, META_LAST_SEQ};
+use crate::schema::{
+    ALIASES, CHANGES, COLLECTIONS, COORD_SAGAS, COORD_STAGED, COORD_TXNS, CollectionTables,
+    FEED_CURSORS, META, META_LAST_SEQ,
+};
 
 /// What a backup holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +122,10 @@ impl Database {
         copy_table(&snap, &dst, COLLECTIONS, &mut copied, &mut progress)?;
         copy_table(&snap, &dst, CHANGES, &mut copied, &mut progress)?;
         copy_table(&snap, &dst, FEED_CURSORS, &mut copied, &mut progress)?;
+        copy_table(&snap, &dst, ALIASES, &mut copied, &mut progress)?;
+        copy_table(&snap, &dst, COORD_TXNS, &mut copied, &mut progress)?;
+        copy_table(&snap, &dst, COORD_STAGED, &mut copied, &mut progress)?;
+        copy_table(&snap, &dst, COORD_SAGAS, &mut copied, &mut progress)?;
         let mut entities = 0u64;
         let mut cids = Vec::new();
         for row in snap.open_table(COLLECTIONS)?.iter()? {

@@ -402,6 +402,8 @@ pub(crate) struct Shared {
     /// Carries the committed seq to feed subscriptions.
     feed: watch::Sender<u64>,
     feed_closed: AtomicBool,
+    /// Aliases and in-process coordination state (see [`crate::coord`]).
+    pub(crate) coord: crate::coord::CoordState,
     /// The read caches (see [`crate::cache`] for why they never serve stale data).
     pub(crate) caches: Caches,
     /// Counters and histograms of database-wide operations.
@@ -605,6 +607,7 @@ impl Shared {
         if read(&self.collections).contains_key(name) {
             return Err(Error::CollectionExists(name.to_string()));
         }
+        self.check_not_alias(name)?;
         let now = now_ms();
         let txn = self.redb()?.begin_write()?;
         let (stored, seq) = {
@@ -643,9 +646,11 @@ impl Shared {
 
     /// Writer thread: drops a collection and all its tables in one transaction.
     pub(crate) fn drop_collection_txn(&self, name: &str) -> Result<()> {
+        self.check_not_alias(name)?;
         let shared = self.collection_shared(name)?;
         let tables = CollectionTables::new(shared.stored.cid);
         let txn = self.redb()?.begin_write()?;
+        self.check_droppable(&txn, name, shared.stored.cid)?;
         txn.delete_table(tables.entities())?;
         txn.delete_table(tables.vectors())?;
         txn.delete_table(tables.slots())?;
@@ -676,6 +681,7 @@ impl Shared {
         let db = self.storage.open(self.options.cache_size)?;
         init_format(&db)?;
         let (loaded, last_seq) = load_collections(&db, &self.options, &self.checkpoint_dir())?;
+        self.coord.aliases.reload(&db)?;
         let mut catalogue = write(&self.collections);
         for (name, old) in catalogue.iter() {
             if !loaded.contains_key(name) {
@@ -916,6 +922,7 @@ impl Database {
         init_format(&redb)?;
         let ckpt_dir = checkpoint::dir_for(storage.path());
         let (collections, last_seq) = load_collections(&redb, &options, &ckpt_dir)?;
+        let coord = crate::coord::CoordState::load(&redb)?;
         let progress = Progress::default();
         progress.reset(last_seq);
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
@@ -930,6 +937,7 @@ impl Database {
             counters: WriterCounters::default(),
             feed: watch::Sender::new(last_seq),
             feed_closed: AtomicBool::new(false),
+            coord,
             caches: Caches::new(options_caches),
             metrics: crate::observe::OpMetrics::new(""),
             checkpoint_lock: Mutex::new(()),
@@ -977,10 +985,11 @@ impl Database {
         Ok(Collection::new(Arc::clone(&self.inner), shared))
     }
 
-    /// A handle to an existing collection, or [`Error::CollectionNotFound`].
+    /// A handle to an existing collection, by name or by alias ([`Database::create_alias`]),
+    /// or [`Error::CollectionNotFound`]. A handle obtained through an alias stays bound to the
+    /// collection the alias pointed to at this call; call this again to follow a repoint.
     pub fn collection(&self, name: &str) -> Result<Collection> {
-        let shared = self.inner.shared.collection_shared(name)?;
-        Ok(Collection::new(Arc::clone(&self.inner), shared))
+        self.resolve(name)
     }
 
     /// All collections, by name.
@@ -992,7 +1001,10 @@ impl Database {
     }
 
     /// Drops a collection and all its entities in one transaction. Handles to it then fail with
-    /// [`Error::CollectionNotFound`].
+    /// [`Error::CollectionNotFound`]. Refused with [`Error::CollectionHasAliases`] while an
+    /// alias points to it, [`Error::CollectionInUse`] while a prepared two-phase-commit
+    /// transaction holds writes to it, and [`Error::NameIsAlias`] for an alias's name
+    /// (aliases never resolve here: use [`Database::delete_alias`]).
     pub fn drop_collection(&self, name: &str) -> Result<()> {
         let label = crate::observe::OpMetrics::new(name);
         crate::observe::op(crate::observe::Op::DropCollection, &label, 1, || {
@@ -1128,6 +1140,7 @@ fn init_format(redb: &redb::Database) -> Result<()> {
         txn.open_table(COLLECTIONS)?;
         txn.open_table(CHANGES)?;
         txn.open_table(crate::schema::FEED_CURSORS)?;
+        crate::coord::log::create_tables(&txn)?;
     }
     txn.commit()?;
     Ok(())

@@ -125,6 +125,68 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// No alias of that name exists.
+    #[error("alias {0:?} not found")]
+    AliasNotFound(String),
+    /// An alias of that name exists already (use [`crate::Database::set_alias`] to repoint it).
+    #[error("alias {0:?} already exists")]
+    AliasExists(String),
+    /// The name is taken by a collection, so it cannot name an alias.
+    #[error("{0:?} is the name of a collection; an alias cannot take it")]
+    NameIsCollection(String),
+    /// The name is taken by an alias, so it cannot name a collection (or be dropped as one).
+    #[error("{0:?} is an alias; a collection cannot take its name")]
+    NameIsAlias(String),
+    /// A collection still has aliases pointing to it; repoint or delete them first.
+    #[error("collection {collection:?} has aliases {aliases:?}; repoint or delete them first")]
+    CollectionHasAliases {
+        /// The collection.
+        collection: String,
+        /// The aliases pointing to it.
+        aliases: Vec<String>,
+    },
+    /// The collection is being replaced (the source of a re-embed about to be swapped out of
+    /// its alias) and takes no more writes. Transient for writers that resolve the alias per
+    /// request: resolve it again shortly and write there.
+    #[error("collection {0:?} is being replaced and takes no more writes; resolve its alias again")]
+    CollectionReadOnly(String),
+    /// A collection is held by unfinished coordination work (prepared two-phase-commit
+    /// writes or a running saga) and cannot be dropped yet.
+    #[error("collection {collection:?} is in use: {reason}")]
+    CollectionInUse {
+        /// The collection.
+        collection: String,
+        /// What holds it.
+        reason: String,
+    },
+    /// A two-phase-commit participant failed. With `transient` the coordinator retries it with
+    /// backoff (a participant that is down); otherwise the failure is final.
+    #[error("participant {participant:?} failed{}: {reason}", if *transient { " (transient)" } else { "" })]
+    Participant {
+        /// The participant's name.
+        participant: String,
+        /// What went wrong.
+        reason: String,
+        /// Whether retrying later may succeed.
+        transient: bool,
+    },
+    /// A two-phase-commit or saga request was invalid (unknown id, empty transaction,
+    /// duplicate participant names, ...).
+    #[error("invalid coordination request: {0}")]
+    InvalidCoordination(String),
+    /// A saga failed at a step and was compensated (or compensation is pending, see `compensated`).
+    #[error("saga {saga} failed at step {step:?}: {reason} (compensated: {compensated})")]
+    SagaFailed {
+        /// The saga id.
+        saga: u64,
+        /// The step that failed.
+        step: String,
+        /// Why.
+        reason: String,
+        /// True if every completed step was compensated; false if compensation must be
+        /// resumed by a later recovery.
+        compensated: bool,
+    },
     /// Stored data failed a consistency check: the file was damaged or written by a bug.
     #[error("corrupted database: {0}")]
     Corrupted(String),
@@ -151,15 +213,26 @@ impl Error {
                 | Error::Corrupted(_)
                 | Error::Storage(_)
                 | Error::Io(_)
+                | Error::Participant { .. }
+                | Error::CollectionReadOnly(_)
         )
     }
 
     /// True for errors that may go away by themselves, so that retrying the same request later
-    /// can succeed: [`Error::Busy`], [`Error::CommitFailed`] and [`Error::Recovering`].
+    /// can succeed: [`Error::Busy`], [`Error::CommitFailed`], [`Error::Recovering`] and an
+    /// [`Error::Participant`] marked `transient` (a two-phase-commit participant that is down),
+    /// and [`Error::CollectionReadOnly`] (resolve the alias again: it is being repointed).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Busy { .. } | Error::CommitFailed { .. } | Error::Recovering
+            Error::Busy { .. }
+                | Error::CommitFailed { .. }
+                | Error::Recovering
+                | Error::Participant {
+                    transient: true,
+                    ..
+                }
+                | Error::CollectionReadOnly(_)
         )
     }
 }

@@ -148,6 +148,8 @@ impl Database {
                 let (k, v) = row?;
                 out_cursors.insert(k.value(), v.value())?;
             }
+            drop(out_cursors);
+            crate::coord::copy_tables(&snap, &txn, &mut out_meta)?;
             let mut out_colls = txn.open_table(COLLECTIONS)?;
             for row in snap.open_table(COLLECTIONS)?.iter()? {
                 let (name, value) = row?;
@@ -341,6 +343,8 @@ impl Database {
                 let (k, v) = row?;
                 cursors.insert(k.value(), v.value())?;
             }
+            drop(cursors);
+            crate::coord::copy_tables(&itxn, &txn, &mut meta)?;
             meta.insert(META_LAST_SEQ, seq)?;
             meta.insert(META_LAST_CID, last_cid)?;
         }

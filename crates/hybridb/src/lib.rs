@@ -51,12 +51,14 @@
 
 #![warn(missing_docs)]
 
+mod alias;
 mod async_api;
 mod backup;
 mod cache;
 mod change;
 mod collection;
 mod config;
+pub mod coord;
 mod db;
 mod entity;
 mod error;
@@ -81,6 +83,7 @@ mod verify;
 mod write;
 mod writer;
 
+pub use alias::AliasInfo;
 pub use async_api::AsyncCollection;
 pub use backup::BackupInfo;
 pub use cache::{CacheLevelStats, CacheSizes, CacheStats};

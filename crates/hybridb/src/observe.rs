@@ -60,10 +60,19 @@ pub(crate) enum Op {
     ApplyIncremental,
     CreateCollection,
     DropCollection,
+    CreateAlias,
+    SetAlias,
+    SwapAlias,
+    DeleteAlias,
+    CommitTransaction,
+    RecoverTransactions,
+    RunSaga,
+    RecoverSagas,
+    PruneCoordinationLog,
 }
 
 impl Op {
-    const COUNT: usize = Op::DropCollection as usize + 1;
+    const COUNT: usize = Op::PruneCoordinationLog as usize + 1;
 
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -98,6 +107,15 @@ impl Op {
             Op::ApplyIncremental => "apply_incremental",
             Op::CreateCollection => "create_collection",
             Op::DropCollection => "drop_collection",
+            Op::CreateAlias => "create_alias",
+            Op::SetAlias => "set_alias",
+            Op::SwapAlias => "swap_alias",
+            Op::DeleteAlias => "delete_alias",
+            Op::CommitTransaction => "commit_transaction",
+            Op::RecoverTransactions => "recover_transactions",
+            Op::RunSaga => "run_saga",
+            Op::RecoverSagas => "recover_sagas",
+            Op::PruneCoordinationLog => "prune_coordination_log",
         }
     }
 }

@@ -69,3 +69,20 @@ impl CollectionTables {
         TableDefinition::new(&self.slots)
     }
 }
+
+/// Collection aliases: alias name to the name of the collection it points to.
+pub(crate) const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("aliases");
+
+/// Two-phase commit log: transaction id to encoded [`crate::coord::log::TxnRecord`].
+pub(crate) const COORD_TXNS: TableDefinition<u64, &[u8]> = TableDefinition::new("coord.txns");
+/// Writes staged by the built-in participant at prepare: transaction id to encoded
+/// [`crate::coord::log::StagedBatch`]. A row exists exactly while the transaction is prepared
+/// and neither committed nor aborted on the store's side.
+pub(crate) const COORD_STAGED: TableDefinition<u64, &[u8]> = TableDefinition::new("coord.staged");
+/// Saga log: saga id to encoded [`crate::coord::log::SagaRecord`].
+pub(crate) const COORD_SAGAS: TableDefinition<u64, &[u8]> = TableDefinition::new("coord.sagas");
+
+/// Key in [`META`]: the last two-phase-commit transaction id assigned.
+pub(crate) const META_LAST_TXID: &str = "coord_last_txid";
+/// Key in [`META`]: the last saga id assigned.
+pub(crate) const META_LAST_SAGA: &str = "coord_last_saga";

@@ -5,7 +5,7 @@
 //! claims it; the in-memory slot table names exactly the stored slots; the vector index holds
 //! exactly those slots; the payload index rows, stored and in memory, are exactly the ones the
 //! payloads call for. Globally: the change log has no gap between the pruned prefix and
-//! `last_seq`. Problems are collected into a report; nothing here panics or stops at the first
+//! `last_seq`; aliases and the coordination logs are consistent ([`crate::coord`]). Problems are collected into a report; nothing here panics or stops at the first
 //! problem.
 
 use redb::{ReadableTable, ReadableTableMetadata};
@@ -250,6 +250,8 @@ impl Database {
                 format!("change log ends at {}, last_seq is {last}", expect - 1),
             );
         }
+        // Aliases and the coordination logs.
+        crate::coord::check(&txn, &mut report.problems)?;
         Ok(report)
     }
 

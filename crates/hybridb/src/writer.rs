@@ -87,6 +87,9 @@ pub(crate) enum Command {
         op: crate::feed::MetaOp,
         reply: oneshot::Sender<Result<u64>>,
     },
+    /// A coordination job (aliases, two-phase commit, sagas; see [`crate::coord::call`]): it
+    /// replies itself and returns true if the writer must reopen the database.
+    Coord(Box<dyn FnOnce(&Shared) -> bool + Send>),
 }
 
 /// Starts the writer thread. It ends when every sender is dropped and the queue is drained.
@@ -203,6 +206,7 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 let _ = reply.send(r);
                 failed
             }),
+            Command::Coord(job) => guarded(|| job(shared)),
         };
         if outcome.needs_recovery {
             // On failure the next group finds no database and tries again.
@@ -273,6 +277,7 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
         let checked = cmd
             .coll
             .check_live()
+            .and_then(|()| shared.coord.check_writable(&cmd.coll))
             .and_then(|()| match &cmd.delete_where {
                 Some(filter) => crate::write::check_filter(&cmd.coll, filter).map(|()| Vec::new()),
                 None => validate(&cmd.coll, cmd.ops, shared.options.max_payload_bytes),

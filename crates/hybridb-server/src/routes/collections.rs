@@ -26,7 +26,7 @@ fn info(db: &hybridb::Database, name: &str) -> Result<hybridb::CollectionInfo, A
     responses(
         (status = 201, description = "Created", body = CollectionOut),
         (status = 400, description = "Bad name or config", body = ErrorBody),
-        (status = 409, description = "`collection_exists`", body = ErrorBody)))]
+        (status = 409, description = "`collection_exists`, `name_is_alias`", body = ErrorBody)))]
 pub(crate) async fn create(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -53,8 +53,9 @@ pub(crate) async fn get(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<CollectionOut>, ApiError> {
     blocking(move || {
+        // `name` may be an alias: describe the collection it resolves to.
         let c = st.db.collection(&name)?;
-        let info = info(&st.db, &name)?;
+        let info = info(&st.db, c.name())?;
         let mut out = CollectionOut::new(info.name, &info.config, info.created_at);
         out.count = Some(c.count()?);
         out.indexed = Some(c.indexed_count() as u64);
@@ -83,7 +84,8 @@ pub(crate) async fn list(State(st): State<AppState>) -> Json<CollectionList> {
     params(("name" = String, Path, description = "Collection name")),
     responses(
         (status = 200, body = Dropped),
-        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 409, description = "`collection_has_aliases`, `collection_in_use`, `name_is_alias` (aliases are not dropped as collections)", body = ErrorBody)))]
 pub(crate) async fn drop(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,

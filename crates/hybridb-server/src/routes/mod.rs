@@ -3,6 +3,7 @@
 //! router and the OpenAPI document, so the two cannot drift.
 
 pub(crate) mod admin;
+pub(crate) mod aliases;
 pub(crate) mod changes;
 pub(crate) mod collections;
 pub(crate) mod entities;
@@ -68,6 +69,8 @@ pub(crate) fn documented() -> OpenApiRouter<AppState> {
             collections::create_payload_index,
             collections::drop_payload_index
         ))
+        .routes(routes!(aliases::list))
+        .routes(routes!(aliases::put, aliases::delete))
         .routes(routes!(changes::changes))
         .routes(routes!(changes::stream))
         .routes(routes!(admin::backup))

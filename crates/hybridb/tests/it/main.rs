@@ -1,9 +1,12 @@
 //! hybridb integration tests: one binary, one module per area.
 
+mod alias;
 mod backup;
 mod basics;
 mod cache;
 mod checkpoint;
+mod coord;
+mod coord_crash;
 mod crash;
 mod faults;
 mod faulty;
@@ -12,6 +15,7 @@ mod filter;
 mod lock;
 mod model;
 mod observe;
+mod reembed;
 mod validation;
 mod verify;
 mod writer;
