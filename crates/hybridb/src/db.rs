@@ -944,14 +944,29 @@ impl Database {
         });
         let thread = writer::spawn(Arc::clone(&shared), rx)?;
         let checkpointer = Checkpointer::start(Arc::clone(&shared))?;
-        Ok(Database {
+        let db = Database {
             inner: Arc::new(DbInner {
                 shared,
                 sender: Some(tx),
                 thread: Some(thread),
                 checkpointer,
             }),
-        })
+        };
+        // Transactions involving only hybridb collections need no user code: resolve them
+        // now (a failure leaves them in doubt for `recover_transactions`, as before).
+        match db.recover_builtin_transactions() {
+            Ok(r) if r.committed.len() + r.aborted.len() + r.unresolved.len() > 0 => {
+                tracing::info!(
+                    committed = r.committed.len(),
+                    aborted = r.aborted.len(),
+                    unresolved = r.unresolved.len(),
+                    "hybridb resolved in-doubt transactions on open"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => crate::observe::background_error("recover_transactions", &e),
+        }
+        Ok(db)
     }
 
     /// The file this database was opened from.

@@ -741,9 +741,10 @@ impl Database {
 
     /// Finishes every transaction left unfinished by a crash (or by participants that did
     /// not acknowledge): a logged commit decision is re-sent to every participant, an
-    /// undecided transaction is decided abort (logged) and abort is sent to all. Call it after
-    /// [`Database::open`], with the user participants that may appear in the log (matched by
-    /// [`Participant::name`]); the built-in one is always known. Transactions naming a
+    /// undecided transaction is decided abort (logged) and abort is sent to all. Opening the
+    /// database already resolves the transactions that involve only hybridb collections; call
+    /// this after [`Database::open`] with the user participants that may appear in the log
+    /// (matched by [`Participant::name`]); the built-in one is always known. Transactions naming a
     /// participant not supplied stay in doubt and are reported. Transactions this process is
     /// running right now are left alone.
     pub fn recover_transactions(
@@ -764,15 +765,34 @@ impl Database {
         })
     }
 
+    /// Resolves, at open, the unfinished transactions whose only participant is the built-in
+    /// one (no user code is needed for them); those with user participants wait for
+    /// [`Database::recover_transactions`], undecided as they are.
+    pub(crate) fn recover_builtin_transactions(&self) -> Result<RecoveryReport> {
+        self.recover_some(&[], TwoPhaseOptions::default().phase2_retry, true)
+    }
+
     fn recover_transactions_unobserved(
         &self,
         participants: &[Arc<dyn Participant>],
         retry: RetryPolicy,
     ) -> Result<RecoveryReport> {
+        self.recover_some(participants, retry, false)
+    }
+
+    fn recover_some(
+        &self,
+        participants: &[Arc<dyn Participant>],
+        retry: RetryPolicy,
+        builtin_only: bool,
+    ) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
         let store: Arc<dyn Participant> = Arc::new(store_participant(self));
         for info in self.transactions()? {
             if info.state.is_final() || lock(&self.shared().coord.live_txns).contains(&info.txid) {
+                continue;
+            }
+            if builtin_only && info.participants.iter().any(|p| p != STORE) {
                 continue;
             }
             let txid = info.txid;

@@ -694,3 +694,52 @@ fn recovery_with_a_definition_of_other_steps_leaves_the_saga_alone() {
     let outs = db.recover_sagas(&[&counting_saga(log, None)]).unwrap();
     assert_eq!(outs[0].state, SagaState::Completed);
 }
+
+/// A transaction of hybridb collections only, cut by a coordinator crash, is resolved when the
+/// database opens again (no user code is needed): decided commit is applied, undecided aborted.
+#[test]
+fn opening_resolves_transactions_of_hybridb_collections_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.redb");
+    let cut = |db: &Database, key: &str, at: &'static str| {
+        let a = db.collection("a").unwrap();
+        let b = db.collection("b").unwrap();
+        let mut tx = db.begin_transaction();
+        tx.upsert(&a, ea(key))
+            .upsert(&b, eb(key))
+            .on_event(move |e| {
+                if format!("{e:?}").starts_with(at) {
+                    panic!("simulated coordinator crash at {e:?}");
+                }
+            });
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.commit()));
+        assert!(r.is_err(), "the hook fired at {at}");
+    };
+    {
+        let db = Database::open(&path).unwrap();
+        db.create_collection("a", CollectionConfig::new(2, Metric::L2))
+            .unwrap();
+        db.create_collection("b", CollectionConfig::new(3, Metric::L2))
+            .unwrap();
+        cut(&db, "decided", "Decided");
+        cut(&db, "undecided", "Voted");
+        let states: Vec<TxnState> = db.transactions().unwrap().iter().map(|t| t.state).collect();
+        assert_eq!(states, vec![TxnState::Committing, TxnState::Active]);
+        let a = db.collection("a").unwrap();
+        assert!(a.get(EntityId::from_key("decided")).unwrap().is_none());
+    }
+    let db = Database::open(&path).unwrap();
+    let states: Vec<TxnState> = db.transactions().unwrap().iter().map(|t| t.state).collect();
+    assert_eq!(states, vec![TxnState::Committed, TxnState::Aborted]);
+    for (coll, decided_there) in [("a", true), ("b", true)] {
+        let c = db.collection(coll).unwrap();
+        assert_eq!(
+            c.get(EntityId::from_key("decided")).unwrap().is_some(),
+            decided_there,
+            "{coll}: the decided transaction is applied everywhere"
+        );
+        assert!(c.get(EntityId::from_key("undecided")).unwrap().is_none());
+    }
+    assert_eq!(db.recover_transactions(&[]).unwrap(), Default::default());
+    assert!(db.verify().unwrap().is_clean());
+}
