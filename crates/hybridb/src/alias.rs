@@ -188,7 +188,21 @@ impl Shared {
                 });
             }
         }
+        drop(txn);
+        let txn = self.redb()?.begin_write()?;
+        txn.open_table(crate::schema::COORD_RETIRED)?
+            .insert(src.stored.cid, crate::sync::now_ms())?;
+        crate::coord::commit_immediate(self, txn)?;
         crate::sync::lock(&self.coord.retired).insert(src.stored.cid);
+        Ok(())
+    }
+
+    /// Writer thread: lets a retired collection take writes again (a re-embed compensated).
+    pub(crate) fn unretire(&self, cid: u64) -> Result<()> {
+        let txn = self.redb()?.begin_write()?;
+        txn.open_table(crate::schema::COORD_RETIRED)?.remove(cid)?;
+        crate::coord::commit_immediate(self, txn)?;
+        crate::sync::lock(&self.coord.retired).remove(&cid);
         Ok(())
     }
 

@@ -126,6 +126,13 @@ impl Database {
         copy_table(&snap, &dst, COORD_TXNS, &mut copied, &mut progress)?;
         copy_table(&snap, &dst, COORD_STAGED, &mut copied, &mut progress)?;
         copy_table(&snap, &dst, COORD_SAGAS, &mut copied, &mut progress)?;
+        copy_table(
+            &snap,
+            &dst,
+            crate::schema::COORD_RETIRED,
+            &mut copied,
+            &mut progress,
+        )?;
         let mut entities = 0u64;
         let mut cids = Vec::new();
         for row in snap.open_table(COLLECTIONS)?.iter()? {

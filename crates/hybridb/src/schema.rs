@@ -82,6 +82,11 @@ pub(crate) const COORD_STAGED: TableDefinition<u64, &[u8]> = TableDefinition::ne
 /// Saga log: saga id to encoded [`crate::coord::log::SagaRecord`].
 pub(crate) const COORD_SAGAS: TableDefinition<u64, &[u8]> = TableDefinition::new("coord.sagas");
 
+/// Retired collections (the source of a re-embed once its alias is about to move): collection
+/// id to the time it was retired (ms since the Unix epoch). A retired collection refuses entity
+/// writes; the mark is durable so that it survives a crash before the saga drops it.
+pub(crate) const COORD_RETIRED: TableDefinition<u64, u64> = TableDefinition::new("coord.retired");
+
 /// Key in [`META`]: the last two-phase-commit transaction id assigned.
 pub(crate) const META_LAST_TXID: &str = "coord_last_txid";
 /// Key in [`META`]: the last saga id assigned.

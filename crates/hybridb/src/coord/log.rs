@@ -40,6 +40,7 @@ pub(crate) fn create_tables(txn: &redb::WriteTransaction) -> Result<()> {
     txn.open_table(COORD_TXNS)?;
     txn.open_table(COORD_STAGED)?;
     txn.open_table(COORD_SAGAS)?;
+    txn.open_table(crate::schema::COORD_RETIRED)?;
     txn.open_table(crate::schema::ALIASES)?;
     Ok(())
 }

@@ -65,8 +65,20 @@ impl CoordState {
     }
 
     pub(crate) fn load(redb: &redb::Database) -> Result<Self> {
+        let mut retired = std::collections::HashSet::new();
+        let txn = redb::ReadableDatabase::begin_read(redb)?;
+        match txn.open_table(crate::schema::COORD_RETIRED) {
+            Ok(t) => {
+                for row in t.iter()? {
+                    retired.insert(row?.0.value());
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         Ok(CoordState {
             aliases: crate::alias::AliasMap::load(redb)?,
+            retired: std::sync::Mutex::new(retired),
             ..CoordState::default()
         })
     }
@@ -279,6 +291,15 @@ pub(crate) fn copy_tables(
     let from = src.open_table(ALIASES);
     if !missing(&from) {
         let mut to = dst.open_table(ALIASES)?;
+        to.retain(|_, _| false)?;
+        for row in from?.iter()? {
+            let (k, v) = row?;
+            to.insert(k.value(), v.value())?;
+        }
+    }
+    let from = src.open_table(crate::schema::COORD_RETIRED);
+    if !missing(&from) {
+        let mut to = dst.open_table(crate::schema::COORD_RETIRED)?;
         to.retain(|_, _| false)?;
         for row in from?.iter()? {
             let (k, v) = row?;

@@ -24,7 +24,8 @@
 //! A reader that resolves the alias for each search ([`Database::collection`]) always gets a
 //! live collection and every search runs entirely on one of them: it sees the old vectors
 //! until the swap and the new ones after, never a mix and never a missing collection.
-//! The retirement mark is in memory: after a crash the resumed saga sets it again.
+//! The retirement mark is durable (`coord.retired`): after a crash the source still refuses
+//! writes until the resumed saga drops it (or its compensation lets it take writes again).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +40,6 @@ use crate::db::Database;
 use crate::entity::Entity;
 use crate::error::{Error, Result, corrupted};
 use crate::id::EntityId;
-use crate::sync::lock;
 
 /// The saga kind of the re-embed saga.
 pub const REEMBED_KIND: &str = "hybridb.reembed";
@@ -213,11 +213,9 @@ pub fn reembed_definition(embed: EmbedFn, progress: Option<ProgressFn>) -> SagaD
                 // and let it take writes again.
                 let db = ctx.db().clone();
                 let source = p.source.clone();
-                super::call(db.inner(), move |s| {
-                    if let Ok(c) = s.collection_shared(&source) {
-                        lock(&s.coord.retired).remove(&c.stored.cid);
-                    }
-                    Ok(())
+                super::call(db.inner(), move |s| match s.collection_shared(&source) {
+                    Ok(c) => s.unretire(c.stored.cid),
+                    Err(_) => Ok(()),
                 })?;
                 match ctx.db().set_alias(&p.alias, &p.source) {
                     Ok(_) | Err(Error::CollectionNotFound(_)) => Ok(()),
@@ -227,9 +225,9 @@ pub fn reembed_definition(embed: EmbedFn, progress: Option<ProgressFn>) -> SagaD
         )
         .final_step("drop_source", |ctx| {
             let p = params(ctx)?;
-            // After a crash past the swap the retirement mark is gone: set it again so that
-            // no write by the source's own name lands in a collection about to be dropped
-            // (best effort: a gone source needs nothing, a held one fails the drop below).
+            // The mark is durable; setting it again costs little and covers a file written
+            // before it was (best effort: a gone source needs nothing, a held one fails the
+            // drop below).
             let src = p.source.clone();
             let _ = super::call(ctx.db().inner(), move |s| s.retire(&src));
             ctx.db().drop_collection_when_unused(
@@ -402,7 +400,8 @@ fn swap(ctx: &mut SagaContext<'_>, embed: &EmbedFn) -> Result<()> {
         ctx.db().set_alias(&p.alias, &p.target)?;
         return Ok(());
     }
-    // Swapped before a crash: retire the source again (the mark is not durable).
+    // Swapped before a crash: the durable mark is there; set it again for files written
+    // before it was durable.
     let src = p.source.clone();
     match super::call(db.inner(), move |s| s.retire(&src)) {
         Ok(()) | Err(Error::CollectionNotFound(_)) => Ok(()),

@@ -361,3 +361,54 @@ fn writers_through_the_alias_lose_nothing_during_a_reembed() {
         refused.load(Ordering::Relaxed)
     );
 }
+
+/// A crash between the swap and the drop: the source's retirement survives the reopen (a write
+/// by its own name is refused, not lost), and the resumed saga drops it.
+#[test]
+fn a_retired_source_stays_retired_across_a_crash_until_the_saga_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.redb");
+    {
+        let db = Database::open(&path).unwrap();
+        populate(&db, "v1", 300);
+        db.create_alias("docs", "v1").unwrap();
+        let mut spec = ReembedSpec::new("docs", "v2", hnsw(16));
+        spec.batch_size = 100;
+        let def =
+            hybridb::coord::reembed::reembed_definition(Arc::new(embed), None).on_event(|e| {
+                if let hybridb::coord::saga::SagaEvent::StepStarting {
+                    step: 3,
+                    compensating: false,
+                    ..
+                } = e
+                {
+                    panic!("simulated crash before drop_source");
+                }
+            });
+        let params = db.reembed_params(&spec).unwrap();
+        let r =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.run_saga(&def, params)));
+        assert!(r.is_err(), "the hook fired");
+        assert_eq!(db.alias_target("docs").as_deref(), Some("v2"));
+    }
+    let db = Database::open(&path).unwrap();
+    let old = db.collection("v1").unwrap();
+    let refused = old.upsert(Entity::new(
+        EntityId::from_key("late"),
+        json!({"n": -1}),
+        old_vector(1),
+    ));
+    assert!(
+        matches!(refused, Err(hybridb::Error::CollectionReadOnly(_))),
+        "still retired after the reopen: {refused:?}"
+    );
+    drop(old);
+    let def = hybridb::coord::reembed::reembed_definition(Arc::new(embed), None);
+    let outs = db.recover_sagas(&[&def]).unwrap();
+    assert_eq!(outs.len(), 1);
+    assert_eq!(outs[0].state, SagaState::Completed);
+    assert!(db.collection("v1").is_err(), "the source is dropped");
+    let docs = db.collection("docs").unwrap();
+    assert_eq!(docs.count().unwrap(), 300);
+    assert!(db.verify().unwrap().is_clean());
+}
