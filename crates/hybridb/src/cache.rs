@@ -3,6 +3,9 @@
 //! `get`, `get_many` and the payload/vector join of a search), L3 search results (keyed by
 //! collection and the whole request).
 //!
+//! A value is cached the second time its key is read within a window ([`Doorkeeper`]): a
+//! workload of unique queries then pays only for the lookups, not for copies into the caches.
+//!
 //! Invariant: a cache never serves a value older than the last acknowledged write. It rests on
 //! two kinds of counters that only the writer thread moves:
 //! - every collection has a write window ([`WriteWindow`]): `begun` moves before a write group
@@ -261,18 +264,64 @@ impl<K: Eq + Hash + Clone, V: Clone> Level<K, V> {
     }
 }
 
+/// Bits of a [`Doorkeeper`] (32 KiB).
+const DOOR_BITS: usize = 1 << 18;
+
+/// Admission: a value is cached only the second time its key is read within a window, so that
+/// keys read once (most of them in a workload of unique queries) never pay for the copy a
+/// cached value needs. A bitmap of key hashes, cleared once half of its bits are set (a false
+/// positive only admits a value early).
+struct Doorkeeper {
+    bits: Box<[AtomicU64]>,
+    set: AtomicU64,
+}
+
+impl Doorkeeper {
+    fn new() -> Self {
+        Doorkeeper {
+            bits: (0..DOOR_BITS / 64).map(|_| AtomicU64::new(0)).collect(),
+            set: AtomicU64::new(0),
+        }
+    }
+
+    /// True if `hash` was seen since the last clearing; marks it either way.
+    fn admit(&self, hash: u64) -> bool {
+        let bit = (hash as usize) % DOOR_BITS;
+        let mask = 1u64 << (bit % 64);
+        let word = &self.bits[bit / 64];
+        if word.load(Ordering::Relaxed) & mask != 0 {
+            return true;
+        }
+        word.fetch_or(mask, Ordering::Relaxed);
+        if self.set.fetch_add(1, Ordering::Relaxed) + 1 >= (DOOR_BITS / 2) as u64 {
+            // Races here are harmless: at worst a key is admitted one read early or late.
+            self.set.store(0, Ordering::Relaxed);
+            for w in self.bits.iter() {
+                w.store(0, Ordering::Relaxed);
+            }
+        }
+        false
+    }
+}
+
 /// The database's caches (shared by all its collections).
 pub(crate) struct Caches {
     records: Level<EntityKey, Arc<CachedRecord>>,
     vectors: Level<EntityKey, Arc<[f32]>>,
     results: Level<ResultKey, Arc<[Hit]>>,
     stamps: Box<[AtomicU64]>,
+    entity_door: Doorkeeper,
+    result_door: Doorkeeper,
+}
+
+fn key_hash(key: &impl Hash) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
 }
 
 fn stamp_index(cid: u64, id: EntityId) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (cid, id).hash(&mut h);
-    (h.finish() % STAMPS as u64) as usize
+    (key_hash(&(cid, id)) % STAMPS as u64) as usize
 }
 
 impl Caches {
@@ -282,6 +331,8 @@ impl Caches {
             vectors: Level::new("vectors", sizes.vectors, 512 + ENTRY_OVERHEAD),
             results: Level::new("results", sizes.results, 4096),
             stamps: (0..STAMPS).map(|_| AtomicU64::new(0)).collect(),
+            entity_door: Doorkeeper::new(),
+            result_door: Doorkeeper::new(),
         }
     }
 
@@ -311,6 +362,17 @@ impl Caches {
         let record = self.records.get(&(cid, id), stamp);
         let vector = self.vectors.get(&(cid, id), stamp);
         Some((record?, vector?))
+    }
+
+    /// True if a record just read for `id` should be cached (its second read in a while;
+    /// see [`Doorkeeper`]). Ask before copying it.
+    pub(crate) fn admit_entity(&self, cid: u64, id: EntityId) -> bool {
+        self.entities_on() && self.entity_door.admit(key_hash(&(cid, id)).rotate_left(32))
+    }
+
+    /// True if a search answer for `key` should be cached (as [`Caches::admit_entity`]).
+    pub(crate) fn admit_results(&self, key: &ResultKey) -> bool {
+        self.results_on() && self.result_door.admit(key_hash(key))
     }
 
     /// Stores what a snapshot read for `id`, valid for `stamp`.

@@ -402,7 +402,7 @@ impl Collection {
                     return Ok(None);
                 };
                 let record = tables.record(id, rec.value())?;
-                if let Some(stamps) = stamps {
+                if let Some(stamps) = stamps.filter(|_| caches.admit_entity(cid, id)) {
                     let cached = Arc::new(CachedRecord {
                         payload: record.payload.clone(),
                         version: record.version,

@@ -179,7 +179,7 @@ impl Collection {
         let hits = self.run_search(req)?.hits;
         // Kept only if no write to the collection began while it ran (the window was closed
         // when it started, so the index then held every write).
-        if self.shared.window.unchanged(count) {
+        if self.shared.window.unchanged(count) && caches.admit_results(&key) {
             caches.put_results(key, count, Arc::from(hits.clone()));
         }
         Ok(hits)

@@ -39,7 +39,14 @@ fn each_level_serves_repeats_and_follows_writes() {
     c.upsert_batch((0..20).map(|n| doc(n, 1)).collect())
         .unwrap();
 
-    // L1 + L2: the second get is a hit, and a write is seen at once.
+    // L1 + L2: a key is cached on its second read (admission), so the third get is a hit;
+    // a write is seen at once.
+    assert_eq!(c.get(id(3)).unwrap().unwrap().payload["v"], 1);
+    assert_eq!(
+        db.cache_stats().records.entries,
+        0,
+        "not admitted on the first read"
+    );
     assert_eq!(c.get(id(3)).unwrap().unwrap().payload["v"], 1);
     let before = db.cache_stats();
     assert_eq!(c.get(id(3)).unwrap().unwrap().payload["v"], 1);
@@ -64,6 +71,7 @@ fn each_level_serves_repeats_and_follows_writes() {
         .filter(Filter::new().must(hybridb::Condition::matches_value("tag", "odd")));
     let first = c.search_with(&req).unwrap();
     assert_eq!(first[0].id, id(5));
+    assert_eq!(c.search_with(&req).unwrap(), first);
     let hits_before = db.cache_stats().results.hits;
     assert_eq!(c.search_with(&req).unwrap(), first);
     assert_eq!(db.cache_stats().results.hits, hits_before + 1);
@@ -142,15 +150,18 @@ fn byte_bounds_hold() {
             .collect();
         c.upsert_batch(batch).unwrap();
     }
-    for i in 0..n {
-        assert_eq!(c.get(id(i)).unwrap().unwrap().payload["i"], i);
-    }
-    for i in 0..300u64 {
-        let q: Vec<f32> = (0..dim)
-            .map(|d| ((i * 7 + d as u64) % 13) as f32 + 1.0)
-            .collect();
-        c.search_with(&SearchRequest::new(q, 10).with_payload(true))
-            .unwrap();
+    // Twice each: values are cached on their second read.
+    for _ in 0..2 {
+        for i in 0..n {
+            assert_eq!(c.get(id(i)).unwrap().unwrap().payload["i"], i);
+        }
+        for i in 0..300u64 {
+            let q: Vec<f32> = (0..dim)
+                .map(|d| ((i * 7 + d as u64) % 13) as f32 + 1.0)
+                .collect();
+            c.search_with(&SearchRequest::new(q, 10).with_payload(true))
+                .unwrap();
+        }
     }
     let s = db.cache_stats();
     for (name, l) in [
@@ -256,4 +267,34 @@ fn no_stale_or_torn_reads_under_concurrent_writes() {
         s.records.hits > 0 && s.results.hits > 0,
         "the caches were used: {s:?}"
     );
+}
+
+/// Keys read once are not copied into the caches (admission on the second read), so a workload
+/// of unique reads fills nothing; reading them again does.
+#[test]
+fn values_read_once_are_not_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir, CacheSizes::default());
+    let c = db
+        .create_collection("c", CollectionConfig::new(3, Metric::L2))
+        .unwrap();
+    c.upsert_batch((0..200).map(|n| doc(n, 1)).collect())
+        .unwrap();
+    for n in 0..200 {
+        c.get(id(n)).unwrap().unwrap();
+        c.search(&[n as f32, 1.0, 0.5], 3).unwrap();
+    }
+    let once = db.cache_stats();
+    assert_eq!(
+        (once.records.entries, once.results.entries),
+        (0, 0),
+        "{once:?}"
+    );
+    for n in 0..200 {
+        c.get(id(n)).unwrap().unwrap();
+        c.search(&[n as f32, 1.0, 0.5], 3).unwrap();
+    }
+    let twice = db.cache_stats();
+    assert!(twice.records.entries >= 190, "{twice:?}");
+    assert!(twice.results.entries >= 190, "{twice:?}");
 }
