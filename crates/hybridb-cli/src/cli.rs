@@ -28,6 +28,9 @@ pub enum Command {
     /// List, create or drop collections.
     #[command(subcommand)]
     Collections(CollectionsCmd),
+    /// List, set or delete collection aliases (a name that resolves to a collection).
+    #[command(subcommand)]
+    Aliases(AliasesCmd),
     /// Import entities from JSON lines ({id?, key?, payload?, vector}) or .fvecs/.bvecs.
     Import(ImportArgs),
     /// Export a collection as JSON lines ({id, payload, vector, version, updated_at}).
@@ -100,6 +103,25 @@ pub enum CollectionsCmd {
     Drop {
         /// Collection.
         name: String,
+    },
+}
+
+/// `hybridb aliases ...`.
+#[derive(Debug, Subcommand)]
+pub enum AliasesCmd {
+    /// All aliases and their collections.
+    List,
+    /// Point an alias at a collection (creating it, or repointing it atomically).
+    Set {
+        /// The alias.
+        alias: String,
+        /// The collection it resolves to.
+        collection: String,
+    },
+    /// Delete an alias (the collection stays).
+    Delete {
+        /// The alias.
+        alias: String,
     },
 }
 

@@ -14,8 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::cli::{
-    Args, CollectionsCmd, Command, CreateArgs, ExportArgs, IndexArg, MetricArg, SearchArgs,
-    ServeArgs,
+    AliasesCmd, Args, CollectionsCmd, Command, CreateArgs, ExportArgs, IndexArg, MetricArg,
+    SearchArgs, ServeArgs,
 };
 
 /// Name of the database file inside the data folder.
@@ -28,6 +28,7 @@ pub fn run(args: Args) -> Result<i32> {
     match args.command {
         Command::Serve(s) => serve(&args.data, &file, s),
         Command::Collections(c) => collections(&file, json, c),
+        Command::Aliases(a) => aliases(&file, json, a),
         Command::Import(i) => crate::import::run(&args.data, &file, json, i),
         Command::Export(e) => export(&file, e),
         Command::Search(s) => search(&file, json, s),
@@ -206,6 +207,51 @@ fn config_of(c: &CreateArgs) -> Result<CollectionConfig> {
         config = config.with_payload_index(field, kind);
     }
     Ok(config)
+}
+
+fn aliases(file: &Path, json: bool, cmd: AliasesCmd) -> Result<i32> {
+    let db = open(file, json)?;
+    match cmd {
+        AliasesCmd::List => {
+            let list = db.aliases();
+            if json {
+                let out: Vec<Value> = list
+                    .iter()
+                    .map(|a| json!({"alias": a.alias, "collection": a.collection}))
+                    .collect();
+                print_json(&json!({ "aliases": out }), true)?;
+            } else if list.is_empty() {
+                println!("no aliases");
+            } else {
+                for a in list {
+                    println!("{}\t-> {}", a.alias, a.collection);
+                }
+            }
+        }
+        AliasesCmd::Set { alias, collection } => {
+            let previous = db.set_alias(&alias, &collection)?;
+            if json {
+                print_json(
+                    &json!({"alias": alias, "collection": collection, "previous": previous}),
+                    true,
+                )?;
+            } else {
+                match previous {
+                    Some(p) => println!("alias {alias} -> {collection} (was {p})"),
+                    None => println!("alias {alias} -> {collection}"),
+                }
+            }
+        }
+        AliasesCmd::Delete { alias } => {
+            let target = db.delete_alias(&alias)?;
+            if json {
+                print_json(&json!({"alias": alias, "collection": target}), true)?;
+            } else {
+                println!("deleted alias {alias} (was -> {target})");
+            }
+        }
+    }
+    Ok(0)
 }
 
 fn collections(file: &Path, json: bool, cmd: CollectionsCmd) -> Result<i32> {

@@ -380,3 +380,48 @@ fn serve_answers_http_and_stops_on_sigterm() {
     assert!(status.success(), "{status}");
     assert!(data.join("hybridb.redb").is_file());
 }
+
+#[test]
+fn aliases_set_list_resolve_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let input = dir.path().join("in.jsonl");
+    write_jsonl(&input, 5);
+    let out = hybridb(
+        &data,
+        &["import", "docs_v1", input.to_str().unwrap(), "--dim", "3"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let set = json(&data, &["aliases", "set", "docs", "docs_v1"]);
+    assert_eq!(set["collection"], "docs_v1");
+    assert_eq!(set["previous"], Value::Null);
+    let list = json(&data, &["aliases", "list"]);
+    assert_eq!(list["aliases"][0]["alias"], "docs");
+    assert_eq!(list["aliases"][0]["collection"], "docs_v1");
+    // Commands that take a collection accept the alias.
+    let hits = json(&data, &["search", "docs", "--vector", "[1,0,1]", "-k", "2"]);
+    assert_eq!(hits["hits"].as_array().unwrap().len(), 2);
+    // A bad target is a clear error, and nothing changes.
+    let bad = hybridb(&data, &["aliases", "set", "docs", "nope"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("nope"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let gone = json(&data, &["aliases", "delete", "docs"]);
+    assert_eq!(gone["collection"], "docs_v1");
+    assert_eq!(
+        json(&data, &["aliases", "list"])["aliases"],
+        Value::Array(Vec::new())
+    );
+    assert!(
+        !hybridb(&data, &["aliases", "delete", "docs"])
+            .status
+            .success()
+    );
+}
