@@ -384,11 +384,7 @@ impl Caches {
         record: Arc<CachedRecord>,
         vector: Arc<[f32]>,
     ) {
-        let payload_bytes = record
-            .payload
-            .iter()
-            .map(|(k, v)| k.len() + 48 + json_bytes(v))
-            .sum::<usize>();
+        let payload_bytes = payload_bytes(&record.payload);
         self.records.put((cid, id), stamp, record, payload_bytes);
         let vector_bytes = std::mem::size_of_val(&*vector);
         self.vectors.put((cid, id), stamp, vector, vector_bytes);
@@ -440,11 +436,7 @@ impl Caches {
                 .map(|h| {
                     std::mem::size_of::<Hit>()
                         + h.vector.as_ref().map_or(0, |v| v.len() * 4)
-                        + h.payload.as_ref().map_or(0, |p| {
-                            p.iter()
-                                .map(|(k, v)| k.len() + 48 + json_bytes(v))
-                                .sum::<usize>()
-                        })
+                        + h.payload.as_ref().map_or(0, payload_bytes)
                 })
                 .sum::<usize>();
         self.results.put(key, count, hits, bytes);
@@ -472,14 +464,20 @@ impl Caches {
     }
 }
 
+/// Estimated heap bytes of the entries of a decoded JSON object (a payload).
+fn payload_bytes(m: &Map<String, Value>) -> usize {
+    // Per entry: the key's bytes plus the map node around it.
+    m.iter().map(|(k, v)| k.len() + 48 + json_bytes(v)).sum()
+}
+
 /// Estimated heap bytes of a decoded JSON value (the bound of L1 and L3 is in these units).
-pub(crate) fn json_bytes(v: &Value) -> usize {
+fn json_bytes(v: &Value) -> usize {
     const NODE: usize = std::mem::size_of::<Value>();
     NODE + match v {
         Value::Null | Value::Bool(_) | Value::Number(_) => 0,
         Value::String(s) => s.len(),
         Value::Array(a) => a.iter().map(json_bytes).sum(),
-        Value::Object(m) => m.iter().map(|(k, v)| k.len() + 48 + json_bytes(v)).sum(),
+        Value::Object(m) => payload_bytes(m),
     }
 }
 

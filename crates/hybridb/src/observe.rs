@@ -159,9 +159,8 @@ impl<T> Registered<T> {
 
 /// The handles of one operation.
 struct OpHandles {
-    ok: metrics::Counter,
-    invalid: metrics::Counter,
-    error: metrics::Counter,
+    /// One counter per [`Outcome`], in the order of `Outcome::ALL`.
+    counts: [metrics::Counter; 3],
     seconds: metrics::Histogram,
 }
 
@@ -184,32 +183,46 @@ impl OpMetrics {
         &self.label
     }
 
-    fn record(&self, op: Op, outcome: &'static str, took: std::time::Duration) {
+    fn record(&self, op: Op, outcome: Outcome, took: std::time::Duration) {
         let register = || {
-            let counter = |outcome: &'static str| metrics::counter!(OPERATIONS, "collection" => self.label.clone(), "op" => op.name(), "outcome" => outcome);
             OpHandles {
-                ok: counter("ok"),
-                invalid: counter("invalid"),
-                error: counter("error"),
-                seconds: metrics::histogram!(OPERATION_SECONDS, "collection" => self.label.clone(), "op" => op.name()),
-            }
+            counts: Outcome::ALL.map(|o| metrics::counter!(OPERATIONS, "collection" => self.label.clone(), "op" => op.name(), "outcome" => o.name())),
+            seconds: metrics::histogram!(OPERATION_SECONDS, "collection" => self.label.clone(), "op" => op.name()),
+        }
         };
         self.ops[op as usize].with(register, |h| {
-            match outcome {
-                "ok" => h.ok.increment(1),
-                "invalid" => h.invalid.increment(1),
-                _ => h.error.increment(1),
-            }
+            h.counts[outcome as usize].increment(1);
             h.seconds.record(took.as_secs_f64());
         });
     }
 }
 
-fn outcome<T>(r: &Result<T>) -> &'static str {
-    match r {
-        Ok(_) => "ok",
-        Err(e) if e.is_user_error() => "invalid",
-        Err(_) => "error",
+/// How an operation ended (the `outcome` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    /// A user error: bad input, a version conflict, an unknown collection.
+    Invalid,
+    Error,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Invalid, Outcome::Error];
+
+    fn of<T>(r: &Result<T>) -> Self {
+        match r {
+            Ok(_) => Outcome::Ok,
+            Err(e) if e.is_user_error() => Outcome::Invalid,
+            Err(_) => Outcome::Error,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Invalid => "invalid",
+            Outcome::Error => "error",
+        }
     }
 }
 
@@ -226,9 +239,9 @@ fn span(op: Op, collection: &str, items: usize) -> tracing::Span {
 
 fn finish<T>(op: Op, metrics: &OpMetrics, span: &tracing::Span, start: Instant, r: &Result<T>) {
     let took = start.elapsed();
-    let outcome = outcome(r);
+    let outcome = Outcome::of(r);
     span.record("micros", took.as_micros() as u64);
-    span.record("outcome", outcome);
+    span.record("outcome", outcome.name());
     metrics.record(op, outcome, took);
 }
 
