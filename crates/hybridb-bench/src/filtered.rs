@@ -75,6 +75,17 @@ pub struct FilteredArgs {
     /// Use at most this many queries.
     #[arg(long, default_value_t = 1000)]
     pub max_queries: usize,
+    /// Passes over the queries per case. Within a pass the three engines take turns over
+    /// blocks of `--block` queries (exact, callback, hybridb, next block), so that load from
+    /// elsewhere on a shared machine falls on all three alike; each engine reports its
+    /// fastest pass.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Queries per turn. Each turn starts with one untimed query: the engine before may have
+    /// cleared the CPU caches (a callback walk at low selectivity touches the whole graph), and
+    /// a serving engine runs warm.
+    #[arg(long, default_value_t = 100)]
+    pub block: usize,
     /// Seed of the attributes.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -273,94 +284,138 @@ pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
             recall: round(recall, 4),
             qps: round(qps, 1),
         };
-        // Exact scan of the matching rows: the baseline and the ground truth.
-        let t = Instant::now();
-        let exact: Vec<Vec<u32>> = (0..nq)
-            .map(|q| {
-                let mask = &case.masks[q];
-                let query = queries.row(q);
-                let mut top = TopK::new(a.k);
-                for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
-                    top.push(a.metric.distance(query, base.row(i)), i as u32);
+        let mut best: [Option<Pass>; 3] = Default::default();
+        for _ in 0..a.rounds.max(1) {
+            let passes = run_pass(case, &base, &queries, &graph, &coll, nq, a)?;
+            for (b, p) in best.iter_mut().zip(passes) {
+                if b.as_ref().is_none_or(|b| p.secs < b.secs) {
+                    *b = Some(p);
                 }
-                top.into_sorted_rows()
-            })
-            .collect();
-        let exact_qps = nq as f64 / t.elapsed().as_secs_f64();
-        let gt = case.gt.clone().unwrap_or_else(|| exact.clone());
-        emit(&line(
-            "exact-subset",
-            String::new(),
-            recall(&exact, &gt),
-            exact_qps,
-        ))?;
-
-        // HNSW with a filter callback.
-        let t = Instant::now();
-        let cb: Vec<Vec<u32>> = (0..nq)
-            .map(|q| {
-                let mask = &case.masks[q];
-                graph
-                    .search_filtered(queries.row(q), a.k, a.ef, &|s| mask[s as usize])
-                    .into_iter()
-                    .map(|(s, _)| s)
-                    .collect()
-            })
-            .collect();
-        let cb_qps = nq as f64 / t.elapsed().as_secs_f64();
-        emit(&line(
-            "hnsw-callback",
-            String::new(),
-            recall(&cb, &gt),
-            cb_qps,
-        ))?;
-
-        // hybridb: plans per query, counted.
-        let mut plans: std::collections::BTreeMap<String, usize> = Default::default();
-        let t = Instant::now();
-        let mut ours = Vec::with_capacity(nq);
-        let (mut filter_us, mut search_us, mut total_us) = (0u64, 0u64, 0u64);
-        for q in 0..nq {
-            let req = SearchRequest::new(queries.row(q).to_vec(), a.k)
-                .filter(case.filters[q].clone())
-                .consistency(hybridb::Consistency::Eventual);
-            let ex = coll.explain(&req)?;
-            filter_us += ex.filter_micros;
-            search_us += ex.search_micros;
-            total_us += ex.total_micros;
-            *plans.entry(ex.plan.name().to_string()).or_default() += 1;
-            ours.push(
-                ex.hits
-                    .iter()
-                    .map(|h| h.id.as_uuid().as_u128() as u32)
-                    .collect::<Vec<u32>>(),
-            );
+            }
         }
-        let ours_qps = nq as f64 / t.elapsed().as_secs_f64();
+        let [Some(exact), Some(cb), Some(ours)] = best else {
+            anyhow::bail!("no pass ran");
+        };
+        // The exact scan's rows are the ground truth where the dataset brings none.
+        let gt = case.gt.clone().unwrap_or_else(|| exact.rows.clone());
+        let qps = |p: &Pass| nq as f64 / p.secs.max(1e-9);
+        for (engine, p) in [
+            ("exact-subset", &exact),
+            ("hnsw-callback", &cb),
+            ("hybridb", &ours),
+        ] {
+            emit(&line(engine, p.plan.clone(), recall(&p.rows, &gt), qps(p)))?;
+        }
         eprintln!(
             "filtered: {} {}: hybridb mean filter {:.1} us, search {:.1} us, explain total {:.1} us",
             case.attribute,
             case.selectivity,
-            filter_us as f64 / nq as f64,
-            search_us as f64 / nq as f64,
-            total_us as f64 / nq as f64
+            ours.explain_us[0],
+            ours.explain_us[1],
+            ours.explain_us[2],
         );
-        let plan = plans
-            .iter()
-            .map(|(p, c)| {
-                if plans.len() == 1 {
-                    p.clone()
-                } else {
-                    format!("{p}:{c}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(",");
-        emit(&line("hybridb", plan, recall(&ours, &gt), ours_qps))?;
     }
     drop(coll);
     db.close()?;
     Ok(())
+}
+
+/// One engine's pass over a case's queries.
+#[derive(Default)]
+struct Pass {
+    /// Seconds spent answering, summed over the queries.
+    secs: f64,
+    rows: Vec<Vec<u32>>,
+    /// hybridb's plans, counted (empty for the baselines).
+    plan: String,
+    /// hybridb's mean filter, search and total microseconds by `explain`.
+    explain_us: [f64; 3],
+}
+
+/// One pass over the queries of `case`, answered by the exact scan of the matching rows, the
+/// standalone graph with the case's mask as filter callback, and hybridb (its planner
+/// decides), taking turns by blocks of queries. Returns the three passes.
+fn run_pass(
+    case: &Case,
+    base: &crate::vecs::Vecs<f32>,
+    queries: &crate::vecs::Vecs<f32>,
+    graph: &Hnsw,
+    coll: &hybridb::Collection,
+    nq: usize,
+    a: &FilteredArgs,
+) -> Result<[Pass; 3]> {
+    let [mut exact, mut cb, mut ours] = <[Pass; 3]>::default();
+    let mut plans: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut explain_us = [0u64; 3];
+    let block = a.block.max(1);
+    for start in (0..nq).step_by(block) {
+        let turn = start..(start + block).min(nq);
+
+        let exact_one = |q: usize| {
+            let query = queries.row(q);
+            let mut top = TopK::new(a.k);
+            for (i, _) in case.masks[q].iter().enumerate().filter(|(_, m)| **m) {
+                top.push(a.metric.distance(query, base.row(i)), i as u32);
+            }
+            top.into_sorted_rows()
+        };
+        std::hint::black_box(exact_one(turn.start));
+        let t = Instant::now();
+        for q in turn.clone() {
+            exact.rows.push(exact_one(q));
+        }
+        exact.secs += t.elapsed().as_secs_f64();
+
+        let cb_one = |q: usize| -> Vec<u32> {
+            let mask = &case.masks[q];
+            let found = graph.search_filtered(queries.row(q), a.k, a.ef, &|s| mask[s as usize]);
+            found.into_iter().map(|(s, _)| s).collect()
+        };
+        std::hint::black_box(cb_one(turn.start));
+        let t = Instant::now();
+        for q in turn.clone() {
+            cb.rows.push(cb_one(q));
+        }
+        cb.secs += t.elapsed().as_secs_f64();
+
+        let ours_one = |q: usize| {
+            let req = SearchRequest::new(queries.row(q).to_vec(), a.k)
+                .filter(case.filters[q].clone())
+                .consistency(hybridb::Consistency::Eventual);
+            coll.explain(&req)
+        };
+        std::hint::black_box(ours_one(turn.start)?);
+        let t = Instant::now();
+        for q in turn {
+            let ex = ours_one(q)?;
+            ours.rows.push(
+                ex.hits
+                    .iter()
+                    .map(|h| h.id.as_uuid().as_u128() as u32)
+                    .collect(),
+            );
+            for (sum, us) in
+                explain_us
+                    .iter_mut()
+                    .zip([ex.filter_micros, ex.search_micros, ex.total_micros])
+            {
+                *sum += us;
+            }
+            *plans.entry(ex.plan.name().to_string()).or_default() += 1;
+        }
+        ours.secs += t.elapsed().as_secs_f64();
+    }
+    ours.explain_us = explain_us.map(|us| us as f64 / nq.max(1) as f64);
+    ours.plan = if plans.len() == 1 {
+        plans.into_keys().collect()
+    } else {
+        plans
+            .iter()
+            .map(|(p, c)| format!("{p}:{c}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Ok([exact, cb, ours])
 }
 
 /// Mean recall: the share of each ground-truth row list found (rows, not distances).

@@ -52,7 +52,10 @@ pub const MAX_FILTER_CONDITIONS: usize = 10_000;
 /// assert_eq!(f.must.len(), 2);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// `Hash` agrees with `==`, so filters can key maps (the planner keys its per-filter
+/// estimates and matching sets by them).
+#[derive(Debug, Clone, Default, PartialEq, Hash)]
 pub struct Filter {
     /// Conditions that must all hold.
     pub must: Vec<Condition>,
@@ -63,7 +66,7 @@ pub struct Filter {
 }
 
 /// One condition of a [`Filter`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 #[non_exhaustive]
 pub enum Condition {
     /// The field has this value (or, for arrays, an element equal to it).
@@ -109,7 +112,7 @@ pub enum Condition {
 }
 
 /// A value to match: a string, an integer or a boolean.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub enum MatchValue {
     /// A string (keyword or datetime fields).
     Keyword(String),
@@ -120,7 +123,7 @@ pub enum MatchValue {
 }
 
 /// Bounds of a range condition; at least one is set.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Hash)]
 pub struct Range {
     /// Greater than.
     pub gt: Option<Bound>,
@@ -141,6 +144,18 @@ pub enum Bound {
     Float(f64),
     /// A datetime, as microseconds since the Unix epoch (UTC); written as an RFC 3339 string.
     Datetime(i64),
+}
+
+impl std::hash::Hash for Bound {
+    /// Consistent with `==`: `0.0` and `-0.0` are equal, so floats hash their value with the
+    /// zero's sign dropped.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match *self {
+            Bound::Integer(i) | Bound::Datetime(i) => i.hash(state),
+            Bound::Float(x) => (if x == 0.0 { 0 } else { x.to_bits() }).hash(state),
+        }
+    }
 }
 
 impl Filter {
@@ -829,6 +844,42 @@ mod tests {
 
     fn f(v: Value) -> Filter {
         Filter::from_json(&v).unwrap()
+    }
+
+    fn hash_of(filter: &Filter) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        filter.hash(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn hash_agrees_with_equality() {
+        let a = f(
+            json!({"must": [{"key": "x", "range": {"gte": 0.0, "lt": 2.5}}],
+                         "should": [{"key": "t", "match": {"any": ["a", "b"]}}]}),
+        );
+        let b = f(
+            json!({"must": [{"key": "x", "range": {"gte": -0.0, "lt": 2.5}}],
+                         "should": [{"key": "t", "match": {"any": ["a", "b"]}}]}),
+        );
+        assert_eq!(a, b, "0.0 and -0.0 are the same bound");
+        assert_eq!(hash_of(&a), hash_of(&b));
+        let c = f(
+            json!({"must": [{"key": "x", "range": {"gte": 0.0, "lt": 2.6}}],
+                         "should": [{"key": "t", "match": {"any": ["a", "b"]}}]}),
+        );
+        assert_ne!(a, c);
+        assert_ne!(hash_of(&a), hash_of(&c));
+        let moved = f(
+            json!({"should": [{"key": "x", "range": {"gte": 0.0, "lt": 2.5}}],
+                             "must": [{"key": "t", "match": {"any": ["a", "b"]}}]}),
+        );
+        assert_ne!(
+            hash_of(&a),
+            hash_of(&moved),
+            "the clause a condition sits in counts"
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! was off (a warm cache, a busy machine) corrects itself. A
 //! graph traversal that keeps a fraction `s` of the nodes must expand about `1/s` times as
 //! many to fill its beam, so it is estimated at `graph_ns / s` (scaled by the beam width); a
-//! scan costs `scan_ns` per matching slot. The cheaper plan wins. A traversal that returns
+//! scan costs its size class's nanoseconds per matching slot (a scan's cost per slot grows
+//! with its size once the vectors it reads outgrow the CPU caches). The cheaper plan wins. A traversal that returns
 //! fewer hits than wanted (a filter that cuts the graph into islands) is followed by an exact
 //! scan, so a filtered search returns `k` hits whenever `k` entities match.
 
@@ -17,11 +18,20 @@ use crate::search::Plan;
 /// Below this many matching slots a scan always wins (it takes microseconds).
 const SCAN_ALWAYS: usize = 256;
 
+/// Scan size classes: class `c` holds scans of `2^c` to `2^(c+1) - 1` slots.
+const SCAN_CLASSES: usize = 33;
+
+fn scan_class(n: usize) -> usize {
+    (n.max(1).ilog2() as usize).min(SCAN_CLASSES - 1)
+}
+
 /// Measured costs of one collection's index.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Costs {
-    /// Nanoseconds per slot of an exact scan over a subset.
-    pub scan_ns: f64,
+    /// Nanoseconds per slot of an exact scan over a subset, by size class (0: not observed).
+    /// One average over all sizes would price a large scan by the small ones before it (and
+    /// flip plans back and forth as the two kinds of observation pull it apart).
+    scan_ns: [f64; SCAN_CLASSES],
     /// Nanoseconds of one unfiltered graph search with beam `ef`.
     pub graph_ns: f64,
     pub ef: usize,
@@ -33,11 +43,40 @@ pub(crate) struct Costs {
 const OBSERVED_WEIGHT: f64 = 0.05;
 
 impl Costs {
+    /// Costs from a first measurement: a scan of `scanned` slots at `scan_ns` per slot, and
+    /// a plain graph search of beam `ef` taking `graph_ns`, on `live` slots.
+    pub(crate) fn new(scan_ns: f64, scanned: usize, graph_ns: f64, ef: usize, live: usize) -> Self {
+        let mut c = Costs {
+            scan_ns: [0.0; SCAN_CLASSES],
+            graph_ns,
+            ef,
+            live,
+        };
+        c.scan_ns[scan_class(scanned)] = scan_ns.max(f64::MIN_POSITIVE);
+        c
+    }
+
+    /// Estimated nanoseconds per slot of a scan of `n` slots: its class's, else the nearest
+    /// observed class's (the larger one on a tie).
+    pub(crate) fn scan_ns(&self, n: usize) -> f64 {
+        let c = scan_class(n);
+        (0..SCAN_CLASSES)
+            .flat_map(|d| [c + d, c.wrapping_sub(d)])
+            .find_map(|i| self.scan_ns.get(i).copied().filter(|&x| x > 0.0))
+            .unwrap_or(0.0)
+    }
+
     /// Folds in an exact scan of `n` slots that took `ns` (small scans say little: skipped).
+    /// The first observation of a size class replaces the borrowed estimate outright.
     pub(crate) fn observe_scan(&mut self, ns: f64, n: usize) {
         if n >= 256 {
-            let per = ns / n as f64;
-            self.scan_ns += OBSERVED_WEIGHT * (per - self.scan_ns);
+            let per = (ns / n as f64).max(f64::MIN_POSITIVE);
+            let slot = &mut self.scan_ns[scan_class(n)];
+            if *slot > 0.0 {
+                *slot += OBSERVED_WEIGHT * (per - *slot);
+            } else {
+                *slot = per;
+            }
         }
     }
 
@@ -78,7 +117,7 @@ pub(crate) fn choose(
     }
     let selectivity = (matching as f64 / live.max(1) as f64).min(1.0);
     let graph = c.graph_ns * ef as f64 / c.ef.max(1) as f64 / selectivity;
-    let scan = c.scan_ns * matching as f64;
+    let scan = c.scan_ns(matching) * matching as f64;
     if scan <= graph {
         (Plan::ExactScan, ef)
     } else {
@@ -103,12 +142,7 @@ mod tests {
     #[test]
     fn cheaper_plan_wins() {
         // A graph search costs as much as scanning 2000 slots.
-        let c = Costs {
-            scan_ns: 10.0,
-            graph_ns: 20_000.0,
-            ef: 64,
-            live: 1_000_000,
-        };
+        let c = Costs::new(10.0, 512, 20_000.0, 64, 1_000_000);
         assert_eq!(choose(0, true, 1000, 10, 64, Some(&c)).0, Plan::NoMatches);
         assert_eq!(
             choose(1000, true, 1000, 10, 64, Some(&c)).0,
@@ -137,5 +171,34 @@ mod tests {
             Plan::ExactScan
         );
         assert!(c.fits(600_000) && !c.fits(400_000) && !c.fits(2_000_001));
+    }
+
+    #[test]
+    fn scans_are_priced_by_their_size_class() {
+        let mut c = Costs::new(10.0, 512, 20_000.0, 64, 1_000_000);
+        // Unobserved sizes borrow the nearest class.
+        assert_eq!(c.scan_ns(300), 10.0);
+        assert_eq!(c.scan_ns(100_000), 10.0);
+        // Large scans measured slower per slot do not make small ones look slower.
+        c.observe_scan(40.0 * 100_000.0, 100_000);
+        assert_eq!(
+            c.scan_ns(100_000),
+            40.0,
+            "a first observation replaces the estimate"
+        );
+        assert_eq!(c.scan_ns(600), 10.0);
+        assert_eq!(c.scan_ns(70_000), 40.0);
+        assert_eq!(c.scan_ns(1 << 30), 40.0);
+        // Later observations move the class's average.
+        c.observe_scan(20.0 * 100_000.0, 100_000);
+        assert!(c.scan_ns(100_000) < 40.0 && c.scan_ns(100_000) > 20.0);
+        // Tiny scans are not observed.
+        c.observe_scan(1e9, 10);
+        assert_eq!(c.scan_ns(10), 10.0);
+        // s = 5 % of 1M at 40 ns per slot: 2 ms of scanning against a 400 us walk.
+        assert_eq!(
+            choose(50_000, true, 1_000_000, 10, 64, Some(&c)).0,
+            Plan::FilteredGraph
+        );
     }
 }

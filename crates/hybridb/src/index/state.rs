@@ -156,10 +156,37 @@ pub(crate) struct IndexState {
     /// other change; moves only under the slot table's write lock. Dates the kept matching
     /// sets and estimates.
     applied_items: AtomicU64,
-    /// Filter (JSON) to `(applied_items, hits, sampled)` of its last sample.
-    estimates: Mutex<HashMap<String, (u64, usize, usize)>>,
-    /// Matching sets of repeated filters: `(filter JSON, applied_items, set)`.
-    filter_sets: Mutex<Vec<(String, u64, SlotBitset)>>,
+    /// The last sample of each filter, by the filter's hash.
+    estimates: Mutex<HashMap<u64, Vec<Estimate>>>,
+    /// Matching sets of repeated filters.
+    filter_sets: Mutex<Vec<KeptSet>>,
+}
+
+/// A filter's last selectivity sample.
+struct Estimate {
+    filter: Filter,
+    /// `applied_items` when sampled.
+    at: u64,
+    hits: usize,
+    sampled: usize,
+}
+
+/// The exact matching set of a repeated filter at one version.
+struct KeptSet {
+    hash: u64,
+    filter: Filter,
+    /// `applied_items` when computed: valid only while it has not moved.
+    version: u64,
+    bits: SlotBitset,
+}
+
+/// A filter's hash, the key of the planner's per-filter caches (equal filters hash alike; a
+/// filter with a NaN bound never equals itself, so it is simply never found there).
+fn filter_hash(filter: &Filter) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    filter.hash(&mut h);
+    h.finish()
 }
 
 /// Matching sets kept for repeated filters (each is one bit per slot).
@@ -449,55 +476,59 @@ impl IndexState {
                 (Some(bits), n, true)
             }
             FilterInput::Filter { filter, id_slots } => {
-                let cx = Context {
-                    index: &payload,
-                    universe: live,
-                    id_slots,
-                };
-                let Some(ch) = Checker::compile(filter, &payload, id_slots)? else {
-                    return Ok(Searched::NeedsPayloads(evaluate(filter, &cx)?.bits));
-                };
-                // Clearly selective filters (small postings) skip the sample.
-                let small = upper_bound(filter, &payload)
-                    .is_some_and(|b| b * SAMPLE < MIN_SAMPLE_HITS * live_count);
-                let key = (!small).then(|| filter.to_json().to_string());
-                let (hits, sampled, repeated) = match &key {
-                    None => (0, 0, false),
-                    Some(key) => self.estimate(key, live_count, || sample(live, |s| ch.matches(s))),
-                };
+                let hash = filter_hash(filter);
                 let version = self.applied_items.load(Ordering::Relaxed);
-                let exact_set = if small
-                    || sampled == live_count
-                    || hits * SAMPLE < MIN_SAMPLE_HITS * sampled
-                {
-                    // A small or exactly known set: materialise it from the postings.
-                    Some(evaluate(filter, &cx)?.bits)
-                } else if let Some(mut b) = key.as_ref().and_then(|k| self.cached_set(k, version)) {
-                    // A large set computed for this filter at this same version: exact, and
-                    // cheaper to test per node than the codes.
+                if let Some(mut b) = self.cached_set(hash, filter, version) {
+                    // A set computed for this filter at this same version: exact, and nothing
+                    // to evaluate (slots hidden since are removed here).
                     b.intersect_with(live);
-                    Some(b)
-                } else if repeated && let Some(key) = key {
-                    // The same filter again with no write in between: compute the set once
-                    // (one pass over the live slots) and keep it until the next write.
-                    let mut b = SlotBitset::new();
-                    for s in live.iter().filter(|&s| ch.matches(s)) {
-                        b.insert_uncounted(s);
-                    }
-                    b.recount();
-                    self.keep_set(key, version, &b);
-                    Some(b)
+                    let n = b.len();
+                    (Some(b), n, true)
                 } else {
-                    None
-                };
-                checker = Some(ch);
-                filter_cx = Some((filter, cx));
-                match exact_set {
-                    Some(b) => {
-                        let n = b.len();
-                        (Some(b), n, true)
+                    let cx = Context {
+                        index: &payload,
+                        universe: live,
+                        id_slots,
+                    };
+                    let Some(ch) = Checker::compile(filter, &payload, id_slots)? else {
+                        return Ok(Searched::NeedsPayloads(evaluate(filter, &cx)?.bits));
+                    };
+                    // Clearly selective filters (small postings) skip the sample.
+                    let small = upper_bound(filter, &payload)
+                        .is_some_and(|b| b * SAMPLE < MIN_SAMPLE_HITS * live_count);
+                    let (hits, sampled, repeated) = if small {
+                        (0, 0, false)
+                    } else {
+                        self.estimate(hash, filter, live_count, || sample(live, |s| ch.matches(s)))
+                    };
+                    let exact_set = if small
+                        || sampled == live_count
+                        || hits * SAMPLE < MIN_SAMPLE_HITS * sampled
+                    {
+                        // A small or exactly known set: materialise it from the postings.
+                        Some(evaluate(filter, &cx)?.bits)
+                    } else if repeated {
+                        // The same filter again with no write in between: compute the set
+                        // once (one pass over the live slots) and keep it until the next write.
+                        let mut b = SlotBitset::new();
+                        for s in live.iter().filter(|&s| ch.matches(s)) {
+                            b.insert_uncounted(s);
+                        }
+                        b.recount();
+                        self.keep_set(hash, filter, version, &b);
+                        Some(b)
+                    } else {
+                        None
+                    };
+                    checker = Some(ch);
+                    filter_cx = Some((filter, cx));
+                    match exact_set {
+                        Some(b) => {
+                            let n = b.len();
+                            (Some(b), n, true)
+                        }
+                        None => (None, hits * live_count / sampled.max(1), false),
                     }
-                    None => (None, hits * live_count / sampled.max(1), false),
                 }
             }
         };
@@ -594,12 +625,19 @@ impl IndexState {
     /// write since (the filter repeats on an unchanged collection).
     fn estimate(
         &self,
-        key: &str,
+        hash: u64,
+        filter: &Filter,
         live: usize,
         take: impl FnOnce() -> (usize, usize),
     ) -> (usize, usize, bool) {
         let now = self.applied_items.load(Ordering::Relaxed);
-        if let Some(&(at, hits, sampled)) = lock(&self.estimates).get(key)
+        let kept = lock(&self.estimates).get(&hash).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|e| e.filter == *filter)
+                .map(|e| (e.at, e.hits, e.sampled))
+        });
+        if let Some((at, hits, sampled)) = kept
             && now.saturating_sub(at) <= (live / 32) as u64
         {
             return (hits, sampled, at == now);
@@ -609,27 +647,40 @@ impl IndexState {
         if cache.len() >= ESTIMATES_KEPT {
             cache.clear();
         }
-        cache.insert(key.to_string(), (now, hits, sampled));
+        let bucket = cache.entry(hash).or_default();
+        bucket.retain(|e| e.filter != *filter);
+        bucket.push(Estimate {
+            filter: filter.clone(),
+            at: now,
+            hits,
+            sampled,
+        });
         (hits, sampled, false)
     }
 
-    /// The matching set of filter `key` computed at `version`, if kept. Exact: every change
-    /// of postings or slots bumps the version (slots hidden since are removed by the caller).
-    fn cached_set(&self, key: &str, version: u64) -> Option<SlotBitset> {
+    /// The matching set of `filter` (whose hash is `hash`) computed at `version`, if kept.
+    /// Exact: every change of postings or slots bumps the version (slots hidden since are
+    /// removed by the caller).
+    fn cached_set(&self, hash: u64, filter: &Filter, version: u64) -> Option<SlotBitset> {
         let sets = lock(&self.filter_sets);
         sets.iter()
-            .find(|(k, v, _)| k == key && *v == version)
-            .map(|(_, _, b)| b.clone())
+            .find(|k| k.hash == hash && k.version == version && k.filter == *filter)
+            .map(|k| k.bits.clone())
     }
 
-    /// Keeps the matching set of filter `key` at `version` (a few, for repeated filters).
-    fn keep_set(&self, key: String, version: u64, bits: &SlotBitset) {
+    /// Keeps the matching set of `filter` at `version` (a few, for repeated filters).
+    fn keep_set(&self, hash: u64, filter: &Filter, version: u64, bits: &SlotBitset) {
         let mut sets = lock(&self.filter_sets);
-        sets.retain(|(_, v, _)| *v == version);
+        sets.retain(|k| k.version == version);
         if sets.len() >= SETS_KEPT {
             sets.remove(0);
         }
-        sets.push((key, version, bits.clone()));
+        sets.push(KeptSet {
+            hash,
+            filter: filter.clone(),
+            version,
+            bits: bits.clone(),
+        });
     }
 
     /// Folds one observed plan execution into the measured costs (if there are any).
@@ -677,12 +728,7 @@ impl IndexState {
         let t = Instant::now();
         std::hint::black_box(vectors.scan(query, k, &subset));
         let scan_ns = t.elapsed().as_nanos() as f64 / subset.len().max(1) as f64;
-        let c = plan::Costs {
-            scan_ns,
-            graph_ns,
-            ef,
-            live,
-        };
+        let c = plan::Costs::new(scan_ns, subset.len(), graph_ns, ef, live);
         *cached = Some(c);
         Some(c)
     }
@@ -818,12 +864,7 @@ mod tests {
             .must_not(Condition::matches_value("g", 3i64))
             .must_not(Condition::has_id([id(7)]));
         let costs = |scan_ns, graph_ns| {
-            *lock(&s.costs) = Some(plan::Costs {
-                scan_ns,
-                graph_ns,
-                ef: 64,
-                live: 3000,
-            });
+            *lock(&s.costs) = Some(plan::Costs::new(scan_ns, 512, graph_ns, 64, 3000));
         };
         for (filter, keep, scan_ns, graph_ns, want) in [
             (
