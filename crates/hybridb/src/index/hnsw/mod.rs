@@ -139,10 +139,10 @@ pub struct Hnsw {
     /// Words per slot in `links0`: `1 + 2m`.
     stride0: usize,
     vectors: VectorStore,
-    links0: Box<[AtomicU32]>,
-    states: Box<[AtomicU8]>,
-    levels: Box<[AtomicU8]>,
-    locks: Box<[AtomicBool]>,
+    links0: raw::Zeroed<AtomicU32>,
+    states: raw::Zeroed<AtomicU8>,
+    levels: raw::Zeroed<AtomicU8>,
+    locks: raw::Zeroed<AtomicBool>,
     /// Lists of layers 1..=level for nodes with level > 0, `1 + m` words per layer.
     upper: RwLock<HashMap<u32, Box<[AtomicU32]>>>,
     /// `level << 32 | slot` of the entry point, or [`NO_ENTRY`].
@@ -167,12 +167,12 @@ impl std::fmt::Debug for Hnsw {
     }
 }
 
-fn atomics_u32(n: usize) -> Box<[AtomicU32]> {
-    raw::zeroed_slice(n)
+fn atomics_u32(n: usize) -> raw::Zeroed<AtomicU32> {
+    raw::Zeroed::new(n)
 }
 
-fn atomics_u8(n: usize) -> Box<[AtomicU8]> {
-    raw::zeroed_slice(n)
+fn atomics_u8(n: usize) -> raw::Zeroed<AtomicU8> {
+    raw::Zeroed::new(n)
 }
 
 impl Hnsw {
@@ -209,7 +209,7 @@ impl Hnsw {
             links0: atomics_u32(capacity * stride0),
             states: atomics_u8(capacity),
             levels: atomics_u8(capacity),
-            locks: raw::zeroed_slice(capacity),
+            locks: raw::Zeroed::new(capacity),
             upper: RwLock::new(HashMap::new()),
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
@@ -310,7 +310,7 @@ impl Hnsw {
         }
         self.states = states;
         self.levels = levels;
-        self.locks = raw::zeroed_slice(capacity);
+        self.locks = raw::Zeroed::new(capacity);
         self.capacity = capacity;
     }
 
