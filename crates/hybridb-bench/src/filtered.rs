@@ -76,7 +76,7 @@ pub struct FilteredArgs {
     #[arg(long, default_value_t = 1000)]
     pub max_queries: usize,
     /// Passes over the queries per case. Within a pass the three engines take turns over
-    /// blocks of `--block` queries (exact, callback, hybridb, next block), so that load from
+    /// blocks of `--block` queries (in an order that rotates by block), so that load from
     /// elsewhere on a shared machine falls on all three alike; each engine reports its
     /// fastest pass.
     #[arg(long, default_value_t = 3)]
@@ -334,7 +334,8 @@ struct Pass {
 
 /// One pass over the queries of `case`, answered by the exact scan of the matching rows, the
 /// standalone graph with the case's mask as filter callback, and hybridb (its planner
-/// decides), taking turns by blocks of queries. Returns the three passes.
+/// decides), taking turns by blocks of queries in an order that rotates. Returns the three
+/// passes.
 fn run_pass(
     case: &Case,
     base: &crate::vecs::Vecs<f32>,
@@ -347,63 +348,69 @@ fn run_pass(
     let [mut exact, mut cb, mut ours] = <[Pass; 3]>::default();
     let mut plans: std::collections::BTreeMap<String, usize> = Default::default();
     let mut explain_us = [0u64; 3];
+    let exact_one = |q: usize| {
+        let query = queries.row(q);
+        let mut top = TopK::new(a.k);
+        for (i, _) in case.masks[q].iter().enumerate().filter(|(_, m)| **m) {
+            top.push(a.metric.distance(query, base.row(i)), i as u32);
+        }
+        top.into_sorted_rows()
+    };
+    let cb_one = |q: usize| -> Vec<u32> {
+        let mask = &case.masks[q];
+        let found = graph.search_filtered(queries.row(q), a.k, a.ef, &|s| mask[s as usize]);
+        found.into_iter().map(|(s, _)| s).collect()
+    };
+    let ours_one = |q: usize| {
+        let req = SearchRequest::new(queries.row(q).to_vec(), a.k)
+            .filter(case.filters[q].clone())
+            .consistency(hybridb::Consistency::Eventual);
+        coll.explain(&req)
+    };
     let block = a.block.max(1);
-    for start in (0..nq).step_by(block) {
+    for (b, start) in (0..nq).step_by(block).enumerate() {
         let turn = start..(start + block).min(nq);
-
-        let exact_one = |q: usize| {
-            let query = queries.row(q);
-            let mut top = TopK::new(a.k);
-            for (i, _) in case.masks[q].iter().enumerate().filter(|(_, m)| **m) {
-                top.push(a.metric.distance(query, base.row(i)), i as u32);
+        // The order rotates from block to block, so that no engine always follows the same
+        // one (whatever the one before leaves in the caches, each gets its share).
+        for engine in (0..3).map(|e| (b + e) % 3) {
+            match engine {
+                0 => {
+                    std::hint::black_box(exact_one(turn.start));
+                    let t = Instant::now();
+                    for q in turn.clone() {
+                        exact.rows.push(exact_one(q));
+                    }
+                    exact.secs += t.elapsed().as_secs_f64();
+                }
+                1 => {
+                    std::hint::black_box(cb_one(turn.start));
+                    let t = Instant::now();
+                    for q in turn.clone() {
+                        cb.rows.push(cb_one(q));
+                    }
+                    cb.secs += t.elapsed().as_secs_f64();
+                }
+                _ => {
+                    std::hint::black_box(ours_one(turn.start)?);
+                    let t = Instant::now();
+                    for q in turn.clone() {
+                        let ex = ours_one(q)?;
+                        ours.rows.push(
+                            ex.hits
+                                .iter()
+                                .map(|h| h.id.as_uuid().as_u128() as u32)
+                                .collect(),
+                        );
+                        let spent = [ex.filter_micros, ex.search_micros, ex.total_micros];
+                        for (sum, us) in explain_us.iter_mut().zip(spent) {
+                            *sum += us;
+                        }
+                        *plans.entry(ex.plan.name().to_string()).or_default() += 1;
+                    }
+                    ours.secs += t.elapsed().as_secs_f64();
+                }
             }
-            top.into_sorted_rows()
-        };
-        std::hint::black_box(exact_one(turn.start));
-        let t = Instant::now();
-        for q in turn.clone() {
-            exact.rows.push(exact_one(q));
         }
-        exact.secs += t.elapsed().as_secs_f64();
-
-        let cb_one = |q: usize| -> Vec<u32> {
-            let mask = &case.masks[q];
-            let found = graph.search_filtered(queries.row(q), a.k, a.ef, &|s| mask[s as usize]);
-            found.into_iter().map(|(s, _)| s).collect()
-        };
-        std::hint::black_box(cb_one(turn.start));
-        let t = Instant::now();
-        for q in turn.clone() {
-            cb.rows.push(cb_one(q));
-        }
-        cb.secs += t.elapsed().as_secs_f64();
-
-        let ours_one = |q: usize| {
-            let req = SearchRequest::new(queries.row(q).to_vec(), a.k)
-                .filter(case.filters[q].clone())
-                .consistency(hybridb::Consistency::Eventual);
-            coll.explain(&req)
-        };
-        std::hint::black_box(ours_one(turn.start)?);
-        let t = Instant::now();
-        for q in turn {
-            let ex = ours_one(q)?;
-            ours.rows.push(
-                ex.hits
-                    .iter()
-                    .map(|h| h.id.as_uuid().as_u128() as u32)
-                    .collect(),
-            );
-            for (sum, us) in
-                explain_us
-                    .iter_mut()
-                    .zip([ex.filter_micros, ex.search_micros, ex.total_micros])
-            {
-                *sum += us;
-            }
-            *plans.entry(ex.plan.name().to_string()).or_default() += 1;
-        }
-        ours.secs += t.elapsed().as_secs_f64();
     }
     ours.explain_us = explain_us.map(|us| us as f64 / nq.max(1) as f64);
     ours.plan = if plans.len() == 1 {
