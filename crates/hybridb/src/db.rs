@@ -65,9 +65,10 @@ pub struct Options {
     pub max_group_ops: usize,
     /// ... or this many bytes of vectors and payload estimates. Default 64 MiB.
     pub max_group_bytes: usize,
-    /// When the previous group commit held several commands (concurrent callers), the writer
-    /// waits up to this long for the group to fill to that size before committing; a lone
-    /// caller never waits. Zero disables it. Default 200 µs (an fsync is typically longer).
+    /// When recent group commits held several commands (concurrent callers), the writer
+    /// waits for a group to fill to the largest recent size before committing, for at most
+    /// half as long as the last group took and never longer than this; a lone caller never
+    /// waits. Zero disables it. Default 1 ms.
     pub group_linger: Duration,
     /// How long a sync-API caller waits for room in a full queue before getting
     /// [`Error::Busy`]. Async callers wait without limit. Default 5 s.
@@ -135,7 +136,7 @@ impl Default for Options {
             max_group_ops: 16_384,
             max_group_bytes: 64 << 20,
             busy_timeout: Duration::from_secs(5),
-            group_linger: Duration::from_micros(200),
+            group_linger: Duration::from_millis(1),
             index_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             checkpoint_every_ops: 50_000,
             checkpoint_interval: Duration::from_secs(300),

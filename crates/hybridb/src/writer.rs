@@ -102,11 +102,45 @@ pub(crate) fn spawn(
         .spawn(move || run(&shared, rx))
 }
 
+/// What the last write groups say about the callers, for lingering.
+///
+/// The callers of a group send their next writes only after its replies, so right after a
+/// reply the queue holds just the callers that were not in it: the last group's size alone
+/// ratchets down (a group of 5 out of 8 callers makes the next wait for 5 only, the other 3
+/// go alone). The largest of the last few groups counts the callers that are active.
+#[derive(Default)]
+struct RecentGroups {
+    sizes: [usize; 8],
+    next: usize,
+    last_took: Duration,
+}
+
+impl RecentGroups {
+    fn record(&mut self, size: usize, took: Duration) {
+        self.sizes[self.next % self.sizes.len()] = size;
+        self.next += 1;
+        self.last_took = took;
+    }
+
+    /// Callers active lately: the largest recent group.
+    fn callers(&self) -> usize {
+        self.sizes.iter().copied().max().unwrap_or(1).max(1)
+    }
+
+    /// How long to wait for a group to fill: half the last group's time, at most `cap`. The
+    /// wait is worth it when it saves a commit; bounded by the commit's own cost it can at
+    /// most add half of it to a caller's latency (an fsync of ~1 ms: up to 0.5 ms; a
+    /// commit without fsync: microseconds).
+    fn linger(&self, cap: Duration) -> Duration {
+        (self.last_took / 2).min(cap)
+    }
+}
+
 fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
     let options: &Options = &shared.options;
     let mut pending: Option<Command> = None;
-    // Commands in the previous write group (drives lingering, see below).
-    let mut last_group = 1usize;
+    // Sizes of the last write groups and how long the last one took (drive lingering).
+    let mut recent = RecentGroups::default();
     loop {
         let first = match pending.take() {
             Some(c) => c,
@@ -120,10 +154,12 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 let mut ops = w.ops.len();
                 let mut bytes: usize = w.ops.iter().map(WriteOp::approx_bytes).sum();
                 let mut group = vec![w];
-                // Linger only when the last group showed concurrent callers: a lone caller
+                // Linger only when recent groups showed concurrent callers: a lone caller
                 // never waits, concurrent ones get fuller groups (fewer fsyncs).
-                let linger_until = (last_group > 1 && !options.group_linger.is_zero())
-                    .then(|| Instant::now() + options.group_linger);
+                let target = recent.callers();
+                let linger = recent.linger(options.group_linger);
+                let linger_until =
+                    (target > 1 && !linger.is_zero()).then(|| Instant::now() + linger);
                 while ops < options.max_group_ops && bytes < options.max_group_bytes {
                     match rx.try_recv() {
                         Ok(Command::Write(w)) => {
@@ -137,16 +173,19 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                         }
                         Err(mpsc::error::TryRecvError::Empty)
                             if linger_until.is_some_and(|t| Instant::now() < t)
-                                && group.len() < last_group =>
+                                && group.len() < target =>
                         {
                             std::thread::yield_now();
                         }
                         Err(_) => break,
                     }
                 }
-                last_group = group.len();
+                let size = group.len();
                 metrics::gauge!("hybridb_writer_queue_depth").set(rx.len() as f64);
-                guarded(|| run_group(shared, group))
+                let started = Instant::now();
+                let failed = guarded(|| run_group(shared, group));
+                recent.record(size, started.elapsed());
+                failed
             }
             Command::CreateCollection {
                 name,
@@ -511,5 +550,36 @@ fn recover(shared: &Shared) -> bool {
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lingering_follows_the_largest_recent_group_and_the_last_group_time() {
+        let mut r = RecentGroups::default();
+        assert_eq!(r.callers(), 1, "nothing seen: a lone caller");
+        assert_eq!(r.linger(Duration::from_millis(1)), Duration::ZERO);
+        // Eight callers whose groups came out 8, 5, 3: the target stays 8.
+        for size in [8, 5, 3] {
+            r.record(size, Duration::from_micros(1_200));
+        }
+        assert_eq!(r.callers(), 8);
+        assert_eq!(
+            r.linger(Duration::from_millis(1)),
+            Duration::from_micros(600)
+        );
+        assert_eq!(
+            r.linger(Duration::from_micros(200)),
+            Duration::from_micros(200),
+            "the configured cap bounds the wait"
+        );
+        // The callers went away: after a window of lone writes nobody waits.
+        for _ in 0..8 {
+            r.record(1, Duration::from_micros(900));
+        }
+        assert_eq!(r.callers(), 1);
     }
 }
