@@ -160,7 +160,12 @@ pub(crate) struct IndexState {
     estimates: Mutex<HashMap<u64, Vec<Estimate>>>,
     /// Matching sets of repeated filters.
     filter_sets: Mutex<Vec<KeptSet>>,
+    /// Small filters evaluated lately: `(hash, applied_items)`.
+    seen_small: Mutex<std::collections::VecDeque<(u64, u64)>>,
 }
+
+/// Small filters remembered to notice their repeats.
+const SEEN_KEPT: usize = 64;
 
 /// A filter's last selectivity sample.
 struct Estimate {
@@ -236,6 +241,7 @@ impl IndexState {
             applied_items: AtomicU64::new(0),
             estimates: Mutex::new(HashMap::new()),
             filter_sets: Mutex::new(Vec::new()),
+            seen_small: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -505,8 +511,14 @@ impl IndexState {
                         || sampled == live_count
                         || hits * SAMPLE < MIN_SAMPLE_HITS * sampled
                     {
-                        // A small or exactly known set: materialise it from the postings.
-                        Some(evaluate(filter, &cx)?.bits)
+                        // A small or exactly known set: materialise it from the postings (a
+                        // union of postings and a pass over the live words), and keep it
+                        // if the filter repeats with no write in between.
+                        let b = evaluate(filter, &cx)?.bits;
+                        if repeated || (small && self.seen_again(hash, version)) {
+                            self.keep_set(hash, filter, version, &b);
+                        }
+                        Some(b)
                     } else if repeated {
                         // The same filter again with no write in between: compute the set
                         // once (one pass over the live slots) and keep it until the next write.
@@ -666,6 +678,21 @@ impl IndexState {
         sets.iter()
             .find(|k| k.hash == hash && k.version == version && k.filter == *filter)
             .map(|k| k.bits.clone())
+    }
+
+    /// Whether a filter with this hash was already evaluated at `version` (recorded now if
+    /// not). Small filters skip the estimates, so their repeats are noticed here; a hash
+    /// collision only keeps one set that is not needed.
+    fn seen_again(&self, hash: u64, version: u64) -> bool {
+        let mut seen = lock(&self.seen_small);
+        if seen.contains(&(hash, version)) {
+            return true;
+        }
+        if seen.len() >= SEEN_KEPT {
+            seen.pop_front();
+        }
+        seen.push_back((hash, version));
+        false
     }
 
     /// Keeps the matching set of `filter` at `version` (a few, for repeated filters).

@@ -604,47 +604,61 @@ fn score_threshold_cuts_by_metric() {
 fn kept_matching_sets_follow_every_write() {
     let n = 3000;
     let (_dir, _db, coll, vectors) = big(n);
+    // A broad filter (sampled, then kept from its second search) and a small one (answered
+    // from the postings, kept from its second search).
     let broad = Filter::new().must(Condition::range("sel", Range::default().lt(90)));
-    let q = vectors[10].clone();
-    let req = SearchRequest::new(q.clone(), 5).filter(broad.clone());
-    // The second identical search on an unchanged collection keeps its matching set.
-    let first = coll.explain(&req).unwrap();
-    let second = coll.explain(&req).unwrap();
-    assert!(first.estimated && !second.estimated, "{first:?} {second:?}");
-    assert_eq!(first.hits, second.hits);
-    // Move the nearest hit out of the filter: the next search must not return it.
-    let top = second.hits[0].id;
-    let rec = coll.get(top).unwrap().unwrap();
-    let mut payload = rec.payload.clone();
-    payload.insert("sel".into(), json!(95));
-    coll.upsert(Entity::new(
-        top,
-        serde_json::Value::Object(payload),
-        rec.vector,
-    ))
-    .unwrap();
-    for _ in 0..3 {
-        let hits = coll.explain(&req).unwrap().hits;
+    let small = Filter::new().must(Condition::range("sel", Range::default().lt(2)));
+    for (filter, sampled) in [(broad, true), (small, false)] {
+        let q = vectors[10].clone();
+        let req = SearchRequest::new(q.clone(), 5).filter(filter.clone());
+        // The second identical search on an unchanged collection keeps its matching set.
+        let first = coll.explain(&req).unwrap();
+        let second = coll.explain(&req).unwrap();
         assert!(
-            hits.iter().all(|h| h.id != top),
-            "a kept set outlived a write"
+            first.estimated == sampled && !second.estimated,
+            "{first:?} {second:?}"
         );
+        assert_eq!(first.hits, second.hits);
+        assert_eq!(coll.explain(&req).unwrap().hits, second.hits);
+        // Move the nearest hit out of the filter: the next search must not return it.
+        let top = second.hits[0].id;
+        let rec = coll.get(top).unwrap().unwrap();
+        let old = rec.payload.clone();
+        let mut payload = rec.payload.clone();
+        payload.insert("sel".into(), json!(95));
+        coll.upsert(Entity::new(
+            top,
+            serde_json::Value::Object(payload),
+            rec.vector.clone(),
+        ))
+        .unwrap();
+        for _ in 0..3 {
+            let hits = coll.explain(&req).unwrap().hits;
+            assert!(
+                hits.iter().all(|h| h.id != top),
+                "a kept set outlived a write"
+            );
+        }
+        // And a new matching entity right at the query shows up at once.
+        let fresh = EntityId::from_key("fresh");
+        coll.upsert(Entity::new(
+            fresh,
+            json!({"sel": 1, "cluster": "c0"}),
+            q.clone(),
+        ))
+        .unwrap();
+        assert_eq!(coll.explain(&req).unwrap().hits[0].id, fresh);
+        coll.delete(fresh).unwrap();
+        for _ in 0..3 {
+            assert!(
+                coll.explain(&req)
+                    .unwrap()
+                    .hits
+                    .iter()
+                    .all(|h| h.id != fresh)
+            );
+        }
+        coll.upsert(Entity::new(top, serde_json::Value::Object(old), rec.vector))
+            .unwrap();
     }
-    // And a new matching entity right at the query shows up at once.
-    let fresh = EntityId::from_key("fresh");
-    coll.upsert(Entity::new(
-        fresh,
-        json!({"sel": 1, "cluster": "c0"}),
-        q.clone(),
-    ))
-    .unwrap();
-    assert_eq!(coll.explain(&req).unwrap().hits[0].id, fresh);
-    coll.delete(fresh).unwrap();
-    assert!(
-        coll.explain(&req)
-            .unwrap()
-            .hits
-            .iter()
-            .all(|h| h.id != fresh)
-    );
 }
