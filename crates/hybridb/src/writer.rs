@@ -160,9 +160,13 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 let linger = recent.linger(options.group_linger);
                 let linger_until =
                     (target > 1 && !linger.is_zero()).then(|| Instant::now() + linger);
+                // Callers answered by the last group come back in a burst; once nothing has
+                // arrived for a quarter of the linger, the burst is over.
+                let mut last_arrival = Instant::now();
                 while ops < options.max_group_ops && bytes < options.max_group_bytes {
                     match rx.try_recv() {
                         Ok(Command::Write(w)) => {
+                            last_arrival = Instant::now();
                             ops += w.ops.len();
                             bytes += w.ops.iter().map(WriteOp::approx_bytes).sum::<usize>();
                             group.push(w);
@@ -173,7 +177,8 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                         }
                         Err(mpsc::error::TryRecvError::Empty)
                             if linger_until.is_some_and(|t| Instant::now() < t)
-                                && group.len() < target =>
+                                && group.len() < target
+                                && last_arrival.elapsed() < linger / 4 =>
                         {
                             std::thread::yield_now();
                         }
