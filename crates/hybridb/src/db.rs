@@ -67,8 +67,9 @@ pub struct Options {
     pub max_group_bytes: usize,
     /// When recent group commits held several commands (concurrent callers), the writer
     /// waits for a group to fill to the largest recent size before committing, for at most
-    /// half as long as the last group took and never longer than this; a lone caller never
-    /// waits. Zero disables it. Default 1 ms.
+    /// half as long as the last group took, never longer than this, and no longer once
+    /// nothing has arrived for a quarter of that; a lone caller never waits. Zero disables
+    /// it. Default 1 ms.
     pub group_linger: Duration,
     /// How long a sync-API caller waits for room in a full queue before getting
     /// [`Error::Busy`]. Async callers wait without limit. Default 5 s.
