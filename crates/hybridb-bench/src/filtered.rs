@@ -332,6 +332,18 @@ struct Pass {
     explain_us: [f64; 3],
 }
 
+impl Pass {
+    /// One baseline's turn: one untimed query, then the turn's queries timed.
+    fn turn(&mut self, turn: std::ops::Range<usize>, one: impl Fn(usize) -> Vec<u32>) {
+        std::hint::black_box(one(turn.start));
+        let t = Instant::now();
+        for q in turn {
+            self.rows.push(one(q));
+        }
+        self.secs += t.elapsed().as_secs_f64();
+    }
+}
+
 /// One pass over the queries of `case`, answered by the exact scan of the matching rows, the
 /// standalone graph with the case's mask as filter callback, and hybridb (its planner
 /// decides), taking turns by blocks of queries in an order that rotates. Returns the three
@@ -374,22 +386,8 @@ fn run_pass(
         // one (whatever the one before leaves in the caches, each gets its share).
         for engine in (0..3).map(|e| (b + e) % 3) {
             match engine {
-                0 => {
-                    std::hint::black_box(exact_one(turn.start));
-                    let t = Instant::now();
-                    for q in turn.clone() {
-                        exact.rows.push(exact_one(q));
-                    }
-                    exact.secs += t.elapsed().as_secs_f64();
-                }
-                1 => {
-                    std::hint::black_box(cb_one(turn.start));
-                    let t = Instant::now();
-                    for q in turn.clone() {
-                        cb.rows.push(cb_one(q));
-                    }
-                    cb.secs += t.elapsed().as_secs_f64();
-                }
+                0 => exact.turn(turn.clone(), exact_one),
+                1 => cb.turn(turn.clone(), cb_one),
                 _ => {
                     std::hint::black_box(ours_one(turn.start)?);
                     let t = Instant::now();
