@@ -495,13 +495,18 @@ fn prepare_with_timeout(p: &Arc<dyn Participant>, txid: u64, options: &TwoPhaseO
             .name("hybridb-2pc-prepare".into())
             .spawn(move || {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p2.prepare(txid)));
-                let _ = tx.send(r.unwrap_or_else(|_| {
+                let r = r.unwrap_or_else(|_| {
                     Err(Error::Participant {
                         participant: p2.name().to_string(),
                         reason: "prepare panicked".into(),
                         transient: false,
                     })
-                }));
+                });
+                // Let go of the participant before answering: once the coordinator has its
+                // vote, this thread must hold nothing (the built-in participant holds the
+                // database, which a caller may close and reopen right after the commit).
+                drop(p2);
+                let _ = tx.send(r);
             });
         if let Err(e) = spawned {
             return Vote::Abort(format!("could not start prepare: {e}"));
