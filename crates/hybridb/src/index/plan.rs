@@ -9,9 +9,10 @@
 //! graph traversal that keeps a fraction `s` of the nodes must expand about `1/s` times as
 //! many to fill its beam, so it is estimated at `graph_ns / s` (scaled by the beam width); a
 //! scan costs its size class's nanoseconds per matching slot (a scan's cost per slot grows
-//! with its size once the vectors it reads outgrow the CPU caches). The cheaper plan wins. A traversal that returns
-//! fewer hits than wanted (a filter that cuts the graph into islands) is followed by an exact
-//! scan, so a filtered search returns `k` hits whenever `k` entities match.
+//! with its size once the vectors it reads outgrow the CPU caches). The cheaper plan wins. A
+//! traversal that returns fewer hits than wanted (a filter that cuts the graph into islands)
+//! is followed by an exact scan, so a filtered search returns `k` hits whenever `k` entities
+//! match.
 
 use crate::search::Plan;
 

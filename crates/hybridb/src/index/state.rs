@@ -160,12 +160,9 @@ pub(crate) struct IndexState {
     estimates: Mutex<HashMap<u64, Vec<Estimate>>>,
     /// Matching sets of repeated filters.
     filter_sets: Mutex<Vec<KeptSet>>,
-    /// Small filters evaluated lately: `(hash, applied_items)`.
-    seen_small: Mutex<std::collections::VecDeque<(u64, u64)>>,
+    /// Filters evaluated lately: `(hash, applied_items)`, to notice repeats.
+    seen: Mutex<std::collections::VecDeque<(u64, u64)>>,
 }
-
-/// Small filters remembered to notice their repeats.
-const SEEN_KEPT: usize = 64;
 
 /// A filter's last selectivity sample.
 struct Estimate {
@@ -241,7 +238,7 @@ impl IndexState {
             applied_items: AtomicU64::new(0),
             estimates: Mutex::new(HashMap::new()),
             filter_sets: Mutex::new(Vec::new()),
-            seen_small: Mutex::new(std::collections::VecDeque::new()),
+            seen: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -499,11 +496,13 @@ impl IndexState {
                     let Some(ch) = Checker::compile(filter, &payload, id_slots)? else {
                         return Ok(Searched::NeedsPayloads(evaluate(filter, &cx)?.bits));
                     };
+                    // The same filter with no write since its last evaluation.
+                    let repeated = self.seen_again(hash, version);
                     // Clearly selective filters (small postings) skip the sample.
                     let small = upper_bound(filter, &payload)
                         .is_some_and(|b| b * SAMPLE < MIN_SAMPLE_HITS * live_count);
-                    let (hits, sampled, repeated) = if small {
-                        (0, 0, false)
+                    let (hits, sampled) = if small {
+                        (0, 0)
                     } else {
                         self.estimate(hash, filter, live_count, || sample(live, |s| ch.matches(s)))
                     };
@@ -515,7 +514,7 @@ impl IndexState {
                         // union of postings and a pass over the live words), and keep it
                         // if the filter repeats with no write in between.
                         let b = evaluate(filter, &cx)?.bits;
-                        if repeated || (small && self.seen_again(hash, version)) {
+                        if repeated {
                             self.keep_set(hash, filter, version, &b);
                         }
                         Some(b)
@@ -633,15 +632,14 @@ impl IndexState {
     /// its size since it was taken (repeated filters, such as a tenant's, skip the sampling;
     /// an outdated estimate could only make a plan slower, never a result wrong).
     ///
-    /// Returns `(hits, sampled, repeated)`; `repeated`: the cached sample was taken with no
-    /// write since (the filter repeats on an unchanged collection).
+    /// Returns `(hits, sampled)`.
     fn estimate(
         &self,
         hash: u64,
         filter: &Filter,
         live: usize,
         take: impl FnOnce() -> (usize, usize),
-    ) -> (usize, usize, bool) {
+    ) -> (usize, usize) {
         let now = self.applied_items.load(Ordering::Relaxed);
         let kept = lock(&self.estimates).get(&hash).and_then(|bucket| {
             bucket
@@ -652,7 +650,7 @@ impl IndexState {
         if let Some((at, hits, sampled)) = kept
             && now.saturating_sub(at) <= (live / 32) as u64
         {
-            return (hits, sampled, at == now);
+            return (hits, sampled);
         }
         let (hits, sampled) = take();
         let mut cache = lock(&self.estimates);
@@ -667,7 +665,7 @@ impl IndexState {
             hits,
             sampled,
         });
-        (hits, sampled, false)
+        (hits, sampled)
     }
 
     /// The matching set of `filter` (whose hash is `hash`) computed at `version`, if kept.
@@ -681,14 +679,14 @@ impl IndexState {
     }
 
     /// Whether a filter with this hash was already evaluated at `version` (recorded now if
-    /// not). Small filters skip the estimates, so their repeats are noticed here; a hash
-    /// collision only keeps one set that is not needed.
+    /// not): its matching set is then worth keeping. A hash collision only keeps one set that
+    /// is not needed.
     fn seen_again(&self, hash: u64, version: u64) -> bool {
-        let mut seen = lock(&self.seen_small);
+        let mut seen = lock(&self.seen);
         if seen.contains(&(hash, version)) {
             return true;
         }
-        if seen.len() >= SEEN_KEPT {
+        if seen.len() >= ESTIMATES_KEPT {
             seen.pop_front();
         }
         seen.push_back((hash, version));
@@ -913,6 +911,7 @@ mod tests {
             costs(scan_ns, graph_ns);
             lock(&s.estimates).clear();
             lock(&s.filter_sets).clear();
+            lock(&s.seen).clear();
             let share = keep.iter().filter(|k| **k).count() as i64 * 750;
             let (mut found, mut wanted) = (0, 0);
             for qi in (0..3000).step_by(150) {
