@@ -495,6 +495,14 @@ impl Collection {
     pub fn indexed_count(&self) -> usize {
         self.shared.index.live_count()
     }
+
+    /// Changes not yet built into the HNSW graph. After a reopen, the changes written since
+    /// the last checkpoint are built in by a background thread; until then searches compare
+    /// the query with each new vector exactly and keep replaced or deleted nodes out of
+    /// their results. Zero once that is done (and always for exact indexes).
+    pub fn unlinked_count(&self) -> usize {
+        self.shared.index.pending()
+    }
 }
 
 /// Wraps entities as unconditional upserts.

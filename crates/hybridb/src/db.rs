@@ -711,6 +711,7 @@ impl Shared {
             }
         }
         *catalogue = next;
+        start_linkers(&catalogue);
         drop(catalogue);
         self.unsynced.store(false, Ordering::Release);
         *write(&self.redb) = Some(Arc::new(db));
@@ -924,6 +925,7 @@ impl Database {
         init_format(&redb)?;
         let ckpt_dir = checkpoint::dir_for(storage.path());
         let (collections, last_seq) = load_collections(&redb, &options, &ckpt_dir)?;
+        start_linkers(&collections);
         let coord = crate::coord::CoordState::load(&redb)?;
         let progress = Progress::default();
         progress.reset(last_seq);
@@ -1206,6 +1208,36 @@ fn load_collections(
     Ok((out, last_seq))
 }
 
+/// Starts a background thread for each collection whose index deferred the changes replayed
+/// at load: it links them into the graph batch by batch (searches meanwhile scan them
+/// exactly) and ends when none are left, or when the collection is dropped or closed.
+fn start_linkers(catalogue: &Catalogue) {
+    for c in catalogue.values().filter(|c| c.index.deferring()) {
+        let weak = Arc::downgrade(c);
+        let spawned = std::thread::Builder::new()
+            .name("hybridb-linker".into())
+            .spawn(move || {
+                while let Some(c) = weak.upgrade()
+                    && c.check_live().is_ok()
+                {
+                    match c.index.link_pending() {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => {
+                            crate::observe::background_error("link", &e);
+                            return;
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            // Searches stay correct (they scan the deferred vectors); the next checkpoint
+            // links them.
+            crate::observe::background_error("link", &Error::Io(e));
+        }
+    }
+}
+
 /// The three per-collection tables must have the same number of rows.
 fn check_counts(txn: &redb::ReadTransaction, name: &str, tables: &CollectionTables) -> Result<()> {
     let entities = txn.open_table(tables.entities())?.len()?;
@@ -1304,7 +1336,9 @@ fn load_from_checkpoint(
         .values()
         .filter_map(|&slot| ckpt_graph.vector_copy(slot).map(|v| (slot, v)))
         .collect();
-    let graph = HnswIndex::from_graph(ckpt_graph, options.index_threads);
+    // The replayed changes wait in a delta, linked in the background (`start_linkers`): the
+    // collection is searchable as soon as the checkpoint is loaded.
+    let graph = HnswIndex::deferred(ckpt_graph, options.index_threads);
     let index = IndexState::from_parts(slots, Box::new(graph));
     let entities = txn.open_table(tables.entities()).map_err(|e| s(e.into()))?;
     let vectors = txn.open_table(tables.vectors()).map_err(|e| s(e.into()))?;
@@ -1340,6 +1374,7 @@ fn load_from_checkpoint(
     index.set_checkpoint_seq(ckpt_seq, written_ms);
     index.apply(removes).map_err(s)?;
     index.apply(sets).map_err(s)?;
+    index.finish_loading();
     let rows = entities.len().map_err(|e| s(e.into()))? as usize;
     match index.counts() {
         (allocated, Some(held)) if allocated == rows && held == rows => {}

@@ -83,6 +83,75 @@ fn removed_slots_never_returned_under_concurrent_writes() {
     );
 }
 
+/// Consolidated batch removals repair the graph while searches go on: a search never returns
+/// a slot whose removal returned before it started, distances stay right, and afterwards no
+/// list names a removed node.
+#[test]
+fn batch_removals_under_concurrent_searches() {
+    const DIM: usize = 24;
+    let mut rng = Rng(33);
+    let data = random_vectors(&mut rng, 4000, DIM);
+    let mut index = Hnsw::with_capacity(params(DIM), 4000);
+    for (i, v) in data.iter().enumerate() {
+        index.insert(i as u32, v).expect("insert");
+    }
+    let index = &index;
+    let removed: Mutex<HashSet<u32>> = Mutex::new(HashSet::new());
+    let removed = &removed;
+    let done = AtomicBool::new(false);
+    let done = &done;
+    let to_remove: Vec<u32> = Rng(5)
+        .sample(4000, 1600)
+        .into_iter()
+        .map(|i| i as u32)
+        .collect();
+    let searches = std::sync::atomic::AtomicUsize::new(0);
+    let searches = &searches;
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let data = &data;
+            s.spawn(move || {
+                let mut rng = Rng(200 + t);
+                while !done.load(Ordering::Acquire) {
+                    let q = &data[rng.below(data.len())];
+                    let before: HashSet<u32> = removed.lock().expect("lock").clone();
+                    for (slot, d) in index.search(q, 10, 32) {
+                        assert!(!before.contains(&slot), "removed slot {slot} returned");
+                        assert!((d - l2(q, &data[slot as usize])).abs() <= 1e-3 * d.max(1.0));
+                    }
+                    searches.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let remover = s.spawn(move || {
+            for batch in to_remove.chunks(200) {
+                assert_eq!(index.remove_batch_parallel(batch, 2), batch.len());
+                removed.lock().expect("lock").extend(batch.iter().copied());
+            }
+        });
+        remover.join().expect("remover");
+        done.store(true, Ordering::Release);
+    });
+    assert!(searches.load(Ordering::Relaxed) > 0);
+    assert_eq!(index.len(), 4000 - 1600);
+    assert_eq!(
+        index.dead_links(),
+        0,
+        "a consolidated removal leaves no dead link"
+    );
+    let removed = removed.lock().expect("lock");
+    let live: Vec<u32> = (0..4000).filter(|s| !removed.contains(s)).collect();
+    let found = live
+        .iter()
+        .filter(|&&s| index.search(&data[s as usize], 1, 32).first().map(|h| h.0) == Some(s))
+        .count();
+    assert!(
+        found as f64 >= 0.97 * live.len() as f64,
+        "self-recall {found}/{}",
+        live.len()
+    );
+}
+
 #[test]
 fn parallel_batch_matches_sequential_quality() {
     let (base, queries, _) = bigann();

@@ -5,20 +5,47 @@
 //! slot hidden by a committing delete never comes back; when the graph holds exactly the live
 //! slots (the common case: no delete committing, no insert in flight) the cheaper unfiltered
 //! search gives the same answer.
+//!
+//! # Deferred linking
+//! A reopen loads the checkpoint's graph and replays the later changes into a [`Delta`]
+//! instead of the graph: deleted and replaced nodes become *stale* (traversed but never
+//! returned), new vectors wait in a list that every search scans exactly and merges with the
+//! graph's answer. The collection is searchable at once; a background linker
+//! ([`VectorIndex::link_step`], under the collection's apply lock) then removes the stale
+//! nodes in one consolidated pass and links the pending vectors in batches. While a delta
+//! exists, writes go to it too (so that it keeps one order of changes), searches always pass
+//! their allowed set to the graph, and a checkpoint links everything first. Once drained the
+//! delta is gone for good (`deferred` never becomes true again).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::index::bitset::SlotBitset;
+use crate::index::delta::{Delta, merge};
 use crate::index::hnsw::{Hnsw, HnswParams, Metric as HnswMetric};
 use crate::index::{IndexMetric, VectorIndex, top_k};
+use crate::sync::{read, write};
 
 /// Items below which a batch is inserted on the calling thread.
 const PARALLEL_MIN: usize = 64;
+
+/// Pending vectors linked per [`VectorIndex::link_step`] (the apply lock is held meanwhile,
+/// so this bounds how long a write waits for the linker: tens of milliseconds).
+const LINK_BATCH: usize = 256;
 
 /// The HNSW index of one collection.
 pub(crate) struct HnswIndex {
     graph: Hnsw,
     threads: usize,
+    /// Changes accepted but not yet in the graph (see the module docs).
+    delta: RwLock<Delta>,
+    /// Whether `delta` may be non-empty. Starts true only for [`HnswIndex::deferred`]; set
+    /// false (under `delta`'s write lock) once the delta is drained, and never true again, so
+    /// a reader that sees false may use the graph alone.
+    deferred: AtomicBool,
+    /// Until [`VectorIndex::finish_loading`], every change goes to the delta; after, only
+    /// changes of slots it already knows.
+    loading: AtomicBool,
 }
 
 impl HnswIndex {
@@ -38,37 +65,44 @@ impl HnswIndex {
             ef_construction,
             ..HnswParams::new(dim, metric)
         };
-        HnswIndex {
-            graph: Hnsw::new(params),
-            threads: threads.max(1),
-        }
+        Self::wrap(Hnsw::new(params), threads, false)
     }
 
-    /// Wraps a graph loaded from a checkpoint.
-    pub(crate) fn from_graph(graph: Hnsw, threads: usize) -> Self {
+    /// Wraps a graph loaded from a checkpoint; changes wait in a delta until
+    /// [`VectorIndex::link_step`] builds them in (or [`VectorIndex::finish_loading`] finds
+    /// there were none).
+    pub(crate) fn deferred(graph: Hnsw, threads: usize) -> Self {
+        Self::wrap(graph, threads, true)
+    }
+
+    fn wrap(graph: Hnsw, threads: usize, deferred: bool) -> Self {
+        let p = graph.params();
+        let metric = match p.metric {
+            HnswMetric::L2 => IndexMetric::L2,
+            HnswMetric::Dot => IndexMetric::Dot,
+        };
+        let delta = Delta::new(p.dim, metric.kernel(), graph.len());
         HnswIndex {
             graph,
             threads: threads.max(1),
+            delta: RwLock::new(delta),
+            deferred: AtomicBool::new(deferred),
+            loading: AtomicBool::new(deferred),
         }
     }
 
-    /// The graph (for checkpoints).
-    pub(crate) fn graph(&self) -> &Hnsw {
-        &self.graph
-    }
-}
-
-impl VectorIndex for HnswIndex {
-    fn reserve(&mut self, slots: usize) {
-        let cap = self.graph.capacity();
-        if slots > cap {
-            // Grow geometrically (growing moves every array), by a quarter: amortised O(1)
-            // per insert while wasting at most 25 % of the memory.
-            self.graph.reserve(slots.max(cap + cap / 4).max(1024));
+    /// The delta, if one may be non-empty (read-locked).
+    fn delta(&self) -> Option<std::sync::RwLockReadGuard<'_, Delta>> {
+        if !self.deferred.load(Ordering::Acquire) {
+            return None;
         }
+        let d = read(&self.delta);
+        // Checked again under the lock: the flag is cleared under the write lock.
+        self.deferred.load(Ordering::Acquire).then_some(d)
     }
 
-    fn insert(&self, items: &[(u32, &[f32])]) -> Result<(), String> {
+    /// Inserts into the graph on up to `threads` threads.
+    fn insert_graph(&self, items: &[(u32, &[f32])]) -> Result<(), String> {
         let threads = self.threads.min(items.len().div_ceil(PARALLEL_MIN)).max(1);
         if threads == 1 {
             for (slot, v) in items {
@@ -103,7 +137,98 @@ impl VectorIndex for HnswIndex {
         }
     }
 
+    /// Searches the graph (leaving out stale nodes) and the pending vectors, for a reader
+    /// holding `delta`'s read lock.
+    fn search_with_delta(
+        &self,
+        delta: &Delta,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        // Pending first: a vector the linker moves into the graph meanwhile is then found in
+        // one place or both (merged), never in neither.
+        let pending = top_k(delta.scan(query, allowed).into_iter(), k);
+        let graph = self
+            .graph
+            .search_filtered(query, k, ef, &|s| !delta.is_stale(s) && allowed(s));
+        top_k(merge(graph, pending).into_iter(), k)
+    }
+
+    /// The graph (for checkpoints).
+    pub(crate) fn graph(&self) -> &Hnsw {
+        &self.graph
+    }
+}
+
+impl VectorIndex for HnswIndex {
+    fn reserve(&mut self, slots: usize) {
+        let cap = self.graph.capacity();
+        if slots > cap {
+            // Grow geometrically (growing moves every array), by a quarter: amortised O(1)
+            // per insert while wasting at most 25 % of the memory.
+            self.graph.reserve(slots.max(cap + cap / 4).max(1024));
+        }
+    }
+
+    fn insert(&self, items: &[(u32, &[f32])]) -> Result<(), String> {
+        if !self.deferred.load(Ordering::Acquire) {
+            return self.insert_graph(items);
+        }
+        // Validate the whole batch first: on error nothing changes.
+        let (dim, cap) = (self.graph.params().dim, self.graph.capacity());
+        for (slot, v) in items {
+            if v.len() != dim {
+                return Err(format!(
+                    "vector of slot {slot} has dimension {}, expected {dim}",
+                    v.len()
+                ));
+            }
+            if *slot as usize >= cap {
+                return Err(format!("slot {slot} is beyond the capacity {cap}"));
+            }
+        }
+        // Slots the delta knows change there (it holds their newest state); the others go
+        // straight into the graph, so the delta only shrinks and the linker finishes. Only
+        // apply-lock holders change the delta, so it stays as classified here.
+        let mut direct: Vec<(u32, &[f32])> = Vec::with_capacity(items.len());
+        let loading = self.loading.load(Ordering::Acquire);
+        let mut delta = write(&self.delta);
+        for &(slot, v) in items {
+            if loading || delta.knows(slot) {
+                delta.set(slot, v, self.graph.contains(slot));
+            } else {
+                direct.push((slot, v));
+            }
+        }
+        drop(delta);
+        let added = direct
+            .iter()
+            .filter(|(slot, _)| !self.graph.contains(*slot))
+            .count();
+        self.insert_graph(&direct)?;
+        write(&self.delta).grew(added);
+        Ok(())
+    }
+
     fn remove(&self, slots: &[u32]) {
+        if self.deferred.load(Ordering::Acquire) {
+            let mut direct = Vec::with_capacity(slots.len());
+            let loading = self.loading.load(Ordering::Acquire);
+            let mut delta = write(&self.delta);
+            for &s in slots {
+                if loading || delta.knows(s) {
+                    delta.remove(s, self.graph.contains(s));
+                } else {
+                    direct.push(s);
+                }
+            }
+            drop(delta);
+            let removed = self.graph.remove_batch_parallel(&direct, self.threads);
+            write(&self.delta).shrank(removed);
+            return;
+        }
         // One exclusive section for the whole group: searches wait once, not per slot.
         self.graph.remove_batch_parallel(slots, self.threads);
     }
@@ -116,6 +241,9 @@ impl VectorIndex for HnswIndex {
         allowed: &SlotBitset,
         all_held: bool,
     ) -> Vec<(u32, f32)> {
+        if let Some(delta) = self.delta() {
+            return self.search_with_delta(&delta, query, k, ef.max(k), &|s| allowed.contains(s));
+        }
         if all_held {
             // The graph returns only its live nodes, which are exactly the allowed slots.
             self.graph.search(query, k, ef.max(k))
@@ -132,25 +260,220 @@ impl VectorIndex for HnswIndex {
         ef: usize,
         allowed: &dyn Fn(u32) -> bool,
     ) -> Vec<(u32, f32)> {
+        if let Some(delta) = self.delta() {
+            return self.search_with_delta(&delta, query, k, ef.max(k), allowed);
+        }
         self.graph.search_filtered(query, k, ef.max(k), allowed)
     }
 
     fn scan(&self, query: &[f32], k: usize, allowed: &SlotBitset) -> Vec<(u32, f32)> {
         let mut all = Vec::with_capacity(allowed.len());
-        self.graph
-            .scan(query, allowed.iter(), |slot, d| all.push((slot, d)));
+        match self.delta() {
+            Some(delta) => {
+                let pending = delta.scan(query, |s| allowed.contains(s));
+                let slots = allowed.iter().filter(|&s| !delta.is_stale(s));
+                self.graph.scan(query, slots, |slot, d| all.push((slot, d)));
+                all = merge(all, pending);
+            }
+            None => {
+                self.graph
+                    .scan(query, allowed.iter(), |slot, d| all.push((slot, d)));
+            }
+        }
         top_k(all.into_iter(), k)
     }
 
     fn held(&self) -> Option<usize> {
-        Some(self.graph.len())
+        match self.delta() {
+            Some(delta) => Some(delta.view_len()),
+            None => Some(self.graph.len()),
+        }
+    }
+
+    fn holds(&self, slot: u32) -> Option<bool> {
+        let in_graph = self.graph.contains(slot);
+        Some(match self.delta() {
+            Some(delta) => delta.holds(slot, in_graph),
+            None => in_graph,
+        })
+    }
+
+    fn pending(&self) -> usize {
+        self.delta().map_or(0, |d| d.backlog())
+    }
+
+    fn deferring(&self) -> bool {
+        self.deferred.load(Ordering::Acquire)
+    }
+
+    fn finish_loading(&self) {
+        self.loading.store(false, Ordering::Release);
+        let delta = write(&self.delta);
+        if delta.is_empty() {
+            self.deferred.store(false, Ordering::Release);
+        }
+    }
+
+    fn link_step(&self) -> Result<bool, String> {
+        if !self.deferred.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        // Stale nodes leave first (a replaced node's slot must be free before its new vector
+        // is linked there), in one consolidated pass.
+        let stale = read(&self.delta).stale_slots();
+        if !stale.is_empty() {
+            self.graph.remove_batch_parallel(&stale, self.threads);
+            write(&self.delta).clear_stale(&stale);
+            return Ok(true);
+        }
+        let batch = read(&self.delta).batch(LINK_BATCH);
+        if !batch.is_empty() {
+            let items: Vec<(u32, &[f32])> = batch.iter().map(|(s, v)| (*s, v.as_slice())).collect();
+            self.insert_graph(&items)?;
+            write(&self.delta).linked(&batch);
+            return Ok(true);
+        }
+        let delta = write(&self.delta);
+        if delta.is_empty() {
+            debug_assert_eq!(delta.view_len(), self.graph.len());
+            self.deferred.store(false, Ordering::Release);
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     fn memory_bytes(&self) -> usize {
-        self.graph.memory_bytes()
+        self.graph.memory_bytes() + read(&self.delta).memory_bytes()
     }
 
     fn as_hnsw(&self) -> Option<&HnswIndex> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const DIM: usize = 8;
+
+    fn vector(i: u32, salt: u32) -> Vec<f32> {
+        let mut s = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt as u64;
+        (0..DIM)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s % 2000) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn l2(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+    }
+
+    /// Checks the index against the model: counts, exact scans, and searches that return
+    /// only model slots at their model distances, finding each probed vector itself.
+    fn check(index: &HnswIndex, model: &HashMap<u32, Vec<f32>>, what: &str) {
+        assert_eq!(index.held(), Some(model.len()), "{what}: held");
+        let mut allowed = SlotBitset::new();
+        for &s in model.keys() {
+            allowed.insert(s);
+            assert_eq!(index.holds(s), Some(true), "{what}: holds {s}");
+        }
+        for (n, (&slot, v)) in model.iter().enumerate().filter(|(n, _)| n % 7 == 0) {
+            let exact = index.scan(v, 1, &allowed);
+            assert_eq!(exact[0], (slot, 0.0), "{what}: scan finds slot {slot}");
+            let found = if n % 2 == 0 {
+                index.search(v, 5, 64, &allowed, true)
+            } else {
+                index.search_by(v, 5, 64, &|s| allowed.contains(s))
+            };
+            assert_eq!(found[0].0, slot, "{what}: search finds slot {slot}");
+            for (s, d) in found {
+                let want = model.get(&s).map(|m| l2(m, v));
+                assert!(
+                    want.is_some_and(|w| (w - d).abs() <= 1e-5 * w.max(1.0)),
+                    "{what}: slot {s} is in the model, at distance {want:?}, not {d}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn deferred_changes_answer_at_once_and_link_into_the_same_index() {
+        let mut index = HnswIndex::new(DIM, IndexMetric::L2, 8, 64, 2);
+        index.reserve(3000);
+        let base: Vec<(u32, Vec<f32>)> = (0..2000).map(|i| (i, vector(i, 0))).collect();
+        let items: Vec<(u32, &[f32])> = base.iter().map(|(s, v)| (*s, v.as_slice())).collect();
+        index.insert(&items).unwrap();
+        let mut model: HashMap<u32, Vec<f32>> = base.into_iter().collect();
+        // As a reopen does: the loaded graph, then the replayed changes into a delta.
+        let index = HnswIndex::deferred(index.graph, 2);
+        let deleted: Vec<u32> = (0..2000).step_by(9).collect();
+        index.remove(&deleted);
+        for s in &deleted {
+            model.remove(s);
+        }
+        let mut sets: Vec<(u32, Vec<f32>)> =
+            (1..2000).step_by(5).map(|i| (i, vector(i, 1))).collect();
+        sets.extend((2000..2600).map(|i| (i, vector(i, 0))));
+        let items: Vec<(u32, &[f32])> = sets.iter().map(|(s, v)| (*s, v.as_slice())).collect();
+        index.insert(&items).unwrap();
+        model.extend(sets.iter().cloned());
+        index.finish_loading();
+        assert!(index.deferring());
+        // Stale: the deleted nodes and the replaced ones (some slots are both).
+        let stale: std::collections::HashSet<u32> = deleted
+            .iter()
+            .copied()
+            .chain(sets.iter().map(|s| s.0).filter(|&s| s < 2000))
+            .collect();
+        assert_eq!(index.pending(), sets.len() + stale.len());
+        check(&index, &model, "replayed, nothing linked");
+
+        // The stale nodes leave; then writes meet both the delta and the graph.
+        assert_eq!(index.link_step(), Ok(true));
+        check(&index, &model, "stale nodes removed");
+        let writes: Vec<(u32, Vec<f32>)> = [2001, 2002, 3, 4, 2700]
+            .iter()
+            .map(|&i| (i, vector(i, 2)))
+            .collect();
+        let updated: Vec<u32> = writes
+            .iter()
+            .map(|w| w.0)
+            .filter(|s| model.contains_key(s))
+            .collect();
+        index.remove(&updated);
+        let items: Vec<(u32, &[f32])> = writes.iter().map(|(s, v)| (*s, v.as_slice())).collect();
+        index.insert(&items).unwrap();
+        model.extend(writes.iter().cloned());
+        index.remove(&[2003, 8, 2700]);
+        for s in [2003, 8, 2700] {
+            model.remove(&s);
+        }
+        check(&index, &model, "writes during linking");
+        assert_eq!(index.link_step(), Ok(true));
+        check(&index, &model, "one batch linked");
+
+        let mut steps = 0;
+        while index.link_step().unwrap() {
+            steps += 1;
+            assert!(steps < 100, "the linker finishes");
+        }
+        assert!(!index.deferring());
+        assert_eq!(index.pending(), 0);
+        assert_eq!(index.graph().len(), model.len());
+        for (s, v) in &model {
+            assert_eq!(
+                index.graph().vector_copy(*s).as_ref(),
+                Some(v),
+                "slot {s} linked"
+            );
+        }
+        check(&index, &model, "linked");
     }
 }

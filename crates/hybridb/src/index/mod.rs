@@ -6,6 +6,7 @@
 
 pub mod bitset;
 pub(crate) mod checkpoint;
+pub(crate) mod delta;
 pub mod distance;
 pub(crate) mod flat;
 pub mod hnsw;
@@ -88,6 +89,30 @@ pub(crate) trait VectorIndex: Send + Sync {
     /// Number of vectors held, if the index tracks it (HNSW).
     fn held(&self) -> Option<usize> {
         None
+    }
+    /// Whether the index holds `slot`, if it tracks it (HNSW).
+    fn holds(&self, _slot: u32) -> Option<bool> {
+        None
+    }
+    /// Changes accepted but not yet built into the index structure (new vectors, searched
+    /// exactly meanwhile, and removed nodes, kept out of results); [`VectorIndex::link_step`]
+    /// builds them in.
+    fn pending(&self) -> usize {
+        0
+    }
+    /// Whether some changes wait in a delta (then a linker should call
+    /// [`VectorIndex::link_step`] until it returns `Ok(false)`).
+    fn deferring(&self) -> bool {
+        false
+    }
+    /// Called once the changes of a reopen are applied: an index that deferred nothing
+    /// stops deferring.
+    fn finish_loading(&self) {}
+    /// Builds one batch of deferred work into the index structure. `Ok(false)`: nothing is
+    /// left, and later changes are built in directly. The caller holds the apply lock. An
+    /// error means the index no longer matches the database.
+    fn link_step(&self) -> Result<bool, String> {
+        Ok(false)
     }
     /// Bytes held by vectors and structure.
     fn memory_bytes(&self) -> usize;

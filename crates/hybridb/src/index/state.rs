@@ -296,9 +296,14 @@ impl IndexState {
     /// Takes a checkpoint image (HNSW only) and returns it with `label()` read while no apply
     /// runs; the image holds every change up to that label (and perhaps some later ones,
     /// which replay re-applies idempotently). `None` for exact indexes or if `label` refuses.
+    ///
+    /// A checkpoint holds a graph only, so deferred changes (see [`IndexState::link_pending`])
+    /// are built in first: batch by batch, then whatever writes added, under the lock.
     pub(crate) fn snapshot(&self, label: impl FnOnce() -> Option<u64>) -> Option<(u64, Snapshot)> {
+        while self.link_pending().ok()? {}
         let _apply = lock(&self.apply_lock);
         let vectors = read(&self.vectors);
+        while vectors.link_step().ok()? {}
         let hnsw = vectors.as_hnsw()?;
         let seq = label()?;
         let slot_ids = read(&self.slots).allocated_ids();
@@ -310,8 +315,34 @@ impl IndexState {
     /// Number of allocated slots and of vectors the index holds (equal when consistent).
     pub(crate) fn counts(&self) -> (usize, Option<usize>) {
         let allocated = read(&self.slots).allocated_count();
-        let held = read(&self.vectors).as_hnsw().map(|h| h.graph().len());
+        let held = read(&self.vectors).held();
         (allocated, held)
+    }
+
+    /// Builds one batch of the vector index's deferred work in (see
+    /// [`crate::index::hnsw_index`]); `Ok(false)` once nothing is left. Writes wait for at
+    /// most one batch.
+    pub(crate) fn link_pending(&self) -> Result<bool> {
+        let _apply = lock(&self.apply_lock);
+        read(&self.vectors)
+            .link_step()
+            .map_err(|e| corrupted(format!("vector index refused deferred work: {e}")))
+    }
+
+    /// Changes accepted but not yet built into the graph (see [`IndexState::link_pending`]).
+    pub(crate) fn pending(&self) -> usize {
+        read(&self.vectors).pending()
+    }
+
+    /// Whether deferred changes wait for [`IndexState::link_pending`].
+    pub(crate) fn deferring(&self) -> bool {
+        read(&self.vectors).deferring()
+    }
+
+    /// Ends a reopen's replay: an index with nothing deferred builds later changes in
+    /// directly.
+    pub(crate) fn finish_loading(&self) {
+        read(&self.vectors).finish_loading();
     }
 
     /// Slot → id of every allocated slot (for integrity checks).
@@ -321,9 +352,7 @@ impl IndexState {
 
     /// Whether the vector index holds `slot` (HNSW: a live node; exact: always `None`).
     pub(crate) fn holds(&self, slot: u32) -> Option<bool> {
-        read(&self.vectors)
-            .as_hnsw()
-            .map(|h| h.graph().contains(slot))
+        read(&self.vectors).holds(slot)
     }
 
     /// Next slot for a new entity of the current write group.

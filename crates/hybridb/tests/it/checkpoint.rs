@@ -181,6 +181,79 @@ fn reopen_loads_the_checkpoint_and_replays_later_changes() {
     assert!(overlap(&answers(&db), &live_answers) >= 0.98);
 }
 
+/// Searches for each of `ids`' own vectors (`salt`) find it first.
+fn finds_itself(c: &hybridb::Collection, ids: impl Iterator<Item = u64>, salt: u64, when: &str) {
+    for i in ids {
+        let hits = c.search(&vector(i, salt), 1).unwrap();
+        assert_eq!(hits[0].id, key(i), "{when}: entity {i} found by its vector");
+    }
+}
+
+#[test]
+fn replayed_changes_answer_at_once_and_are_linked_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.redb");
+    {
+        let db = quiet().checkpoint_on_close(false).open(&path).unwrap();
+        build(&db, 1500);
+        assert_eq!(db.checkpoint().unwrap(), 1);
+        later_changes(&db);
+    }
+    let (b, log) = with_progress_log(quiet());
+    let db = b.open(&path).unwrap();
+    assert!(log.lock().unwrap().is_empty(), "loaded, not rebuilt");
+    let c = db.collection("c").unwrap();
+    // At once, linked or not: replaced vectors and new entities are found by their vectors,
+    // deleted ones never come back.
+    finds_itself(&c, 300..360, 5, "after open");
+    finds_itself(&c, (2000..2100).step_by(3), 0, "after open");
+    // Writes right away meet the replayed changes (likely still deferred).
+    let gone: Vec<_> = (2000..2010).chain(300..303).map(key).collect();
+    c.delete_batch(&gone).unwrap();
+    c.upsert_batch(
+        (303..320)
+            .chain(3000..3020)
+            .map(|i| Entity::new(key(i), json!({"i": i}), vector(i, 6)))
+            .collect(),
+    )
+    .unwrap();
+    let deleted: Vec<EntityId> = (0..300).step_by(7).map(key).chain(gone).collect();
+    let check = |when: &str| {
+        finds_itself(&c, 303..320, 6, when);
+        finds_itself(&c, 3000..3020, 6, when);
+        finds_itself(&c, 320..360, 5, when);
+        for q in 0..40 {
+            for h in c.search(&vector(q, 99), 10).unwrap() {
+                assert!(
+                    !deleted.contains(&h.id),
+                    "{when}: deleted {:?} returned",
+                    h.id
+                );
+            }
+        }
+        assert_eq!(c.indexed_count(), 1500 - 43 + 100 - 13 + 20);
+    };
+    check("during linking");
+    let t = std::time::Instant::now();
+    while c.unlinked_count() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the linker finishes"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    check("linked");
+    assert!(db.verify().unwrap().is_clean());
+    // Checkpointing and reopening keep the same answers.
+    let before = answers(&db);
+    assert_eq!(db.checkpoint().unwrap(), 1);
+    drop(c);
+    drop(db);
+    let db = quiet().open(&path).unwrap();
+    assert_eq!(db.collection("c").unwrap().unlinked_count(), 0);
+    assert_eq!(answers(&db), before);
+}
+
 #[test]
 fn a_damaged_checkpoint_means_a_rebuild_with_progress_and_the_same_answers() {
     let dir = tempfile::tempdir().unwrap();

@@ -206,6 +206,7 @@ impl Hnsw {
                 capacity: self.capacity,
             });
         }
+        let _inserting = self.inserts.read().unwrap_or_else(|e| e.into_inner());
         let st = &self.states[slot as usize];
         loop {
             match st.load(Ordering::Acquire) {
@@ -324,63 +325,62 @@ impl Hnsw {
         self.remove_batch_parallel(slots, 1)
     }
 
-    /// Removes every slot of `slots`, holding the gate once for the whole batch; returns how
-    /// many were live.
+    /// Removes every slot of `slots`; returns how many were live. Searches wait at most once
+    /// per batch.
     ///
     /// Small batches remove one node at a time (a search finds each one's in-neighbours). A
     /// batch of at least [`CONSOLIDATE_MIN`] is consolidated instead, as FreshDiskANN deletes
-    /// do: every removed node leaves the live set at once, then one pass over all lists (on
-    /// `threads` threads for layer 0) repairs each list that names a dead node, filling its
-    /// vacancies from the dead nodes' own links. That costs one scan of the graph instead of
-    /// one search per removal, finds every in-link (no dead link survives it, including those
+    /// do: one pass over all lists (on `threads` threads for layer 0) repairs each list that
+    /// names a removed node, filling its vacancies from the removed nodes' own links, and then
+    /// every removed node leaves at once. That costs one scan of the graph instead of one
+    /// search per removal, finds every in-link (no dead link survives it, including those
     /// earlier single removals missed), and leaves the freed slots clean, so that inserts
-    /// into them run in parallel.
+    /// into them run in parallel. Searches go on during that scan (inserts wait); only the
+    /// short final pass that frees the removed nodes holds the gate exclusively.
     pub fn remove_batch_parallel(&self, slots: &[u32], threads: usize) -> usize {
-        let _gate = self.gate_exclusive();
-        let mut up = self.write_upper();
         if slots.len() < CONSOLIDATE_MIN {
+            let _gate = self.gate_exclusive();
+            let mut up = self.write_upper();
             return slots
                 .iter()
                 .filter(|&&s| self.remove_locked(&mut up, s))
                 .count();
         }
-        self.remove_consolidated(&mut up, slots, threads)
+        self.remove_consolidated(slots, threads)
     }
 
-    /// Body of the consolidated batch removal (gate held exclusively, map write-locked).
-    fn remove_consolidated(&self, up: &mut UpperMap, slots: &[u32], threads: usize) -> usize {
-        let mut removed = 0;
+    /// Body of the consolidated batch removal, in two phases. First the repair, with inserts
+    /// held off but searches going on: the batch's nodes stay live (searches may still return
+    /// them, as before any removal) while every other list that names them is rewritten.
+    /// Then, with the gate exclusive (a short pass), they leave: lists cleared, slots clean.
+    fn remove_consolidated(&self, slots: &[u32], threads: usize) -> usize {
+        let _inserts = self.inserts.write().unwrap_or_else(|e| e.into_inner());
+        let gate = self.gate_shared();
+        let up = self.read_upper();
+        let mut dying = vec![false; self.capacity];
         for &s in slots {
-            let live = self.states.get(s as usize).is_some_and(|st| {
-                st.compare_exchange(
-                    state::LIVE,
-                    state::FREE_DIRTY,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-            });
-            if live {
-                removed += 1;
-                self.len.fetch_sub(1, Ordering::AcqRel);
+            if self.contains(s) {
+                dying[s as usize] = true;
             }
         }
-        // Every dead node, of this batch or of earlier single removals, counts as removed.
+        // Dead: this batch's nodes and any left by earlier single removals.
         let dead = |id: u32| {
-            self.states
-                .get(id as usize)
-                .is_some_and(|st| st.load(Ordering::Relaxed) == state::FREE_DIRTY)
+            dying.get(id as usize).is_some_and(|&d| d)
+                || self
+                    .states
+                    .get(id as usize)
+                    .is_some_and(|st| st.load(Ordering::Relaxed) == state::FREE_DIRTY)
         };
         let cap = self.capacity as u32;
         let threads = threads.clamp(1, 64) as u32;
         let chunk = cap.div_ceil(threads).max(1);
-        let shared: &UpperMap = up;
+        let shared: &UpperMap = &up;
         std::thread::scope(|sc| {
             for t in 0..threads {
                 let dead = &dead;
                 sc.spawn(move || {
                     for a in (t * chunk)..((t + 1) * chunk).min(cap) {
-                        if self.is_live(a) {
+                        if self.is_live(a) && !dead(a) {
                             self.repair_dead(shared, a, 0, dead);
                         }
                     }
@@ -389,16 +389,25 @@ impl Hnsw {
         });
         let holders: Vec<u32> = up.keys().copied().collect();
         for a in holders {
-            if self.is_live(a) {
+            if self.is_live(a) && !dead(a) {
                 let level = self.levels[a as usize].load(Ordering::Relaxed) as usize;
                 for layer in 1..=level {
-                    self.repair_dead(up, a, layer, &dead);
+                    self.repair_dead(&up, a, layer, &dead);
                 }
             }
         }
-        // No live list names a dead node any more: free their own lists, make them clean.
+        drop((up, gate));
+        let _gate = self.gate_exclusive();
+        let mut up = self.write_upper();
+        // No live list names a dead node any more (no insert ran since the repair): free
+        // their own lists, make them clean.
+        let mut removed = 0;
         for s in 0..cap {
             if dead(s) {
+                if self.is_live(s) {
+                    removed += 1;
+                    self.len.fetch_sub(1, Ordering::AcqRel);
+                }
                 Self::write_list(self.block0(s), &[]);
                 up.remove(&s);
                 self.states[s as usize].store(state::FREE_CLEAN, Ordering::Release);
@@ -407,7 +416,7 @@ impl Hnsw {
         self.removed_since_sweep.store(0, Ordering::Relaxed);
         if unpack_entry(self.entry.load(Ordering::Acquire)).is_some_and(|(ep, _)| !self.is_live(ep))
         {
-            self.reset_entry(up);
+            self.reset_entry(&up);
         }
         removed
     }
@@ -430,6 +439,7 @@ impl Hnsw {
             if dead(id) {
                 gone.push(id);
             } else if id != a && self.is_live(id) && !kept.iter().any(|c| c.id == id) {
+                // (Not dead, so a live node that stays.)
                 kept.push(Cand {
                     d: self.dist(va, self.vector(id)),
                     id,
@@ -442,6 +452,7 @@ impl Hnsw {
                 let id = x.load(Ordering::Relaxed);
                 if id != a
                     && self.is_live(id)
+                    && !dead(id)
                     && !kept.iter().any(|c| c.id == id)
                     && !extra.iter().any(|c| c.id == id)
                 {

@@ -151,6 +151,9 @@ pub struct Hnsw {
     entry_lock: Mutex<()>,
     /// Shared by searches and inserts, exclusive for removals and slot reuse.
     gate: RwLock<()>,
+    /// Shared by inserts; exclusive while a consolidated removal repairs the lists (searches
+    /// go on meanwhile, inserts wait: see `graph::remove_consolidated`).
+    inserts: RwLock<()>,
     len: AtomicUsize,
     level_counter: AtomicU64,
     /// Removals since dead links were last swept (see `graph::sweep_dead_links`).
@@ -214,6 +217,7 @@ impl Hnsw {
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
             gate: RwLock::new(()),
+            inserts: RwLock::new(()),
             len: AtomicUsize::new(0),
             level_counter: AtomicU64::new(0),
             removed_since_sweep: AtomicUsize::new(0),
