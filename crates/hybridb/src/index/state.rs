@@ -303,7 +303,10 @@ impl IndexState {
         while self.link_pending().ok()? {}
         let _apply = lock(&self.apply_lock);
         let vectors = read(&self.vectors);
-        while vectors.link_step().ok()? {}
+        if vectors.deferring() {
+            while vectors.link_step().ok()? {}
+            *lock(&self.costs) = None;
+        }
         let hnsw = vectors.as_hnsw()?;
         let seq = label()?;
         let slot_ids = read(&self.slots).allocated_ids();
@@ -324,9 +327,18 @@ impl IndexState {
     /// most one batch.
     pub(crate) fn link_pending(&self) -> Result<bool> {
         let _apply = lock(&self.apply_lock);
-        read(&self.vectors)
+        let vectors = read(&self.vectors);
+        if !vectors.deferring() {
+            return Ok(false);
+        }
+        let more = vectors
             .link_step()
-            .map_err(|e| corrupted(format!("vector index refused deferred work: {e}")))
+            .map_err(|e| corrupted(format!("vector index refused deferred work: {e}")))?;
+        if !more {
+            // Costs measured meanwhile priced every search with the deferred vectors' scan.
+            *lock(&self.costs) = None;
+        }
+        Ok(more)
     }
 
     /// Changes accepted but not yet built into the graph (see [`IndexState::link_pending`]).
