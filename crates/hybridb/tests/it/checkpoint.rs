@@ -254,6 +254,73 @@ fn replayed_changes_answer_at_once_and_are_linked_in_the_background() {
     assert_eq!(answers(&db), before);
 }
 
+/// While the linker builds a reopen's backlog in, searches from two threads never return an
+/// entity deleted before they started (before the reopen, or by a delete that returned), and
+/// every hit has its entity.
+#[test]
+fn searches_during_linking_never_return_deleted_entities() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.redb");
+    {
+        let db = quiet().checkpoint_on_close(false).open(&path).unwrap();
+        build(&db, 1500);
+        assert_eq!(db.checkpoint().unwrap(), 1);
+        later_changes(&db);
+        // A larger backlog: 600 new vectors for existing entities.
+        db.collection("c")
+            .unwrap()
+            .upsert_batch(
+                (600..1200)
+                    .map(|i| Entity::new(key(i), json!({"i": i}), vector(i, 3)))
+                    .collect(),
+            )
+            .unwrap();
+    }
+    let db = quiet().open(&path).unwrap();
+    let c = db.collection("c").unwrap();
+    let deleted: Mutex<std::collections::HashSet<EntityId>> =
+        Mutex::new((0..300).step_by(7).map(key).collect());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let searches = std::sync::atomic::AtomicUsize::new(0);
+    let backlog_seen = c.unlinked_count();
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (c, deleted, done, searches) = (&c, &deleted, &done, &searches);
+            s.spawn(move || {
+                let mut q = t;
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    let before = deleted.lock().unwrap().clone();
+                    for h in c.search(&vector(q % 50, 99), 10).unwrap() {
+                        assert!(!before.contains(&h.id), "deleted {:?} returned", h.id);
+                    }
+                    q += 2;
+                    searches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        // Deletes of entities the backlog holds (new vectors) and of plain graph nodes.
+        for chunk in (600..700).chain(1300..1400).collect::<Vec<_>>().chunks(20) {
+            let ids: Vec<_> = chunk.iter().map(|&i| key(i)).collect();
+            c.delete_batch(&ids).unwrap();
+            deleted.lock().unwrap().extend(ids);
+        }
+        let t = std::time::Instant::now();
+        while c.unlinked_count() > 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "the linker finishes"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+    });
+    assert!(backlog_seen > 0, "the test ran while changes were deferred");
+    assert!(searches.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert_eq!(c.indexed_count(), 1500 - 43 + 100 - 200);
+    finds_itself(&c, (700..1200).step_by(11), 3, "linked");
+    assert!(db.verify().unwrap().is_clean());
+}
+
 #[test]
 fn a_damaged_checkpoint_means_a_rebuild_with_progress_and_the_same_answers() {
     let dir = tempfile::tempdir().unwrap();
