@@ -329,7 +329,7 @@ impl Hnsw {
     /// per batch.
     ///
     /// Small batches remove one node at a time (a search finds each one's in-neighbours). A
-    /// batch of at least [`CONSOLIDATE_MIN`] is consolidated instead, as FreshDiskANN deletes
+    /// batch of at least `CONSOLIDATE_MIN` (32) is consolidated instead, as FreshDiskANN deletes
     /// do: one pass over all lists (on `threads` threads for layer 0) repairs each list that
     /// names a removed node, filling its vacancies from the removed nodes' own links, and then
     /// every removed node leaves at once. That costs one scan of the graph instead of one

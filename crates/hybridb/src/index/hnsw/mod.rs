@@ -34,7 +34,9 @@
 //! # Concurrency
 //! Searches, [`Hnsw::insert_concurrent`] and [`Hnsw::remove`] take `&self` and may run from any
 //! number of threads. Inserts proceed in parallel (per-node locks); removals and updates of a
-//! live slot run one at a time and wait for in-flight searches and inserts. Growing the capacity
+//! live slot run one at a time and wait for in-flight searches and inserts; a consolidated batch
+//! removal ([`Hnsw::remove_batch_parallel`]) repairs the lists while searches go on (inserts
+//! wait) and holds the gate exclusively only for its short final pass. Growing the capacity
 //! ([`Hnsw::reserve`]) takes `&mut self`, so the arrays are never reallocated under readers.
 
 mod error;
