@@ -13,9 +13,11 @@
 //! graph's answer. The collection is searchable at once; a background linker
 //! ([`VectorIndex::link_step`], under the collection's apply lock) then removes the stale
 //! nodes in one consolidated pass and links the pending vectors in batches. While a delta
-//! exists, writes go to it too (so that it keeps one order of changes), searches always pass
-//! their allowed set to the graph, and a checkpoint links everything first. Once drained the
-//! delta is gone for good (`deferred` never becomes true again).
+//! exists, a write of a slot it knows (pending or stale) goes to it, so that the slot's newest
+//! state is the delta's; other writes go straight to the graph, so the delta only shrinks.
+//! Searches then always pass their allowed set to the graph, and a checkpoint links
+//! everything first. Once drained the delta is gone for good (`deferred` never becomes true
+//! again).
 
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
