@@ -4,10 +4,52 @@ mod hnsw_common;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use hnsw_common::*;
 use hybridb::index::hnsw::Hnsw;
+
+/// Runs `work` while two threads search `index` for vectors of `data`: no search returns a
+/// slot that was in `removed` when it started, and every distance is right. Returns how many
+/// searches ran.
+fn searching_while(
+    index: &Hnsw,
+    data: &[Vec<f32>],
+    removed: &Mutex<HashSet<u32>>,
+    seed: u64,
+    work: impl FnOnce() + Send,
+) -> usize {
+    let done = AtomicBool::new(false);
+    let searches = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (done, searches) = (&done, &searches);
+            s.spawn(move || {
+                let mut rng = Rng(seed + t);
+                while !done.load(Ordering::Acquire) {
+                    let q = &data[rng.below(data.len())];
+                    // Every removal that returned before the search started must be honoured.
+                    let before: HashSet<u32> = removed.lock().expect("lock").clone();
+                    for (slot, d) in index.search(q, 10, 32) {
+                        assert!(!before.contains(&slot), "removed slot {slot} returned");
+                        assert!((d - l2(q, &data[slot as usize])).abs() <= 1e-3 * d.max(1.0));
+                    }
+                    searches.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        work();
+        done.store(true, Ordering::Release);
+    });
+    searches.into_inner()
+}
+
+/// How many live slots a search for their own vector finds first.
+fn self_found(index: &Hnsw, data: &[Vec<f32>], live: &[u32]) -> usize {
+    live.iter()
+        .filter(|&&s| index.search(&data[s as usize], 1, 32).first().map(|h| h.0) == Some(s))
+        .count()
+}
 
 #[test]
 fn removed_slots_never_returned_under_concurrent_writes() {
@@ -20,62 +62,36 @@ fn removed_slots_never_returned_under_concurrent_writes() {
     }
     let index = &index;
     let removed: Mutex<HashSet<u32>> = Mutex::new(HashSet::new());
-    let removed = &removed;
-    let done = AtomicBool::new(false);
-    let done = &done;
     let to_remove: Vec<u32> = Rng(4)
         .sample(1500, 600)
         .into_iter()
         .map(|i| i as u32)
         .collect();
-    let searches = std::sync::atomic::AtomicUsize::new(0);
-    let searches = &searches;
-    std::thread::scope(|s| {
-        for t in 0..2u64 {
+    let searches = searching_while(index, &data, &removed, 100, || {
+        std::thread::scope(|s| {
             let data = &data;
             s.spawn(move || {
-                let mut rng = Rng(100 + t);
-                while !done.load(Ordering::Acquire) {
-                    let q = &data[rng.below(data.len())];
-                    // Every removal that returned before the search started must be honoured.
-                    let before: HashSet<u32> = removed.lock().expect("lock").clone();
-                    let hits = index.search(q, 10, 32);
-                    for (slot, d) in hits {
-                        assert!(!before.contains(&slot), "removed slot {slot} returned");
-                        assert!((d - l2(q, &data[slot as usize])).abs() <= 1e-3 * d.max(1.0));
-                    }
-                    searches.fetch_add(1, Ordering::Relaxed);
+                for i in 1500..3000u32 {
+                    index
+                        .insert_concurrent(i, &data[i as usize])
+                        .expect("insert");
                 }
             });
-        }
-        let data = &data;
-        let inserter = s.spawn(move || {
-            for i in 1500..3000u32 {
-                index
-                    .insert_concurrent(i, &data[i as usize])
-                    .expect("insert");
-            }
+            s.spawn(|| {
+                for &slot in &to_remove {
+                    assert!(index.remove(slot));
+                    removed.lock().expect("lock").insert(slot);
+                }
+            });
         });
-        let remover = s.spawn(move || {
-            for &slot in &to_remove {
-                assert!(index.remove(slot));
-                removed.lock().expect("lock").insert(slot);
-            }
-        });
-        inserter.join().expect("inserter");
-        remover.join().expect("remover");
-        done.store(true, Ordering::Release);
     });
-    assert!(searches.load(Ordering::Relaxed) > 0);
+    assert!(searches > 0);
     let removed = removed.lock().expect("lock");
     assert_eq!(index.len(), 3000 - removed.len());
     let live: Vec<u32> = (0..3000).filter(|s| !removed.contains(s)).collect();
     assert!(live.iter().all(|&s| index.contains(s)));
     // The graph built under contention is still good: each live vector finds itself.
-    let found = live
-        .iter()
-        .filter(|&&s| index.search(&data[s as usize], 1, 32).first().map(|h| h.0) == Some(s))
-        .count();
+    let found = self_found(index, &data, &live);
     assert!(
         found as f64 >= 0.97 * live.len() as f64,
         "self-recall {found}/{}",
@@ -97,42 +113,18 @@ fn batch_removals_under_concurrent_searches() {
     }
     let index = &index;
     let removed: Mutex<HashSet<u32>> = Mutex::new(HashSet::new());
-    let removed = &removed;
-    let done = AtomicBool::new(false);
-    let done = &done;
     let to_remove: Vec<u32> = Rng(5)
         .sample(4000, 1600)
         .into_iter()
         .map(|i| i as u32)
         .collect();
-    let searches = std::sync::atomic::AtomicUsize::new(0);
-    let searches = &searches;
-    std::thread::scope(|s| {
-        for t in 0..2u64 {
-            let data = &data;
-            s.spawn(move || {
-                let mut rng = Rng(200 + t);
-                while !done.load(Ordering::Acquire) {
-                    let q = &data[rng.below(data.len())];
-                    let before: HashSet<u32> = removed.lock().expect("lock").clone();
-                    for (slot, d) in index.search(q, 10, 32) {
-                        assert!(!before.contains(&slot), "removed slot {slot} returned");
-                        assert!((d - l2(q, &data[slot as usize])).abs() <= 1e-3 * d.max(1.0));
-                    }
-                    searches.fetch_add(1, Ordering::Relaxed);
-                }
-            });
+    let searches = searching_while(index, &data, &removed, 200, || {
+        for batch in to_remove.chunks(200) {
+            assert_eq!(index.remove_batch_parallel(batch, 2), batch.len());
+            removed.lock().expect("lock").extend(batch.iter().copied());
         }
-        let remover = s.spawn(move || {
-            for batch in to_remove.chunks(200) {
-                assert_eq!(index.remove_batch_parallel(batch, 2), batch.len());
-                removed.lock().expect("lock").extend(batch.iter().copied());
-            }
-        });
-        remover.join().expect("remover");
-        done.store(true, Ordering::Release);
     });
-    assert!(searches.load(Ordering::Relaxed) > 0);
+    assert!(searches > 0);
     assert_eq!(index.len(), 4000 - 1600);
     assert_eq!(
         index.dead_links(),
@@ -141,10 +133,7 @@ fn batch_removals_under_concurrent_searches() {
     );
     let removed = removed.lock().expect("lock");
     let live: Vec<u32> = (0..4000).filter(|s| !removed.contains(s)).collect();
-    let found = live
-        .iter()
-        .filter(|&&s| index.search(&data[s as usize], 1, 32).first().map(|h| h.0) == Some(s))
-        .count();
+    let found = self_found(index, &data, &live);
     assert!(
         found as f64 >= 0.97 * live.len() as f64,
         "self-recall {found}/{}",

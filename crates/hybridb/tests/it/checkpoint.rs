@@ -189,16 +189,33 @@ fn finds_itself(c: &hybridb::Collection, ids: impl Iterator<Item = u64>, salt: u
     }
 }
 
+/// Writes a database at `path` whose checkpoint precedes `later_changes` and then `more`
+/// (closed without a checkpoint, so that the next open has them to replay).
+fn with_backlog(path: &Path, more: impl FnOnce(&Database)) {
+    let db = quiet().checkpoint_on_close(false).open(path).unwrap();
+    build(&db, 1500);
+    assert_eq!(db.checkpoint().unwrap(), 1);
+    later_changes(&db);
+    more(&db);
+}
+
+/// Waits until the background linker has built the backlog in.
+fn wait_linked(c: &hybridb::Collection) {
+    let t = std::time::Instant::now();
+    while c.unlinked_count() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the linker finishes"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn replayed_changes_answer_at_once_and_are_linked_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.redb");
-    {
-        let db = quiet().checkpoint_on_close(false).open(&path).unwrap();
-        build(&db, 1500);
-        assert_eq!(db.checkpoint().unwrap(), 1);
-        later_changes(&db);
-    }
+    with_backlog(&path, |_| {});
     let (b, log) = with_progress_log(quiet());
     let db = b.open(&path).unwrap();
     assert!(log.lock().unwrap().is_empty(), "loaded, not rebuilt");
@@ -234,14 +251,7 @@ fn replayed_changes_answer_at_once_and_are_linked_in_the_background() {
         assert_eq!(c.indexed_count(), 1500 - 43 + 100 - 13 + 20);
     };
     check("during linking");
-    let t = std::time::Instant::now();
-    while c.unlinked_count() > 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "the linker finishes"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_linked(&c);
     check("linked");
     assert!(db.verify().unwrap().is_clean());
     // Checkpointing and reopening keep the same answers.
@@ -261,12 +271,8 @@ fn replayed_changes_answer_at_once_and_are_linked_in_the_background() {
 fn searches_during_linking_never_return_deleted_entities() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.redb");
-    {
-        let db = quiet().checkpoint_on_close(false).open(&path).unwrap();
-        build(&db, 1500);
-        assert_eq!(db.checkpoint().unwrap(), 1);
-        later_changes(&db);
-        // A larger backlog: 600 new vectors for existing entities.
+    // A larger backlog: 600 new vectors for existing entities.
+    with_backlog(&path, |db| {
         db.collection("c")
             .unwrap()
             .upsert_batch(
@@ -275,7 +281,7 @@ fn searches_during_linking_never_return_deleted_entities() {
                     .collect(),
             )
             .unwrap();
-    }
+    });
     let db = quiet().open(&path).unwrap();
     let c = db.collection("c").unwrap();
     let deleted: Mutex<std::collections::HashSet<EntityId>> =
@@ -304,14 +310,7 @@ fn searches_during_linking_never_return_deleted_entities() {
             c.delete_batch(&ids).unwrap();
             deleted.lock().unwrap().extend(ids);
         }
-        let t = std::time::Instant::now();
-        while c.unlinked_count() > 0 {
-            assert!(
-                t.elapsed() < Duration::from_secs(120),
-                "the linker finishes"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_linked(&c);
         done.store(true, std::sync::atomic::Ordering::Release);
     });
     assert!(backlog_seen > 0, "the test ran while changes were deferred");
