@@ -12,7 +12,7 @@
 //! returned), new vectors wait in a list that every search scans exactly and merges with the
 //! graph's answer. The collection is searchable at once; a background linker
 //! ([`VectorIndex::link_step`], under the collection's apply lock) then removes the stale
-//! nodes in one consolidated pass and links the pending vectors in batches. While a delta
+//! nodes by consolidated removals and links the pending vectors, batch by batch. While a delta
 //! exists, a write of a slot it knows (pending or stale) goes to it, so that the slot's newest
 //! state is the delta's; other writes go straight to the graph, so the delta only shrinks.
 //! Searches then always pass their allowed set to the graph, and a checkpoint links
@@ -34,6 +34,12 @@ const PARALLEL_MIN: usize = 64;
 /// Pending vectors linked per [`VectorIndex::link_step`] (the apply lock is held meanwhile,
 /// so this bounds how long a write waits for the linker: tens of milliseconds).
 const LINK_BATCH: usize = 256;
+
+/// Stale nodes removed per [`VectorIndex::link_step`]. Each step is one consolidated removal
+/// (a pass over every list), holding off inserts, and so writes, meanwhile; smaller steps
+/// repair some lists more than once but keep a write's wait to a fraction of a second.
+/// (Small in unit tests, so that they meet several steps.)
+const STALE_BATCH: usize = if cfg!(test) { 128 } else { 2048 };
 
 /// The HNSW index of one collection.
 pub(crate) struct HnswIndex {
@@ -321,8 +327,9 @@ impl VectorIndex for HnswIndex {
             return Ok(false);
         }
         // Stale nodes leave first (a replaced node's slot must be free before its new vector
-        // is linked there), in one consolidated pass.
-        let stale = read(&self.delta).stale_slots();
+        // is linked there), by consolidated removals.
+        let mut stale = read(&self.delta).stale_slots();
+        stale.truncate(STALE_BATCH);
         if !stale.is_empty() {
             self.graph.remove_batch_parallel(&stale, self.threads);
             write(&self.delta).clear_stale(&stale);
@@ -437,9 +444,9 @@ mod tests {
         assert_eq!(index.pending(), sets.len() + stale.len());
         check(&index, &model, "replayed, nothing linked");
 
-        // The stale nodes leave; then writes meet both the delta and the graph.
+        // Some stale nodes leave; then writes meet both the delta and the graph.
         assert_eq!(index.link_step(), Ok(true));
-        check(&index, &model, "stale nodes removed");
+        check(&index, &model, "some stale nodes removed");
         let writes: Vec<(u32, Vec<f32>)> = [2001, 2002, 3, 4, 2700]
             .iter()
             .map(|&i| (i, vector(i, 2)))
