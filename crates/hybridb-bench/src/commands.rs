@@ -316,6 +316,7 @@ pub fn run_ann(a: &AnnArgs) -> Result<()> {
         "reopen_s": round(r.clean_s, 3), "rebuilt": r.clean_rebuilt,
         "reopen_over_build": round(r.clean_s / build_s, 4),
         "linked_s": round(r.clean_linked_s, 3),
+        "qps_while_linking": round(r.clean_qps_while_linking, 1),
         "crash_reopen_s": round(r.crash_s, 3), "crash_rebuilt": r.crash_rebuilt,
     }))?;
     dir.close().context("removing temporary database directory")
