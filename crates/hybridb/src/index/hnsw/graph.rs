@@ -206,12 +206,13 @@ impl Hnsw {
                 capacity: self.capacity,
             });
         }
-        let _inserting = self.inserts.read().unwrap_or_else(|e| e.into_inner());
+        let _changing = self.changes_shared();
         let st = &self.states[slot as usize];
         loop {
             match st.load(Ordering::Acquire) {
                 state::LIVE => {
-                    self.remove(slot);
+                    // (The changes lock is held already.)
+                    self.remove_gated(slot);
                 }
                 state::BUSY => return Err(HnswError::SlotBusy { slot }),
                 state::FREE_CLEAN => {
@@ -313,6 +314,12 @@ impl Hnsw {
     /// Cost: about one search at `ef_construction / 2` plus a scan of the upper layers when the
     /// node had any, and an amortised O(m) sweep of missed links (see the module invariants).
     pub fn remove(&self, slot: u32) -> bool {
+        let _changing = self.changes_shared();
+        self.remove_gated(slot)
+    }
+
+    /// [`Hnsw::remove`] for a caller that holds the changes lock shared.
+    fn remove_gated(&self, slot: u32) -> bool {
         let _gate = self.gate_exclusive();
         let mut up = self.write_upper();
         self.remove_locked(&mut up, slot)
@@ -335,10 +342,11 @@ impl Hnsw {
     /// every removed node leaves at once. That costs one scan of the graph instead of one
     /// search per removal, finds every in-link (no dead link survives it, including those
     /// earlier single removals missed), and leaves the freed slots clean, so that inserts
-    /// into them run in parallel. Searches go on during that scan (inserts wait); only the
+    /// into them run in parallel. Searches go on during that scan (other changes wait); only the
     /// short final pass that frees the removed nodes holds the gate exclusively.
     pub fn remove_batch_parallel(&self, slots: &[u32], threads: usize) -> usize {
         if slots.len() < CONSOLIDATE_MIN {
+            let _changing = self.changes_shared();
             let _gate = self.gate_exclusive();
             let mut up = self.write_upper();
             return slots
@@ -349,12 +357,14 @@ impl Hnsw {
         self.remove_consolidated(slots, threads)
     }
 
-    /// Body of the consolidated batch removal, in two phases. First the repair, with inserts
-    /// held off but searches going on: the batch's nodes stay live (searches may still return
-    /// them, as before any removal) while every other list that names them is rewritten.
-    /// Then, with the gate exclusive (a short pass), they leave: lists cleared, slots clean.
+    /// Body of the consolidated batch removal, in two phases. First the repair, with every
+    /// other change (inserts, single removals) held off by the changes lock but searches going
+    /// on: the batch's nodes stay live (searches may still return them, as before any removal)
+    /// while every other list that names them is rewritten. Then, with the gate exclusive (a
+    /// short pass), they leave: lists cleared, slots clean. The changes lock is held across
+    /// both, so no list can gain a link to them in between.
     fn remove_consolidated(&self, slots: &[u32], threads: usize) -> usize {
-        let _inserts = self.inserts.write().unwrap_or_else(|e| e.into_inner());
+        let _changing = self.changes.write().unwrap_or_else(|e| e.into_inner());
         let gate = self.gate_shared();
         let up = self.read_upper();
         let mut dying = vec![false; self.capacity];

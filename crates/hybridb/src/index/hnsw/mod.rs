@@ -35,8 +35,8 @@
 //! Searches, [`Hnsw::insert_concurrent`] and [`Hnsw::remove`] take `&self` and may run from any
 //! number of threads. Inserts proceed in parallel (per-node locks); removals and updates of a
 //! live slot run one at a time and wait for in-flight searches and inserts; a consolidated batch
-//! removal ([`Hnsw::remove_batch_parallel`]) repairs the lists while searches go on (inserts
-//! wait) and holds the gate exclusively only for its short final pass. Growing the capacity
+//! removal ([`Hnsw::remove_batch_parallel`]) repairs the lists while searches go on (other
+//! changes wait) and holds the gate exclusively only for its short final pass. Growing the capacity
 //! ([`Hnsw::reserve`]) takes `&mut self`, so the arrays are never reallocated under readers.
 
 mod error;
@@ -153,9 +153,10 @@ pub struct Hnsw {
     entry_lock: Mutex<()>,
     /// Shared by searches and inserts, exclusive for removals and slot reuse.
     gate: RwLock<()>,
-    /// Shared by inserts; exclusive while a consolidated removal repairs the lists (searches
-    /// go on meanwhile, inserts wait: see `graph::remove_consolidated`).
-    inserts: RwLock<()>,
+    /// Shared by inserts and single removals; exclusive for a consolidated removal, which
+    /// repairs the lists while searches go on and so must see no other change of them (see
+    /// `graph::remove_consolidated`). Always taken before the gate.
+    changes: RwLock<()>,
     len: AtomicUsize,
     level_counter: AtomicU64,
     /// Removals since dead links were last swept (see `graph::sweep_dead_links`).
@@ -219,7 +220,7 @@ impl Hnsw {
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
             gate: RwLock::new(()),
-            inserts: RwLock::new(()),
+            changes: RwLock::new(()),
             len: AtomicUsize::new(0),
             level_counter: AtomicU64::new(0),
             removed_since_sweep: AtomicUsize::new(0),
@@ -328,6 +329,10 @@ impl Hnsw {
 
     fn write_upper(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u32, Box<[AtomicU32]>>> {
         self.upper.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn changes_shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.changes.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn gate_shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
