@@ -413,6 +413,23 @@ mod tests {
     }
 
     #[test]
+    fn a_deferred_batch_with_a_bad_item_changes_nothing() {
+        let mut index = HnswIndex::new(DIM, IndexMetric::L2, 8, 64, 1);
+        index.reserve(100);
+        let v = vector(1, 0);
+        index.insert(&[(1, v.as_slice())]).unwrap();
+        let index = HnswIndex::deferred(index.graph, 1);
+        let short = vec![0.0; DIM - 1];
+        let bad_dim = [(2, v.as_slice()), (3, short.as_slice())];
+        assert!(index.insert(&bad_dim).unwrap_err().contains("dimension"));
+        let far = u32::try_from(index.graph().capacity()).unwrap();
+        let bad_slot = [(2, v.as_slice()), (far, v.as_slice())];
+        assert!(index.insert(&bad_slot).unwrap_err().contains("capacity"));
+        assert_eq!((index.held(), index.pending()), (Some(1), 0));
+        assert_eq!(index.holds(2), Some(false));
+    }
+
+    #[test]
     fn deferred_changes_answer_at_once_and_link_into_the_same_index() {
         let mut index = HnswIndex::new(DIM, IndexMetric::L2, 8, 64, 2);
         index.reserve(3000);
