@@ -533,6 +533,7 @@ fn stats(file: &Path, json: bool) -> Result<i32> {
             "count": c.count()?,
             "indexed": c.indexed_count(),
             "index_memory_bytes": c.index_memory_bytes(),
+            "unlinked": c.unlinked_count(),
             "config": info.config,
         }));
     }

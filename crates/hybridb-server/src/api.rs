@@ -142,6 +142,11 @@ pub struct CollectionOut {
     /// Bytes held by the in-memory index (only on `GET /collections/{name}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_memory_bytes: Option<u64>,
+    /// Changes not yet built into the HNSW graph: after a restart, the writes since the last
+    /// checkpoint are linked in the background and searched exactly meanwhile (only on
+    /// `GET /collections/{name}`; 0 once linked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unlinked: Option<u64>,
 }
 
 impl CollectionOut {
@@ -154,6 +159,7 @@ impl CollectionOut {
             count: None,
             indexed: None,
             index_memory_bytes: None,
+            unlinked: None,
         }
     }
 }
@@ -694,6 +700,8 @@ pub struct CollectionStats {
     pub indexed: u64,
     /// Bytes of the in-memory index.
     pub index_memory_bytes: u64,
+    /// Changes not yet built into the HNSW graph (see `CollectionOut::unlinked`).
+    pub unlinked: u64,
 }
 
 /// Answer of `GET /stats`.

@@ -43,6 +43,7 @@ fn collections_entities_and_search() {
     let one = s.get("/collections/docs");
     assert_eq!(one.body["count"], 3);
     assert_eq!(one.body["indexed"], 3);
+    assert_eq!(one.body["unlinked"], 0);
     assert_eq!(one.body["config"]["metric"], "cosine");
     // Writes: a generated id and the version bump.
     let w = s.ok(
@@ -517,6 +518,7 @@ fn admin_routes() {
     assert_eq!(st.status, 200);
     assert_eq!(st.body["last_seq"], 4);
     assert_eq!(st.body["collections"][0]["count"], 3);
+    assert_eq!(st.body["collections"][0]["unlinked"], 0);
     assert!(st.body["writer"]["items"].as_u64().unwrap() >= 3);
     // Metrics: counters from the requests above and the database's numbers. The recorder is
     // process-wide and other tests run servers in this process: values are exact only for

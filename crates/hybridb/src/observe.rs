@@ -275,8 +275,8 @@ pub(crate) async fn op_async<T>(
 }
 
 /// Sets the state gauges of one database: per collection `hybridb_index_entities`,
-/// `hybridb_index_memory_bytes`, `hybridb_checkpoint_age_seconds` (HNSW indexes that have a
-/// checkpoint); `hybridb_applied_lag` (committed minus applied sequence numbers),
+/// `hybridb_index_memory_bytes`, `hybridb_index_unlinked`, `hybridb_checkpoint_age_seconds`
+/// (HNSW indexes that have a checkpoint); `hybridb_applied_lag` (committed minus applied sequence numbers),
 /// `hybridb_last_seq`; the writer's totals `hybridb_writer_{groups,commands,items,
 /// failed_commits}_total`; cache bytes and entries per level.
 pub(crate) fn record_gauges(shared: &Shared) {
@@ -287,6 +287,8 @@ pub(crate) fn record_gauges(shared: &Shared) {
             .set(c.index.live_count() as f64);
         metrics::gauge!("hybridb_index_memory_bytes", "collection" => name.clone())
             .set(c.index.memory_bytes() as f64);
+        metrics::gauge!("hybridb_index_unlinked", "collection" => name.clone())
+            .set(c.index.pending() as f64);
         if let Some(at) = c.index.checkpoint_written_ms() {
             metrics::gauge!("hybridb_checkpoint_age_seconds", "collection" => name)
                 .set(now.saturating_sub(at) as f64 / 1000.0);

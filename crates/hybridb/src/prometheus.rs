@@ -145,6 +145,11 @@ fn describe() {
         "Memory held by the collection's in-memory index."
     );
     describe_gauge!(
+        "hybridb_index_unlinked",
+        "Changes not yet built into the collection's HNSW graph (a reopen's backlog, linked in \
+         the background)."
+    );
+    describe_gauge!(
         "hybridb_checkpoint_age_seconds",
         Unit::Seconds,
         "Time since the collection's HNSW checkpoint was written."

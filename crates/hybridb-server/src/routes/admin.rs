@@ -98,6 +98,7 @@ pub(crate) async fn stats(State(st): State<AppState>) -> Result<Json<StatsOut>, 
                 count: c.count().unwrap_or(0),
                 indexed: c.indexed_count() as u64,
                 index_memory_bytes: c.index_memory_bytes() as u64,
+                unlinked: c.unlinked_count() as u64,
                 name: info.name,
             });
         }

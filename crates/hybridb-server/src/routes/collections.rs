@@ -60,6 +60,7 @@ pub(crate) async fn get(
         out.count = Some(c.count()?);
         out.indexed = Some(c.indexed_count() as u64);
         out.index_memory_bytes = Some(c.index_memory_bytes() as u64);
+        out.unlinked = Some(c.unlinked_count() as u64);
         Ok(Json(out))
     })
     .await

@@ -101,6 +101,10 @@ fn metrics_move_as_operations_run() {
         .unwrap()
             > 0.0
     );
+    assert_eq!(
+        sample(&after, "hybridb_index_unlinked", &[("collection", name)]),
+        Some(0.0)
+    );
     // Process-wide series: other tests add to them too, so only growth is certain.
     for (metric, labels) in [
         ("hybridb_commits_total", vec![("outcome", "ok")]),
