@@ -44,11 +44,23 @@ fn searching_while(
     searches.into_inner()
 }
 
-/// How many live slots a search for their own vector finds first.
-fn self_found(index: &Hnsw, data: &[Vec<f32>], live: &[u32]) -> usize {
-    live.iter()
+/// Every slot of `data` not in `removed` is held, and at least 97 % of them are found first
+/// by a search for their own vector.
+fn assert_live_find_themselves(index: &Hnsw, data: &[Vec<f32>], removed: &Mutex<HashSet<u32>>) {
+    let removed = removed.lock().expect("lock");
+    let live: Vec<u32> = (0..data.len() as u32)
+        .filter(|s| !removed.contains(s))
+        .collect();
+    assert!(live.iter().all(|&s| index.contains(s)));
+    let found = live
+        .iter()
         .filter(|&&s| index.search(&data[s as usize], 1, 32).first().map(|h| h.0) == Some(s))
-        .count()
+        .count();
+    assert!(
+        found as f64 >= 0.97 * live.len() as f64,
+        "self-recall {found}/{}",
+        live.len()
+    );
 }
 
 #[test]
@@ -86,17 +98,9 @@ fn removed_slots_never_returned_under_concurrent_writes() {
         });
     });
     assert!(searches > 0);
-    let removed = removed.lock().expect("lock");
-    assert_eq!(index.len(), 3000 - removed.len());
-    let live: Vec<u32> = (0..3000).filter(|s| !removed.contains(s)).collect();
-    assert!(live.iter().all(|&s| index.contains(s)));
+    assert_eq!(index.len(), 3000 - removed.lock().expect("lock").len());
     // The graph built under contention is still good: each live vector finds itself.
-    let found = self_found(index, &data, &live);
-    assert!(
-        found as f64 >= 0.97 * live.len() as f64,
-        "self-recall {found}/{}",
-        live.len()
-    );
+    assert_live_find_themselves(index, &data, &removed);
 }
 
 /// Consolidated batch removals repair the graph while searches go on: a search never returns
@@ -131,14 +135,7 @@ fn batch_removals_under_concurrent_searches() {
         0,
         "a consolidated removal leaves no dead link"
     );
-    let removed = removed.lock().expect("lock");
-    let live: Vec<u32> = (0..4000).filter(|s| !removed.contains(s)).collect();
-    let found = self_found(index, &data, &live);
-    assert!(
-        found as f64 >= 0.97 * live.len() as f64,
-        "self-recall {found}/{}",
-        live.len()
-    );
+    assert_live_find_themselves(index, &data, &removed);
 }
 
 #[test]

@@ -16,13 +16,10 @@
 use std::collections::HashMap;
 
 use crate::index::bitset::SlotBitset;
-use crate::index::distance::DistanceFn;
 
 /// Accepted changes not yet in the graph.
 pub(crate) struct Delta {
     dim: usize,
-    distance: DistanceFn,
-    sign: f32,
     /// Graph nodes that no longer belong to the view (deleted, or replaced by a pending
     /// vector): kept out of results, still traversed, until the linker removes them.
     stale: SlotBitset,
@@ -37,11 +34,9 @@ pub(crate) struct Delta {
 
 impl Delta {
     /// An empty delta over a graph holding `graph_len` nodes.
-    pub(crate) fn new(dim: usize, kernel: (DistanceFn, f32), graph_len: usize) -> Self {
+    pub(crate) fn new(dim: usize, graph_len: usize) -> Self {
         Delta {
             dim,
-            distance: kernel.0,
-            sign: kernel.1,
             stale: SlotBitset::new(),
             pos: HashMap::new(),
             slots: Vec::new(),
@@ -183,15 +178,20 @@ impl Delta {
         }
     }
 
-    /// Exact distances from `query` to the pending vectors `allowed` admits.
-    pub(crate) fn scan(&self, query: &[f32], allowed: impl Fn(u32) -> bool) -> Vec<(u32, f32)> {
+    /// Exact distances (by `dist`) from `query` to the pending vectors `allowed` admits.
+    pub(crate) fn scan(
+        &self,
+        query: &[f32],
+        dist: impl Fn(&[f32], &[f32]) -> f32,
+        allowed: impl Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
         self.slots
             .iter()
             .enumerate()
             .filter(|(_, s)| allowed(**s))
             .map(|(i, &s)| {
                 let v = &self.vectors[i * self.dim..(i + 1) * self.dim];
-                (s, self.sign * (self.distance)(query, v))
+                (s, dist(query, v))
             })
             .collect()
     }
@@ -216,10 +216,13 @@ pub(crate) fn merge(mut a: Vec<(u32, f32)>, b: Vec<(u32, f32)>) -> Vec<(u32, f32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::IndexMetric;
 
     fn delta(graph_len: usize) -> Delta {
-        Delta::new(2, IndexMetric::L2.kernel(), graph_len)
+        Delta::new(2, graph_len)
+    }
+
+    fn l2(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
     }
 
     #[test]
@@ -232,7 +235,7 @@ mod tests {
         // Again: still one pending vector, the new one.
         d.set(3, &[2.0, 0.0], true);
         assert_eq!((d.view_len(), d.pending()), (10, 1));
-        assert_eq!(d.scan(&[0.0, 0.0], |_| true), vec![(3, 4.0)]);
+        assert_eq!(d.scan(&[0.0, 0.0], l2, |_| true), vec![(3, 4.0)]);
         // A new slot grows the view; deleting it shrinks it again.
         d.set(12, &[0.0, 1.0], false);
         assert_eq!(d.view_len(), 11);
@@ -264,7 +267,7 @@ mod tests {
         assert!(d.holds(changed, true) && d.is_stale(changed));
         assert_eq!(d.stale_slots(), vec![changed]);
         // Every remaining vector is still the right one after the swaps.
-        let mut left = d.scan(&[0.0, 0.0], |_| true);
+        let mut left = d.scan(&[0.0, 0.0], l2, |_| true);
         left.sort_by_key(|x| x.0);
         for (s, dist) in left {
             let want = if s == changed { 162.0 } else { (s * s) as f32 };

@@ -84,12 +84,7 @@ impl HnswIndex {
     }
 
     fn wrap(graph: Hnsw, threads: usize, deferred: bool) -> Self {
-        let p = graph.params();
-        let metric = match p.metric {
-            HnswMetric::L2 => IndexMetric::L2,
-            HnswMetric::Dot => IndexMetric::Dot,
-        };
-        let delta = Delta::new(p.dim, metric.kernel(), graph.len());
+        let delta = Delta::new(graph.params().dim, graph.len());
         HnswIndex {
             graph,
             threads: threads.max(1),
@@ -157,7 +152,8 @@ impl HnswIndex {
     ) -> Vec<(u32, f32)> {
         // Pending first: a vector the linker moves into the graph meanwhile is then found in
         // one place or both (merged), never in neither.
-        let pending = top_k(delta.scan(query, allowed).into_iter(), k);
+        let dist = |a: &[f32], b: &[f32]| self.graph.distance(a, b);
+        let pending = top_k(delta.scan(query, dist, allowed).into_iter(), k);
         let graph = self
             .graph
             .search_filtered(query, k, ef, &|s| !delta.is_stale(s) && allowed(s));
@@ -278,7 +274,8 @@ impl VectorIndex for HnswIndex {
         let mut all = Vec::with_capacity(allowed.len());
         match self.delta() {
             Some(delta) => {
-                let pending = delta.scan(query, |s| allowed.contains(s));
+                let dist = |a: &[f32], b: &[f32]| self.graph.distance(a, b);
+                let pending = delta.scan(query, dist, |s| allowed.contains(s));
                 let slots = allowed.iter().filter(|&s| !delta.is_stale(s));
                 self.graph.scan(query, slots, |slot, d| all.push((slot, d)));
                 all = merge(all, pending);

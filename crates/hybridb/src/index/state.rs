@@ -303,10 +303,7 @@ impl IndexState {
         while self.link_pending().ok()? {}
         let _apply = lock(&self.apply_lock);
         let vectors = read(&self.vectors);
-        if vectors.deferring() {
-            while vectors.link_step().ok()? {}
-            *lock(&self.costs) = None;
-        }
+        while self.link_locked(vectors.as_ref()).ok()? {}
         let hnsw = vectors.as_hnsw()?;
         let seq = label()?;
         let slot_ids = read(&self.slots).allocated_ids();
@@ -327,7 +324,11 @@ impl IndexState {
     /// most one batch.
     pub(crate) fn link_pending(&self) -> Result<bool> {
         let _apply = lock(&self.apply_lock);
-        let vectors = read(&self.vectors);
+        self.link_locked(read(&self.vectors).as_ref())
+    }
+
+    /// [`IndexState::link_pending`] for a caller holding the apply lock.
+    fn link_locked(&self, vectors: &dyn VectorIndex) -> Result<bool> {
         if !vectors.deferring() {
             return Ok(false);
         }

@@ -56,6 +56,12 @@ impl Hnsw {
         self.sign * (self.kernel)(a, b)
     }
 
+    /// The distance this index ranks by (smaller is closer; see [`super::Metric`]) between
+    /// two vectors of its dimension.
+    pub fn distance(&self, a: &[f32], b: &[f32]) -> f32 {
+        self.dist(a, b)
+    }
+
     #[inline(always)]
     pub(super) fn is_live(&self, slot: u32) -> bool {
         self.states[slot as usize].load(Ordering::Acquire) == state::LIVE
