@@ -96,6 +96,7 @@ impl VectorIndex for FlatIndex {
         k: usize,
         _ef: usize,
         allowed: &dyn Fn(u32) -> bool,
+        _share: f64,
     ) -> Vec<(u32, f32)> {
         let data = read(&self.data);
         let dim = self.dim;

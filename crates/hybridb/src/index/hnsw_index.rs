@@ -149,14 +149,19 @@ impl HnswIndex {
         k: usize,
         ef: usize,
         allowed: &dyn Fn(u32) -> bool,
+        share: f64,
     ) -> Vec<(u32, f32)> {
         // Pending first: a vector the linker moves into the graph meanwhile is then found in
         // one place or both (merged), never in neither.
         let dist = |a: &[f32], b: &[f32]| self.graph.distance(a, b);
         let pending = top_k(delta.scan(query, dist, allowed).into_iter(), k);
-        let graph = self
-            .graph
-            .search_filtered(query, k, ef, &|s| !delta.is_stale(s) && allowed(s));
+        let graph = self.graph.search_filtered_with_share(
+            query,
+            k,
+            ef,
+            &|s| !delta.is_stale(s) && allowed(s),
+            share,
+        );
         top_k(merge(graph, pending).into_iter(), k)
     }
 
@@ -245,15 +250,18 @@ impl VectorIndex for HnswIndex {
         allowed: &SlotBitset,
         all_held: bool,
     ) -> Vec<(u32, f32)> {
+        let share = allowed.len() as f64 / self.held().unwrap_or(0).max(1) as f64;
         if let Some(delta) = self.delta() {
-            return self.search_with_delta(&delta, query, k, ef.max(k), &|s| allowed.contains(s));
+            let allowed = |s| allowed.contains(s);
+            return self.search_with_delta(&delta, query, k, ef.max(k), &allowed, share);
         }
         if all_held {
             // The graph returns only its live nodes, which are exactly the allowed slots.
             self.graph.search(query, k, ef.max(k))
         } else {
+            let allowed = |s| allowed.contains(s);
             self.graph
-                .search_filtered(query, k, ef.max(k), &|s| allowed.contains(s))
+                .search_filtered_with_share(query, k, ef.max(k), &allowed, share)
         }
     }
 
@@ -263,11 +271,13 @@ impl VectorIndex for HnswIndex {
         k: usize,
         ef: usize,
         allowed: &dyn Fn(u32) -> bool,
+        share: f64,
     ) -> Vec<(u32, f32)> {
         if let Some(delta) = self.delta() {
-            return self.search_with_delta(&delta, query, k, ef.max(k), allowed);
+            return self.search_with_delta(&delta, query, k, ef.max(k), allowed, share);
         }
-        self.graph.search_filtered(query, k, ef.max(k), allowed)
+        self.graph
+            .search_filtered_with_share(query, k, ef.max(k), allowed, share)
     }
 
     fn scan(&self, query: &[f32], k: usize, allowed: &SlotBitset) -> Vec<(u32, f32)> {
@@ -396,7 +406,7 @@ mod tests {
             let found = if n % 2 == 0 {
                 index.search(v, 5, 64, &allowed, true)
             } else {
-                index.search_by(v, 5, 64, &|s| allowed.contains(s))
+                index.search_by(v, 5, 64, &|s| allowed.contains(s), 1.0)
             };
             assert_eq!(found[0].0, slot, "{what}: search finds slot {slot}");
             for (s, d) in found {

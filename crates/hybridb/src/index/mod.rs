@@ -75,13 +75,15 @@ pub(crate) trait VectorIndex: Send + Sync {
         all_held: bool,
     ) -> Vec<(u32, f32)>;
     /// As [`VectorIndex::search`] with a predicate instead of a set (graph plans that test
-    /// each visited slot against a filter).
+    /// each visited slot against a filter). `share` is the planner's estimate of the share of
+    /// held slots `allowed` accepts (it picks the walk's bookkeeping, never its result).
     fn search_by(
         &self,
         query: &[f32],
         k: usize,
         ef: usize,
         allowed: &dyn Fn(u32) -> bool,
+        share: f64,
     ) -> Vec<(u32, f32)>;
     /// The exact `k` nearest among the `allowed` slots (a scan of just those vectors), in the
     /// same form as [`VectorIndex::search`].

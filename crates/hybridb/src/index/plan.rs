@@ -41,7 +41,7 @@ pub(crate) struct Costs {
 }
 
 /// Weight of one observation in the running averages.
-const OBSERVED_WEIGHT: f64 = 0.05;
+pub(crate) const OBSERVED_WEIGHT: f64 = 0.05;
 
 impl Costs {
     /// Costs from a first measurement: a scan of `scanned` slots at `scan_ns` per slot, and
@@ -85,6 +85,16 @@ impl Costs {
     pub(crate) fn observe_graph(&mut self, ns: f64, s: f64, ef: usize) {
         let normalised = ns * s * self.ef.max(1) as f64 / ef.max(1) as f64;
         self.graph_ns += OBSERVED_WEIGHT * (normalised - self.graph_ns);
+    }
+
+    /// These costs for one filter whose own walks were measured at `walk_ns` (at this beam
+    /// width; `None`: not measured), keeping `selectivity` of the slots: its measurement
+    /// replaces the model's `graph_ns / selectivity`.
+    pub(crate) fn with_walk(mut self, walk_ns: Option<f64>, selectivity: f64) -> Self {
+        if let Some(ns) = walk_ns {
+            self.graph_ns = ns * selectivity;
+        }
+        self
     }
 
     /// Whether these costs still describe a collection of `live` slots.
@@ -172,6 +182,25 @@ mod tests {
             Plan::ExactScan
         );
         assert!(c.fits(600_000) && !c.fits(400_000) && !c.fits(2_000_001));
+    }
+
+    #[test]
+    fn a_measured_walk_replaces_the_model() {
+        // The model prices a walk at s = 0.3 at 20 us / 0.3 = 67 us; scanning 300k slots at
+        // 1 ns costs 300 us.
+        let c = Costs::new(1.0, 512, 20_000.0, 64, 1_000_000);
+        let plan = |c: Costs| choose(300_000, true, 1_000_000, 10, 64, Some(&c)).0;
+        assert_eq!(plan(c), Plan::FilteredGraph);
+        assert_eq!(plan(c.with_walk(None, 0.3)), Plan::FilteredGraph);
+        // This filter's walks measured 500 us (at beam 64): the scan wins; at beam 32 they
+        // are priced at half.
+        assert_eq!(plan(c.with_walk(Some(500_000.0), 0.3)), Plan::ExactScan);
+        assert_eq!(plan(c.with_walk(Some(100_000.0), 0.3)), Plan::FilteredGraph);
+        let at32 = c.with_walk(Some(500_000.0), 0.3);
+        assert_eq!(
+            choose(300_000, true, 1_000_000, 10, 32, Some(&at32)).0,
+            Plan::FilteredGraph
+        );
     }
 
     #[test]

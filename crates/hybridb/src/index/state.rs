@@ -162,6 +162,20 @@ pub(crate) struct IndexState {
     filter_sets: Mutex<Vec<KeptSet>>,
     /// Filters evaluated lately: `(hash, applied_items)`, to notice repeats.
     seen: Mutex<std::collections::VecDeque<(u64, u64)>>,
+    /// The measured walk of each filter lately walked, by the filter's hash.
+    walks: Mutex<HashMap<u64, WalkCost>>,
+}
+
+/// What one filter's graph walks cost. The planner's model prices a walk at a share `s` as
+/// `1/s` plain searches, which holds for filters spread evenly over the space; a filter whose
+/// matches sit in one region (a tenant, a language) can cost several times that, since the
+/// walk crosses the region around the query first. Its own measurement then prices it.
+struct WalkCost {
+    filter: Filter,
+    /// `applied_items` when last measured.
+    at: u64,
+    /// Nanoseconds of one walk at the beam width of the index's [`plan::Costs`].
+    ns: f64,
 }
 
 /// A filter's last selectivity sample.
@@ -239,6 +253,7 @@ impl IndexState {
             estimates: Mutex::new(HashMap::new()),
             filter_sets: Mutex::new(Vec::new()),
             seen: Mutex::new(std::collections::VecDeque::new()),
+            walks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -509,6 +524,8 @@ impl IndexState {
         let live_count = table.live_count();
         let mut checker = None;
         let mut filter_cx = None;
+        // The filter and its hash, for the per-filter walk costs.
+        let mut filter_key = None;
         let mut expect = None;
         let (bits, matching, exact) = match input {
             FilterInput::Slots {
@@ -522,6 +539,7 @@ impl IndexState {
             }
             FilterInput::Filter { filter, id_slots } => {
                 let hash = filter_hash(filter);
+                filter_key = Some((hash, filter));
                 let version = self.applied_items.load(Ordering::Relaxed);
                 if let Some(mut b) = self.cached_set(hash, filter, version) {
                     // A set computed for this filter at this same version: exact, and nothing
@@ -588,7 +606,11 @@ impl IndexState {
         let filter_micros = t0.elapsed().as_micros() as u64;
         let t1 = Instant::now();
         let vectors = read(&self.vectors);
-        let costs = self.costs(&table, vectors.as_ref(), query, k, ef);
+        let selectivity = matching as f64 / live_count.max(1) as f64;
+        let walked = filter_key.and_then(|(hash, f)| self.walk_cost(hash, f, live_count));
+        let costs = self
+            .costs(&table, vectors.as_ref(), query, k, ef)
+            .map(|c| c.with_walk(walked, selectivity));
         let (mut plan, ef) = plan::choose(matching, exact, live_count, k, ef, costs.as_ref());
         if plan == Plan::FilteredGraph && plan::post_filter_pays(matching, live_count, k, ef) {
             plan = Plan::PostFilter;
@@ -599,7 +621,6 @@ impl IndexState {
             (None, Some(ch)) => live.contains(s) && ch.matches(s),
             (None, None) => false,
         };
-        let selectivity = matching as f64 / live_count.max(1) as f64;
         let mut fallback = false;
         let t_plan = Instant::now();
         let mut found = match plan {
@@ -631,13 +652,17 @@ impl IndexState {
         }
         if plan == Plan::FilteredGraph || (plan == Plan::PostFilter && fallback) {
             let t = Instant::now();
-            found = vectors.search_by(query, k, ef, &passes);
+            found = vectors.search_by(query, k, ef, &passes, selectivity);
             if found.len() < k.min(matching) {
                 fallback = true;
                 found = vectors.scan(query, k, &*materialise(&bits)?);
             } else if plan == Plan::FilteredGraph {
                 let ns = t.elapsed().as_nanos() as f64;
                 self.observe(|c| c.observe_graph(ns, selectivity, ef));
+                if let (Some((hash, f)), Some(c)) = (filter_key, costs) {
+                    let at_base = ns * c.ef.max(1) as f64 / ef.max(1) as f64;
+                    self.observe_walk(hash, f, at_base, live_count);
+                }
             }
         }
         if plan == Plan::Unfiltered {
@@ -748,6 +773,43 @@ impl IndexState {
             version,
             bits: bits.clone(),
         });
+    }
+
+    /// The measured walk cost of `filter` (ns at the costs' beam width), unless the collection
+    /// changed by more than a 32nd of `live` since it was measured.
+    fn walk_cost(&self, hash: u64, filter: &Filter, live: usize) -> Option<f64> {
+        let now = self.applied_items.load(Ordering::Relaxed);
+        lock(&self.walks)
+            .get(&hash)
+            .filter(|w| w.filter == *filter && now.saturating_sub(w.at) <= (live / 32) as u64)
+            .map(|w| w.ns)
+    }
+
+    /// Folds a walk of `filter` that took `ns` (at the costs' beam width) into its cost: the
+    /// first measurement (or the first since it went stale, as in [`Self::walk_cost`])
+    /// replaces it.
+    fn observe_walk(&self, hash: u64, filter: &Filter, ns: f64, live: usize) {
+        let now = self.applied_items.load(Ordering::Relaxed);
+        let mut walks = lock(&self.walks);
+        if walks.len() >= ESTIMATES_KEPT && !walks.contains_key(&hash) {
+            walks.clear();
+        }
+        match walks.get_mut(&hash) {
+            Some(w) if w.filter == *filter && now.saturating_sub(w.at) <= (live / 32) as u64 => {
+                w.ns += plan::OBSERVED_WEIGHT * (ns - w.ns);
+                w.at = now;
+            }
+            _ => {
+                walks.insert(
+                    hash,
+                    WalkCost {
+                        filter: filter.clone(),
+                        at: now,
+                        ns,
+                    },
+                );
+            }
+        }
     }
 
     /// Folds one observed plan execution into the measured costs (if there are any).
@@ -920,6 +982,34 @@ mod tests {
             Searched::Done(p) => p,
             Searched::NeedsPayloads(_) => panic!("every condition is indexed"),
         }
+    }
+
+    #[test]
+    fn a_filters_measured_walks_price_its_plan() {
+        use crate::filter::{Condition, Filter};
+        let (s, vectors) = grouped();
+        let half = Filter::new().must(Condition::matches_any("g", [0i64, 1]));
+        let quarter = Filter::new().must(Condition::matches_value("g", 2i64));
+        // The model: walks cheap, scans dear.
+        *lock(&s.costs) = Some(plan::Costs::new(1e6, 512, 1.0, 64, 3000));
+        let q = &vectors[5];
+        assert_eq!(planned(&s, q, &half).plan, Plan::FilteredGraph);
+        let hash = filter_hash(&half);
+        let measured = s.walk_cost(hash, &half, 3000);
+        assert!(measured.is_some_and(|ns| ns > 0.0), "{measured:?}");
+        // This filter's walks turn out to cost more than scanning its 1500 slots (1.5 s):
+        // its plan follows, another filter's does not.
+        s.observe_walk(hash, &half, 1e14, 3000);
+        assert!(s.walk_cost(hash, &half, 3000).is_some_and(|ns| ns > 1e12));
+        assert_eq!(planned(&s, q, &half).plan, Plan::ExactScan);
+        assert_eq!(planned(&s, q, &quarter).plan, Plan::FilteredGraph);
+        // Once the collection has changed by more than a 32nd, the measurement is dropped.
+        let rewrites: Vec<Apply> = (0..100u32)
+            .map(|i| set(i, i as u128 + 1, &vectors[i as usize]))
+            .collect();
+        s.apply(rewrites).unwrap();
+        assert_eq!(s.walk_cost(hash, &half, 3000), None);
+        assert_eq!(planned(&s, q, &half).plan, Plan::FilteredGraph);
     }
 
     #[test]

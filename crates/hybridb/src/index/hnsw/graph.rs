@@ -155,7 +155,7 @@ impl Hnsw {
     ) {
         let ef = self.params.ef_construction.max(self.params.m);
         let found: Vec<Cand> = with_visited(self.capacity, |vis| {
-            self.beam(vis, v, &[*cur], ef, blocks, |_| {})
+            self.beam(vis, v, &[*cur], ef, blocks, |_| true, |_| {})
                 .iter()
                 .map(|e| Cand { d: e.d, id: e.id })
                 .collect()
@@ -544,6 +544,7 @@ impl Hnsw {
                     &[start],
                     (self.params.ef_construction / 2).max(2 * self.params.m),
                     |s| self.block0(s),
+                    |_| true,
                     |_| {},
                 );
                 for e in pool {

@@ -53,6 +53,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize}
 use std::sync::{Mutex, RwLock};
 
 pub use error::{DecodeError, HnswError};
+pub use search::POOL_WALK_SHARE;
 
 use crate::index::distance::{DistanceFn, kernels};
 use raw::VectorStore;

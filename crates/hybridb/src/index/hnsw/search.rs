@@ -45,6 +45,28 @@ pub(super) fn list_ids(block: &[AtomicU32]) -> &[AtomicU32] {
     }
 }
 
+/// Restores the beam's invariant after an insertion: at most `ef` allowed entries, and once
+/// there are `ef`, none after the last of them.
+#[inline(always)]
+fn settle(pool: &mut Vec<PoolEntry>, matched: &mut usize, ef: usize) {
+    while *matched > ef {
+        if pool.pop().is_some_and(|e| e.ok) {
+            *matched -= 1;
+        }
+    }
+    if *matched >= ef {
+        while pool.last().is_some_and(|e| !e.ok) {
+            pool.pop();
+        }
+    }
+}
+
+/// Filtered searches told that at least this share of the live nodes is allowed walk with the
+/// sorted pool of [`Hnsw::beam`] (about `ef / share` entries; measured faster than the two
+/// heaps); smaller shares use [`Hnsw::search_layer`], whose cost per step does not grow with
+/// its frontier.
+pub const POOL_WALK_SHARE: f64 = 0.1;
+
 /// How many vectors ahead of the distance computation the beam prefetches.
 const PREFETCH_AHEAD: usize = 2;
 
@@ -205,22 +227,32 @@ impl Hnsw {
         results
     }
 
-    /// Beam search of one layer from `eps` without a filter: a sorted pool of at most `ef`
-    /// nodes, each expanded once, nearest unexpanded first, until all are expanded. Same result
-    /// as the two-heap search of the HNSW paper, with less bookkeeping. Returns the pool sorted
-    /// nearest first. `on_visit` sees every slot read from a list (used by removal's repair).
+    /// Beam search of one layer from `eps`: a sorted pool of candidates, each expanded once,
+    /// nearest unexpanded first, until all are expanded. Same result as the two-heap search of
+    /// the HNSW paper ([`Hnsw::search_layer`]), with less bookkeeping. Returns the pool sorted
+    /// nearest first; its `ok` entries are the allowed ones. `on_visit` sees every slot read
+    /// from a list (used by removal's repair).
+    ///
+    /// Invariant: once the pool holds `ef` allowed entries, its last entry is the `ef`-th
+    /// allowed one (the bound) and nothing farther is kept; before that it keeps everything it
+    /// scored. With every node allowed it is the plain beam of `ef`; with a share `s` allowed it
+    /// grows to about `ef / s` entries, and every insertion shifts the entries behind it: hence
+    /// filtered searches use it only when `s` is known to be large ([`POOL_WALK_SHARE`]).
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    pub(super) fn beam<'s, 'a, N, V>(
+    pub(super) fn beam<'s, 'a, N, A, V>(
         &'a self,
         scratch: &'s mut Visited,
         q: &[f32],
         eps: &[Cand],
         ef: usize,
         nbrs: N,
+        allowed: A,
         mut on_visit: V,
     ) -> &'s [PoolEntry]
     where
         N: Fn(u32) -> &'a [AtomicU32],
+        A: Fn(u32) -> bool,
         V: FnMut(u32),
     {
         let ef = ef.max(1);
@@ -228,20 +260,25 @@ impl Hnsw {
         let mut fresh = std::mem::take(&mut scratch.fresh);
         pool.clear();
         pool.reserve(ef + 1);
+        // Allowed entries in the pool; the pool is full when it holds `ef` of them.
+        let mut matched = 0;
         for &c in eps {
             if scratch.insert(c.id) {
                 let pos = pool.partition_point(|e| e.d <= c.d);
+                let ok = allowed(c.id);
+                matched += usize::from(ok);
                 pool.insert(
                     pos,
                     PoolEntry {
                         d: c.d,
                         id: c.id,
                         done: false,
+                        ok,
                     },
                 );
             }
         }
-        pool.truncate(ef);
+        settle(&mut pool, &mut matched, ef);
         let mut i = 0;
         while i < pool.len() {
             let cur = pool[i].id;
@@ -275,16 +312,23 @@ impl Hnsw {
                     self.vectors.prefetch(ahead);
                 }
                 let d = self.dist(q, self.vector(id));
-                let full = pool.len() >= ef;
-                if full && pool.last().is_some_and(|w| d >= w.d) {
+                if matched >= ef && pool.last().is_some_and(|w| d >= w.d) {
                     continue;
                 }
                 prefetch(nbrs(id).as_ptr());
                 let pos = pool.partition_point(|e| e.d <= d);
-                if full {
-                    pool.pop();
-                }
-                pool.insert(pos, PoolEntry { d, id, done: false });
+                let ok = allowed(id);
+                pool.insert(
+                    pos,
+                    PoolEntry {
+                        d,
+                        id,
+                        done: false,
+                        ok,
+                    },
+                );
+                matched += usize::from(ok);
+                settle(&mut pool, &mut matched, ef);
                 next = next.min(pos);
             }
             i = next;
@@ -310,12 +354,15 @@ impl Hnsw {
         Some(cur)
     }
 
-    fn search_impl<const FILTERED: bool, A: Fn(u32) -> bool>(
+    /// The search behind the public ones: greedy descent, then one layer-0 walk, with the
+    /// sorted pool ([`Hnsw::beam`]) if `pool`, else with two heaps ([`Hnsw::search_layer`]).
+    fn search_impl<A: Fn(u32) -> bool>(
         &self,
         q: &[f32],
         k: usize,
         ef: usize,
         allowed: A,
+        pool: bool,
     ) -> Vec<(u32, f32)> {
         if q.len() != self.params.dim || k == 0 {
             return Vec::new();
@@ -329,18 +376,21 @@ impl Hnsw {
             return Vec::new();
         };
         let ef = ef.max(k);
-        if !FILTERED {
-            return with_visited(self.capacity, |vis| {
-                let pool = self.beam(vis, q, &[start], ef, |s| self.block0(s), |_| {});
-                pool.iter().take(k).map(|e| (e.id, e.d)).collect()
-            });
-        }
-        let heap = with_visited(self.capacity, |vis| {
-            self.search_layer(vis, q, &[start], ef, |s| self.block0(s), allowed, |_| {})
-        });
-        let mut out = heap.into_sorted_vec();
-        out.truncate(k);
-        out.into_iter().map(|c| (c.id, c.d)).collect()
+        with_visited(self.capacity, |vis| {
+            if pool {
+                let pool = self.beam(vis, q, &[start], ef, |s| self.block0(s), allowed, |_| {});
+                return pool
+                    .iter()
+                    .filter(|e| e.ok)
+                    .take(k)
+                    .map(|e| (e.id, e.d))
+                    .collect();
+            }
+            let heap = self.search_layer(vis, q, &[start], ef, |s| self.block0(s), allowed, |_| {});
+            let mut out = heap.into_sorted_vec();
+            out.truncate(k);
+            out.into_iter().map(|c| (c.id, c.d)).collect()
+        })
     }
 
     /// The `k` nearest live slots to `query`, best first, as `(slot, distance)`.
@@ -348,14 +398,17 @@ impl Hnsw {
     /// `ef` (raised to `k` if smaller) is the beam width: larger is slower and more accurate.
     /// A query whose length differs from the dimension returns no results (callers validate).
     pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(u32, f32)> {
-        self.search_impl::<false, _>(query, k, ef, |_| true)
+        self.search_impl(query, k, ef, |_| true, true)
     }
 
     /// As [`Hnsw::search`], but returns only slots for which `allowed` is `true`.
     ///
     /// The traversal crosses every live node and collects allowed ones until `ef` of them bound
     /// the frontier, so it slows down as the allowed fraction drops; below a few percent an exact
-    /// scan of the allowed slots is the better plan.
+    /// scan of the allowed slots is the better plan. This is the walk of hnswlib's filter
+    /// functor (two heaps), whose cost per step does not depend on how much is filtered out;
+    /// a caller that knows the allowed share can do better with
+    /// [`Hnsw::search_filtered_with_share`].
     pub fn search_filtered(
         &self,
         query: &[f32],
@@ -363,7 +416,23 @@ impl Hnsw {
         ef: usize,
         allowed: &dyn Fn(u32) -> bool,
     ) -> Vec<(u32, f32)> {
-        self.search_impl::<true, _>(query, k, ef, allowed)
+        self.search_impl(query, k, ef, allowed, false)
+    }
+
+    /// As [`Hnsw::search_filtered`], told which share of the live nodes `allowed` accepts (an
+    /// estimate will do). The result is the same walk's; only its bookkeeping differs: from
+    /// [`POOL_WALK_SHARE`] up it keeps its candidates in the sorted pool of the plain search
+    /// (about `ef / share` of them), which is cheaper than two heaps but shifts more entries per
+    /// insertion the smaller the share; below, it uses the two heaps.
+    pub fn search_filtered_with_share(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: &dyn Fn(u32) -> bool,
+        share: f64,
+    ) -> Vec<(u32, f32)> {
+        self.search_impl(query, k, ef, allowed, share >= POOL_WALK_SHARE)
     }
 
     /// Exact distances from `query` to the live slots among `slots`, handed to `each` as

@@ -233,3 +233,28 @@ fn remove_batch_matches_single_removals() {
         }
     }
 }
+
+#[test]
+fn pool_walk_equals_the_two_heap_walk() {
+    // The two bookkeepings of the filtered walk expand the same nodes in the same order, so
+    // they must return the same hits, whatever share the filter keeps.
+    // A sparse graph and a narrow beam, so that a walk that expands more (or less) than the
+    // bound allows finds other hits.
+    let (index, _) = random_index_with(3000, 16, 11, 4, 16);
+    let mut seed = 99;
+    for modulus in [1u32, 2, 3, 5, 20] {
+        let allowed = |s: u32| s.is_multiple_of(modulus);
+        for _ in 0..100 {
+            let q: Vec<f32> = (0..16).map(|_| rng(&mut seed)).collect();
+            let heaps = index.search_filtered(&q, 10, 10, &allowed);
+            let pool = index.search_filtered_with_share(&q, 10, 10, &allowed, 1.0);
+            assert_eq!(pool, heaps, "modulus {modulus}");
+            assert_eq!(pool.len(), 10);
+            assert!(pool.iter().all(|&(s, _)| allowed(s)));
+            assert!(pool.windows(2).all(|w| w[0].1 <= w[1].1));
+            if modulus == 1 {
+                assert_eq!(pool, index.search(&q, 10, 10));
+            }
+        }
+    }
+}

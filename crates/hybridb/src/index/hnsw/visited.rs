@@ -15,12 +15,14 @@ pub(super) struct Visited {
     pub(super) fresh: Vec<u32>,
 }
 
-/// One beam entry: a node, its distance to the query, and whether it was expanded.
+/// One beam entry: a node, its distance to the query, whether it was expanded, and whether
+/// the search's filter allows it.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct PoolEntry {
     pub(super) d: f32,
     pub(super) id: u32,
     pub(super) done: bool,
+    pub(super) ok: bool,
 }
 
 impl Visited {
