@@ -65,7 +65,7 @@ fn settle(pool: &mut Vec<PoolEntry>, matched: &mut usize, ef: usize) {
 /// sorted pool of [`Hnsw::beam`] (about `ef / share` entries; measured faster than the two
 /// heaps); smaller shares use [`Hnsw::search_layer`], whose cost per step does not grow with
 /// its frontier.
-pub const POOL_WALK_SHARE: f64 = 0.1;
+pub const POOL_WALK_SHARE: f64 = 0.05;
 
 /// How many vectors ahead of the distance computation the beam prefetches.
 const PREFETCH_AHEAD: usize = 2;
