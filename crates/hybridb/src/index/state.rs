@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use crate::config::{CollectionConfig, IndexKind};
@@ -73,11 +73,11 @@ pub(crate) enum Searched {
 
 /// The matching set: `bits` if it was computed, else computed now from the postings.
 fn materialise<'b>(
-    bits: &'b Option<SlotBitset>,
+    bits: &'b Option<Arc<SlotBitset>>,
     filter_cx: Option<&(&Filter, Context<'_>)>,
 ) -> Result<Cow<'b, SlotBitset>, FilterProblem> {
     match (bits, filter_cx) {
-        (Some(b), _) => Ok(Cow::Borrowed(b)),
+        (Some(b), _) => Ok(Cow::Borrowed(&**b)),
         (None, Some((f, cx))) => evaluate(f, cx).map(|e| Cow::Owned(e.bits)),
         (None, None) => Ok(Cow::Owned(SlotBitset::new())),
     }
@@ -193,7 +193,7 @@ struct KeptSet {
     filter: Filter,
     /// `applied_items` when computed: valid only while it has not moved.
     version: u64,
-    bits: SlotBitset,
+    bits: Arc<SlotBitset>,
 }
 
 /// A filter's hash, the key of the planner's per-filter caches (equal filters hash alike; a
@@ -535,16 +535,17 @@ impl IndexState {
                 bits.intersect_with(live);
                 expect = Some(e);
                 let n = bits.len();
-                (Some(bits), n, true)
+                (Some(Arc::new(bits)), n, true)
             }
             FilterInput::Filter { filter, id_slots } => {
                 let hash = filter_hash(filter);
                 filter_key = Some((hash, filter));
                 let version = self.applied_items.load(Ordering::Relaxed);
-                if let Some(mut b) = self.cached_set(hash, filter, version) {
+                if let Some(b) = self.cached_set(hash, filter, version) {
                     // A set computed for this filter at this same version: exact, and nothing
-                    // to evaluate (slots hidden since are removed here).
-                    b.intersect_with(live);
+                    // to evaluate. Every change of the live slots (hides too) moves the
+                    // version, so it holds live slots only, and it is shared, not copied.
+                    debug_assert!(b.iter().all(|s| live.contains(s)));
                     let n = b.len();
                     (Some(b), n, true)
                 } else {
@@ -573,7 +574,7 @@ impl IndexState {
                         // A small or exactly known set: materialise it from the postings (a
                         // union of postings and a pass over the live words), and keep it
                         // if the filter repeats with no write in between.
-                        let b = evaluate(filter, &cx)?.bits;
+                        let b = Arc::new(evaluate(filter, &cx)?.bits);
                         if repeated {
                             self.keep_set(hash, filter, version, &b);
                         }
@@ -586,6 +587,7 @@ impl IndexState {
                             b.insert_uncounted(s);
                         }
                         b.recount();
+                        let b = Arc::new(b);
                         self.keep_set(hash, filter, version, &b);
                         Some(b)
                     } else {
@@ -736,9 +738,8 @@ impl IndexState {
     }
 
     /// The matching set of `filter` (whose hash is `hash`) computed at `version`, if kept.
-    /// Exact: every change of postings or slots bumps the version (slots hidden since are
-    /// removed by the caller).
-    fn cached_set(&self, hash: u64, filter: &Filter, version: u64) -> Option<SlotBitset> {
+    /// Exact: every change of postings or slots, hiding included, bumps the version.
+    fn cached_set(&self, hash: u64, filter: &Filter, version: u64) -> Option<Arc<SlotBitset>> {
         let sets = lock(&self.filter_sets);
         sets.iter()
             .find(|k| k.hash == hash && k.version == version && k.filter == *filter)
@@ -761,7 +762,7 @@ impl IndexState {
     }
 
     /// Keeps the matching set of `filter` at `version` (a few, for repeated filters).
-    fn keep_set(&self, hash: u64, filter: &Filter, version: u64, bits: &SlotBitset) {
+    fn keep_set(&self, hash: u64, filter: &Filter, version: u64, bits: &Arc<SlotBitset>) {
         let mut sets = lock(&self.filter_sets);
         sets.retain(|k| k.version == version);
         if sets.len() >= SETS_KEPT {
@@ -771,7 +772,7 @@ impl IndexState {
             hash,
             filter: filter.clone(),
             version,
-            bits: bits.clone(),
+            bits: Arc::clone(bits),
         });
     }
 
@@ -981,6 +982,36 @@ mod tests {
         match s.search_planned(q, 10, 64, input).unwrap() {
             Searched::Done(p) => p,
             Searched::NeedsPayloads(_) => panic!("every condition is indexed"),
+        }
+    }
+
+    #[test]
+    fn a_kept_matching_set_never_outlives_a_hide() {
+        use crate::filter::{Condition, Filter};
+        let (s, vectors) = grouped();
+        let quarter = Filter::new().must(Condition::matches_value("g", 0i64));
+        let q = &vectors[8];
+        // The first search estimates, the second keeps the exact set, the third uses it.
+        assert!(planned(&s, q, &quarter).estimated);
+        for _ in 0..2 {
+            assert_eq!(planned(&s, q, &quarter).matching, 750);
+        }
+        let nearest = planned(&s, q, &quarter).hits[0].0;
+        let slot = (nearest.as_uuid().as_u128() - 1) as u32;
+        // A hide moves the version: estimated afresh, then kept and used again, never with
+        // the hidden slot.
+        s.set_hidden(&[slot], true);
+        for i in 0..3 {
+            let p = planned(&s, q, &quarter);
+            assert_eq!(p.estimated, i == 0);
+            assert!(p.estimated || p.matching == 749, "{}", p.matching);
+            assert!(p.hits.iter().all(|h| h.0 != nearest));
+        }
+        s.set_hidden(&[slot], false);
+        for i in 0..3 {
+            let p = planned(&s, q, &quarter);
+            assert!(p.estimated || p.matching == 750, "{}", p.matching);
+            assert_eq!(p.hits[0].0, nearest, "search {i}");
         }
     }
 
