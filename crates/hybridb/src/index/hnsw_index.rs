@@ -250,21 +250,13 @@ impl VectorIndex for HnswIndex {
         allowed: &SlotBitset,
         all_held: bool,
     ) -> Vec<(u32, f32)> {
-        let share = |held: usize| allowed.len() as f64 / held.max(1) as f64;
-        if let Some(delta) = self.delta() {
-            let share = share(delta.view_len());
-            let allowed = |s| allowed.contains(s);
-            return self.search_with_delta(&delta, query, k, ef.max(k), &allowed, share);
-        }
-        if all_held {
+        if all_held && !self.deferring() {
             // The graph returns only its live nodes, which are exactly the allowed slots.
-            self.graph.search(query, k, ef.max(k))
-        } else {
-            let share = share(self.graph.len());
-            let allowed = |s| allowed.contains(s);
-            self.graph
-                .search_filtered_with_share(query, k, ef.max(k), &allowed, share)
+            return self.graph.search(query, k, ef.max(k));
         }
+        let held = self.held().unwrap_or(0).max(1);
+        let share = allowed.len() as f64 / held as f64;
+        self.search_by(query, k, ef, &|s| allowed.contains(s), share)
     }
 
     fn search_by(
