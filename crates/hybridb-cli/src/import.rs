@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cli::ImportArgs;
-use crate::commands::{bar, metric, open};
+use crate::common::{bar, metric, open};
 
 /// Bad records listed in the `--json` summary (the count covers all).
 const MAX_LISTED: usize = 1000;

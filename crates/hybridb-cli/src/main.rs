@@ -9,6 +9,7 @@
 
 mod cli;
 mod commands;
+mod common;
 mod import;
 
 use clap::Parser;

@@ -47,60 +47,57 @@
 //! ## Layout
 //! [`Database`] opens the file and holds the collection catalogue and the change log
 //! ([`Database::changes_since`]); [`Collection`] handles write and read entities and search.
-//! The on-disk format is described in `docs/format.md` of the repository.
+//! The source is in layer folders, bottom to top: `model` (ids, errors, configs, entities),
+//! `index` (vector indexes), `query` (filters, payload indexes, planner), `observe` (metrics,
+//! caches), `store` (schema, the writer thread, the shared state), `db` (the handles), `coord`
+//! (feed, aliases, two-phase commit, sagas), `ops` (backup, verify, Prometheus). Each imports
+//! only from the folders below it; `docs/ARCHITECTURE.md` of the repository is the map, and the
+//! on-disk format is described in `docs/format.md`.
 
 #![warn(missing_docs)]
 
-mod alias;
-mod async_api;
-mod backup;
-mod cache;
-mod change;
-mod collection;
-mod config;
+// Layers, bottom to top: model, index, query, observe, store, db, coord, ops. A folder imports
+// only from the folders below it (`tests/it/layering.rs` holds the order and checks it); the
+// re-exports below are for users, not for the layers.
 pub mod coord;
 mod db;
-mod entity;
-mod error;
-#[cfg(feature = "failpoints")]
-pub mod failpoint;
-mod feed;
-mod filter;
-mod id;
-mod incremental;
 pub mod index;
+mod model;
 mod observe;
-mod payload;
-#[cfg(feature = "prometheus")]
-pub mod prometheus;
+mod ops;
 mod query;
-mod retry;
-mod schema;
-mod search;
-mod storage;
-mod sync;
-mod verify;
-mod write;
-mod writer;
+mod store;
 
-pub use alias::AliasInfo;
-pub use async_api::AsyncCollection;
-pub use backup::BackupInfo;
-pub use cache::{CacheLevelStats, CacheSizes, CacheStats};
-pub use change::{ChangeEvent, ChangeKind};
-pub use collection::Collection;
-pub use config::{CollectionConfig, IndexKind, MAX_DIM, Metric, PayloadIndexKind};
-pub use db::{
-    CollectionInfo, Database, DatabaseBuilder, Durability, Options, ProgressCallback,
-    RebuildProgress, WriterStats,
-};
-pub use entity::{Entity, Record};
-pub use error::{EntityProblem, Error, FilterProblem, QueryProblem, Result};
-pub use feed::Subscription;
-pub use filter::{Bound, Condition, Filter, MatchValue, Range};
-pub use id::EntityId;
-pub use retry::{RetryPolicy, retry};
-pub use search::{Consistency, Explain, Hit, Plan, ScrollPage, SearchRequest};
-pub use storage::BackendFactory;
-pub use verify::{CollectionReport, VerifyReport};
-pub use write::Written;
+#[cfg(feature = "prometheus")]
+pub use ops::prometheus;
+#[cfg(feature = "failpoints")]
+pub use store::failpoint;
+
+pub use coord::alias::AliasInfo;
+pub use coord::feed::Subscription;
+pub use db::async_api::AsyncCollection;
+pub use db::builder::DatabaseBuilder;
+pub use db::collection::Collection;
+pub use db::handle::Database;
+pub use model::change::{ChangeEvent, ChangeKind};
+pub use model::config::{CollectionConfig, IndexKind, MAX_DIM, Metric, PayloadIndexKind};
+pub use model::entity::{Entity, Record};
+pub use model::error::{EntityProblem, Error, FilterProblem, QueryProblem, Result};
+pub use model::id::EntityId;
+pub use model::retry::{RetryPolicy, retry};
+pub use observe::cache::{CacheLevelStats, CacheSizes, CacheStats};
+pub use ops::backup::BackupInfo;
+pub use ops::verify::{CollectionReport, VerifyReport};
+pub use query::filter::{Bound, Condition, Filter, MatchValue, Range};
+pub use query::search::{Consistency, Explain, Hit, Plan, ScrollPage, SearchRequest};
+pub use store::collection::CollectionInfo;
+pub use store::options::{Durability, Options, ProgressCallback, RebuildProgress};
+pub use store::shared::WriterStats;
+pub use store::storage::BackendFactory;
+pub use store::write::Written;
+
+/// Work the layers above the handles do once a database is open, before `open` returns:
+/// coordination resolves the in-doubt transactions of hybridb's own collections. The handle
+/// layer (`db`) runs these but cannot name them, because imports go downward; the crate root
+/// wires them.
+pub(crate) const ON_OPEN: &[fn(&db::handle::Database)] = &[coord::two_phase::resolve_on_open];

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use redb::ReadableTable;
 
 use super::log::{SagaRecord, StagedBatch, TxnRecord};
-use crate::config::StoredCollection;
-use crate::error::Result;
-use crate::schema::{ALIASES, COLLECTIONS, COORD_SAGAS, COORD_STAGED, COORD_TXNS};
+use crate::model::config::StoredCollection;
+use crate::model::error::Result;
+use crate::store::schema::{ALIASES, COLLECTIONS, COORD_SAGAS, COORD_STAGED, COORD_TXNS};
 
 /// Problems past this many are not listed.
 const MAX_LISTED: usize = 100;

@@ -34,12 +34,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::saga::{SagaContext, SagaDefinition, SagaOutcome};
-use crate::collection::Collection;
-use crate::config::{CollectionConfig, validate_collection_name};
-use crate::db::Database;
-use crate::entity::Entity;
-use crate::error::{Error, Result, corrupted};
-use crate::id::EntityId;
+use crate::db::collection::Collection;
+use crate::db::handle::Database;
+use crate::model::config::{CollectionConfig, validate_collection_name};
+use crate::model::entity::Entity;
+use crate::model::error::{Error, Result, corrupted};
+use crate::model::id::EntityId;
 
 /// The saga kind of the re-embed saga.
 pub const REEMBED_KIND: &str = "hybridb.reembed";
@@ -140,7 +140,7 @@ fn embed_one(embed: &EmbedFn, e: &Entity, target_dim: u32) -> Result<Vec<f32>> {
         return Err(Error::InvalidEntity {
             index: 0,
             id: e.id,
-            problem: crate::error::EntityProblem::WrongDimension {
+            problem: crate::model::error::EntityProblem::WrongDimension {
                 expected: target_dim as usize,
                 got: v.len(),
             },

@@ -18,13 +18,13 @@ use serde_json::Value;
 
 use super::log::{SagaRecord, SagaState};
 use super::two_phase::LiveGuard;
-use crate::collection::Collection;
-use crate::db::Database;
-use crate::entity::Entity;
-use crate::error::{Error, Result, corrupted};
-use crate::retry::{RetryPolicy, retry};
-use crate::schema::{COORD_SAGAS, META_LAST_SAGA};
-use crate::sync::{lock, now_ms};
+use crate::db::collection::Collection;
+use crate::db::handle::Database;
+use crate::model::entity::Entity;
+use crate::model::error::{Error, Result, corrupted};
+use crate::model::retry::{RetryPolicy, retry};
+use crate::model::sync::{lock, now_ms};
+use crate::store::schema::{COORD_SAGAS, META_LAST_SAGA};
 
 /// A step's action or compensation.
 pub type StepFn = Arc<dyn Fn(&mut SagaContext<'_>) -> Result<()> + Send + Sync>;
@@ -99,7 +99,7 @@ impl SagaContext<'_> {
     ) -> Result<()> {
         let (id, data) = (self.id, self.data.to_string());
         let shared = Arc::clone(&coll.shared);
-        let ops = crate::collection::upserts(entities);
+        let ops = crate::db::collection::upserts(entities);
         super::call(self.db.inner(), move |s| {
             let txn = s.redb()?.begin_write()?;
             update_record(&txn, id, |r| r.data = data)?;

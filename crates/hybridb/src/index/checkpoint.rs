@@ -20,8 +20,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::id::EntityId;
 use crate::index::hnsw::Hnsw;
+use crate::model::id::EntityId;
 
 const MAGIC: &[u8; 8] = b"HYBCKPT1";
 const HEADER: usize = 8 + 8 * 4;

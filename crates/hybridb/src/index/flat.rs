@@ -9,7 +9,7 @@ use std::sync::RwLock;
 use crate::index::bitset::SlotBitset;
 use crate::index::distance::DistanceFn;
 use crate::index::{IndexMetric, VectorIndex, top_k};
-use crate::sync::{read, write};
+use crate::model::sync::{read, write};
 
 /// Contiguous vectors with an exact top-k scan.
 #[derive(Debug)]

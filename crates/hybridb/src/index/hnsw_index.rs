@@ -26,7 +26,7 @@ use crate::index::bitset::SlotBitset;
 use crate::index::delta::{Delta, merge};
 use crate::index::hnsw::{Hnsw, HnswParams, Metric as HnswMetric};
 use crate::index::{IndexMetric, VectorIndex, top_k};
-use crate::sync::{read, write};
+use crate::model::sync::{read, write};
 
 /// Items below which a batch is inserted on the calling thread.
 const PARALLEL_MIN: usize = 64;

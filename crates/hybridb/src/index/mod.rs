@@ -11,9 +11,7 @@ pub mod distance;
 pub(crate) mod flat;
 pub mod hnsw;
 pub(crate) mod hnsw_index;
-pub(crate) mod plan;
 pub(crate) mod slots;
-pub(crate) mod state;
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -41,11 +39,13 @@ impl IndexMetric {
     }
 }
 
-impl From<crate::config::Metric> for IndexMetric {
-    fn from(m: crate::config::Metric) -> Self {
+impl From<crate::model::config::Metric> for IndexMetric {
+    fn from(m: crate::model::config::Metric) -> Self {
         match m {
-            crate::config::Metric::L2 => IndexMetric::L2,
-            crate::config::Metric::Cosine | crate::config::Metric::Dot => IndexMetric::Dot,
+            crate::model::config::Metric::L2 => IndexMetric::L2,
+            crate::model::config::Metric::Cosine | crate::model::config::Metric::Dot => {
+                IndexMetric::Dot
+            }
         }
     }
 }

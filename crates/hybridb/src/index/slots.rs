@@ -11,8 +11,8 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use crate::id::EntityId;
 use crate::index::bitset::SlotBitset;
+use crate::model::id::EntityId;
 
 /// Slot ↔ id map with the free list and the searchable set.
 #[derive(Debug, Default)]

@@ -62,8 +62,8 @@ fn settle(pool: &mut Vec<PoolEntry>, matched: &mut usize, ef: usize) {
 }
 
 /// Filtered searches told that at least this share of the live nodes is allowed walk with the
-/// sorted pool of [`Hnsw::beam`] (about `ef / share` entries; measured faster than the two
-/// heaps); smaller shares use [`Hnsw::search_layer`], whose cost per step does not grow with
+/// sorted pool of `Hnsw::beam` (about `ef / share` entries; measured faster than the two
+/// heaps); smaller shares use `Hnsw::search_layer`, whose cost per step does not grow with
 /// its frontier.
 pub const POOL_WALK_SHARE: f64 = 0.05;
 

@@ -1,0 +1,483 @@
+//! A collection handle: the entity operations (writes through [`crate::store::write`] on the
+//! writer thread, reads straight from redb through the read caches). Search and filtered reads
+//! are in [`crate::db::read`].
+//!
+//! Invariant: a handle whose collection was dropped fails every operation with
+//! [`Error::CollectionNotFound`]; the `dropped` flag is set under the database write lock, and
+//! reads that race with a drop map redb's missing-table error to the same error.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use redb::ReadableTableMetadata;
+
+use crate::model::config::{CollectionConfig, PayloadIndexKind};
+use crate::model::entity::{Entity, Record, decode_payload, decode_record, decode_vector};
+use crate::model::error::{Error, QueryProblem, Result};
+use crate::model::id::EntityId;
+use crate::observe::cache::CachedRecord;
+use crate::query::search::ScrollPage;
+use crate::store::inner::DbInner;
+use crate::store::options::Durability;
+use crate::store::schema::CollectionTables;
+
+use crate::store::collection::CollectionShared;
+use crate::store::write::{WriteOp, Written};
+use crate::store::writer::{Command, WriteCommand};
+
+/// A handle to one collection. Cheap to clone; `Send + Sync`.
+///
+/// Writes are atomic per call: a batch commits whole or not at all, and an invalid item fails
+/// the call with an error naming it. They go through the database's writer thread, which
+/// commits concurrent writes together (group commit) and returns after the commit and the index
+/// update, so a caller always reads its own writes. Reads never wait for writes.
+///
+/// This is the blocking API; from async code use [`Collection::to_async`].
+#[derive(Clone)]
+pub struct Collection {
+    pub(crate) db: Arc<DbInner>,
+    pub(crate) shared: Arc<CollectionShared>,
+    durability: Durability,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection")
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collection {
+    pub(crate) fn new(db: Arc<DbInner>, shared: Arc<CollectionShared>) -> Self {
+        let durability = db.shared.options.durability;
+        Collection {
+            db,
+            shared,
+            durability,
+        }
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The collection's configuration (with the payload indexes declared now).
+    pub fn config(&self) -> CollectionConfig {
+        self.shared.config()
+    }
+
+    /// Declares a payload index on `field` (a dotted key) and back-fills it from every entity,
+    /// in one transaction. Returns `false` if the same index existed already. Fails with
+    /// [`Error::InvalidConfig`] naming an entity whose value there has another type, or if
+    /// the field is indexed with another type (drop that index first).
+    ///
+    /// # Example
+    /// ```
+    /// # fn main() -> hybridb::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = hybridb::Database::open(dir.path().join("t.redb"))?;
+    /// use hybridb::{CollectionConfig, Metric, PayloadIndexKind};
+    /// let docs = db.create_collection("docs", CollectionConfig::new(4, Metric::Cosine))?;
+    /// assert!(docs.create_payload_index("lang", PayloadIndexKind::Keyword)?);
+    /// assert_eq!(docs.config().payload_indexes.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn create_payload_index(&self, field: &str, kind: PayloadIndexKind) -> Result<bool> {
+        self.observe(crate::observe::Op::CreatePayloadIndex, 1, || {
+            self.payload_index_command(field, Some(kind))
+        })
+    }
+
+    /// Drops the payload index on `field`; returns whether there was one. Filters on the field
+    /// keep working, by reading payloads.
+    pub fn drop_payload_index(&self, field: &str) -> Result<bool> {
+        self.observe(crate::observe::Op::DropPayloadIndex, 1, || {
+            self.payload_index_command(field, None)
+        })
+    }
+
+    fn payload_index_command(&self, field: &str, kind: Option<PayloadIndexKind>) -> Result<bool> {
+        self.shared.check_live()?;
+        let coll = Arc::clone(&self.shared);
+        let field = field.to_string();
+        self.db.call(move |reply| Command::PayloadIndex {
+            coll,
+            field,
+            kind,
+            reply,
+        })
+    }
+
+    /// A handle whose writes use `durability` instead of the database default.
+    ///
+    /// # Example
+    /// ```
+    /// # fn main() -> hybridb::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = hybridb::Database::open(dir.path().join("t.redb"))?;
+    /// use hybridb::{CollectionConfig, Durability, Metric};
+    /// let logs = db.create_collection("logs", CollectionConfig::new(8, Metric::L2))?;
+    /// let fast = logs.with_durability(Durability::None); // visible now, durable at next sync
+    /// # Ok(()) }
+    /// ```
+    pub fn with_durability(&self, durability: Durability) -> Collection {
+        Collection {
+            durability,
+            ..self.clone()
+        }
+    }
+
+    /// The durability this handle's writes use.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    pub(crate) fn write_command(
+        &self,
+        ops: Vec<WriteOp>,
+    ) -> impl FnOnce(tokio::sync::oneshot::Sender<Result<Vec<Written>>>) -> Command {
+        self.command(ops, None)
+    }
+
+    fn command(
+        &self,
+        ops: Vec<WriteOp>,
+        delete_where: Option<crate::query::filter::Filter>,
+    ) -> impl FnOnce(tokio::sync::oneshot::Sender<Result<Vec<Written>>>) -> Command {
+        let coll = Arc::clone(&self.shared);
+        let durability = self.durability;
+        move |reply| {
+            Command::Write(WriteCommand {
+                coll,
+                ops,
+                delete_where,
+                durability,
+                reply,
+            })
+        }
+    }
+
+    /// The command of [`Collection::delete_by_filter`], after checking the filter is not empty.
+    pub(crate) fn delete_where_command(
+        &self,
+        filter: &crate::query::filter::Filter,
+    ) -> Result<impl FnOnce(tokio::sync::oneshot::Sender<Result<Vec<Written>>>) -> Command> {
+        if filter.is_empty() {
+            return Err(Error::InvalidQuery(
+                crate::model::error::QueryProblem::Filter(
+                    crate::model::error::FilterProblem::Malformed {
+                        path: "filter".into(),
+                        reason: "an empty filter would delete everything; drop the collection \
+                             instead"
+                            .into(),
+                    },
+                ),
+            ));
+        }
+        self.shared.check_live()?;
+        Ok(self.command(Vec::new(), Some(filter.clone())))
+    }
+
+    /// Deletes every entity that passes `filter`, atomically (the set is decided inside the
+    /// deleting transaction); returns how many were deleted. An empty filter is refused.
+    pub fn delete_by_filter(&self, filter: &crate::query::filter::Filter) -> Result<usize> {
+        self.observe(crate::observe::Op::DeleteByFilter, 1, || {
+            let out = self.db.call(self.delete_where_command(filter)?)?;
+            Ok(out.iter().filter(|w| w.seq.is_some()).count())
+        })
+    }
+
+    /// Runs a public operation of this collection inside its span and metrics.
+    pub(crate) fn observe<T>(
+        &self,
+        op: crate::observe::Op,
+        items: usize,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        crate::observe::op(op, &self.shared.metrics, items, f)
+    }
+
+    pub(crate) fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Written>> {
+        self.shared.check_live()?;
+        self.db.call(self.write_command(ops))
+    }
+
+    fn single(&self, op: WriteOp) -> Result<Written> {
+        self.write(vec![op])?
+            .pop()
+            .ok_or_else(|| crate::model::error::corrupted("write returned no outcome"))
+    }
+
+    /// Inserts or replaces one entity; returns its new version and change sequence number.
+    pub fn upsert(&self, entity: Entity) -> Result<Written> {
+        self.observe(crate::observe::Op::Upsert, 1, || {
+            self.single(WriteOp::Upsert {
+                entity,
+                expected_version: None,
+            })
+        })
+    }
+
+    /// Inserts or replaces many entities in one transaction: all or nothing.
+    pub fn upsert_batch(&self, entities: Vec<Entity>) -> Result<Vec<Written>> {
+        self.observe(crate::observe::Op::UpsertBatch, entities.len(), || {
+            self.write(upserts(entities))
+        })
+    }
+
+    /// Writes `entity` only if its stored version is `expected` (0: only if it does not exist);
+    /// otherwise fails with [`Error::Conflict`] naming the current version.
+    pub fn upsert_if_version(&self, entity: Entity, expected: u64) -> Result<Written> {
+        self.observe(crate::observe::Op::UpsertIfVersion, 1, || {
+            self.single(WriteOp::Upsert {
+                entity,
+                expected_version: Some(expected),
+            })
+        })
+    }
+
+    /// Deletes one entity; returns whether it existed.
+    pub fn delete(&self, id: EntityId) -> Result<bool> {
+        self.observe(crate::observe::Op::Delete, 1, || {
+            Ok(self.single(WriteOp::Delete { id })?.seq.is_some())
+        })
+    }
+
+    /// Deletes many entities in one transaction; returns how many existed.
+    pub fn delete_batch(&self, ids: &[EntityId]) -> Result<usize> {
+        self.observe(crate::observe::Op::DeleteBatch, ids.len(), || {
+            let out = self.write(ids.iter().map(|&id| WriteOp::Delete { id }).collect())?;
+            Ok(out.iter().filter(|w| w.seq.is_some()).count())
+        })
+    }
+
+    pub(crate) fn read_txn(&self) -> Result<redb::ReadTransaction> {
+        self.shared.check_live()?;
+        self.db.shared.begin_read()
+    }
+
+    /// Maps redb's missing-table error (a drop raced this read) to `CollectionNotFound`.
+    pub(crate) fn table_error(&self, e: redb::TableError) -> Error {
+        match e {
+            redb::TableError::TableDoesNotExist(_) => {
+                Error::CollectionNotFound(self.shared.name.clone())
+            }
+            other => other.into(),
+        }
+    }
+
+    /// The stored entity, or `None`.
+    pub fn get(&self, id: EntityId) -> Result<Option<Record>> {
+        self.observe(crate::observe::Op::Get, 1, || {
+            Ok(self.records(&[id])?.pop().flatten())
+        })
+    }
+
+    /// Many entities from one consistent snapshot, in the order asked (`None` for absent ids).
+    ///
+    /// Served from the record and vector caches where they hold every id asked for, else from
+    /// one redb snapshot (`docs/metrics.md` explains why the two never mix two moments).
+    pub fn get_many(&self, ids: &[EntityId]) -> Result<Vec<Option<Record>>> {
+        self.observe(crate::observe::Op::GetMany, ids.len(), || self.records(ids))
+    }
+
+    /// [`Collection::get_many`] without its span (also joins search hits).
+    pub(crate) fn records(&self, ids: &[EntityId]) -> Result<Vec<Option<Record>>> {
+        self.shared.check_live()?;
+        let caches = &self.db.shared.caches;
+        let cid = self.shared.stored.cid;
+        let Some(count) = caches
+            .entities_on()
+            .then(|| self.shared.window.stable())
+            .flatten()
+        else {
+            caches.entities_bypassed(ids.len());
+            let txn = self.read_txn()?;
+            return self.read_many(&txn, ids, None);
+        };
+        let stamps: Vec<u64> = ids.iter().map(|&id| caches.stamp(cid, id)).collect();
+        let mut out: Vec<Option<Record>> = ids
+            .iter()
+            .zip(&stamps)
+            .map(|(&id, &stamp)| {
+                caches
+                    .entity(cid, id, stamp)
+                    .map(|(r, v)| r.to_record(id, &v))
+            })
+            .collect();
+        if out.iter().all(Option::is_some) && self.shared.window.unchanged(count) {
+            return Ok(out);
+        }
+        let txn = self.read_txn()?;
+        if !self.shared.window.unchanged(count) {
+            // A write began before this snapshot: the hits may describe another moment.
+            return self.read_many(&txn, ids, None);
+        }
+        let missing: Vec<usize> = (0..ids.len()).filter(|&i| out[i].is_none()).collect();
+        let wanted: Vec<EntityId> = missing.iter().map(|&i| ids[i]).collect();
+        let wanted_stamps: Vec<u64> = missing.iter().map(|&i| stamps[i]).collect();
+        let read = self.read_many(&txn, &wanted, Some(&wanted_stamps))?;
+        for (i, r) in missing.into_iter().zip(read) {
+            out[i] = r;
+        }
+        Ok(out)
+    }
+
+    /// Reads `ids` from `txn`; with `stamps` (taken, in a closed write window that had not
+    /// moved when `txn` began, before it) also fills the caches.
+    fn read_many(
+        &self,
+        txn: &redb::ReadTransaction,
+        ids: &[EntityId],
+        stamps: Option<&[u64]>,
+    ) -> Result<Vec<Option<Record>>> {
+        let tables = self.record_tables(txn)?;
+        let caches = &self.db.shared.caches;
+        let cid = self.shared.stored.cid;
+        ids.iter()
+            .enumerate()
+            .map(|(i, &id)| {
+                let Some(rec) = tables.entities.get(id)? else {
+                    return Ok(None);
+                };
+                let record = tables.record(id, rec.value())?;
+                if let Some(stamps) = stamps.filter(|_| caches.admit_entity(cid, id)) {
+                    let cached = Arc::new(CachedRecord {
+                        payload: record.payload.clone(),
+                        version: record.version,
+                        updated_at: record.updated_at,
+                    });
+                    caches.put_entity(cid, id, stamps[i], cached, Arc::from(&record.vector[..]));
+                }
+                Ok(Some(record))
+            })
+            .collect()
+    }
+
+    /// Number of entities.
+    pub fn count(&self) -> Result<u64> {
+        self.observe(crate::observe::Op::Count, 1, || self.count_all())
+    }
+
+    pub(crate) fn count_all(&self) -> Result<u64> {
+        let txn = self.read_txn()?;
+        Ok(self.record_tables(&txn)?.entities.len()?)
+    }
+
+    /// Up to `limit` entities in id order, starting after `after` (from the start for `None`).
+    pub fn scroll(&self, after: Option<EntityId>, limit: usize) -> Result<ScrollPage> {
+        self.observe(crate::observe::Op::Scroll, limit, || {
+            self.scroll_all(after, limit)
+        })
+    }
+
+    pub(crate) fn scroll_all(&self, after: Option<EntityId>, limit: usize) -> Result<ScrollPage> {
+        self.check_k(limit)?;
+        let txn = self.read_txn()?;
+        let tables = self.record_tables(&txn)?;
+        let start = match after {
+            Some(id) => Bound::Excluded(id),
+            None => Bound::Unbounded,
+        };
+        let mut records = Vec::with_capacity(limit.min(1024));
+        let mut more = false;
+        for row in tables
+            .entities
+            .range::<EntityId>((start, Bound::Unbounded))?
+        {
+            if records.len() == limit {
+                more = true;
+                break;
+            }
+            let (k, v) = row?;
+            records.push(tables.record(k.value(), v.value())?);
+        }
+        let next = if more {
+            records.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(ScrollPage { records, next })
+    }
+
+    /// Opens the entity and vector tables of this collection in `txn`.
+    pub(crate) fn record_tables(&self, txn: &redb::ReadTransaction) -> Result<RecordTables> {
+        let tables = CollectionTables::new(self.shared.stored.cid);
+        Ok(RecordTables {
+            entities: txn
+                .open_table(tables.entities())
+                .map_err(|e| self.table_error(e))?,
+            vectors: txn
+                .open_table(tables.vectors())
+                .map_err(|e| self.table_error(e))?,
+            dim: self.shared.stored.config.dim as usize,
+        })
+    }
+
+    pub(crate) fn check_k(&self, k: usize) -> Result<()> {
+        let limit = self.db.shared.options.max_k;
+        if k == 0 {
+            Err(Error::InvalidQuery(QueryProblem::ZeroK))
+        } else if k > limit {
+            Err(Error::InvalidQuery(QueryProblem::KTooLarge { k, limit }))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Bytes of memory held by this collection's in-memory index.
+    pub fn index_memory_bytes(&self) -> usize {
+        self.shared.index.memory_bytes()
+    }
+
+    /// Number of entities the index can return (equals [`Collection::count`] when idle).
+    pub fn indexed_count(&self) -> usize {
+        self.shared.index.live_count()
+    }
+
+    /// Changes not yet built into the HNSW graph. After a reopen, the changes written since
+    /// the last checkpoint are built in by a background thread; until then searches compare
+    /// the query with each new vector exactly and keep replaced or deleted nodes out of
+    /// their results. Zero once that is done (and always for exact indexes).
+    pub fn unlinked_count(&self) -> usize {
+        self.shared.index.pending()
+    }
+}
+
+/// Wraps entities as unconditional upserts.
+pub(crate) fn upserts(entities: Vec<Entity>) -> Vec<WriteOp> {
+    entities
+        .into_iter()
+        .map(|entity| WriteOp::Upsert {
+            entity,
+            expected_version: None,
+        })
+        .collect()
+}
+
+/// A collection's entity and vector tables in one read transaction.
+pub(crate) struct RecordTables {
+    pub(crate) entities: redb::ReadOnlyTable<EntityId, &'static [u8]>,
+    vectors: redb::ReadOnlyTable<EntityId, &'static [u8]>,
+    dim: usize,
+}
+
+impl RecordTables {
+    /// The full record of `id`, whose stored entity record is `rec`.
+    pub(crate) fn record(&self, id: EntityId, rec: &[u8]) -> Result<Record> {
+        let (header, json) = decode_record(rec)?;
+        let vec = self
+            .vectors
+            .get(id)?
+            .ok_or_else(|| crate::model::error::corrupted(format!("entity {id} has no vector")))?;
+        Ok(Record {
+            id,
+            payload: decode_payload(json)?,
+            vector: decode_vector(vec.value(), self.dim)?,
+            version: header.version,
+            updated_at: header.updated_at,
+        })
+    }
+}

@@ -1,0 +1,328 @@
+//! Collection configuration: dimension, metric, index kind and declared payload indexes.
+//!
+//! A config is validated when a collection is created and stored in the `collections` table as a
+//! format byte followed by its JSON encoding (JSON rather than postcard because the config uses
+//! tagged enums, which postcard cannot decode, and because a readable config helps operators). It never changes after creation (changes to
+//! payload indexes will bump [`StoredCollection::config_version`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::error::{Error, Result, corrupted};
+
+/// Largest accepted vector dimension.
+pub const MAX_DIM: u32 = 4096;
+/// Longest accepted collection name, in bytes.
+pub const MAX_COLLECTION_NAME: usize = 64;
+
+/// How vectors are compared. Scores returned by search follow the metric (see [`crate::Hit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Metric {
+    /// Cosine similarity: vectors are compared by direction; zero vectors are rejected.
+    Cosine,
+    /// Inner (dot) product: larger is more similar.
+    Dot,
+    /// Euclidean distance: smaller is more similar.
+    L2,
+}
+
+/// Which vector index serves searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum IndexKind {
+    /// Exact (brute-force SIMD) search over all vectors: recall 1.0, cost linear in the size.
+    Exact,
+    /// An HNSW graph: approximate search, cost roughly logarithmic in the size. The default.
+    Hnsw {
+        /// Links per node on upper layers (layer 0 keeps `2 * m`), 2..=128. Default 16.
+        #[serde(default = "default_m")]
+        m: u32,
+        /// Candidate list size while inserting, `m..=4096`. Default 200.
+        #[serde(default = "default_ef_construction")]
+        ef_construction: u32,
+        /// Default candidate list size of a search (raised to `k`), 1..=65536; a request may
+        /// override it. Default 64.
+        #[serde(default = "default_ef")]
+        ef: u32,
+    },
+}
+
+fn default_m() -> u32 {
+    16
+}
+fn default_ef_construction() -> u32 {
+    200
+}
+fn default_ef() -> u32 {
+    64
+}
+
+impl IndexKind {
+    /// HNSW with the default parameters (m 16, ef_construction 200, ef 64).
+    pub const fn hnsw() -> Self {
+        IndexKind::Hnsw {
+            m: 16,
+            ef_construction: 200,
+            ef: 64,
+        }
+    }
+}
+
+impl Default for IndexKind {
+    fn default() -> Self {
+        IndexKind::hnsw()
+    }
+}
+
+/// Type of a declared payload index (maintained by a later release; stored now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum PayloadIndexKind {
+    /// Exact string values.
+    Keyword,
+    /// 64-bit signed integers.
+    Integer,
+    /// 64-bit floats.
+    Float,
+    /// Booleans.
+    Bool,
+    /// RFC 3339 timestamps.
+    Datetime,
+}
+
+/// The configuration of a collection.
+///
+/// # Example
+/// ```
+/// use hybridb::{CollectionConfig, Metric, PayloadIndexKind};
+/// let config = CollectionConfig::new(384, Metric::Cosine)
+///     .with_payload_index("lang", PayloadIndexKind::Keyword);
+/// assert_eq!(config.dim, 384);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionConfig {
+    /// Vector dimension, 1..=4096.
+    pub dim: u32,
+    /// Similarity metric.
+    pub metric: Metric,
+    /// Vector index kind.
+    pub index: IndexKind,
+    /// Declared payload indexes: field name to value type.
+    pub payload_indexes: BTreeMap<String, PayloadIndexKind>,
+}
+
+impl CollectionConfig {
+    /// A config with the given dimension and metric, the default HNSW index, no payload indexes.
+    pub fn new(dim: u32, metric: Metric) -> Self {
+        CollectionConfig {
+            dim,
+            metric,
+            index: IndexKind::default(),
+            payload_indexes: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the index kind.
+    pub fn with_index(mut self, index: IndexKind) -> Self {
+        self.index = index;
+        self
+    }
+
+    /// Declares a payload index on `field`.
+    pub fn with_payload_index(mut self, field: impl Into<String>, kind: PayloadIndexKind) -> Self {
+        self.payload_indexes.insert(field.into(), kind);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.dim == 0 || self.dim > MAX_DIM {
+            return Err(Error::InvalidConfig(format!(
+                "dimension {} is outside 1..={MAX_DIM}",
+                self.dim
+            )));
+        }
+        if let IndexKind::Hnsw {
+            m,
+            ef_construction,
+            ef,
+        } = self.index
+        {
+            if !(2..=128).contains(&m) {
+                return Err(Error::InvalidConfig(format!(
+                    "hnsw m {m} is outside 2..=128"
+                )));
+            }
+            if ef_construction < m || ef_construction > 4096 {
+                return Err(Error::InvalidConfig(format!(
+                    "hnsw ef_construction {ef_construction} is outside m..=4096"
+                )));
+            }
+            if ef == 0 || ef > 65_536 {
+                return Err(Error::InvalidConfig(format!(
+                    "hnsw ef {ef} is outside 1..=65536"
+                )));
+            }
+        }
+        for field in self.payload_indexes.keys() {
+            validate_field_key(field)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a payload index field key: 1..=256 bytes of non-empty dot-separated parts.
+pub(crate) fn validate_field_key(field: &str) -> Result<()> {
+    if field.is_empty() || field.len() > 256 || field.split('.').any(str::is_empty) {
+        return Err(Error::InvalidConfig(format!(
+            "payload index field {field:?} must be 1..=256 bytes of non-empty dot-separated parts"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a collection name: 1..=64 bytes of `[A-Za-z0-9_-]`, not starting with `-`.
+pub(crate) fn validate_collection_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("must not be empty")
+    } else if name.len() > MAX_COLLECTION_NAME {
+        Some("must be at most 64 bytes")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Some("may hold only ASCII letters, digits, '_' and '-'")
+    } else if name.starts_with('-') {
+        Some("must not start with '-'")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidCollectionName {
+            name: name.chars().take(80).collect(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// What the `collections` table stores per collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StoredCollection {
+    /// Internal id; names the collection's tables, never reused.
+    pub cid: u64,
+    /// Bumped whenever the config changes.
+    pub config_version: u64,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at: u64,
+    /// The configuration.
+    pub config: CollectionConfig,
+}
+
+const STORED_COLLECTION_FORMAT: u8 = 1;
+
+impl StoredCollection {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = vec![STORED_COLLECTION_FORMAT];
+        // Serialising plain structs with string keys cannot fail.
+        out.extend(serde_json::to_vec(self).unwrap_or_default());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
+        match bytes.split_first() {
+            Some((&STORED_COLLECTION_FORMAT, rest)) => serde_json::from_slice(rest)
+                .map_err(|e| corrupted(format!("collection config: {e}"))),
+            Some((v, _)) => Err(corrupted(format!("collection config format {v}"))),
+            None => Err(corrupted("empty collection config")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "docs_v2", "A-1", &"x".repeat(64)] {
+            assert!(validate_collection_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a b", "ä", "a/b", &"x".repeat(65)] {
+            assert!(
+                matches!(
+                    validate_collection_name(bad),
+                    Err(Error::InvalidCollectionName { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn stored_collection_round_trip() {
+        let s = StoredCollection {
+            cid: 7,
+            config_version: 1,
+            created_at: 123,
+            config: CollectionConfig::new(3, Metric::L2)
+                .with_payload_index("lang", PayloadIndexKind::Keyword),
+        };
+        assert_eq!(StoredCollection::decode(&s.encode()).unwrap(), s);
+        assert!(StoredCollection::decode(&[9, 1, 2]).is_err());
+        assert!(StoredCollection::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn dims() {
+        assert!(CollectionConfig::new(0, Metric::L2).validate().is_err());
+        assert!(CollectionConfig::new(4097, Metric::L2).validate().is_err());
+        assert!(CollectionConfig::new(4096, Metric::Dot).validate().is_ok());
+        let bad_m = IndexKind::Hnsw {
+            m: 1,
+            ef_construction: 200,
+            ef: 64,
+        };
+        assert!(
+            CollectionConfig::new(8, Metric::L2)
+                .with_index(bad_m)
+                .validate()
+                .is_err()
+        );
+        let bad_efc = IndexKind::Hnsw {
+            m: 16,
+            ef_construction: 8,
+            ef: 64,
+        };
+        assert!(
+            CollectionConfig::new(8, Metric::L2)
+                .with_index(bad_efc)
+                .validate()
+                .is_err()
+        );
+        let bad_ef = IndexKind::Hnsw {
+            m: 16,
+            ef_construction: 200,
+            ef: 0,
+        };
+        assert!(
+            CollectionConfig::new(8, Metric::L2)
+                .with_index(bad_ef)
+                .validate()
+                .is_err()
+        );
+        let json: IndexKind = serde_json::from_str(r#"{"kind":"hnsw","m":8}"#).unwrap();
+        assert_eq!(
+            json,
+            IndexKind::Hnsw {
+                m: 8,
+                ef_construction: 200,
+                ef: 64
+            }
+        );
+    }
+}

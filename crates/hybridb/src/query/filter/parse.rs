@@ -1,0 +1,356 @@
+//! Reading a filter from Qdrant's filter JSON: every malformed part is refused with a
+//! [`FilterProblem`] naming its path (`must[2].range.gte`), within depth and size limits
+//! ([`MAX_FILTER_DEPTH`], [`MAX_FILTER_CONDITIONS`]), so a parsed filter always means what
+//! [`Filter::matches`] says.
+
+use crate::model::error::FilterProblem;
+use crate::model::id::EntityId;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+
+use super::*;
+
+fn problem(path: &str, reason: impl Into<String>) -> FilterProblem {
+    FilterProblem::Malformed {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+pub(super) fn parse_filter(
+    v: &Value,
+    path: &str,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Filter, FilterProblem> {
+    if depth > MAX_FILTER_DEPTH {
+        return Err(FilterProblem::TooComplex {
+            reason: format!("nested deeper than {MAX_FILTER_DEPTH} levels"),
+        });
+    }
+    let Value::Object(m) = v else {
+        return Err(problem(
+            path,
+            format!("expected an object, got {}", kind(v)),
+        ));
+    };
+    let mut f = Filter::default();
+    for (name, list) in m {
+        let target = match name.as_str() {
+            "must" => &mut f.must,
+            "should" => &mut f.should,
+            "must_not" => &mut f.must_not,
+            other => {
+                return Err(FilterProblem::UnknownOperator {
+                    path: path.to_string(),
+                    operator: other.to_string(),
+                });
+            }
+        };
+        let here = format!("{path}.{name}");
+        let items: Vec<&Value> = match list {
+            Value::Array(a) => a.iter().collect(),
+            // Qdrant accepts a single condition in place of a list.
+            Value::Object(_) => vec![list],
+            Value::Null => Vec::new(),
+            other => {
+                return Err(problem(
+                    &here,
+                    format!("expected a list of conditions, got {}", kind(other)),
+                ));
+            }
+        };
+        for (i, item) in items.into_iter().enumerate() {
+            target.push(parse_condition(
+                item,
+                &format!("{here}[{i}]"),
+                depth,
+                budget,
+            )?);
+        }
+    }
+    Ok(f)
+}
+
+fn take_budget(budget: &mut usize, n: usize) -> Result<(), FilterProblem> {
+    if *budget < n {
+        return Err(FilterProblem::TooComplex {
+            reason: format!("more than {MAX_FILTER_CONDITIONS} conditions"),
+        });
+    }
+    *budget -= n;
+    Ok(())
+}
+
+fn parse_condition(
+    v: &Value,
+    path: &str,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Condition, FilterProblem> {
+    take_budget(budget, 1)?;
+    let Value::Object(m) = v else {
+        return Err(problem(
+            path,
+            format!("expected a condition object, got {}", kind(v)),
+        ));
+    };
+    if m.keys()
+        .any(|k| matches!(k.as_str(), "must" | "should" | "must_not"))
+    {
+        return Ok(Condition::Nested(Box::new(parse_filter(
+            v,
+            path,
+            depth + 1,
+            budget,
+        )?)));
+    }
+    if let Some(ids) = m.get("has_id") {
+        only_keys(m, &["has_id"], path)?;
+        let here = format!("{path}.has_id");
+        let Value::Array(items) = ids else {
+            return Err(problem(&here, "expected a list of ids"));
+        };
+        take_budget(budget, items.len())?;
+        let mut set = BTreeSet::new();
+        for (i, item) in items.iter().enumerate() {
+            let id = item
+                .as_str()
+                .and_then(|s| s.parse::<EntityId>().ok())
+                .ok_or_else(|| problem(&format!("{here}[{i}]"), "expected a UUID string"))?;
+            set.insert(id);
+        }
+        return Ok(Condition::HasId(set));
+    }
+    for op in ["is_null", "is_empty", "exists"] {
+        if let Some(inner) = m.get(op) {
+            only_keys(m, &[op], path)?;
+            let here = format!("{path}.{op}");
+            let key = match inner {
+                Value::Object(im) => {
+                    only_keys(im, &["key"], &here)?;
+                    parse_key(im.get("key"), &format!("{here}.key"))?
+                }
+                other => {
+                    return Err(problem(
+                        &here,
+                        format!("expected {{\"key\": ...}}, got {}", kind(other)),
+                    ));
+                }
+            };
+            return Ok(match op {
+                "is_null" => Condition::IsNull { key },
+                "is_empty" => Condition::IsEmpty { key },
+                _ => Condition::Exists { key },
+            });
+        }
+    }
+    if m.contains_key("key") {
+        let key = parse_key(m.get("key"), &format!("{path}.key"))?;
+        if let Some(mv) = m.get("match") {
+            only_keys(m, &["key", "match"], path)?;
+            return parse_match(mv, key, &format!("{path}.match"), budget);
+        }
+        if let Some(r) = m.get("range") {
+            only_keys(m, &["key", "range"], path)?;
+            return Ok(Condition::Range {
+                key,
+                range: parse_range(r, &format!("{path}.range"))?,
+            });
+        }
+        return match m.keys().find(|k| *k != "key") {
+            Some(op) => Err(FilterProblem::UnknownOperator {
+                path: path.to_string(),
+                operator: op.clone(),
+            }),
+            None => Err(problem(path, "a \"key\" needs \"match\" or \"range\"")),
+        };
+    }
+    match m.keys().next() {
+        Some(op) => Err(FilterProblem::UnknownOperator {
+            path: path.to_string(),
+            operator: op.clone(),
+        }),
+        None => Err(problem(path, "empty condition")),
+    }
+}
+
+fn only_keys(m: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<(), FilterProblem> {
+    match m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(extra) => Err(FilterProblem::UnknownOperator {
+            path: path.to_string(),
+            operator: extra.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn parse_key(v: Option<&Value>, path: &str) -> Result<String, FilterProblem> {
+    match v {
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= 256 && s.split('.').all(|p| !p.is_empty()) =>
+        {
+            Ok(s.clone())
+        }
+        Some(Value::String(_)) => Err(problem(
+            path,
+            "field key must be 1..=256 bytes of non-empty dot-separated parts",
+        )),
+        Some(other) => Err(problem(
+            path,
+            format!("expected a string, got {}", kind(other)),
+        )),
+        None => Err(problem(path, "missing")),
+    }
+}
+
+fn parse_match_value(v: &Value, path: &str) -> Result<MatchValue, FilterProblem> {
+    match v {
+        Value::String(s) => Ok(MatchValue::Keyword(s.clone())),
+        Value::Bool(b) => Ok(MatchValue::Bool(*b)),
+        Value::Number(n) => n.as_i64().map(MatchValue::Integer).ok_or_else(|| {
+            problem(
+                path,
+                "match values must be strings, integers or booleans (use a range for floats)",
+            )
+        }),
+        other => Err(problem(
+            path,
+            format!(
+                "match values must be strings, integers or booleans, got {}",
+                kind(other)
+            ),
+        )),
+    }
+}
+
+fn parse_match(
+    v: &Value,
+    key: String,
+    path: &str,
+    budget: &mut usize,
+) -> Result<Condition, FilterProblem> {
+    let Value::Object(m) = v else {
+        return Err(problem(
+            path,
+            format!(
+                "expected {{\"value\": ...}} or {{\"any\": [...]}}, got {}",
+                kind(v)
+            ),
+        ));
+    };
+    if let Some(value) = m.get("value") {
+        only_keys(m, &["value"], path)?;
+        return Ok(Condition::Match {
+            key,
+            value: parse_match_value(value, &format!("{path}.value"))?,
+        });
+    }
+    if let Some(any) = m.get("any") {
+        only_keys(m, &["any"], path)?;
+        let here = format!("{path}.any");
+        let Value::Array(items) = any else {
+            return Err(problem(&here, "expected a list of values"));
+        };
+        take_budget(budget, items.len())?;
+        let any = items
+            .iter()
+            .enumerate()
+            .map(|(i, x)| parse_match_value(x, &format!("{here}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Condition::MatchAny { key, any });
+    }
+    match m.keys().next() {
+        Some(op) => Err(FilterProblem::UnknownOperator {
+            path: path.to_string(),
+            operator: op.clone(),
+        }),
+        None => Err(problem(path, "expected \"value\" or \"any\"")),
+    }
+}
+
+fn parse_range(v: &Value, path: &str) -> Result<Range, FilterProblem> {
+    let Value::Object(m) = v else {
+        return Err(problem(
+            path,
+            format!("expected an object of bounds, got {}", kind(v)),
+        ));
+    };
+    let mut r = Range::default();
+    for (op, b) in m {
+        let here = format!("{path}.{op}");
+        let bound = match b {
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Bound::Integer(i),
+                (None, Some(f)) if f.is_finite() => Bound::Float(f),
+                _ => return Err(problem(&here, "number out of range")),
+            },
+            Value::String(s) => Bound::Datetime(
+                crate::query::datetime::parse_datetime(s)
+                    .ok_or_else(|| problem(&here, format!("{s:?} is not an RFC 3339 datetime")))?,
+            ),
+            Value::Null => continue,
+            other => {
+                return Err(problem(
+                    &here,
+                    format!(
+                        "expected a number or an RFC 3339 datetime string, got {}",
+                        kind(other)
+                    ),
+                ));
+            }
+        };
+        let slot = match op.as_str() {
+            "gt" => &mut r.gt,
+            "gte" => &mut r.gte,
+            "lt" => &mut r.lt,
+            "lte" => &mut r.lte,
+            other => {
+                return Err(FilterProblem::UnknownOperator {
+                    path: path.to_string(),
+                    operator: other.to_string(),
+                });
+            }
+        };
+        *slot = Some(bound);
+    }
+    let kinds: Vec<bool> = r
+        .bounds()
+        .map(|(_, b)| matches!(b, Bound::Datetime(_)))
+        .collect();
+    match kinds.split_first() {
+        None => Err(problem(
+            path,
+            "a range needs at least one of gt, gte, lt, lte",
+        )),
+        Some((first, rest)) if rest.iter().any(|k| k != first) => {
+            Err(problem(path, "bounds must be all numbers or all datetimes"))
+        }
+        Some(_) => Ok(r),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Serialize for Filter {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Filter {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Filter::from_json(&v).map_err(serde::de::Error::custom)
+    }
+}

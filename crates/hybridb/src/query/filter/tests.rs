@@ -1,0 +1,155 @@
+//! The filter language: semantics, JSON round trips, hashing, and errors that name the place.
+
+use super::*;
+
+fn p(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap()
+}
+
+fn f(v: Value) -> Filter {
+    Filter::from_json(&v).unwrap()
+}
+
+fn hash_of(filter: &Filter) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    filter.hash(&mut h);
+    h.finish()
+}
+
+#[test]
+fn hash_agrees_with_equality() {
+    let a = f(
+        json!({"must": [{"key": "x", "range": {"gte": 0.0, "lt": 2.5}}],
+                     "should": [{"key": "t", "match": {"any": ["a", "b"]}}]}),
+    );
+    let b = f(
+        json!({"must": [{"key": "x", "range": {"gte": -0.0, "lt": 2.5}}],
+                     "should": [{"key": "t", "match": {"any": ["a", "b"]}}]}),
+    );
+    assert_eq!(a, b, "0.0 and -0.0 are the same bound");
+    assert_eq!(hash_of(&a), hash_of(&b));
+    let c = f(
+        json!({"must": [{"key": "x", "range": {"gte": 0.0, "lt": 2.6}}],
+                     "should": [{"key": "t", "match": {"any": ["a", "b"]}}]}),
+    );
+    assert_ne!(a, c);
+    assert_ne!(hash_of(&a), hash_of(&c));
+    let moved = f(
+        json!({"should": [{"key": "x", "range": {"gte": 0.0, "lt": 2.5}}],
+                         "must": [{"key": "t", "match": {"any": ["a", "b"]}}]}),
+    );
+    assert_ne!(
+        hash_of(&a),
+        hash_of(&moved),
+        "the clause a condition sits in counts"
+    );
+}
+
+#[test]
+fn semantics() {
+    let id = EntityId::from_u128(1);
+    let doc = p(json!({
+        "lang": "en", "year": 2021, "score": 0.5, "tags": ["a", "b"],
+        "nested": {"x": [{"y": 1}, {"y": 2}]}, "nothing": null, "empty": [],
+        "at": "2024-05-01T12:00:00Z"
+    }));
+    let yes = [
+        json!({"must": [{"key": "lang", "match": {"value": "en"}}]}),
+        json!({"must": [{"key": "tags", "match": {"value": "b"}}]}),
+        json!({"must": [{"key": "tags", "match": {"any": ["z", "a"]}}]}),
+        json!({"must": [{"key": "year", "range": {"gte": 2021, "lt": 2022}}]}),
+        json!({"must": [{"key": "score", "range": {"gt": 0.4}}]}),
+        json!({"must": [{"key": "nested.x.y", "match": {"value": 2}}]}),
+        json!({"must": [{"is_null": {"key": "nothing"}}, {"is_empty": {"key": "empty"}}]}),
+        json!({"must": [{"is_empty": {"key": "missing"}}, {"exists": {"key": "lang"}}]}),
+        json!({"must": [{"key": "at", "range": {"gte": "2024-01-01T00:00:00Z"}}]}),
+        json!({"should": [{"key": "lang", "match": {"value": "de"}}, {"has_id": [id.to_string()]}]}),
+        json!({"must_not": [{"must": [{"key": "lang", "match": {"value": "de"}}]}]}),
+        json!({}),
+    ];
+    for y in yes {
+        assert!(f(y.clone()).matches(id, &doc), "{y}");
+    }
+    let no = [
+        json!({"must": [{"key": "lang", "match": {"value": "de"}}]}),
+        json!({"must": [{"key": "year", "range": {"gt": 2021}}]}),
+        json!({"must": [{"key": "lang", "range": {"gt": 1}}]}),
+        json!({"must": [{"is_null": {"key": "lang"}}]}),
+        json!({"must": [{"exists": {"key": "empty"}}]}),
+        json!({"must_not": [{"key": "tags", "match": {"value": "a"}}]}),
+        json!({"should": [{"key": "lang", "match": {"value": "de"}}]}),
+        json!({"must": [{"key": "at", "range": {"lt": "2024-05-01T12:00:00Z"}}]}),
+    ];
+    for n in no {
+        assert!(!f(n.clone()).matches(id, &doc), "{n}");
+    }
+}
+
+#[test]
+fn round_trip() {
+    let v = json!({
+        "must": [{"key": "a", "match": {"value": "x"}}, {"key": "b", "range": {"gte": 1, "lt": 2.5}}],
+        "should": [{"is_null": {"key": "c"}}, {"has_id": [EntityId::from_u128(7).to_string()]}],
+        "must_not": [{"must": [{"key": "d", "match": {"any": [1, 2]}}]}]
+    });
+    let parsed = f(v.clone());
+    assert_eq!(parsed.to_json(), v);
+    let via_serde: Filter = serde_json::from_value(v).unwrap();
+    assert_eq!(via_serde, parsed);
+}
+
+#[test]
+fn malformed_filters_name_the_place() {
+    let cases = [
+        (json!([]), "filter"),
+        (json!({"bogus": []}), "bogus"),
+        (json!({"must": 3}), "filter.must"),
+        (json!({"must": [{"key": "a"}]}), "filter.must[0]"),
+        (
+            json!({"must": [{"key": "a", "match": {"text": "x"}}]}),
+            "text",
+        ),
+        (
+            json!({"must": [{"key": "a", "match": {"value": 1.5}}]}),
+            "match.value",
+        ),
+        (json!({"must": [{"key": "a", "range": {}}]}), "range"),
+        (
+            json!({"must": [{"key": "a", "range": {"gt": 1, "lt": "2024-01-01T00:00:00Z"}}]}),
+            "range",
+        ),
+        (
+            json!({"must": [{"key": "a", "range": {"gt": "yesterday"}}]}),
+            "range.gt",
+        ),
+        (
+            json!({"must": [{"key": "a", "range": {"near": 1}}]}),
+            "near",
+        ),
+        (json!({"must": [{"has_id": ["nope"]}]}), "has_id[0]"),
+        (json!({"must": [{"key": "", "match": {"value": 1}}]}), "key"),
+        (
+            json!({"must": [{"key": "a..b", "match": {"value": 1}}]}),
+            "key",
+        ),
+        (json!({"must": [{"is_null": "a"}]}), "is_null"),
+        (
+            json!({"must": [{"key": "a", "match": {"value": 1}, "range": {"gt": 1}}]}),
+            "range",
+        ),
+        (json!({"must": [{}]}), "must[0]"),
+    ];
+    for (v, needle) in cases {
+        let e = Filter::from_json(&v).expect_err(&v.to_string());
+        assert!(e.to_string().contains(needle), "{v}: {e}");
+    }
+    let mut deep = json!({});
+    for _ in 0..40 {
+        deep = json!({"must": [deep]});
+    }
+    assert!(matches!(
+        Filter::from_json(&deep),
+        Err(FilterProblem::TooComplex { .. })
+    ));
+}

@@ -1,0 +1,181 @@
+//! Search requests and results.
+
+use serde_json::{Map, Value};
+
+use crate::model::id::EntityId;
+use crate::query::filter::Filter;
+
+/// A nearest-neighbour search.
+///
+/// # Example
+/// ```
+/// use hybridb::SearchRequest;
+/// let req = SearchRequest::new(vec![0.1, 0.2, 0.3], 5).with_payload(true);
+/// assert_eq!(req.k, 5);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    /// The query vector (same dimension as the collection).
+    pub vector: Vec<f32>,
+    /// How many results, 1..=[`crate::Options::max_k`].
+    pub k: usize,
+    /// Return each hit's payload.
+    pub with_payload: bool,
+    /// Return each hit's stored vector.
+    pub with_vector: bool,
+    /// Whether to wait for writes committed before the search to reach the index.
+    pub consistency: Consistency,
+    /// Search effort of an HNSW index (candidate list size, raised to `k`); `None` uses the
+    /// collection's default. Ignored by exact indexes.
+    pub ef: Option<usize>,
+    /// Only entities that pass this filter are returned.
+    pub filter: Option<Filter>,
+    /// Only hits at least this good are returned: a score `>=` the threshold for cosine and
+    /// dot, a distance `<=` it for L2.
+    pub score_threshold: Option<f32>,
+}
+
+/// How fresh a search's view of the index must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Sees every write committed before the search began (waits, briefly, for the writer to
+    /// finish applying them to the index). The default.
+    #[default]
+    Strong,
+    /// Sees what the index holds now; never waits for the writer.
+    Eventual,
+}
+
+impl SearchRequest {
+    /// A request for the `k` nearest entities to `vector`, ids and scores only.
+    pub fn new(vector: Vec<f32>, k: usize) -> Self {
+        SearchRequest {
+            vector,
+            k,
+            with_payload: false,
+            with_vector: false,
+            consistency: Consistency::Strong,
+            ef: None,
+            filter: None,
+            score_threshold: None,
+        }
+    }
+
+    /// Restricts the search to entities passing `filter`.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Drops hits worse than `threshold` (see [`SearchRequest::score_threshold`]).
+    pub fn score_threshold(mut self, threshold: f32) -> Self {
+        self.score_threshold = Some(threshold);
+        self
+    }
+
+    /// Whether to return payloads.
+    pub fn with_payload(mut self, yes: bool) -> Self {
+        self.with_payload = yes;
+        self
+    }
+
+    /// Whether to return stored vectors.
+    pub fn with_vector(mut self, yes: bool) -> Self {
+        self.with_vector = yes;
+        self
+    }
+
+    /// Sets the HNSW search effort for this request.
+    pub fn ef(mut self, ef: usize) -> Self {
+        self.ef = Some(ef);
+        self
+    }
+
+    /// Sets the consistency level.
+    pub fn consistency(mut self, consistency: Consistency) -> Self {
+        self.consistency = consistency;
+        self
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The entity.
+    pub id: EntityId,
+    /// Cosine similarity (cosine; higher is better), inner product (dot; higher is better) or
+    /// Euclidean distance (L2; lower is better). Hits come best first; equal scores by id.
+    pub score: f32,
+    /// The payload, when requested.
+    pub payload: Option<Map<String, Value>>,
+    /// The stored vector, when requested.
+    pub vector: Option<Vec<f32>>,
+}
+
+/// A page of a scroll through a collection in id order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrollPage {
+    /// Records in id order.
+    pub records: Vec<crate::model::entity::Record>,
+    /// Pass this as `after` to get the next page; `None` when this page is the last.
+    pub next: Option<EntityId>,
+}
+
+/// How a search was carried out (see [`crate::Collection::explain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Plan {
+    /// No filter, or one every live entity passes: the plain index search.
+    Unfiltered,
+    /// No entity passes the filter: nothing to search.
+    NoMatches,
+    /// Exact distances to just the matching entities (small matching sets; exact indexes).
+    ExactScan,
+    /// A graph traversal that collects only matching entities (large matching sets).
+    FilteredGraph,
+    /// The plain graph search's candidate beam, filtered (filters that pass most entities);
+    /// a filtered traversal follows if the beam held fewer than `k` matches.
+    PostFilter,
+}
+
+impl Plan {
+    /// A short stable name: `unfiltered`, `no_matches`, `exact_scan`, `filtered_graph`,
+    /// `post_filter`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Plan::Unfiltered => "unfiltered",
+            Plan::NoMatches => "no_matches",
+            Plan::ExactScan => "exact_scan",
+            Plan::FilteredGraph => "filtered_graph",
+            Plan::PostFilter => "post_filter",
+        }
+    }
+}
+
+/// The plan, estimates and timings of one search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explain {
+    /// The plan the planner chose.
+    pub plan: Plan,
+    /// The graph traversal found fewer hits than wanted and an exact scan followed.
+    pub fallback: bool,
+    /// Live entities passing the filter: the planner's cardinality. Exact (from the payload
+    /// indexes, and from payloads for conditions on fields without one) unless `estimated`.
+    pub matching: usize,
+    /// `matching` was estimated from a sample of the entities (large matching sets).
+    pub estimated: bool,
+    /// Live entities in the collection.
+    pub live: usize,
+    /// Payloads read to decide conditions on fields without a payload index.
+    pub payloads_checked: usize,
+    /// Beam width of graph plans.
+    pub ef: usize,
+    /// Microseconds spent evaluating the filter.
+    pub filter_micros: u64,
+    /// Microseconds spent in the vector search.
+    pub search_micros: u64,
+    /// Microseconds for the whole request.
+    pub total_micros: u64,
+    /// The hits.
+    pub hits: Vec<Hit>,
+}

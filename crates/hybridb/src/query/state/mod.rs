@@ -1,0 +1,412 @@
+//! A collection's in-memory search state: its [`SlotTable`] and its [`VectorIndex`], changed
+//! only by the writer thread after a commit and read by searches from any thread.
+//!
+//! Invariants:
+//! - a search holds the slot table's read lock for its whole duration, so the set of live slots
+//!   and their ids cannot change under it;
+//! - a new slot's vector enters the vector index *before* the slot becomes live; a deleted
+//!   slot is hidden *before* its commit and its vector leaves the index *before* the slot is
+//!   freed for reuse. So every live slot's vector in the index belongs to its current entity.
+//! - the payload postings change together with the slot table (under its write lock), so a
+//!   search that holds the slot table's read lock sees postings and live slots of one moment.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+
+use crate::index::bitset::SlotBitset;
+use crate::index::flat::FlatIndex;
+use crate::index::hnsw_index::HnswIndex;
+use crate::index::slots::{SlotCursor, SlotTable};
+use crate::index::{IndexMetric, VectorIndex};
+use crate::model::config::{CollectionConfig, IndexKind};
+use crate::model::error::{FilterProblem, Result, corrupted};
+use crate::model::id::EntityId;
+use crate::model::sync::{lock, read, write};
+
+use memory::filter_hash;
+use memory::{Estimate, KeptSet, WalkCost};
+pub(crate) use planned::{FilterInput, Planned, Searched};
+
+mod memory;
+mod planned;
+use crate::query::payload::PostingKey;
+use crate::query::payload::postings::PayloadIndex;
+use crate::query::plan;
+
+/// What a commit does to the index for one item.
+pub(crate) enum Apply {
+    /// New entity, or a new vector for an existing one.
+    Set {
+        slot: u32,
+        id: EntityId,
+        vector: Vec<f32>,
+    },
+    /// Deleted entity.
+    Remove { slot: u32 },
+    /// Changed payload index values of the entity in `slot` (applied with the slot table).
+    Postings {
+        slot: u32,
+        remove: Vec<PostingKey>,
+        add: Vec<PostingKey>,
+    },
+}
+
+/// Slot table plus vector index of one collection.
+pub(crate) struct IndexState {
+    slots: RwLock<SlotTable>,
+    vectors: RwLock<Box<dyn VectorIndex>>,
+    /// Payload index postings; locked only while the slot table's lock is held.
+    payload: RwLock<PayloadIndex>,
+    /// Held by [`IndexState::apply`] and while a checkpoint image is taken, so that the image
+    /// is the state between two applies.
+    apply_lock: Mutex<()>,
+    /// Items applied since the last checkpoint.
+    changed: AtomicU64,
+    /// Seq covered by the checkpoint file of this index (`u64::MAX`: none).
+    checkpoint_seq: AtomicU64,
+    /// When that checkpoint was written (ms since the Unix epoch).
+    checkpoint_ms: AtomicU64,
+    /// Measured plan costs (see [`plan`]).
+    costs: Mutex<Option<plan::Costs>>,
+    /// Version of the slot table and postings: items applied since creation, plus one per
+    /// other change; moves only under the slot table's write lock. Dates the kept matching
+    /// sets and estimates.
+    applied_items: AtomicU64,
+    /// The last sample of each filter, by the filter's hash.
+    estimates: Mutex<HashMap<u64, Vec<Estimate>>>,
+    /// Matching sets of repeated filters.
+    filter_sets: Mutex<Vec<KeptSet>>,
+    /// Filters evaluated lately: `(hash, applied_items)`, to notice repeats.
+    seen: Mutex<std::collections::VecDeque<(u64, u64)>>,
+    /// The measured walk of each filter lately walked, by the filter's hash.
+    walks: Mutex<HashMap<u64, WalkCost>>,
+}
+
+/// An image of an HNSW index for a checkpoint.
+pub(crate) struct Snapshot {
+    pub slot_ids: Vec<EntityId>,
+    pub graph: Vec<u8>,
+}
+
+impl IndexState {
+    /// An empty index for `config`; HNSW inserts of a write group use up to `threads` threads.
+    pub(crate) fn new(config: &CollectionConfig, threads: usize) -> Self {
+        let metric = IndexMetric::from(config.metric);
+        let dim = config.dim as usize;
+        let vectors: Box<dyn VectorIndex> = match config.index {
+            IndexKind::Exact => Box::new(FlatIndex::new(dim, metric)),
+            IndexKind::Hnsw {
+                m, ef_construction, ..
+            } => Box::new(HnswIndex::new(
+                dim,
+                metric,
+                m as usize,
+                ef_construction as usize,
+                threads,
+            )),
+        };
+        let state = Self::from_parts(SlotTable::default(), vectors);
+        *write(&state.payload) = PayloadIndex::new(&config.payload_indexes);
+        state
+    }
+
+    pub(crate) fn from_parts(slots: SlotTable, vectors: Box<dyn VectorIndex>) -> Self {
+        IndexState {
+            slots: RwLock::new(slots),
+            vectors: RwLock::new(vectors),
+            payload: RwLock::new(PayloadIndex::default()),
+            apply_lock: Mutex::new(()),
+            changed: AtomicU64::new(0),
+            checkpoint_seq: AtomicU64::new(u64::MAX),
+            checkpoint_ms: AtomicU64::new(0),
+            costs: Mutex::new(None),
+            applied_items: AtomicU64::new(0),
+            estimates: Mutex::new(HashMap::new()),
+            filter_sets: Mutex::new(Vec::new()),
+            seen: Mutex::new(std::collections::VecDeque::new()),
+            walks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Replaces the payload postings (loading, and declaring or dropping a payload index).
+    pub(crate) fn set_payload(&self, index: PayloadIndex) {
+        let _slots = write(&self.slots);
+        *write(&self.payload) = index;
+        self.new_version();
+    }
+
+    /// Dates every kept matching set and estimate as older than what follows (call with the
+    /// slot table's write lock held, after changing postings or live slots outside `apply`).
+    fn new_version(&self) {
+        self.applied_items.fetch_add(1, Ordering::Relaxed);
+        lock(&self.filter_sets).clear();
+    }
+
+    /// Changes the payload postings in place (under the slot table's write lock).
+    pub(crate) fn update_payload(&self, f: impl FnOnce(&mut PayloadIndex)) {
+        let _slots = write(&self.slots);
+        f(&mut write(&self.payload));
+        self.new_version();
+    }
+
+    /// Runs `f` on the payload postings.
+    pub(crate) fn with_payload<T>(&self, f: impl FnOnce(&PayloadIndex) -> T) -> T {
+        let _slots = read(&self.slots);
+        f(&read(&self.payload))
+    }
+
+    /// The seq the index's checkpoint file covers, if it has one.
+    pub(crate) fn checkpoint_seq(&self) -> Option<u64> {
+        let s = self.checkpoint_seq.load(Ordering::Acquire);
+        (s != u64::MAX).then_some(s)
+    }
+
+    /// Records that a checkpoint covering `seq` was written (or loaded) at `written_ms`
+    /// (milliseconds since the Unix epoch).
+    pub(crate) fn set_checkpoint_seq(&self, seq: u64, written_ms: u64) {
+        self.checkpoint_seq.store(seq, Ordering::Release);
+        self.checkpoint_ms.store(written_ms, Ordering::Release);
+    }
+
+    /// When the index's checkpoint was written (ms since the Unix epoch), if it has one.
+    pub(crate) fn checkpoint_written_ms(&self) -> Option<u64> {
+        self.checkpoint_seq()
+            .map(|_| self.checkpoint_ms.load(Ordering::Acquire))
+    }
+
+    /// Items applied since the last checkpoint.
+    pub(crate) fn changed_since_checkpoint(&self) -> u64 {
+        self.changed.load(Ordering::Relaxed)
+    }
+
+    /// Takes a checkpoint image (HNSW only) and returns it with `label()` read while no apply
+    /// runs; the image holds every change up to that label (and perhaps some later ones,
+    /// which replay re-applies idempotently). `None` for exact indexes or if `label` refuses.
+    ///
+    /// A checkpoint holds a graph only, so deferred changes (see [`IndexState::link_pending`])
+    /// are built in first: batch by batch, then whatever writes added, under the lock.
+    pub(crate) fn snapshot(&self, label: impl FnOnce() -> Option<u64>) -> Option<(u64, Snapshot)> {
+        while self.link_pending().ok()? {}
+        let _apply = lock(&self.apply_lock);
+        let vectors = read(&self.vectors);
+        while self.link_locked(vectors.as_ref()).ok()? {}
+        let hnsw = vectors.as_hnsw()?;
+        let seq = label()?;
+        let slot_ids = read(&self.slots).allocated_ids();
+        let graph = hnsw.graph().to_bytes();
+        self.changed.store(0, Ordering::Relaxed);
+        Some((seq, Snapshot { slot_ids, graph }))
+    }
+
+    /// Number of allocated slots and of vectors the index holds (equal when consistent).
+    pub(crate) fn counts(&self) -> (usize, Option<usize>) {
+        let allocated = read(&self.slots).allocated_count();
+        let held = read(&self.vectors).held();
+        (allocated, held)
+    }
+
+    /// Builds one batch of the vector index's deferred work in (see
+    /// [`crate::index::hnsw_index`]); `Ok(false)` once nothing is left. Writes wait for at
+    /// most one batch.
+    pub(crate) fn link_pending(&self) -> Result<bool> {
+        let _apply = lock(&self.apply_lock);
+        self.link_locked(read(&self.vectors).as_ref())
+    }
+
+    /// [`IndexState::link_pending`] for a caller holding the apply lock.
+    fn link_locked(&self, vectors: &dyn VectorIndex) -> Result<bool> {
+        if !vectors.deferring() {
+            return Ok(false);
+        }
+        let more = vectors
+            .link_step()
+            .map_err(|e| corrupted(format!("vector index refused deferred work: {e}")))?;
+        if !more {
+            // Costs measured meanwhile priced every search with the deferred vectors' scan.
+            *lock(&self.costs) = None;
+        }
+        Ok(more)
+    }
+
+    /// Changes accepted but not yet built into the graph (see [`IndexState::link_pending`]).
+    pub(crate) fn pending(&self) -> usize {
+        read(&self.vectors).pending()
+    }
+
+    /// Whether deferred changes wait for [`IndexState::link_pending`].
+    pub(crate) fn deferring(&self) -> bool {
+        read(&self.vectors).deferring()
+    }
+
+    /// Ends a reopen's replay: an index with nothing deferred builds later changes in
+    /// directly.
+    pub(crate) fn finish_loading(&self) {
+        read(&self.vectors).finish_loading();
+    }
+
+    /// Slot → id of every allocated slot (for integrity checks).
+    pub(crate) fn allocated_ids(&self) -> Vec<EntityId> {
+        read(&self.slots).allocated_ids()
+    }
+
+    /// Whether the vector index holds `slot` (HNSW: a live node; exact: always `None`).
+    pub(crate) fn holds(&self, slot: u32) -> Option<bool> {
+        read(&self.vectors).holds(slot)
+    }
+
+    /// Next slot for a new entity of the current write group.
+    pub(crate) fn next_slot(&self, cursor: &mut SlotCursor) -> u32 {
+        cursor.next(&read(&self.slots))
+    }
+
+    /// Hides or shows again the slots of deletions that are committing.
+    pub(crate) fn set_hidden(&self, slots: &[u32], hidden: bool) {
+        if slots.is_empty() {
+            return;
+        }
+        let mut table = write(&self.slots);
+        for &s in slots {
+            if hidden {
+                table.hide(s);
+            } else {
+                table.unhide(s);
+            }
+        }
+        self.new_version();
+    }
+
+    /// Applies a committed write (see the module invariants for the order). An error means the
+    /// index could not take it and no longer matches the database: rebuild it.
+    pub(crate) fn apply(&self, applies: Vec<Apply>) -> Result<()> {
+        if applies.is_empty() {
+            return Ok(());
+        }
+        let _apply = lock(&self.apply_lock);
+        self.changed
+            .fetch_add(applies.len() as u64, Ordering::Relaxed);
+        let items = applies.len() as u64;
+        let needed = applies
+            .iter()
+            .map(|a| match a {
+                Apply::Set { slot, .. } | Apply::Remove { slot } => *slot as usize + 1,
+                Apply::Postings { .. } => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        write(&self.vectors).reserve(needed);
+        let vectors = read(&self.vectors);
+        let sets: Vec<(u32, &[f32])> = applies
+            .iter()
+            .filter_map(|a| match a {
+                Apply::Set { slot, vector, .. } => Some((*slot, vector.as_slice())),
+                Apply::Remove { .. } | Apply::Postings { .. } => None,
+            })
+            .collect();
+        // New vectors for slots the index already holds (updates): take them all out in one
+        // batch first, so that the inserts below are plain parallel inserts (an HNSW update
+        // is a removal plus an insert, and removals run one at a time).
+        let updated: Vec<u32> = {
+            let table = read(&self.slots);
+            sets.iter()
+                .map(|(slot, _)| *slot)
+                .filter(|&s| table.id(s).is_some())
+                .collect()
+        };
+        if !updated.is_empty() {
+            vectors.remove(&updated);
+        }
+        vectors
+            .insert(&sets)
+            .map_err(|e| corrupted(format!("vector index refused an insert: {e}")))?;
+        let removed: Vec<u32> = applies
+            .iter()
+            .filter_map(|a| match a {
+                Apply::Remove { slot } => Some(*slot),
+                Apply::Set { .. } | Apply::Postings { .. } => None,
+            })
+            .collect();
+        if !removed.is_empty() {
+            vectors.remove(&removed);
+        }
+        drop(vectors);
+        let mut table = write(&self.slots);
+        let mut payload = write(&self.payload);
+        // The version moves under the slot table's write lock, so a search (which reads it
+        // under the read lock) always pairs a version with the state it names.
+        self.applied_items.fetch_add(items, Ordering::Relaxed);
+        for a in applies {
+            match a {
+                Apply::Set { slot, id, .. } => table.claim(slot, id),
+                Apply::Remove { slot } => table.release(slot),
+                Apply::Postings { slot, remove, add } => {
+                    for k in &remove {
+                        payload.remove(k, slot);
+                    }
+                    for k in &add {
+                        payload.insert(k, slot);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates `filter` over the live slots and the payload postings.
+    pub(crate) fn evaluate(
+        &self,
+        filter: &crate::query::filter::Filter,
+        id_slots: &HashMap<EntityId, u32>,
+    ) -> Result<crate::query::payload::eval::Evaluated, FilterProblem> {
+        let table = read(&self.slots);
+        let payload = read(&self.payload);
+        crate::query::payload::eval::evaluate(
+            filter,
+            &crate::query::payload::eval::Context {
+                index: &payload,
+                universe: table.live(),
+                id_slots,
+            },
+        )
+    }
+
+    /// The `(slot, id)` of every live slot in `bits` (candidates for payload checks).
+    pub(crate) fn candidates(&self, bits: &SlotBitset) -> Vec<(u32, EntityId)> {
+        let table = read(&self.slots);
+        bits.iter()
+            .filter_map(|s| table.id(s).map(|id| (s, id)))
+            .collect()
+    }
+
+    /// Moves `other`'s contents into `self` (writer recovery: handles keep their `Arc`).
+    pub(crate) fn replace_from(&self, other: IndexState) {
+        let IndexState {
+            slots,
+            vectors,
+            payload,
+            ..
+        } = other;
+        let _apply = lock(&self.apply_lock);
+        *write(&self.vectors) = vectors.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut table = write(&self.slots);
+        *table = slots.into_inner().unwrap_or_else(|e| e.into_inner());
+        *write(&self.payload) = payload.into_inner().unwrap_or_else(|e| e.into_inner());
+        self.new_version();
+    }
+
+    /// Number of searchable entities.
+    pub(crate) fn live_count(&self) -> usize {
+        read(&self.slots).live_count()
+    }
+
+    /// Bytes held by the slot table, the vector index and the payload postings.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        let table = read(&self.slots);
+        table.memory_bytes()
+            + read(&self.vectors).memory_bytes()
+            + read(&self.payload).memory_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests;
