@@ -65,6 +65,7 @@ pub enum PayloadIndexSpec {
 /// Body of `PUT /collections/{name}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"dim": 3, "metric": "cosine", "payload_indexes": {"lang": "keyword"}}))]
 pub struct CreateCollection {
     /// Vector dimension, 1..=4096.
     pub dim: u32,
@@ -288,6 +289,10 @@ pub struct PutEntityBody {
 /// Body of `PUT /collections/{name}/entities`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"entities": [
+    {"key": "intro", "payload": {"lang": "en", "title": "Introduction"}, "vector": [0.9, 0.1, 0.0]},
+    {"key": "einf", "payload": {"lang": "de", "title": "Einführung"}, "vector": [0.1, 0.9, 0.0]}
+]}))]
 pub struct UpsertBody {
     /// Entities to write in one transaction (all or nothing).
     pub entities: Vec<EntityIn>,
@@ -307,6 +312,10 @@ pub struct WrittenOut {
 
 /// Answer of `PUT /collections/{name}/entities`.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"written": [
+    {"id": "c4108535-e20b-5666-81f8-37e469cb4074", "version": 1, "seq": 2},
+    {"id": "8e137603-08bc-5e94-bcea-14d37598272a", "version": 1, "seq": 3}
+]}))]
 pub struct UpsertOut {
     /// One outcome per entity, in request order.
     pub written: Vec<WrittenOut>,
@@ -314,6 +323,9 @@ pub struct UpsertOut {
 
 /// A stored entity.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "c4108535-e20b-5666-81f8-37e469cb4074",
+    "payload": {"lang": "en", "title": "Introduction"}, "version": 1,
+    "updated_at": 1795879018950u64}))]
 pub struct EntityOut {
     /// The entity's id.
     #[schema(value_type = String, format = Uuid)]
@@ -348,7 +360,7 @@ impl EntityOut {
 #[serde(deny_unknown_fields)]
 pub struct GetManyBody {
     /// Ids to read.
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<uuid::Uuid>)]
     pub ids: Vec<EntityId>,
     /// Include vectors. Default true.
     #[serde(default = "yes")]
@@ -375,9 +387,10 @@ pub struct GetQuery {
 /// Body of `POST /collections/{name}/entities/delete`: `ids` or `filter`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"ids": ["8e137603-08bc-5e94-bcea-14d37598272a"]}))]
 pub struct DeleteBody {
     /// Ids to delete in one transaction.
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
     pub ids: Option<Vec<EntityId>>,
     /// Delete every entity that passes this filter (one transaction).
     #[schema(value_type = Option<Object>)]
@@ -422,6 +435,7 @@ pub struct ScrollOut {
 /// Body of `POST /collections/{name}/count`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"filter": {"must": [{"key": "lang", "match": {"value": "en"}}]}}))]
 pub struct CountBody {
     /// Count only entities that pass this filter.
     #[schema(value_type = Option<Object>)]
@@ -449,6 +463,8 @@ pub enum ConsistencySpec {
 /// Body of `POST /collections/{name}/search`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"vector": [1.0, 0.0, 0.0], "k": 1, "with_payload": true,
+    "filter": {"must": [{"key": "lang", "match": {"value": "de"}}]}}))]
 pub struct SearchBody {
     /// Query vector (the collection's dimension).
     pub vector: Vec<f32>,
@@ -507,6 +523,8 @@ impl From<Hit> for HitOut {
 
 /// Answer of a search.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"hits": [{"id": "8e137603-08bc-5e94-bcea-14d37598272a",
+    "score": 0.11043153, "payload": {"lang": "de", "title": "Einführung"}}]}))]
 pub struct SearchOut {
     /// Best first.
     pub hits: Vec<HitOut>,
