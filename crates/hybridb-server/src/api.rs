@@ -16,6 +16,30 @@ use utoipa::ToSchema;
 
 use crate::filter::Filter;
 
+/// The OpenAPI schema of an entity's payload (named `Payload`): any JSON object, the entity's
+/// structured state.
+#[derive(Debug, Clone, Copy)]
+pub struct PayloadSchema;
+
+impl utoipa::PartialSchema for PayloadSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Object)
+            .description(Some(
+                "An entity's structured state: any JSON object (at most the server's payload \
+                 size). Declared payload indexes fix the type of their fields.",
+            ))
+            .examples([serde_json::json!({"lang": "en", "title": "Introduction"})])
+            .into()
+    }
+}
+
+impl ToSchema for PayloadSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Payload")
+    }
+}
+
 /// Similarity metric.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -34,8 +58,10 @@ pub enum MetricSpec {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum IndexSpec {
     /// Exact search over all vectors.
+    #[schema(title = "ExactIndex")]
     Exact,
     /// HNSW graph (approximate). Omitted parameters take the defaults.
+    #[schema(title = "HnswIndex")]
     Hnsw {
         /// Links per node, 2..=128. Default 16 (as `IndexKind::hnsw()`).
         m: Option<u32>,
@@ -266,7 +292,7 @@ pub struct EntityIn {
     /// A user key to derive the id from (the same key always gives the same id).
     pub key: Option<String>,
     /// Structured state: a JSON object. Default `{}`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<PayloadSchema>)]
     pub payload: Option<Value>,
     /// The embedding (the collection's dimension).
     pub vector: Vec<f32>,
@@ -277,7 +303,7 @@ pub struct EntityIn {
 #[serde(deny_unknown_fields)]
 pub struct PutEntityBody {
     /// Structured state: a JSON object. Default `{}`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<PayloadSchema>)]
     pub payload: Option<Value>,
     /// The embedding (the collection's dimension).
     pub vector: Vec<f32>,
@@ -331,7 +357,7 @@ pub struct EntityOut {
     #[schema(value_type = String, format = Uuid)]
     pub id: EntityId,
     /// Structured state.
-    #[schema(value_type = Object)]
+    #[schema(value_type = PayloadSchema)]
     pub payload: Map<String, Value>,
     /// The embedding as written (left out when not asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -393,7 +419,7 @@ pub struct DeleteBody {
     #[schema(value_type = Option<Vec<uuid::Uuid>>)]
     pub ids: Option<Vec<EntityId>>,
     /// Delete every entity that passes this filter (one transaction).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::filter::FilterSchema>)]
     pub filter: Option<Filter>,
 }
 
@@ -415,7 +441,7 @@ pub struct ScrollBody {
     #[serde(default = "hundred")]
     pub limit: usize,
     /// Only entities that pass this filter.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::filter::FilterSchema>)]
     pub filter: Option<Filter>,
     /// Include vectors. Default false.
     #[serde(default)]
@@ -438,7 +464,7 @@ pub struct ScrollOut {
 #[schema(example = json!({"filter": {"must": [{"key": "lang", "match": {"value": "en"}}]}}))]
 pub struct CountBody {
     /// Count only entities that pass this filter.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::filter::FilterSchema>)]
     pub filter: Option<Filter>,
 }
 
@@ -473,7 +499,7 @@ pub struct SearchBody {
     pub k: usize,
     /// Only entities that pass this filter (never fewer than `k` hits while `k` entities
     /// pass it).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::filter::FilterSchema>)]
     pub filter: Option<Filter>,
     /// Only hits at least this good: a score `>=` it for cosine and dot, a distance `<=` it
     /// for L2.
@@ -503,7 +529,7 @@ pub struct HitOut {
     pub score: f32,
     /// Payload, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<PayloadSchema>)]
     pub payload: Option<Map<String, Value>>,
     /// Stored vector, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]

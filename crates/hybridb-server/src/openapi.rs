@@ -9,12 +9,16 @@
 //! ([`crate::middleware::required_access`]: 401, 403, and the operation's `security`), the time
 //! limit (503 `timeout`, with `Retry-After`), panics (500 `internal`) and storage faults (500).
 //! Where the handler already documents a status, the codes are added to its description.
+//!
+//! A body that may be left out is declared `Option<T>` in the attribute, which utoipa renders
+//! as "`T` or `null`"; the server takes an empty body (as `{}`) but not `null`, so it is
+//! documented as an optional body of schema `T`.
 
 use axum::http::Method;
 use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{Object, Type};
+use utoipa::openapi::schema::{Object, Schema, Type};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr};
 
@@ -123,6 +127,7 @@ fn complete_operation(method: &Method, path: &str, op: &mut Operation) {
     for group in &shared {
         add_codes(op, group);
     }
+    optional_body(op);
     for (status, response) in op.responses.responses.iter_mut() {
         if let RefOr::T(response) = response {
             add_headers(status, response);
@@ -168,6 +173,30 @@ fn add_codes(op: &mut Operation, group: &Shared) {
             op.responses
                 .responses
                 .insert(status, RefOr::T(error_response(text)));
+        }
+    }
+}
+
+/// Turns an optional body's "`T` or `null`" schema into `T` (see the module docs).
+fn optional_body(op: &mut Operation) {
+    let Some(RefOr::T(body)) = op.request_body.as_mut() else {
+        return;
+    };
+    for content in body.content.values_mut() {
+        let RefOr::T(content) = content else {
+            continue;
+        };
+        let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+            continue;
+        };
+        let is_null = |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == Type::Null.into());
+        if let [a, b] = one_of.items.as_slice() {
+            let other = match (is_null(a), is_null(b)) {
+                (false, true) => a.clone(),
+                (true, false) => b.clone(),
+                _ => continue,
+            };
+            content.schema = Some(other);
         }
     }
 }

@@ -228,10 +228,13 @@ fn every_operation_has_an_id_a_summary_and_described_typed_answers() {
             responses.keys().any(|s| s.starts_with('2')),
             "{at}: no success answer"
         );
-        if op.get("requestBody").is_some() {
+        if let Some(body) = op.get("requestBody") {
             for status in ["400", "413", "415"] {
                 assert!(responses.contains_key(status), "{at}: no {status}");
             }
+            // A named schema, never "or null" (the server takes no `null` body).
+            let schema = &body["content"]["application/json"]["schema"];
+            assert!(schema["$ref"].is_string(), "{at}: request body {schema}");
         }
         let open = op["security"] == serde_json::json!([{}]);
         assert_eq!(
