@@ -16,6 +16,30 @@ use utoipa::ToSchema;
 
 use crate::filter::Filter;
 
+/// The OpenAPI schema of an entity's payload (named `Payload`): any JSON object, the entity's
+/// structured state.
+#[derive(Debug, Clone, Copy)]
+pub struct PayloadSchema;
+
+impl utoipa::PartialSchema for PayloadSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Object)
+            .description(Some(
+                "An entity's structured state: any JSON object (at most the server's payload \
+                 size). Declared payload indexes fix the type of their fields.",
+            ))
+            .examples([serde_json::json!({"lang": "en", "title": "Introduction"})])
+            .into()
+    }
+}
+
+impl ToSchema for PayloadSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Payload")
+    }
+}
+
 /// Similarity metric.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -34,8 +58,10 @@ pub enum MetricSpec {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum IndexSpec {
     /// Exact search over all vectors.
+    #[schema(title = "ExactIndex")]
     Exact,
     /// HNSW graph (approximate). Omitted parameters take the defaults.
+    #[schema(title = "HnswIndex")]
     Hnsw {
         /// Links per node, 2..=128. Default 16 (as `IndexKind::hnsw()`).
         m: Option<u32>,
@@ -65,6 +91,7 @@ pub enum PayloadIndexSpec {
 /// Body of `PUT /collections/{name}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"dim": 3, "metric": "cosine", "payload_indexes": {"lang": "keyword"}}))]
 pub struct CreateCollection {
     /// Vector dimension, 1..=4096.
     pub dim: u32,
@@ -265,7 +292,7 @@ pub struct EntityIn {
     /// A user key to derive the id from (the same key always gives the same id).
     pub key: Option<String>,
     /// Structured state: a JSON object. Default `{}`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<PayloadSchema>)]
     pub payload: Option<Value>,
     /// The embedding (the collection's dimension).
     pub vector: Vec<f32>,
@@ -276,7 +303,7 @@ pub struct EntityIn {
 #[serde(deny_unknown_fields)]
 pub struct PutEntityBody {
     /// Structured state: a JSON object. Default `{}`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<PayloadSchema>)]
     pub payload: Option<Value>,
     /// The embedding (the collection's dimension).
     pub vector: Vec<f32>,
@@ -288,6 +315,10 @@ pub struct PutEntityBody {
 /// Body of `PUT /collections/{name}/entities`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"entities": [
+    {"key": "intro", "payload": {"lang": "en", "title": "Introduction"}, "vector": [0.9, 0.1, 0.0]},
+    {"key": "einf", "payload": {"lang": "de", "title": "Einführung"}, "vector": [0.1, 0.9, 0.0]}
+]}))]
 pub struct UpsertBody {
     /// Entities to write in one transaction (all or nothing).
     pub entities: Vec<EntityIn>,
@@ -307,6 +338,10 @@ pub struct WrittenOut {
 
 /// Answer of `PUT /collections/{name}/entities`.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"written": [
+    {"id": "c4108535-e20b-5666-81f8-37e469cb4074", "version": 1, "seq": 2},
+    {"id": "8e137603-08bc-5e94-bcea-14d37598272a", "version": 1, "seq": 3}
+]}))]
 pub struct UpsertOut {
     /// One outcome per entity, in request order.
     pub written: Vec<WrittenOut>,
@@ -314,12 +349,15 @@ pub struct UpsertOut {
 
 /// A stored entity.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "c4108535-e20b-5666-81f8-37e469cb4074",
+    "payload": {"lang": "en", "title": "Introduction"}, "version": 1,
+    "updated_at": 1795879018950u64}))]
 pub struct EntityOut {
     /// The entity's id.
     #[schema(value_type = String, format = Uuid)]
     pub id: EntityId,
     /// Structured state.
-    #[schema(value_type = Object)]
+    #[schema(value_type = PayloadSchema)]
     pub payload: Map<String, Value>,
     /// The embedding as written (left out when not asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -348,7 +386,7 @@ impl EntityOut {
 #[serde(deny_unknown_fields)]
 pub struct GetManyBody {
     /// Ids to read.
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<uuid::Uuid>)]
     pub ids: Vec<EntityId>,
     /// Include vectors. Default true.
     #[serde(default = "yes")]
@@ -375,12 +413,13 @@ pub struct GetQuery {
 /// Body of `POST /collections/{name}/entities/delete`: `ids` or `filter`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"ids": ["8e137603-08bc-5e94-bcea-14d37598272a"]}))]
 pub struct DeleteBody {
     /// Ids to delete in one transaction.
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
     pub ids: Option<Vec<EntityId>>,
     /// Delete every entity that passes this filter (one transaction).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::filter::FilterSchema>)]
     pub filter: Option<Filter>,
 }
 
@@ -402,7 +441,7 @@ pub struct ScrollBody {
     #[serde(default = "hundred")]
     pub limit: usize,
     /// Only entities that pass this filter.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::filter::FilterSchema>)]
     pub filter: Option<Filter>,
     /// Include vectors. Default false.
     #[serde(default)]
@@ -422,9 +461,10 @@ pub struct ScrollOut {
 /// Body of `POST /collections/{name}/count`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"filter": {"must": [{"key": "lang", "match": {"value": "en"}}]}}))]
 pub struct CountBody {
     /// Count only entities that pass this filter.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::filter::FilterSchema>)]
     pub filter: Option<Filter>,
 }
 
@@ -449,6 +489,8 @@ pub enum ConsistencySpec {
 /// Body of `POST /collections/{name}/search`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"vector": [1.0, 0.0, 0.0], "k": 1, "with_payload": true,
+    "filter": {"must": [{"key": "lang", "match": {"value": "de"}}]}}))]
 pub struct SearchBody {
     /// Query vector (the collection's dimension).
     pub vector: Vec<f32>,
@@ -457,7 +499,7 @@ pub struct SearchBody {
     pub k: usize,
     /// Only entities that pass this filter (never fewer than `k` hits while `k` entities
     /// pass it).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::filter::FilterSchema>)]
     pub filter: Option<Filter>,
     /// Only hits at least this good: a score `>=` it for cosine and dot, a distance `<=` it
     /// for L2.
@@ -487,7 +529,7 @@ pub struct HitOut {
     pub score: f32,
     /// Payload, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<PayloadSchema>)]
     pub payload: Option<Map<String, Value>>,
     /// Stored vector, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -507,6 +549,8 @@ impl From<Hit> for HitOut {
 
 /// Answer of a search.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"hits": [{"id": "8e137603-08bc-5e94-bcea-14d37598272a",
+    "score": 0.11043153, "payload": {"lang": "de", "title": "Einführung"}}]}))]
 pub struct SearchOut {
     /// Best first.
     pub hits: Vec<HitOut>,

@@ -10,20 +10,216 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
-/// An error answer: an HTTP status, a stable code and a message.
+/// Declares [`ErrorCode`]: each code with its wire name, HTTP status and meaning, from which
+/// the code's serde form, its status and its OpenAPI schema are all derived.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $name:literal, $status:ident;)+) => {
+        /// The stable code of an error answer. Each code always comes with the same HTTP
+        /// status ([`ErrorCode::status`]); clients branch on the code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order (by status).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+
+            /// The code as sent: snake_case, e.g. `collection_not_found`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $name,)+
+                }
+            }
+
+            /// The HTTP status every answer with this code has.
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)+
+                }
+            }
+
+            /// When the code is sent (its doc comment).
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => concat!($($doc),+).trim_ascii(),)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The body is not JSON.
+    InvalidJson = "invalid_json", BAD_REQUEST;
+    /// A wrong type, missing or unknown field in the body (the message gives its path), or
+    /// a request over a count limit.
+    InvalidBody = "invalid_body", BAD_REQUEST;
+    /// The body nests objects and arrays deeper than the limit (64).
+    JsonTooDeep = "json_too_deep", BAD_REQUEST;
+    /// A bad path parameter.
+    InvalidPath = "invalid_path", BAD_REQUEST;
+    /// A bad query-string parameter.
+    InvalidQueryParam = "invalid_query_param", BAD_REQUEST;
+    /// An entity id that is not a UUID.
+    InvalidId = "invalid_id", BAD_REQUEST;
+    /// A collection or alias name that is not 1..=64 bytes of `[A-Za-z0-9_-]`, or starts
+    /// with `-`.
+    InvalidCollectionName = "invalid_collection_name", BAD_REQUEST;
+    /// Dimension or index parameters out of range, or a payload index that does not fit
+    /// the stored values.
+    InvalidConfig = "invalid_config", BAD_REQUEST;
+    /// A bad entity in a write: wrong dimension, non-finite component, zero vector under
+    /// cosine, payload not an object or too large or of another type than its payload
+    /// index, `id` and `key` both given, a duplicate id in a batch.
+    InvalidEntity = "invalid_entity", BAD_REQUEST;
+    /// `k` or `limit` 0 or above the maximum, `ef` out of range, a bad query vector, a
+    /// non-finite `score_threshold`.
+    InvalidQuery = "invalid_query", BAD_REQUEST;
+    /// A malformed filter, or a condition that does not fit the field's payload index.
+    InvalidFilter = "invalid_filter", BAD_REQUEST;
+    /// A bad change-feed cursor.
+    InvalidCursor = "invalid_cursor", BAD_REQUEST;
+    /// The server has no backup folder.
+    BackupDisabled = "backup_disabled", BAD_REQUEST;
+    /// A backup path that is absolute or holds `..`.
+    InvalidBackupPath = "invalid_backup_path", BAD_REQUEST;
+    /// Another mistake of the request, reported by a newer library.
+    BadRequest = "bad_request", BAD_REQUEST;
+    /// API keys are configured and the request has no valid one.
+    Unauthorized = "unauthorized", UNAUTHORIZED;
+    /// A read-only key on a route that writes.
+    Forbidden = "forbidden", FORBIDDEN;
+    /// No such collection (or alias).
+    CollectionNotFound = "collection_not_found", NOT_FOUND;
+    /// No such entity.
+    EntityNotFound = "entity_not_found", NOT_FOUND;
+    /// No such alias.
+    AliasNotFound = "alias_not_found", NOT_FOUND;
+    /// No such route.
+    NotFound = "not_found", NOT_FOUND;
+    /// The route does not take this method.
+    MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED;
+    /// A collection of that name exists.
+    CollectionExists = "collection_exists", CONFLICT;
+    /// An alias of that name exists.
+    AliasExists = "alias_exists", CONFLICT;
+    /// A collection named like an alias, or `DELETE /collections/{alias}`.
+    NameIsAlias = "name_is_alias", CONFLICT;
+    /// An alias named like a collection.
+    NameIsCollection = "name_is_collection", CONFLICT;
+    /// Dropping a collection that aliases point to.
+    CollectionHasAliases = "collection_has_aliases", CONFLICT;
+    /// Dropping a collection that holds prepared two-phase-commit writes.
+    CollectionInUse = "collection_in_use", CONFLICT;
+    /// A conditional write (`if_version`) found another version.
+    VersionConflict = "version_conflict", CONFLICT;
+    /// The backup file exists (backups never overwrite).
+    BackupExists = "backup_exists", CONFLICT;
+    /// Change events after `since` were removed by retention.
+    ChangesPruned = "changes_pruned", GONE;
+    /// The body is over the size limit.
+    BodyTooLarge = "body_too_large", PAYLOAD_TOO_LARGE;
+    /// A body without `Content-Type: application/json`.
+    UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
+    /// A fault of the server (e.g. a panicking handler); nothing about the request.
+    Internal = "internal", INTERNAL_SERVER_ERROR;
+    /// The database file holds inconsistent data.
+    Corrupted = "corrupted", INTERNAL_SERVER_ERROR;
+    /// The storage engine failed.
+    StorageError = "storage_error", INTERNAL_SERVER_ERROR;
+    /// An I/O error.
+    IoError = "io_error", INTERNAL_SERVER_ERROR;
+    /// The database file is open elsewhere.
+    AlreadyOpen = "already_open", INTERNAL_SERVER_ERROR;
+    /// The database file has a format this build cannot read.
+    IncompatibleFormat = "incompatible_format", INTERNAL_SERVER_ERROR;
+    /// The write queue stayed full: retry later.
+    Busy = "busy", SERVICE_UNAVAILABLE;
+    /// The index is being rebuilt: retry later.
+    Recovering = "recovering", SERVICE_UNAVAILABLE;
+    /// A commit failed and the writer is reopening the database: retry later.
+    CommitFailed = "commit_failed", SERVICE_UNAVAILABLE;
+    /// The writer is not running: retry later.
+    WriterUnavailable = "writer_unavailable", SERVICE_UNAVAILABLE;
+    /// The request did not finish in time (a write already queued still commits).
+    Timeout = "timeout", SERVICE_UNAVAILABLE;
+    /// The server is shutting down.
+    ShuttingDown = "shutting_down", SERVICE_UNAVAILABLE;
+    /// The collection behind an alias is being swapped by a re-embed: retry later.
+    CollectionReadOnly = "collection_read_only", SERVICE_UNAVAILABLE;
+    /// Another transient fault, reported by a newer library: retry later.
+    Unavailable = "unavailable", SERVICE_UNAVAILABLE;
+    /// Another `metrics` recorder was installed first: `/metrics` cannot render.
+    MetricsUnavailable = "metrics_unavailable", SERVICE_UNAVAILABLE;
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ErrorCode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        ErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown error code {s:?}"))
+    }
+}
+
+/// A string enum of every code; its description tabulates each code's status and meaning.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        let mut description = String::from(
+            "Stable error code; each code always comes with the same HTTP status.\n\n\
+             | code | status | when |\n|---|---|---|\n",
+        );
+        for code in ErrorCode::ALL {
+            description.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                code.as_str(),
+                code.status().as_u16(),
+                code.meaning().replace('\n', " ")
+            ));
+        }
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+            .description(Some(description))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
+
+/// An error answer: a stable code (which fixes the HTTP status) and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// Stable snake_case code (see `docs/server.md` for the list).
-    pub code: &'static str,
+    /// Stable code (see `docs/server.md` for the list).
+    pub code: ErrorCode,
     /// Human-readable description naming the bad field or item.
     pub message: String,
 }
 
 /// The JSON body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "collection_not_found",
+    "message": "collection \"docs\" not found"}}))]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
@@ -32,30 +228,29 @@ pub struct ErrorBody {
 /// The error inside [`ErrorBody`].
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable snake_case code, e.g. `collection_not_found`.
-    pub code: String,
-    /// Human-readable description.
+    /// Stable code, e.g. `collection_not_found`.
+    pub code: ErrorCode,
+    /// Human-readable description; names the bad field or item.
     pub message: String,
 }
 
 impl ApiError {
-    /// An error with the given status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with the given code (and so its status) and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             code,
             message: message.into(),
         }
     }
 
-    /// 400 with the given code.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
     /// 500 `internal`.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        Self::new(ErrorCode::Internal, message)
+    }
+
+    /// The HTTP status (the code's).
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     /// Prefixes the message with a location, e.g. `searches[2]`.
@@ -68,7 +263,7 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_string(),
+                code: self.code,
                 message: self.message.clone(),
             },
         }
@@ -80,7 +275,7 @@ impl std::fmt::Display for ApiError {
         write!(
             f,
             "{} {}: {}",
-            self.status.as_u16(),
+            self.status().as_u16(),
             self.code,
             self.message
         )
@@ -89,7 +284,7 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status;
+        let status = self.status();
         let mut response = (status, crate::reply::Json(self.body())).into_response();
         let headers = response.headers_mut();
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
@@ -104,46 +299,43 @@ impl IntoResponse for ApiError {
 
 impl From<hybridb::Error> for ApiError {
     fn from(e: hybridb::Error) -> Self {
+        use ErrorCode as C;
         use hybridb::Error as E;
         let message = e.to_string();
-        let (status, code) = match &e {
-            E::AlreadyOpen { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "already_open"),
-            E::IncompatibleFormat { .. } => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "incompatible_format")
-            }
-            E::InvalidCollectionName { .. } => (StatusCode::BAD_REQUEST, "invalid_collection_name"),
-            E::InvalidConfig(_) => (StatusCode::BAD_REQUEST, "invalid_config"),
-            E::CollectionNotFound(_) => (StatusCode::NOT_FOUND, "collection_not_found"),
-            E::CollectionExists(_) => (StatusCode::CONFLICT, "collection_exists"),
-            E::InvalidEntity { .. } => (StatusCode::BAD_REQUEST, "invalid_entity"),
-            E::Conflict { .. } => (StatusCode::CONFLICT, "version_conflict"),
-            E::InvalidQuery(hybridb::QueryProblem::Filter(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid_filter")
-            }
-            E::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
-            E::InvalidId { .. } => (StatusCode::BAD_REQUEST, "invalid_id"),
-            E::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-            E::CommitFailed { .. } => (StatusCode::SERVICE_UNAVAILABLE, "commit_failed"),
-            E::WriterUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "writer_unavailable"),
-            E::Recovering => (StatusCode::SERVICE_UNAVAILABLE, "recovering"),
-            E::ChangesPruned { .. } => (StatusCode::GONE, "changes_pruned"),
-            E::InvalidCursor { .. } => (StatusCode::BAD_REQUEST, "invalid_cursor"),
-            E::Corrupted(_) => (StatusCode::INTERNAL_SERVER_ERROR, "corrupted"),
-            E::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
-            E::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "io_error"),
-            E::AliasNotFound(_) => (StatusCode::NOT_FOUND, "alias_not_found"),
-            E::AliasExists(_) => (StatusCode::CONFLICT, "alias_exists"),
-            E::NameIsCollection(_) => (StatusCode::CONFLICT, "name_is_collection"),
-            E::NameIsAlias(_) => (StatusCode::CONFLICT, "name_is_alias"),
-            E::CollectionHasAliases { .. } => (StatusCode::CONFLICT, "collection_has_aliases"),
-            E::CollectionInUse { .. } => (StatusCode::CONFLICT, "collection_in_use"),
-            E::CollectionReadOnly(_) => (StatusCode::SERVICE_UNAVAILABLE, "collection_read_only"),
+        let code = match &e {
+            E::AlreadyOpen { .. } => C::AlreadyOpen,
+            E::IncompatibleFormat { .. } => C::IncompatibleFormat,
+            E::InvalidCollectionName { .. } => C::InvalidCollectionName,
+            E::InvalidConfig(_) => C::InvalidConfig,
+            E::CollectionNotFound(_) => C::CollectionNotFound,
+            E::CollectionExists(_) => C::CollectionExists,
+            E::InvalidEntity { .. } => C::InvalidEntity,
+            E::Conflict { .. } => C::VersionConflict,
+            E::InvalidQuery(hybridb::QueryProblem::Filter(_)) => C::InvalidFilter,
+            E::InvalidQuery(_) => C::InvalidQuery,
+            E::InvalidId { .. } => C::InvalidId,
+            E::Busy { .. } => C::Busy,
+            E::CommitFailed { .. } => C::CommitFailed,
+            E::WriterUnavailable { .. } => C::WriterUnavailable,
+            E::Recovering => C::Recovering,
+            E::ChangesPruned { .. } => C::ChangesPruned,
+            E::InvalidCursor { .. } => C::InvalidCursor,
+            E::Corrupted(_) => C::Corrupted,
+            E::Storage(_) => C::StorageError,
+            E::Io(_) => C::IoError,
+            E::AliasNotFound(_) => C::AliasNotFound,
+            E::AliasExists(_) => C::AliasExists,
+            E::NameIsCollection(_) => C::NameIsCollection,
+            E::NameIsAlias(_) => C::NameIsAlias,
+            E::CollectionHasAliases { .. } => C::CollectionHasAliases,
+            E::CollectionInUse { .. } => C::CollectionInUse,
+            E::CollectionReadOnly(_) => C::CollectionReadOnly,
             // Variants added to the library later: classified by its own predicates.
-            other if other.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            other if other.is_user_error() => (StatusCode::BAD_REQUEST, "bad_request"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            other if other.is_transient() => C::Unavailable,
+            other if other.is_user_error() => C::BadRequest,
+            _ => C::Internal,
         };
-        ApiError::new(status, code, message)
+        ApiError::new(code, message)
     }
 }
 
@@ -151,8 +343,8 @@ impl From<hybridb::Error> for ApiError {
 /// (e.g. `entities[3] (id ...): vector has dimension 2, collection expects 3`).
 pub(crate) fn write_error(e: hybridb::Error, field: &str) -> ApiError {
     match e {
-        hybridb::Error::InvalidEntity { index, id, problem } => ApiError::bad_request(
-            "invalid_entity",
+        hybridb::Error::InvalidEntity { index, id, problem } => ApiError::new(
+            ErrorCode::InvalidEntity,
             format!("{field}[{index}] (id {id}): {problem}"),
         ),
         other => other.into(),
@@ -195,8 +387,8 @@ mod tests {
         ];
         for (e, status, code) in cases {
             let api = ApiError::from(e);
-            assert_eq!(api.status.as_u16(), status, "{api}");
-            assert_eq!(api.code, code);
+            assert_eq!(api.status().as_u16(), status, "{api}");
+            assert_eq!(api.code.as_str(), code);
         }
     }
 
@@ -204,5 +396,48 @@ mod tests {
     fn transient_errors_carry_retry_after() {
         let r = ApiError::from(hybridb::Error::Recovering).into_response();
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_round_trip() {
+        let mut seen = std::collections::BTreeSet::new();
+        for &code in ErrorCode::ALL {
+            let name = code.as_str();
+            assert!(seen.insert(name), "{name} twice");
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+            assert_eq!(name.parse::<ErrorCode>(), Ok(code));
+            assert_eq!(serde_json::to_value(code).unwrap(), name);
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+            assert!(!code.meaning().is_empty() && !code.meaning().contains("///"));
+        }
+        assert!("nope".parse::<ErrorCode>().is_err());
+    }
+
+    #[test]
+    fn the_schema_is_a_string_enum_of_every_code() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(ErrorCode::schema()).unwrap();
+        assert_eq!(schema["type"], "string");
+        let values: Vec<&str> = schema["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(values, all);
+        let description = schema["description"].as_str().unwrap();
+        assert!(
+            description.contains("| `version_conflict` | 409 |"),
+            "{description}"
+        );
     }
 }

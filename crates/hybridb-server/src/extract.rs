@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// A JSON request body of type `T`, decoded as described in the module docs.
@@ -37,8 +37,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         let json_type = content_type.as_deref().map(is_json);
         if json_type == Some(false) || (!bytes.is_empty() && json_type.is_none()) {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with the header `Content-Type: application/json`",
             ));
         }
@@ -49,12 +48,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 fn body_rejection(e: BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             "the request body exceeds the server's size limit",
         )
     } else {
-        ApiError::bad_request("invalid_body", format!("could not read the body: {e}"))
+        ApiError::new(
+            ErrorCode::InvalidBody,
+            format!("could not read the body: {e}"),
+        )
     }
 }
 
@@ -111,8 +112,8 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Resul
         bytes
     };
     if too_deep(bytes, max_depth) {
-        return Err(ApiError::bad_request(
-            "json_too_deep",
+        return Err(ApiError::new(
+            ErrorCode::JsonTooDeep,
             format!("the body nests objects and arrays deeper than {max_depth} levels"),
         ));
     }
@@ -133,15 +134,15 @@ fn json_error(e: serde_json::Error, path: &str) -> ApiError {
             // serde_json appends " at line L column C"; the path says more.
             let msg = msg.split(" at line ").next().unwrap_or(&msg);
             if crate::filter::in_filter(path) {
-                ApiError::bad_request("invalid_filter", format!("{path}: {msg}"))
+                ApiError::new(ErrorCode::InvalidFilter, format!("{path}: {msg}"))
             } else if path == "." {
-                ApiError::bad_request("invalid_body", msg.to_string())
+                ApiError::new(ErrorCode::InvalidBody, msg.to_string())
             } else {
-                ApiError::bad_request("invalid_body", format!("{path}: {msg}"))
+                ApiError::new(ErrorCode::InvalidBody, format!("{path}: {msg}"))
             }
         }
         Category::Syntax | Category::Eof | Category::Io => {
-            ApiError::bad_request("invalid_json", format!("malformed JSON: {e}"))
+            ApiError::new(ErrorCode::InvalidJson, format!("malformed JSON: {e}"))
         }
     }
 }
@@ -157,7 +158,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| ApiPath(v))
-            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))
     }
 }
 
@@ -172,7 +173,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))
-            .map_err(|e| ApiError::bad_request("invalid_query_param", e.body_text()))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidQueryParam, e.body_text()))
     }
 }
 
@@ -207,16 +208,16 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let e = decode_json::<Body>(br#"{"entities":[{"vector":[1,"x"]}]}"#, 64).unwrap_err();
-        assert_eq!(e.code, "invalid_body");
+        assert_eq!(e.code, ErrorCode::InvalidBody);
         assert!(e.message.starts_with("entities[0].vector[1]:"), "{e}");
         let e = decode_json::<Body>(br#"{"entities":[{}]}"#, 64).unwrap_err();
         assert!(e.message.contains("missing field `vector`"), "{e}");
         let e = decode_json::<Body>(br#"{"entities":["#, 64).unwrap_err();
-        assert_eq!(e.code, "invalid_json");
+        assert_eq!(e.code, ErrorCode::InvalidJson);
         let e = decode_json::<Body>(br#"{"entities":[]} x"#, 64).unwrap_err();
-        assert_eq!(e.code, "invalid_json");
+        assert_eq!(e.code, ErrorCode::InvalidJson);
         let e = decode_json::<Body>(&[b'['; 100], 64).unwrap_err();
-        assert_eq!(e.code, "json_too_deep");
+        assert_eq!(e.code, ErrorCode::JsonTooDeep);
         assert!(decode_json::<Body>(br#"{"entities":[]}"#, 64).is_ok());
     }
 

@@ -35,6 +35,7 @@ mod extract;
 pub mod filter;
 mod metrics;
 mod middleware;
+mod openapi;
 mod reply;
 mod routes;
 mod state;
@@ -44,7 +45,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::serve::ListenerExt;
 use hybridb::Database;
 use tokio::net::TcpListener;
@@ -52,7 +52,7 @@ use tokio::sync::{Semaphore, watch};
 
 pub use api::*;
 pub use config::{ApiKeys, ENV_API_KEY, ENV_READ_API_KEY, ServerConfig};
-pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 pub use extract::{decode_json, too_deep};
 use metrics::Metrics;
 use state::AppState;
@@ -78,7 +78,7 @@ pub fn entity_of(
 
 /// The OpenAPI document of the API (what `/openapi.json` serves).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::documented().into_openapi()
+    routes::split().1
 }
 
 /// A built application: the router, and the switch that starts its shutdown.
@@ -97,10 +97,9 @@ impl std::fmt::Debug for App {
 
 /// Builds the application for `db` with `config` (no listening yet).
 pub fn app(db: Database, config: ServerConfig) -> App {
-    let (router, openapi) = routes::documented().split_for_parts();
+    let (router, openapi) = routes::split();
     let openapi_json = openapi.to_json().unwrap_or_else(|_| "{}".to_string());
     let (state, shutdown) = new_state(db, config, openapi_json);
-    let router = router.route("/openapi.json", axum::routing::get(routes::admin::openapi));
     App {
         router: with_layers(router, state),
         shutdown,
@@ -146,8 +145,7 @@ fn with_layers(router: Router<AppState>, state: AppState) -> Router {
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
+        crate::error::ErrorCode::NotFound,
         format!("no route for {}", uri.path()),
     )
 }

@@ -17,7 +17,7 @@ use futures_util::FutureExt;
 use subtle::ConstantTimeEq;
 
 use crate::config::ApiKeys;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// The route template of a request (`/collections/{name}`), or `unmatched`.
@@ -40,8 +40,7 @@ pub(crate) async fn observe(State(state): State<AppState>, req: Request, next: N
         && !response.headers().contains_key(header::CONTENT_TYPE)
     {
         ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed on {route}"),
         )
         .into_response()
@@ -132,20 +131,17 @@ pub(crate) async fn authenticate(
         .map(<[u8]>::trim_ascii);
     let Some(token) = token else {
         return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "this server needs an API key: send `Authorization: Bearer KEY`",
         ));
     };
     match access_of(keys, token) {
         None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "the API key is not valid",
         )),
         Some(Access::Read) if needed == Access::Write => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "a read-only API key cannot use this route",
         )),
         Some(_) => Ok(next.run(req).await),
@@ -175,8 +171,7 @@ pub(crate) async fn limit(
     match tokio::time::timeout(limit, work).await {
         Ok(r) => r,
         Err(_) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
+            ErrorCode::Timeout,
             format!(
                 "the request did not finish within {} ms (a write that was already queued \
                  still commits)",

@@ -48,7 +48,8 @@ fn arb_json() -> impl Strategy<Value = Value> {
 /// Decodes `bytes` as every request body type; each must fail with a 4xx or succeed.
 fn decode_all(bytes: &[u8]) {
     fn one<T: serde::de::DeserializeOwned>(bytes: &[u8]) {
-        if let Err(ApiError { status, code, .. }) = decode_json::<T>(bytes, 64) {
+        if let Err(e @ ApiError { code, .. }) = decode_json::<T>(bytes, 64) {
+            let status = e.status();
             assert!(status.is_client_error(), "{status} {code}");
         }
     }

@@ -580,6 +580,7 @@ fn admin_routes() {
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
         ("/metrics", &["get"]),
+        ("/openapi.json", &["get"]),
     ] {
         for m in methods {
             assert!(
@@ -588,7 +589,7 @@ fn admin_routes() {
             );
         }
     }
-    assert_eq!(paths.len(), 22);
+    assert_eq!(paths.len(), 23);
     assert!(doc.body["components"]["schemas"]["SearchBody"].is_object());
     assert!(doc.body["components"]["securitySchemes"]["api_key"].is_object());
     assert_eq!(
@@ -596,7 +597,7 @@ fn admin_routes() {
             .as_object()
             .unwrap()
             .len(),
-        22
+        23
     );
 }
 

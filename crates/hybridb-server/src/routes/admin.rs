@@ -4,22 +4,26 @@ use std::path::{Component, Path};
 
 use crate::reply::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 
 use crate::api::{
     BackupBody, BackupOut, CollectionStats, HealthOut, StatsOut, VerifyBody, VerifyOut, WriterOut,
 };
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::JsonBody;
 use crate::metrics;
 use crate::state::{AppState, blocking};
 
-/// Writes a consistent backup while writes go on.
+/// Back up
+///
+/// Writes a consistent copy of the database into the server's backup folder while writes go
+/// on. Backups never overwrite.
 #[utoipa::path(post, path = "/backup", tag = "admin",
+    operation_id = "backup",
     request_body = BackupBody,
     responses(
-        (status = 200, body = BackupOut),
+        (status = 200, description = "The backup is written", body = BackupOut),
         (status = 400, description = "`backup_disabled`, `invalid_backup_path`", body = ErrorBody),
         (status = 409, description = "`backup_exists`", body = ErrorBody)))]
 pub(crate) async fn backup(
@@ -27,8 +31,8 @@ pub(crate) async fn backup(
     JsonBody(body): JsonBody<BackupBody>,
 ) -> Result<Json<BackupOut>, ApiError> {
     let Some(dir) = st.config.backup_dir.clone() else {
-        return Err(ApiError::bad_request(
-            "backup_disabled",
+        return Err(ApiError::new(
+            ErrorCode::BackupDisabled,
             "this server has no backup folder configured",
         ));
     };
@@ -36,8 +40,8 @@ pub(crate) async fn backup(
     let plain =
         !body.path.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
     if !plain {
-        return Err(ApiError::bad_request(
-            "invalid_backup_path",
+        return Err(ApiError::new(
+            ErrorCode::InvalidBackupPath,
             "path: must be a relative path without `..`, inside the backup folder",
         ));
     }
@@ -45,8 +49,7 @@ pub(crate) async fn backup(
     blocking(move || {
         if target.exists() {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "backup_exists",
+                ErrorCode::BackupExists,
                 format!("path: {} already exists", body.path),
             ));
         }
@@ -64,10 +67,14 @@ pub(crate) async fn backup(
     .await
 }
 
-/// Cross-checks everything stored and derived.
+/// Verify
+///
+/// Cross-checks everything stored and derived (entities, vectors, slots, payload indexes,
+/// the vector index); with `repair`, rebuilds the in-memory indexes first.
 #[utoipa::path(post, path = "/verify", tag = "admin",
-    request_body(content = VerifyBody, description = "May be empty"),
-    responses((status = 200, body = VerifyOut)))]
+    operation_id = "verify",
+    request_body(content = Option<VerifyBody>, description = "May be empty: verify without repair"),
+    responses((status = 200, description = "The report; `clean` is true when nothing is wrong", body = VerifyOut)))]
 pub(crate) async fn verify(
     State(st): State<AppState>,
     JsonBody(body): JsonBody<VerifyBody>,
@@ -83,8 +90,11 @@ pub(crate) async fn verify(
     .await
 }
 
-/// Database numbers.
-#[utoipa::path(get, path = "/stats", tag = "admin", responses((status = 200, body = StatsOut)))]
+/// Stats
+///
+/// Database numbers: the file, the last change, writer counters, per-collection counts.
+#[utoipa::path(get, path = "/stats", tag = "admin", operation_id = "stats",
+    responses((status = 200, description = "The numbers", body = StatsOut)))]
 pub(crate) async fn stats(State(st): State<AppState>) -> Result<Json<StatsOut>, ApiError> {
     blocking(move || {
         let w = st.db.writer_stats();
@@ -118,23 +128,26 @@ pub(crate) async fn stats(State(st): State<AppState>) -> Result<Json<StatsOut>, 
     .await
 }
 
-/// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "admin", security(()),
-    responses((status = 200, body = HealthOut)))]
+/// Liveness
+///
+/// The process answers (no key needed).
+#[utoipa::path(get, path = "/healthz", tag = "admin", operation_id = "healthz", security(()),
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = HealthOut)))]
 pub(crate) async fn healthz() -> Json<HealthOut> {
     Json(HealthOut { status: "ok" })
 }
 
-/// Readiness: the database can be read and the server is not shutting down.
-#[utoipa::path(get, path = "/readyz", tag = "admin", security(()),
+/// Readiness
+///
+/// The database can be read and the server is not shutting down (no key needed).
+#[utoipa::path(get, path = "/readyz", tag = "admin", operation_id = "readyz", security(()),
     responses(
-        (status = 200, body = HealthOut),
+        (status = 200, description = "`{\"status\": \"ready\"}`", body = HealthOut),
         (status = 503, description = "`shutting_down`, `recovering`", body = ErrorBody)))]
 pub(crate) async fn readyz(State(st): State<AppState>) -> Result<Json<HealthOut>, ApiError> {
     if st.shutting_down() {
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
+            ErrorCode::ShuttingDown,
             "the server is shutting down",
         ));
     }
@@ -145,15 +158,18 @@ pub(crate) async fn readyz(State(st): State<AppState>) -> Result<Json<HealthOut>
     .await
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "admin",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+/// Metrics
+///
+/// Every series recorded through the `metrics` facade, in the Prometheus text format 0.0.4.
+#[utoipa::path(get, path = "/metrics", tag = "admin", operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 503, description = "`metrics_unavailable`: another recorder was installed first", body = ErrorBody)))]
 pub(crate) async fn metrics(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let text = blocking(move || {
         metrics::render(&st.metrics, &st.db).map_err(|reason| {
             ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "metrics_unavailable",
+                ErrorCode::MetricsUnavailable,
                 format!("no metrics exporter: {reason}"),
             )
         })
@@ -168,7 +184,11 @@ pub(crate) async fn metrics(State(st): State<AppState>) -> Result<impl IntoRespo
     ))
 }
 
-/// The OpenAPI document of this server.
+/// OpenAPI document
+///
+/// This document: the OpenAPI 3.1 description of every route, generated from the handlers.
+#[utoipa::path(get, path = "/openapi.json", tag = "admin", operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub(crate) async fn openapi(State(st): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],

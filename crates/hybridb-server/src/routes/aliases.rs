@@ -37,9 +37,12 @@ pub struct SetAlias {
     pub collection: String,
 }
 
-/// All aliases.
+/// List aliases
+///
+/// Every alias with the collection it resolves to, sorted by name.
 #[utoipa::path(get, path = "/aliases", tag = "aliases",
-    responses((status = 200, body = AliasList)))]
+    operation_id = "list_aliases",
+    responses((status = 200, description = "All aliases", body = AliasList)))]
 pub(crate) async fn list(State(st): State<AppState>) -> Json<AliasList> {
     Json(AliasList {
         aliases: st
@@ -55,15 +58,19 @@ pub(crate) async fn list(State(st): State<AppState>) -> Json<AliasList> {
     })
 }
 
+/// Set an alias
+///
 /// Points an alias at a collection, creating it or repointing it in one transaction.
 #[utoipa::path(put, path = "/aliases/{alias}", tag = "aliases",
+    operation_id = "set_alias",
     params(("alias" = String, Path, description = "1..=64 bytes of [A-Za-z0-9_-]")),
     request_body = SetAlias,
     responses(
-        (status = 200, body = AliasOut),
+        (status = 200, description = "The alias points at the collection; `previous` is its former target", body = AliasOut),
         (status = 400, description = "`invalid_collection_name`", body = ErrorBody),
         (status = 404, description = "`collection_not_found`: no such target", body = ErrorBody),
-        (status = 409, description = "`name_is_collection`", body = ErrorBody)))]
+        (status = 409, description = "`name_is_collection`", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`", body = ErrorBody)))]
 pub(crate) async fn put(
     State(st): State<AppState>,
     ApiPath(alias): ApiPath<String>,
@@ -80,12 +87,16 @@ pub(crate) async fn put(
     .await
 }
 
-/// Deletes an alias (the collection stays).
+/// Delete an alias
+///
+/// Deletes an alias; the collection stays.
 #[utoipa::path(delete, path = "/aliases/{alias}", tag = "aliases",
+    operation_id = "delete_alias",
     params(("alias" = String, Path, description = "The alias")),
     responses(
-        (status = 200, body = AliasOut),
-        (status = 404, description = "`alias_not_found`", body = ErrorBody)))]
+        (status = 200, description = "The alias is gone", body = AliasOut),
+        (status = 404, description = "`alias_not_found`", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`", body = ErrorBody)))]
 pub(crate) async fn delete(
     State(st): State<AppState>,
     ApiPath(alias): ApiPath<String>,

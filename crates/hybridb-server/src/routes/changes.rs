@@ -16,27 +16,30 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 
 use crate::api::{ChangeOut, ChangesOut, ChangesQuery, StreamQuery};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::ApiQuery;
 use crate::state::{AppState, blocking};
 
 /// Most events per page.
 const MAX_LIMIT: usize = 10_000;
 
-/// Change events after `since`, in order.
+/// List changes
+///
+/// A page of change events after `since`, in order; pass `next_since` as `since` to go on.
 #[utoipa::path(get, path = "/changes", tag = "changes",
+    operation_id = "list_changes",
     params(ChangesQuery),
     responses(
-        (status = 200, body = ChangesOut),
-        (status = 400, description = "`invalid_query_param`", body = ErrorBody),
+        (status = 200, description = "A page of events", body = ChangesOut),
+        (status = 400, description = "`invalid_query_param`: a bad `since` or `limit`", body = ErrorBody),
         (status = 410, description = "`changes_pruned`: events after `since` are gone", body = ErrorBody)))]
 pub(crate) async fn changes(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<ChangesQuery>,
 ) -> Result<Json<ChangesOut>, ApiError> {
     if q.limit == 0 || q.limit > MAX_LIMIT {
-        return Err(ApiError::bad_request(
-            "invalid_query_param",
+        return Err(ApiError::new(
+            ErrorCode::InvalidQueryParam,
             format!("limit: {} is outside 1..={MAX_LIMIT}", q.limit),
         ));
     }
@@ -51,12 +54,18 @@ pub(crate) async fn changes(
     .await
 }
 
-/// Live change events as server-sent events (`text/event-stream`).
+/// Stream changes
+///
+/// Live change events as server-sent events (`text/event-stream`): each `event: change`,
+/// `id: <seq>`, `data: <event JSON>`; stored events first, then new ones as they commit.
+/// The stream ends with an `event: error` whose data is an error body (e.g.
+/// `changes_pruned`), or when the server shuts down.
 #[utoipa::path(get, path = "/changes/stream", tag = "changes",
+    operation_id = "stream_changes",
     params(StreamQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")),
     responses(
-        (status = 200, description = "An endless stream of `change` events", content_type = "text/event-stream", body = ChangeOut),
+        (status = 200, description = "An endless stream of server-sent events: `event: change` with a `ChangeOut` as `data`, and at the end possibly `event: error` with an `ErrorBody`", content_type = "text/event-stream", body = String),
         (status = 400, description = "`invalid_query_param`", body = ErrorBody)))]
 pub(crate) async fn stream(
     State(st): State<AppState>,

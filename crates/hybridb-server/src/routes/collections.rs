@@ -19,14 +19,21 @@ fn info(db: &hybridb::Database, name: &str) -> Result<hybridb::CollectionInfo, A
         .ok_or_else(|| hybridb::Error::CollectionNotFound(name.to_string()).into())
 }
 
-/// Creates a collection.
+/// Create a collection
+///
+/// Creates an empty collection with a vector dimension, a metric, an index (HNSW by default)
+/// and declared payload indexes.
 #[utoipa::path(put, path = "/collections/{name}", tag = "collections",
-    params(("name" = String, Path, description = "1..=64 bytes of [A-Za-z0-9_-]")),
+    operation_id = "create_collection",
+    params(("name" = String, Path, description = "1..=64 bytes of [A-Za-z0-9_-], not starting with `-`")),
     request_body = CreateCollection,
     responses(
-        (status = 201, description = "Created", body = CollectionOut),
-        (status = 400, description = "Bad name or config", body = ErrorBody),
-        (status = 409, description = "`collection_exists`, `name_is_alias`", body = ErrorBody)))]
+        (status = 201, description = "The collection is created", body = CollectionOut),
+        (status = 400, description = "`invalid_collection_name`, `invalid_config`", body = ErrorBody),
+        (status = 409, description = "`collection_exists`, `name_is_alias`", body = ErrorBody,
+            example = json!({"error": {"code": "collection_exists",
+                "message": "collection \"docs\" already exists"}})),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`", body = ErrorBody)))]
 pub(crate) async fn create(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -42,11 +49,14 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
-/// A collection with its counts.
+/// Get a collection
+///
+/// Its configuration with its counts (`name` may be an alias: the collection it resolves to).
 #[utoipa::path(get, path = "/collections/{name}", tag = "collections",
-    params(("name" = String, Path, description = "Collection name")),
+    operation_id = "get_collection",
+    params(("name" = String, Path, description = "Collection name or alias")),
     responses(
-        (status = 200, body = CollectionOut),
+        (status = 200, description = "The collection, with counts", body = CollectionOut),
         (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
 pub(crate) async fn get(
     State(st): State<AppState>,
@@ -66,9 +76,12 @@ pub(crate) async fn get(
     .await
 }
 
-/// All collections.
+/// List collections
+///
+/// Every collection, by name (without counts).
 #[utoipa::path(get, path = "/collections", tag = "collections",
-    responses((status = 200, body = CollectionList)))]
+    operation_id = "list_collections",
+    responses((status = 200, description = "All collections", body = CollectionList)))]
 pub(crate) async fn list(State(st): State<AppState>) -> Json<CollectionList> {
     Json(CollectionList {
         collections: st
@@ -80,13 +93,19 @@ pub(crate) async fn list(State(st): State<AppState>) -> Json<CollectionList> {
     })
 }
 
-/// Drops a collection and all its entities.
+/// Drop a collection
+///
+/// Drops a collection and all its entities in one transaction. An alias is refused: delete
+/// it with `DELETE /aliases/{alias}`.
 #[utoipa::path(delete, path = "/collections/{name}", tag = "collections",
-    params(("name" = String, Path, description = "Collection name")),
+    operation_id = "drop_collection",
+    params(("name" = String, Path, description = "Collection name (not an alias)")),
     responses(
-        (status = 200, body = Dropped),
+        (status = 200, description = "The collection is gone", body = Dropped),
+        (status = 400, description = "`invalid_collection_name`", body = ErrorBody),
         (status = 404, description = "`collection_not_found`", body = ErrorBody),
-        (status = 409, description = "`collection_has_aliases`, `collection_in_use`, `name_is_alias` (aliases are not dropped as collections)", body = ErrorBody)))]
+        (status = 409, description = "`collection_has_aliases`, `collection_in_use`, `name_is_alias` (aliases are not dropped as collections)", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`", body = ErrorBody)))]
 pub(crate) async fn drop(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -101,15 +120,19 @@ pub(crate) async fn drop(
     .await
 }
 
+/// Create a payload index
+///
 /// Declares a payload index on a field and fills it from every entity (one transaction).
 #[utoipa::path(put, path = "/collections/{name}/payload-indexes/{field}", tag = "collections",
-    params(("name" = String, Path, description = "Collection name"),
+    operation_id = "create_payload_index",
+    params(("name" = String, Path, description = "Collection name or alias"),
            ("field" = String, Path, description = "Dotted payload key")),
     request_body = PayloadIndexBody,
     responses(
-        (status = 200, description = "`changed` is false if the same index existed", body = PayloadIndexOut),
+        (status = 200, description = "The index exists; `changed` is false if the same index existed", body = PayloadIndexOut),
         (status = 400, description = "`invalid_config`: an entity holds another type there, or the field is indexed with another type", body = ErrorBody),
-        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`, `collection_read_only`", body = ErrorBody)))]
 pub(crate) async fn create_payload_index(
     State(st): State<AppState>,
     ApiPath((name, field)): ApiPath<(String, String)>,
@@ -125,13 +148,17 @@ pub(crate) async fn create_payload_index(
     .await
 }
 
-/// Drops a payload index (filters on the field keep working, by reading payloads).
+/// Drop a payload index
+///
+/// Drops a payload index; filters on the field keep working, by reading payloads.
 #[utoipa::path(delete, path = "/collections/{name}/payload-indexes/{field}", tag = "collections",
-    params(("name" = String, Path, description = "Collection name"),
+    operation_id = "drop_payload_index",
+    params(("name" = String, Path, description = "Collection name or alias"),
            ("field" = String, Path, description = "Dotted payload key")),
     responses(
-        (status = 200, description = "`changed` is false if there was no index", body = PayloadIndexOut),
-        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+        (status = 200, description = "The index is gone; `changed` is false if there was none", body = PayloadIndexOut),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`, `collection_read_only`", body = ErrorBody)))]
 pub(crate) async fn drop_payload_index(
     State(st): State<AppState>,
     ApiPath((name, field)): ApiPath<(String, String)>,

@@ -9,22 +9,28 @@ use crate::api::{
     CountBody, CountOut, DeleteBody, DeleteOut, EntityOut, GetManyBody, GetManyOut, GetQuery,
     PutEntityBody, ScrollBody, ScrollOut, UpsertBody, UpsertOut, WrittenOut,
 };
-use crate::error::{ApiError, ErrorBody, write_error};
+use crate::error::{ApiError, ErrorBody, ErrorCode, write_error};
 use crate::extract::{ApiPath, ApiQuery, JsonBody, parse_id};
 use crate::state::{AppState, blocking};
 
 /// Most ids in one get-many.
 const MAX_GET_IDS: usize = 16_384;
 
-/// Inserts or replaces entities in one transaction: all or nothing.
+/// Upsert entities
+///
+/// Inserts or replaces entities in one transaction: all or nothing. An entity without `id`
+/// gets the id derived from its `key` (UUID v5), else a new UUID v7.
 #[utoipa::path(put, path = "/collections/{name}/entities", tag = "entities",
-    params(("name" = String, Path, description = "Collection name")),
+    operation_id = "upsert_entities",
+    params(("name" = String, Path, description = "Collection name or alias")),
     request_body = UpsertBody,
     responses(
-        (status = 200, body = UpsertOut),
-        (status = 400, description = "`invalid_entity` names the item, e.g. `entities[3]`", body = ErrorBody),
+        (status = 200, description = "Every entity is written; one outcome each, in request order", body = UpsertOut),
+        (status = 400, description = "`invalid_entity` names the item, e.g. `entities[3]`; nothing is written", body = ErrorBody,
+            example = json!({"error": {"code": "invalid_entity",
+                "message": "entities[0] (id e3120748-353e-58ad-8180-32d51faaafc3): vector has dimension 2, collection expects 3"}})),
         (status = 404, description = "`collection_not_found`", body = ErrorBody),
-        (status = 503, description = "`busy`, `recovering`, `commit_failed`: retry", body = ErrorBody)))]
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`, `collection_read_only`: retry", body = ErrorBody)))]
 pub(crate) async fn upsert(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -34,7 +40,7 @@ pub(crate) async fn upsert(
     let mut entities = Vec::with_capacity(body.entities.len());
     for (i, e) in body.entities.into_iter().enumerate() {
         let entity = crate::entity_of(e.id, e.key, e.payload, e.vector).map_err(|why| {
-            ApiError::bad_request("invalid_entity", format!("entities[{i}]: {why}"))
+            ApiError::new(ErrorCode::InvalidEntity, format!("entities[{i}]: {why}"))
         })?;
         entities.push(entity);
     }
@@ -54,14 +60,20 @@ pub(crate) async fn upsert(
     }))
 }
 
-/// One entity.
+/// Get an entity
+///
+/// One entity by id: its payload, version, last write time and (unless
+/// `with_vector=false`) its vector.
 #[utoipa::path(get, path = "/collections/{name}/entities/{id}", tag = "entities",
-    params(("name" = String, Path, description = "Collection name"),
-           ("id" = String, Path, description = "Entity id (UUID)"), GetQuery),
+    operation_id = "get_entity",
+    params(("name" = String, Path, description = "Collection name or alias"),
+           ("id" = String, Path, format = Uuid, description = "Entity id (UUID)"), GetQuery),
     responses(
-        (status = 200, body = EntityOut),
+        (status = 200, description = "The entity", body = EntityOut),
         (status = 400, description = "`invalid_id`", body = ErrorBody),
-        (status = 404, description = "`entity_not_found` or `collection_not_found`", body = ErrorBody)))]
+        (status = 404, description = "`entity_not_found`, `collection_not_found`", body = ErrorBody,
+            example = json!({"error": {"code": "entity_not_found",
+                "message": "entity 8e137603-08bc-5e94-bcea-14d37598272a not found in collection \"docs\""}}))))]
 pub(crate) async fn get(
     State(st): State<AppState>,
     ApiPath((name, id)): ApiPath<(String, String)>,
@@ -73,8 +85,7 @@ pub(crate) async fn get(
         match c.get(id)? {
             Some(r) => Ok(Json(EntityOut::new(r, q.with_vector))),
             None => Err(ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "entity_not_found",
+                ErrorCode::EntityNotFound,
                 format!("entity {id} not found in collection {name:?}"),
             )),
         }
@@ -82,17 +93,21 @@ pub(crate) async fn get(
     .await
 }
 
+/// Put an entity
+///
 /// Writes one entity under the id in the path; with `if_version`, only if its stored version
 /// is that one (optimistic concurrency).
 #[utoipa::path(put, path = "/collections/{name}/entities/{id}", tag = "entities",
-    params(("name" = String, Path, description = "Collection name"),
-           ("id" = String, Path, description = "Entity id (UUID)")),
+    operation_id = "put_entity",
+    params(("name" = String, Path, description = "Collection name or alias"),
+           ("id" = String, Path, format = Uuid, description = "Entity id (UUID)")),
     request_body = PutEntityBody,
     responses(
-        (status = 200, body = WrittenOut),
+        (status = 200, description = "The entity is written", body = WrittenOut),
         (status = 400, description = "`invalid_id`, `invalid_entity`", body = ErrorBody),
         (status = 404, description = "`collection_not_found`", body = ErrorBody),
-        (status = 409, description = "`version_conflict`: the stored version differs", body = ErrorBody)))]
+        (status = 409, description = "`version_conflict`: the stored version differs", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`, `collection_read_only`: retry", body = ErrorBody)))]
 pub(crate) async fn put_one(
     State(st): State<AppState>,
     ApiPath((name, id)): ApiPath<(String, String)>,
@@ -110,7 +125,7 @@ pub(crate) async fn put_one(
     }
     .map_err(|e| match e {
         hybridb::Error::InvalidEntity { problem, .. } => {
-            ApiError::bad_request("invalid_entity", problem.to_string())
+            ApiError::new(ErrorCode::InvalidEntity, problem.to_string())
         }
         other => other.into(),
     })?;
@@ -121,14 +136,18 @@ pub(crate) async fn put_one(
     }))
 }
 
-/// Deletes one entity.
+/// Delete an entity
+///
+/// Deletes one entity by id; deleting an absent id is not an error.
 #[utoipa::path(delete, path = "/collections/{name}/entities/{id}", tag = "entities",
-    params(("name" = String, Path, description = "Collection name"),
-           ("id" = String, Path, description = "Entity id (UUID)")),
+    operation_id = "delete_entity",
+    params(("name" = String, Path, description = "Collection name or alias"),
+           ("id" = String, Path, format = Uuid, description = "Entity id (UUID)")),
     responses(
-        (status = 200, description = "`deleted` is 0 if it did not exist", body = DeleteOut),
+        (status = 200, description = "Done; `deleted` is 0 if it did not exist", body = DeleteOut),
         (status = 400, description = "`invalid_id`", body = ErrorBody),
-        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`, `collection_read_only`: retry", body = ErrorBody)))]
 pub(crate) async fn delete_one(
     State(st): State<AppState>,
     ApiPath((name, id)): ApiPath<(String, String)>,
@@ -140,12 +159,17 @@ pub(crate) async fn delete_one(
     }))
 }
 
-/// Many entities from one snapshot, in the order asked (`null` for absent ids).
+/// Get entities
+///
+/// Many entities by id from one snapshot, in the order asked (`null` for absent ids); at
+/// most 16,384 ids.
 #[utoipa::path(post, path = "/collections/{name}/entities/get", tag = "entities",
-    params(("name" = String, Path, description = "Collection name")),
+    operation_id = "get_entities",
+    params(("name" = String, Path, description = "Collection name or alias")),
     request_body = GetManyBody,
     responses(
-        (status = 200, body = GetManyOut),
+        (status = 200, description = "One entry per id asked", body = GetManyOut),
+        (status = 400, description = "`invalid_body`: more ids than the limit", body = ErrorBody),
         (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
 pub(crate) async fn get_many(
     State(st): State<AppState>,
@@ -153,8 +177,8 @@ pub(crate) async fn get_many(
     JsonBody(body): JsonBody<GetManyBody>,
 ) -> Result<Json<GetManyOut>, ApiError> {
     if body.ids.len() > MAX_GET_IDS {
-        return Err(ApiError::bad_request(
-            "invalid_body",
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
             format!("ids: at most {MAX_GET_IDS} ids per request"),
         ));
     }
@@ -171,14 +195,18 @@ pub(crate) async fn get_many(
     .await
 }
 
+/// Delete entities
+///
 /// Deletes entities by id or by filter, in one transaction.
 #[utoipa::path(post, path = "/collections/{name}/entities/delete", tag = "entities",
-    params(("name" = String, Path, description = "Collection name")),
+    operation_id = "delete_entities",
+    params(("name" = String, Path, description = "Collection name or alias")),
     request_body = DeleteBody,
     responses(
-        (status = 200, body = DeleteOut),
-        (status = 400, description = "neither or both of `ids` and `filter`; `invalid_filter`", body = ErrorBody),
-        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+        (status = 200, description = "Done; `deleted` counts the entities that existed", body = DeleteOut),
+        (status = 400, description = "`invalid_body`: neither or both of `ids` and `filter`; `invalid_filter`; `invalid_entity`: a duplicate id", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`, `collection_read_only`: retry", body = ErrorBody)))]
 pub(crate) async fn delete(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -192,8 +220,8 @@ pub(crate) async fn delete(
             .map_err(|e| write_error(e, "ids"))?,
         (None, Some(filter)) => coll.delete_by_filter(&filter).await?,
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_body",
+            return Err(ApiError::new(
+                ErrorCode::InvalidBody,
                 "give exactly one of `ids` and `filter`",
             ));
         }
@@ -203,12 +231,16 @@ pub(crate) async fn delete(
     }))
 }
 
-/// A page of entities in id order.
+/// Scroll entities
+///
+/// A page of entities in id order, optionally filtered; pass the answer's `next` as `after`
+/// for the next page.
 #[utoipa::path(post, path = "/collections/{name}/scroll", tag = "entities",
-    params(("name" = String, Path, description = "Collection name")),
-    request_body = ScrollBody,
+    operation_id = "scroll_entities",
+    params(("name" = String, Path, description = "Collection name or alias")),
+    request_body(content = Option<ScrollBody>, description = "May be empty: the first 100 entities"),
     responses(
-        (status = 200, body = ScrollOut),
+        (status = 200, description = "A page of entities", body = ScrollOut),
         (status = 400, description = "`invalid_query` (limit), `invalid_filter`", body = ErrorBody),
         (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
 pub(crate) async fn scroll(
@@ -240,12 +272,15 @@ pub(crate) async fn scroll(
     .await
 }
 
-/// Number of entities.
+/// Count entities
+///
+/// The number of entities, or of those that pass a filter.
 #[utoipa::path(post, path = "/collections/{name}/count", tag = "entities",
-    params(("name" = String, Path, description = "Collection name")),
-    request_body(content = CountBody, description = "May be empty"),
+    operation_id = "count_entities",
+    params(("name" = String, Path, description = "Collection name or alias")),
+    request_body(content = Option<CountBody>, description = "May be empty: count every entity"),
     responses(
-        (status = 200, body = CountOut),
+        (status = 200, description = "The count", body = CountOut),
         (status = 400, description = "`invalid_filter`", body = ErrorBody),
         (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
 pub(crate) async fn count(

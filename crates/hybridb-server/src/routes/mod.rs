@@ -1,6 +1,8 @@
-//! The route table. Every documented route is registered through `utoipa_axum::routes!`, which
-//! takes the path and method from the handler's `#[utoipa::path]` attribute for both the axum
-//! router and the OpenAPI document, so the two cannot drift.
+//! The route table. Every route is registered through `utoipa_axum::routes!`, which takes the
+//! path and method from the handler's `#[utoipa::path]` attribute for both the axum router and
+//! the OpenAPI document, so the two cannot drift (`tests/openapi.rs` checks that the router
+//! serves exactly the documented routes). [`split`] completes the document with what the
+//! shared layers add ([`crate::openapi`]).
 
 pub(crate) mod admin;
 pub(crate) mod aliases;
@@ -26,7 +28,15 @@ use crate::state::AppState;
     ),
     modifiers(&BearerAuth),
     security(("api_key" = [])),
-    components(schemas(crate::error::ErrorBody))
+    components(schemas(crate::error::ErrorBody)),
+    tags(
+        (name = "collections", description = "Create, describe, list and drop collections; payload indexes"),
+        (name = "entities", description = "Write, read, scroll, count and delete entities"),
+        (name = "search", description = "Vector search with filters"),
+        (name = "aliases", description = "Names that resolve to a collection and repoint atomically"),
+        (name = "changes", description = "The change feed: pages and a live stream"),
+        (name = "admin", description = "Backup, verify, stats, health, metrics, this document")
+    )
 )]
 struct ApiDoc;
 
@@ -43,8 +53,15 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every documented route, with the OpenAPI document they make up.
-pub(crate) fn documented() -> OpenApiRouter<AppState> {
+/// The router of every route and the complete OpenAPI document describing it.
+pub(crate) fn split() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = documented().split_for_parts();
+    crate::openapi::complete(&mut doc);
+    (router, doc)
+}
+
+/// Every route, with the OpenAPI document its handlers' attributes make up.
+fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(collections::list))
         .routes(routes!(
@@ -79,4 +96,5 @@ pub(crate) fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::healthz))
         .routes(routes!(admin::readyz))
         .routes(routes!(admin::metrics))
+        .routes(routes!(admin::openapi))
 }

@@ -7,7 +7,7 @@ use hybridb::{Collection, Consistency, SearchRequest};
 use crate::api::{
     ConsistencySpec, ExplainOut, HitOut, SearchBatchBody, SearchBatchOut, SearchBody, SearchOut,
 };
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiPath, JsonBody};
 use crate::state::{AppState, blocking};
 
@@ -31,8 +31,8 @@ fn request(body: SearchBody, at: &str) -> Result<SearchRequest, ApiError> {
     }
     if let Some(ef) = body.ef {
         if ef == 0 || ef > MAX_EF {
-            return Err(ApiError::bad_request(
-                "invalid_query",
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
                 format!("{at}ef: {ef} is outside 1..={MAX_EF}"),
             ));
         }
@@ -47,12 +47,16 @@ fn run(c: &Collection, req: &SearchRequest) -> Result<SearchOut, ApiError> {
     })
 }
 
-/// The `k` entities nearest to `vector`, best first.
+/// Search
+///
+/// The `k` entities nearest to `vector`, best first, among those that pass `filter` (never
+/// fewer than `k` while `k` entities pass it).
 #[utoipa::path(post, path = "/collections/{name}/search", tag = "search",
-    params(("name" = String, Path, description = "Collection name")),
+    operation_id = "search",
+    params(("name" = String, Path, description = "Collection name or alias")),
     request_body = SearchBody,
     responses(
-        (status = 200, body = SearchOut),
+        (status = 200, description = "The hits, best first", body = SearchOut),
         (status = 400, description = "`invalid_query` (k, ef, vector, score_threshold), `invalid_filter`", body = ErrorBody),
         (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
 pub(crate) async fn search(
@@ -68,13 +72,16 @@ pub(crate) async fn search(
     .await
 }
 
-/// Several searches in one request; one result per search, in order.
+/// Search in a batch
+///
+/// Several searches in one request (at most 1024); one result per search, in order.
 #[utoipa::path(post, path = "/collections/{name}/search/batch", tag = "search",
-    params(("name" = String, Path, description = "Collection name")),
+    operation_id = "search_batch",
+    params(("name" = String, Path, description = "Collection name or alias")),
     request_body = SearchBatchBody,
     responses(
-        (status = 200, body = SearchBatchOut),
-        (status = 400, description = "errors name the search, e.g. `searches[2]`", body = ErrorBody),
+        (status = 200, description = "One result per search, in order", body = SearchBatchOut),
+        (status = 400, description = "`invalid_query`, `invalid_filter` (the message names the search, e.g. `searches[2]`); `invalid_body`: more searches than the limit", body = ErrorBody),
         (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
 pub(crate) async fn search_batch(
     State(st): State<AppState>,
@@ -83,8 +90,8 @@ pub(crate) async fn search_batch(
 ) -> Result<Json<SearchBatchOut>, ApiError> {
     let max = st.config.max_batch_searches;
     if body.searches.len() > max {
-        return Err(ApiError::bad_request(
-            "invalid_body",
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
             format!("searches: at most {max} searches per batch"),
         ));
     }
@@ -106,13 +113,16 @@ pub(crate) async fn search_batch(
     .await
 }
 
+/// Explain a search
+///
 /// Runs a search and reports how: the plan, the planner's cardinality, where the time went.
 #[utoipa::path(post, path = "/collections/{name}/search/explain", tag = "search",
-    params(("name" = String, Path, description = "Collection name")),
+    operation_id = "explain_search",
+    params(("name" = String, Path, description = "Collection name or alias")),
     request_body = SearchBody,
     responses(
-        (status = 200, body = ExplainOut),
-        (status = 400, description = "as for `/search`", body = ErrorBody),
+        (status = 200, description = "The plan, its numbers and the hits", body = ExplainOut),
+        (status = 400, description = "`invalid_query` (k, ef, vector, score_threshold), `invalid_filter`", body = ErrorBody),
         (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
 pub(crate) async fn explain(
     State(st): State<AppState>,
