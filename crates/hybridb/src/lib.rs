@@ -30,6 +30,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Partial payload updates
+//! [`Collection::update_payload`] and [`Collection::update_payload_where`] change payloads
+//! without rewriting vectors ([`PayloadUpdate`]: merge keys, overwrite, delete keys, clear),
+//! atomically, with one change event per entity; the new payload is computed from the stored
+//! one inside the write transaction, so concurrent updates of different keys are not lost.
+//!
 //! ## Filters
 //! Searches, counts, scrolls and deletes take a [`Filter`] over payload fields (Qdrant's filter
 //! JSON; [`Filter::matches`] defines it). Fields with a payload index
@@ -84,6 +90,7 @@ pub use model::config::{CollectionConfig, IndexKind, MAX_DIM, Metric, PayloadInd
 pub use model::entity::{Entity, Record};
 pub use model::error::{EntityProblem, Error, FilterProblem, QueryProblem, Result};
 pub use model::id::EntityId;
+pub use model::payload_update::PayloadUpdate;
 pub use model::retry::{RetryPolicy, retry};
 pub use observe::cache::{CacheLevelStats, CacheSizes, CacheStats};
 pub use ops::backup::BackupInfo;

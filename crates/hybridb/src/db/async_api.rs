@@ -136,6 +136,33 @@ impl AsyncCollection {
         .await
     }
 
+    /// See [`Collection::update_payload`].
+    pub async fn update_payload(
+        &self,
+        ids: &[EntityId],
+        update: crate::model::payload_update::PayloadUpdate,
+    ) -> Result<Vec<Written>> {
+        self.observe(crate::observe::Op::UpdatePayload, ids.len(), async {
+            let cmd = self.inner.update_payload_command(ids, update);
+            self.inner.db.call_async(cmd).await
+        })
+        .await
+    }
+
+    /// See [`Collection::update_payload_where`].
+    pub async fn update_payload_where(
+        &self,
+        filter: &crate::query::filter::Filter,
+        update: crate::model::payload_update::PayloadUpdate,
+    ) -> Result<usize> {
+        self.observe(crate::observe::Op::UpdatePayloadWhere, 1, async {
+            let cmd = self.inner.update_payload_where_command(filter, update)?;
+            let out = self.inner.db.call_async(cmd).await?;
+            Ok(out.iter().filter(|w| w.seq.is_some()).count())
+        })
+        .await
+    }
+
     /// See [`Collection::count_where`].
     pub fn count_where(&self, filter: &crate::query::filter::Filter) -> Result<u64> {
         self.inner.count_where(filter)

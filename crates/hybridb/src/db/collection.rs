@@ -15,6 +15,7 @@ use crate::model::config::{CollectionConfig, PayloadIndexKind};
 use crate::model::entity::{Entity, Record, decode_payload, decode_record, decode_vector};
 use crate::model::error::{Error, QueryProblem, Result};
 use crate::model::id::EntityId;
+use crate::model::payload_update::PayloadUpdate;
 use crate::observe::cache::CachedRecord;
 use crate::query::search::ScrollPage;
 use crate::store::inner::DbInner;
@@ -22,7 +23,7 @@ use crate::store::options::Durability;
 use crate::store::schema::CollectionTables;
 
 use crate::store::collection::CollectionShared;
-use crate::store::write::{WriteOp, Written};
+use crate::store::write::{WhereAction, WriteOp, Written};
 use crate::store::writer::{Command, WriteCommand};
 
 /// A handle to one collection. Cheap to clone; `Send + Sync`.
@@ -144,7 +145,7 @@ impl Collection {
     fn command(
         &self,
         ops: Vec<WriteOp>,
-        delete_where: Option<crate::query::filter::Filter>,
+        select: Option<(crate::query::filter::Filter, WhereAction)>,
     ) -> impl FnOnce(tokio::sync::oneshot::Sender<Result<Vec<Written>>>) -> Command {
         let coll = Arc::clone(&self.shared);
         let durability = self.durability;
@@ -152,7 +153,7 @@ impl Collection {
             Command::Write(WriteCommand {
                 coll,
                 ops,
-                delete_where,
+                select,
                 durability,
                 reply,
             })
@@ -177,7 +178,7 @@ impl Collection {
             ));
         }
         self.shared.check_live()?;
-        Ok(self.command(Vec::new(), Some(filter.clone())))
+        Ok(self.command(Vec::new(), Some((filter.clone(), WhereAction::Delete))))
     }
 
     /// Deletes every entity that passes `filter`, atomically (the set is decided inside the
@@ -185,6 +186,89 @@ impl Collection {
     pub fn delete_by_filter(&self, filter: &crate::query::filter::Filter) -> Result<usize> {
         self.observe(crate::observe::Op::DeleteByFilter, 1, || {
             let out = self.db.call(self.delete_where_command(filter)?)?;
+            Ok(out.iter().filter(|w| w.seq.is_some()).count())
+        })
+    }
+
+    /// The command of [`Collection::update_payload`].
+    pub(crate) fn update_payload_command(
+        &self,
+        ids: &[EntityId],
+        update: PayloadUpdate,
+    ) -> impl FnOnce(tokio::sync::oneshot::Sender<Result<Vec<Written>>>) -> Command {
+        let update = Arc::new(update);
+        let ops = ids
+            .iter()
+            .map(|&id| WriteOp::UpdatePayload {
+                id,
+                update: Arc::clone(&update),
+            })
+            .collect();
+        self.command(ops, None)
+    }
+
+    /// The command of [`Collection::update_payload_where`].
+    pub(crate) fn update_payload_where_command(
+        &self,
+        filter: &crate::query::filter::Filter,
+        update: PayloadUpdate,
+    ) -> Result<impl FnOnce(tokio::sync::oneshot::Sender<Result<Vec<Written>>>) -> Command> {
+        update.check().map_err(Error::InvalidUpdate)?;
+        self.shared.check_live()?;
+        let action = WhereAction::UpdatePayload(Arc::new(update));
+        Ok(self.command(Vec::new(), Some((filter.clone(), action))))
+    }
+
+    /// Changes the payloads of the entities `ids` by `update` (merge keys, overwrite, delete
+    /// keys, clear), atomically: one transaction, one change event per entity, vectors
+    /// untouched (no index work beyond the payload indexes). Each new payload is computed from
+    /// the stored one inside the transaction, so concurrent updates of other keys are not
+    /// lost. Fails whole, writing nothing, if an id does not exist
+    /// ([`Error::InvalidEntity`] with [`crate::EntityProblem::NotFound`]), an id repeats, a
+    /// key path is malformed, or a resulting payload is too large or does not fit a payload
+    /// index.
+    ///
+    /// # Example
+    /// ```
+    /// # fn main() -> hybridb::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use hybridb::{CollectionConfig, Database, Entity, EntityId, Metric, PayloadUpdate};
+    /// use serde_json::json;
+    ///
+    /// let db = Database::open(dir.path().join("app.redb"))?;
+    /// let docs = db.create_collection("docs", CollectionConfig::new(2, Metric::L2))?;
+    /// let id = EntityId::from_key("a");
+    /// docs.upsert(Entity::new(id, json!({"lang": "en", "draft": true}), vec![1.0, 0.0]))?;
+    ///
+    /// let set = json!({"draft": false, "tags": ["x"]}).as_object().cloned().unwrap_or_default();
+    /// docs.update_payload(&[id], PayloadUpdate::set(set))?;
+    /// docs.update_payload(&[id], PayloadUpdate::Delete(vec!["lang".into()]))?;
+    /// let rec = docs.get(id)?.expect("stored");
+    /// assert_eq!(rec.payload, json!({"draft": false, "tags": ["x"]}));
+    /// assert_eq!(rec.vector, vec![1.0, 0.0]);
+    /// # Ok(()) }
+    /// ```
+    pub fn update_payload(&self, ids: &[EntityId], update: PayloadUpdate) -> Result<Vec<Written>> {
+        self.observe(crate::observe::Op::UpdatePayload, ids.len(), || {
+            self.db.call(self.update_payload_command(ids, update))
+        })
+    }
+
+    /// Changes the payload of every entity that passes `filter` by `update`, atomically (the
+    /// set is decided inside the writing transaction, like [`Collection::delete_by_filter`]);
+    /// returns how many entities were updated. An empty filter updates every entity. A
+    /// malformed key path fails with [`Error::InvalidUpdate`]; a resulting payload that is too
+    /// large or does not fit a payload index fails the whole call with
+    /// [`Error::InvalidEntity`] naming that entity. Nothing is written on failure.
+    pub fn update_payload_where(
+        &self,
+        filter: &crate::query::filter::Filter,
+        update: PayloadUpdate,
+    ) -> Result<usize> {
+        self.observe(crate::observe::Op::UpdatePayloadWhere, 1, || {
+            let out = self
+                .db
+                .call(self.update_payload_where_command(filter, update)?)?;
             Ok(out.iter().filter(|w| w.seq.is_some()).count())
         })
     }

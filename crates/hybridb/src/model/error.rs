@@ -74,6 +74,10 @@ pub enum Error {
         /// The version found (0: the entity does not exist).
         current: u64,
     },
+    /// A partial payload update by filter is malformed (its key paths); nothing was written.
+    /// (By ids, the same problems come as [`Error::InvalidEntity`] naming the item.)
+    #[error("invalid payload update: {0}")]
+    InvalidUpdate(EntityProblem),
     /// A search or scroll request was invalid.
     #[error("invalid query: {0}")]
     InvalidQuery(QueryProblem),
@@ -291,6 +295,18 @@ pub enum EntityProblem {
     DuplicateId {
         /// Position of the first occurrence.
         first: usize,
+    },
+    /// An update of an existing entity (a partial payload update) names an id that does not
+    /// exist.
+    #[error("no entity with this id")]
+    NotFound,
+    /// A payload key path of a partial payload update is malformed.
+    #[error("payload key {key:?}: {reason}")]
+    BadPayloadKey {
+        /// The path as given.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
 }
 

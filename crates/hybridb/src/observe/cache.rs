@@ -465,7 +465,7 @@ impl Caches {
 }
 
 /// Estimated heap bytes of the entries of a decoded JSON object (a payload).
-fn payload_bytes(m: &Map<String, Value>) -> usize {
+pub(crate) fn payload_bytes(m: &Map<String, Value>) -> usize {
     // Per entry: the key's bytes plus the map node around it.
     m.iter().map(|(k, v)| k.len() + 48 + json_bytes(v)).sum()
 }

@@ -101,9 +101,15 @@ pub(crate) fn write_ops(
         for (coll, ops) in batches {
             coll.check_live()?;
             shared.coord.check_writable(&coll)?;
-            let prepared = validate(&coll, ops, shared.options.max_payload_bytes)?;
+            let mut prepared = validate(&coll, ops, shared.options.max_payload_bytes)?;
             let tables = CollectionTables::new(coll.stored.cid);
-            let staged = stage(txn, &coll, &tables, &prepared)?;
+            let staged = stage(
+                txn,
+                &coll,
+                &tables,
+                &mut prepared,
+                shared.options.max_payload_bytes,
+            )?;
             let cursor = cursors.entry(coll.stored.cid).or_default();
             let (written, applies) = write_staged(
                 txn,

@@ -11,6 +11,9 @@
 //! Invariant: slots for new entities are taken from the group's [`SlotCursor`] only in step 3.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::Value;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
@@ -24,6 +27,7 @@ use crate::model::entity::{
 };
 use crate::model::error::{EntityProblem, Error, Result, corrupted};
 use crate::model::id::EntityId;
+use crate::model::payload_update::PayloadUpdate;
 use crate::query::payload::{PostingKey, encode_row, index_keys};
 use crate::query::state::Apply;
 use crate::store::collection::CollectionShared;
@@ -41,13 +45,26 @@ pub(crate) enum WriteOp {
     },
     /// Delete if present.
     Delete { id: EntityId },
+    /// Change the payload of an existing entity (its vector stays): the new payload is
+    /// computed from the stored one inside the write transaction (step 2).
+    UpdatePayload {
+        id: EntityId,
+        update: Arc<PayloadUpdate>,
+    },
+}
+
+/// What a write by filter does to each entity that passes the filter.
+#[derive(Debug, Clone)]
+pub(crate) enum WhereAction {
+    Delete,
+    UpdatePayload(Arc<PayloadUpdate>),
 }
 
 impl WriteOp {
     fn id(&self) -> EntityId {
         match self {
             WriteOp::Upsert { entity, .. } => entity.id,
-            WriteOp::Delete { id } => *id,
+            WriteOp::Delete { id } | WriteOp::UpdatePayload { id, .. } => *id,
         }
     }
 
@@ -56,6 +73,7 @@ impl WriteOp {
         match self {
             WriteOp::Upsert { entity, .. } => 64 + entity.vector.len() * 4,
             WriteOp::Delete { .. } => 32,
+            WriteOp::UpdatePayload { update, .. } => 64 + update_bytes(update),
         }
     }
 }
@@ -110,6 +128,10 @@ pub(crate) fn validate(
                 };
                 (json, encode_vector(&entity.vector), keys)
             }
+            WriteOp::UpdatePayload { update, .. } => {
+                update.check().map_err(fail)?;
+                (Vec::new(), Vec::new(), Vec::new())
+            }
             WriteOp::Delete { .. } => (Vec::new(), Vec::new(), Vec::new()),
         };
         out.push(Prepared {
@@ -132,17 +154,19 @@ pub(crate) fn check_filter(
         .map_err(|p| Error::InvalidQuery(crate::model::error::QueryProblem::Filter(p)))
 }
 
-/// Turns a delete-by-filter into deletes of the entities that pass the filter in `txn`.
+/// Turns a write by filter into deletes or payload updates of the entities that pass the
+/// filter in `txn`.
 ///
 /// The postings hold every group committed before this one (the writer applies each group
 /// before it starts the next), so the candidates they give plus the entities written earlier
 /// in this group (`touched`) cover every entity that can pass; each candidate's payload is
 /// then checked as it stands in `txn`.
-pub(crate) fn resolve_delete_where(
+pub(crate) fn resolve_where(
     txn: &WriteTransaction,
     coll: &CollectionShared,
     tables: &CollectionTables,
     filter: &crate::query::filter::Filter,
+    action: &WhereAction,
     touched: &[EntityId],
 ) -> Result<Vec<Prepared>> {
     let entities = txn.open_table(tables.entities())?;
@@ -168,7 +192,13 @@ pub(crate) fn resolve_delete_where(
         let (_, json) = decode_record(rec.value())?;
         if filter.matches(id, &decode_payload(json)?) {
             out.push(Prepared {
-                op: WriteOp::Delete { id },
+                op: match action {
+                    WhereAction::Delete => WriteOp::Delete { id },
+                    WhereAction::UpdatePayload(update) => WriteOp::UpdatePayload {
+                        id,
+                        update: Arc::clone(update),
+                    },
+                },
                 payload_json: Vec::new(),
                 vector_bytes: Vec::new(),
                 keys: Vec::new(),
@@ -197,22 +227,35 @@ pub(crate) enum Staged {
     Absent,
 }
 
-/// Step 2: reads current state through `txn` and checks version expectations. Writes nothing.
+/// Step 2: reads current state through `txn` and checks version expectations; computes the
+/// new payload of a payload update (and checks it as step 1 checks an upsert's). Writes nothing.
 pub(crate) fn stage(
     txn: &WriteTransaction,
     coll: &CollectionShared,
     tables: &CollectionTables,
-    items: &[Prepared],
+    items: &mut [Prepared],
+    max_payload_bytes: usize,
 ) -> Result<Vec<Staged>> {
     let entities = txn.open_table(tables.entities())?;
     let vectors = txn.open_table(tables.vectors())?;
     let declared = coll.index.with_payload(|p| p.declared());
     let mut out = Vec::with_capacity(items.len());
-    for item in items {
+    for (index, item) in items.iter_mut().enumerate() {
         let id = item.op.id();
+        let fail = |problem| Error::InvalidEntity { index, id, problem };
         let existing = match entities.get(id)? {
             Some(v) => {
                 let (header, json) = decode_record(v.value())?;
+                if let WriteOp::UpdatePayload { update, .. } = &item.op {
+                    let new = Value::Object(update.apply(decode_payload(json)?));
+                    item.payload_json = check_payload(&new, max_payload_bytes).map_err(fail)?;
+                    item.keys = match new.as_object() {
+                        Some(map) if !declared.is_empty() => {
+                            index_keys(&declared, map).map_err(fail)?
+                        }
+                        _ => Vec::new(),
+                    };
+                }
                 let changed = json != item.payload_json.as_slice();
                 let old_keys = if declared.is_empty() || !changed && item.keys.is_empty() {
                     Vec::new()
@@ -257,6 +300,16 @@ pub(crate) fn stage(
                 old_keys,
             },
             (WriteOp::Delete { .. }, None) => Staged::Absent,
+            (WriteOp::UpdatePayload { .. }, None) => return Err(fail(EntityProblem::NotFound)),
+            (WriteOp::UpdatePayload { .. }, Some((header, payload_changed, old_keys))) => {
+                Staged::Update {
+                    slot: header.slot,
+                    version: header.version,
+                    vector_changed: false,
+                    payload_changed,
+                    old_keys,
+                }
+            }
         });
     }
     Ok(out)
@@ -327,8 +380,12 @@ pub(crate) fn write_staged(
                 (ChangeKind::Deleted, version, false)
             }
             Staged::Create | Staged::Update { .. } => {
-                let WriteOp::Upsert { entity, .. } = &item.op else {
-                    return Err(corrupted("staged an upsert for a delete"));
+                let entity = match &item.op {
+                    WriteOp::Upsert { entity, .. } => Some(entity),
+                    WriteOp::UpdatePayload { .. } => None,
+                    WriteOp::Delete { .. } => {
+                        return Err(corrupted("staged an upsert for a delete"));
+                    }
                 };
                 let (slot, old_version, vector_changed, payload_changed, kind, old_keys) =
                     match staged {
@@ -380,6 +437,9 @@ pub(crate) fn write_staged(
                 };
                 entities.insert(id, encode_record(header, &item.payload_json).as_slice())?;
                 if vector_changed {
+                    let Some(entity) = entity else {
+                        return Err(corrupted("a payload update staged a vector change"));
+                    };
                     vectors.insert(id, item.vector_bytes.as_slice())?;
                     applies.push(Apply::Set {
                         slot,
@@ -425,4 +485,15 @@ where
         }
     }
     Ok(out)
+}
+
+/// Rough size of a payload update's own data, for group-commit byte limits.
+fn update_bytes(update: &PayloadUpdate) -> usize {
+    match update {
+        PayloadUpdate::Set { payload, .. } | PayloadUpdate::Overwrite(payload) => {
+            crate::observe::cache::payload_bytes(payload)
+        }
+        PayloadUpdate::Delete(keys) => keys.iter().map(String::len).sum(),
+        PayloadUpdate::Clear => 0,
+    }
 }

@@ -34,15 +34,15 @@ use crate::store::collection::CollectionShared;
 use crate::store::options::{Durability, Options};
 use crate::store::schema::{CHANGES, CollectionTables, META, META_LAST_SEQ};
 use crate::store::shared::Shared;
-use crate::store::write::{WriteOp, Written, stage, validate, write_staged};
+use crate::store::write::{WhereAction, WriteOp, Written, stage, validate, write_staged};
 
 /// A write of one caller.
 pub(crate) struct WriteCommand {
     pub coll: Arc<CollectionShared>,
     pub ops: Vec<WriteOp>,
-    /// Delete every entity passing this filter (then `ops` is empty): resolved inside the
-    /// group's transaction, so the deletion is atomic.
-    pub delete_where: Option<crate::query::filter::Filter>,
+    /// Delete or update every entity passing this filter (then `ops` is empty): resolved
+    /// inside the group's transaction, so the write is atomic.
+    pub select: Option<(crate::query::filter::Filter, WhereAction)>,
     pub durability: Durability,
     pub reply: oneshot::Sender<Result<Vec<Written>>>,
 }
@@ -323,20 +323,16 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
             .coll
             .check_live()
             .and_then(|()| shared.coord.check_writable(&cmd.coll))
-            .and_then(|()| match &cmd.delete_where {
-                Some(filter) => {
-                    crate::store::write::check_filter(&cmd.coll, filter).map(|()| Vec::new())
-                }
+            .and_then(|()| match &cmd.select {
+                Some((filter, action)) => crate::store::write::check_filter(&cmd.coll, filter)
+                    .and_then(|()| check_action(action))
+                    .map(|()| Vec::new()),
                 None => validate(&cmd.coll, cmd.ops, shared.options.max_payload_bytes),
             });
         match checked {
-            Ok(prepared) => valid.push_back((
-                cmd.coll,
-                cmd.durability,
-                cmd.reply,
-                prepared,
-                cmd.delete_where,
-            )),
+            Ok(prepared) => {
+                valid.push_back((cmd.coll, cmd.durability, cmd.reply, prepared, cmd.select))
+            }
             Err(e) => {
                 let _ = cmd.reply.send(Err(e));
             }
@@ -373,26 +369,33 @@ fn run_group(shared: &Shared, group: Vec<WriteCommand>) -> bool {
         {
             let mut changes = txn.open_table(CHANGES)?;
             let mut cursors: HashMap<u64, SlotCursor> = HashMap::new();
-            while let Some((coll, _, reply, prepared, delete_where)) = valid.pop_front() {
+            while let Some((coll, _, reply, prepared, select)) = valid.pop_front() {
                 let tables = CollectionTables::new(coll.stored.cid);
-                // Step 2: a delete by filter becomes deletes (decided in this transaction),
-                // then reads and version checks; a user error fails this command alone.
+                // Step 2: a write by filter becomes deletes or updates (decided in this
+                // transaction), then reads and version checks; a user error fails this
+                // command alone.
                 let step2 = (|| -> Result<_> {
-                    let prepared = match &delete_where {
+                    let mut prepared = match &select {
                         None => prepared,
-                        Some(filter) => {
+                        Some((filter, action)) => {
                             // Entities this group wrote already are not in the postings yet.
                             let touched: Vec<_> = in_flight
                                 .iter()
                                 .filter(|f| f.coll.stored.cid == coll.stored.cid)
                                 .flat_map(|f| f.written.iter().map(|w| w.id))
                                 .collect();
-                            crate::store::write::resolve_delete_where(
-                                &txn, &coll, &tables, filter, &touched,
+                            crate::store::write::resolve_where(
+                                &txn, &coll, &tables, filter, action, &touched,
                             )?
                         }
                     };
-                    let staged = stage(&txn, &coll, &tables, &prepared)?;
+                    let staged = stage(
+                        &txn,
+                        &coll,
+                        &tables,
+                        &mut prepared,
+                        shared.options.max_payload_bytes,
+                    )?;
                     Ok((prepared, staged))
                 })();
                 let (prepared, staged) = match step2 {
@@ -558,6 +561,14 @@ fn recover(shared: &Shared) -> bool {
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// Step 1 of a write by filter: a payload update's own form (its paths).
+fn check_action(action: &WhereAction) -> Result<()> {
+    match action {
+        WhereAction::Delete => Ok(()),
+        WhereAction::UpdatePayload(update) => update.check().map_err(Error::InvalidUpdate),
     }
 }
 

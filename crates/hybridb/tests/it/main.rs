@@ -16,6 +16,7 @@ mod layering;
 mod lock;
 mod model;
 mod observe;
+mod payload_update;
 mod reembed;
 mod validation;
 mod verify;

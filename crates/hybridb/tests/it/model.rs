@@ -1,10 +1,14 @@
-//! Model-based test: random sequences of upserts, deletes, batches (some invalid) and reopens,
+//! Model-based test: random sequences of upserts, deletes, batches (some invalid), partial
+//! payload updates (by ids and by filter) and reopens,
 //! applied to hybridb and to an in-memory model (a BTreeMap plus brute-force k-NN); get, count,
 //! scroll and search must agree after every step and every reopen.
 
 use std::collections::BTreeMap;
 
-use hybridb::{CollectionConfig, Database, Entity, EntityId, IndexKind, Metric};
+use hybridb::{
+    CollectionConfig, Condition, Database, Entity, EntityId, Filter, IndexKind, Metric,
+    PayloadUpdate, Range,
+};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -17,6 +21,14 @@ enum Op {
     Batch(Vec<(u32, [i8; DIM], u8)>),
     Delete(u32),
     DeleteBatch(Vec<u32>),
+    /// Sets `q` (or `p`, with `true`) on these entities.
+    SetPayload(Vec<u32>, u8, bool),
+    /// Deletes `q` from these entities.
+    DeleteQ(Vec<u32>),
+    /// Sets `q` on every entity whose `p` is below the bound.
+    SetQWhere(u8, u8),
+    /// Clears the payload of every entity whose `p` is at least the bound.
+    ClearWhere(u8),
     Reopen,
 }
 
@@ -30,6 +42,11 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => prop::collection::vec((0..KEYS, vec_strategy(), any::<u8>()), 1..8).prop_map(Op::Batch),
         2 => (0..KEYS).prop_map(Op::Delete),
         1 => prop::collection::vec(0..KEYS, 1..6).prop_map(Op::DeleteBatch),
+        2 => (prop::collection::vec(0..KEYS, 1..5), any::<u8>(), any::<bool>())
+            .prop_map(|(k, v, p)| Op::SetPayload(k, v, p)),
+        1 => prop::collection::vec(0..KEYS, 1..5).prop_map(Op::DeleteQ),
+        1 => (any::<u8>(), any::<u8>()).prop_map(|(t, v)| Op::SetQWhere(t, v)),
+        1 => (200u8..=255).prop_map(Op::ClearWhere),
         1 => Just(Op::Reopen),
     ]
 }
@@ -37,8 +54,18 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 #[derive(Debug, Clone, PartialEq)]
 struct ModelEntry {
     vector: Vec<f32>,
-    payload: u8,
+    /// Payload key `p` (gone after a clear).
+    payload: Option<u8>,
+    /// Payload key `q` (set by partial updates only).
+    q: Option<u8>,
     version: u64,
+}
+
+/// The payload object with one key.
+fn one(key: &str, v: u8) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert(key.to_string(), json!(v));
+    m
 }
 
 fn id(k: u32) -> EntityId {
@@ -100,7 +127,8 @@ fn check(metric: Metric, c: &hybridb::Collection, model: &BTreeMap<EntityId, Mod
             None => assert!(g.is_none()),
             Some(e) => {
                 let g = g.unwrap();
-                assert_eq!(g.payload["p"], json!(e.payload));
+                assert_eq!(g.payload.get("p"), e.payload.map(|p| json!(p)).as_ref());
+                assert_eq!(g.payload.get("q"), e.q.map(|q| json!(q)).as_ref());
                 assert_eq!(g.version, e.version);
             }
         }
@@ -154,7 +182,8 @@ fn run(metric: Metric, index: IndexKind, ops: Vec<Op>) {
                 id(k),
                 ModelEntry {
                     vector: v.iter().map(|&x| f32::from(x)).collect(),
-                    payload: p,
+                    payload: Some(p),
+                    q: None,
                     version,
                 },
             );
@@ -204,6 +233,72 @@ fn run(metric: Metric, index: IndexKind, ops: Vec<Op>) {
                 } else {
                     assert!(r.is_err());
                 }
+            }
+            Op::SetPayload(keys, v, on_p) => {
+                let mut seen = std::collections::HashSet::new();
+                let ok = keys
+                    .iter()
+                    .all(|k| seen.insert(*k) && model.contains_key(&id(*k)));
+                let ids: Vec<_> = keys.iter().map(|&k| id(k)).collect();
+                let key = if on_p { "p" } else { "q" };
+                let r = c.update_payload(&ids, PayloadUpdate::set(one(key, v)));
+                assert_eq!(r.is_ok(), ok, "{r:?}");
+                if ok {
+                    for k in &keys {
+                        let e = model.get_mut(&id(*k)).expect("checked");
+                        *(if on_p { &mut e.payload } else { &mut e.q }) = Some(v);
+                        e.version += 1;
+                    }
+                }
+            }
+            Op::DeleteQ(keys) => {
+                let mut seen = std::collections::HashSet::new();
+                let ok = keys
+                    .iter()
+                    .all(|k| seen.insert(*k) && model.contains_key(&id(*k)));
+                let ids: Vec<_> = keys.iter().map(|&k| id(k)).collect();
+                let r = c.update_payload(&ids, PayloadUpdate::Delete(vec!["q".into()]));
+                assert_eq!(r.is_ok(), ok, "{r:?}");
+                if ok {
+                    for k in &keys {
+                        let e = model.get_mut(&id(*k)).expect("checked");
+                        e.q = None;
+                        e.version += 1;
+                    }
+                }
+            }
+            Op::SetQWhere(t, v) => {
+                let below =
+                    Filter::new().must(Condition::range("p", Range::default().lt(i64::from(t))));
+                let n = c
+                    .update_payload_where(&below, PayloadUpdate::set(one("q", v)))
+                    .unwrap();
+                let mut want = 0;
+                for e in model
+                    .values_mut()
+                    .filter(|e| e.payload.is_some_and(|p| p < t))
+                {
+                    e.q = Some(v);
+                    e.version += 1;
+                    want += 1;
+                }
+                assert_eq!(n, want);
+            }
+            Op::ClearWhere(t) => {
+                let high =
+                    Filter::new().must(Condition::range("p", Range::default().gte(i64::from(t))));
+                let n = c.update_payload_where(&high, PayloadUpdate::Clear).unwrap();
+                let mut want = 0;
+                for e in model
+                    .values_mut()
+                    .filter(|e| e.payload.is_some_and(|p| p >= t))
+                {
+                    e.payload = None;
+                    e.q = None;
+                    e.version += 1;
+                    want += 1;
+                }
+                assert_eq!(n, want);
             }
             Op::Reopen => {
                 drop(c);
