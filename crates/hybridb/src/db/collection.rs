@@ -244,7 +244,7 @@ impl Collection {
     /// docs.update_payload(&[id], PayloadUpdate::set(set))?;
     /// docs.update_payload(&[id], PayloadUpdate::Delete(vec!["lang".into()]))?;
     /// let rec = docs.get(id)?.expect("stored");
-    /// assert_eq!(rec.payload, json!({"draft": false, "tags": ["x"]}));
+    /// assert_eq!(serde_json::Value::Object(rec.payload), json!({"draft": false, "tags": ["x"]}));
     /// assert_eq!(rec.vector, vec![1.0, 0.0]);
     /// # Ok(()) }
     /// ```
