@@ -134,6 +134,8 @@ pub enum MetricArg {
     Dot,
     /// Euclidean distance.
     L2,
+    /// Manhattan (L1) distance.
+    Manhattan,
 }
 
 /// Index kinds.

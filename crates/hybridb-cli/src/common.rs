@@ -67,5 +67,6 @@ pub fn metric(m: MetricArg) -> Metric {
         MetricArg::Cosine => Metric::Cosine,
         MetricArg::Dot => Metric::Dot,
         MetricArg::L2 => Metric::L2,
+        MetricArg::Manhattan => Metric::Manhattan,
     }
 }

@@ -51,6 +51,8 @@ pub enum MetricSpec {
     Dot,
     /// Euclidean distance (lower is better).
     L2,
+    /// Manhattan (L1) distance (lower is better).
+    Manhattan,
 }
 
 /// Vector index of a collection.
@@ -113,6 +115,7 @@ impl CreateCollection {
             MetricSpec::Cosine => Metric::Cosine,
             MetricSpec::Dot => Metric::Dot,
             MetricSpec::L2 => Metric::L2,
+            MetricSpec::Manhattan => Metric::Manhattan,
         };
         let mut config = CollectionConfig::new(self.dim, metric);
         if let Some(index) = self.index {

@@ -223,11 +223,12 @@ impl Collection {
         };
         let score = |d: f32| match config.metric {
             Metric::L2 => d.max(0.0).sqrt(),
+            Metric::Manhattan => d.max(0.0),
             Metric::Cosine | Metric::Dot => -d,
         };
         let good_enough = |s: f32| match (req.score_threshold, config.metric) {
             (None, _) => true,
-            (Some(t), Metric::L2) => s <= t,
+            (Some(t), Metric::L2 | Metric::Manhattan) => s <= t,
             (Some(t), _) => s >= t,
         };
         let mut hits: Vec<Hit> = planned

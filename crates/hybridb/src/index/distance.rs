@@ -1,4 +1,4 @@
-//! Distance kernels: dot product and squared L2 over `f32` slices.
+//! Distance kernels: dot product, squared L2 and L1 (Manhattan) over `f32` slices.
 //!
 //! The best kernel for the running CPU is chosen once, at first use, by runtime feature
 //! detection: AVX-512F, then AVX2+FMA on x86_64, NEON on aarch64, else a portable scalar loop
@@ -20,6 +20,8 @@ pub struct Kernels {
     pub dot: DistanceFn,
     /// Sum of `(a[i] - b[i])^2`.
     pub l2_squared: DistanceFn,
+    /// Sum of `|a[i] - b[i]|` (Manhattan distance).
+    pub l1: DistanceFn,
     /// Name of the instruction set in use (`"avx512f"`, `"avx2+fma"`, `"neon"` or `"scalar"`).
     pub isa: &'static str,
 }
@@ -42,10 +44,17 @@ pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     (kernels().l2_squared)(a, b)
 }
 
+/// Manhattan (L1) distance with the best kernel for this CPU.
+#[inline]
+pub fn l1(a: &[f32], b: &[f32]) -> f32 {
+    (kernels().l1)(a, b)
+}
+
 /// The portable kernels, exported so that tests and benchmarks can compare against them.
 pub const SCALAR: Kernels = Kernels {
     dot: scalar::dot,
     l2_squared: scalar::l2_squared,
+    l1: scalar::l1,
     isa: "scalar",
 };
 
@@ -56,6 +65,7 @@ fn detect() -> Kernels {
             return Kernels {
                 dot: x86::dot_avx512,
                 l2_squared: x86::l2_squared_avx512,
+                l1: x86::l1_avx512,
                 isa: "avx512f",
             };
         }
@@ -64,6 +74,7 @@ fn detect() -> Kernels {
             return Kernels {
                 dot: x86::dot_avx2,
                 l2_squared: x86::l2_squared_avx2,
+                l1: x86::l1_avx2,
                 isa: "avx2+fma",
             };
         }
@@ -74,6 +85,7 @@ fn detect() -> Kernels {
             return Kernels {
                 dot: arm::dot_neon,
                 l2_squared: arm::l2_squared_neon,
+                l1: arm::l1_neon,
                 isa: "neon",
             };
         }
@@ -118,6 +130,23 @@ mod scalar {
         }
         sum
     }
+
+    pub fn l1(a: &[f32], b: &[f32]) -> f32 {
+        debug_assert_eq!(a.len(), b.len());
+        let mut acc = [0.0f32; 8];
+        let (ca, ra) = a.as_chunks::<8>();
+        let (cb, rb) = b.as_chunks::<8>();
+        for (x, y) in ca.iter().zip(cb) {
+            for i in 0..8 {
+                acc[i] += (x[i] - y[i]).abs();
+            }
+        }
+        let mut sum: f32 = acc.iter().sum();
+        for (x, y) in ra.iter().zip(rb) {
+            sum += (x - y).abs();
+        }
+        sum
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -142,6 +171,103 @@ mod x86 {
     pub fn l2_squared_avx512(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: only selected by `detect` after checking avx512f.
         unsafe { l2_squared_avx512_impl(a, b) }
+    }
+
+    pub fn l1_avx2(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: only selected by `detect` after checking avx2 and fma.
+        unsafe { l1_avx2_impl(a, b) }
+    }
+
+    pub fn l1_avx512(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: only selected by `detect` after checking avx512f.
+        unsafe { l1_avx512_impl(a, b) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn l1_avx2_impl(a: &[f32], b: &[f32]) -> f32 {
+        debug_assert_eq!(a.len(), b.len());
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        // |x| clears the sign bit.
+        let sign = _mm256_set1_ps(-0.0);
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut i = 0;
+        // SAFETY (all loads): i + 16 <= n or i + 8 <= n is checked before each load.
+        while i + 16 <= n {
+            unsafe {
+                let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+                let d1 = _mm256_sub_ps(
+                    _mm256_loadu_ps(pa.add(i + 8)),
+                    _mm256_loadu_ps(pb.add(i + 8)),
+                );
+                acc0 = _mm256_add_ps(acc0, _mm256_andnot_ps(sign, d0));
+                acc1 = _mm256_add_ps(acc1, _mm256_andnot_ps(sign, d1));
+            }
+            i += 16;
+        }
+        if i + 8 <= n {
+            unsafe {
+                let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+                acc0 = _mm256_add_ps(acc0, _mm256_andnot_ps(sign, d0));
+            }
+            i += 8;
+        }
+        let mut sum = hsum256(_mm256_add_ps(acc0, acc1));
+        while i < n {
+            sum += (a[i] - b[i]).abs();
+            i += 1;
+        }
+        sum
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn l1_avx512_impl(a: &[f32], b: &[f32]) -> f32 {
+        debug_assert_eq!(a.len(), b.len());
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm512_setzero_ps();
+        let mut acc1 = _mm512_setzero_ps();
+        let mut i = 0;
+        while i + 32 <= n {
+            unsafe {
+                let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+                let d1 = _mm512_sub_ps(
+                    _mm512_loadu_ps(pa.add(i + 16)),
+                    _mm512_loadu_ps(pb.add(i + 16)),
+                );
+                acc0 = _mm512_add_ps(acc0, _mm512_abs_ps(d0));
+                acc1 = _mm512_add_ps(acc1, _mm512_abs_ps(d1));
+            }
+            i += 32;
+        }
+        if i < n {
+            // Masked tail: lanes out of bounds load as 0 on both sides, so add |0 - 0|.
+            let rest = n - i;
+            let m0: __mmask16 = if rest >= 16 {
+                0xFFFF
+            } else {
+                (1u16 << rest) - 1
+            };
+            unsafe {
+                let d0 = _mm512_sub_ps(
+                    _mm512_maskz_loadu_ps(m0, pa.add(i)),
+                    _mm512_maskz_loadu_ps(m0, pb.add(i)),
+                );
+                acc0 = _mm512_add_ps(acc0, _mm512_abs_ps(d0));
+            }
+            if rest > 16 {
+                let m1: __mmask16 = (1u16 << (rest - 16)) - 1;
+                unsafe {
+                    let d1 = _mm512_sub_ps(
+                        _mm512_maskz_loadu_ps(m1, pa.add(i + 16)),
+                        _mm512_maskz_loadu_ps(m1, pb.add(i + 16)),
+                    );
+                    acc1 = _mm512_add_ps(acc1, _mm512_abs_ps(d1));
+                }
+            }
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -338,6 +464,36 @@ mod arm {
         unsafe { l2_squared_neon_impl(a, b) }
     }
 
+    pub fn l1_neon(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: only selected by `detect` after checking neon.
+        unsafe { l1_neon_impl(a, b) }
+    }
+
+    #[target_feature(enable = "neon")]
+    unsafe fn l1_neon_impl(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = vdupq_n_f32(0.0);
+        let mut acc1 = vdupq_n_f32(0.0);
+        let mut i = 0;
+        while i + 8 <= n {
+            unsafe {
+                acc0 = vaddq_f32(acc0, vabdq_f32(vld1q_f32(pa.add(i)), vld1q_f32(pb.add(i))));
+                acc1 = vaddq_f32(
+                    acc1,
+                    vabdq_f32(vld1q_f32(pa.add(i + 4)), vld1q_f32(pb.add(i + 4))),
+                );
+            }
+            i += 8;
+        }
+        let mut sum = vaddvq_f32(vaddq_f32(acc0, acc1));
+        while i < n {
+            sum += (a[i] - b[i]).abs();
+            i += 1;
+        }
+        sum
+    }
+
     #[target_feature(enable = "neon")]
     unsafe fn dot_neon_impl(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
@@ -415,6 +571,13 @@ mod tests {
             let (a, b) = vectors(len, len as u32 + 7);
             let naive_dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
             let naive_l2: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
+            let naive_l1: f32 = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum();
+            assert!(
+                close((k.l1)(&a, &b), naive_l1),
+                "l1 len {len} isa {}",
+                k.isa
+            );
+            assert!(close((SCALAR.l1)(&a, &b), naive_l1), "scalar l1 len {len}");
             assert!(
                 close((k.dot)(&a, &b), naive_dot),
                 "dot len {len} isa {}",
@@ -443,6 +606,7 @@ mod tests {
             let (a, b) = vectors(len, 3);
             assert!(close((k.dot)(&a, &b), (SCALAR.dot)(&a, &b)));
             assert!(close((k.l2_squared)(&a, &b), (SCALAR.l2_squared)(&a, &b)));
+            assert!(close((k.l1)(&a, &b), (SCALAR.l1)(&a, &b)));
         }
     }
 }

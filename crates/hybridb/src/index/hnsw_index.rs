@@ -67,6 +67,7 @@ impl HnswIndex {
         let metric = match metric {
             IndexMetric::L2 => HnswMetric::L2,
             IndexMetric::Dot => HnswMetric::Dot,
+            IndexMetric::L1 => HnswMetric::L1,
         };
         let params = HnswParams {
             m,

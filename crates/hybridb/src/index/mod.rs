@@ -26,6 +26,8 @@ pub(crate) enum IndexMetric {
     L2,
     /// Negated dot product (cosine uses unit vectors).
     Dot,
+    /// Manhattan (L1) distance.
+    L1,
 }
 
 impl IndexMetric {
@@ -35,6 +37,7 @@ impl IndexMetric {
         match self {
             IndexMetric::L2 => (k.l2_squared, 1.0),
             IndexMetric::Dot => (k.dot, -1.0),
+            IndexMetric::L1 => (k.l1, 1.0),
         }
     }
 }
@@ -43,6 +46,7 @@ impl From<crate::model::config::Metric> for IndexMetric {
     fn from(m: crate::model::config::Metric) -> Self {
         match m {
             crate::model::config::Metric::L2 => IndexMetric::L2,
+            crate::model::config::Metric::Manhattan => IndexMetric::L1,
             crate::model::config::Metric::Cosine | crate::model::config::Metric::Dot => {
                 IndexMetric::Dot
             }

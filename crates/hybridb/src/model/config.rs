@@ -27,6 +27,8 @@ pub enum Metric {
     Dot,
     /// Euclidean distance: smaller is more similar.
     L2,
+    /// Manhattan (L1) distance, the sum of absolute differences: smaller is more similar.
+    Manhattan,
 }
 
 /// Which vector index serves searches.

@@ -187,7 +187,7 @@ pub(crate) fn index_form(v: &[f32], metric: Metric) -> Vec<f32> {
             let n = f64::from(norm(v));
             v.iter().map(|&x| (f64::from(x) / n) as f32).collect()
         }
-        Metric::Dot | Metric::L2 => v.to_vec(),
+        Metric::Dot | Metric::L2 | Metric::Manhattan => v.to_vec(),
     }
 }
 

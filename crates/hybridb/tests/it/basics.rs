@@ -111,6 +111,7 @@ fn search_all_metrics_best_first_with_payload_and_vector() {
         ("l2", Metric::L2),
         ("dot", Metric::Dot),
         ("cos", Metric::Cosine),
+        ("l1", Metric::Manhattan),
     ] {
         let c = db
             .create_collection(name, CollectionConfig::new(2, metric))
@@ -135,6 +136,17 @@ fn search_all_metrics_best_first_with_payload_and_vector() {
                 assert_eq!(first, 1);
                 assert_eq!(hits[0].score, 0.0);
                 assert!(hits.windows(2).all(|w| w[0].score <= w[1].score));
+            }
+            Metric::Manhattan => {
+                // |1-1|+|0-0| = 0, then |1-2|+|0-0.1| = 1.1, then |1-0|+|0-1| = 2.
+                assert_eq!(first, 1);
+                assert_eq!(hits[0].score, 0.0);
+                assert!((hits[1].score - 1.1).abs() < 1e-6, "{hits:?}");
+                assert!((hits[2].score - 2.0).abs() < 1e-6, "{hits:?}");
+                let near = c
+                    .search_with(&SearchRequest::new(vec![1.0, 0.0], 3).score_threshold(1.5))
+                    .unwrap();
+                assert_eq!(near.len(), 2, "a Manhattan threshold is an upper bound");
             }
             Metric::Dot => {
                 assert_eq!(first, 3);

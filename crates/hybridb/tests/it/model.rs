@@ -99,6 +99,11 @@ fn model_distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
             .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
             .sum(),
         Metric::Dot => -dot,
+        Metric::Manhattan => a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
+            .sum(),
         _ => {
             let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
             let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
@@ -153,6 +158,7 @@ fn check(metric: Metric, c: &hybridb::Collection, model: &BTreeMap<EntityId, Mod
             let own = model_distance(metric, &q, &e.vector);
             let as_distance = match metric {
                 Metric::L2 => f64::from(h.score).powi(2),
+                Metric::Manhattan => f64::from(h.score),
                 _ => -f64::from(h.score),
             };
             assert!(
@@ -327,6 +333,11 @@ proptest! {
     #[test]
     fn dot_agrees_with_model(ops in prop::collection::vec(op_strategy(), 1..40)) {
         run(Metric::Dot, IndexKind::Exact, ops);
+    }
+
+    #[test]
+    fn manhattan_agrees_with_model(ops in prop::collection::vec(op_strategy(), 1..40)) {
+        run(Metric::Manhattan, IndexKind::hnsw(), ops);
     }
 
     /// With fewer entities than its search effort, HNSW must find the exact answer: this

@@ -65,6 +65,8 @@ pub enum Metric {
     L2,
     /// Negated dot product. For cosine similarity, normalise vectors and queries first.
     Dot,
+    /// Manhattan (L1) distance.
+    L1,
 }
 
 /// Parameters of an index, fixed at construction and stored in checkpoints.
@@ -203,6 +205,7 @@ impl Hnsw {
         let (kernel, sign) = match params.metric {
             Metric::L2 => (k.l2_squared, 1.0),
             Metric::Dot => (k.dot, -1.0),
+            Metric::L1 => (k.l1, 1.0),
         };
         let stride0 = 1 + 2 * params.m;
         Self {

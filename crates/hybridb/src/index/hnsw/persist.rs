@@ -147,6 +147,7 @@ impl Hnsw {
         head.push(match p.metric {
             Metric::L2 => 0,
             Metric::Dot => 1,
+            Metric::L1 => 2,
         });
         head.extend_from_slice(&(p.m as u32).to_le_bytes());
         head.extend_from_slice(&(p.ef_construction as u32).to_le_bytes());
@@ -234,6 +235,7 @@ impl Hnsw {
         let metric = match c.u8()? {
             0 => Metric::L2,
             1 => Metric::Dot,
+            2 => Metric::L1,
             _ => return Err(DecodeError::Corrupt("unknown metric")),
         };
         let m = c.u32()? as usize;
