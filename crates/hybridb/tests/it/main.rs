@@ -12,6 +12,7 @@ mod faults;
 mod faulty;
 mod feed;
 mod filter;
+mod fixture;
 mod layering;
 mod lock;
 mod model;
