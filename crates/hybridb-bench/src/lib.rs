@@ -14,6 +14,7 @@ pub mod groundtruth;
 pub mod metric;
 pub mod recall;
 pub mod report;
+pub mod sparse;
 pub mod synth;
 pub mod topk;
 pub mod vecs;

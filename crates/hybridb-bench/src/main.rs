@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use hybridb_bench::cache::{CacheArgs, run_cache};
 use hybridb_bench::commands::{self, AnnArgs, ExactArgs, GenArgs, LoadArgs};
 use hybridb_bench::filtered::{FilteredArgs, run_filtered};
+use hybridb_bench::sparse::{SparseArgs, run_sparse};
 use hybridb_bench::writes::{WritesArgs, run_writes};
 
 /// Benchmarks for hybridb; results are printed as JSON lines on stdout.
@@ -33,6 +34,9 @@ enum Command {
     /// Read caches off against on: hot-key gets and repeated searches, with the exported
     /// metrics.
     Cache(CacheArgs),
+    /// Sparse-vector index: pruned (MaxScore) top-k against an exhaustive scan on SPLADE-like
+    /// vectors from a real corpus, plain and filtered.
+    Sparse(SparseArgs),
 }
 
 fn main() -> Result<()> {
@@ -44,5 +48,6 @@ fn main() -> Result<()> {
         Command::Writes(a) => run_writes(&a),
         Command::Filtered(a) => run_filtered(&a),
         Command::Cache(a) => run_cache(&a),
+        Command::Sparse(a) => run_sparse(&a),
     }
 }

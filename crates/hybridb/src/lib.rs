@@ -92,6 +92,7 @@ pub use model::error::{EntityProblem, Error, FilterProblem, QueryProblem, Result
 pub use model::id::EntityId;
 pub use model::payload_update::PayloadUpdate;
 pub use model::retry::{RetryPolicy, retry};
+pub use model::sparse::SparseVector;
 pub use observe::cache::{CacheLevelStats, CacheSizes, CacheStats};
 pub use ops::backup::BackupInfo;
 pub use ops::verify::{CollectionReport, VerifyReport};

@@ -1,5 +1,6 @@
-//! Vector search: distance kernels, the slot table, and the vector indexes behind the
-//! `VectorIndex` trait (exact scan and HNSW).
+//! Vector search: distance kernels, the slot table, the vector indexes behind the
+//! `VectorIndex` trait (exact scan and HNSW), and the sparse-vector index (`sparse`: posting
+//! lists with MaxScore top-k).
 //!
 //! Distances inside the engine are "lower is better": squared L2, or the negated dot product
 //! (cosine is the dot product of unit vectors).
@@ -12,6 +13,7 @@ pub(crate) mod flat;
 pub mod hnsw;
 pub(crate) mod hnsw_index;
 pub(crate) mod slots;
+pub mod sparse;
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;

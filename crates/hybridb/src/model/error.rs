@@ -296,6 +296,24 @@ pub enum EntityProblem {
         /// Position of the first occurrence.
         first: usize,
     },
+    /// A sparse vector's `indices` and `values` differ in length.
+    #[error("sparse vector has {indices} indices but {values} values")]
+    SparseShape {
+        /// Number of indices.
+        indices: usize,
+        /// Number of values.
+        values: usize,
+    },
+    /// A sparse vector's indices are not strictly increasing (unsorted or repeated).
+    #[error(
+        "sparse vector index {index} at position {position} is not above the one before it (indices must strictly increase)"
+    )]
+    SparseOrder {
+        /// Position of the first index that is not above its predecessor.
+        position: usize,
+        /// That index.
+        index: u32,
+    },
     /// An update of an existing entity (a partial payload update) names an id that does not
     /// exist.
     #[error("no entity with this id")]

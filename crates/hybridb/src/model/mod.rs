@@ -12,4 +12,5 @@ pub(crate) mod error;
 pub(crate) mod id;
 pub(crate) mod payload_update;
 pub(crate) mod retry;
+pub(crate) mod sparse;
 pub(crate) mod sync;
