@@ -426,6 +426,41 @@ pub struct DeleteBody {
     pub filter: Option<Filter>,
 }
 
+/// Body of `POST /collections/{name}/entities/payload`: which entities (`ids` or `filter`) and
+/// exactly one change (`set`, with an optional nested `key`; `overwrite`; `delete`; `clear`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"ids": ["c4108535-e20b-5666-81f8-37e469cb4074"], "set": {"reviewed": true}}))]
+pub struct UpdatePayloadBody {
+    /// Entities to update, in one transaction; every id must exist.
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
+    pub ids: Option<Vec<EntityId>>,
+    /// Update every entity that passes this filter (one transaction).
+    #[schema(value_type = Option<crate::filter::FilterSchema>)]
+    pub filter: Option<Filter>,
+    /// Merge these keys into the payload (or into the object at `key`).
+    #[schema(value_type = Option<PayloadSchema>)]
+    pub set: Option<serde_json::Map<String, serde_json::Value>>,
+    /// With `set`: the path (object keys joined by `.`) of the object to merge into, made
+    /// where missing.
+    pub key: Option<String>,
+    /// Replace the whole payload.
+    #[schema(value_type = Option<PayloadSchema>)]
+    pub overwrite: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Remove these keys (paths joined by `.`).
+    pub delete: Option<Vec<String>>,
+    /// Remove every key (`true`).
+    #[serde(default)]
+    pub clear: bool,
+}
+
+/// Answer of `POST /collections/{name}/entities/payload`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpdatePayloadOut {
+    /// How many entities were updated.
+    pub updated: u64,
+}
+
 /// Answer of the delete routes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeleteOut {

@@ -310,6 +310,7 @@ impl From<hybridb::Error> for ApiError {
             E::CollectionNotFound(_) => C::CollectionNotFound,
             E::CollectionExists(_) => C::CollectionExists,
             E::InvalidEntity { .. } => C::InvalidEntity,
+            E::InvalidUpdate(_) => C::InvalidBody,
             E::Conflict { .. } => C::VersionConflict,
             E::InvalidQuery(hybridb::QueryProblem::Filter(_)) => C::InvalidFilter,
             E::InvalidQuery(_) => C::InvalidQuery,

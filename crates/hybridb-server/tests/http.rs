@@ -704,3 +704,85 @@ fn aliases_resolve_in_every_collection_route_and_repoint_atomically() {
     assert_eq!(d.body["collection"], "v2");
     assert_eq!(s.raw("DELETE", "/collections/v2", None, &[]).status, 200);
 }
+
+#[test]
+fn payload_updates_by_ids_and_by_filter() {
+    let s = TestServer::start();
+    docs(&s);
+    let path = "/collections/docs/entities/payload";
+    let out = s.ok(
+        "POST",
+        path,
+        json!({"ids": [A, B], "set": {"reviewed": true}}),
+    );
+    assert_eq!(out["updated"], 2);
+    let a = s.get(&format!("/collections/docs/entities/{A}?with_vector=true"));
+    assert_eq!(a.body["payload"]["reviewed"], true);
+    assert_eq!(a.body["payload"]["title"], "a");
+    assert_eq!(a.body["version"], 2);
+    assert_eq!(a.body["vector"], json!([1.0, 0.0, 0.0]));
+    s.ok(
+        "POST",
+        path,
+        json!({"ids": [A], "set": {"x": 1}, "key": "meta.deep"}),
+    );
+    let a = s.get(&format!("/collections/docs/entities/{A}"));
+    assert_eq!(a.body["payload"]["meta"]["deep"]["x"], 1);
+    // By filter: the payload index moves with the payload.
+    let en = json!({"must": [{"key": "lang", "match": {"value": "en"}}]});
+    let out = s.ok("POST", path, json!({"filter": en, "set": {"lang": "fr"}}));
+    assert_eq!(out["updated"], 2);
+    let counted = s.ok("POST", "/collections/docs/count", json!({"filter": en}));
+    assert_eq!(counted["count"], 0);
+    let out = s.ok("POST", path, json!({"filter": {}, "delete": ["reviewed"]}));
+    assert_eq!(out["updated"], 3);
+    let out = s.ok("POST", path, json!({"ids": [B], "clear": true}));
+    assert_eq!(out["updated"], 1);
+    assert_eq!(
+        s.get(&format!("/collections/docs/entities/{B}")).body["payload"],
+        json!({})
+    );
+
+    // Refused whole, nothing written.
+    let before = s.get("/changes?since=0&limit=1000").body["events"]
+        .as_array()
+        .unwrap()
+        .len();
+    let missing = "00000000-0000-0000-0000-0000000000ff";
+    let bad = s.send("POST", path, json!({"ids": [A, missing], "set": {"y": 1}}));
+    assert_eq!(
+        (bad.status, bad.code()),
+        (400, "invalid_entity"),
+        "{}",
+        bad.body
+    );
+    assert!(bad.message().contains("ids[1]"), "{}", bad.body);
+    let bad = s.send("POST", path, json!({"ids": [A], "set": {"lang": 3}}));
+    assert_eq!(
+        (bad.status, bad.code()),
+        (400, "invalid_entity"),
+        "{}",
+        bad.body
+    );
+    for body in [
+        json!({"ids": [A]}),
+        json!({"ids": [A], "set": {}, "clear": true}),
+        json!({"set": {"y": 1}}),
+        json!({"ids": [A], "filter": {}, "clear": true}),
+        json!({"ids": [A], "delete": ["a"], "key": "b"}),
+        json!({"filter": {}, "delete": ["a..b"]}),
+    ] {
+        let bad = s.send("POST", path, body.clone());
+        assert_eq!(
+            (bad.status, bad.code()),
+            (400, "invalid_body"),
+            "{body}: {}",
+            bad.body
+        );
+    }
+    let after = s.get("/changes?since=0&limit=1000").body["events"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "refused updates write no change event");
+}

@@ -1,4 +1,4 @@
-//! Entities: batch upsert, get, get many, delete, scroll, count.
+//! Entities: batch upsert, get, get many, delete, partial payload updates, scroll, count.
 
 use crate::reply::Json;
 use axum::extract::State;
@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::api::{
     CountBody, CountOut, DeleteBody, DeleteOut, EntityOut, GetManyBody, GetManyOut, GetQuery,
-    PutEntityBody, ScrollBody, ScrollOut, UpsertBody, UpsertOut, WrittenOut,
+    PutEntityBody, ScrollBody, ScrollOut, UpdatePayloadBody, UpdatePayloadOut, UpsertBody,
+    UpsertOut, WrittenOut,
 };
 use crate::error::{ApiError, ErrorBody, ErrorCode, write_error};
 use crate::extract::{ApiPath, ApiQuery, JsonBody, parse_id};
@@ -228,6 +229,65 @@ pub(crate) async fn delete(
     };
     Ok(Json(DeleteOut {
         deleted: deleted as u64,
+    }))
+}
+
+/// Update payloads
+///
+/// Changes the payloads of entities chosen by id or by filter, in one transaction, without
+/// touching their vectors: merge keys (`set`, optionally into the object at `key`), replace
+/// (`overwrite`), remove keys (`delete`) or remove all (`clear`). Each updated entity gets a
+/// new version and a `state_modified` change event. By ids, every id must exist.
+#[utoipa::path(post, path = "/collections/{name}/entities/payload", tag = "entities",
+    operation_id = "update_payloads",
+    params(("name" = String, Path, description = "Collection name or alias")),
+    request_body = UpdatePayloadBody,
+    responses(
+        (status = 200, description = "Done; `updated` counts the entities changed", body = UpdatePayloadOut),
+        (status = 400, description = "`invalid_body`: not exactly one of `ids` and `filter`, not exactly one change, or a malformed key path; `invalid_filter`; `invalid_entity`: an id that does not exist or repeats, or a resulting payload too large or not fitting a payload index", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`, `collection_read_only`: retry", body = ErrorBody)))]
+pub(crate) async fn update_payload(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<UpdatePayloadBody>,
+) -> Result<Json<UpdatePayloadOut>, ApiError> {
+    use hybridb::PayloadUpdate;
+    let update = match (body.set, body.overwrite, body.delete, body.clear) {
+        (Some(payload), None, None, false) => PayloadUpdate::Set {
+            payload,
+            key: body.key,
+        },
+        (None, Some(payload), None, false) if body.key.is_none() => {
+            PayloadUpdate::Overwrite(payload)
+        }
+        (None, None, Some(keys), false) if body.key.is_none() => PayloadUpdate::Delete(keys),
+        (None, None, None, true) if body.key.is_none() => PayloadUpdate::Clear,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidBody,
+                "give exactly one of `set` (with an optional `key`), `overwrite`, `delete` and \
+                 `clear: true`",
+            ));
+        }
+    };
+    let coll = st.db.collection(&name)?.to_async();
+    let updated = match (body.ids, body.filter) {
+        (Some(ids), None) => coll
+            .update_payload(&ids, update)
+            .await
+            .map_err(|e| write_error(e, "ids"))?
+            .len(),
+        (None, Some(filter)) => coll.update_payload_where(&filter, update).await?,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidBody,
+                "give exactly one of `ids` and `filter`",
+            ));
+        }
+    };
+    Ok(Json(UpdatePayloadOut {
+        updated: updated as u64,
     }))
 }
 

@@ -77,6 +77,7 @@ fn documented() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(entities::get_many))
         .routes(routes!(entities::delete))
+        .routes(routes!(entities::update_payload))
         .routes(routes!(entities::scroll))
         .routes(routes!(entities::count))
         .routes(routes!(search::search))
