@@ -19,7 +19,7 @@ use crate::model::config::{IndexKind, Metric};
 use crate::model::entity::{Record, check_vector, decode_payload, decode_record, index_form};
 use crate::model::error::{Error, FilterProblem, QueryProblem, Result};
 use crate::model::id::EntityId;
-use crate::query::filter::Filter;
+use crate::query::filter::{Condition, Filter};
 use crate::query::payload::eval::{self, Evaluated};
 use crate::query::search::{Consistency, Explain, Hit, Plan, ScrollPage, SearchRequest};
 use crate::query::state::{FilterInput, IndexState, Planned, Searched};
@@ -146,6 +146,49 @@ impl Collection {
     pub fn search_with(&self, req: &SearchRequest) -> Result<Vec<Hit>> {
         self.observe(crate::observe::Op::Search, req.k, || {
             self.search_cached(req)
+        })
+    }
+
+    /// The `k` entities nearest to the stored vector of `id`, `id` itself left out (its
+    /// duplicates stay). Fails with [`crate::QueryProblem::UnknownEntity`] if `id` does not
+    /// exist.
+    ///
+    /// # Example
+    /// ```
+    /// # fn main() -> hybridb::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use hybridb::{CollectionConfig, Database, Entity, EntityId, Metric};
+    /// use serde_json::json;
+    ///
+    /// let db = Database::open(dir.path().join("like.redb"))?;
+    /// let docs = db.create_collection("docs", CollectionConfig::new(2, Metric::L2))?;
+    /// for (key, x) in [("a", 0.0), ("b", 1.0), ("c", 5.0)] {
+    ///     docs.upsert(Entity::new(EntityId::from_key(key), json!({}), vec![x, 0.0]))?;
+    /// }
+    /// let hits = docs.search_like(EntityId::from_key("a"), 1)?;
+    /// assert_eq!(hits[0].id, EntityId::from_key("b"));
+    /// # Ok(()) }
+    /// ```
+    pub fn search_like(&self, id: EntityId, k: usize) -> Result<Vec<Hit>> {
+        self.search_like_with(id, SearchRequest::new(Vec::new(), k))
+    }
+
+    /// As [`Collection::search_like`], with the options of `req` (filter, threshold, payloads,
+    /// effort, consistency); `req.vector` is ignored: the stored vector of `id` is searched
+    /// with, and `id` is left out inside the filter, so `k` hits come back whenever `k` other
+    /// entities match.
+    pub fn search_like_with(&self, id: EntityId, mut req: SearchRequest) -> Result<Vec<Hit>> {
+        self.observe(crate::observe::Op::Search, req.k, || {
+            let Some(record) = self.get(id)? else {
+                return Err(Error::InvalidQuery(QueryProblem::UnknownEntity(id)));
+            };
+            req.vector = record.vector;
+            let not_itself = Condition::has_id([id]);
+            req.filter = Some(match req.filter.take() {
+                Some(f) => f.must_not(not_itself),
+                None => Filter::new().must_not(not_itself),
+            });
+            self.search_cached(&req)
         })
     }
 

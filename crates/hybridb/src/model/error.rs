@@ -352,6 +352,9 @@ pub enum QueryProblem {
     /// A score threshold was NaN or infinite.
     #[error("score threshold {0} is not finite")]
     BadScoreThreshold(f32),
+    /// A search by an entity's stored vector names an entity that does not exist.
+    #[error("no entity with id {0} to search like")]
+    UnknownEntity(EntityId),
 }
 
 /// What was wrong with a filter.

@@ -1,6 +1,8 @@
 //! Entity operations, versions, change events, collections and reopening.
 
-use hybridb::{ChangeKind, CollectionConfig, Database, Durability, Error, Metric, SearchRequest};
+use hybridb::{
+    ChangeKind, CollectionConfig, Database, Durability, EntityId, Error, Metric, SearchRequest,
+};
 use serde_json::json;
 
 use crate::{entity, fresh, l2_collection};
@@ -348,4 +350,44 @@ fn handles_are_clone_send_sync() {
     check::<hybridb::AsyncCollection>();
     fn error_is_std<E: std::error::Error + Send + Sync + 'static>() {}
     error_is_std::<Error>();
+}
+
+#[test]
+fn search_like_uses_the_stored_vector_and_leaves_the_entity_out() {
+    let (_d, db) = fresh();
+    let c = l2_collection(&db);
+    c.upsert_batch(
+        (0..20)
+            .map(|n| entity(n, vec![n as f32, 0.0, 0.0]))
+            .collect(),
+    )
+    .unwrap();
+    let me = EntityId::from_key("5");
+    let hits = c.search_like(me, 4).unwrap();
+    assert_eq!(hits.len(), 4);
+    assert!(hits.iter().all(|h| h.id != me));
+    let mut near: Vec<_> = hits.iter().take(2).map(|h| h.id).collect();
+    near.sort();
+    let mut want = vec![EntityId::from_key("4"), EntityId::from_key("6")];
+    want.sort();
+    assert_eq!(near, want);
+    // With a filter, k others that pass it come back.
+    let odd = hybridb::Filter::new().must(hybridb::Condition::matches_any("tag", ["t1", "t2"]));
+    let hits = c
+        .search_like_with(me, SearchRequest::new(Vec::new(), 5).filter(odd.clone()))
+        .unwrap();
+    assert_eq!(hits.len(), 5);
+    for h in &hits {
+        assert_ne!(h.id, me);
+        let tag = c.get(h.id).unwrap().unwrap().payload["tag"].clone();
+        assert!(tag == "t1" || tag == "t2", "{tag}");
+    }
+    let missing = c.search_like(EntityId::from_key("nope"), 3).unwrap_err();
+    assert!(
+        matches!(
+            missing,
+            Error::InvalidQuery(hybridb::QueryProblem::UnknownEntity(_))
+        ),
+        "{missing:?}"
+    );
 }
