@@ -84,59 +84,27 @@ fn sql(url: &str, statements: &str) {
     })
 }
 
-/// A fresh database on the target's server for one test; returns its URL.
+/// A fresh database on the target's server for one test; returns its URL. On Citus (where a
+/// new database would need the extension and the nodes set up again) the admin database is
+/// used, with the sink's schemas dropped first: run Citus tests one at a time.
 fn fresh_database(admin_url: &str, name: &str) -> String {
-    sql(
-        admin_url,
-        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-    );
-    sql(admin_url, &format!("CREATE DATABASE {name}"));
-    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
-    let url = format!("{base}/{name}");
-    // On Citus every new database needs the extension and the workers.
-    rt().block_on(async {
+    let citus = rt().block_on(async {
         let admin = hybridb_replicate::connect(admin_url).await.unwrap();
-        let citus = admin
+        admin
             .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'citus'", &[])
             .await
             .unwrap()
-            .is_some();
-        if citus {
-            let nodes = admin
-                .query(
-                    "SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0",
-                    &[],
-                )
-                .await
-                .unwrap();
-            let client = hybridb_replicate::connect(&url).await.unwrap();
-            client
-                .batch_execute("CREATE EXTENSION IF NOT EXISTS citus")
-                .await
-                .unwrap();
-            let coordinator_port: i32 = admin
-                .query_one("SELECT current_setting('port')::int", &[])
-                .await
-                .unwrap()
-                .get(0);
-            client
-                .execute(
-                    "SELECT citus_set_coordinator_host('127.0.0.1', $1)",
-                    &[&coordinator_port],
-                )
-                .await
-                .unwrap();
-            for n in nodes {
-                let host: String = n.get(0);
-                let port: i32 = n.get(1);
-                client
-                    .execute("SELECT citus_add_node($1, $2)", &[&host, &port])
-                    .await
-                    .unwrap();
-            }
-        }
+            .is_some()
     });
-    url
+    if citus {
+        sql(admin_url, "DROP SCHEMA IF EXISTS hybridb CASCADE");
+        sql(admin_url, "DROP SCHEMA IF EXISTS hybridb_sink CASCADE");
+        return admin_url.to_string();
+    }
+    sql(admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    sql(admin_url, &format!("CREATE DATABASE {name}"));
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+    format!("{base}/{name}")
 }
 
 struct Server {
