@@ -101,7 +101,10 @@ fn fresh_database(admin_url: &str, name: &str) -> String {
         sql(admin_url, "DROP SCHEMA IF EXISTS hybridb_sink CASCADE");
         return admin_url.to_string();
     }
-    sql(admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    sql(
+        admin_url,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
     sql(admin_url, &format!("CREATE DATABASE {name}"));
     let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
     format!("{base}/{name}")
