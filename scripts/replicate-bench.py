@@ -20,7 +20,7 @@ def http(method, url, body=None):
 
 
 def vec(rng, dim):
-    return [rng.uniform(-1, 1) for _ in range(dim)]
+    return [round(rng.uniform(-1, 1), 5) for _ in range(dim)]
 
 
 def payload(rng, i):
