@@ -67,6 +67,62 @@ pub enum Command {
     Compact,
     /// Collections, counts and sequence numbers.
     Stats,
+    /// Replicate a running server's database into PostgreSQL + pgvector (or a Citus
+    /// coordinator): an initial copy, then its change feed, until stopped (SIGTERM, Ctrl-C).
+    /// The server's key comes from HYBRIDB_REPLICATE_API_KEY, else the first of
+    /// HYBRIDB_READ_API_KEY or HYBRIDB_API_KEY.
+    Replicate(ReplicateArgs),
+}
+
+/// `hybridb replicate` (and the sink settings of `serve --replicate-to`).
+#[derive(Debug, clap::Args)]
+pub struct ReplicateArgs {
+    /// The hybridb server to read (its change feed and entities).
+    #[arg(long, default_value = "http://127.0.0.1:7411")]
+    pub from: String,
+    /// The target: a postgres:// URL of PostgreSQL with pgvector, or of a Citus coordinator.
+    #[arg(long)]
+    pub to: String,
+    #[command(flatten)]
+    pub sink: SinkArgs,
+}
+
+/// Settings of the replication sink.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SinkArgs {
+    /// Replicate only these collections (comma-separated; default all). Changing the set
+    /// later needs --resync.
+    #[arg(long, value_delimiter = ',')]
+    pub collections: Option<Vec<String>>,
+    /// Schema of the collection tables in the target (the sink's own go in SCHEMA_sink).
+    #[arg(long, default_value = "hybridb")]
+    pub schema: String,
+    /// Name of this sink's cursor in the target.
+    #[arg(long, default_value = "default")]
+    pub sink_name: String,
+    /// Table layout: auto (distributed by id on Citus), local, or id.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub distribution: DistributionArg,
+    /// Most change events per target transaction.
+    #[arg(long, default_value_t = 5000)]
+    pub batch_events: usize,
+    /// Entities per page of the initial copy.
+    #[arg(long, default_value_t = 2000)]
+    pub copy_page: usize,
+    /// Drop what the target holds for this sink and copy a fresh snapshot.
+    #[arg(long)]
+    pub resync: bool,
+}
+
+/// Table layouts in the target.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DistributionArg {
+    /// Distributed by entity id when the target has Citus.
+    Auto,
+    /// Plain tables.
+    Local,
+    /// Distributed by entity id (fails without Citus).
+    Id,
 }
 
 /// `hybridb serve`.
@@ -90,6 +146,12 @@ pub struct ServeArgs {
     /// Requests handled at once.
     #[arg(long, default_value_t = 256)]
     pub max_concurrent_requests: usize,
+    /// Also replicate the database into this PostgreSQL + pgvector (or Citus) target, through
+    /// this server's own change feed (see `hybridb replicate`).
+    #[arg(long, value_name = "POSTGRES_URL")]
+    pub replicate_to: Option<String>,
+    #[command(flatten)]
+    pub sink: SinkArgs,
 }
 
 /// `hybridb collections ...`.
@@ -248,4 +310,10 @@ pub struct SearchArgs {
     /// Only entities passing this filter (JSON, e.g. '{"must":[{"key":"lang","match":{"value":"en"}}]}').
     #[arg(long)]
     pub filter: Option<String>,
+    /// Run the search on a replication target (postgres:// URL) instead of the database file.
+    #[arg(long, value_name = "POSTGRES_URL")]
+    pub target: Option<String>,
+    /// Schema of the replicated tables in the target.
+    #[arg(long, default_value = "hybridb")]
+    pub target_schema: String,
 }

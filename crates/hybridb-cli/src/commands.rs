@@ -36,6 +36,7 @@ pub fn run(args: Args) -> Result<i32> {
         Command::Verify { repair } => verify(&file, json, repair),
         Command::Compact => compact(&file, json),
         Command::Stats => stats(&file, json),
+        Command::Replicate(r) => crate::replicate::run(json, r),
     }
 }
 
@@ -89,14 +90,31 @@ fn serve(data: &Path, file: &Path, s: ServeArgs) -> Result<i32> {
         let local = listener.local_addr()?;
         println!("hybridb serving {} on http://{local}", file.display());
         std::io::stdout().flush()?;
-        hybridb_server::serve(db, config, listener, shutdown_signal()).await?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let sink = match &s.replicate_to {
+            Some(to) => Some(tokio::spawn(crate::replicate::sink_task(
+                format!("http://{local}"),
+                to.clone(),
+                s.sink.clone(),
+                stop_rx,
+            ))),
+            None => None,
+        };
+        let shutdown = async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        };
+        hybridb_server::serve(db, config, listener, shutdown).await?;
+        if let Some(sink) = sink {
+            sink.await.context("replication task")??;
+        }
         anyhow::Ok(())
     })?;
     Ok(0)
 }
 
 /// Resolves on Ctrl-C or (Unix) SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -320,8 +338,6 @@ fn parse_vector(s: &str) -> Result<Vec<f32>> {
 
 fn search(file: &Path, json: bool, s: SearchArgs) -> Result<i32> {
     let vector = parse_vector(&s.vector)?;
-    let db = open_existing(file, json)?;
-    let coll = db.collection(&s.collection)?;
     let filter = parse_filter(s.filter.as_deref())?;
     let mut req = SearchRequest::new(vector, s.k)
         .with_payload(s.with_payload)
@@ -332,11 +348,13 @@ fn search(file: &Path, json: bool, s: SearchArgs) -> Result<i32> {
     if let Some(f) = filter {
         req = req.filter(f);
     }
-    let hits: Vec<HitOut> = coll
-        .search_with(&req)?
-        .into_iter()
-        .map(HitOut::from)
-        .collect();
+    let found = match &s.target {
+        Some(url) => crate::replicate::search_target(url, &s.target_schema, &s.collection, &req)?,
+        None => open_existing(file, json)?
+            .collection(&s.collection)?
+            .search_with(&req)?,
+    };
+    let hits: Vec<HitOut> = found.into_iter().map(HitOut::from).collect();
     if json {
         print_json(&json!({ "hits": hits }), true)?;
     } else if hits.is_empty() {

@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod common;
 mod import;
+mod replicate;
 
 use clap::Parser;
 

@@ -1,0 +1,328 @@
+//! The source: a hybridb server's HTTP API, read with the server's API key. Only read routes
+//! are used (`/stats`, `/collections`, `/changes`, `/collections/{name}/scroll`,
+//! `/collections/{name}/entities/get`), so a read-only key is enough.
+//!
+//! The calls block (ureq); the sink runs them on tokio's blocking pool.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// One change event as `/changes` gives it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FeedEvent {
+    /// Sequence number (gap-free, increasing).
+    pub seq: u64,
+    /// Collection name at the time of the event.
+    pub collection: String,
+    /// The entity, or `None` for collection events.
+    pub id: Option<Uuid>,
+    /// What happened.
+    pub kind: EventKind,
+    /// The entity's version after the write (its last version for `deleted`).
+    pub version: u64,
+    /// Commit time, milliseconds since the Unix epoch.
+    pub timestamp: u64,
+}
+
+/// The kinds of change event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A new entity.
+    EntityCreated,
+    /// An entity's vector (and maybe payload) changed.
+    VectorUpdated,
+    /// An entity was rewritten with the same vector.
+    StateModified,
+    /// An entity was deleted.
+    Deleted,
+    /// A collection was created.
+    CollectionCreated,
+    /// A collection was dropped with its entities.
+    CollectionDropped,
+    /// A kind this sink does not know (a newer server): an entity event makes the sink read
+    /// the entity's current state; a collection event makes it re-read the collection.
+    #[serde(other)]
+    Other,
+}
+
+/// What the target needs of a collection's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionSpec {
+    /// Collection name.
+    pub name: String,
+    /// Vector dimension.
+    pub dim: u32,
+    /// `cosine`, `dot` or `l2`.
+    pub metric: hybridb::Metric,
+    /// Declared payload indexes: field → kind (`keyword`, `integer`, `float`, `bool`,
+    /// `datetime`).
+    pub payload_indexes: Vec<(String, String)>,
+    /// Entities when read (for progress reports).
+    pub count: Option<u64>,
+}
+
+/// An entity's state as read from the source.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EntityState {
+    /// Id.
+    pub id: Uuid,
+    /// Payload object.
+    pub payload: Map<String, Value>,
+    /// Vector.
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+    /// Version (+1 per write).
+    pub version: u64,
+    /// Last write, milliseconds since the Unix epoch.
+    pub updated_at: u64,
+}
+
+/// A page of a scroll in id order.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScrollPage {
+    /// The entities.
+    pub entities: Vec<EntityState>,
+    /// Pass as `after` for the next page; `None` at the end.
+    pub next: Option<Uuid>,
+}
+
+/// A hybridb server's read API.
+#[derive(Clone)]
+pub struct HttpSource {
+    base: String,
+    key: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for HttpSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSource")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Largest answer read (a scroll page of 10,000 high-dimensional vectors fits).
+const MAX_BODY: u64 = 1 << 30;
+
+impl HttpSource {
+    /// A source at `base` (`http://127.0.0.1:7411`), sending `key` as a bearer token when given.
+    pub fn new(base: &str, key: Option<String>) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        HttpSource {
+            base: base.trim_end_matches('/').to_string(),
+            key: key.filter(|k| !k.is_empty()),
+            agent,
+        }
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+        let url = format!("{}{}", self.base, path);
+        let unreachable = |e: ureq::Error| Error::SourceUnreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let auth = self.key.as_ref().map(|k| format!("Bearer {k}"));
+        let response = match (method, body) {
+            ("GET", _) => {
+                let mut r = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            (_, body) => {
+                let mut r = self
+                    .agent
+                    .post(&url)
+                    .header("Content-Type", "application/json");
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                let bytes = serde_json::to_vec(body.unwrap_or(&Value::Null)).unwrap_or_default();
+                r.send(&bytes[..])
+            }
+        };
+        let mut response = response.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_string()
+            .map_err(|e| Error::SourceUnreachable {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| Error::SourceProtocol {
+            url: url.clone(),
+            reason: format!("HTTP {status}: {e}"),
+        })?;
+        if status >= 400 {
+            let err = value.get("error");
+            let field = |k: &str| {
+                err.and_then(|e| e.get(k))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            return Err(Error::Source {
+                url,
+                status,
+                code: field("code"),
+                message: field("message"),
+            });
+        }
+        Ok(value)
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(&self, path: &str, v: Value) -> Result<T> {
+        serde_json::from_value(v).map_err(|e| Error::SourceProtocol {
+            url: format!("{}{}", self.base, path),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The last committed sequence number (`GET /stats`).
+    pub fn last_seq(&self) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct Stats {
+            last_seq: u64,
+        }
+        let v = self.call("GET", "/stats", None)?;
+        Ok(self.decode::<Stats>("/stats", v)?.last_seq)
+    }
+
+    /// Up to `limit` change events after `since`, in order. Retention having removed some of
+    /// them gives [`Error::FeedPruned`].
+    pub fn changes(&self, since: u64, limit: usize) -> Result<Vec<FeedEvent>> {
+        #[derive(Deserialize)]
+        struct Page {
+            events: Vec<FeedEvent>,
+        }
+        let path = format!("/changes?since={since}&limit={limit}");
+        match self.call("GET", &path, None) {
+            Ok(v) => Ok(self.decode::<Page>(&path, v)?.events),
+            Err(Error::Source { status: 410, .. }) => Err(Error::FeedPruned { applied: since }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The names of all collections.
+    pub fn collections(&self) -> Result<Vec<String>> {
+        let v = self.call("GET", "/collections", None)?;
+        let list = v
+            .get("collections")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::SourceProtocol {
+                url: format!("{}/collections", self.base),
+                reason: "no `collections` array".into(),
+            })?;
+        Ok(list
+            .iter()
+            .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect())
+    }
+
+    /// A collection's configuration, or `None` if it does not exist (any more).
+    pub fn collection(&self, name: &str) -> Result<Option<CollectionSpec>> {
+        let path = format!("/collections/{name}");
+        let v = match self.call("GET", &path, None) {
+            Ok(v) => v,
+            Err(Error::Source { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let bad = |reason: &str| Error::UnsupportedCollection {
+            collection: name.to_string(),
+            reason: reason.to_string(),
+        };
+        let config = v
+            .get("config")
+            .ok_or_else(|| bad("no `config` in the answer"))?;
+        let dim = config
+            .get("dim")
+            .and_then(Value::as_u64)
+            .and_then(|d| u32::try_from(d).ok())
+            .ok_or_else(|| bad("no default dense vector (`config.dim`)"))?;
+        let metric = match config.get("metric").and_then(Value::as_str) {
+            Some("cosine") => hybridb::Metric::Cosine,
+            Some("dot") => hybridb::Metric::Dot,
+            Some("l2") => hybridb::Metric::L2,
+            other => return Err(bad(&format!("unknown metric {other:?}"))),
+        };
+        let mut payload_indexes: Vec<(String, String)> = config
+            .get("payload_indexes")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        payload_indexes.sort();
+        Ok(Some(CollectionSpec {
+            name: name.to_string(),
+            dim,
+            metric,
+            payload_indexes,
+            count: v.get("count").and_then(Value::as_u64),
+        }))
+    }
+
+    /// A page of `collection` in id order after `after`, with vectors, or `None` if the
+    /// collection does not exist (any more).
+    pub fn scroll(
+        &self,
+        collection: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Option<ScrollPage>> {
+        let path = format!("/collections/{collection}/scroll");
+        let body = json!({"after": after, "limit": limit, "with_vector": true});
+        match self.call("POST", &path, Some(&body)) {
+            Ok(v) => Ok(Some(self.decode(&path, v)?)),
+            Err(Error::Source { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The current state of each id, in the order asked (`None`: absent now), read from one
+    /// snapshot; `None` for the whole call if the collection does not exist (any more).
+    pub fn get_many(
+        &self,
+        collection: &str,
+        ids: &[Uuid],
+    ) -> Result<Option<Vec<Option<EntityState>>>> {
+        #[derive(Deserialize)]
+        struct Many {
+            entities: Vec<Option<EntityState>>,
+        }
+        let path = format!("/collections/{collection}/entities/get");
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(4096) {
+            let body = json!({"ids": chunk, "with_vector": true});
+            match self.call("POST", &path, Some(&body)) {
+                Ok(v) => out.extend(self.decode::<Many>(&path, v)?.entities),
+                Err(Error::Source { status: 404, .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(out))
+    }
+}
