@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use hybridb_bench::cache::{CacheArgs, run_cache};
 use hybridb_bench::commands::{self, AnnArgs, ExactArgs, GenArgs, LoadArgs};
 use hybridb_bench::filtered::{FilteredArgs, run_filtered};
+use hybridb_bench::quant::{QuantArgs, run_quant};
 use hybridb_bench::sparse::{SparseArgs, run_sparse};
 use hybridb_bench::writes::{WritesArgs, run_writes};
 
@@ -37,6 +38,9 @@ enum Command {
     /// Sparse-vector index: pruned (MaxScore) top-k against an exhaustive scan on SPLADE-like
     /// vectors from a real corpus, plain and filtered.
     Sparse(SparseArgs),
+    /// Scalar-quantized (SQ8) exact scan against the f32 scan: recall with and without
+    /// rescoring an oversampled list, QPS, resident bytes.
+    Quant(QuantArgs),
 }
 
 fn main() -> Result<()> {
@@ -49,5 +53,6 @@ fn main() -> Result<()> {
         Command::Filtered(a) => run_filtered(&a),
         Command::Cache(a) => run_cache(&a),
         Command::Sparse(a) => run_sparse(&a),
+        Command::Quant(a) => run_quant(&a),
     }
 }

@@ -22,6 +22,9 @@ pub struct Kernels {
     pub l2_squared: DistanceFn,
     /// Sum of `|a[i] - b[i]|` (Manhattan distance).
     pub l1: DistanceFn,
+    /// Sum of `a[i] * codes[i]` over `f32` weights and `u8` codes (the scalar-quantized
+    /// estimators of `quant::sq8` reduce to it).
+    pub dot_u8: fn(&[f32], &[u8]) -> f32,
     /// Name of the instruction set in use (`"avx512f"`, `"avx2+fma"`, `"neon"` or `"scalar"`).
     pub isa: &'static str,
 }
@@ -55,6 +58,7 @@ pub const SCALAR: Kernels = Kernels {
     dot: scalar::dot,
     l2_squared: scalar::l2_squared,
     l1: scalar::l1,
+    dot_u8: scalar::dot_u8,
     isa: "scalar",
 };
 
@@ -66,6 +70,7 @@ fn detect() -> Kernels {
                 dot: x86::dot_avx512,
                 l2_squared: x86::l2_squared_avx512,
                 l1: x86::l1_avx512,
+                dot_u8: x86::dot_u8_avx512,
                 isa: "avx512f",
             };
         }
@@ -75,6 +80,7 @@ fn detect() -> Kernels {
                 dot: x86::dot_avx2,
                 l2_squared: x86::l2_squared_avx2,
                 l1: x86::l1_avx2,
+                dot_u8: x86::dot_u8_avx2,
                 isa: "avx2+fma",
             };
         }
@@ -86,6 +92,7 @@ fn detect() -> Kernels {
                 dot: arm::dot_neon,
                 l2_squared: arm::l2_squared_neon,
                 l1: arm::l1_neon,
+                dot_u8: arm::dot_u8_neon,
                 isa: "neon",
             };
         }
@@ -131,6 +138,23 @@ mod scalar {
         sum
     }
 
+    pub fn dot_u8(a: &[f32], c: &[u8]) -> f32 {
+        debug_assert_eq!(a.len(), c.len());
+        let mut acc = [0.0f32; 8];
+        let (ca, ra) = a.as_chunks::<8>();
+        let (cc, rc) = c.as_chunks::<8>();
+        for (x, y) in ca.iter().zip(cc) {
+            for i in 0..8 {
+                acc[i] += x[i] * f32::from(y[i]);
+            }
+        }
+        let mut sum: f32 = acc.iter().sum();
+        for (x, y) in ra.iter().zip(rc) {
+            sum += x * f32::from(*y);
+        }
+        sum
+    }
+
     pub fn l1(a: &[f32], b: &[f32]) -> f32 {
         debug_assert_eq!(a.len(), b.len());
         let mut acc = [0.0f32; 8];
@@ -171,6 +195,82 @@ mod x86 {
     pub fn l2_squared_avx512(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: only selected by `detect` after checking avx512f.
         unsafe { l2_squared_avx512_impl(a, b) }
+    }
+
+    pub fn dot_u8_avx2(a: &[f32], c: &[u8]) -> f32 {
+        // SAFETY: only selected by `detect` after checking avx2 and fma.
+        unsafe { dot_u8_avx2_impl(a, c) }
+    }
+
+    pub fn dot_u8_avx512(a: &[f32], c: &[u8]) -> f32 {
+        // SAFETY: only selected by `detect` after checking avx512f.
+        unsafe { dot_u8_avx512_impl(a, c) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_u8_avx2_impl(a: &[f32], c: &[u8]) -> f32 {
+        debug_assert_eq!(a.len(), c.len());
+        let n = a.len().min(c.len());
+        let (pa, pc) = (a.as_ptr(), c.as_ptr());
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut i = 0;
+        // SAFETY (all loads): i + 16 <= n or i + 8 <= n is checked before each load; an
+        // 8-byte code load reads exactly c[i..i + 8].
+        while i + 16 <= n {
+            unsafe {
+                let c0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                    pc.add(i).cast::<__m128i>(),
+                )));
+                let c1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                    pc.add(i + 8).cast::<__m128i>(),
+                )));
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), c0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), c1, acc1);
+            }
+            i += 16;
+        }
+        if i + 8 <= n {
+            unsafe {
+                let c0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                    pc.add(i).cast::<__m128i>(),
+                )));
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), c0, acc0);
+            }
+            i += 8;
+        }
+        let mut sum = hsum256(_mm256_add_ps(acc0, acc1));
+        while i < n {
+            sum += a[i] * f32::from(c[i]);
+            i += 1;
+        }
+        sum
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_u8_avx512_impl(a: &[f32], c: &[u8]) -> f32 {
+        debug_assert_eq!(a.len(), c.len());
+        let n = a.len().min(c.len());
+        let (pa, pc) = (a.as_ptr(), c.as_ptr());
+        let mut acc = _mm512_setzero_ps();
+        let mut i = 0;
+        // SAFETY (all loads): i + 16 <= n is checked before each load; a 16-byte code load
+        // reads exactly c[i..i + 16].
+        while i + 16 <= n {
+            unsafe {
+                let codes = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                    pc.add(i).cast::<__m128i>(),
+                )));
+                acc = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), codes, acc);
+            }
+            i += 16;
+        }
+        let mut sum = _mm512_reduce_add_ps(acc);
+        while i < n {
+            sum += a[i] * f32::from(c[i]);
+            i += 1;
+        }
+        sum
     }
 
     pub fn l1_avx2(a: &[f32], b: &[f32]) -> f32 {
@@ -464,6 +564,36 @@ mod arm {
         unsafe { l2_squared_neon_impl(a, b) }
     }
 
+    pub fn dot_u8_neon(a: &[f32], c: &[u8]) -> f32 {
+        // SAFETY: only selected by `detect` after checking neon.
+        unsafe { dot_u8_neon_impl(a, c) }
+    }
+
+    #[target_feature(enable = "neon")]
+    unsafe fn dot_u8_neon_impl(a: &[f32], c: &[u8]) -> f32 {
+        let n = a.len().min(c.len());
+        let (pa, pc) = (a.as_ptr(), c.as_ptr());
+        let mut acc0 = vdupq_n_f32(0.0);
+        let mut acc1 = vdupq_n_f32(0.0);
+        let mut i = 0;
+        while i + 8 <= n {
+            unsafe {
+                let wide = vmovl_u8(vld1_u8(pc.add(i)));
+                let lo = vcvtq_f32_u32(vmovl_u16(vget_low_u16(wide)));
+                let hi = vcvtq_f32_u32(vmovl_u16(vget_high_u16(wide)));
+                acc0 = vfmaq_f32(acc0, vld1q_f32(pa.add(i)), lo);
+                acc1 = vfmaq_f32(acc1, vld1q_f32(pa.add(i + 4)), hi);
+            }
+            i += 8;
+        }
+        let mut sum = vaddvq_f32(vaddq_f32(acc0, acc1));
+        while i < n {
+            sum += a[i] * f32::from(c[i]);
+            i += 1;
+        }
+        sum
+    }
+
     pub fn l1_neon(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: only selected by `detect` after checking neon.
         unsafe { l1_neon_impl(a, b) }
@@ -572,6 +702,17 @@ mod tests {
             let naive_dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
             let naive_l2: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
             let naive_l1: f32 = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum();
+            let codes: Vec<u8> = b.iter().map(|x| ((x + 1.0) * 127.0) as u8).collect();
+            let naive_u8: f32 = a.iter().zip(&codes).map(|(x, &c)| x * f32::from(c)).sum();
+            assert!(
+                close((k.dot_u8)(&a, &codes), naive_u8),
+                "dot_u8 len {len} isa {}",
+                k.isa
+            );
+            assert!(
+                close((SCALAR.dot_u8)(&a, &codes), naive_u8),
+                "scalar dot_u8 len {len}"
+            );
             assert!(
                 close((k.l1)(&a, &b), naive_l1),
                 "l1 len {len} isa {}",
@@ -607,6 +748,34 @@ mod tests {
             assert!(close((k.dot)(&a, &b), (SCALAR.dot)(&a, &b)));
             assert!(close((k.l2_squared)(&a, &b), (SCALAR.l2_squared)(&a, &b)));
             assert!(close((k.l1)(&a, &b), (SCALAR.l1)(&a, &b)));
+        }
+    }
+
+    /// The AVX2 kernels, also on machines whose detected kernels are AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_kernels_match_scalar_at_every_length() {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        for len in 0..=70 {
+            let (a, b) = vectors(len, len as u32 + 11);
+            let codes: Vec<u8> = b.iter().map(|x| ((x + 1.0) * 127.0) as u8).collect();
+            assert!(
+                close(x86::dot_avx2(&a, &b), (SCALAR.dot)(&a, &b)),
+                "dot {len}"
+            );
+            assert!(
+                close(x86::l2_squared_avx2(&a, &b), (SCALAR.l2_squared)(&a, &b)),
+                "l2 {len}"
+            );
+            assert!(close(x86::l1_avx2(&a, &b), (SCALAR.l1)(&a, &b)), "l1 {len}");
+            assert!(
+                close(x86::dot_u8_avx2(&a, &codes), (SCALAR.dot_u8)(&a, &codes)),
+                "u8 {len}"
+            );
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Vector search: distance kernels, the slot table, the vector indexes behind the
-//! `VectorIndex` trait (exact scan and HNSW), and the sparse-vector index (`sparse`: posting
-//! lists with MaxScore top-k).
+//! `VectorIndex` trait (exact scan and HNSW), the sparse-vector index (`sparse`: posting
+//! lists with MaxScore top-k), and quantized codes (`quant`: SQ8 with asymmetric estimators).
 //!
 //! Distances inside the engine are "lower is better": squared L2, or the negated dot product
 //! (cosine is the dot product of unit vectors).
@@ -12,6 +12,7 @@ pub mod distance;
 pub(crate) mod flat;
 pub mod hnsw;
 pub(crate) mod hnsw_index;
+pub mod quant;
 pub(crate) mod slots;
 pub mod sparse;
 
