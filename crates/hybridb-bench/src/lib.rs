@@ -17,6 +17,7 @@ pub mod recall;
 pub mod report;
 pub mod sparse;
 pub mod synth;
+pub mod text;
 pub mod topk;
 pub mod vecs;
 pub mod writes;

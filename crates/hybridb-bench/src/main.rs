@@ -7,6 +7,7 @@ use hybridb_bench::commands::{self, AnnArgs, ExactArgs, GenArgs, LoadArgs};
 use hybridb_bench::filtered::{FilteredArgs, run_filtered};
 use hybridb_bench::quant::{QuantArgs, run_quant};
 use hybridb_bench::sparse::{SparseArgs, run_sparse};
+use hybridb_bench::text::{TextArgs, run_text};
 use hybridb_bench::writes::{WritesArgs, run_writes};
 
 /// Benchmarks for hybridb; results are printed as JSON lines on stdout.
@@ -41,6 +42,8 @@ enum Command {
     /// Scalar-quantized (SQ8) exact scan against the f32 scan: recall with and without
     /// rescoring an oversampled list, QPS, resident bytes.
     Quant(QuantArgs),
+    /// BM25 on a labeled query set: nDCG@10, recall@100, pruned vs exhaustive QPS.
+    Text(TextArgs),
 }
 
 fn main() -> Result<()> {
@@ -54,5 +57,6 @@ fn main() -> Result<()> {
         Command::Cache(a) => run_cache(&a),
         Command::Sparse(a) => run_sparse(&a),
         Command::Quant(a) => run_quant(&a),
+        Command::Text(a) => run_text(&a),
     }
 }

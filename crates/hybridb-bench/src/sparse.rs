@@ -81,7 +81,7 @@ fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// The corpus: each paragraph's text and the page it is on.
-fn read_corpus(path: &PathBuf) -> Result<Vec<(String, String)>> {
+pub(crate) fn read_corpus(path: &PathBuf) -> Result<Vec<(String, String)>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(BufReader::new(flate2::read::GzDecoder::new(file)))

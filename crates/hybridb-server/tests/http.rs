@@ -561,6 +561,7 @@ fn admin_routes() {
         ),
         ("/collections/{name}/entities/get", &["post"]),
         ("/collections/{name}/entities/delete", &["post"]),
+        ("/collections/{name}/entities/payload", &["post"]),
         ("/collections/{name}/scroll", &["post"]),
         ("/collections/{name}/count", &["post"]),
         ("/collections/{name}/search", &["post"]),
@@ -589,7 +590,7 @@ fn admin_routes() {
             );
         }
     }
-    assert_eq!(paths.len(), 23);
+    assert_eq!(paths.len(), 24);
     assert!(doc.body["components"]["schemas"]["SearchBody"].is_object());
     assert!(doc.body["components"]["securitySchemes"]["api_key"].is_object());
     assert_eq!(
@@ -597,7 +598,7 @@ fn admin_routes() {
             .as_object()
             .unwrap()
             .len(),
-        23
+        24
     );
 }
 

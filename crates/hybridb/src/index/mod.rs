@@ -6,6 +6,7 @@
 //! (cosine is the dot product of unit vectors).
 
 pub mod bitset;
+pub mod bm25;
 pub(crate) mod checkpoint;
 pub(crate) mod delta;
 pub mod distance;
@@ -15,6 +16,7 @@ pub(crate) mod hnsw_index;
 pub mod quant;
 pub(crate) mod slots;
 pub mod sparse;
+pub mod text;
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;

@@ -1,0 +1,193 @@
+//! `text`: the BM25 index on a labeled query set — quality (nDCG@10 with binary gains, recall
+//! @100, the scoring of `../shared/data/pydoc/README.md`) and single-thread QPS of the pruned
+//! (MaxScore) search against the exhaustive scan, for each analyzer asked for.
+//!
+//! With `--analyzer word` (lowercase `\w+`, no stemming: the reference's tokens) the quality
+//! must reproduce the reference BM25 numbers of the data set's README.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, ensure};
+use clap::{Args, ValueEnum};
+use hybridb::index::bm25::{Bm25Index, Bm25Params};
+use hybridb::index::text::{Analyzer, Language, Tokenizer};
+use serde::Serialize;
+
+use crate::report::{emit, round};
+use crate::sparse::read_corpus;
+
+/// Analyzers `text` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnalyzerArg {
+    /// Lowercase runs of letters, digits and `_` (the reference's tokens).
+    Word,
+    /// Unicode word boundaries, lowercase.
+    Unicode,
+    /// Unicode words, English stop words removed, English Snowball stems.
+    English,
+}
+
+impl AnalyzerArg {
+    fn analyzer(self) -> Analyzer {
+        match self {
+            AnalyzerArg::Word => Analyzer::new(Tokenizer::Word),
+            AnalyzerArg::Unicode => Analyzer::new(Tokenizer::Unicode),
+            AnalyzerArg::English => Analyzer::new(Tokenizer::Unicode)
+                .with_stop_words(Language::English)
+                .with_stemming(Language::English),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            AnalyzerArg::Word => "word",
+            AnalyzerArg::Unicode => "unicode",
+            AnalyzerArg::English => "english",
+        }
+    }
+}
+
+/// Arguments of `text`.
+#[derive(Args, Debug)]
+pub struct TextArgs {
+    /// The corpus: JSON lines (optionally gzipped) with a `text` field per row.
+    #[arg(long, default_value = "../shared/data/pydoc/corpus.jsonl.gz")]
+    pub corpus: PathBuf,
+    /// Labeled queries: JSON lines `{"query", "relevant": [row ids]}` (optionally gzipped).
+    #[arg(long, default_value = "../shared/data/pydoc/section_queries.jsonl.gz")]
+    pub labeled: PathBuf,
+    /// Analyzers to run (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![AnalyzerArg::Word, AnalyzerArg::English])]
+    pub analyzer: Vec<AnalyzerArg>,
+    /// BM25 k1.
+    #[arg(long, default_value_t = 1.2)]
+    pub k1: f32,
+    /// BM25 b.
+    #[arg(long, default_value_t = 0.75)]
+    pub b: f32,
+}
+
+/// One result line of `text`.
+#[derive(Debug, Serialize)]
+struct TextRecord {
+    bench: &'static str,
+    method: &'static str,
+    analyzer: &'static str,
+    n: usize,
+    queries: usize,
+    build_s: f64,
+    ndcg_at_10: f64,
+    recall_at_100: f64,
+    /// Share of queries whose pruned top 100 equals the scan's.
+    agreement: f64,
+    qps_pruned: f64,
+    qps_exhaustive: f64,
+    speedup: f64,
+}
+
+/// A labeled query.
+struct Labeled {
+    query: String,
+    relevant: HashSet<u32>,
+}
+
+fn read_labeled(path: &PathBuf) -> Result<Vec<Labeled>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(BufReader::new(flate2::read::GzDecoder::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    let mut out = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("line {}", i + 1))?;
+        let query = v["query"]
+            .as_str()
+            .with_context(|| format!("line {}: no query", i + 1))?
+            .to_string();
+        let relevant = v["relevant"]
+            .as_array()
+            .with_context(|| format!("line {}: no relevant list", i + 1))?
+            .iter()
+            .filter_map(|x| x.as_u64().and_then(|x| u32::try_from(x).ok()))
+            .collect();
+        out.push(Labeled { query, relevant });
+    }
+    ensure!(!out.is_empty(), "{} holds no queries", path.display());
+    Ok(out)
+}
+
+/// nDCG@10 with binary gains and recall@100 of one ranked list.
+fn quality(ranked: &[(u32, f32)], relevant: &HashSet<u32>) -> (f64, f64) {
+    let dcg: f64 = ranked
+        .iter()
+        .take(10)
+        .enumerate()
+        .filter(|(_, (slot, _))| relevant.contains(slot))
+        .map(|(i, _)| 1.0 / ((i + 2) as f64).log2())
+        .sum();
+    let ideal: f64 = (0..relevant.len().min(10))
+        .map(|i| 1.0 / ((i + 2) as f64).log2())
+        .sum();
+    let found = ranked
+        .iter()
+        .take(100)
+        .filter(|(slot, _)| relevant.contains(slot))
+        .count();
+    let ndcg = if ideal > 0.0 { dcg / ideal } else { 0.0 };
+    (ndcg, found as f64 / relevant.len().max(1) as f64)
+}
+
+/// Runs the benchmark: one JSON line per analyzer.
+pub fn run_text(a: &TextArgs) -> Result<()> {
+    let corpus = read_corpus(&a.corpus)?;
+    let labeled = read_labeled(&a.labeled)?;
+    for &which in &a.analyzer {
+        let analyzer = which.analyzer();
+        let t = Instant::now();
+        let mut index = Bm25Index::new(Bm25Params { k1: a.k1, b: a.b });
+        for (slot, (text, _)) in corpus.iter().enumerate() {
+            index.insert(slot as u32, &analyzer.terms(text));
+        }
+        let build_s = t.elapsed().as_secs_f64();
+        let queries: Vec<Vec<String>> = labeled.iter().map(|l| analyzer.terms(&l.query)).collect();
+        let all = |_: u32| true;
+        let t = Instant::now();
+        let pruned: Vec<_> = queries.iter().map(|q| index.search(q, 100, &all)).collect();
+        let pruned_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let scanned: Vec<_> = queries
+            .iter()
+            .map(|q| index.search_exhaustive(q, 100, &all))
+            .collect();
+        let scan_s = t.elapsed().as_secs_f64();
+        let n = labeled.len() as f64;
+        let (mut ndcg, mut recall) = (0.0, 0.0);
+        for (ranked, l) in pruned.iter().zip(&labeled) {
+            let (d, r) = quality(ranked, &l.relevant);
+            ndcg += d;
+            recall += r;
+        }
+        let agree = pruned.iter().zip(&scanned).filter(|(p, s)| p == s).count();
+        emit(&TextRecord {
+            bench: "text",
+            method: "bm25",
+            analyzer: which.name(),
+            n: corpus.len(),
+            queries: labeled.len(),
+            build_s: round(build_s, 3),
+            ndcg_at_10: round(ndcg / n, 4),
+            recall_at_100: round(recall / n, 4),
+            agreement: round(agree as f64 / n, 4),
+            qps_pruned: round(n / pruned_s, 1),
+            qps_exhaustive: round(n / scan_s, 1),
+            speedup: round(scan_s / pruned_s, 2),
+        })?;
+    }
+    Ok(())
+}
