@@ -3,7 +3,9 @@
 //! (MaxScore) search against the exhaustive scan, for each analyzer asked for.
 //!
 //! With `--analyzer word` (lowercase `\w+`, no stemming: the reference's tokens) the quality
-//! must reproduce the reference BM25 numbers of the data set's README.
+//! must reproduce the reference BM25 numbers of the data set's README. With `--dense-base` and
+//! `--dense-queries` it also scores the exact dense top 100 (inner product) and the RRF
+//! (k = 60) of dense and BM25, as the README's hybrid reference does.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -68,6 +70,12 @@ pub struct TextArgs {
     /// BM25 b.
     #[arg(long, default_value_t = 0.75)]
     pub b: f32,
+    /// Base vectors of the corpus rows, for the dense and RRF lines (optional).
+    #[arg(long)]
+    pub dense_base: Option<PathBuf>,
+    /// The labeled queries' vectors, same order (with `--dense-base`).
+    #[arg(long)]
+    pub dense_queries: Option<PathBuf>,
 }
 
 /// One result line of `text`.
@@ -143,10 +151,75 @@ fn quality(ranked: &[(u32, f32)], relevant: &HashSet<u32>) -> (f64, f64) {
     (ndcg, found as f64 / relevant.len().max(1) as f64)
 }
 
-/// Runs the benchmark: one JSON line per analyzer.
+/// One quality-only result line (dense, fusion).
+#[derive(Debug, Serialize)]
+struct QualityRecord {
+    bench: &'static str,
+    method: String,
+    queries: usize,
+    ndcg_at_10: f64,
+    recall_at_100: f64,
+}
+
+fn mean_quality(lists: &[Vec<(u32, f32)>], labeled: &[Labeled]) -> (f64, f64) {
+    let n = labeled.len() as f64;
+    let (mut d, mut r) = (0.0, 0.0);
+    for (ranked, l) in lists.iter().zip(labeled) {
+        let (x, y) = quality(ranked, &l.relevant);
+        d += x;
+        r += y;
+    }
+    (round(d / n, 4), round(r / n, 4))
+}
+
+/// Exact top 100 by inner product for every query.
+fn dense_top100(base: &std::path::Path, queries: &std::path::Path) -> Result<Vec<Vec<(u32, f32)>>> {
+    let base = crate::vecs::read_vectors(base)?;
+    let queries = crate::vecs::read_vectors(queries)?;
+    ensure!(
+        base.dim == queries.dim,
+        "dense base and queries differ in dimension"
+    );
+    let dot = hybridb::index::distance::kernels().dot;
+    Ok(queries
+        .rows()
+        .map(|q| {
+            let mut top = crate::topk::TopK::new(100);
+            for (row, v) in base.rows().enumerate() {
+                top.push(-dot(q, v), row as u32);
+            }
+            top.into_sorted_rows()
+                .into_iter()
+                .map(|r| (r, dot(q, base.row(r as usize))))
+                .collect()
+        })
+        .collect())
+}
+
+/// Runs the benchmark: one JSON line per analyzer (and the dense and fusion lines).
 pub fn run_text(a: &TextArgs) -> Result<()> {
     let corpus = read_corpus(&a.corpus)?;
     let labeled = read_labeled(&a.labeled)?;
+    let dense = match (&a.dense_base, &a.dense_queries) {
+        (Some(b), Some(q)) => {
+            let lists = dense_top100(b, q)?;
+            ensure!(
+                lists.len() == labeled.len(),
+                "dense queries and labeled queries differ in number"
+            );
+            let (ndcg, recall) = mean_quality(&lists, &labeled);
+            emit(&QualityRecord {
+                bench: "text",
+                method: "dense".into(),
+                queries: labeled.len(),
+                ndcg_at_10: ndcg,
+                recall_at_100: recall,
+            })?;
+            Some(lists)
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("--dense-base and --dense-queries go together"),
+    };
     for &which in &a.analyzer {
         let analyzer = which.analyzer();
         let t = Instant::now();
@@ -174,6 +247,32 @@ pub fn run_text(a: &TextArgs) -> Result<()> {
             recall += r;
         }
         let agree = pruned.iter().zip(&scanned).filter(|(p, s)| p == s).count();
+        if let Some(dense) = &dense {
+            // RRF over the two top-100 lists, in hybridb's fusion module (ids: the row numbers).
+            let as_ids = |l: &Vec<(u32, f32)>| -> Vec<(hybridb::EntityId, f32)> {
+                l.iter()
+                    .map(|&(r, s)| (hybridb::EntityId::from_u128(u128::from(r)), s))
+                    .collect()
+            };
+            let fused: Vec<Vec<(u32, f32)>> = dense
+                .iter()
+                .zip(&pruned)
+                .map(|(d, t)| {
+                    hybridb::fusion::rrf(&[&as_ids(d), &as_ids(t)], None, 60.0, 100)
+                        .into_iter()
+                        .map(|(id, s)| (id.as_uuid().as_u128() as u32, s))
+                        .collect()
+                })
+                .collect();
+            let (ndcg, recall) = mean_quality(&fused, &labeled);
+            emit(&QualityRecord {
+                bench: "text",
+                method: format!("rrf(dense, bm25-{})", which.name()),
+                queries: labeled.len(),
+                ndcg_at_10: ndcg,
+                recall_at_100: recall,
+            })?;
+        }
         emit(&TextRecord {
             bench: "text",
             method: "bm25",

@@ -76,6 +76,7 @@ mod store;
 
 #[cfg(feature = "prometheus")]
 pub use ops::prometheus;
+pub use query::fusion;
 #[cfg(feature = "failpoints")]
 pub use store::failpoint;
 

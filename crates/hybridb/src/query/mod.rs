@@ -1,5 +1,5 @@
 //! The read side's language and its machinery: the filter language, search requests and
-//! results, payload indexes (in memory, and their row encoding), the planner's cost model, and
+//! results, fusion and diversification of ranked lists (RRF, DBSF, MMR), payload indexes (in memory, and their row encoding), the planner's cost model, and
 //! a collection's in-memory search state ([`state::IndexState`]) that plans and runs a search
 //! over the vector index and the payload postings.
 //!
@@ -8,6 +8,7 @@
 
 pub(crate) mod datetime;
 pub(crate) mod filter;
+pub mod fusion;
 pub(crate) mod payload;
 pub(crate) mod plan;
 pub(crate) mod search;

@@ -1,0 +1,198 @@
+//! Combining ranked lists and diversifying them: the final stages of a hybrid query.
+//!
+//! - [`rrf`]: Reciprocal Rank Fusion (Cormack et al., 2009): `Σ w_i / (k + rank_i)`, ranks from
+//!   1, over the lists an entity appears in; only ranks count, so lists of incomparable scores
+//!   (cosine, BM25) fuse without calibration.
+//! - [`dbsf`]: Distribution-Based Score Fusion (Qdrant's): each list's scores are mapped to
+//!   `[0, 1]` by the list's own `mean ± 3σ` (clamped), then summed per entity.
+//! - [`mmr`]: Maximal Marginal Relevance (Carbonell & Goldstein, 1998): greedily picks the
+//!   candidate with the best `(1 - diversity) * sim(query, c) - diversity * max sim(c, picked)`.
+//!
+//! Inputs are lists of `(id, score)` with higher scores better (callers turn distances into
+//! similarities first). Every output is sorted best first with ties broken by id, so the same
+//! inputs always give the same order.
+
+use std::collections::HashMap;
+
+use crate::model::id::EntityId;
+
+/// Sorts best first, ties by id, and keeps `limit`.
+fn ranked(scores: HashMap<EntityId, f32>, limit: usize) -> Vec<(EntityId, f32)> {
+    let mut out: Vec<(EntityId, f32)> = scores.into_iter().collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.truncate(limit);
+    out
+}
+
+/// Reciprocal Rank Fusion of `lists` (each best first): an entity scores
+/// `Σ weight_i / (k + rank_i)` over the lists it is in, `rank_i` from 1. `weights` (one per
+/// list; `None`: all 1) lets one signal count more. Returns the best `limit`.
+///
+/// # Example
+/// ```
+/// use hybridb::{EntityId, fusion};
+/// let (a, b, c) = (EntityId::from_key("a"), EntityId::from_key("b"), EntityId::from_key("c"));
+/// let dense = [(a, 0.9), (b, 0.8)];
+/// let text = [(b, 12.0), (c, 7.5)];
+/// let fused = fusion::rrf(&[&dense, &text], None, 60.0, 10);
+/// assert_eq!(fused[0].0, b, "in both lists");
+/// ```
+pub fn rrf(
+    lists: &[&[(EntityId, f32)]],
+    weights: Option<&[f32]>,
+    k: f32,
+    limit: usize,
+) -> Vec<(EntityId, f32)> {
+    let mut scores: HashMap<EntityId, f32> = HashMap::new();
+    for (i, list) in lists.iter().enumerate() {
+        let w = weights.and_then(|w| w.get(i)).copied().unwrap_or(1.0);
+        for (rank, (id, _)) in list.iter().enumerate() {
+            *scores.entry(*id).or_insert(0.0) += w / (k + (rank + 1) as f32);
+        }
+    }
+    ranked(scores, limit)
+}
+
+/// Distribution-Based Score Fusion of `lists`: each list's scores become
+/// `(s - (mean - 3σ)) / 6σ`, clamped to `[0, 1]` (a list whose scores are all equal gives each
+/// 0.5), and an entity scores the sum over the lists it is in. Returns the best `limit`.
+pub fn dbsf(lists: &[&[(EntityId, f32)]], limit: usize) -> Vec<(EntityId, f32)> {
+    let mut scores: HashMap<EntityId, f32> = HashMap::new();
+    for list in lists {
+        if list.is_empty() {
+            continue;
+        }
+        let n = list.len() as f64;
+        let mean = list.iter().map(|(_, s)| f64::from(*s)).sum::<f64>() / n;
+        let var = list
+            .iter()
+            .map(|(_, s)| (f64::from(*s) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        let sd = var.sqrt();
+        for (id, s) in *list {
+            let norm = if sd > 0.0 {
+                ((f64::from(*s) - (mean - 3.0 * sd)) / (6.0 * sd)).clamp(0.0, 1.0)
+            } else {
+                0.5
+            };
+            *scores.entry(*id).or_insert(0.0) += norm as f32;
+        }
+    }
+    ranked(scores, limit)
+}
+
+/// Maximal Marginal Relevance over `candidates` (each with its vector): picks `limit` of them
+/// one by one, each maximising `(1 - diversity) * sim(query, c) - diversity * max sim(c, p)`
+/// over the already picked `p` (`diversity` in `[0, 1]`: 0 ranks by relevance alone).
+/// `similarity` is higher-is-better (cosine for unit vectors: the dot product). Returns the
+/// picks in order with their marginal scores.
+pub fn mmr(
+    query: &[f32],
+    candidates: &[(EntityId, Vec<f32>)],
+    diversity: f32,
+    limit: usize,
+    similarity: impl Fn(&[f32], &[f32]) -> f32,
+) -> Vec<(EntityId, f32)> {
+    let diversity = diversity.clamp(0.0, 1.0);
+    let relevance: Vec<f32> = candidates
+        .iter()
+        .map(|(_, v)| similarity(query, v))
+        .collect();
+    // Most similar already-picked vector, per candidate.
+    let mut closest = vec![f32::NEG_INFINITY; candidates.len()];
+    let mut taken = vec![false; candidates.len()];
+    let mut out = Vec::with_capacity(limit.min(candidates.len()));
+    while out.len() < limit {
+        let mut best: Option<(usize, f32)> = None;
+        for (i, (id, _)) in candidates.iter().enumerate() {
+            if taken[i] {
+                continue;
+            }
+            let redundancy = if out.is_empty() { 0.0 } else { closest[i] };
+            let score = (1.0 - diversity) * relevance[i] - diversity * redundancy;
+            let better = match best {
+                None => true,
+                Some((j, s)) => score > s || (score == s && *id < candidates[j].0),
+            };
+            if better {
+                best = Some((i, score));
+            }
+        }
+        let Some((pick, score)) = best else {
+            break;
+        };
+        taken[pick] = true;
+        out.push((candidates[pick].0, score));
+        for (i, (_, v)) in candidates.iter().enumerate() {
+            if !taken[i] {
+                closest[i] = closest[i].max(similarity(v, &candidates[pick].1));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> EntityId {
+        EntityId::from_u128(n)
+    }
+
+    #[test]
+    fn rrf_sums_reciprocal_ranks_with_weights() {
+        let a = [(id(1), 0.9), (id(2), 0.5), (id(3), 0.1)];
+        let b = [(id(3), 40.0), (id(1), 10.0)];
+        let fused = rrf(&[&a, &b], None, 60.0, 10);
+        let want1 = 1.0 / 61.0 + 1.0 / 62.0;
+        let want3 = 1.0 / 63.0 + 1.0 / 61.0;
+        assert_eq!(fused[0].0, id(1));
+        assert!((fused[0].1 - want1).abs() < 1e-7);
+        assert_eq!(fused[1].0, id(3));
+        assert!((fused[1].1 - want3).abs() < 1e-7);
+        assert_eq!(fused[2].0, id(2));
+        // Weighting the second list makes its first entity win.
+        let fused = rrf(&[&a, &b], Some(&[1.0, 3.0]), 60.0, 1);
+        assert_eq!(fused, vec![(id(3), 1.0 / 63.0 + 3.0 / 61.0)]);
+    }
+
+    #[test]
+    fn dbsf_normalises_each_list_by_its_spread() {
+        let a = [(id(1), 100.0), (id(2), 50.0), (id(3), 0.0)];
+        let b = [(id(2), 0.9), (id(3), 0.1)];
+        let fused = dbsf(&[&a, &b], 10);
+        // Symmetric lists: the middle of a maps to 0.5, b's ends to 0.5 ± 1/6.
+        let get = |i| fused.iter().find(|p| p.0 == id(i)).map(|p| p.1).unwrap();
+        assert!((get(2) - (0.5 + 0.5 + 1.0 / 6.0)).abs() < 1e-5, "{fused:?}");
+        assert!(get(1) > get(3));
+        assert_eq!(fused[0].0, id(2));
+        let flat = [(id(7), 3.0)];
+        assert_eq!(dbsf(&[&flat], 5), vec![(id(7), 0.5)]);
+    }
+
+    #[test]
+    fn mmr_trades_relevance_for_diversity() {
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        let q = [1.0, 0.0];
+        let c = vec![
+            (id(1), vec![1.0, 0.0]),
+            (id(2), vec![0.99, 0.141]),
+            (id(3), vec![0.6, 0.8]),
+        ];
+        let plain: Vec<_> = mmr(&q, &c, 0.0, 3, dot).into_iter().map(|p| p.0).collect();
+        assert_eq!(
+            plain,
+            [id(1), id(2), id(3)],
+            "diversity 0 ranks by relevance"
+        );
+        let diverse: Vec<_> = mmr(&q, &c, 0.7, 2, dot).into_iter().map(|p| p.0).collect();
+        assert_eq!(
+            diverse,
+            [id(1), id(3)],
+            "the near-duplicate of the first pick drops"
+        );
+        assert_eq!(mmr(&q, &c, 0.5, 10, dot).len(), 3);
+    }
+}
