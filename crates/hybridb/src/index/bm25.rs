@@ -1,5 +1,5 @@
 //! A BM25 text index: term postings with frequencies, document lengths, and exact top-k with
-//! MaxScore pruning (the walk of [`crate::index::sparse`], with BM25 bounds).
+//! the MaxScore walk of [`crate::index::maxscore`], with BM25 bounds.
 //!
 //! Score of a document `d` for query terms `t` (a repeated query term counts each time):
 //! `Σ idf(t) * tf(t, d) * (k1 + 1) / (tf(t, d) + k1 * (1 - b + b * |d| / avgdl))`, with
@@ -16,8 +16,9 @@
 //!   between rebuilds, so they stay bounds;
 //! - a filter is applied inside the walk.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
+
+use crate::index::maxscore::{List, top_k};
 
 /// BM25's parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,59 +58,6 @@ pub struct Bm25Index {
     docs: Vec<Option<Doc>>,
     count: usize,
     total_len: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Kept {
-    score: f32,
-    slot: u32,
-}
-
-impl Eq for Kept {}
-
-impl Ord for Kept {
-    /// Worse is greater: lower score, then the larger slot.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .score
-            .total_cmp(&self.score)
-            .then(self.slot.cmp(&other.slot))
-    }
-}
-
-impl PartialOrd for Kept {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// A query term's walk over its postings.
-struct Cursor<'a> {
-    posting: &'a Posting,
-    pos: usize,
-    /// The term's weight in the query: its idf times how often the query repeats it.
-    weight: f32,
-    bound: f32,
-}
-
-impl Cursor<'_> {
-    fn current(&self) -> Option<u32> {
-        self.posting.slots.get(self.pos).copied()
-    }
-
-    fn seek(&mut self, slot: u32) {
-        let rest = &self.posting.slots[self.pos.min(self.posting.slots.len())..];
-        let mut step = 1;
-        while step < rest.len() && rest[step] < slot {
-            step *= 2;
-        }
-        let end = (step + 1).min(rest.len());
-        self.pos += rest[..end].partition_point(|&s| s < slot);
-    }
-}
-
-fn slack(a: f32, b: f32) -> f32 {
-    1e-5 * (a.abs() + b.abs()) + 1e-6
 }
 
 impl Bm25Index {
@@ -246,98 +194,33 @@ impl Bm25Index {
         k: usize,
         allowed: &dyn Fn(u32) -> bool,
     ) -> Vec<(u32, f32)> {
-        if k == 0 {
-            return Vec::new();
-        }
         let terms = self.query_terms(query);
         let avgdl = self.avgdl();
-        let mut cursors: Vec<Cursor<'_>> = terms
+        let postings: Vec<(f32, &Posting)> = terms
             .iter()
-            .filter_map(|&(term, weight)| {
-                let p = self.postings.get(&term)?;
-                let bound = weight * self.tf_part(p.max_tf, p.min_len, avgdl);
-                Some(Cursor {
-                    posting: p,
-                    pos: 0,
-                    weight,
-                    bound: bound.max(0.0),
-                })
+            .filter_map(|&(term, weight)| Some((weight, self.postings.get(&term)?)))
+            .collect();
+        let lists = postings
+            .iter()
+            .map(|&(weight, p)| List {
+                slots: &p.slots,
+                bound: weight * self.tf_part(p.max_tf, p.min_len, avgdl),
             })
             .collect();
-        cursors.sort_by(|a, b| a.bound.total_cmp(&b.bound));
-        let prefix: Vec<f32> = cursors
-            .iter()
-            .scan(0.0f32, |acc, c| {
-                *acc += c.bound;
-                Some(*acc)
-            })
-            .collect();
-        let mut top: BinaryHeap<Kept> = BinaryHeap::with_capacity(k + 1);
-        let mut theta = f32::NEG_INFINITY;
-        let mut essential = 0;
-        while let Some(doc) = cursors[essential..]
-            .iter()
-            .filter_map(Cursor::current)
-            .min()
-        {
-            let mut partial = 0.0f32;
-            let len = match self.docs.get(doc as usize) {
-                Some(Some((_, len))) => *len,
-                _ => 0,
-            };
-            for c in &mut cursors[essential..] {
-                if c.current() == Some(doc) {
-                    partial += c.weight * self.tf_part(c.posting.tfs[c.pos], len, avgdl);
-                    c.pos += 1;
-                }
-            }
-            if !allowed(doc) {
-                continue;
-            }
-            if top.len() == k {
-                let mut bound = partial
-                    + if essential == 0 {
-                        0.0
-                    } else {
-                        prefix[essential - 1]
-                    };
-                let mut hopeless = bound + slack(bound, theta) <= theta;
-                for c in cursors[..essential].iter_mut().rev() {
-                    if hopeless {
-                        break;
-                    }
-                    bound -= c.bound;
-                    c.seek(doc);
-                    if c.current() == Some(doc) {
-                        bound += c.weight * self.tf_part(c.posting.tfs[c.pos], len, avgdl);
-                    }
-                    hopeless = bound + slack(bound, theta) <= theta;
-                }
-                if hopeless {
-                    continue;
-                }
-            }
-            let score = self.score(&terms, doc, avgdl);
-            if top.len() < k {
-                top.push(Kept { score, slot: doc });
-            } else if score > theta {
-                top.pop();
-                top.push(Kept { score, slot: doc });
-            } else {
-                continue;
-            }
-            if top.len() == k {
-                theta = top.peek().map_or(f32::NEG_INFINITY, |w| w.score);
-                while essential < cursors.len()
-                    && prefix[essential] + slack(prefix[essential], theta) <= theta
-                {
-                    essential += 1;
-                }
-            }
-        }
-        let mut out: Vec<(u32, f32)> = top.into_iter().map(|e| (e.slot, e.score)).collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        out
+        let len = |doc: u32| match self.docs.get(doc as usize) {
+            Some(Some((_, len))) => *len,
+            _ => 0,
+        };
+        top_k(
+            lists,
+            k,
+            allowed,
+            |list, pos, doc| {
+                let (weight, p) = postings[list];
+                weight * self.tf_part(p.tfs[pos], len(doc), avgdl)
+            },
+            |doc| self.score(&terms, doc, avgdl),
+        )
     }
 
     /// The same answer as [`Bm25Index::search`] by scoring every document that holds a query

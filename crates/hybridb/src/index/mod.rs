@@ -13,6 +13,7 @@ pub mod distance;
 pub(crate) mod flat;
 pub mod hnsw;
 pub(crate) mod hnsw_index;
+mod maxscore;
 pub mod quant;
 pub(crate) mod slots;
 pub mod sparse;

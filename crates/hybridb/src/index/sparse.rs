@@ -1,13 +1,9 @@
 //! The sparse-vector index: a posting list per dimension and exact top-k by dot product with
-//! MaxScore pruning (Turtle & Flood, 1995), document at a time.
+//! the MaxScore walk of [`crate::index::maxscore`].
 //!
 //! Each posting list holds `(slot, weight)` in increasing slot order with the largest and
-//! smallest weight it ever held, so `q * weight` has an upper bound per query dimension. The
-//! query's dimensions are ordered by that bound; once the `k`-th best score `θ` exceeds the sum
-//! of the smallest bounds, those dimensions become *non-essential*: a document found only in
-//! them cannot enter the top `k`, so only the essential lists drive the walk, and a document
-//! whose essential contributions plus every non-essential bound cannot pass `θ` is skipped
-//! without being scored. The others are scored exactly against their stored vector.
+//! smallest weight it ever held, so `q * weight` has an upper bound per query dimension; the
+//! documents that survive pruning are scored exactly against their stored vector.
 //!
 //! Invariants:
 //! - results equal a brute-force scan over the documents that share a dimension with the query
@@ -20,8 +16,9 @@
 //!   keeps them upper bounds.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
+use crate::index::maxscore::{List, top_k};
 use crate::model::sparse::SparseVector;
 
 /// One dimension's documents.
@@ -43,65 +40,6 @@ pub struct SparseIndex {
     docs: Vec<Option<SparseVector>>,
     /// Slots that hold a vector.
     count: usize,
-}
-
-/// A candidate in the top-k heap; the heap's greatest element is the worst kept one.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Kept {
-    score: f32,
-    slot: u32,
-}
-
-impl Eq for Kept {}
-
-impl Ord for Kept {
-    /// Worse is greater: lower score, then (on equal scores) the larger slot.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .score
-            .total_cmp(&self.score)
-            .then(self.slot.cmp(&other.slot))
-    }
-}
-
-impl PartialOrd for Kept {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// A query dimension's walk over its posting list.
-struct Cursor<'a> {
-    slots: &'a [u32],
-    weights: &'a [f32],
-    pos: usize,
-    /// The query's weight for this dimension.
-    q: f32,
-    /// Upper bound of `q * weight` over the list, and 0 (a document may lack the dimension).
-    bound: f32,
-}
-
-impl Cursor<'_> {
-    fn current(&self) -> Option<u32> {
-        self.slots.get(self.pos).copied()
-    }
-
-    /// Moves to the first entry at or after `slot` (galloping, then binary search).
-    fn seek(&mut self, slot: u32) {
-        let rest = &self.slots[self.pos.min(self.slots.len())..];
-        let mut step = 1;
-        while step < rest.len() && rest[step] < slot {
-            step *= 2;
-        }
-        let end = (step + 1).min(rest.len());
-        self.pos += rest[..end].partition_point(|&s| s < slot);
-    }
-}
-
-/// The float error allowed for when comparing a bound with `θ`: bounds and scores sum the same
-/// products in different orders.
-fn slack(a: f32, b: f32) -> f32 {
-    1e-5 * (a.abs() + b.abs()) + 1e-6
 }
 
 impl SparseIndex {
@@ -211,102 +149,28 @@ impl SparseIndex {
         k: usize,
         allowed: &dyn Fn(u32) -> bool,
     ) -> Vec<(u32, f32)> {
-        if k == 0 {
-            return Vec::new();
-        }
-        let mut cursors: Vec<Cursor<'_>> = query
+        // The query's dimensions the index holds, with their weight and posting list.
+        let terms: Vec<(f32, &Posting)> = query
             .indices
             .iter()
             .zip(&query.values)
-            .filter_map(|(dim, &q)| {
-                let p = self.postings.get(dim)?;
-                Some(Cursor {
-                    slots: &p.slots,
-                    weights: &p.weights,
-                    pos: 0,
-                    q,
-                    bound: (q * p.max).max(q * p.min).max(0.0),
-                })
+            .filter_map(|(dim, &q)| Some((q, self.postings.get(dim)?)))
+            .collect();
+        let lists = terms
+            .iter()
+            .map(|&(q, p)| List {
+                slots: &p.slots,
+                // A document may lack the dimension, so 0 bounds the contribution too.
+                bound: (q * p.max).max(q * p.min).max(0.0),
             })
             .collect();
-        cursors.sort_by(|a, b| a.bound.total_cmp(&b.bound));
-        // prefix[i]: the bounds of cursors 0..=i summed.
-        let prefix: Vec<f32> = cursors
-            .iter()
-            .scan(0.0f32, |acc, c| {
-                *acc += c.bound;
-                Some(*acc)
-            })
-            .collect();
-        let mut top: BinaryHeap<Kept> = BinaryHeap::with_capacity(k + 1);
-        let mut theta = f32::NEG_INFINITY;
-        // Cursors below `essential` are non-essential (see the module docs).
-        let mut essential = 0;
-        while let Some(doc) = cursors[essential..]
-            .iter()
-            .filter_map(Cursor::current)
-            .min()
-        {
-            let mut partial = 0.0f32;
-            for c in &mut cursors[essential..] {
-                if c.current() == Some(doc) {
-                    partial += c.q * c.weights[c.pos];
-                    c.pos += 1;
-                }
-            }
-            if !allowed(doc) {
-                continue;
-            }
-            if top.len() == k {
-                // Later slots lose ties, so a document reaching at most θ cannot enter. The
-                // bound starts with every non-essential list's bound and swaps each for the
-                // document's actual contribution, largest bound first, while it can still pass.
-                let mut bound = partial
-                    + if essential == 0 {
-                        0.0
-                    } else {
-                        prefix[essential - 1]
-                    };
-                let mut hopeless = bound + slack(bound, theta) <= theta;
-                for c in cursors[..essential].iter_mut().rev() {
-                    if hopeless {
-                        break;
-                    }
-                    bound -= c.bound;
-                    c.seek(doc);
-                    if c.current() == Some(doc) {
-                        bound += c.q * c.weights[c.pos];
-                    }
-                    hopeless = bound + slack(bound, theta) <= theta;
-                }
-                if hopeless {
-                    continue;
-                }
-            }
-            let Some(vector) = self.get(doc) else {
-                continue;
-            };
-            let score = vector.dot(query);
-            if top.len() < k {
-                top.push(Kept { score, slot: doc });
-            } else if score > theta {
-                top.pop();
-                top.push(Kept { score, slot: doc });
-            } else {
-                continue;
-            }
-            if top.len() == k {
-                theta = top.peek().map_or(f32::NEG_INFINITY, |w| w.score);
-                while essential < cursors.len()
-                    && prefix[essential] + slack(prefix[essential], theta) <= theta
-                {
-                    essential += 1;
-                }
-            }
-        }
-        let mut out: Vec<(u32, f32)> = top.into_iter().map(|e| (e.slot, e.score)).collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        out
+        top_k(
+            lists,
+            k,
+            allowed,
+            |list, pos, _| terms[list].0 * terms[list].1.weights[pos],
+            |doc| self.get(doc).map_or(0.0, |v| v.dot(query)),
+        )
     }
 
     /// The same answer as [`SparseIndex::search`] by scoring every held document against
