@@ -1,5 +1,5 @@
 //! A BM25 text index: term postings with frequencies, document lengths, and exact top-k with
-//! the MaxScore walk of [`crate::index::maxscore`], with BM25 bounds.
+//! the MaxScore walk of `index::maxscore`, with BM25 bounds.
 //!
 //! Score of a document `d` for query terms `t` (a repeated query term counts each time):
 //! `Σ idf(t) * tf(t, d) * (k1 + 1) / (tf(t, d) + k1 * (1 - b + b * |d| / avgdl))`, with

@@ -1,5 +1,5 @@
 //! The sparse-vector index: a posting list per dimension and exact top-k by dot product with
-//! the MaxScore walk of [`crate::index::maxscore`].
+//! the MaxScore walk of `index::maxscore`.
 //!
 //! Each posting list holds `(slot, weight)` in increasing slot order with the largest and
 //! smallest weight it ever held, so `q * weight` has an upper bound per query dimension; the
