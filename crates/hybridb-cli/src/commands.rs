@@ -88,8 +88,20 @@ fn serve(data: &Path, file: &Path, s: ServeArgs) -> Result<i32> {
             .with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
         println!("hybridb serving {} on http://{local}", file.display());
+        if s.qdrant_port == 0 {
+            std::io::stdout().flush()?;
+            hybridb_server::serve(db, config, listener, shutdown_signal()).await?;
+            return anyhow::Ok(());
+        }
+        let qdrant_addr = SocketAddr::new(s.bind, s.qdrant_port);
+        let qdrant = tokio::net::TcpListener::bind(qdrant_addr)
+            .await
+            .with_context(|| {
+                format!("binding {qdrant_addr} for the Qdrant API (--qdrant-port 0 turns it off)")
+            })?;
+        println!("Qdrant-compatible API on http://{}", qdrant.local_addr()?);
         std::io::stdout().flush()?;
-        hybridb_server::serve(db, config, listener, shutdown_signal()).await?;
+        hybridb_server::serve_with_qdrant(db, config, listener, qdrant, shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
     Ok(0)

@@ -130,7 +130,7 @@ impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(BIN)
-            .args(["serve", "--port", "0"])
+            .args(["serve", "--port", "0", "--qdrant-port", "0"])
             .current_dir(dir.path())
             .env("HYBRIDB_API_KEY", READ_WRITE_KEY)
             .env("HYBRIDB_READ_API_KEY", READ_ONLY_KEY)
