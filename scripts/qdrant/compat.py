@@ -323,6 +323,17 @@ def main():
     checks.run("API keys (api-key header, Bearer, read-only) and the /qdrant prefix on the main port",
                keys_and_prefix)
 
+    def default_vector_name():
+        # Qdrant's default vector is named "": a map holding only it is the unnamed vector.
+        n = "compat_default_name"
+        assert ours.create_collection(n, vectors_config={"": models.VectorParams(size=2, distance=models.Distance.EUCLID)})
+        ours.upsert(n, points=[models.PointStruct(id=1, vector={"": [1.0, 0.0]}),
+                               models.PointStruct(id=2, vector=[0.0, 1.0])], wait=True)
+        hits = ours.query_points(n, query=[0.9, 0.1], using="", with_vectors=[""], limit=2).points
+        assert [h.id for h in hits] == [1, 2] and hits[0].vector == [1.0, 0.0], hits
+        assert ours.delete_collection(n)
+    checks.run("the default vector name \"\" is the unnamed vector", default_vector_name)
+
     def cleanup():
         for n in names:
             assert ours.delete_collection(n)

@@ -57,11 +57,16 @@ fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> 
     {
         return Err(unsupported("sparse_vectors"));
     }
-    let Some(Value::Object(vectors)) = &body.vectors else {
+    let Some(Value::Object(top)) = body.vectors.as_ref() else {
         return Err(bad(
             "vectors",
             "expected {\"size\": n, \"distance\": \"Cosine\"}",
         ));
+    };
+    // `{"": {...}}` names Qdrant's default (unnamed) vector: the same as no name.
+    let vectors = match top.get("") {
+        Some(Value::Object(inner)) if top.len() == 1 => inner,
+        _ => top,
     };
     if !vectors.contains_key("size") {
         return Err(unsupported("vectors: named vectors"));
