@@ -294,20 +294,25 @@ pub(crate) fn scroll_from(
         ));
     }
     let mut after = start.and_then(before);
-    let mut records = Vec::new();
+    let mut records: Vec<hybridb::Record> = Vec::new();
     // A page may come back short while more match (conditions checked on the payloads):
-    // read on until the page and one more are found or the collection ends.
-    loop {
-        let want = limit + 1 - records.len();
-        let page = c.scroll_where(f, after, want)?;
+    // read on until the page is full or the collection ends.
+    let mut more = true;
+    while more && records.len() < limit {
+        let page = c.scroll_where(f, after, limit - records.len())?;
         records.extend(page.records);
-        match page.next {
-            Some(next) if records.len() <= limit => after = Some(next),
-            _ => break,
-        }
+        more = page.next.is_some();
+        after = page.next;
     }
-    let next = (records.len() > limit).then(|| records[limit].id);
-    records.truncate(limit);
+    // The next page's offset is the first match after this page (a page of one, so that a
+    // `limit` at the library's maximum still works).
+    let mut next = None;
+    while more && next.is_none() {
+        let page = c.scroll_where(f, after, 1)?;
+        next = page.records.first().map(|r| r.id);
+        more = page.next.is_some();
+        after = page.next;
+    }
     Ok((records, next))
 }
 

@@ -194,9 +194,10 @@ fn run(c: &Collection, plan: Plan) -> Result<Vec<ScoredPoint>, ApiError> {
             (r.vector, Some(id))
         }
     };
-    let mut req = hybridb::SearchRequest::new(query, k + usize::from(skip_id.is_some()))
-        .with_payload(plan.payload.wants_payload())
-        .with_vector(plan.vector);
+    let mut req =
+        hybridb::SearchRequest::new(query, k.saturating_add(usize::from(skip_id.is_some())))
+            .with_payload(plan.payload.wants_payload())
+            .with_vector(plan.vector);
     if let Some(f) = plan.filter {
         req = req.filter(f);
     }
