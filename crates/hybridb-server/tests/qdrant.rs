@@ -32,7 +32,7 @@ fn errors_of_every_layer_come_in_qdrant_form() {
         c.api_keys.read_write = vec!["rw".into()];
         c.api_keys.read_only = vec!["ro".into()];
     });
-    let no_key = s.get(&format!("{Q}"));
+    let no_key = s.get(Q);
     assert_eq!(no_key.status, 401);
     assert!(
         no_key.body["status"]["error"]

@@ -261,7 +261,7 @@ pub(crate) async fn scroll(
     let limit = body.limit.unwrap_or(10);
     let selector = Selector::read(body.with_payload.as_ref(), true)?;
     let vector = with_vector(body.with_vector.as_ref())?;
-    let f = filter(body.filter)?.unwrap_or_else(Filter::new);
+    let f = filter(body.filter)?.unwrap_or_default();
     let start = body.offset.map(PointId::to_entity).transpose()?;
     let (records, next) = blocking(move || {
         let c = collection(&st.db, &name)?;
@@ -333,7 +333,7 @@ pub(crate) async fn count(
     JsonBody(body): JsonBody<CountRequest>,
 ) -> Result<Json<Reply<CountResult>>, ApiError> {
     let started = Instant::now();
-    let f = filter(body.filter)?.unwrap_or_else(Filter::new);
+    let f = filter(body.filter)?.unwrap_or_default();
     let count = blocking(move || Ok(collection(&st.db, &name)?.count_where(&f)?)).await?;
     Ok(ok(CountResult { count }, started))
 }

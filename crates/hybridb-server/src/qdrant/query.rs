@@ -173,7 +173,7 @@ fn run(c: &Collection, plan: Plan) -> Result<Vec<ScoredPoint>, ApiError> {
     let k = plan.offset.saturating_add(plan.limit);
     let (query, skip_id): (Vec<f32>, Option<EntityId>) = match plan.nearest {
         Nearest::Listing => {
-            let f = plan.filter.clone().unwrap_or_else(Filter::new);
+            let f = plan.filter.clone().unwrap_or_default();
             let (records, _) = scroll_from(c, &f, None, k)?;
             return Ok(records
                 .into_iter()
