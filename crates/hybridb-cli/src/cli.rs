@@ -134,6 +134,10 @@ pub struct ServeArgs {
     /// Port to listen on (0: any free port; the address is printed).
     #[arg(long, default_value_t = 7411)]
     pub port: u16,
+    /// Port of the Qdrant-compatible API, on the same address (0: off). It is also served
+    /// under `/qdrant` on the main port.
+    #[arg(long, default_value_t = 6333)]
+    pub qdrant_port: u16,
     /// Folder for `POST /backup` (default DATA/backups).
     #[arg(long)]
     pub backup_dir: Option<PathBuf>,

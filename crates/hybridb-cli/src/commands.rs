@@ -89,6 +89,20 @@ fn serve(data: &Path, file: &Path, s: ServeArgs) -> Result<i32> {
             .with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
         println!("hybridb serving {} on http://{local}", file.display());
+        let qdrant = if s.qdrant_port == 0 {
+            None
+        } else {
+            let qdrant_addr = SocketAddr::new(s.bind, s.qdrant_port);
+            let qdrant = tokio::net::TcpListener::bind(qdrant_addr)
+                .await
+                .with_context(|| {
+                    format!(
+                        "binding {qdrant_addr} for the Qdrant API (--qdrant-port 0 turns it off)"
+                    )
+                })?;
+            println!("Qdrant-compatible API on http://{}", qdrant.local_addr()?);
+            Some(qdrant)
+        };
         std::io::stdout().flush()?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let sink = match &s.replicate_to {
@@ -104,7 +118,12 @@ fn serve(data: &Path, file: &Path, s: ServeArgs) -> Result<i32> {
             shutdown_signal().await;
             let _ = stop_tx.send(true);
         };
-        hybridb_server::serve(db, config, listener, shutdown).await?;
+        match qdrant {
+            Some(qdrant) => {
+                hybridb_server::serve_with_qdrant(db, config, listener, qdrant, shutdown).await?
+            }
+            None => hybridb_server::serve(db, config, listener, shutdown).await?,
+        }
         if let Some(sink) = sink {
             sink.await.context("replication task")??;
         }

@@ -351,7 +351,7 @@ fn serve_answers_http_and_stops_on_sigterm() {
     let mut child = Command::new(BIN)
         .arg("--data")
         .arg(&data)
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--qdrant-port", "0"])
         .env_remove("HYBRIDB_API_KEY")
         .env_remove("HYBRIDB_READ_API_KEY")
         .stdout(Stdio::piped())

@@ -46,7 +46,7 @@ fn docs_walkthrough_works_as_written() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut server = Command::new(BIN)
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--qdrant-port", "0"])
         .current_dir(dir.path())
         .env_remove("HYBRIDB_API_KEY")
         .env_remove("HYBRIDB_READ_API_KEY")

@@ -36,6 +36,7 @@ pub mod filter;
 mod metrics;
 mod middleware;
 mod openapi;
+pub mod qdrant;
 mod reply;
 mod routes;
 mod state;
@@ -95,13 +96,42 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// Builds the application for `db` with `config` (no listening yet).
+/// Builds the application for `db` with `config` (no listening yet). It serves the Qdrant
+/// API under `/qdrant` too; [`apps`] also builds the router of the Qdrant port.
 pub fn app(db: Database, config: ServerConfig) -> App {
+    let apps = apps(db, config);
+    App {
+        router: apps.main,
+        shutdown: apps.shutdown,
+    }
+}
+
+/// The routers of both ports over one shared state (one database, one set of request
+/// slots, one metrics registry).
+pub struct Apps {
+    /// The native API (with the Qdrant API under `/qdrant`), for the main port.
+    pub main: Router,
+    /// The Qdrant-compatible API at the root, for the Qdrant port.
+    pub qdrant: Router,
+    /// Send `true` to end live streams and make `/readyz` answer 503.
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Apps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Apps").finish_non_exhaustive()
+    }
+}
+
+/// Builds the routers of both ports for `db` with `config` (no listening yet).
+pub fn apps(db: Database, config: ServerConfig) -> Apps {
     let (router, openapi) = routes::split();
     let openapi_json = openapi.to_json().unwrap_or_else(|_| "{}".to_string());
     let (state, shutdown) = new_state(db, config, openapi_json);
-    App {
-        router: with_layers(router, state),
+    let (qdrant, _) = qdrant::routes().split_for_parts();
+    Apps {
+        main: with_layers(router, state.clone(), Some(qdrant::PREFIX)),
+        qdrant: with_layers(qdrant, state, None),
         shutdown,
     }
 }
@@ -123,8 +153,15 @@ fn new_state(
     (state, shutdown)
 }
 
-/// The fallback and the layers of [`middleware`], outermost last.
-fn with_layers(router: Router<AppState>, state: AppState) -> Router {
+/// The fallback and the layers of [`middleware`], outermost last; outside them all, the
+/// rewriting of errors into Qdrant's form for the Qdrant routes (all of them, or those under
+/// `qdrant_prefix`).
+fn with_layers(
+    router: Router<AppState>,
+    state: AppState,
+    qdrant_prefix: Option<&'static str>,
+) -> Router {
+    let scope = qdrant::envelope::Scope(qdrant_prefix);
     router
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
@@ -139,6 +176,10 @@ fn with_layers(router: Router<AppState>, state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::observe,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            scope,
+            qdrant::envelope::translate,
         ))
         .with_state(state)
 }
@@ -194,6 +235,47 @@ pub async fn serve(
         .await
 }
 
+/// Serves `db` like [`serve`] on `listener`, and the Qdrant-compatible API at the root of
+/// `qdrant_listener`, over the same state, until `shutdown` resolves; then both stop taking
+/// connections and wait for the requests in flight.
+pub async fn serve_with_qdrant(
+    db: Database,
+    config: ServerConfig,
+    listener: TcpListener,
+    qdrant_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let qdrant_addr = qdrant_listener.local_addr()?;
+    for a in [addr, qdrant_addr] {
+        if let Some(warning) = exposure_warning(a, &config.api_keys) {
+            tracing::warn!(addr = %a, "{warning}");
+        }
+    }
+    let Apps {
+        main,
+        qdrant,
+        shutdown: stop,
+    } = apps(db, config);
+    tracing::info!(%addr, %qdrant_addr, "hybridb server listening (Qdrant API on the second)");
+    let nodelay = |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    };
+    let mut stopped = stop.subscribe();
+    let qdrant_stopped = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let main_server =
+        axum::serve(listener.tap_io(nodelay), main).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+    let qdrant_server =
+        axum::serve(qdrant_listener.tap_io(nodelay), qdrant).with_graceful_shutdown(qdrant_stopped);
+    let (a, b) = tokio::join!(main_server.into_future(), qdrant_server.into_future());
+    a.and(b)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -226,7 +308,7 @@ mod tests {
                     "never"
                 }),
             );
-        (with_layers(router, state), dir)
+        (with_layers(router, state, Some(qdrant::PREFIX)), dir)
     }
 
     async fn status_and_code(router: &Router, path: &str) -> (u16, String) {

@@ -79,11 +79,16 @@ pub(crate) fn required_access(method: &Method, route: &str) -> Access {
         "/collections/{name}/scroll",
         "/collections/{name}/entities/get",
     ];
+    let qdrant_route = route
+        .strip_prefix(crate::qdrant::PREFIX)
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+        .unwrap_or(route);
     if route == "/healthz" || route == "/readyz" {
         Access::Open
     } else if method == Method::GET
         || method == Method::HEAD
         || (method == Method::POST && READING_POSTS.contains(&route))
+        || (method == Method::POST && crate::qdrant::READING_POSTS.contains(&qdrant_route))
     {
         Access::Read
     } else {
@@ -124,15 +129,17 @@ pub(crate) async fn authenticate(
     if needed == Access::Open {
         return Ok(next.run(req).await);
     }
+    // `Authorization: Bearer KEY`, or Qdrant's `api-key: KEY`.
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .or_else(|| req.headers().get("api-key").map(|v| v.as_bytes()))
         .map(<[u8]>::trim_ascii);
     let Some(token) = token else {
         return Err(ApiError::new(
             ErrorCode::Unauthorized,
-            "this server needs an API key: send `Authorization: Bearer KEY`",
+            "this server needs an API key: send `Authorization: Bearer KEY` (or `api-key: KEY`)",
         ));
     };
     match access_of(keys, token) {
@@ -207,6 +214,33 @@ mod tests {
             (Method::POST, "/backup", Write),
             (Method::POST, "/verify", Write),
             (Method::POST, "unmatched", Write),
+            (Method::GET, "/qdrant", Read),
+            (
+                Method::POST,
+                "/qdrant/collections/{collection_name}/points/query",
+                Read,
+            ),
+            (
+                Method::POST,
+                "/collections/{collection_name}/points/scroll",
+                Read,
+            ),
+            (
+                Method::POST,
+                "/collections/{collection_name}/points/payload",
+                Write,
+            ),
+            (Method::PUT, "/collections/{collection_name}/points", Write),
+            (
+                Method::POST,
+                "/qdrant/collections/{collection_name}/points/delete",
+                Write,
+            ),
+            (
+                Method::POST,
+                "/qdrantx/collections/{collection_name}/points/query",
+                Write,
+            ),
         ];
         for (m, r, want) in cases {
             assert_eq!(required_access(&m, r), want, "{m} {r}");

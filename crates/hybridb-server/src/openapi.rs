@@ -26,7 +26,7 @@ use crate::error::ErrorCode;
 use crate::middleware::{Access, required_access};
 
 /// Routes that never touch the database (no storage faults).
-const WITHOUT_DATABASE: [&str; 2] = ["/healthz", "/openapi.json"];
+const WITHOUT_DATABASE: [&str; 3] = ["/healthz", "/openapi.json", "/qdrant"];
 
 /// A group of codes a layer may answer with, and why.
 struct Shared {
@@ -124,8 +124,15 @@ fn complete_operation(method: &Method, path: &str, op: &mut Operation) {
             why: "a storage fault",
         });
     }
+    let qdrant = path
+        .strip_prefix(crate::qdrant::PREFIX)
+        .is_some_and(|r| r.is_empty() || r.starts_with('/'));
     for group in &shared {
-        add_codes(op, group);
+        if qdrant {
+            add_qdrant_errors(op, group);
+        } else {
+            add_codes(op, group);
+        }
     }
     optional_body(op);
     for (status, response) in op.responses.responses.iter_mut() {
@@ -177,6 +184,25 @@ fn add_codes(op: &mut Operation, group: &Shared) {
     }
 }
 
+/// The Qdrant routes answer errors in Qdrant's form, which has no code: the layers' causes
+/// are added in words, with the `QdrantError` schema.
+fn add_qdrant_errors(op: &mut Operation, group: &Shared) {
+    let status = group.codes[0].status().as_u16().to_string();
+    match op.responses.responses.get_mut(&status) {
+        Some(RefOr::T(response)) => {
+            if !response.description.contains(group.why) {
+                response.description = format!("{}; {}", response.description, group.why);
+            }
+        }
+        _ => {
+            op.responses.responses.insert(
+                status,
+                RefOr::T(error_response_of("QdrantError", group.why.to_string())),
+            );
+        }
+    }
+}
+
 /// Turns an optional body's "`T` or `null`" schema into `T` (see the module docs).
 fn optional_body(op: &mut Operation) {
     let Some(RefOr::T(body)) = op.request_body.as_mut() else {
@@ -203,12 +229,17 @@ fn optional_body(op: &mut Operation) {
 
 /// An error answer: `ErrorBody` as JSON.
 fn error_response(description: String) -> Response {
+    error_response_of("ErrorBody", description)
+}
+
+/// An error answer with the schema `schema` as JSON.
+fn error_response_of(schema: &str, description: String) -> Response {
     ResponseBuilder::new()
         .description(description)
         .content(
             "application/json",
             ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .schema(Some(Ref::from_schema_name(schema)))
                 .build(),
         )
         .build()
@@ -230,7 +261,10 @@ fn add_headers(status: &str, response: &mut Response) {
                 .headers
                 .entry("WWW-Authenticate".to_string())
                 .or_insert_with(|| {
-                    header(Type::String, "`Bearer`: send `Authorization: Bearer KEY`")
+                    header(
+                        Type::String,
+                        "`Bearer`: send `Authorization: Bearer KEY` (or `api-key: KEY`)",
+                    )
                 });
         }
         "503" => {

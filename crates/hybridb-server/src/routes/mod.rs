@@ -35,7 +35,9 @@ use crate::state::AppState;
         (name = "search", description = "Vector search with filters"),
         (name = "aliases", description = "Names that resolve to a collection and repoint atomically"),
         (name = "changes", description = "The change feed: pages and a live stream"),
-        (name = "admin", description = "Backup, verify, stats, health, metrics, this document")
+        (name = "admin", description = "Backup, verify, stats, health, metrics, this document"),
+        (name = "qdrant", description = "The Qdrant-compatible API (served at the root of its own \
+            port, and here under `/qdrant`); errors are Qdrant's `{\"status\":{\"error\"}}`")
     )
 )]
 struct ApiDoc;
@@ -98,4 +100,5 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::readyz))
         .routes(routes!(admin::metrics))
         .routes(routes!(admin::openapi))
+        .nest(crate::qdrant::PREFIX, crate::qdrant::routes())
 }

@@ -1,0 +1,508 @@
+//! Qdrant's service root, collections, payload indexes and aliases.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use hybridb::{CollectionConfig, IndexKind, Metric, PayloadIndexKind};
+use serde_json::{Value, json};
+
+use super::convert::{bad, collection, not_found, unsupported};
+use super::envelope::{QdrantError, Reply, ok};
+use super::model::{
+    AliasDescription, ChangeAliases, CollectionDescription, CollectionExistence, CollectionInfo,
+    CollectionsAliasesResponse, CollectionsResponse, CreateCollectionBody, CreateFieldIndex,
+    HnswConfigDiff, UpdateResult, VersionInfo,
+};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{ApiPath, JsonBody};
+use crate::reply::Json;
+use crate::state::{AppState, blocking};
+
+/// The Qdrant API version this layer follows (what `GET /` reports; clients compare it with
+/// their own).
+pub(crate) const QDRANT_VERSION: &str = "1.19.0";
+
+/// Qdrant's name of a metric.
+pub(crate) fn distance_name(m: Metric) -> &'static str {
+    match m {
+        Metric::Cosine => "Cosine",
+        Metric::L2 => "Euclid",
+        Metric::Dot => "Dot",
+        Metric::Manhattan => "Manhattan",
+        _ => "Unknown",
+    }
+}
+
+fn metric_of(name: &str) -> Result<Metric, ApiError> {
+    Ok(match name {
+        "Cosine" => Metric::Cosine,
+        "Euclid" => Metric::L2,
+        "Dot" => Metric::Dot,
+        "Manhattan" => Metric::Manhattan,
+        other => {
+            return Err(bad(
+                "vectors.distance",
+                format!("unknown distance {other:?}: expected Cosine, Euclid, Dot or Manhattan"),
+            ));
+        }
+    })
+}
+
+/// The library config of a create-collection body.
+fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> {
+    if body
+        .sparse_vectors
+        .as_ref()
+        .is_some_and(|s| !s.is_null() && s.as_object().is_none_or(|m| !m.is_empty()))
+    {
+        return Err(unsupported("sparse_vectors"));
+    }
+    let Some(Value::Object(top)) = body.vectors.as_ref() else {
+        return Err(bad(
+            "vectors",
+            "expected {\"size\": n, \"distance\": \"Cosine\"}",
+        ));
+    };
+    // `{"": {...}}` names Qdrant's default (unnamed) vector: the same as no name.
+    let vectors = match top.get("") {
+        Some(Value::Object(inner)) if top.len() == 1 => inner,
+        _ => top,
+    };
+    if !vectors.contains_key("size") {
+        return Err(unsupported("vectors: named vectors"));
+    }
+    if vectors
+        .get("multivector_config")
+        .is_some_and(|v| !v.is_null())
+    {
+        return Err(unsupported("vectors.multivector_config"));
+    }
+    if let Some(t) = vectors.get("datatype").and_then(Value::as_str)
+        && t != "float32"
+    {
+        return Err(unsupported(&format!("vectors.datatype {t:?}")));
+    }
+    let size = vectors
+        .get("size")
+        .and_then(Value::as_u64)
+        .and_then(|s| u32::try_from(s).ok())
+        .ok_or_else(|| bad("vectors.size", "expected a positive integer"))?;
+    let distance = vectors
+        .get("distance")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("vectors.distance", "missing"))?;
+    let mut config = CollectionConfig::new(size, metric_of(distance)?);
+    // The vector's own hnsw_config overrides the collection's, field by field.
+    let vector_hnsw: HnswConfigDiff = match vectors.get("hnsw_config") {
+        None | Some(Value::Null) => HnswConfigDiff::default(),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| bad("vectors.hnsw_config", e))?,
+    };
+    let collection_hnsw = body.hnsw_config.clone().unwrap_or_default();
+    let m = vector_hnsw.m.or(collection_hnsw.m);
+    let ef_construct = vector_hnsw.ef_construct.or(collection_hnsw.ef_construct);
+    if m == Some(0) {
+        config = config.with_index(IndexKind::Exact);
+    } else if m.is_some() || ef_construct.is_some() {
+        let IndexKind::Hnsw {
+            m: dm,
+            ef_construction: de,
+            ef,
+        } = IndexKind::hnsw()
+        else {
+            return Err(ApiError::internal("the default index is not HNSW"));
+        };
+        config = config.with_index(IndexKind::Hnsw {
+            m: m.unwrap_or(dm),
+            ef_construction: ef_construct.unwrap_or(de),
+            ef,
+        });
+    }
+    Ok(config)
+}
+
+/// Service root
+///
+/// The server's name and the Qdrant API version it follows.
+#[utoipa::path(get, path = "/", tag = "qdrant", operation_id = "qdrant_root",
+    responses((status = 200, description = "Name and versions", body = VersionInfo)))]
+pub(crate) async fn root() -> Json<VersionInfo> {
+    Json(VersionInfo {
+        title: "hybridb (Qdrant-compatible API)".to_string(),
+        version: QDRANT_VERSION.to_string(),
+        commit: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// List collections
+///
+/// The names of every collection.
+#[utoipa::path(get, path = "/collections", tag = "qdrant", operation_id = "qdrant_get_collections",
+    responses((status = 200, description = "The collections", body = Reply<CollectionsResponse>)))]
+pub(crate) async fn list(State(st): State<AppState>) -> Json<Reply<CollectionsResponse>> {
+    let started = Instant::now();
+    let collections = st
+        .db
+        .collections()
+        .into_iter()
+        .map(|c| CollectionDescription { name: c.name })
+        .collect();
+    ok(CollectionsResponse { collections }, started)
+}
+
+/// Collection info
+///
+/// Status, counts, configuration and payload schema of a collection (or alias).
+#[utoipa::path(get, path = "/collections/{collection_name}", tag = "qdrant",
+    operation_id = "qdrant_get_collection",
+    params(("collection_name" = String, Path, description = "Collection name or alias")),
+    responses(
+        (status = 200, description = "The collection", body = Reply<CollectionInfo>),
+        (status = 404, description = "No such collection", body = QdrantError)))]
+pub(crate) async fn get(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Reply<CollectionInfo>>, ApiError> {
+    let started = Instant::now();
+    let info = blocking(move || {
+        let c = collection(&st.db, &name)?;
+        let config = c.config();
+        let count = c.count()?;
+        let mut payload_schema = serde_json::Map::new();
+        for (field, kind) in &config.payload_indexes {
+            let filter: hybridb::Filter =
+                serde_json::from_value(json!({"must": [{"exists": {"key": field}}]}))
+                    .map_err(|e| ApiError::internal(format!("payload schema count: {e}")))?;
+            let points = c.count_where(&filter)?;
+            payload_schema.insert(
+                field.clone(),
+                json!({"data_type": kind_name(*kind), "params": null, "points": points}),
+            );
+        }
+        let (m, ef_construct) = match config.index {
+            IndexKind::Hnsw {
+                m, ef_construction, ..
+            } => (m, ef_construction),
+            _ => (0, 0),
+        };
+        Ok(CollectionInfo {
+            status: "green",
+            optimizer_status: "ok",
+            segments_count: 1,
+            points_count: count,
+            indexed_vectors_count: c.indexed_count() as u64,
+            config: json!({
+                "params": {
+                    "vectors": {"size": config.dim, "distance": distance_name(config.metric)},
+                    "shard_number": 1,
+                    "replication_factor": 1,
+                    "write_consistency_factor": 1,
+                    "on_disk_payload": true
+                },
+                "hnsw_config": {"m": m, "ef_construct": ef_construct, "full_scan_threshold": 10000,
+                                "max_indexing_threads": 0, "on_disk": false},
+                "optimizer_config": {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000,
+                                     "default_segment_number": 0, "flush_interval_sec": 5,
+                                     "max_optimization_threads": null},
+                "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
+                "quantization_config": null
+            }),
+            payload_schema,
+        })
+    })
+    .await?;
+    Ok(ok(info, started))
+}
+
+fn kind_name(k: PayloadIndexKind) -> &'static str {
+    match k {
+        PayloadIndexKind::Keyword => "keyword",
+        PayloadIndexKind::Integer => "integer",
+        PayloadIndexKind::Float => "float",
+        PayloadIndexKind::Bool => "bool",
+        PayloadIndexKind::Datetime => "datetime",
+        _ => "unknown",
+    }
+}
+
+/// Create a collection
+///
+/// A collection of one unnamed dense vector: `{"vectors": {"size": n, "distance": ...}}`;
+/// `hnsw_config.m: 0` asks for exact search.
+#[utoipa::path(put, path = "/collections/{collection_name}", tag = "qdrant",
+    operation_id = "qdrant_create_collection",
+    params(("collection_name" = String, Path, description = "1..=64 bytes of [A-Za-z0-9_-]"),
+           ("timeout" = Option<u64>, Query, description = "Accepted and ignored")),
+    request_body = CreateCollectionBody,
+    responses(
+        (status = 200, description = "Created: `true`", body = Reply<bool>),
+        (status = 400, description = "A bad or unsupported configuration", body = QdrantError),
+        (status = 409, description = "A collection or alias of that name exists", body = QdrantError)))]
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<CreateCollectionBody>,
+) -> Result<Json<Reply<bool>>, ApiError> {
+    let started = Instant::now();
+    let config = config_of(&body)?;
+    blocking(move || match st.db.create_collection(&name, config) {
+        Ok(_) => Ok(()),
+        Err(hybridb::Error::CollectionExists(_)) => Err(ApiError::new(
+            ErrorCode::CollectionExists,
+            format!("Collection `{name}` already exists!"),
+        )),
+        Err(e) => Err(e.into()),
+    })
+    .await?;
+    Ok(ok(true, started))
+}
+
+/// Delete a collection
+///
+/// Drops a collection and the aliases that point to it; `false` if it did not exist.
+#[utoipa::path(delete, path = "/collections/{collection_name}", tag = "qdrant",
+    operation_id = "qdrant_delete_collection",
+    params(("collection_name" = String, Path, description = "Collection name"),
+           ("timeout" = Option<u64>, Query, description = "Accepted and ignored")),
+    responses((status = 200, description = "`true` if it existed", body = Reply<bool>)))]
+pub(crate) async fn delete(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Reply<bool>>, ApiError> {
+    let started = Instant::now();
+    let existed = blocking(move || {
+        if !st.db.collections().iter().any(|c| c.name == name) {
+            return Ok(false);
+        }
+        for alias in st.db.aliases() {
+            if alias.collection == name {
+                match st.db.delete_alias(&alias.alias) {
+                    Ok(_) | Err(hybridb::Error::AliasNotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        match st.db.drop_collection(&name) {
+            Ok(()) => Ok(true),
+            Err(hybridb::Error::CollectionNotFound(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    Ok(ok(existed, started))
+}
+
+/// Collection exists
+///
+/// Whether a collection (or alias) of that name exists.
+#[utoipa::path(get, path = "/collections/{collection_name}/exists", tag = "qdrant",
+    operation_id = "qdrant_collection_exists",
+    params(("collection_name" = String, Path, description = "Collection name or alias")),
+    responses((status = 200, description = "Whether it exists", body = Reply<CollectionExistence>)))]
+pub(crate) async fn exists(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Reply<CollectionExistence>>, ApiError> {
+    let started = Instant::now();
+    let exists = match st.db.collection(&name) {
+        Ok(_) => true,
+        Err(hybridb::Error::CollectionNotFound(_)) => false,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(ok(CollectionExistence { exists }, started))
+}
+
+/// Create a payload index
+///
+/// Declares an index on a payload field: `keyword`, `integer`, `float`, `bool` or `datetime`.
+#[utoipa::path(put, path = "/collections/{collection_name}/index", tag = "qdrant",
+    operation_id = "qdrant_create_field_index",
+    params(("collection_name" = String, Path, description = "Collection name or alias"),
+           ("wait" = Option<bool>, Query, description = "Accepted; writes always wait for their commit"),
+           ("ordering" = Option<String>, Query, description = "Accepted and ignored")),
+    request_body = CreateFieldIndex,
+    responses(
+        (status = 200, description = "Declared", body = Reply<UpdateResult>),
+        (status = 400, description = "An unsupported schema, or values that do not fit it", body = QdrantError),
+        (status = 404, description = "No such collection", body = QdrantError)))]
+pub(crate) async fn create_index(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<CreateFieldIndex>,
+) -> Result<Json<Reply<UpdateResult>>, ApiError> {
+    let started = Instant::now();
+    let schema = match &body.field_schema {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Object(m)) => m
+            .get("type")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .ok_or_else(|| bad("field_schema", "expected a type name or {\"type\": ...}"))?,
+        _ => {
+            return Err(bad(
+                "field_schema",
+                "expected a type name or {\"type\": ...}",
+            ));
+        }
+    };
+    let kind = match schema.as_str() {
+        "keyword" => PayloadIndexKind::Keyword,
+        "integer" => PayloadIndexKind::Integer,
+        "float" => PayloadIndexKind::Float,
+        "bool" => PayloadIndexKind::Bool,
+        "datetime" => PayloadIndexKind::Datetime,
+        other => return Err(unsupported(&format!("payload index type {other:?}"))),
+    };
+    let op = blocking(move || {
+        let c = collection(&st.db, &name)?;
+        c.create_payload_index(&body.field_name, kind)?;
+        Ok(st.db.last_seq()?)
+    })
+    .await?;
+    Ok(ok(completed(Some(op)), started))
+}
+
+/// The answer of a finished write.
+pub(crate) fn completed(operation_id: Option<u64>) -> UpdateResult {
+    UpdateResult {
+        operation_id,
+        status: "completed",
+    }
+}
+
+/// Delete a payload index
+///
+/// Drops the index of a payload field (the values stay).
+#[utoipa::path(delete, path = "/collections/{collection_name}/index/{field_name}", tag = "qdrant",
+    operation_id = "qdrant_delete_field_index",
+    params(("collection_name" = String, Path, description = "Collection name or alias"),
+           ("field_name" = String, Path, description = "The payload field"),
+           ("wait" = Option<bool>, Query, description = "Accepted; writes always wait for their commit"),
+           ("ordering" = Option<String>, Query, description = "Accepted and ignored")),
+    responses(
+        (status = 200, description = "Dropped (or there was none)", body = Reply<UpdateResult>),
+        (status = 404, description = "No such collection", body = QdrantError)))]
+pub(crate) async fn delete_index(
+    State(st): State<AppState>,
+    ApiPath((name, field)): ApiPath<(String, String)>,
+) -> Result<Json<Reply<UpdateResult>>, ApiError> {
+    let started = Instant::now();
+    let op = blocking(move || {
+        let c = collection(&st.db, &name)?;
+        c.drop_payload_index(&field)?;
+        Ok(st.db.last_seq()?)
+    })
+    .await?;
+    Ok(ok(completed(Some(op)), started))
+}
+
+fn field<'a>(action: &'a Value, at: &str, name: &str) -> Result<&'a str, ApiError> {
+    action
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad(&format!("{at}.{name}"), "expected a string"))
+}
+
+/// Update aliases
+///
+/// Applies `create_alias`, `delete_alias` and `rename_alias` actions in order. Each action is
+/// atomic; unlike Qdrant, a list is not: a failing action stops the list, and the actions
+/// before it stay applied.
+#[utoipa::path(post, path = "/collections/aliases", tag = "qdrant",
+    operation_id = "qdrant_update_aliases",
+    params(("timeout" = Option<u64>, Query, description = "Accepted and ignored")),
+    request_body = ChangeAliases,
+    responses(
+        (status = 200, description = "Applied: `true`", body = Reply<bool>),
+        (status = 400, description = "A malformed action", body = QdrantError),
+        (status = 404, description = "No such collection or alias", body = QdrantError),
+        (status = 409, description = "The alias name is taken", body = QdrantError)))]
+pub(crate) async fn update_aliases(
+    State(st): State<AppState>,
+    JsonBody(body): JsonBody<ChangeAliases>,
+) -> Result<Json<Reply<bool>>, ApiError> {
+    let started = Instant::now();
+    blocking(move || {
+        for (i, action) in body.actions.iter().enumerate() {
+            let at = format!("actions[{i}]");
+            if let Some(a) = action.get("create_alias") {
+                let at = format!("{at}.create_alias");
+                let collection_name = field(a, &at, "collection_name")?;
+                if !st
+                    .db
+                    .collections()
+                    .iter()
+                    .any(|c| c.name == collection_name)
+                {
+                    return Err(not_found(collection_name));
+                }
+                st.db
+                    .create_alias(field(a, &at, "alias_name")?, collection_name)?;
+            } else if let Some(a) = action.get("delete_alias") {
+                st.db
+                    .delete_alias(field(a, &format!("{at}.delete_alias"), "alias_name")?)?;
+            } else if let Some(a) = action.get("rename_alias") {
+                let at = format!("{at}.rename_alias");
+                let old = field(a, &at, "old_alias_name")?;
+                let new = field(a, &at, "new_alias_name")?;
+                let target = st
+                    .db
+                    .alias_target(old)
+                    .ok_or_else(|| hybridb::Error::AliasNotFound(old.to_string()))?;
+                st.db.create_alias(new, &target)?;
+                st.db.delete_alias(old)?;
+            } else {
+                return Err(bad(
+                    &at,
+                    "expected create_alias, delete_alias or rename_alias",
+                ));
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(ok(true, started))
+}
+
+fn alias_list(db: &hybridb::Database, of: Option<&str>) -> CollectionsAliasesResponse {
+    CollectionsAliasesResponse {
+        aliases: db
+            .aliases()
+            .into_iter()
+            .filter(|a| of.is_none_or(|c| a.collection == c))
+            .map(|a| AliasDescription {
+                alias_name: a.alias,
+                collection_name: a.collection,
+            })
+            .collect(),
+    }
+}
+
+/// List aliases
+///
+/// Every alias with its collection.
+#[utoipa::path(get, path = "/aliases", tag = "qdrant", operation_id = "qdrant_get_aliases",
+    responses((status = 200, description = "The aliases", body = Reply<CollectionsAliasesResponse>)))]
+pub(crate) async fn aliases(State(st): State<AppState>) -> Json<Reply<CollectionsAliasesResponse>> {
+    let started = Instant::now();
+    ok(alias_list(&st.db, None), started)
+}
+
+/// Aliases of a collection
+///
+/// The aliases that point to a collection.
+#[utoipa::path(get, path = "/collections/{collection_name}/aliases", tag = "qdrant",
+    operation_id = "qdrant_get_collection_aliases",
+    params(("collection_name" = String, Path, description = "Collection name")),
+    responses(
+        (status = 200, description = "The aliases", body = Reply<CollectionsAliasesResponse>),
+        (status = 404, description = "No such collection", body = QdrantError)))]
+pub(crate) async fn collection_aliases(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Reply<CollectionsAliasesResponse>>, ApiError> {
+    let started = Instant::now();
+    if !st.db.collections().iter().any(|c| c.name == name) {
+        return Err(not_found(&name));
+    }
+    Ok(ok(alias_list(&st.db, Some(&name)), started))
+}

@@ -1,0 +1,373 @@
+//! Reading Qdrant's union-typed request fields (vectors, queries, filters, payload selectors)
+//! and writing hybridb's records and hits in Qdrant's form.
+//!
+//! Everything this layer does not implement yet (named, sparse and multi vectors, server-side
+//! inference, query kinds other than `nearest`) is refused with 400 and a message saying so,
+//! naming the field, so a client never gets an answer to a different question.
+
+use hybridb::{Collection, Database, EntityId, Hit, Metric, Record};
+use serde_json::{Map, Value};
+
+use super::ids::PointId;
+use super::model::{PointRecord, ScoredPoint};
+use crate::error::{ApiError, ErrorCode};
+
+/// 400 for a feature of Qdrant's API that this layer does not have yet.
+pub(crate) fn unsupported(what: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::BadRequest,
+        format!("{what} is not supported yet by hybridb's Qdrant-compatible API"),
+    )
+}
+
+/// 400 for a malformed request field.
+pub(crate) fn bad(at: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::InvalidBody, format!("{at}: {why}"))
+}
+
+/// The collection (or alias) `name`, with Qdrant's wording when it does not exist.
+pub(crate) fn collection(db: &Database, name: &str) -> Result<Collection, ApiError> {
+    db.collection(name).map_err(|e| match e {
+        hybridb::Error::CollectionNotFound(_) => not_found(name),
+        other => other.into(),
+    })
+}
+
+/// 404 in Qdrant's words for a missing collection.
+pub(crate) fn not_found(name: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::CollectionNotFound,
+        format!("Collection `{name}` doesn't exist!"),
+    )
+}
+
+/// 404 in Qdrant's words for a missing point.
+pub(crate) fn point_not_found(id: PointId) -> ApiError {
+    ApiError::new(
+        ErrorCode::EntityNotFound,
+        format!("No point with id {id} found"),
+    )
+}
+
+/// Maps a library error, naming a missing point in Qdrant's words.
+pub(crate) fn library_error(e: hybridb::Error) -> ApiError {
+    match e {
+        hybridb::Error::InvalidEntity {
+            id,
+            problem: hybridb::EntityProblem::NotFound,
+            ..
+        } => point_not_found(PointId::of(id)),
+        hybridb::Error::InvalidEntity { index, id, problem } => ApiError::new(
+            ErrorCode::InvalidEntity,
+            format!("points[{index}] (id {}): {problem}", PointId::of(id)),
+        ),
+        other => other.into(),
+    }
+}
+
+/// A dense vector from Qdrant's vector forms: a list of numbers, or an object holding only
+/// the unnamed vector `""`.
+pub(crate) fn dense(v: &Value, at: &str) -> Result<Vec<f32>, ApiError> {
+    match v {
+        Value::Array(items) => {
+            if items.iter().any(Value::is_array) {
+                return Err(unsupported(&format!("{at}: multi-vectors")));
+            }
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| match x.as_f64() {
+                    Some(f) => Ok(f as f32),
+                    None => Err(bad(&format!("{at}[{i}]"), "expected a number")),
+                })
+                .collect()
+        }
+        Value::Object(m) if m.contains_key("indices") || m.contains_key("values") => {
+            Err(unsupported(&format!("{at}: sparse vectors")))
+        }
+        Value::Object(m) if m.contains_key("text") || m.contains_key("image") => Err(unsupported(
+            &format!("{at}: inference (documents and images)"),
+        )),
+        Value::Object(m) => match m.get("") {
+            Some(inner) if m.len() == 1 => dense(inner, at),
+            _ => Err(unsupported(&format!("{at}: named vectors"))),
+        },
+        _ => Err(bad(at, "expected a list of numbers")),
+    }
+}
+
+/// Cosine collections store unit vectors, as Qdrant does: a retrieved vector is normalised.
+pub(crate) fn prepare(mut v: Vec<f32>, metric: Metric) -> Vec<f32> {
+    if metric == Metric::Cosine {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 && norm.is_finite() {
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+    v
+}
+
+/// The ids of a request as entity ids.
+pub(crate) fn entity_ids(ids: &[PointId]) -> Result<Vec<EntityId>, ApiError> {
+    ids.iter().map(|id| id.to_entity()).collect()
+}
+
+/// Qdrant's `has_id` lists hold point ids: each becomes the entity id it maps to. Null members
+/// (what some clients send for unset fields) are dropped.
+fn translate_filter(v: &mut Value) -> Result<(), ApiError> {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            if let Some(Value::Array(ids)) = m.get_mut("has_id") {
+                for id in ids.iter_mut() {
+                    let point: PointId = serde_json::from_value(id.clone()).map_err(|e| {
+                        ApiError::new(ErrorCode::InvalidFilter, format!("filter: has_id: {e}"))
+                    })?;
+                    *id = Value::String(point.to_entity()?.to_string());
+                }
+            }
+            for (k, x) in m.iter_mut() {
+                if k != "has_id" {
+                    translate_filter(x)?;
+                }
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(translate_filter),
+        _ => Ok(()),
+    }
+}
+
+/// The library filter of a Qdrant filter (none for an absent or null one).
+pub(crate) fn filter(v: Option<Value>) -> Result<Option<hybridb::Filter>, ApiError> {
+    let Some(mut v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    translate_filter(&mut v)?;
+    serde_json::from_value(v)
+        .map(Some)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidFilter, format!("filter: {e}")))
+}
+
+/// Which payload keys an answer carries.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Selector {
+    /// The whole payload.
+    All,
+    /// No payload (`null`).
+    Nothing,
+    /// Only these paths.
+    Include(Vec<String>),
+    /// All but these paths.
+    Exclude(Vec<String>),
+}
+
+fn strings(v: &Value, at: &str) -> Result<Vec<String>, ApiError> {
+    match v {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(String::from)
+                    .ok_or_else(|| bad(at, "expected a list of keys"))
+            })
+            .collect(),
+        _ => Err(bad(at, "expected a list of keys")),
+    }
+}
+
+impl Selector {
+    /// Reads `with_payload`: a bool, a list of keys, `{"include": ...}` or `{"exclude": ...}`.
+    pub(crate) fn read(v: Option<&Value>, default: bool) -> Result<Selector, ApiError> {
+        let at = "with_payload";
+        Ok(match v {
+            None | Some(Value::Null) => {
+                if default {
+                    Selector::All
+                } else {
+                    Selector::Nothing
+                }
+            }
+            Some(Value::Bool(true)) => Selector::All,
+            Some(Value::Bool(false)) => Selector::Nothing,
+            Some(list @ Value::Array(_)) => Selector::Include(strings(list, at)?),
+            Some(Value::Object(m)) => match (m.get("include"), m.get("exclude")) {
+                (Some(i), None) => Selector::Include(strings(i, at)?),
+                (None, Some(e)) => Selector::Exclude(strings(e, at)?),
+                _ => {
+                    return Err(bad(
+                        at,
+                        "expected {\"include\": [...]} or {\"exclude\": [...]}",
+                    ));
+                }
+            },
+            Some(_) => return Err(bad(at, "expected a bool, a list of keys or an object")),
+        })
+    }
+
+    /// The payload an answer carries.
+    pub(crate) fn apply(&self, payload: Map<String, Value>) -> Option<Map<String, Value>> {
+        match self {
+            Selector::All => Some(payload),
+            Selector::Nothing => None,
+            Selector::Include(paths) => {
+                let mut out = Map::new();
+                for path in paths {
+                    copy_path(&payload, &mut out, path);
+                }
+                Some(out)
+            }
+            Selector::Exclude(paths) => {
+                let mut payload = payload;
+                for path in paths {
+                    remove_path(&mut payload, path);
+                }
+                Some(payload)
+            }
+        }
+    }
+
+    /// True if the payload is needed at all.
+    pub(crate) fn wants_payload(&self) -> bool {
+        *self != Selector::Nothing
+    }
+}
+
+fn copy_path(from: &Map<String, Value>, to: &mut Map<String, Value>, path: &str) {
+    match path.split_once('.') {
+        None => {
+            if let Some(v) = from.get(path) {
+                to.insert(path.to_string(), v.clone());
+            }
+        }
+        Some((head, rest)) => {
+            if let Some(Value::Object(inner)) = from.get(head) {
+                let entry = to
+                    .entry(head.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(target) = entry {
+                    copy_path(inner, target, rest);
+                }
+            }
+        }
+    }
+}
+
+fn remove_path(from: &mut Map<String, Value>, path: &str) {
+    match path.split_once('.') {
+        None => {
+            from.remove(path);
+        }
+        Some((head, rest)) => {
+            if let Some(Value::Object(inner)) = from.get_mut(head) {
+                remove_path(inner, rest);
+            }
+        }
+    }
+}
+
+/// Reads `with_vector`: a bool, or a list of vector names (the unnamed vector is `""`).
+pub(crate) fn with_vector(v: Option<&Value>) -> Result<bool, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(list @ Value::Array(_)) => {
+            let names = strings(list, "with_vector")?;
+            if names.iter().any(|n| !n.is_empty()) {
+                return Err(unsupported("with_vector: named vectors"));
+            }
+            Ok(!names.is_empty())
+        }
+        Some(_) => Err(bad("with_vector", "expected a bool or a list of names")),
+    }
+}
+
+/// A stored record in Qdrant's form.
+pub(crate) fn record(r: Record, payload: &Selector, vector: bool) -> PointRecord {
+    PointRecord {
+        id: PointId::of(r.id),
+        payload: payload.apply(r.payload),
+        vector: vector.then_some(r.vector),
+    }
+}
+
+/// A search hit in Qdrant's form (the library's scores already follow Qdrant's conventions:
+/// similarity for cosine and dot, the distance itself for L2 and Manhattan).
+pub(crate) fn scored(h: Hit, payload: &Selector, vector: bool) -> ScoredPoint {
+    ScoredPoint {
+        id: PointId::of(h.id),
+        version: 0,
+        score: h.score,
+        payload: h.payload.and_then(|p| payload.apply(p)),
+        vector: if vector { h.vector } else { None },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn vectors_in_their_forms() {
+        assert_eq!(dense(&json!([1, 2.5]), "v").unwrap(), vec![1.0, 2.5]);
+        assert_eq!(dense(&json!({"": [1]}), "v").unwrap(), vec![1.0]);
+        for (v, word) in [
+            (json!({"dense2": [1]}), "named vectors"),
+            (json!({"text": "hi", "model": "m"}), "inference"),
+            (json!({"indices": [1], "values": [1.0]}), "sparse"),
+            (json!([[1.0], [2.0]]), "multi-vectors"),
+        ] {
+            let e = dense(&v, "v").unwrap_err();
+            assert!(e.message.contains(word), "{e}");
+            assert!(e.message.contains("not supported yet"), "{e}");
+        }
+        assert_eq!(
+            dense(&json!([1, "x"]), "v").unwrap_err().message,
+            "v[1]: expected a number"
+        );
+    }
+
+    #[test]
+    fn filters_map_point_ids_and_drop_nulls() {
+        let f = filter(Some(
+            json!({"must": [{"has_id": [7, "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"]}],
+            "should": null, "min_should": null}),
+        ))
+        .unwrap()
+        .unwrap();
+        let seven = PointId::Num(7).to_entity().unwrap();
+        assert!(f.matches(seven, &Map::new()));
+        assert!(!f.matches(PointId::Num(8).to_entity().unwrap(), &Map::new()));
+        assert_eq!(
+            filter(Some(json!({"must": [{"has_id": [-1]}]})))
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidFilter
+        );
+        assert!(filter(Some(Value::Null)).unwrap().is_none());
+    }
+
+    #[test]
+    fn payload_selectors() {
+        let p = json!({"a": 1, "b": {"c": 2, "d": 3}})
+            .as_object()
+            .unwrap()
+            .clone();
+        let sel = Selector::read(Some(&json!(["a", "b.c"])), true).unwrap();
+        assert_eq!(
+            Value::Object(sel.apply(p.clone()).unwrap()),
+            json!({"a": 1, "b": {"c": 2}})
+        );
+        let sel = Selector::read(Some(&json!({"exclude": ["b.d"]})), true).unwrap();
+        assert_eq!(
+            Value::Object(sel.apply(p.clone()).unwrap()),
+            json!({"a": 1, "b": {"c": 2}})
+        );
+        assert_eq!(Selector::read(None, false).unwrap().apply(p), None);
+        assert!(Selector::read(Some(&json!(3)), true).is_err());
+        assert!(with_vector(Some(&json!(["image"]))).is_err());
+        assert!(with_vector(Some(&json!([""]))).unwrap());
+    }
+}

@@ -1,0 +1,80 @@
+//! The Qdrant-compatible REST API: a translation layer over the same [`hybridb::Database`],
+//! the same writer and the same limits as the native API — never a second engine.
+//!
+//! It is served at the root of its own port (`hybridb serve --qdrant-port`, default 6333),
+//! where Qdrant's clients work unchanged, and under `/qdrant` on the main port, which is how
+//! the server's one OpenAPI document describes it (operation ids `qdrant_*`, tag `qdrant`).
+//!
+//! Scope (the first slice of issue 20): one unnamed dense vector per point; collections,
+//! points, scroll, count, delete, payload updates, payload indexes, aliases, the query API's
+//! `nearest` (by vector or point id) and filtered listing, and the older search API. What is
+//! out of scope answers 400 "not supported yet" (see [`convert::unsupported`]).
+//!
+//! - Point ids (integers and UUIDs) map onto entity ids reversibly ([`ids`]).
+//! - Answers use Qdrant's envelopes; every error, including those of the shared layers, is
+//!   rewritten into Qdrant's error form ([`envelope`]).
+//! - API keys: `api-key: KEY` as Qdrant's clients send it, or `Authorization: Bearer KEY`;
+//!   the read-only key may use the reading routes (GETs, retrieve, scroll, count, query,
+//!   search).
+
+pub(crate) mod collections;
+pub(crate) mod convert;
+pub(crate) mod envelope;
+pub mod ids;
+pub(crate) mod model;
+pub(crate) mod points;
+pub(crate) mod query;
+
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+/// Where the Qdrant routes sit in the main port's route table and OpenAPI document.
+pub(crate) const PREFIX: &str = "/qdrant";
+
+/// The route templates (relative to the Qdrant root) of the POSTs that only read.
+pub(crate) const READING_POSTS: [&str; 7] = [
+    "/collections/{collection_name}/points",
+    "/collections/{collection_name}/points/scroll",
+    "/collections/{collection_name}/points/count",
+    "/collections/{collection_name}/points/query",
+    "/collections/{collection_name}/points/query/batch",
+    "/collections/{collection_name}/points/search",
+    "/collections/{collection_name}/points/search/batch",
+];
+
+#[derive(OpenApi)]
+#[openapi(components(schemas(envelope::QdrantError, ids::PointId)))]
+struct QdrantDoc;
+
+/// Every Qdrant route, with the OpenAPI document of their attributes.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(QdrantDoc::openapi())
+        .routes(routes!(collections::root))
+        .routes(routes!(collections::list))
+        .routes(routes!(
+            collections::get,
+            collections::create,
+            collections::delete
+        ))
+        .routes(routes!(collections::exists))
+        .routes(routes!(collections::create_index))
+        .routes(routes!(collections::delete_index))
+        .routes(routes!(collections::update_aliases))
+        .routes(routes!(collections::aliases))
+        .routes(routes!(collections::collection_aliases))
+        .routes(routes!(points::upsert, points::retrieve))
+        .routes(routes!(points::get_one))
+        .routes(routes!(points::delete))
+        .routes(routes!(points::scroll))
+        .routes(routes!(points::count))
+        .routes(routes!(points::set_payload, points::overwrite_payload))
+        .routes(routes!(points::delete_payload))
+        .routes(routes!(points::clear_payload))
+        .routes(routes!(query::query))
+        .routes(routes!(query::query_batch))
+        .routes(routes!(query::search))
+        .routes(routes!(query::search_batch))
+}

@@ -1,0 +1,393 @@
+//! Request and answer bodies of the Qdrant routes, in Qdrant's JSON form.
+//!
+//! Requests accept fields they do not use (Qdrant's clients send `shard_key`, `consistency`,
+//! ... freely); a field that would change the meaning of the request in a way this layer does
+//! not implement (named or sparse vectors, `prefetch`, `order_by`, ...) is refused by the
+//! handler with a 400 that names it, never ignored. Union-typed fields are kept as JSON values
+//! here and read by [`super::convert`], which names the bad part.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::ids::PointId;
+
+/// HNSW parameters (`hnsw_config`). `m: 0` asks for exact (flat) search.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct HnswConfigDiff {
+    /// Links per node; 0 = no graph (exact search).
+    pub m: Option<u32>,
+    /// Candidate list size while building.
+    pub ef_construct: Option<u32>,
+    /// Accepted and ignored (the planner decides when to scan).
+    pub full_scan_threshold: Option<u64>,
+}
+
+/// Body of `PUT /collections/{collection_name}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateCollectionBody {
+    /// `{"size": n, "distance": "Cosine" | "Euclid" | "Dot" | "Manhattan"}`; named vectors
+    /// (a map of names) are not supported yet.
+    #[schema(value_type = Object)]
+    pub vectors: Option<Value>,
+    /// Sparse vectors: not supported yet (must be absent or empty).
+    #[schema(value_type = Object)]
+    pub sparse_vectors: Option<Value>,
+    /// HNSW parameters.
+    pub hnsw_config: Option<HnswConfigDiff>,
+}
+
+/// A point to write.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PointStruct {
+    /// Its id.
+    pub id: PointId,
+    /// Its vector: a list of numbers (named and sparse vectors are not supported yet).
+    #[schema(value_type = Vec<f32>)]
+    pub vector: Value,
+    /// Its payload (none: `{}`).
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Map<String, Value>>,
+}
+
+/// The column form of an upsert.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Batch {
+    /// The ids.
+    pub ids: Vec<PointId>,
+    /// One vector per id.
+    #[schema(value_type = Vec<Vec<f32>>)]
+    pub vectors: Value,
+    /// One payload per id (or none at all).
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub payloads: Option<Vec<Option<Map<String, Value>>>>,
+}
+
+/// Body of `PUT /collections/{collection_name}/points`: `points` (a list) or `batch`
+/// (columns).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpsertBody {
+    /// The points, as a list.
+    pub points: Option<Vec<PointStruct>>,
+    /// The points, as columns.
+    pub batch: Option<Batch>,
+    /// Must be absent or `upsert`.
+    pub update_mode: Option<String>,
+    /// Not supported yet (must be absent).
+    #[schema(value_type = Object)]
+    pub update_filter: Option<Value>,
+}
+
+/// Points chosen by ids or by a filter.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PointsSelector {
+    /// These ids.
+    pub points: Option<Vec<PointId>>,
+    /// Every point matching this filter.
+    #[schema(value_type = Object)]
+    pub filter: Option<Value>,
+}
+
+/// Body of the set and overwrite payload routes.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetPayloadBody {
+    /// The keys and values.
+    #[schema(value_type = Object)]
+    pub payload: Map<String, Value>,
+    /// These ids.
+    pub points: Option<Vec<PointId>>,
+    /// Every point matching this filter.
+    #[schema(value_type = Object)]
+    pub filter: Option<Value>,
+    /// Set inside the object at this path (set only).
+    pub key: Option<String>,
+}
+
+/// Body of `POST /collections/{collection_name}/points/payload/delete`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeletePayloadBody {
+    /// Keys (paths) to remove.
+    pub keys: Vec<String>,
+    /// These ids.
+    pub points: Option<Vec<PointId>>,
+    /// Every point matching this filter.
+    #[schema(value_type = Object)]
+    pub filter: Option<Value>,
+}
+
+/// Body of `POST /collections/{collection_name}/points`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PointRequest {
+    /// The ids to read; absent ones are left out of the answer.
+    pub ids: Vec<PointId>,
+    /// `true` (default), `false`, a list of keys, `{"include": [...]}` or `{"exclude": [...]}`.
+    #[schema(value_type = Object)]
+    pub with_payload: Option<Value>,
+    /// `true` or `false` (default).
+    #[schema(value_type = Object)]
+    pub with_vector: Option<Value>,
+}
+
+/// Body of `POST /collections/{collection_name}/points/scroll`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ScrollRequest {
+    /// Start at this id (inclusive): the previous page's `next_page_offset`.
+    pub offset: Option<PointId>,
+    /// Page size, default 10.
+    pub limit: Option<usize>,
+    /// Only points matching this filter.
+    #[schema(value_type = Object)]
+    pub filter: Option<Value>,
+    /// As in [`PointRequest`]; default `true`.
+    #[schema(value_type = Object)]
+    pub with_payload: Option<Value>,
+    /// As in [`PointRequest`]; default `false`.
+    #[schema(value_type = Object)]
+    pub with_vector: Option<Value>,
+    /// Not supported yet (must be absent).
+    #[schema(value_type = Object)]
+    pub order_by: Option<Value>,
+}
+
+/// Body of `POST /collections/{collection_name}/points/count`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CountRequest {
+    /// Only points matching this filter.
+    #[schema(value_type = Object)]
+    pub filter: Option<Value>,
+    /// Accepted; counts are always exact.
+    #[allow(dead_code)] // read by serde only: every count is exact
+    pub exact: Option<bool>,
+}
+
+/// Search parameters.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct SearchParams {
+    /// Candidate list size of the graph search.
+    pub hnsw_ef: Option<usize>,
+    /// Exact search (a scan instead of the graph).
+    pub exact: Option<bool>,
+}
+
+/// Body of `POST /collections/{collection_name}/points/query` (and one item of a batch).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct QueryRequest {
+    /// A vector (list of numbers), a point id, `{"nearest": vector or id}`, or absent (the
+    /// points matching the filter in id order). Other query kinds are not supported yet.
+    #[schema(value_type = Object)]
+    pub query: Option<Value>,
+    /// Not supported yet (must be absent or empty).
+    #[schema(value_type = Object)]
+    pub prefetch: Option<Value>,
+    /// The vector name: only the unnamed vector (absent or `""`) is supported yet.
+    pub using: Option<String>,
+    /// Only points matching this filter.
+    #[schema(value_type = Object)]
+    pub filter: Option<Value>,
+    /// Search parameters.
+    pub params: Option<SearchParams>,
+    /// Only hits at least this good (for Euclid and Manhattan: at most this distance).
+    pub score_threshold: Option<f32>,
+    /// Most points, default 10.
+    pub limit: Option<usize>,
+    /// Points to skip first, default 0.
+    pub offset: Option<usize>,
+    /// As in [`PointRequest`]; default `false`.
+    #[schema(value_type = Object)]
+    pub with_payload: Option<Value>,
+    /// As in [`PointRequest`]; default `false`.
+    #[schema(value_type = Object)]
+    pub with_vector: Option<Value>,
+    /// Not supported (must be absent).
+    #[schema(value_type = Object)]
+    pub lookup_from: Option<Value>,
+}
+
+/// Body of `POST /collections/{collection_name}/points/query/batch`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct QueryBatchRequest {
+    /// The queries.
+    pub searches: Vec<QueryRequest>,
+}
+
+/// Body of `POST /collections/{collection_name}/points/search` (Qdrant's older search API).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SearchRequest {
+    /// The query vector (a list; `{"name": "", "vector": [...]}` for the unnamed vector).
+    #[schema(value_type = Vec<f32>)]
+    pub vector: Value,
+    /// Only points matching this filter.
+    #[schema(value_type = Object)]
+    pub filter: Option<Value>,
+    /// Search parameters.
+    pub params: Option<SearchParams>,
+    /// Most hits.
+    pub limit: usize,
+    /// Hits to skip first.
+    pub offset: Option<usize>,
+    /// As in [`PointRequest`]; default `false`.
+    #[schema(value_type = Object)]
+    pub with_payload: Option<Value>,
+    /// As in [`PointRequest`]; default `false`.
+    #[schema(value_type = Object)]
+    pub with_vector: Option<Value>,
+    /// Only hits at least this good.
+    pub score_threshold: Option<f32>,
+}
+
+/// Body of `POST /collections/{collection_name}/points/search/batch`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SearchBatchRequest {
+    /// The searches.
+    pub searches: Vec<SearchRequest>,
+}
+
+/// Body of `PUT /collections/{collection_name}/index`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateFieldIndex {
+    /// The payload key (a dotted path).
+    pub field_name: String,
+    /// `keyword`, `integer`, `float`, `bool` or `datetime`, or `{"type": ...}`.
+    #[schema(value_type = Object)]
+    pub field_schema: Option<Value>,
+}
+
+/// Body of `POST /collections/aliases`: `create_alias`, `delete_alias` and `rename_alias`
+/// actions, applied in order.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangeAliases {
+    /// The actions.
+    #[schema(value_type = Vec<Object>)]
+    pub actions: Vec<Value>,
+}
+
+/// A point with its score.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScoredPoint {
+    /// Its id.
+    pub id: PointId,
+    /// Its version.
+    pub version: u64,
+    /// The score: similarity for Cosine and Dot (higher is better), distance for Euclid and
+    /// Manhattan (lower is better).
+    pub score: f32,
+    /// The payload, if asked for.
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Map<String, Value>>,
+    /// The vector, if asked for.
+    pub vector: Option<Vec<f32>>,
+}
+
+/// A point.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PointRecord {
+    /// Its id.
+    pub id: PointId,
+    /// The payload, if asked for.
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Map<String, Value>>,
+    /// The vector, if asked for.
+    pub vector: Option<Vec<f32>>,
+}
+
+/// Result of a query.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryResponse {
+    /// The points, best first.
+    pub points: Vec<ScoredPoint>,
+}
+
+/// Result of a scroll.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScrollResult {
+    /// The page.
+    pub points: Vec<PointRecord>,
+    /// The `offset` of the next page; null on the last page.
+    pub next_page_offset: Option<PointId>,
+}
+
+/// Result of a count.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountResult {
+    /// Matching points.
+    pub count: u64,
+}
+
+/// Result of a write.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpdateResult {
+    /// Sequence number of the database's last committed change after the write.
+    pub operation_id: Option<u64>,
+    /// `completed`: writes are answered after their commit.
+    pub status: &'static str,
+}
+
+/// A collection's name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionDescription {
+    /// The name.
+    pub name: String,
+}
+
+/// Result of `GET /collections`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionsResponse {
+    /// Every collection.
+    pub collections: Vec<CollectionDescription>,
+}
+
+/// Result of `GET /collections/{collection_name}/exists`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionExistence {
+    /// Whether it exists.
+    pub exists: bool,
+}
+
+/// An alias.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasDescription {
+    /// The alias.
+    pub alias_name: String,
+    /// The collection it points to.
+    pub collection_name: String,
+}
+
+/// Result of the alias listings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionsAliasesResponse {
+    /// The aliases.
+    pub aliases: Vec<AliasDescription>,
+}
+
+/// Answer of `GET /`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionInfo {
+    /// `hybridb (Qdrant-compatible API)`.
+    pub title: String,
+    /// The Qdrant API version this layer follows.
+    pub version: String,
+    /// hybridb's own version.
+    pub commit: String,
+}
+
+/// Result of `GET /collections/{collection_name}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionInfo {
+    /// Always `green`: writes are indexed before they are answered.
+    pub status: &'static str,
+    /// Always `ok`.
+    pub optimizer_status: &'static str,
+    /// Always 1.
+    pub segments_count: u32,
+    /// Points stored.
+    pub points_count: u64,
+    /// Points the vector index can return.
+    pub indexed_vectors_count: u64,
+    /// `params` (the vector's size and distance), `hnsw_config`, `optimizer_config`,
+    /// `wal_config` in Qdrant's form.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// Declared payload indexes: field to `{"data_type", "points"}`.
+    #[schema(value_type = Object)]
+    pub payload_schema: Map<String, Value>,
+}
