@@ -177,6 +177,9 @@ fn every_public_operation_opens_a_span() {
     let db = Database::open(dir.path().join("s.redb")).unwrap();
     let spans = Spans::default();
     tracing::subscriber::with_default(spans.clone(), || {
+        // Tests of this binary run in parallel, some without a subscriber: a callsite first hit
+        // there may have its interest cached as "never"; recompute it with this subscriber in.
+        tracing::callsite::rebuild_interest_cache();
         let c = db
             .create_collection("traced", CollectionConfig::new(2, hybridb::Metric::L2))
             .unwrap();
