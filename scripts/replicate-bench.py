@@ -63,7 +63,7 @@ def main():
                     "--payload-index", "group=integer"], check=True, stdout=subprocess.DEVNULL)
     subprocess.run([args.bin, "--data", data, "--json", "import", "docs", src, "--batch", "5000"],
                    check=True, stdout=subprocess.DEVNULL)
-    server = subprocess.Popen([args.bin, "--data", data, "serve", "--port", "0"], stdout=subprocess.PIPE,
+    server = subprocess.Popen([args.bin, "--data", data, "serve", "--port", "0", "--qdrant-port", "0"], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     args.url = server.stdout.readline().split()[-1]
     try:

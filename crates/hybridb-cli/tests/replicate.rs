@@ -126,7 +126,7 @@ fn serve(data: &Path) -> Server {
     let mut child = Command::new(BIN)
         .arg("--data")
         .arg(data)
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--qdrant-port", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
