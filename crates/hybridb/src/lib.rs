@@ -36,6 +36,14 @@
 //! atomically, with one change event per entity; the new payload is computed from the stored
 //! one inside the write transaction, so concurrent updates of different keys are not lost.
 //!
+//! ## Retrieval building blocks
+//! Beside the collections, the index layer's pieces are public for direct use and benchmarks:
+//! [`index::sparse::SparseIndex`] (exact top-k over [`SparseVector`]s), [`index::bm25::Bm25Index`]
+//! with [`index::text::Analyzer`] (BM25 over analyzed text), [`fusion`] (RRF, DBSF, MMR) and
+//! [`index::quant::Sq8`] (8-bit codes with asymmetric distance estimates). Collections use the
+//! dense HNSW and exact indexes today; the others are wired in as named vectors and text
+//! indexes arrive (see `docs/ARCHITECTURE.md`).
+//!
 //! ## Filters
 //! Searches, counts, scrolls and deletes take a [`Filter`] over payload fields (Qdrant's filter
 //! JSON; [`Filter::matches`] defines it). Fields with a payload index
