@@ -61,8 +61,15 @@ fn payload() -> impl Strategy<Value = Value> {
         prop::option::weighted(0.75, (0u8..56).prop_map(datetime)),
         prop::option::weighted(0.75, int()),
         prop::option::weighted(0.5, kw()),
+        prop::option::weighted(
+            0.75,
+            prop::collection::vec(
+                prop::sample::select(vec!["red", "green", "blue", "sky"]),
+                0..5,
+            ),
+        ),
     )
-        .prop_map(|(kw, n, f, b, t, free, ok)| {
+        .prop_map(|(kw, n, f, b, t, free, ok, words)| {
             let mut m = Map::new();
             let mut put = |k: &str, v: Option<Value>| {
                 if let Some(v) = v {
@@ -76,6 +83,7 @@ fn payload() -> impl Strategy<Value = Value> {
             put("t", t.map(Value::String));
             put("free", free);
             put("o", ok.map(|v| json!({"k": v})));
+            put("txt", words.map(|w| json!(w.join(" "))));
             Value::Object(m)
         })
 }
@@ -98,6 +106,14 @@ fn leaf_condition() -> impl Strategy<Value = Value> {
         }),
         (-5i64..5).prop_map(|lo| json!({"key": "f", "range": {"gte": lo}})),
         any::<bool>().prop_map(|b| json!({"key": "b", "match": {"value": b}})),
+        (
+            prop::collection::vec(prop::sample::select(vec!["Red", "green", "BLUE", "sky"]), 1..3),
+            any::<bool>()
+        )
+            .prop_map(|(w, phrase)| {
+                let op = if phrase { "phrase" } else { "text" };
+                json!({"key": "txt", "match": {op: w.join(" ")}})
+            }),
         (0u8..56).prop_map(|d| json!({"key": "t", "range": {"lt": datetime(d)}})),
         prop::sample::select(vec!["kw", "n", "free", "o.k", "missing"]).prop_flat_map(|k| {
             prop::sample::select(vec!["exists", "is_null", "is_empty"])

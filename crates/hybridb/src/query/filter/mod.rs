@@ -37,6 +37,8 @@ mod tests;
 
 use parse::parse_filter;
 
+use crate::index::text::Analyzer;
+
 /// Deepest nesting of filters accepted.
 pub const MAX_FILTER_DEPTH: usize = 32;
 /// Most conditions accepted in one filter (counting nested ones and `any` values).
@@ -80,6 +82,18 @@ pub enum Condition {
         key: String,
         /// The value.
         value: MatchValue,
+    },
+    /// The field holds a string containing every word of `text` (`phrase`: the words of
+    /// `text` consecutively, in order). Words are those of the default
+    /// [`crate::index::text::Analyzer`] (Unicode words, lowercased). Checked on payloads; a text
+    /// index will answer it from postings.
+    MatchText {
+        /// Dotted field key.
+        key: String,
+        /// The words to find.
+        text: String,
+        /// Whether they must stand together, in order.
+        phrase: bool,
     },
     /// The field has one of these values.
     MatchAny {
@@ -285,6 +299,14 @@ impl Condition {
     fn matches(&self, id: EntityId, payload: &Map<String, Value>) -> bool {
         match self {
             Condition::Match { key, value } => leaves(payload, key).any(|v| value.equals(v)),
+            Condition::MatchText { key, text, phrase } => {
+                let want = Analyzer::default().terms(text);
+                leaves(payload, key).any(|v| {
+                    v.as_str().is_some_and(|s| {
+                        text_matches(&Analyzer::default().terms(s), &want, *phrase)
+                    })
+                })
+            }
             Condition::MatchAny { key, any } => {
                 leaves(payload, key).any(|v| any.iter().any(|m| m.equals(v)))
             }
@@ -301,6 +323,10 @@ impl Condition {
         match self {
             Condition::Match { key, value } => {
                 json!({"key": key, "match": {"value": value.to_json()}})
+            }
+            Condition::MatchText { key, text, phrase } => {
+                let op = if *phrase { "phrase" } else { "text" };
+                json!({"key": key, "match": {op: text}})
             }
             Condition::MatchAny { key, any } => json!({
                 "key": key,
@@ -494,3 +520,16 @@ fn collect_leaves<'a>(v: &'a Value, rest: &[&str], out: &mut Vec<&'a Value>) {
 }
 
 // ---- JSON parsing with precise errors ----
+
+/// Whether the analyzed words `have` hold every word of `want` (or, for a phrase, `want` as a
+/// consecutive run). An empty `want` matches nothing (the parser refuses it).
+fn text_matches(have: &[String], want: &[String], phrase: bool) -> bool {
+    if want.is_empty() {
+        return false;
+    }
+    if phrase {
+        have.windows(want.len()).any(|w| w == want)
+    } else {
+        want.iter().all(|t| have.contains(t))
+    }
+}

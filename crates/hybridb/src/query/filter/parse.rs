@@ -235,7 +235,7 @@ fn parse_match(
         return Err(problem(
             path,
             format!(
-                "expected {{\"value\": ...}} or {{\"any\": [...]}}, got {}",
+                "expected {{\"value\": ...}}, {{\"any\": [...]}}, {{\"text\": ...}} or {{\"phrase\": ...}}, got {}",
                 kind(v)
             ),
         ));
@@ -246,6 +246,29 @@ fn parse_match(
             key,
             value: parse_match_value(value, &format!("{path}.value"))?,
         });
+    }
+    for (op, phrase) in [("text", false), ("phrase", true)] {
+        if let Some(text) = m.get(op) {
+            only_keys(m, &[op], path)?;
+            let here = format!("{path}.{op}");
+            let Value::String(text) = text else {
+                return Err(problem(
+                    &here,
+                    format!("expected a string, got {}", kind(text)),
+                ));
+            };
+            if crate::index::text::Analyzer::default()
+                .terms(text)
+                .is_empty()
+            {
+                return Err(problem(&here, "the text has no words to match"));
+            }
+            return Ok(Condition::MatchText {
+                key,
+                text: text.clone(),
+                phrase,
+            });
+        }
     }
     if let Some(any) = m.get("any") {
         only_keys(m, &["any"], path)?;

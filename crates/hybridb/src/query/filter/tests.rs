@@ -107,8 +107,8 @@ fn malformed_filters_name_the_place() {
         (json!({"must": 3}), "filter.must"),
         (json!({"must": [{"key": "a"}]}), "filter.must[0]"),
         (
-            json!({"must": [{"key": "a", "match": {"text": "x"}}]}),
-            "text",
+            json!({"must": [{"key": "a", "match": {"regex": "x"}}]}),
+            "regex",
         ),
         (
             json!({"must": [{"key": "a", "match": {"value": 1.5}}]}),
@@ -152,4 +152,44 @@ fn malformed_filters_name_the_place() {
         Filter::from_json(&deep),
         Err(FilterProblem::TooComplex { .. })
     ));
+}
+
+#[test]
+fn text_and_phrase_match_words_of_string_fields() {
+    let id = EntityId::from_u128(1);
+    let doc = p(json!({
+        "body": "The Quick brown fox, jumping over lazy dogs.",
+        "tags": ["red fox", "blue whale"],
+        "n": 3
+    }));
+    let yes = |v: Value| assert!(f(v.clone()).matches(id, &doc), "{v}");
+    let no = |v: Value| assert!(!f(v.clone()).matches(id, &doc), "{v}");
+    yes(json!({"must": [{"key": "body", "match": {"text": "fox QUICK"}}]}));
+    no(json!({"must": [{"key": "body", "match": {"text": "fox cat"}}]}));
+    yes(json!({"must": [{"key": "body", "match": {"phrase": "quick brown"}}]}));
+    no(json!({"must": [{"key": "body", "match": {"phrase": "brown quick"}}]}));
+    yes(json!({"must": [{"key": "tags", "match": {"phrase": "blue whale"}}]}));
+    no(json!({"must": [{"key": "tags", "match": {"text": "red whale"}}]}));
+    no(json!({"must": [{"key": "n", "match": {"text": "3"}}]}));
+    no(json!({"must": [{"key": "missing", "match": {"text": "fox"}}]}));
+    // Round trip and refusals that name the place.
+    let t = f(json!({"must": [{"key": "body", "match": {"phrase": "lazy dogs"}}]}));
+    assert_eq!(Filter::from_json(&t.to_json()).unwrap(), t);
+    for (bad, at) in [
+        (
+            json!({"must": [{"key": "b", "match": {"text": " ,. "}}]}),
+            "must[0].match.text",
+        ),
+        (
+            json!({"must": [{"key": "b", "match": {"phrase": 3}}]}),
+            "must[0].match.phrase",
+        ),
+        (
+            json!({"must": [{"key": "b", "match": {"text": "a", "value": "a"}}]}),
+            "must[0].match",
+        ),
+    ] {
+        let e = Filter::from_json(&bad).unwrap_err();
+        assert!(e.to_string().contains(at), "{bad}: {e}");
+    }
 }

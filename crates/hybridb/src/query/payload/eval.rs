@@ -106,6 +106,8 @@ fn condition(c: &Condition, cx: &Context<'_>) -> Result<Evaluated, FilterProblem
             Some(f) => field_condition(f, key, c, &mut bits, false)?,
             None => return Ok(inexact()),
         },
+        // No text index yet: decided from payloads.
+        Condition::MatchText { .. } => return Ok(inexact()),
         Condition::Exists { key } | Condition::IsNull { key } | Condition::IsEmpty { key } => {
             let Some(f) = cx.index.field(key) else {
                 return Ok(inexact());
@@ -415,6 +417,7 @@ impl<'a> Checker<'a> {
                     _ => Checker::Never,
                 }
             }
+            Condition::MatchText { .. } => return Ok(None),
             Condition::Exists { key } | Condition::IsNull { key } | Condition::IsEmpty { key } => {
                 let Some(f) = index.field(key) else {
                     return Ok(None);
@@ -494,6 +497,6 @@ fn condition_bound(c: &Condition, index: &PayloadIndex) -> Option<usize> {
             f.range_count(lo, hi, BOUND_BUDGET).map(|n| n as usize)
         }
         Condition::IsNull { key } => index.field(key).map(|f| f.null_count() as usize),
-        Condition::Exists { .. } | Condition::IsEmpty { .. } => None,
+        Condition::Exists { .. } | Condition::IsEmpty { .. } | Condition::MatchText { .. } => None,
     }
 }
