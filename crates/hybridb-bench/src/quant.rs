@@ -8,11 +8,10 @@ use std::time::Instant;
 
 use anyhow::{Result, ensure};
 use clap::Args;
-use hybridb::index::distance::kernels;
 use hybridb::index::quant::Sq8;
 use serde::Serialize;
 
-use crate::metric::Metric;
+use crate::metric::{Metric, normalise_rows};
 use crate::recall::recall_at_k;
 use crate::report::{emit, round};
 use crate::topk::TopK;
@@ -66,8 +65,12 @@ struct QuantRecord {
 
 /// Runs the benchmark and prints one JSON line per oversampling factor, then the f32 scan's.
 pub fn run_quant(a: &QuantArgs) -> Result<()> {
-    let base = read_vectors(&a.base)?;
-    let queries = read_vectors(&a.queries)?;
+    let mut base = read_vectors(&a.base)?;
+    let mut queries = read_vectors(&a.queries)?;
+    if a.metric.needs_normalising() {
+        normalise_rows(&mut base.data, base.dim);
+        normalise_rows(&mut queries.data, queries.dim);
+    }
     let gt = read_ivecs(&a.gt)?;
     ensure!(
         base.dim == queries.dim,
@@ -95,11 +98,7 @@ pub fn run_quant(a: &QuantArgs) -> Result<()> {
         base.len(),
         t.elapsed().as_secs_f64()
     );
-    let k_ = kernels();
-    let exact = |q: &[f32], r: &[f32]| match a.metric {
-        Metric::L2 => (k_.l2_squared)(q, r),
-        _ => -(k_.dot)(q, r),
-    };
+    let exact = |q: &[f32], r: &[f32]| a.metric.distance(q, r);
     for &over in &a.oversampling {
         let want = if over == 0 { a.k } else { a.k * over };
         let t = Instant::now();

@@ -80,14 +80,19 @@ fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
 }
 
-/// The corpus: each paragraph's text and the page it is on.
-pub(crate) fn read_corpus(path: &PathBuf) -> Result<Vec<(String, String)>> {
+/// A reader of `path`'s lines, decompressing a `.gz` file on the way.
+pub(crate) fn open_lines(path: &PathBuf) -> Result<Box<dyn BufRead>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
         Box::new(BufReader::new(flate2::read::GzDecoder::new(file)))
     } else {
         Box::new(BufReader::new(file))
-    };
+    })
+}
+
+/// The corpus: each paragraph's text and the page it is on.
+pub(crate) fn read_corpus(path: &PathBuf) -> Result<Vec<(String, String)>> {
+    let reader = open_lines(path)?;
     let mut texts = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("reading {}", path.display()))?;

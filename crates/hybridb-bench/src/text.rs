@@ -8,7 +8,7 @@
 //! (k = 60) of dense and BM25, as the README's hybrid reference does.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -19,7 +19,7 @@ use hybridb::index::text::{Analyzer, Language, Tokenizer};
 use serde::Serialize;
 
 use crate::report::{emit, round};
-use crate::sparse::read_corpus;
+use crate::sparse::{open_lines, read_corpus};
 
 /// Analyzers `text` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,12 +103,7 @@ struct Labeled {
 }
 
 fn read_labeled(path: &PathBuf) -> Result<Vec<Labeled>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(BufReader::new(flate2::read::GzDecoder::new(file)))
-    } else {
-        Box::new(BufReader::new(file))
-    };
+    let reader = open_lines(path)?;
     let mut out = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("reading {}", path.display()))?;

@@ -92,6 +92,22 @@ fn ids_limits_and_both_views_of_an_entity() {
     let a = s.get(&format!("{Q}/c/points/0000"));
     assert_eq!(a.body["result"]["id"], 0, "{}", a.body);
     assert_eq!(s.get(&format!("{Q}/c/points/99")).status, 404);
+    // Searching like a point that does not exist is Qdrant's 404, not a bad query.
+    let like = s.send("POST", &format!("{Q}/c/points/query"), json!({"query": 99}));
+    assert_eq!(like.status, 404, "{}", like.body);
+    let like = s.send(
+        "POST",
+        &format!("{Q}/c/points/query"),
+        json!({"query": 7, "limit": 3}),
+    );
+    assert_eq!(like.status, 200, "{}", like.body);
+    let ids = like.body["result"]["points"].as_array().unwrap();
+    assert_eq!(ids.len(), 3, "{}", like.body);
+    assert!(
+        ids.iter().all(|p| p["id"] != 7),
+        "the point itself is left out: {}",
+        like.body
+    );
     assert_eq!(s.get(&format!("{Q}/c/points/x-y")).status, 400);
     // The native API sees point 7 as the entity 00000000-0000-0000-0000-000000000007.
     let native = s.get("/collections/c/entities/00000000-0000-0000-0000-000000000007");

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use axum::extract::State;
-use hybridb::{Collection, EntityId, Filter};
+use hybridb::{Collection, Filter};
 use serde_json::Value;
 
 use super::convert::{
@@ -171,7 +171,9 @@ fn run(c: &Collection, plan: Plan) -> Result<Vec<ScoredPoint>, ApiError> {
         return Ok(Vec::new());
     }
     let k = plan.offset.saturating_add(plan.limit);
-    let (query, skip_id): (Vec<f32>, Option<EntityId>) = match plan.nearest {
+    // Searching like a stored point: the engine searches with its vector and leaves it out
+    // inside the filter (`Collection::search_like_with`).
+    let (query, like): (Vec<f32>, Option<PointId>) = match plan.nearest {
         Nearest::Listing => {
             let f = plan.filter.clone().unwrap_or_default();
             let (records, _) = scroll_from(c, &f, None, k)?;
@@ -188,16 +190,11 @@ fn run(c: &Collection, plan: Plan) -> Result<Vec<ScoredPoint>, ApiError> {
                 .collect());
         }
         Nearest::Vector(v) => (v, None),
-        Nearest::Point(p) => {
-            let id = p.to_entity()?;
-            let r = c.get(id)?.ok_or_else(|| point_not_found(p))?;
-            (r.vector, Some(id))
-        }
+        Nearest::Point(p) => (Vec::new(), Some(p)),
     };
-    let mut req =
-        hybridb::SearchRequest::new(query, k.saturating_add(usize::from(skip_id.is_some())))
-            .with_payload(plan.payload.wants_payload())
-            .with_vector(plan.vector);
+    let mut req = hybridb::SearchRequest::new(query, k)
+        .with_payload(plan.payload.wants_payload())
+        .with_vector(plan.vector);
     if let Some(f) = plan.filter {
         req = req.filter(f);
     }
@@ -211,10 +208,17 @@ fn run(c: &Collection, plan: Plan) -> Result<Vec<ScoredPoint>, ApiError> {
     } else if let Some(ef) = plan.ef {
         req = req.ef(ef.max(k));
     }
-    let hits = c.search_with(&req)?;
+    let hits = match like {
+        None => c.search_with(&req)?,
+        Some(p) => match c.search_like_with(p.to_entity()?, req) {
+            Err(hybridb::Error::InvalidQuery(hybridb::QueryProblem::UnknownEntity(_))) => {
+                return Err(point_not_found(p));
+            }
+            other => other?,
+        },
+    };
     Ok(hits
         .into_iter()
-        .filter(|h| Some(h.id) != skip_id)
         .skip(plan.offset)
         .take(plan.limit)
         .map(|h| scored(h, &plan.payload, plan.vector))

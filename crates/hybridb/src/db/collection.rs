@@ -213,7 +213,7 @@ impl Collection {
         filter: &crate::query::filter::Filter,
         update: PayloadUpdate,
     ) -> Result<impl FnOnce(tokio::sync::oneshot::Sender<Result<Vec<Written>>>) -> Command> {
-        update.check().map_err(Error::InvalidUpdate)?;
+        // The update's form is checked with the filter in the writer's step 1.
         self.shared.check_live()?;
         let action = WhereAction::UpdatePayload(Arc::new(update));
         Ok(self.command(Vec::new(), Some((filter.clone(), action))))

@@ -179,7 +179,8 @@ impl Collection {
     /// entities match.
     pub fn search_like_with(&self, id: EntityId, mut req: SearchRequest) -> Result<Vec<Hit>> {
         self.observe(crate::observe::Op::Search, req.k, || {
-            let Some(record) = self.get(id)? else {
+            // Read without `get`'s own span and counters: this is one search.
+            let Some(record) = self.records(&[id])?.pop().flatten() else {
                 return Err(Error::InvalidQuery(QueryProblem::UnknownEntity(id)));
             };
             req.vector = record.vector;
