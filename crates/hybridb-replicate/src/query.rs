@@ -300,6 +300,7 @@ pub async fn search(
                     _ => None,
                 }),
                 vector: vector.map(|v| v.to_vec()),
+                vectors: None,
             },
         ));
     }

@@ -95,8 +95,10 @@ pub use db::builder::DatabaseBuilder;
 pub use db::collection::Collection;
 pub use db::handle::Database;
 pub use model::change::{ChangeEvent, ChangeKind};
-pub use model::config::{CollectionConfig, IndexKind, MAX_DIM, Metric, PayloadIndexKind};
-pub use model::entity::{Entity, Record};
+pub use model::config::{
+    CollectionConfig, IndexKind, MAX_DIM, MAX_VECTOR_NAME, Metric, PayloadIndexKind, VectorConfig,
+};
+pub use model::entity::{Entity, NamedVector, Record};
 pub use model::error::{EntityProblem, Error, FilterProblem, QueryProblem, Result};
 pub use model::id::EntityId;
 pub use model::payload_update::PayloadUpdate;

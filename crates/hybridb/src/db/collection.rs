@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use redb::ReadableTableMetadata;
 
-use crate::model::config::{CollectionConfig, PayloadIndexKind};
+use crate::model::config::{CollectionConfig, PayloadIndexKind, VectorConfig};
 use crate::model::entity::{Entity, Record, decode_payload, decode_record, decode_vector};
 use crate::model::error::{Error, QueryProblem, Result};
 use crate::model::id::EntityId;
@@ -107,6 +107,59 @@ impl Collection {
             coll,
             field,
             kind,
+            reply,
+        })
+    }
+
+    /// Declares the named vector `name` on this collection, online: no entity has it until one
+    /// is written with it. Returns `false` if it was already declared the same way; fails with
+    /// [`Error::InvalidConfig`] for a bad name or config, or a name declared another way.
+    ///
+    /// # Example
+    /// ```
+    /// # fn main() -> hybridb::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use hybridb::{CollectionConfig, Database, Entity, EntityId, Metric, SearchRequest};
+    /// use hybridb::{SparseVector, VectorConfig};
+    /// use serde_json::json;
+    ///
+    /// let db = Database::open(dir.path().join("named.redb"))?;
+    /// let docs = db.create_collection("docs", CollectionConfig::new(2, Metric::Cosine))?;
+    /// docs.add_vector("terms", VectorConfig::sparse(false))?;
+    /// docs.upsert(
+    ///     Entity::new(EntityId::from_key("a"), json!({}), vec![1.0, 0.0])
+    ///         .with_vector("terms", SparseVector::new(vec![7, 42], vec![1.0, 0.5])),
+    /// )?;
+    /// let query = SparseVector::new(vec![42], vec![2.0]);
+    /// let hits = docs.search_with(&SearchRequest::new_sparse("terms", query, 3))?;
+    /// assert_eq!(hits[0].id, EntityId::from_key("a"));
+    /// assert_eq!(hits[0].score, 1.0);
+    /// # Ok(()) }
+    /// ```
+    pub fn add_vector(&self, name: &str, config: VectorConfig) -> Result<bool> {
+        self.observe(crate::observe::Op::AddVector, 1, || {
+            self.named_vector_command(name, Some(config))
+        })
+    }
+
+    /// Removes the named vector `name` and every entity's value of it, online (its tables and
+    /// index are freed). Returns `false` if it was not declared; fails if it is the
+    /// collection's only vector.
+    pub fn remove_vector(&self, name: &str) -> Result<bool> {
+        self.observe(crate::observe::Op::RemoveVector, 1, || {
+            self.named_vector_command(name, None)
+        })
+    }
+
+    fn named_vector_command(&self, name: &str, config: Option<VectorConfig>) -> Result<bool> {
+        self.shared.check_live()?;
+        crate::model::config::validate_vector_name(name)?;
+        let coll = Arc::clone(&self.shared);
+        let name = name.to_string();
+        self.db.call(move |reply| Command::NamedVector {
+            coll,
+            name,
+            config,
             reply,
         })
     }
@@ -430,6 +483,7 @@ impl Collection {
                 if let Some(stamps) = stamps.filter(|_| caches.admit_entity(cid, id)) {
                     let cached = Arc::new(CachedRecord {
                         payload: record.payload.clone(),
+                        vectors: record.vectors.clone(),
                         version: record.version,
                         updated_at: record.updated_at,
                     });
@@ -488,7 +542,22 @@ impl Collection {
 
     /// Opens the entity and vector tables of this collection in `txn`.
     pub(crate) fn record_tables(&self, txn: &redb::ReadTransaction) -> Result<RecordTables> {
-        let tables = CollectionTables::new(self.shared.stored.cid);
+        let cid = self.shared.stored.cid;
+        let tables = CollectionTables::new(cid);
+        let named = self
+            .shared
+            .named()
+            .iter()
+            .map(|(name, d)| {
+                let t = crate::store::schema::NamedTables::new(cid, d.vid);
+                Ok((
+                    name.clone(),
+                    d.config,
+                    txn.open_table(t.vectors())
+                        .map_err(|e| self.table_error(e))?,
+                ))
+            })
+            .collect::<Result<_>>()?;
         Ok(RecordTables {
             entities: txn
                 .open_table(tables.entities())
@@ -496,6 +565,7 @@ impl Collection {
             vectors: txn
                 .open_table(tables.vectors())
                 .map_err(|e| self.table_error(e))?,
+            named,
             dim: self.shared.stored.config.dim as usize,
         })
     }
@@ -541,10 +611,19 @@ pub(crate) fn upserts(entities: Vec<Entity>) -> Vec<WriteOp> {
         .collect()
 }
 
+/// A named vector's name, config and table, open for reading.
+type NamedTable = (
+    String,
+    VectorConfig,
+    redb::ReadOnlyTable<EntityId, &'static [u8]>,
+);
+
 /// A collection's entity and vector tables in one read transaction.
 pub(crate) struct RecordTables {
     pub(crate) entities: redb::ReadOnlyTable<EntityId, &'static [u8]>,
     vectors: redb::ReadOnlyTable<EntityId, &'static [u8]>,
+    /// Each declared named vector's table.
+    named: Vec<NamedTable>,
     dim: usize,
 }
 
@@ -552,14 +631,19 @@ impl RecordTables {
     /// The full record of `id`, whose stored entity record is `rec`.
     pub(crate) fn record(&self, id: EntityId, rec: &[u8]) -> Result<Record> {
         let (header, json) = decode_record(rec)?;
-        let vec = self
-            .vectors
-            .get(id)?
-            .ok_or_else(|| crate::model::error::corrupted(format!("entity {id} has no vector")))?;
+        let vector = if self.dim == 0 {
+            Vec::new()
+        } else {
+            let vec = self.vectors.get(id)?.ok_or_else(|| {
+                crate::model::error::corrupted(format!("entity {id} has no vector"))
+            })?;
+            decode_vector(vec.value(), self.dim)?
+        };
         Ok(Record {
             id,
             payload: decode_payload(json)?,
-            vector: decode_vector(vec.value(), self.dim)?,
+            vector,
+            vectors: crate::store::load_named::read_named(&self.named, id)?,
             version: header.version,
             updated_at: header.updated_at,
         })

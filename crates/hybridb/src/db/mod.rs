@@ -13,3 +13,4 @@ pub(crate) mod collection;
 pub(crate) mod handle;
 pub(crate) mod payload_admin;
 pub(crate) mod read;
+pub(crate) mod vector_admin;

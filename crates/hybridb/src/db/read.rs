@@ -15,10 +15,12 @@ use redb::ReadableTable;
 
 use crate::db::collection::Collection;
 use crate::index::bitset::SlotBitset;
-use crate::model::config::{IndexKind, Metric};
+use crate::model::config::{IndexKind, Metric, VectorConfig};
+use crate::model::entity::NamedVector;
 use crate::model::entity::{Record, check_vector, decode_payload, decode_record, index_form};
 use crate::model::error::{Error, FilterProblem, QueryProblem, Result};
 use crate::model::id::EntityId;
+use crate::model::sparse::SparseVector;
 use crate::query::filter::{Condition, Filter};
 use crate::query::payload::eval::{self, Evaluated};
 use crate::query::search::{Consistency, Explain, Hit, Plan, ScrollPage, SearchRequest};
@@ -103,6 +105,15 @@ fn result_key(req: &SearchRequest) -> Box<[u8]> {
     for x in &req.vector {
         key.extend_from_slice(&x.to_bits().to_le_bytes());
     }
+    key.extend_from_slice(&(req.using.len() as u64).to_le_bytes());
+    key.extend_from_slice(req.using.as_bytes());
+    if let Some(q) = &req.sparse {
+        key.extend_from_slice(&(q.len() as u64).to_le_bytes());
+        for (i, x) in q.indices.iter().zip(&q.values) {
+            key.extend_from_slice(&i.to_le_bytes());
+            key.extend_from_slice(&x.to_bits().to_le_bytes());
+        }
+    }
     if let Some(f) = req.filter.as_ref().filter(|f| !f.is_empty()) {
         // Debug output is deterministic and covers every field of the filter.
         key.extend_from_slice(format!("{f:?}").as_bytes());
@@ -173,17 +184,35 @@ impl Collection {
         self.search_like_with(id, SearchRequest::new(Vec::new(), k))
     }
 
-    /// As [`Collection::search_like`], with the options of `req` (filter, threshold, payloads,
-    /// effort, consistency); `req.vector` is ignored: the stored vector of `id` is searched
-    /// with, and `id` is left out inside the filter, so `k` hits come back whenever `k` other
-    /// entities match.
+    /// As [`Collection::search_like`], with the options of `req` (the vector searched,
+    /// filter, threshold, payloads, effort, consistency); `req.vector` and `req.sparse` are
+    /// ignored: the stored vector `req.using` of `id` is searched with, and `id` is left out
+    /// inside the filter, so `k` hits come back whenever `k` other entities match. Fails with
+    /// [`crate::QueryProblem::EntityLacksVector`] if `id` does not have that vector.
     pub fn search_like_with(&self, id: EntityId, mut req: SearchRequest) -> Result<Vec<Hit>> {
         self.observe(crate::observe::Op::Search, req.k, || {
             // Read without `get`'s own span and counters: this is one search.
-            let Some(record) = self.records(&[id])?.pop().flatten() else {
+            let Some(mut record) = self.records(&[id])?.pop().flatten() else {
                 return Err(Error::InvalidQuery(QueryProblem::UnknownEntity(id)));
             };
-            req.vector = record.vector;
+            if req.using.is_empty() {
+                req.vector = record.vector;
+                req.sparse = None;
+            } else {
+                match record.vectors.remove(&req.using) {
+                    Some(NamedVector::Dense(v)) => {
+                        req.vector = v;
+                        req.sparse = None;
+                    }
+                    Some(NamedVector::Sparse(v)) => req.sparse = Some(v),
+                    None => {
+                        return Err(Error::InvalidQuery(QueryProblem::EntityLacksVector {
+                            id,
+                            name: req.using.clone(),
+                        }));
+                    }
+                }
+            }
             let not_itself = Condition::has_id([id]);
             req.filter = Some(match req.filter.take() {
                 Some(f) => f.must_not(not_itself),
@@ -222,55 +251,127 @@ impl Collection {
         self.observe(crate::observe::Op::Explain, req.k, || self.run_search(req))
     }
 
+    /// Resolves what `req` searches: the vector named by `req.using`, checked against the
+    /// query given.
+    fn target<'r>(&self, req: &'r SearchRequest) -> Result<Target<'r>> {
+        let config = &self.shared.stored.config;
+        let bad = |p| Error::InvalidQuery(p);
+        let declared = if req.using.is_empty() {
+            if !config.has_default_vector() {
+                return Err(bad(QueryProblem::UnknownVector(String::new())));
+            }
+            VectorConfig::Dense {
+                dim: config.dim,
+                metric: config.metric,
+                index: config.index,
+            }
+        } else {
+            match self.shared.named().get(&req.using) {
+                Some(d) => d.config,
+                None => return Err(bad(QueryProblem::UnknownVector(req.using.clone()))),
+            }
+        };
+        let wrong_kind = |declared: &'static str, got: &'static str| {
+            bad(QueryProblem::WrongVectorKind {
+                name: req.using.clone(),
+                declared,
+                got,
+            })
+        };
+        match (declared, &req.sparse) {
+            (VectorConfig::Dense { dim, metric, index }, None) => {
+                check_vector(&req.vector, dim as usize, metric)
+                    .map_err(|p| bad(QueryProblem::Vector(p)))?;
+                let ef = match (req.ef, index) {
+                    (Some(ef), _) => ef,
+                    (None, IndexKind::Hnsw { ef, .. }) => ef as usize,
+                    (None, _) => req.k,
+                }
+                .max(req.k);
+                Ok(Target::Dense {
+                    using: &req.using,
+                    query: index_form(&req.vector, metric),
+                    metric,
+                    ef,
+                })
+            }
+            (VectorConfig::Sparse { .. }, Some(q)) => {
+                q.check().map_err(|p| bad(QueryProblem::Vector(p)))?;
+                Ok(Target::Sparse {
+                    using: &req.using,
+                    query: q,
+                })
+            }
+            (VectorConfig::Dense { .. }, Some(_)) => Err(wrong_kind("dense", "sparse")),
+            (VectorConfig::Sparse { .. }, None) => Err(wrong_kind("sparse", "dense")),
+        }
+    }
+
     /// A search, uncached and without a span of its own.
     fn run_search(&self, req: &SearchRequest) -> Result<Explain> {
         let t0 = Instant::now();
         self.shared.check_live()?;
         self.check_k(req.k)?;
-        let config = &self.shared.stored.config;
-        check_vector(&req.vector, config.dim as usize, config.metric)
-            .map_err(|p| Error::InvalidQuery(QueryProblem::Vector(p)))?;
+        let target = self.target(req)?;
         if let Some(t) = req.score_threshold
             && !t.is_finite()
         {
             return Err(Error::InvalidQuery(QueryProblem::BadScoreThreshold(t)));
         }
-        let query = index_form(&req.vector, config.metric);
         if req.consistency == Consistency::Strong {
             self.db.shared.progress.wait_for_committed();
         }
-        let ef = match (req.ef, config.index) {
-            (Some(ef), _) => ef,
-            (None, IndexKind::Hnsw { ef, .. }) => ef as usize,
-            (None, _) => req.k,
-        }
-        .max(req.k);
         let (planned, payloads_checked) = match req.filter.as_ref().filter(|f| !f.is_empty()) {
             None => {
                 let t = Instant::now();
-                let hits = self.shared.index.search(&query, req.k, ef);
-                let live = self.shared.index.live_count();
-                let planned = Planned {
-                    hits,
-                    plan: Plan::Unfiltered,
-                    fallback: false,
-                    matching: live,
-                    estimated: false,
-                    live,
-                    ef,
-                    filter_micros: 0,
-                    search_micros: t.elapsed().as_micros() as u64,
-                };
-                (planned, 0)
+                let index = &self.shared.index;
+                match &target {
+                    Target::Dense {
+                        using, query, ef, ..
+                    } => {
+                        let hits = index.search(using, query, req.k, *ef);
+                        let live = index.live_count();
+                        let planned = Planned {
+                            hits,
+                            plan: Plan::Unfiltered,
+                            fallback: false,
+                            matching: live,
+                            estimated: false,
+                            live,
+                            ef: *ef,
+                            filter_micros: 0,
+                            search_micros: t.elapsed().as_micros() as u64,
+                        };
+                        (planned, 0)
+                    }
+                    Target::Sparse { using, query } => {
+                        match index
+                            .search_sparse(using, query, req.k, None)
+                            .map_err(filter_error)?
+                        {
+                            Searched::Done(planned) => (planned, 0),
+                            Searched::NeedsPayloads(_) => {
+                                return Err(crate::model::error::corrupted(
+                                    "an unfiltered sparse search asked for payloads",
+                                ));
+                            }
+                        }
+                    }
+                }
             }
-            Some(filter) => self.filtered_search(&query, req.k, ef, filter)?,
+            Some(filter) => self.filtered_search(&target, req.k, filter)?,
         };
-        let score = |d: f32| match config.metric {
+        let metric = match target {
+            Target::Dense { metric, .. } => metric,
+            // Sparse scores are dot products: higher is better.
+            Target::Sparse { .. } => Metric::Dot,
+        };
+        let score = |d: f32| match metric {
             Metric::L2 => d.max(0.0).sqrt(),
             Metric::Manhattan => d.max(0.0),
             Metric::Cosine | Metric::Dot => -d,
         };
-        let good_enough = |s: f32| match (req.score_threshold, config.metric) {
+        let good_enough = |s: f32| match (req.score_threshold, metric) {
             (None, _) => true,
             (Some(t), Metric::L2 | Metric::Manhattan) => s <= t,
             (Some(t), _) => s >= t,
@@ -283,6 +384,7 @@ impl Collection {
                 score: score(distance),
                 payload: None,
                 vector: None,
+                vectors: None,
             })
             .filter(|h| good_enough(h.score))
             .collect();
@@ -302,7 +404,10 @@ impl Collection {
                         return None;
                     }
                     h.payload = req.with_payload.then_some(r.payload);
-                    h.vector = req.with_vector.then_some(r.vector);
+                    if req.with_vector {
+                        h.vector = Some(r.vector);
+                        h.vectors = Some(r.vectors);
+                    }
                     Some(h)
                 })
                 .collect();
@@ -324,15 +429,20 @@ impl Collection {
 
     fn filtered_search(
         &self,
-        query: &[f32],
+        target: &Target<'_>,
         k: usize,
-        ef: usize,
         filter: &Filter,
     ) -> Result<(Planned, usize)> {
         let index = &self.shared.index;
         index
             .with_payload(|p| eval::check(filter, p))
             .map_err(filter_error)?;
+        let search = |input: FilterInput<'_>| match target {
+            Target::Dense {
+                using, query, ef, ..
+            } => index.search_planned(using, query, k, *ef, input),
+            Target::Sparse { using, query } => index.search_sparse(using, query, k, Some(input)),
+        };
         let t = Instant::now();
         let ids = self.has_id_slots(filter)?;
         // First try: every condition answered by the postings, under one lock hold.
@@ -340,10 +450,7 @@ impl Collection {
             filter,
             id_slots: &ids,
         };
-        let superset = match index
-            .search_planned(query, k, ef, input)
-            .map_err(filter_error)?
-        {
+        let superset = match search(input).map_err(filter_error)? {
             Searched::Done(planned) => return Ok((planned, 0)),
             Searched::NeedsPayloads(superset) => superset,
         };
@@ -355,10 +462,7 @@ impl Collection {
             bits: m.bits,
             expect: &expect,
         };
-        match index
-            .search_planned(query, k, ef, input)
-            .map_err(filter_error)?
-        {
+        match search(input).map_err(filter_error)? {
             Searched::Done(mut planned) => {
                 planned.filter_micros += filter_micros;
                 Ok((planned, m.payloads_checked))
@@ -463,4 +567,20 @@ impl Collection {
             next: if more { ids.last().copied() } else { None },
         })
     }
+}
+
+/// What a search runs on, resolved from its request.
+enum Target<'r> {
+    /// A dense vector (`""`: the default one); `query` is in index form.
+    Dense {
+        using: &'r str,
+        query: Vec<f32>,
+        metric: Metric,
+        ef: usize,
+    },
+    /// A sparse named vector.
+    Sparse {
+        using: &'r str,
+        query: &'r SparseVector,
+    },
 }

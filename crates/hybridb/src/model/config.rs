@@ -1,4 +1,5 @@
-//! Collection configuration: dimension, metric, index kind and declared payload indexes.
+//! Collection configuration: the default vector (dimension, metric, index kind), named dense
+//! and sparse vectors, and declared payload indexes.
 //!
 //! A config is validated when a collection is created and stored in the `collections` table as a
 //! format byte followed by its JSON encoding (JSON rather than postcard because the config uses
@@ -97,7 +98,125 @@ pub enum PayloadIndexKind {
     Datetime,
 }
 
+/// A named vector of a collection: dense (its own dimension, metric and index) or sparse.
+///
+/// Encoded in JSON as `{"type": "dense", "dim": 384, "metric": "cosine", "index": {...}}` or
+/// `{"type": "sparse", "idf": true}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum VectorConfig {
+    /// A dense `f32` vector.
+    Dense {
+        /// Dimension, 1..=4096.
+        dim: u32,
+        /// Similarity metric.
+        metric: Metric,
+        /// Index kind (default HNSW).
+        #[serde(default)]
+        index: IndexKind,
+    },
+    /// A sparse vector (`indices` and `values`), scored by dot product.
+    Sparse {
+        /// Weigh each query dimension by its inverse document frequency in the collection
+        /// (Qdrant's `idf` modifier: `ln((N - n + 0.5) / (n + 0.5) + 1)`).
+        #[serde(default)]
+        idf: bool,
+    },
+}
+
+impl VectorConfig {
+    /// A dense vector with the default HNSW index.
+    pub fn dense(dim: u32, metric: Metric) -> Self {
+        VectorConfig::Dense {
+            dim,
+            metric,
+            index: IndexKind::default(),
+        }
+    }
+
+    /// A dense vector with the given index kind.
+    pub fn dense_with_index(dim: u32, metric: Metric, index: IndexKind) -> Self {
+        VectorConfig::Dense { dim, metric, index }
+    }
+
+    /// A sparse vector; `idf` turns on the IDF modifier.
+    pub fn sparse(idf: bool) -> Self {
+        VectorConfig::Sparse { idf }
+    }
+
+    /// `"dense"` or `"sparse"`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            VectorConfig::Dense { .. } => "dense",
+            VectorConfig::Sparse { .. } => "sparse",
+        }
+    }
+
+    fn validate(&self, name: &str) -> Result<()> {
+        if let VectorConfig::Dense { dim, index, .. } = self {
+            validate_dense(*dim, *index).map_err(|e| match e {
+                Error::InvalidConfig(m) => Error::InvalidConfig(format!("vector {name:?}: {m}")),
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Longest accepted vector name, in bytes.
+pub const MAX_VECTOR_NAME: usize = 128;
+
+/// Checks a named vector's name: 1..=128 bytes, no control characters. (The empty name is the
+/// default vector, configured by [`CollectionConfig::dim`] and friends.)
+pub(crate) fn validate_vector_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_VECTOR_NAME || name.chars().any(char::is_control) {
+        return Err(Error::InvalidConfig(format!(
+            "vector name {:?} must be 1..={MAX_VECTOR_NAME} bytes without control characters \
+             (the default vector has no name: it is configured by `dim`, `metric` and `index`)",
+            name.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+fn validate_dense(dim: u32, index: IndexKind) -> Result<()> {
+    if dim == 0 || dim > MAX_DIM {
+        return Err(Error::InvalidConfig(format!(
+            "dimension {dim} is outside 1..={MAX_DIM}"
+        )));
+    }
+    if let IndexKind::Hnsw {
+        m,
+        ef_construction,
+        ef,
+    } = index
+    {
+        if !(2..=128).contains(&m) {
+            return Err(Error::InvalidConfig(format!(
+                "hnsw m {m} is outside 2..=128"
+            )));
+        }
+        if ef_construction < m || ef_construction > 4096 {
+            return Err(Error::InvalidConfig(format!(
+                "hnsw ef_construction {ef_construction} is outside m..=4096"
+            )));
+        }
+        if ef == 0 || ef > 65_536 {
+            return Err(Error::InvalidConfig(format!(
+                "hnsw ef {ef} is outside 1..=65536"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The configuration of a collection.
+///
+/// The default vector (no name) has `dim`, `metric` and `index`; every entity must carry it,
+/// except in a collection with `dim` 0, which has no default vector and only named ones.
+/// Named vectors (`vectors`) are optional per entity: a search over one sees only the entities
+/// that have it.
 ///
 /// # Example
 /// ```
@@ -108,7 +227,8 @@ pub enum PayloadIndexKind {
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CollectionConfig {
-    /// Vector dimension, 1..=4096.
+    /// Dimension of the default vector, 1..=4096; 0 for a collection without a default vector
+    /// (it must then declare at least one named vector).
     pub dim: u32,
     /// Similarity metric.
     pub metric: Metric,
@@ -116,6 +236,10 @@ pub struct CollectionConfig {
     pub index: IndexKind,
     /// Declared payload indexes: field name to value type.
     pub payload_indexes: BTreeMap<String, PayloadIndexKind>,
+    /// Named vectors (dense or sparse), by name. Absent from the JSON of files written before
+    /// named vectors existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vectors: BTreeMap<String, VectorConfig>,
 }
 
 impl CollectionConfig {
@@ -126,7 +250,31 @@ impl CollectionConfig {
             metric,
             index: IndexKind::default(),
             payload_indexes: BTreeMap::new(),
+            vectors: BTreeMap::new(),
         }
+    }
+
+    /// A config without a default vector: entities carry only the named vectors declared with
+    /// [`CollectionConfig::with_vector`] (at least one is required).
+    pub fn named_only() -> Self {
+        CollectionConfig {
+            dim: 0,
+            metric: Metric::Cosine,
+            index: IndexKind::default(),
+            payload_indexes: BTreeMap::new(),
+            vectors: BTreeMap::new(),
+        }
+    }
+
+    /// Declares the named vector `name`.
+    pub fn with_vector(mut self, name: impl Into<String>, vector: VectorConfig) -> Self {
+        self.vectors.insert(name.into(), vector);
+        self
+    }
+
+    /// Whether the collection has a default (unnamed) vector.
+    pub fn has_default_vector(&self) -> bool {
+        self.dim != 0
     }
 
     /// Sets the index kind.
@@ -142,33 +290,18 @@ impl CollectionConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.dim == 0 || self.dim > MAX_DIM {
-            return Err(Error::InvalidConfig(format!(
-                "dimension {} is outside 1..={MAX_DIM}",
-                self.dim
-            )));
+        if self.dim == 0 {
+            if self.vectors.is_empty() {
+                return Err(Error::InvalidConfig(
+                    "dimension 0 (no default vector) needs at least one named vector".into(),
+                ));
+            }
+        } else {
+            validate_dense(self.dim, self.index)?;
         }
-        if let IndexKind::Hnsw {
-            m,
-            ef_construction,
-            ef,
-        } = self.index
-        {
-            if !(2..=128).contains(&m) {
-                return Err(Error::InvalidConfig(format!(
-                    "hnsw m {m} is outside 2..=128"
-                )));
-            }
-            if ef_construction < m || ef_construction > 4096 {
-                return Err(Error::InvalidConfig(format!(
-                    "hnsw ef_construction {ef_construction} is outside m..=4096"
-                )));
-            }
-            if ef == 0 || ef > 65_536 {
-                return Err(Error::InvalidConfig(format!(
-                    "hnsw ef {ef} is outside 1..=65536"
-                )));
-            }
+        for (name, vector) in &self.vectors {
+            validate_vector_name(name)?;
+            vector.validate(name)?;
         }
         for field in self.payload_indexes.keys() {
             validate_field_key(field)?;
@@ -223,6 +356,12 @@ pub(crate) struct StoredCollection {
     pub created_at: u64,
     /// The configuration.
     pub config: CollectionConfig,
+    /// Internal id of each named vector (names its tables, never reused in this collection).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vector_ids: BTreeMap<String, u32>,
+    /// The last named-vector id assigned (0: none yet).
+    #[serde(default)]
+    pub last_vid: u32,
 }
 
 const STORED_COLLECTION_FORMAT: u8 = 1;
@@ -272,7 +411,10 @@ mod tests {
             config_version: 1,
             created_at: 123,
             config: CollectionConfig::new(3, Metric::L2)
-                .with_payload_index("lang", PayloadIndexKind::Keyword),
+                .with_payload_index("lang", PayloadIndexKind::Keyword)
+                .with_vector("sparse", VectorConfig::sparse(true)),
+            vector_ids: BTreeMap::from([("sparse".to_string(), 1)]),
+            last_vid: 1,
         };
         assert_eq!(StoredCollection::decode(&s.encode()).unwrap(), s);
         assert!(StoredCollection::decode(&[9, 1, 2]).is_err());
@@ -314,6 +456,27 @@ mod tests {
         assert!(
             CollectionConfig::new(8, Metric::L2)
                 .with_index(bad_ef)
+                .validate()
+                .is_err()
+        );
+        assert!(CollectionConfig::named_only().validate().is_err());
+        assert!(
+            CollectionConfig::named_only()
+                .with_vector("s", VectorConfig::sparse(false))
+                .validate()
+                .is_ok()
+        );
+        for bad in ["", "a\nb"] {
+            assert!(
+                CollectionConfig::new(2, Metric::L2)
+                    .with_vector(bad, VectorConfig::sparse(false))
+                    .validate()
+                    .is_err()
+            );
+        }
+        assert!(
+            CollectionConfig::new(2, Metric::L2)
+                .with_vector("d", VectorConfig::dense(0, Metric::L2))
                 .validate()
                 .is_err()
         );

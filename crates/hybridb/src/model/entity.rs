@@ -3,33 +3,102 @@
 //! Stored forms (see `docs/format.md`):
 //! - entity record: `[format=1][slot: u32 LE][version: u64 LE][updated_at: u64 LE][payload JSON]`;
 //! - vector: the components as little-endian `f32`, decoded by copying (redb values are
-//!   1-byte aligned, so stored bytes are never cast to `&[f32]`).
+//!   1-byte aligned, so stored bytes are never cast to `&[f32]`);
+//! - sparse vector: `[format=1][n: u32 LE][n x index: u32 LE][n x value: f32 LE]`.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::config::Metric;
+use crate::model::config::{Metric, VectorConfig};
 use crate::model::error::{EntityProblem, Result, corrupted};
 use crate::model::id::EntityId;
+use crate::model::sparse::SparseVector;
 
-/// An entity to write: its id, its structured state (a JSON object) and its embedding.
+/// The value of a named vector: dense components or a sparse vector.
+///
+/// In JSON a dense vector is an array of numbers and a sparse one an object
+/// `{"indices": [...], "values": [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NamedVector {
+    /// Dense components; the length must equal the named vector's dimension.
+    Dense(Vec<f32>),
+    /// A sparse vector.
+    Sparse(SparseVector),
+}
+
+impl NamedVector {
+    /// `"dense"` or `"sparse"`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            NamedVector::Dense(_) => "dense",
+            NamedVector::Sparse(_) => "sparse",
+        }
+    }
+
+    /// Rough size in bytes (group-commit limits, cache weights).
+    pub(crate) fn approx_bytes(&self) -> usize {
+        match self {
+            NamedVector::Dense(v) => v.len() * 4,
+            NamedVector::Sparse(s) => s.len() * 8,
+        }
+    }
+}
+
+impl From<Vec<f32>> for NamedVector {
+    fn from(v: Vec<f32>) -> Self {
+        NamedVector::Dense(v)
+    }
+}
+
+impl From<SparseVector> for NamedVector {
+    fn from(v: SparseVector) -> Self {
+        NamedVector::Sparse(v)
+    }
+}
+
+/// An entity to write: its id, its structured state (a JSON object), its default embedding
+/// and any named vectors.
+///
+/// An upsert replaces the whole entity: named vectors it does not carry are removed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
     /// The entity's id.
     pub id: EntityId,
     /// Structured state; must be a JSON object.
     pub payload: Value,
-    /// The embedding; its length must equal the collection's dimension.
+    /// The default embedding; its length must equal the collection's dimension (empty in a
+    /// collection without a default vector).
     pub vector: Vec<f32>,
+    /// Named vectors, by name; each must be declared by the collection with the same kind.
+    pub vectors: BTreeMap<String, NamedVector>,
 }
 
 impl Entity {
-    /// Builds an entity.
+    /// Builds an entity with a default vector and no named ones.
     pub fn new(id: EntityId, payload: Value, vector: Vec<f32>) -> Self {
         Entity {
             id,
             payload,
             vector,
+            vectors: BTreeMap::new(),
         }
+    }
+
+    /// Adds (or replaces) the named vector `name`.
+    ///
+    /// ```
+    /// use hybridb::{Entity, EntityId, SparseVector};
+    /// let e = Entity::new(EntityId::from_key("a"), serde_json::json!({}), vec![])
+    ///     .with_vector("title", vec![0.1, 0.2])
+    ///     .with_vector("terms", SparseVector::new(vec![3, 17], vec![0.5, 1.2]));
+    /// assert_eq!(e.vectors.len(), 2);
+    /// ```
+    pub fn with_vector(mut self, name: impl Into<String>, vector: impl Into<NamedVector>) -> Self {
+        self.vectors.insert(name.into(), vector.into());
+        self
     }
 }
 
@@ -40,8 +109,10 @@ pub struct Record {
     pub id: EntityId,
     /// Structured state (a JSON object).
     pub payload: Map<String, Value>,
-    /// The embedding exactly as written (not normalised).
+    /// The default embedding exactly as written (not normalised; empty without one).
     pub vector: Vec<f32>,
+    /// The named vectors the entity has, exactly as written.
+    pub vectors: BTreeMap<String, NamedVector>,
     /// 1 on creation, +1 on every write.
     pub version: u64,
     /// Time of the last write, milliseconds since the Unix epoch.
@@ -124,6 +195,92 @@ pub(crate) fn decode_vector(bytes: &[u8], dim: usize) -> Result<Vec<f32>> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect())
+}
+
+const SPARSE_FORMAT: u8 = 1;
+
+/// Encodes a (checked) sparse vector.
+pub(crate) fn encode_sparse(v: &SparseVector) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + v.len() * 8);
+    out.push(SPARSE_FORMAT);
+    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    for i in &v.indices {
+        out.extend_from_slice(&i.to_le_bytes());
+    }
+    for x in &v.values {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+/// Decodes a stored sparse vector and checks its invariant.
+pub(crate) fn decode_sparse(bytes: &[u8]) -> Result<SparseVector> {
+    let bad = |why: &str| corrupted(format!("stored sparse vector: {why}"));
+    let (&format, rest) = bytes.split_first().ok_or_else(|| bad("empty"))?;
+    if format != SPARSE_FORMAT {
+        return Err(bad(&format!("format {format}")));
+    }
+    if rest.len() < 4 {
+        return Err(bad("no length"));
+    }
+    let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    let body = &rest[4..];
+    if body.len() != n * 8 {
+        return Err(bad(&format!("{} bytes for {n} entries", body.len())));
+    }
+    let word = |c: &[u8]| [c[0], c[1], c[2], c[3]];
+    let v = SparseVector {
+        indices: body[..n * 4]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(word(c)))
+            .collect(),
+        values: body[n * 4..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(word(c)))
+            .collect(),
+    };
+    v.check().map_err(|p| bad(&p.to_string()))?;
+    Ok(v)
+}
+
+/// Checks a named vector against its declaration and returns its stored bytes.
+pub(crate) fn check_named(
+    name: &str,
+    value: &NamedVector,
+    config: Option<&VectorConfig>,
+) -> Result<Vec<u8>, EntityProblem> {
+    let within = |problem| EntityProblem::InVector {
+        name: name.to_string(),
+        problem: Box::new(problem),
+    };
+    match (config, value) {
+        (None, _) => Err(EntityProblem::UnknownVector {
+            name: name.to_string(),
+        }),
+        (Some(VectorConfig::Dense { dim, metric, .. }), NamedVector::Dense(v)) => {
+            check_vector(v, *dim as usize, *metric).map_err(within)?;
+            Ok(encode_vector(v))
+        }
+        (Some(VectorConfig::Sparse { .. }), NamedVector::Sparse(v)) => {
+            v.check().map_err(within)?;
+            Ok(encode_sparse(v))
+        }
+        (Some(c), v) => Err(EntityProblem::WrongVectorKind {
+            name: name.to_string(),
+            declared: c.kind_name(),
+            got: v.kind_name(),
+        }),
+    }
+}
+
+/// Decodes a stored named vector of the declared kind.
+pub(crate) fn decode_named(bytes: &[u8], config: &VectorConfig) -> Result<NamedVector> {
+    match config {
+        VectorConfig::Dense { dim, .. } => {
+            Ok(NamedVector::Dense(decode_vector(bytes, *dim as usize)?))
+        }
+        VectorConfig::Sparse { .. } => Ok(NamedVector::Sparse(decode_sparse(bytes)?)),
+    }
 }
 
 /// Checks a vector against a collection's dimension and metric.
@@ -218,6 +375,52 @@ mod tests {
         let v = vec![1.5f32, -0.0, f32::MAX, 1e-30];
         assert_eq!(decode_vector(&encode_vector(&v), 4).unwrap(), v);
         assert!(decode_vector(&encode_vector(&v), 3).is_err());
+    }
+
+    #[test]
+    fn sparse_round_trip_and_damage() {
+        let v = SparseVector::new(vec![1, 7, 300], vec![0.5, -2.0, 1e-3]);
+        let bytes = encode_sparse(&v);
+        assert_eq!(decode_sparse(&bytes).unwrap(), v);
+        assert!(decode_sparse(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_sparse(&[]).is_err());
+        let mut unsorted = bytes.clone();
+        unsorted[5..9].copy_from_slice(&500u32.to_le_bytes());
+        assert!(decode_sparse(&unsorted).is_err());
+        assert_eq!(
+            decode_sparse(&encode_sparse(&SparseVector::default()))
+                .unwrap()
+                .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn named_checks() {
+        let dense = VectorConfig::dense(2, Metric::Cosine);
+        let sparse = VectorConfig::sparse(false);
+        assert!(check_named("d", &NamedVector::Dense(vec![1.0, 0.0]), Some(&dense)).is_ok());
+        assert!(matches!(
+            check_named("d", &NamedVector::Dense(vec![0.0, 0.0]), Some(&dense)),
+            Err(EntityProblem::InVector { .. })
+        ));
+        assert!(matches!(
+            check_named("x", &NamedVector::Dense(vec![1.0]), None),
+            Err(EntityProblem::UnknownVector { .. })
+        ));
+        assert!(matches!(
+            check_named(
+                "d",
+                &NamedVector::Sparse(SparseVector::default()),
+                Some(&dense)
+            ),
+            Err(EntityProblem::WrongVectorKind { .. })
+        ));
+        let unsorted = NamedVector::Sparse(SparseVector::new(vec![2, 1], vec![1.0, 1.0]));
+        assert!(matches!(
+            check_named("s", &unsorted, Some(&sparse)),
+            Err(EntityProblem::InVector { .. })
+        ));
     }
 
     #[test]

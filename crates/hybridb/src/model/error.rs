@@ -314,6 +314,31 @@ pub enum EntityProblem {
         /// That index.
         index: u32,
     },
+    /// A named vector the collection does not declare (for the empty name: a vector given to
+    /// a collection without a default vector).
+    #[error("the collection has no vector named {name:?}")]
+    UnknownVector {
+        /// The name given.
+        name: String,
+    },
+    /// A named vector of the other kind (dense for sparse or the reverse).
+    #[error("vector {name:?} is declared {declared}, got a {got} vector")]
+    WrongVectorKind {
+        /// The vector's name.
+        name: String,
+        /// Its declared kind.
+        declared: &'static str,
+        /// The kind given.
+        got: &'static str,
+    },
+    /// A named vector is malformed.
+    #[error("vector {name:?}: {problem}")]
+    InVector {
+        /// The vector's name.
+        name: String,
+        /// What is wrong with it.
+        problem: Box<EntityProblem>,
+    },
     /// An update of an existing entity (a partial payload update) names an id that does not
     /// exist.
     #[error("no entity with this id")]
@@ -352,6 +377,27 @@ pub enum QueryProblem {
     /// A score threshold was NaN or infinite.
     #[error("score threshold {0} is not finite")]
     BadScoreThreshold(f32),
+    /// The search names a vector the collection does not declare.
+    #[error("the collection has no vector named {0:?}")]
+    UnknownVector(String),
+    /// The query's kind (dense or sparse) differs from the named vector's.
+    #[error("vector {name:?} is {declared}; the query is {got}")]
+    WrongVectorKind {
+        /// The vector searched.
+        name: String,
+        /// Its declared kind.
+        declared: &'static str,
+        /// The query's kind.
+        got: &'static str,
+    },
+    /// A search by an entity's stored vector names a vector the entity does not have.
+    #[error("entity {id} has no vector named {name:?} to search like")]
+    EntityLacksVector {
+        /// The entity.
+        id: EntityId,
+        /// The vector's name.
+        name: String,
+    },
     /// A search by an entity's stored vector names an entity that does not exist.
     #[error("no entity with id {0} to search like")]
     UnknownEntity(EntityId),

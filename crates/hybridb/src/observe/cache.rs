@@ -134,6 +134,8 @@ impl WriteWindow {
 #[derive(Debug)]
 pub(crate) struct CachedRecord {
     pub payload: Map<String, Value>,
+    /// The named vectors (kept with the record: most collections have none).
+    pub vectors: std::collections::BTreeMap<String, crate::model::entity::NamedVector>,
     pub version: u64,
     pub updated_at: u64,
 }
@@ -145,6 +147,7 @@ impl CachedRecord {
             id,
             payload: self.payload.clone(),
             vector: vector.to_vec(),
+            vectors: self.vectors.clone(),
             version: self.version,
             updated_at: self.updated_at,
         }
@@ -384,7 +387,12 @@ impl Caches {
         record: Arc<CachedRecord>,
         vector: Arc<[f32]>,
     ) {
-        let payload_bytes = payload_bytes(&record.payload);
+        let payload_bytes = payload_bytes(&record.payload)
+            + record
+                .vectors
+                .values()
+                .map(crate::model::entity::NamedVector::approx_bytes)
+                .sum::<usize>();
         self.records.put((cid, id), stamp, record, payload_bytes);
         let vector_bytes = std::mem::size_of_val(&*vector);
         self.vectors.put((cid, id), stamp, vector, vector_bytes);
@@ -509,6 +517,7 @@ mod tests {
         let s = caches.stamp(1, id);
         let rec = Arc::new(CachedRecord {
             payload: Map::new(),
+            vectors: Default::default(),
             version: 1,
             updated_at: 0,
         });
@@ -521,6 +530,7 @@ mod tests {
             let id = EntityId::from_u128(i);
             let rec = Arc::new(CachedRecord {
                 payload: Map::new(),
+                vectors: Default::default(),
                 version: 1,
                 updated_at: 0,
             });

@@ -70,6 +70,8 @@ pub(crate) enum Op {
     RecoverTransactions,
     RunSaga,
     RecoverSagas,
+    AddVector,
+    RemoveVector,
     PruneCoordinationLog,
 }
 
@@ -93,6 +95,8 @@ impl Op {
             Op::DeleteCursor => "delete_cursor",
             Op::DropPayloadIndex => "drop_payload_index",
             Op::Explain => "explain",
+            Op::AddVector => "add_vector",
+            Op::RemoveVector => "remove_vector",
             Op::Get => "get",
             Op::GetMany => "get_many",
             Op::PruneChanges => "prune_changes",

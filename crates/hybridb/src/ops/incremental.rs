@@ -157,16 +157,22 @@ impl Database {
                 let src_v = snap.open_table(tables.vectors())?;
                 let mut out_e = txn.open_table(tables.entities())?;
                 let mut out_v = txn.open_table(tables.vectors())?;
+                let has_default = stored.config.has_default_vector();
                 for &id in touched.get(name.value()).into_iter().flatten() {
                     if let Some(rec) = src_e.get(id)? {
-                        let vec = src_v
-                            .get(id)?
-                            .ok_or_else(|| corrupted(format!("entity {id} has no vector")))?;
                         out_e.insert(id, rec.value())?;
-                        out_v.insert(id, vec.value())?;
+                        if has_default {
+                            let vec = src_v
+                                .get(id)?
+                                .ok_or_else(|| corrupted(format!("entity {id} has no vector")))?;
+                            out_v.insert(id, vec.value())?;
+                        }
                         entities += 1;
                         progress(entities);
                     }
+                }
+                if let Some(ids) = touched.get(name.value()) {
+                    crate::ops::incremental_named::copy_rows(&snap, &txn, &stored, ids)?;
                 }
             }
         }
@@ -244,6 +250,7 @@ impl Database {
             let old_catalogue = catalogue(&txn.open_table(COLLECTIONS)?)?;
             // Collections gone, or replaced by another of the same name.
             for (name, old) in &old_catalogue {
+                crate::ops::incremental_named::drop_removed(&txn, old, new_catalogue.get(name))?;
                 if new_catalogue.get(name).map(|n| n.cid) != Some(old.cid) {
                     let t = CollectionTables::new(old.cid);
                     txn.delete_table(t.entities())?;
@@ -278,9 +285,12 @@ impl Database {
                 let mut postings = txn.open_table(t.postings())?;
                 let ids = touched.get(name.as_str()).cloned().unwrap_or_default();
                 // Removals first: a slot freed by one entity may be taken by another.
+                let mut old_slots = std::collections::HashMap::new();
+                let mut new_slots = std::collections::HashMap::new();
                 for &id in &ids {
                     if let Some(old) = entities.remove(id)? {
                         let (header, json) = decode_record(old.value())?;
+                        old_slots.insert(id, header.slot);
                         if !reindex && !declared.is_empty() {
                             let keys = index_keys(declared, &decode_payload(json)?)
                                 .map_err(|p| corrupted(format!("entity {id}: {p}")))?;
@@ -296,13 +306,16 @@ impl Database {
                 let iv = itxn.open_table(t.vectors())?;
                 for &id in &ids {
                     let Some(rec) = ie.get(id)? else { continue };
-                    let vec = iv
-                        .get(id)?
-                        .ok_or_else(|| corrupted(format!("increment: {id} has no vector")))?;
                     let (header, json) = decode_record(rec.value())?;
                     entities.insert(id, rec.value())?;
-                    vectors.insert(id, vec.value())?;
+                    if stored.config.has_default_vector() {
+                        let vec = iv
+                            .get(id)?
+                            .ok_or_else(|| corrupted(format!("increment: {id} has no vector")))?;
+                        vectors.insert(id, vec.value())?;
+                    }
                     slots.insert(header.slot, id)?;
+                    new_slots.insert(id, header.slot);
                     if !reindex && !declared.is_empty() {
                         let keys = index_keys(declared, &decode_payload(json)?)
                             .map_err(|p| corrupted(format!("entity {id}: {p}")))?;
@@ -311,6 +324,9 @@ impl Database {
                         }
                     }
                 }
+                crate::ops::incremental_named::apply_rows(
+                    &itxn, &txn, stored, &ids, &old_slots, &new_slots,
+                )?;
                 if reindex {
                     postings.retain(|_, _| false)?;
                     for row in entities.iter()? {

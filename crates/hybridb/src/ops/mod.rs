@@ -7,6 +7,8 @@
 
 pub(crate) mod backup;
 pub(crate) mod incremental;
+pub(crate) mod incremental_named;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 pub(crate) mod verify;
+pub(crate) mod verify_named;

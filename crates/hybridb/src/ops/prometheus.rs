@@ -140,6 +140,10 @@ fn describe() {
         "Entities the collection's index can return."
     );
     describe_gauge!(
+        "hybridb_vector_entities",
+        "Entities that have the named vector (label `vector`), in its in-memory index."
+    );
+    describe_gauge!(
         "hybridb_index_memory_bytes",
         Unit::Bytes,
         "Memory held by the collection's in-memory index."

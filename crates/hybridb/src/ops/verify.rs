@@ -117,6 +117,7 @@ impl Database {
                     }
                 };
                 match vectors.get(id)? {
+                    None if dim == 0 => {}
                     None => note(&mut r.problems, format!("entity {id} has no vector")),
                     Some(v) => {
                         if let Err(e) = decode_vector(v.value(), dim) {
@@ -137,7 +138,8 @@ impl Database {
                 }
                 stored_slots.push((header.slot, id));
             }
-            if vectors.len()? != r.entities {
+            let expected_vectors = if dim == 0 { 0 } else { r.entities };
+            if vectors.len()? != expected_vectors {
                 note(
                     &mut r.problems,
                     format!("{} vectors for {} entities", vectors.len()?, r.entities),
@@ -149,6 +151,9 @@ impl Database {
                     format!("{} slot rows for {} entities", slots.len()?, r.entities),
                 );
             }
+            crate::ops::verify_named::check(&txn, &coll, &stored_slots, &mut |p| {
+                note(&mut r.problems, p)
+            })?;
             // The in-memory index against the stored slots.
             let memory = coll.index.allocated_ids();
             let mut in_memory = memory

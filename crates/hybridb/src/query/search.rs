@@ -1,8 +1,12 @@
 //! Search requests and results.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
+use crate::model::entity::NamedVector;
 use crate::model::id::EntityId;
+use crate::model::sparse::SparseVector;
 use crate::query::filter::Filter;
 
 /// A nearest-neighbour search.
@@ -15,13 +19,18 @@ use crate::query::filter::Filter;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRequest {
-    /// The query vector (same dimension as the collection).
+    /// The dense query vector (same dimension as the vector searched; unused by a sparse
+    /// search).
     pub vector: Vec<f32>,
+    /// The named vector to search: `""` (the default) for the collection's default vector.
+    pub using: String,
+    /// A sparse query, for a search of a sparse named vector (`using` names it).
+    pub sparse: Option<SparseVector>,
     /// How many results, 1..=[`crate::Options::max_k`].
     pub k: usize,
     /// Return each hit's payload.
     pub with_payload: bool,
-    /// Return each hit's stored vector.
+    /// Return each hit's stored vectors (the default one and every named one).
     pub with_vector: bool,
     /// Whether to wait for writes committed before the search to reach the index.
     pub consistency: Consistency,
@@ -51,6 +60,8 @@ impl SearchRequest {
     pub fn new(vector: Vec<f32>, k: usize) -> Self {
         SearchRequest {
             vector,
+            using: String::new(),
+            sparse: None,
             k,
             with_payload: false,
             with_vector: false,
@@ -59,6 +70,21 @@ impl SearchRequest {
             filter: None,
             score_threshold: None,
         }
+    }
+
+    /// A request for the `k` entities whose sparse vector `using` scores highest against
+    /// `query` (by dot product, IDF-weighted if the vector has the IDF modifier).
+    pub fn new_sparse(using: impl Into<String>, query: SparseVector, k: usize) -> Self {
+        let mut req = SearchRequest::new(Vec::new(), k);
+        req.using = using.into();
+        req.sparse = Some(query);
+        req
+    }
+
+    /// Searches the named dense vector `name` instead of the default one.
+    pub fn using(mut self, name: impl Into<String>) -> Self {
+        self.using = name.into();
+        self
     }
 
     /// Restricts the search to entities passing `filter`.
@@ -103,13 +129,16 @@ impl SearchRequest {
 pub struct Hit {
     /// The entity.
     pub id: EntityId,
-    /// Cosine similarity (cosine; higher is better), inner product (dot; higher is better) or
-    /// Euclidean distance (L2; lower is better). Hits come best first; equal scores by id.
+    /// Cosine similarity (cosine; higher is better), inner product (dot and sparse vectors;
+    /// higher is better), Euclidean or Manhattan distance (L2, Manhattan; lower is better).
+    /// Hits come best first; equal scores by id.
     pub score: f32,
     /// The payload, when requested.
     pub payload: Option<Map<String, Value>>,
-    /// The stored vector, when requested.
+    /// The stored default vector, when requested.
     pub vector: Option<Vec<f32>>,
+    /// The stored named vectors, when vectors are requested.
+    pub vectors: Option<BTreeMap<String, NamedVector>>,
 }
 
 /// A page of a scroll through a collection in id order.
@@ -136,11 +165,14 @@ pub enum Plan {
     /// The plain graph search's candidate beam, filtered (filters that pass most entities);
     /// a filtered traversal follows if the beam held fewer than `k` matches.
     PostFilter,
+    /// A sparse vector's posting lists, scored exactly with MaxScore pruning, the filter
+    /// applied inside the scoring loop.
+    Sparse,
 }
 
 impl Plan {
     /// A short stable name: `unfiltered`, `no_matches`, `exact_scan`, `filtered_graph`,
-    /// `post_filter`.
+    /// `post_filter`, `sparse`.
     pub fn name(self) -> &'static str {
         match self {
             Plan::Unfiltered => "unfiltered",
@@ -148,6 +180,7 @@ impl Plan {
             Plan::ExactScan => "exact_scan",
             Plan::FilteredGraph => "filtered_graph",
             Plan::PostFilter => "post_filter",
+            Plan::Sparse => "sparse",
         }
     }
 }

@@ -4,10 +4,14 @@
 //! Invariant: `dropped` is set under the catalogue's write lock when the collection leaves the
 //! file; everything that uses a collection checks it ([`CollectionShared::check_live`]).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
-use crate::model::config::{CollectionConfig, StoredCollection};
+use crate::model::config::{CollectionConfig, StoredCollection, VectorConfig};
+use crate::model::error::corrupted;
 use crate::model::error::{Error, Result};
+use crate::model::sync::{read, write};
 use crate::observe::cache::WriteWindow;
 use crate::query::state::IndexState;
 
@@ -16,6 +20,9 @@ pub(crate) struct CollectionShared {
     pub(crate) name: String,
     pub(crate) stored: StoredCollection,
     pub(crate) index: IndexState,
+    /// The named vectors declared now (changed only by the writer thread, which adds and
+    /// removes them; `stored.config.vectors` is the set at creation).
+    vectors: RwLock<Arc<NamedDecls>>,
     /// Moved by the writer around every write to this collection (cache validity).
     pub(crate) window: WriteWindow,
     /// Counters and histograms of this collection's operations.
@@ -30,9 +37,11 @@ impl CollectionShared {
     }
 
     pub(crate) fn with_index(name: String, stored: StoredCollection, index: IndexState) -> Self {
+        let decls = NamedDecls::of(&stored);
         CollectionShared {
             metrics: crate::observe::OpMetrics::new(&name),
             name,
+            vectors: RwLock::new(Arc::new(decls)),
             stored,
             index,
             window: WriteWindow::default(),
@@ -42,7 +51,18 @@ impl CollectionShared {
 
     /// Takes over the index of a freshly loaded copy of this collection (writer recovery).
     pub(crate) fn replace_index_from(&self, fresh: CollectionShared) {
+        *write(&self.vectors) = fresh.named();
         self.index.replace_from(fresh.index);
+    }
+
+    /// The named vectors declared now.
+    pub(crate) fn named(&self) -> Arc<NamedDecls> {
+        Arc::clone(&read(&self.vectors))
+    }
+
+    /// Replaces the declared named vectors (writer thread, after the change committed).
+    pub(crate) fn set_named(&self, decls: NamedDecls) {
+        *write(&self.vectors) = Arc::new(decls);
     }
 
     pub(crate) fn mark_dropped(&self) {
@@ -69,6 +89,11 @@ impl CollectionShared {
     pub(crate) fn config(&self) -> CollectionConfig {
         let mut config = self.stored.config.clone();
         config.payload_indexes = self.index.with_payload(|p| p.declared());
+        config.vectors = self
+            .named()
+            .iter()
+            .map(|(name, d)| (name.clone(), d.config))
+            .collect();
         config
     }
 }
@@ -82,4 +107,65 @@ pub struct CollectionInfo {
     pub config: CollectionConfig,
     /// Creation time, ms since the Unix epoch.
     pub created_at: u64,
+}
+
+/// A declared named vector: its internal id (names its tables) and its config.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Declared {
+    pub vid: u32,
+    pub config: VectorConfig,
+    /// The name, shared by the index changes that mention it.
+    pub name: Arc<str>,
+}
+
+/// The named vectors of a collection, by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct NamedDecls(BTreeMap<String, Declared>);
+
+impl NamedDecls {
+    /// The declarations of a stored collection (each config with its id).
+    pub(crate) fn of(stored: &StoredCollection) -> Self {
+        NamedDecls(
+            stored
+                .config
+                .vectors
+                .iter()
+                .filter_map(|(name, config)| {
+                    Some((
+                        name.clone(),
+                        Declared {
+                            vid: *stored.vector_ids.get(name)?,
+                            config: *config,
+                            name: Arc::from(name.as_str()),
+                        },
+                    ))
+                })
+                .collect(),
+        )
+    }
+
+    /// Checks that every declared vector has an id (a file whose config lacks one is damaged).
+    pub(crate) fn check(stored: &StoredCollection) -> Result<()> {
+        match stored
+            .config
+            .vectors
+            .keys()
+            .find(|n| !stored.vector_ids.contains_key(*n))
+        {
+            Some(name) => Err(corrupted(format!("named vector {name:?} has no table id"))),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Declared> {
+        self.0.get(name)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Declared)> {
+        self.0.iter()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }

@@ -48,6 +48,12 @@ pub(crate) fn init_format(redb: &redb::Database) -> Result<()> {
         let found = meta.get(META_FORMAT_VERSION)?.map(|v| v.value());
         match found {
             Some(FORMAT_VERSION) => {}
+            // Format 1 (before named vectors) is format 2 without named-vector tables, and its
+            // collection configs decode with no named vectors: migrating is stamping the
+            // version, in this same transaction.
+            Some(1) => {
+                meta.insert(META_FORMAT_VERSION, FORMAT_VERSION)?;
+            }
             Some(v) => {
                 return Err(Error::IncompatibleFormat {
                     found: v as u32,
@@ -90,10 +96,11 @@ pub(crate) fn load_collections(
         let (name, value) = row?;
         let stored = StoredCollection::decode(value.value())?;
         let name = name.value().to_string();
+        crate::store::collection::NamedDecls::check(&stored)?;
         let tables = CollectionTables::new(stored.cid);
-        check_counts(&txn, &name, &tables)?;
+        check_counts(&txn, &name, &tables, stored.config.has_default_vector())?;
         let index = match stored.config.index {
-            IndexKind::Hnsw { .. } => {
+            IndexKind::Hnsw { .. } if stored.config.has_default_vector() => {
                 match load_from_checkpoint(&txn, &name, &stored, options, ckpt_dir, last_seq) {
                     Ok(index) => index,
                     Err(reason) => rebuild_index(&txn, &name, &stored, options, &reason)?,
@@ -102,6 +109,12 @@ pub(crate) fn load_collections(
             _ => rebuild_index(&txn, &name, &stored, options, "exact index")?,
         };
         index.set_payload(load_postings(&txn, &name, &stored)?);
+        index.set_named(crate::store::load_named::load(
+            &txn,
+            &name,
+            &stored,
+            options.index_threads,
+        )?);
         out.insert(
             name.clone(),
             Arc::new(CollectionShared::with_index(name, stored, index)),
@@ -140,12 +153,19 @@ pub(crate) fn start_linkers(catalogue: &Catalogue) {
     }
 }
 
-/// The three per-collection tables must have the same number of rows.
-fn check_counts(txn: &redb::ReadTransaction, name: &str, tables: &CollectionTables) -> Result<()> {
+/// The three per-collection tables must have the same number of rows (no vector rows in a
+/// collection without a default vector).
+fn check_counts(
+    txn: &redb::ReadTransaction,
+    name: &str,
+    tables: &CollectionTables,
+    has_default: bool,
+) -> Result<()> {
     let entities = txn.open_table(tables.entities())?.len()?;
     let vectors = txn.open_table(tables.vectors())?.len()?;
     let slots = txn.open_table(tables.slots())?.len()?;
-    if entities != vectors || entities != slots {
+    let expected_vectors = if has_default { entities } else { 0 };
+    if vectors != expected_vectors || entities != slots {
         return Err(corrupted(format!(
             "collection {name}: {entities} entities, {vectors} vectors, {slots} slots"
         )));
@@ -321,16 +341,25 @@ fn rebuild_index(
     report(0);
     let mut done = 0u64;
     let mut batch: Vec<Apply> = Vec::with_capacity(LOAD_BATCH);
-    // Both tables are keyed by id, so they iterate in the same order.
-    for (e, v) in entities.iter()?.zip(vectors.iter()?) {
+    let has_default = stored.config.has_default_vector();
+    let mut vector_rows = vectors.iter()?;
+    for e in entities.iter()? {
         let (eid, record) = e?;
-        let (vid, vector) = v?;
         let id = eid.value();
-        if vid.value() != id {
-            return Err(corrupted(format!(
-                "collection {name}: entity {id} has no vector"
-            )));
-        }
+        // Both tables are keyed by id, so they iterate in the same order.
+        let vector = if has_default {
+            let (vid, vector) = vector_rows.next().ok_or_else(|| {
+                corrupted(format!("collection {name}: entity {id} has no vector"))
+            })??;
+            if vid.value() != id {
+                return Err(corrupted(format!(
+                    "collection {name}: entity {id} has no vector"
+                )));
+            }
+            index_form(&decode_vector(vector.value(), dim)?, metric)
+        } else {
+            Vec::new()
+        };
         let (header, _) = decode_record(record.value())?;
         match slots.get(header.slot)? {
             Some(owner) if owner.value() == id => {}
@@ -341,11 +370,10 @@ fn rebuild_index(
                 )));
             }
         }
-        let vector = decode_vector(vector.value(), dim)?;
         batch.push(Apply::Set {
             slot: header.slot,
             id,
-            vector: index_form(&vector, metric),
+            vector,
         });
         if batch.len() == LOAD_BATCH {
             done += batch.len() as u64;

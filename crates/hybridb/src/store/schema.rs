@@ -30,8 +30,9 @@ pub(crate) const META_LAST_CID: &str = "last_cid";
 /// has it is an increment, not a database, and refuses to open).
 pub(crate) const META_INCREMENT_BASE: &str = "increment_base";
 
-/// The on-disk format this build reads and writes.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+/// The on-disk format this build reads and writes (2: named vectors; files of format 1 are
+/// migrated in place when opened, see `store::load::init_format`).
+pub(crate) const FORMAT_VERSION: u64 = 2;
 
 /// The names of one collection's tables.
 #[derive(Debug, Clone)]
@@ -70,6 +71,35 @@ impl CollectionTables {
     /// Dense slot to entity id (the reverse of the slot in each record).
     pub(crate) fn slots(&self) -> TableDefinition<'_, u32, EntityId> {
         TableDefinition::new(&self.slots)
+    }
+}
+
+/// The tables of one named vector `vid` of collection `cid`.
+#[derive(Debug, Clone)]
+pub(crate) struct NamedTables {
+    vectors: String,
+    postings: String,
+}
+
+impl NamedTables {
+    pub(crate) fn new(cid: u64, vid: u32) -> Self {
+        NamedTables {
+            vectors: format!("c{cid}.v{vid}"),
+            postings: format!("c{cid}.v{vid}.postings"),
+        }
+    }
+
+    /// Entity id to the stored vector: little-endian `f32`s (dense) or an encoded sparse
+    /// vector (see [`crate::model::entity::encode_sparse`]). Entities without the vector have
+    /// no row.
+    pub(crate) fn vectors(&self) -> TableDefinition<'_, EntityId, &'static [u8]> {
+        TableDefinition::new(&self.vectors)
+    }
+
+    /// Sparse vectors only: `(dimension, slot)` to the weight, one row per non-zero of each
+    /// entity's vector (the posting lists the sparse index is loaded from).
+    pub(crate) fn postings(&self) -> TableDefinition<'_, (u32, u32), f32> {
+        TableDefinition::new(&self.postings)
     }
 }
 

@@ -345,10 +345,14 @@ impl Shared {
                 meta.insert(META_LAST_CID, cid)?;
                 cid
             };
+            let vector_ids: std::collections::BTreeMap<String, u32> =
+                config.vectors.keys().cloned().zip(1..).collect();
             let stored = StoredCollection {
                 cid,
                 config_version: 1,
                 created_at: now,
+                last_vid: vector_ids.len() as u32,
+                vector_ids,
                 config,
             };
             txn.open_table(COLLECTIONS)?
@@ -358,6 +362,7 @@ impl Shared {
             txn.open_table(tables.vectors())?;
             txn.open_table(tables.slots())?;
             txn.open_table(tables.postings())?;
+            crate::store::load_named::create_tables(&txn, &stored)?;
             let seq = append_collection_event(&txn, name, ChangeKind::CollectionCreated, now)?;
             (stored, seq)
         };
@@ -383,6 +388,7 @@ impl Shared {
         txn.delete_table(tables.vectors())?;
         txn.delete_table(tables.slots())?;
         txn.delete_table(tables.postings())?;
+        crate::store::load_named::delete_tables(&txn, &shared.stored.cid, &shared.named())?;
         txn.open_table(COLLECTIONS)?.remove(name)?;
         let seq = append_collection_event(&txn, name, ChangeKind::CollectionDropped, now_ms())?;
         self.commit(txn, self.options.durability, seq)?;
@@ -452,7 +458,8 @@ impl Shared {
 
 impl Shared {
     /// Sets the state gauges of one database: per collection `hybridb_index_entities`,
-    /// `hybridb_index_memory_bytes`, `hybridb_index_unlinked`, `hybridb_checkpoint_age_seconds`
+    /// `hybridb_index_memory_bytes`, `hybridb_index_unlinked`, `hybridb_checkpoint_age_seconds`,
+    /// per named vector `hybridb_vector_entities`
     /// (HNSW indexes that have a checkpoint); `hybridb_applied_lag` (committed minus applied sequence numbers),
     /// `hybridb_last_seq`; the writer's totals `hybridb_writer_{groups,commands,items,
     /// failed_commits}_total`; cache bytes and entries per level.
@@ -466,6 +473,14 @@ impl Shared {
                 .set(c.index.memory_bytes() as f64);
             metrics::gauge!("hybridb_index_unlinked", "collection" => name.clone())
                 .set(c.index.pending() as f64);
+            for (vector, count) in c.index.named_counts() {
+                metrics::gauge!(
+                    "hybridb_vector_entities",
+                    "collection" => name.clone(),
+                    "vector" => vector
+                )
+                .set(count as f64);
+            }
             if let Some(at) = c.index.checkpoint_written_ms() {
                 metrics::gauge!("hybridb_checkpoint_age_seconds", "collection" => name)
                     .set(now.saturating_sub(at) as f64 / 1000.0);

@@ -32,6 +32,7 @@ use crate::query::payload::{PostingKey, encode_row, index_keys};
 use crate::query::state::Apply;
 use crate::store::collection::CollectionShared;
 use crate::store::schema::CollectionTables;
+use crate::store::write_named::{NamedWriter, NewValue, check_upsert};
 use std::collections::BTreeSet;
 
 /// One mutation of a batch.
@@ -71,7 +72,14 @@ impl WriteOp {
     /// Rough size for group-commit byte limits.
     pub(crate) fn approx_bytes(&self) -> usize {
         match self {
-            WriteOp::Upsert { entity, .. } => 64 + entity.vector.len() * 4,
+            WriteOp::Upsert { entity, .. } => {
+                64 + entity.vector.len() * 4
+                    + entity
+                        .vectors
+                        .values()
+                        .map(crate::model::entity::NamedVector::approx_bytes)
+                        .sum::<usize>()
+            }
             WriteOp::Delete { .. } => 32,
             WriteOp::UpdatePayload { update, .. } => 64 + update_bytes(update),
         }
@@ -96,6 +104,8 @@ pub(crate) struct Prepared {
     vector_bytes: Vec<u8>,
     /// Payload index keys of the new payload.
     keys: Vec<PostingKey>,
+    /// An upsert's new value of each declared named vector, in declaration order.
+    named: Vec<NewValue>,
 }
 
 /// Step 1: checks every item; any invalid item fails the command.
@@ -107,6 +117,7 @@ pub(crate) fn validate(
     let config = &coll.stored.config;
     let dim = config.dim as usize;
     let declared = coll.index.with_payload(|p| p.declared());
+    let decls = coll.named();
     let mut seen: HashMap<EntityId, usize> = HashMap::with_capacity(ops.len());
     let mut out = Vec::with_capacity(ops.len());
     for (index, op) in ops.into_iter().enumerate() {
@@ -116,9 +127,17 @@ pub(crate) fn validate(
             return Err(fail(EntityProblem::DuplicateId { first }));
         }
         seen.insert(id, index);
+        let mut named = Vec::new();
         let (payload_json, vector_bytes, keys) = match &op {
             WriteOp::Upsert { entity, .. } => {
-                check_vector(&entity.vector, dim, config.metric).map_err(fail)?;
+                if config.has_default_vector() {
+                    check_vector(&entity.vector, dim, config.metric).map_err(fail)?;
+                } else if !entity.vector.is_empty() {
+                    return Err(fail(EntityProblem::UnknownVector {
+                        name: String::new(),
+                    }));
+                }
+                named = check_upsert(&decls, entity).map_err(fail)?;
                 let json = check_payload(&entity.payload, max_payload_bytes).map_err(fail)?;
                 let keys = match entity.payload.as_object() {
                     Some(map) if !declared.is_empty() => {
@@ -126,7 +145,12 @@ pub(crate) fn validate(
                     }
                     _ => Vec::new(),
                 };
-                (json, encode_vector(&entity.vector), keys)
+                let vector_bytes = if config.has_default_vector() {
+                    encode_vector(&entity.vector)
+                } else {
+                    Vec::new()
+                };
+                (json, vector_bytes, keys)
             }
             WriteOp::UpdatePayload { update, .. } => {
                 update.check().map_err(fail)?;
@@ -139,6 +163,7 @@ pub(crate) fn validate(
             payload_json,
             vector_bytes,
             keys,
+            named,
         });
     }
     Ok(out)
@@ -202,6 +227,7 @@ pub(crate) fn resolve_where(
                 payload_json: Vec::new(),
                 vector_bytes: Vec::new(),
                 keys: Vec::new(),
+                named: Vec::new(),
             });
         }
     }
@@ -283,9 +309,11 @@ pub(crate) fn stage(
             }
             (WriteOp::Upsert { .. }, None) => Staged::Create,
             (WriteOp::Upsert { .. }, Some((header, payload_changed, old_keys))) => {
-                let old = vectors.get(id)?;
-                let vector_changed =
-                    old.as_ref().map(|v| v.value()) != Some(item.vector_bytes.as_slice());
+                // A collection without a default vector has no vector rows.
+                let vector_changed = coll.stored.config.has_default_vector() && {
+                    let old = vectors.get(id)?;
+                    old.as_ref().map(|v| v.value()) != Some(item.vector_bytes.as_slice())
+                };
                 Staged::Update {
                     slot: header.slot,
                     version: header.version,
@@ -341,6 +369,9 @@ pub(crate) fn write_staged(
     now: u64,
 ) -> Result<(Vec<Written>, Vec<Apply>)> {
     let metric = coll.stored.config.metric;
+    let has_default = coll.stored.config.has_default_vector();
+    let decls = coll.named();
+    let mut named = NamedWriter::open(txn, coll.stored.cid, &decls)?;
     let mut entities = txn.open_table(tables.entities())?;
     let mut vectors = txn.open_table(tables.vectors())?;
     let mut slots = txn.open_table(tables.slots())?;
@@ -365,6 +396,7 @@ pub(crate) fn write_staged(
             } => {
                 entities.remove(id)?;
                 vectors.remove(id)?;
+                named.delete(id, slot)?;
                 slots.remove(slot)?;
                 for k in &old_keys {
                     postings.remove(encode_row(k, slot).as_slice())?;
@@ -387,7 +419,7 @@ pub(crate) fn write_staged(
                         return Err(corrupted("staged an upsert for a delete"));
                     }
                 };
-                let (slot, old_version, vector_changed, payload_changed, kind, old_keys) =
+                let (slot, old_version, vector_changed, payload_changed, mut kind, old_keys) =
                     match staged {
                         Staged::Update {
                             slot,
@@ -440,12 +472,20 @@ pub(crate) fn write_staged(
                     let Some(entity) = entity else {
                         return Err(corrupted("a payload update staged a vector change"));
                     };
-                    vectors.insert(id, item.vector_bytes.as_slice())?;
-                    applies.push(Apply::Set {
-                        slot,
-                        id,
-                        vector: index_form(&entity.vector, metric),
-                    });
+                    let vector = if has_default {
+                        vectors.insert(id, item.vector_bytes.as_slice())?;
+                        index_form(&entity.vector, metric)
+                    } else {
+                        // Claims the slot; no default vector to index.
+                        Vec::new()
+                    };
+                    applies.push(Apply::Set { slot, id, vector });
+                }
+                if entity.is_some()
+                    && named.upsert(id, slot, &item.named, &mut applies)?
+                    && kind == ChangeKind::StateModified
+                {
+                    kind = ChangeKind::VectorUpdated;
                 }
                 if !remove.is_empty() || !add.is_empty() {
                     applies.push(Apply::Postings { slot, remove, add });

@@ -78,6 +78,13 @@ pub(crate) enum Command {
         kind: Option<crate::model::config::PayloadIndexKind>,
         reply: oneshot::Sender<Result<bool>>,
     },
+    /// Adds (`Some`) or removes (`None`) a named vector.
+    NamedVector {
+        coll: Arc<CollectionShared>,
+        name: String,
+        config: Option<crate::model::config::VectorConfig>,
+        reply: oneshot::Sender<Result<bool>>,
+    },
     /// Rewrites a collection's postings table from its payloads (repair).
     RebuildPostings {
         coll: Arc<CollectionShared>,
@@ -231,6 +238,21 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 coll.window.open();
                 let (r, failed) =
                     split_commit_failure(shared.set_payload_index_txn(&coll, &field, kind));
+                if !failed {
+                    coll.window.close();
+                }
+                let _ = reply.send(r);
+                failed
+            }),
+            Command::NamedVector {
+                coll,
+                name,
+                config,
+                reply,
+            } => guarded(|| {
+                coll.window.open();
+                let (r, failed) =
+                    split_commit_failure(shared.set_named_vector_txn(&coll, &name, config));
                 if !failed {
                     coll.window.close();
                 }
@@ -519,7 +541,7 @@ fn set_hidden(in_flight: &[InFlight], hide: bool) {
             .iter()
             .filter_map(|a| match a {
                 Apply::Remove { slot } => Some(*slot),
-                Apply::Set { .. } | Apply::Postings { .. } => None,
+                _ => None,
             })
             .collect();
         f.coll.index.set_hidden(&slots, hide);

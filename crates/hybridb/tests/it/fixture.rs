@@ -159,4 +159,41 @@ fn a_format_v1_file_opens_verifies_and_answers() {
     docs.upsert(Entity::new(id(1000), json!({"lang": "en"}), vector(1000)))
         .expect("a new write");
     assert!(db.verify().expect("verify").is_clean());
+
+    // Migrated to format 2: named vectors can be added and used, and survive a reopen.
+    docs.add_vector("terms", hybridb::VectorConfig::sparse(false))
+        .expect("add a named vector to a migrated collection");
+    let terms = hybridb::SparseVector::new(vec![3, 9], vec![1.0, 2.0]);
+    docs.upsert(
+        Entity::new(id(1001), json!({"lang": "en"}), vector(1001)).with_vector("terms", terms),
+    )
+    .expect("write with a named vector");
+    let path = _dir.path().join("old.redb");
+    drop((docs, exact));
+    drop(db);
+    {
+        let file = redb::Database::open(&path).expect("open with redb");
+        let txn = redb::ReadableDatabase::begin_read(&file).expect("read");
+        let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+        let version = txn
+            .open_table(meta)
+            .expect("meta")
+            .get("format_version")
+            .expect("get")
+            .map(|v| v.value());
+        assert_eq!(version, Some(2), "opening migrated the file to format 2");
+    }
+    let db = Database::open(&path).expect("reopen");
+    assert!(db.verify().expect("verify").is_clean());
+    let docs = db.collection("docs").expect("docs");
+    let hits = docs
+        .search_with(&SearchRequest::new_sparse(
+            "terms",
+            hybridb::SparseVector::new(vec![9], vec![1.0]),
+            3,
+        ))
+        .expect("sparse search");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].id, id(1001));
+    assert_eq!(hits[0].score, 2.0);
 }

@@ -16,6 +16,7 @@ mod fixture;
 mod layering;
 mod lock;
 mod model;
+mod named;
 mod observe;
 mod payload_update;
 mod reembed;

@@ -189,7 +189,7 @@ fn open_refuses_other_formats_and_inconsistent_tables() {
         Database::open(&path),
         Err(hybridb::Error::IncompatibleFormat {
             found: 99,
-            supported: 1
+            supported: 2
         })
     ));
 }

@@ -14,36 +14,50 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
+use crate::index::VectorIndex;
 use crate::index::bitset::SlotBitset;
-use crate::index::flat::FlatIndex;
-use crate::index::hnsw_index::HnswIndex;
 use crate::index::slots::{SlotCursor, SlotTable};
-use crate::index::{IndexMetric, VectorIndex};
 use crate::model::config::{CollectionConfig, IndexKind};
+use crate::model::entity::NamedVector;
 use crate::model::error::{FilterProblem, Result, corrupted};
 use crate::model::id::EntityId;
 use crate::model::sync::{lock, read, write};
 
 use memory::filter_hash;
 use memory::{Estimate, KeptSet, WalkCost};
+pub(crate) use named::{Named, NamedIndexes};
 pub(crate) use planned::{FilterInput, Planned, Searched};
 
 mod memory;
+mod named;
 mod planned;
+mod sparse_search;
 use crate::query::payload::PostingKey;
 use crate::query::payload::postings::PayloadIndex;
 use crate::query::plan;
 
 /// What a commit does to the index for one item.
 pub(crate) enum Apply {
-    /// New entity, or a new vector for an existing one.
+    /// New entity, or a new default vector for an existing one (empty in a collection without
+    /// a default vector: the slot is claimed, no vector is indexed).
     Set {
         slot: u32,
         id: EntityId,
         vector: Vec<f32>,
     },
-    /// Deleted entity.
+    /// Deleted entity (its named vectors go too).
     Remove { slot: u32 },
+    /// A new value of a named vector of the entity in `slot` (dense: in index form).
+    SetNamed {
+        slot: u32,
+        name: std::sync::Arc<str>,
+        value: NamedVector,
+    },
+    /// The entity in `slot` no longer has the named vector.
+    RemoveNamed {
+        slot: u32,
+        name: std::sync::Arc<str>,
+    },
     /// Changed payload index values of the entity in `slot` (applied with the slot table).
     Postings {
         slot: u32,
@@ -56,6 +70,8 @@ pub(crate) enum Apply {
 pub(crate) struct IndexState {
     slots: RwLock<SlotTable>,
     vectors: RwLock<Box<dyn VectorIndex>>,
+    /// Named vectors' indexes; locked after the slot table (never before it).
+    named: RwLock<NamedIndexes>,
     /// Payload index postings; locked only while the slot table's lock is held.
     payload: RwLock<PayloadIndex>,
     /// Held by [`IndexState::apply`] and while a checkpoint image is taken, so that the image
@@ -92,29 +108,55 @@ pub(crate) struct Snapshot {
 impl IndexState {
     /// An empty index for `config`; HNSW inserts of a write group use up to `threads` threads.
     pub(crate) fn new(config: &CollectionConfig, threads: usize) -> Self {
-        let metric = IndexMetric::from(config.metric);
-        let dim = config.dim as usize;
-        let vectors: Box<dyn VectorIndex> = match config.index {
-            IndexKind::Exact => Box::new(FlatIndex::new(dim, metric)),
-            IndexKind::Hnsw {
-                m, ef_construction, ..
-            } => Box::new(HnswIndex::new(
-                dim,
-                metric,
-                m as usize,
-                ef_construction as usize,
-                threads,
-            )),
+        // A collection without a default vector keeps an empty exact index in its place.
+        let kind = if config.has_default_vector() {
+            config.index
+        } else {
+            IndexKind::Exact
         };
+        let vectors = named::vector_index(config.dim as usize, config.metric, kind, threads);
         let state = Self::from_parts(SlotTable::default(), vectors);
         *write(&state.payload) = PayloadIndex::new(&config.payload_indexes);
+        state.set_named(Self::named_for(config, threads));
         state
+    }
+
+    /// Empty indexes for the named vectors of `config`.
+    pub(crate) fn named_for(config: &CollectionConfig, threads: usize) -> NamedIndexes {
+        config
+            .vectors
+            .iter()
+            .map(|(name, c)| (name.clone(), Named::new(c, threads)))
+            .collect()
+    }
+
+    /// Replaces the named vectors' indexes (loading).
+    pub(crate) fn set_named(&self, named: NamedIndexes) {
+        let _slots = write(&self.slots);
+        *write(&self.named) = named;
+    }
+
+    /// Adds the index of a named vector that no entity has yet, or drops one (`None`).
+    pub(crate) fn change_named(&self, name: &str, index: Option<Named>) {
+        let _apply = lock(&self.apply_lock);
+        let _slots = write(&self.slots);
+        let mut named = write(&self.named);
+        match index {
+            Some(index) => named.insert(name.to_string(), index),
+            None => named.remove(name),
+        };
+    }
+
+    /// Runs `f` on the named vectors' indexes.
+    pub(crate) fn with_named<T>(&self, f: impl FnOnce(&NamedIndexes) -> T) -> T {
+        f(&read(&self.named))
     }
 
     pub(crate) fn from_parts(slots: SlotTable, vectors: Box<dyn VectorIndex>) -> Self {
         IndexState {
             slots: RwLock::new(slots),
             vectors: RwLock::new(vectors),
+            named: RwLock::new(NamedIndexes::new()),
             payload: RwLock::new(PayloadIndex::default()),
             apply_lock: Mutex::new(()),
             changed: AtomicU64::new(0),
@@ -290,7 +332,7 @@ impl IndexState {
             .iter()
             .map(|a| match a {
                 Apply::Set { slot, .. } | Apply::Remove { slot } => *slot as usize + 1,
-                Apply::Postings { .. } => 0,
+                _ => 0,
             })
             .max()
             .unwrap_or(0);
@@ -299,8 +341,10 @@ impl IndexState {
         let sets: Vec<(u32, &[f32])> = applies
             .iter()
             .filter_map(|a| match a {
-                Apply::Set { slot, vector, .. } => Some((*slot, vector.as_slice())),
-                Apply::Remove { .. } | Apply::Postings { .. } => None,
+                Apply::Set { slot, vector, .. } if !vector.is_empty() => {
+                    Some((*slot, vector.as_slice()))
+                }
+                _ => None,
             })
             .collect();
         // New vectors for slots the index already holds (updates): take them all out in one
@@ -323,13 +367,29 @@ impl IndexState {
             .iter()
             .filter_map(|a| match a {
                 Apply::Remove { slot } => Some(*slot),
-                Apply::Set { .. } | Apply::Postings { .. } => None,
+                _ => None,
             })
             .collect();
         if !removed.is_empty() {
             vectors.remove(&removed);
         }
         drop(vectors);
+        let mut changes = named::NamedChanges {
+            deleted: removed,
+            ..Default::default()
+        };
+        for a in &applies {
+            match a {
+                Apply::SetNamed { slot, name, value } => {
+                    changes.sets.push((name.clone(), *slot, value.clone()));
+                }
+                Apply::RemoveNamed { slot, name } => changes.removes.push((name.clone(), *slot)),
+                _ => {}
+            }
+        }
+        if !changes.is_empty() {
+            changes.apply(&mut write(&self.named))?;
+        }
         let mut table = write(&self.slots);
         let mut payload = write(&self.payload);
         // The version moves under the slot table's write lock, so a search (which reads it
@@ -339,6 +399,7 @@ impl IndexState {
             match a {
                 Apply::Set { slot, id, .. } => table.claim(slot, id),
                 Apply::Remove { slot } => table.release(slot),
+                Apply::SetNamed { .. } | Apply::RemoveNamed { .. } => {}
                 Apply::Postings { slot, remove, add } => {
                     for k in &remove {
                         payload.remove(k, slot);
@@ -383,12 +444,14 @@ impl IndexState {
         let IndexState {
             slots,
             vectors,
+            named,
             payload,
             ..
         } = other;
         let _apply = lock(&self.apply_lock);
         *write(&self.vectors) = vectors.into_inner().unwrap_or_else(|e| e.into_inner());
         let mut table = write(&self.slots);
+        *write(&self.named) = named.into_inner().unwrap_or_else(|e| e.into_inner());
         *table = slots.into_inner().unwrap_or_else(|e| e.into_inner());
         *write(&self.payload) = payload.into_inner().unwrap_or_else(|e| e.into_inner());
         self.new_version();
@@ -405,6 +468,18 @@ impl IndexState {
         table.memory_bytes()
             + read(&self.vectors).memory_bytes()
             + read(&self.payload).memory_bytes()
+            + read(&self.named)
+                .values()
+                .map(Named::memory_bytes)
+                .sum::<usize>()
+    }
+
+    /// Number of entities holding each named vector.
+    pub(crate) fn named_counts(&self) -> Vec<(String, usize)> {
+        read(&self.named)
+            .iter()
+            .map(|(name, index)| (name.clone(), index.len()))
+            .collect()
     }
 }
 

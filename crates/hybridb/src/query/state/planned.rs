@@ -18,8 +18,8 @@ use crate::query::plan;
 use crate::query::search::Plan;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// What a planned search searches among.
@@ -114,8 +114,12 @@ impl IndexState {
     /// picks, all under one hold of the slot table's lock (so postings, live slots and vectors
     /// are of one moment). A filter with conditions the postings cannot answer comes back as
     /// [`Searched::NeedsPayloads`] with the superset to check.
+    ///
+    /// `using` names the dense vector searched (`""`: the default one); a named vector's
+    /// search is among the live slots that have it.
     pub(crate) fn search_planned(
         &self,
+        using: &str,
         query: &[f32],
         k: usize,
         ef: usize,
@@ -124,8 +128,11 @@ impl IndexState {
         let t0 = Instant::now();
         let table = read(&self.slots);
         let payload = read(&self.payload);
-        let live = table.live();
-        let live_count = table.live_count();
+        let named = read(&self.named);
+        let default_vectors = read(&self.vectors);
+        let target = Target::new(&table, default_vectors.as_ref(), &named, using, &self.costs);
+        let live = &*target.universe;
+        let live_count = live.len();
         let mut checker = None;
         let mut filter_cx = None;
         // The filter and its hash, for the per-filter walk costs.
@@ -142,7 +149,7 @@ impl IndexState {
                 (Some(Arc::new(bits)), n, true)
             }
             FilterInput::Filter { filter, id_slots } => {
-                let hash = filter_hash(filter);
+                let hash = filter_hash(filter) ^ target.salt;
                 filter_key = Some((hash, filter));
                 let version = self.applied_items.load(Ordering::Relaxed);
                 if let Some(b) = self.cached_set(hash, filter, version) {
@@ -211,12 +218,17 @@ impl IndexState {
         };
         let filter_micros = t0.elapsed().as_micros() as u64;
         let t1 = Instant::now();
-        let vectors = read(&self.vectors);
+        let vectors = target.vectors;
         let selectivity = matching as f64 / live_count.max(1) as f64;
         let walked = filter_key.and_then(|(hash, f)| self.walk_cost(hash, f, live_count));
-        let costs = self
-            .costs(&table, vectors.as_ref(), query, k, ef)
+        let costs = target
+            .costs(query, k, ef)
             .map(|c| c.with_walk(walked, selectivity));
+        let observe = |f: &dyn Fn(&mut plan::Costs)| {
+            if let Some(c) = lock(target.costs).as_mut() {
+                f(c);
+            }
+        };
         let (mut plan, ef) = plan::choose(matching, exact, live_count, k, ef, costs.as_ref());
         if plan == Plan::FilteredGraph && plan::post_filter_pays(matching, live_count, k, ef) {
             plan = Plan::PostFilter;
@@ -231,26 +243,26 @@ impl IndexState {
         let t_plan = Instant::now();
         let mut found = match plan {
             Plan::NoMatches => Vec::new(),
-            Plan::Unfiltered => Self::unfiltered(&table, vectors.as_ref(), query, k, ef),
+            Plan::Unfiltered => target.unfiltered(query, k, ef),
             Plan::ExactScan => {
                 let b = materialise(&bits)?;
                 let t = Instant::now();
                 let r = vectors.scan(query, k, &b);
-                self.observe(|c| c.observe_scan(t.elapsed().as_nanos() as f64, b.len()));
+                observe(&|c| c.observe_scan(t.elapsed().as_nanos() as f64, b.len()));
                 r
             }
             Plan::PostFilter => {
                 // The plain search's whole beam, then the filter: when at least `k` of the
                 // beam pass, they are the nearest matching entities the graph can see.
-                let pool = Self::unfiltered(&table, vectors.as_ref(), query, ef, ef);
+                let pool = target.unfiltered(query, ef, ef);
                 let r: Vec<(u32, f32)> = pool.into_iter().filter(|&(s, _)| passes(s)).collect();
                 if r.len() >= k.min(matching) {
                     let ns = t_plan.elapsed().as_nanos() as f64;
-                    self.observe(|c| c.observe_graph(ns, 1.0, ef));
+                    observe(&|c| c.observe_graph(ns, 1.0, ef));
                 }
                 r
             }
-            Plan::FilteredGraph => Vec::new(),
+            Plan::FilteredGraph | Plan::Sparse => Vec::new(),
         };
         if plan == Plan::PostFilter && found.len() < k.min(matching) {
             // The beam held too few matches (a filter far from this query): walk instead.
@@ -264,7 +276,7 @@ impl IndexState {
                 found = vectors.scan(query, k, &*materialise(&bits)?);
             } else if plan == Plan::FilteredGraph {
                 let ns = t.elapsed().as_nanos() as f64;
-                self.observe(|c| c.observe_graph(ns, selectivity, ef));
+                observe(&|c| c.observe_graph(ns, selectivity, ef));
                 if let (Some((hash, f)), Some(c)) = (filter_key, costs) {
                     let at_base = ns * c.ef.max(1) as f64 / ef.max(1) as f64;
                     self.observe_walk(hash, f, at_base, live_count);
@@ -273,9 +285,11 @@ impl IndexState {
         }
         if plan == Plan::Unfiltered {
             let ns = t_plan.elapsed().as_nanos() as f64;
-            self.observe(|c| c.observe_graph(ns, 1.0, ef));
+            observe(&|c| c.observe_graph(ns, 1.0, ef));
         }
-        drop(vectors);
+        drop(target);
+        drop(default_vectors);
+        drop(named);
         let mut hits: Vec<(EntityId, f32)> = found
             .into_iter()
             .filter_map(|(slot, d)| {
@@ -301,18 +315,109 @@ impl IndexState {
         }))
     }
 
-    /// The measured costs of this index (HNSW only), measured now if missing or stale.
-    fn costs(
+    /// The `k` nearest live entities that have the dense vector `using` (`""`: the default):
+    /// `(id, distance)` nearest first, ties by id.
+    pub(crate) fn search(
         &self,
-        table: &SlotTable,
-        vectors: &dyn VectorIndex,
+        using: &str,
         query: &[f32],
         k: usize,
         ef: usize,
-    ) -> Option<plan::Costs> {
-        vectors.as_hnsw()?;
-        let live = table.live_count();
-        let mut cached = lock(&self.costs);
+    ) -> Vec<(EntityId, f32)> {
+        let table = read(&self.slots);
+        let named = read(&self.named);
+        let default_vectors = read(&self.vectors);
+        let target = Target::new(&table, default_vectors.as_ref(), &named, using, &self.costs);
+        let found = target.unfiltered(query, k, ef);
+        drop(target);
+        drop(default_vectors);
+        drop(named);
+        let mut hits: Vec<(EntityId, f32)> = found
+            .into_iter()
+            .filter_map(|(slot, d)| table.id(slot).map(|id| (id, d)))
+            .collect();
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+        hits
+    }
+}
+
+/// The dense vector a search runs on: its index, the slots it searches among (the live ones
+/// that have the vector), and its measured costs.
+struct Target<'a> {
+    vectors: &'a dyn VectorIndex,
+    universe: Cow<'a, SlotBitset>,
+    /// `universe` is exactly the set of slots the index holds (lets the index skip checks).
+    all_held: bool,
+    costs: &'a Mutex<Option<plan::Costs>>,
+    /// Mixed into filter hashes, so per-filter state of different vectors never mixes.
+    salt: u64,
+}
+
+impl<'a> Target<'a> {
+    fn new(
+        table: &'a SlotTable,
+        default_vectors: &'a dyn VectorIndex,
+        named: &'a NamedIndexes,
+        using: &str,
+        default_costs: &'a Mutex<Option<plan::Costs>>,
+    ) -> Self {
+        if using.is_empty() {
+            // Exactly the live slots are held when nothing is hidden and no insert is in flight
+            // (counts are enough: live ⊆ allocated, and held ⊇ allocated between applies).
+            // (Equal counts could still hide one slot being inserted while another is
+            // mid-update; the inserting one is then dropped by the caller, so such a search
+            // returns one hit fewer — never a wrong one.)
+            let all_held = table.live_count() == table.allocated_count()
+                && default_vectors.held() == Some(table.live_count());
+            return Target {
+                vectors: default_vectors,
+                universe: Cow::Borrowed(table.live()),
+                all_held,
+                costs: default_costs,
+                salt: 0,
+            };
+        }
+        let salt = crate::index::checkpoint::fnv1a(using.as_bytes());
+        match named.get(using) {
+            Some(Named::Dense(d)) => {
+                let mut universe = table.live().clone();
+                universe.intersect_with(&d.present);
+                let all_held = universe.len() == d.present.len()
+                    && d.index.held().is_none_or(|h| h == universe.len());
+                Target {
+                    vectors: d.index.as_ref(),
+                    universe: Cow::Owned(universe),
+                    all_held,
+                    costs: &d.costs,
+                    salt,
+                }
+            }
+            // Dropped since the caller checked the name (or not dense): no entity has it.
+            _ => Target {
+                vectors: default_vectors,
+                universe: Cow::Owned(SlotBitset::new()),
+                all_held: false,
+                costs: default_costs,
+                salt,
+            },
+        }
+    }
+
+    /// The plain index search over every slot of the universe.
+    fn unfiltered(&self, query: &[f32], k: usize, ef: usize) -> Vec<(u32, f32)> {
+        if self.universe.is_empty() {
+            return Vec::new();
+        }
+        self.vectors
+            .search(query, k, ef.max(k), &self.universe, self.all_held)
+    }
+
+    /// The measured costs of this index (HNSW only), measured now if missing or stale.
+    fn costs(&self, query: &[f32], k: usize, ef: usize) -> Option<plan::Costs> {
+        self.vectors.as_hnsw()?;
+        let live = self.universe.len();
+        let mut cached = lock(self.costs);
         if let Some(c) = *cached
             && c.fits(live)
         {
@@ -328,59 +433,19 @@ impl IndexState {
                 .fold(f64::INFINITY, f64::min)
         };
         let graph_ns = best(&mut || {
-            std::hint::black_box(Self::unfiltered(table, vectors, query, k, ef));
+            std::hint::black_box(self.unfiltered(query, k, ef));
         });
         let mut subset = SlotBitset::new();
-        sample(table.live(), |s| {
+        sample(&self.universe, |s| {
             subset.insert(s);
             false
         });
         // One run only: a repeat would find the sample in cache, which real scans do not.
         let t = Instant::now();
-        std::hint::black_box(vectors.scan(query, k, &subset));
+        std::hint::black_box(self.vectors.scan(query, k, &subset));
         let scan_ns = t.elapsed().as_nanos() as f64 / subset.len().max(1) as f64;
         let c = plan::Costs::new(scan_ns, subset.len(), graph_ns, ef, live);
         *cached = Some(c);
         Some(c)
-    }
-
-    /// Folds one observed plan execution into the measured costs (if there are any).
-    fn observe(&self, f: impl FnOnce(&mut plan::Costs)) {
-        if let Some(c) = lock(&self.costs).as_mut() {
-            f(c);
-        }
-    }
-
-    /// The plain index search over every live slot.
-    fn unfiltered(
-        table: &SlotTable,
-        vectors: &dyn VectorIndex,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-    ) -> Vec<(u32, f32)> {
-        // Exactly the live slots are held when nothing is hidden and no insert is in flight
-        // (counts are enough: live ⊆ allocated, and held ⊇ allocated between applies).
-        // (Equal counts could still hide one slot being inserted while another is mid-update;
-        // the inserting one is then dropped by the caller, so such a search returns one hit
-        // fewer — never a wrong one.)
-        let all_held = table.live_count() == table.allocated_count()
-            && vectors.held() == Some(table.live_count());
-        vectors.search(query, k, ef.max(k), table.live(), all_held)
-    }
-
-    /// The `k` nearest live entities: `(id, distance)` nearest first, ties by id.
-    pub(crate) fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(EntityId, f32)> {
-        let table = read(&self.slots);
-        let vectors = read(&self.vectors);
-        let found = Self::unfiltered(&table, vectors.as_ref(), query, k, ef);
-        drop(vectors);
-        let mut hits: Vec<(EntityId, f32)> = found
-            .into_iter()
-            .filter_map(|(slot, d)| table.id(slot).map(|id| (id, d)))
-            .collect();
-        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        hits.truncate(k);
-        hits
     }
 }

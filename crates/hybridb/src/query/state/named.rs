@@ -1,0 +1,191 @@
+//! Named vectors in memory: per named dense vector its own vector index, planner costs and the
+//! set of slots that have it; per sparse vector its posting lists.
+//!
+//! Invariants (on top of the module's):
+//! - a dense vector's `present` set is exactly the slots whose vector its index holds: a slot
+//!   enters `present` after its vector entered the index and leaves it before its vector
+//!   leaves, so a search among `present` slots never meets a slot without a vector;
+//! - named changes of a commit are applied before the slot table changes (so a new entity's
+//!   vectors are searchable when its slot becomes live, and a deleted entity's vectors are gone
+//!   before its slot can be reused).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::index::bitset::SlotBitset;
+use crate::index::flat::FlatIndex;
+use crate::index::hnsw_index::HnswIndex;
+use crate::index::sparse::SparseIndex;
+use crate::index::{IndexMetric, VectorIndex};
+use crate::model::config::{IndexKind, Metric, VectorConfig};
+use crate::model::entity::NamedVector;
+use crate::model::error::{Result, corrupted};
+use crate::query::plan;
+
+/// A named dense vector's index.
+pub(crate) struct DenseNamed {
+    pub(crate) index: Box<dyn VectorIndex>,
+    /// Slots whose vector the index holds (see the module invariants).
+    pub(crate) present: SlotBitset,
+    /// Measured plan costs of this vector's index.
+    pub(crate) costs: Mutex<Option<plan::Costs>>,
+}
+
+/// A named sparse vector's index.
+pub(crate) struct SparseNamed {
+    pub(crate) idf: bool,
+    pub(crate) index: SparseIndex,
+}
+
+/// One named vector's in-memory index.
+pub(crate) enum Named {
+    Dense(Box<DenseNamed>),
+    Sparse(SparseNamed),
+}
+
+/// Every named vector of a collection, by name.
+pub(crate) type NamedIndexes = BTreeMap<String, Named>;
+
+/// A vector index for `dim`, `metric` and `kind` (HNSW inserts on up to `threads` threads).
+pub(crate) fn vector_index(
+    dim: usize,
+    metric: Metric,
+    kind: IndexKind,
+    threads: usize,
+) -> Box<dyn VectorIndex> {
+    let metric = IndexMetric::from(metric);
+    match kind {
+        IndexKind::Exact => Box::new(FlatIndex::new(dim, metric)),
+        IndexKind::Hnsw {
+            m, ef_construction, ..
+        } => Box::new(HnswIndex::new(
+            dim,
+            metric,
+            m as usize,
+            ef_construction as usize,
+            threads,
+        )),
+    }
+}
+
+impl Named {
+    /// An empty index for a declared vector.
+    pub(crate) fn new(config: &VectorConfig, threads: usize) -> Self {
+        match *config {
+            VectorConfig::Dense { dim, metric, index } => Named::Dense(Box::new(DenseNamed {
+                index: vector_index(dim as usize, metric, index, threads),
+                present: SlotBitset::new(),
+                costs: Mutex::new(None),
+            })),
+            VectorConfig::Sparse { idf } => Named::Sparse(SparseNamed {
+                idf,
+                index: SparseIndex::new(),
+            }),
+        }
+    }
+
+    fn holds(&self, slot: u32) -> bool {
+        match self {
+            Named::Dense(d) => d.present.contains(slot),
+            Named::Sparse(s) => s.index.get(slot).is_some(),
+        }
+    }
+
+    /// Number of entities that have this vector.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Named::Dense(d) => d.present.len(),
+            Named::Sparse(s) => s.index.len(),
+        }
+    }
+
+    pub(crate) fn memory_bytes(&self) -> usize {
+        match self {
+            Named::Dense(d) => d.index.memory_bytes() + d.present.memory_bytes(),
+            Named::Sparse(s) => s.index.memory_bytes(),
+        }
+    }
+}
+
+/// A commit's changes to the named vectors, gathered from its applies.
+#[derive(Default)]
+pub(crate) struct NamedChanges {
+    /// `(name, slot)` whose vector goes away (before any set).
+    pub(crate) removes: Vec<(Arc<str>, u32)>,
+    /// Slots of deleted entities (their every named vector goes away).
+    pub(crate) deleted: Vec<u32>,
+    /// New vectors (dense ones in index form).
+    pub(crate) sets: Vec<(Arc<str>, u32, NamedVector)>,
+}
+
+impl NamedChanges {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.removes.is_empty() && self.deleted.is_empty() && self.sets.is_empty()
+    }
+
+    /// Applies the changes (the caller holds the named indexes' write lock). An error means an
+    /// index refused a change and no longer matches the database.
+    pub(crate) fn apply(self, named: &mut NamedIndexes) -> Result<()> {
+        // Removals first, by vector: explicit ones, every vector of deleted slots, and the old
+        // vector of each slot that gets a new one.
+        let mut out: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (name, slot) in &self.removes {
+            out.entry(name.to_string()).or_default().push(*slot);
+        }
+        for (name, slot, _) in &self.sets {
+            out.entry(name.to_string()).or_default().push(*slot);
+        }
+        for (name, index) in named.iter() {
+            for &slot in &self.deleted {
+                if index.holds(slot) {
+                    out.entry(name.clone()).or_default().push(slot);
+                }
+            }
+        }
+        for (name, slots) in out {
+            let Some(index) = named.get_mut(&name) else {
+                return Err(corrupted(format!("a write named unknown vector {name:?}")));
+            };
+            match index {
+                Named::Dense(d) => {
+                    let held: Vec<u32> =
+                        slots.into_iter().filter(|&s| d.present.remove(s)).collect();
+                    if !held.is_empty() {
+                        d.index.remove(&held);
+                    }
+                }
+                Named::Sparse(s) => slots.into_iter().for_each(|slot| s.index.remove(slot)),
+            }
+        }
+        let mut dense: BTreeMap<&str, Vec<(u32, &[f32])>> = BTreeMap::new();
+        for (name, slot, value) in &self.sets {
+            let Some(index) = named.get_mut(&**name) else {
+                return Err(corrupted(format!("a write named unknown vector {name:?}")));
+            };
+            match (index, value) {
+                (Named::Dense(_), NamedVector::Dense(v)) => {
+                    dense.entry(name).or_default().push((*slot, v.as_slice()));
+                }
+                (Named::Sparse(s), NamedVector::Sparse(v)) => s.index.insert(*slot, v.clone()),
+                _ => return Err(corrupted(format!("vector {name:?} changed kind"))),
+            }
+        }
+        for (name, items) in dense {
+            if let Some(Named::Dense(d)) = named.get_mut(name) {
+                let needed = items
+                    .iter()
+                    .map(|(s, _)| *s as usize + 1)
+                    .max()
+                    .unwrap_or(0);
+                d.index.reserve(needed);
+                d.index
+                    .insert(&items)
+                    .map_err(|e| corrupted(format!("vector {name:?} refused an insert: {e}")))?;
+                for (slot, _) in &items {
+                    d.present.insert(*slot);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! Searching a named sparse vector: exact top-k by dot product with MaxScore pruning, the
+//! filter applied inside the scoring loop (so `k` hits come back whenever `k` matching entities
+//! share a dimension with the query).
+
+use super::*;
+use crate::model::sparse::SparseVector;
+use crate::query::payload::eval::{Context, evaluate};
+use crate::query::search::Plan;
+use std::time::Instant;
+
+impl IndexState {
+    /// The `k` live entities with the sparse vector `name` that score highest against
+    /// `query` among those `input` allows (`None`: all). A filter the postings cannot answer
+    /// comes back as [`Searched::NeedsPayloads`], as for dense searches.
+    pub(crate) fn search_sparse(
+        &self,
+        name: &str,
+        query: &SparseVector,
+        k: usize,
+        input: Option<FilterInput<'_>>,
+    ) -> Result<Searched, FilterProblem> {
+        let t0 = Instant::now();
+        let table = read(&self.slots);
+        let live = table.live();
+        let mut expect = None;
+        let allowed: Option<SlotBitset> = match input {
+            None => None,
+            Some(FilterInput::Slots {
+                mut bits,
+                expect: e,
+            }) => {
+                bits.intersect_with(live);
+                expect = Some(e);
+                Some(bits)
+            }
+            Some(FilterInput::Filter { filter, id_slots }) => {
+                let payload = read(&self.payload);
+                let evaluated = evaluate(
+                    filter,
+                    &Context {
+                        index: &payload,
+                        universe: live,
+                        id_slots,
+                    },
+                )?;
+                if !evaluated.exact {
+                    return Ok(Searched::NeedsPayloads(evaluated.bits));
+                }
+                Some(evaluated.bits)
+            }
+        };
+        let filter_micros = t0.elapsed().as_micros() as u64;
+        let t1 = Instant::now();
+        let named = read(&self.named);
+        let (found, held) = match named.get(name) {
+            Some(Named::Sparse(s)) => {
+                let weighted;
+                let query = if s.idf {
+                    weighted = s.index.idf_weighted(query);
+                    &weighted
+                } else {
+                    query
+                };
+                let found = match &allowed {
+                    Some(bits) => s.index.search(query, k, &|slot| bits.contains(slot)),
+                    None => s.index.search(query, k, &|slot| live.contains(slot)),
+                };
+                (found, s.index.len())
+            }
+            // Dropped since the caller checked the name: no entity has it.
+            _ => (Vec::new(), 0),
+        };
+        drop(named);
+        let matching = allowed.as_ref().map_or(held, SlotBitset::len);
+        // Sparse scores are "higher is better"; the engine's distances are "lower is better".
+        let mut hits: Vec<(EntityId, f32)> = found
+            .into_iter()
+            .filter_map(|(slot, score)| {
+                let id = table.id(slot)?;
+                match expect {
+                    Some(e) if e.get(&slot) != Some(&id) => None,
+                    _ => Some((id, -score)),
+                }
+            })
+            .collect();
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+        Ok(Searched::Done(Planned {
+            hits,
+            plan: Plan::Sparse,
+            fallback: false,
+            matching,
+            estimated: false,
+            live: table.live_count(),
+            ef: k,
+            filter_micros,
+            search_micros: t1.elapsed().as_micros() as u64,
+        }))
+    }
+}
