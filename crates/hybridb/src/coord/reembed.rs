@@ -17,6 +17,11 @@
 //! 4. `drop_source` (point of no return): drop the source once the searches that resolved the
 //!    alias before the swap have let go of it (at most `drop_grace`).
 //!
+//! What is re-embedded: the default vector (the spec's `vector` is `None`) or one named dense
+//! vector (`Some(name)`); every other vector of each entity is carried over unchanged, so the
+//! target config must declare the same named vectors (the re-embedded one with its new
+//! dimension or metric).
+//!
 //! Invariants: every entity write the source took before its retirement is in the target
 //! when the alias is repointed, and none happens after it (the mark is checked by the writer
 //! thread, which set it); so writers that resolve the alias per request lose nothing — during
@@ -52,8 +57,10 @@ pub struct ReembedSpec {
     /// The new collection's name (must not exist yet, unless a previous run of this saga
     /// created it).
     pub target: String,
-    /// The new collection's config (dimension, metric, index, payload indexes).
+    /// The new collection's config (dimension, metric, index, payload indexes, named vectors).
     pub config: CollectionConfig,
+    /// The named dense vector to re-embed; `None`: the default vector.
+    pub vector: Option<String>,
     /// Entities per copy batch (one transaction each). Default 1,000.
     pub batch_size: usize,
     /// How long `drop_source` waits for handles on the old collection to be released before
@@ -68,9 +75,16 @@ impl ReembedSpec {
             alias: alias.to_string(),
             target: target.to_string(),
             config,
+            vector: None,
             batch_size: 1000,
             drop_grace: Duration::from_secs(10),
         }
+    }
+
+    /// Re-embeds the named dense vector `name` instead of the default one.
+    pub fn with_vector(mut self, name: impl Into<String>) -> Self {
+        self.vector = Some(name.into());
+        self
     }
 }
 
@@ -83,7 +97,8 @@ pub struct ReembedProgress {
     pub total: u64,
 }
 
-/// Computes an entity's new vector.
+/// Computes an entity's new vector (of the vector being re-embedded); receives the entity as
+/// stored in the source, with all its vectors.
 pub type EmbedFn = Arc<dyn Fn(&Entity) -> Result<Vec<f32>> + Send + Sync>;
 /// Receives copy progress.
 pub type ProgressFn = Arc<dyn Fn(ReembedProgress) + Send + Sync>;
@@ -94,6 +109,9 @@ struct Params {
     source: String,
     target: String,
     config: CollectionConfig,
+    /// The named vector re-embedded (`None`: the default one).
+    #[serde(default)]
+    vector: Option<String>,
     /// The source's internal id when the saga started.
     source_cid: u64,
     batch_size: usize,
@@ -134,19 +152,46 @@ fn set_data(ctx: &mut SagaContext<'_>, d: &Data) {
     });
 }
 
-fn embed_one(embed: &EmbedFn, e: &Entity, target_dim: u32) -> Result<Vec<f32>> {
-    let v = embed(e)?;
-    if v.len() != target_dim as usize {
-        return Err(Error::InvalidEntity {
-            index: 0,
-            id: e.id,
-            problem: crate::model::error::EntityProblem::WrongDimension {
-                expected: target_dim as usize,
+/// The target entity for a source record: the re-embedded vector from `embed`, checked
+/// against its dimension in the target config, every other vector carried over.
+fn reembed_record(embed: &EmbedFn, p: &Params, r: crate::model::entity::Record) -> Result<Entity> {
+    let mut e = Entity::new(r.id, Value::Object(r.payload), r.vector);
+    e.vectors = r.vectors;
+    let v = embed(&e)?;
+    let dim = match &p.vector {
+        None => Some(p.config.dim),
+        Some(name) => match p.config.vectors.get(name) {
+            Some(crate::model::config::VectorConfig::Dense { dim, .. }) => Some(*dim),
+            _ => None,
+        },
+    };
+    let wrong = |problem| Error::InvalidEntity {
+        index: 0,
+        id: e.id,
+        problem,
+    };
+    match dim {
+        Some(dim) if v.len() == dim as usize => {}
+        Some(dim) => {
+            return Err(wrong(crate::model::error::EntityProblem::WrongDimension {
+                expected: dim as usize,
                 got: v.len(),
-            },
-        });
+            }));
+        }
+        None => {
+            return Err(wrong(crate::model::error::EntityProblem::UnknownVector {
+                name: p.vector.clone().unwrap_or_default(),
+            }));
+        }
     }
-    Ok(v)
+    match &p.vector {
+        None => e.vector = v,
+        Some(name) => {
+            e.vectors
+                .insert(name.clone(), crate::model::entity::NamedVector::Dense(v));
+        }
+    }
+    Ok(e)
 }
 
 /// The re-embed saga's definition, with the embedding function and progress callback; pass
@@ -265,9 +310,7 @@ fn copy(ctx: &mut SagaContext<'_>, embed: &EmbedFn, progress: Option<&ProgressFn
         };
         let mut out = Vec::with_capacity(page.records.len());
         for r in page.records {
-            let e = Entity::new(r.id, Value::Object(r.payload), r.vector);
-            let v = embed_one(embed, &e, p.config.dim)?;
-            out.push(Entity::new(e.id, e.payload, v));
+            out.push(reembed_record(embed, &p, r)?);
         }
         d.copied += out.len() as u64;
         d.cursor = Some(last);
@@ -325,11 +368,7 @@ fn catch_up(
         let mut deletes = Vec::new();
         for (id, rec) in ids.iter().zip(source.get_many(&ids)?) {
             match rec {
-                Some(r) => {
-                    let e = Entity::new(r.id, Value::Object(r.payload), r.vector);
-                    let v = embed_one(embed, &e, p.config.dim)?;
-                    upserts.push(Entity::new(e.id, e.payload, v));
-                }
+                Some(r) => upserts.push(reembed_record(embed, p, r)?),
                 None => deletes.push(*id),
             }
         }
@@ -451,13 +490,39 @@ impl Database {
                 "re-embed batch size must be at least 1".into(),
             ));
         }
-        let source_cid = self.shared().collection_shared(&source)?.stored.cid;
+        let source_shared = self.shared().collection_shared(&source)?;
+        // Every vector carried over must exist in the target with the same declaration.
+        let carried = source_shared
+            .config()
+            .vectors
+            .into_iter()
+            .filter(|(name, _)| Some(name) != spec.vector.as_ref());
+        for (name, config) in carried {
+            if spec.config.vectors.get(&name) != Some(&config) {
+                return Err(Error::InvalidConfig(format!(
+                    "the target config must declare vector {name:?} as the source does \
+                     ({config:?}): it is carried over unchanged"
+                )));
+            }
+        }
+        if let Some(name) = &spec.vector
+            && !matches!(
+                spec.config.vectors.get(name),
+                Some(crate::model::config::VectorConfig::Dense { .. })
+            )
+        {
+            return Err(Error::InvalidConfig(format!(
+                "the target config must declare the re-embedded vector {name:?} as dense"
+            )));
+        }
+        let source_cid = source_shared.stored.cid;
         serde_json::to_value(Params {
             alias: spec.alias.clone(),
             source,
             source_cid,
             target: spec.target.clone(),
             config: spec.config.clone(),
+            vector: spec.vector.clone(),
             batch_size: spec.batch_size,
             drop_grace_ms: spec.drop_grace.as_millis() as u64,
         })

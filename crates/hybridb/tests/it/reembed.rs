@@ -412,3 +412,78 @@ fn a_retired_source_stays_retired_across_a_crash_until_the_saga_resumes() {
     assert_eq!(docs.count().unwrap(), 300);
     assert!(db.verify().unwrap().is_clean());
 }
+
+#[test]
+fn reembedding_one_named_vector_carries_the_others_over() {
+    use hybridb::{NamedVector, SparseVector, VectorConfig};
+    let (_dir, db) = crate::fresh();
+    let with = |dim: u32| {
+        hnsw(8)
+            .with_vector("text", VectorConfig::dense(dim, Metric::Cosine))
+            .with_vector("terms", VectorConfig::sparse(false))
+    };
+    let c = db.create_collection("v1", with(4)).unwrap();
+    let entities: Vec<Entity> = (0..300u64)
+        .map(|i| {
+            let e = Entity::new(
+                EntityId::from_key(&format!("e{i}")),
+                json!({"n": i}),
+                old_vector(i),
+            )
+            .with_vector("terms", SparseVector::new(vec![i as u32 % 7], vec![1.0]));
+            if i % 2 == 0 {
+                e.with_vector("text", vec![1.0, i as f32, 0.0, 0.5])
+            } else {
+                e
+            }
+        })
+        .collect();
+    c.upsert_batch(entities.clone()).unwrap();
+    db.create_alias("docs", "v1").unwrap();
+    // A target that drops a carried vector is refused before anything runs.
+    let bad = ReembedSpec::new(
+        "docs",
+        "v2",
+        hnsw(8).with_vector("text", VectorConfig::dense(6, Metric::Cosine)),
+    )
+    .with_vector("text");
+    assert!(matches!(
+        db.reembed(bad, |_: &Entity| Ok(vec![1.0; 6]), |_| {}),
+        Err(Error::InvalidConfig(_))
+    ));
+    let mut spec = ReembedSpec::new("docs", "v2", with(6)).with_vector("text");
+    spec.batch_size = 64;
+    spec.drop_grace = Duration::from_millis(100);
+    // The new "text" model: 6 dimensions from the old text vector, or from the default vector
+    // for entities without one (re-embedding may give every entity the vector).
+    let embed = |e: &Entity| -> hybridb::Result<Vec<f32>> {
+        let base = match e.vectors.get("text") {
+            Some(NamedVector::Dense(v)) => v.clone(),
+            _ => e.vector[..4].to_vec(),
+        };
+        let mut v = base.clone();
+        v.extend([1.0, 2.0]);
+        Ok(v)
+    };
+    db.reembed(spec, embed, |_| {}).unwrap();
+    let docs = db.collection("docs").unwrap();
+    assert_eq!(docs.name(), "v2");
+    for e in entities.iter().step_by(37) {
+        let r = docs.get(e.id).unwrap().unwrap();
+        assert_eq!(r.vector, e.vector, "default vector carried over");
+        assert_eq!(
+            r.vectors.get("terms"),
+            e.vectors.get("terms"),
+            "sparse carried over"
+        );
+        match r.vectors.get("text") {
+            Some(NamedVector::Dense(v)) => assert_eq!(v.len(), 6),
+            other => panic!("text not re-embedded: {other:?}"),
+        }
+    }
+    let hits = docs
+        .search_with(&SearchRequest::new(vec![1.0, 0.0, 0.0, 0.5, 1.0, 2.0], 3).using("text"))
+        .unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(db.verify().unwrap().is_clean());
+}
