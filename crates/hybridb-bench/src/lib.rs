@@ -12,6 +12,7 @@ pub mod engine;
 pub mod filtered;
 pub mod groundtruth;
 pub mod metric;
+pub mod named;
 pub mod quant;
 pub mod recall;
 pub mod report;

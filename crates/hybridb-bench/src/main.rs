@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use hybridb_bench::cache::{CacheArgs, run_cache};
 use hybridb_bench::commands::{self, AnnArgs, ExactArgs, GenArgs, LoadArgs};
 use hybridb_bench::filtered::{FilteredArgs, run_filtered};
+use hybridb_bench::named::{NamedArgs, run_named};
 use hybridb_bench::quant::{QuantArgs, run_quant};
 use hybridb_bench::sparse::{SparseArgs, run_sparse};
 use hybridb_bench::text::{TextArgs, run_text};
@@ -42,6 +43,9 @@ enum Command {
     /// Scalar-quantized (SQ8) exact scan against the f32 scan: recall with and without
     /// rescoring an oversampled list, QPS, resident bytes.
     Quant(QuantArgs),
+    /// Named vectors: a search on one named vector of a three-vector collection against the
+    /// same search on a one-vector collection (same data, interleaved rounds).
+    Named(NamedArgs),
     /// BM25 on a labeled query set: nDCG@10, recall@100, pruned vs exhaustive QPS.
     Text(TextArgs),
 }
@@ -57,6 +61,7 @@ fn main() -> Result<()> {
         Command::Cache(a) => run_cache(&a),
         Command::Sparse(a) => run_sparse(&a),
         Command::Quant(a) => run_quant(&a),
+        Command::Named(a) => run_named(&a),
         Command::Text(a) => run_text(&a),
     }
 }
