@@ -36,13 +36,20 @@
 //! atomically, with one change event per entity; the new payload is computed from the stored
 //! one inside the write transaction, so concurrent updates of different keys are not lost.
 //!
+//! ## Named and sparse vectors
+//! Beside its default vector, a collection declares named vectors
+//! ([`CollectionConfig::with_vector`], [`Collection::add_vector`]): dense ones with their own
+//! dimension, metric and index, and sparse ones ([`SparseVector`], optionally IDF-weighted).
+//! An entity may lack any of them ([`Entity::with_vector`]); a search names the vector it uses
+//! ([`SearchRequest::using`], [`SearchRequest::new_sparse`]) and sees only the entities that
+//! have it. A collection may also have named vectors only ([`CollectionConfig::named_only`]).
+//!
 //! ## Retrieval building blocks
 //! Beside the collections, the index layer's pieces are public for direct use and benchmarks:
 //! [`index::sparse::SparseIndex`] (exact top-k over [`SparseVector`]s), [`index::bm25::Bm25Index`]
 //! with [`index::text::Analyzer`] (BM25 over analyzed text), [`fusion`] (RRF, DBSF, MMR) and
-//! [`index::quant::Sq8`] (8-bit codes with asymmetric distance estimates). Collections use the
-//! dense HNSW and exact indexes today; the others are wired in as named vectors and text
-//! indexes arrive (see `docs/ARCHITECTURE.md`).
+//! [`index::quant::Sq8`] (8-bit codes with asymmetric distance estimates). BM25 text indexes
+//! and quantized codes are not yet wired into collections (see `docs/ARCHITECTURE.md`).
 //!
 //! ## Filters
 //! Searches, counts, scrolls and deletes take a [`Filter`] over payload fields (Qdrant's filter

@@ -29,6 +29,12 @@ fn vector(n: u64) -> Vec<f32> {
         .collect()
 }
 
+/// A small sparse vector derived from `n`.
+fn sparse(n: u64) -> hybridb::SparseVector {
+    let a = (n % 50) as u32;
+    hybridb::SparseVector::new(vec![a, a + 1 + (n % 7) as u32], vec![1.0, 0.5])
+}
+
 /// The child: writes until killed. Each thread alternates new-entity batches (tagged with
 /// their batch and size) and single updates of an entity it created before.
 #[test]
@@ -44,7 +50,21 @@ fn crash_child_entry() {
     let c = match db.collection("c") {
         Ok(c) => c,
         Err(_) => db
-            .create_collection("c", CollectionConfig::new(DIM as u32, Metric::L2))
+            .create_collection(
+                "c",
+                // Named vectors too: their tables and sparse postings must survive the kill
+                // in step with the entities (verify checks them).
+                CollectionConfig::new(DIM as u32, Metric::L2)
+                    .with_vector(
+                        "n",
+                        hybridb::VectorConfig::dense_with_index(
+                            DIM as u32,
+                            Metric::Dot,
+                            hybridb::IndexKind::hnsw(),
+                        ),
+                    )
+                    .with_vector("s", hybridb::VectorConfig::sparse(false)),
+            )
             .unwrap(),
     };
     std::thread::scope(|s| {
@@ -61,6 +81,8 @@ fn crash_child_entry() {
                         .map(|i| {
                             let id = EntityId::from_key(&format!("{tag}-{i}"));
                             Entity::new(id, json!({"batch": tag, "size": size}), vector(b * 10 + i))
+                                .with_vector("n", vector(b + i))
+                                .with_vector("s", sparse(b * 10 + i))
                         })
                         .collect();
                     let written = c.upsert_batch(batch).unwrap();
@@ -73,11 +95,14 @@ fn crash_child_entry() {
                     let old = mine[(b as usize * 7) % mine.len()];
                     let prev = c.get(old).unwrap().unwrap();
                     let w = c
-                        .upsert(Entity::new(
-                            old,
-                            serde_json::Value::Object(prev.payload),
-                            vector(b + 5),
-                        ))
+                        .upsert(
+                            Entity::new(
+                                old,
+                                serde_json::Value::Object(prev.payload),
+                                vector(b + 5),
+                            )
+                            .with_vector("s", sparse(b + 5)),
+                        )
                         .unwrap();
                     lines.push_str(&format!("{} {}\n", w.id, w.version));
                     // Acknowledged: record it (the page cache survives the process being killed).
@@ -150,6 +175,15 @@ fn verify(db_path: &Path, cycles_done: u64) -> usize {
     for q in 0..5 {
         for h in c.search(&vector(q * 13), 10).unwrap() {
             assert!(c.get(h.id).unwrap().is_some());
+        }
+        let named = hybridb::SearchRequest::new(vector(q), 10).using("n");
+        for h in c.search_with(&named).unwrap() {
+            assert!(c.get(h.id).unwrap().is_some());
+        }
+        let sparse = hybridb::SearchRequest::new_sparse("s", sparse(q * 3), 10);
+        for h in c.search_with(&sparse).unwrap() {
+            let r = c.get(h.id).unwrap().expect("a sparse hit is stored");
+            assert!(r.vectors.contains_key("s"));
         }
     }
     // The change log is gap-free.

@@ -1,5 +1,6 @@
 //! Model-based test: random sequences of upserts, deletes, batches (some invalid), partial
-//! payload updates (by ids and by filter) and reopens,
+//! payload updates (by ids and by filter) and reopens, on a collection with a default vector,
+//! an optional named dense vector `n` and an optional sparse vector `s`,
 //! applied to hybridb and to an in-memory model (a BTreeMap plus brute-force k-NN); get, count,
 //! scroll and search must agree after every step and every reopen.
 
@@ -7,7 +8,7 @@ use std::collections::BTreeMap;
 
 use hybridb::{
     CollectionConfig, Condition, Database, Entity, EntityId, Filter, IndexKind, Metric,
-    PayloadUpdate, Range,
+    NamedVector, PayloadUpdate, Range, SearchRequest, SparseVector, VectorConfig,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -58,7 +59,33 @@ struct ModelEntry {
     payload: Option<u8>,
     /// Payload key `q` (set by partial updates only).
     q: Option<u8>,
+    /// Named vectors (partial payload updates leave them as they are).
+    named: BTreeMap<String, NamedVector>,
     version: u64,
+}
+
+/// The named vectors an upsert of `(k, v, p)` carries: `n` (the default vector reversed)
+/// unless `p` is a multiple of 3, `s` (the non-zero components at indices `4i + p % 4`) when
+/// `p` is even.
+fn named_of(v: &[i8; DIM], p: u8) -> BTreeMap<String, NamedVector> {
+    let mut out = BTreeMap::new();
+    if !p.is_multiple_of(3) {
+        let n: Vec<f32> = v.iter().rev().map(|&x| f32::from(x)).collect();
+        out.insert("n".to_string(), NamedVector::Dense(n));
+    }
+    if p.is_multiple_of(2) {
+        let (indices, values) = v
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| **x != 0)
+            .map(|(i, &x)| (i as u32 * 4 + u32::from(p % 4), f32::from(x)))
+            .unzip();
+        out.insert(
+            "s".to_string(),
+            NamedVector::Sparse(SparseVector::new(indices, values)),
+        );
+    }
+    out
 }
 
 /// The payload object with one key.
@@ -73,11 +100,13 @@ fn id(k: u32) -> EntityId {
 }
 
 fn to_entity(k: u32, v: &[i8; DIM], p: u8) -> Entity {
-    Entity::new(
+    let mut e = Entity::new(
         id(k),
         json!({"p": p}),
         v.iter().map(|&x| f32::from(x)).collect(),
-    )
+    );
+    e.vectors = named_of(v, p);
+    e
 }
 
 /// Valid under this metric? Cosine refuses zero vectors.
@@ -119,13 +148,14 @@ fn check(metric: Metric, c: &hybridb::Collection, model: &BTreeMap<EntityId, Mod
     let got: Vec<_> = page
         .records
         .iter()
-        .map(|r| (r.id, r.vector.clone(), r.version))
+        .map(|r| (r.id, r.vector.clone(), r.vectors.clone(), r.version))
         .collect();
     let want: Vec<_> = model
         .iter()
-        .map(|(i, e)| (*i, e.vector.clone(), e.version))
+        .map(|(i, e)| (*i, e.vector.clone(), e.named.clone(), e.version))
         .collect();
     assert_eq!(got, want);
+    check_named(c, model);
     for k in 0..KEYS {
         let g = c.get(id(k)).unwrap();
         match model.get(&id(k)) {
@@ -170,6 +200,52 @@ fn check(metric: Metric, c: &hybridb::Collection, model: &BTreeMap<EntityId, Mod
     }
 }
 
+/// Searches of the named vectors against brute force over the model: `n` (L2) and `s` (sparse
+/// dot product, exact: the same ids and scores).
+fn check_named(c: &hybridb::Collection, model: &BTreeMap<EntityId, ModelEntry>) {
+    let k = 4;
+    for q in [[1.0f32, 0.0, -1.0, 2.0], [0.0, 3.0, 0.0, 0.0]] {
+        let hits = c
+            .search_with(&SearchRequest::new(q.to_vec(), k).using("n"))
+            .unwrap();
+        let mut want: Vec<(f64, EntityId)> = model
+            .iter()
+            .filter_map(|(i, e)| match e.named.get("n") {
+                Some(NamedVector::Dense(v)) => Some((model_distance(Metric::L2, &q, v), *i)),
+                _ => None,
+            })
+            .collect();
+        want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        assert_eq!(hits.len(), k.min(want.len()));
+        for (h, (w, _)) in hits.iter().zip(&want) {
+            assert!((f64::from(h.score).powi(2) - w).abs() < 1e-3);
+        }
+    }
+    for query in [
+        SparseVector::new(vec![0, 1, 2, 3], vec![1.0, 1.0, 1.0, 1.0]),
+        SparseVector::new(vec![4, 6, 13], vec![2.0, -1.0, 0.5]),
+    ] {
+        let hits = c
+            .search_with(&SearchRequest::new_sparse("s", query.clone(), k))
+            .unwrap();
+        let mut want: Vec<(f32, EntityId)> = model
+            .iter()
+            .filter_map(|(i, e)| match e.named.get("s") {
+                Some(NamedVector::Sparse(v))
+                    if v.indices.iter().any(|d| query.indices.contains(d)) =>
+                {
+                    Some((v.dot(&query), *i))
+                }
+                _ => None,
+            })
+            .collect();
+        want.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        want.truncate(k);
+        let got: Vec<(f32, EntityId)> = hits.iter().map(|h| (h.score, h.id)).collect();
+        assert_eq!(got, want);
+    }
+}
+
 fn run(metric: Metric, index: IndexKind, ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.redb");
@@ -177,7 +253,13 @@ fn run(metric: Metric, index: IndexKind, ops: Vec<Op>) {
     let mut c = db
         .create_collection(
             "m",
-            CollectionConfig::new(DIM as u32, metric).with_index(index),
+            CollectionConfig::new(DIM as u32, metric)
+                .with_index(index)
+                .with_vector(
+                    "n",
+                    VectorConfig::dense_with_index(DIM as u32, Metric::L2, index),
+                )
+                .with_vector("s", VectorConfig::sparse(false)),
         )
         .unwrap();
     let mut model: BTreeMap<EntityId, ModelEntry> = BTreeMap::new();
@@ -190,6 +272,7 @@ fn run(metric: Metric, index: IndexKind, ops: Vec<Op>) {
                     vector: v.iter().map(|&x| f32::from(x)).collect(),
                     payload: Some(p),
                     q: None,
+                    named: named_of(v, p),
                     version,
                 },
             );

@@ -61,9 +61,19 @@ impl IndexState {
                 } else {
                     query
                 };
-                let found = match &allowed {
-                    Some(bits) => s.index.search(query, k, &|slot| bits.contains(slot)),
-                    None => s.index.search(query, k, &|slot| live.contains(slot)),
+                let pass = |slot: u32| match &allowed {
+                    Some(bits) => bits.contains(slot),
+                    None => live.contains(slot),
+                };
+                // The index breaks ties by slot, the engine by id: widen the search until it
+                // holds every document tied with the k-th (the sort below then picks by id).
+                let mut want = k + 1;
+                let found = loop {
+                    let found = s.index.search(query, want, &pass);
+                    if found.len() < want || found[want - 1].1 < found[k - 1].1 {
+                        break found;
+                    }
+                    want *= 2;
                 };
                 (found, s.index.len())
             }
