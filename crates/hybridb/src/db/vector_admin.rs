@@ -93,8 +93,17 @@ impl Shared {
                 coll.set_named(NamedDecls::of(&stored));
             }
             None => {
+                let vid = decls.get(name).map(|d| d.vid);
                 coll.set_named(NamedDecls::of(&stored));
                 coll.index.change_named(name, None);
+                // Derived state only: a leftover file is never read (vids are not reused).
+                if let Some(vid) = vid {
+                    let _ = std::fs::remove_file(crate::index::checkpoint::named_path_for(
+                        &self.checkpoint_dir(),
+                        coll.stored.cid,
+                        vid,
+                    ));
+                }
             }
         }
         Ok(true)

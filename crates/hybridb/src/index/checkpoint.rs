@@ -57,6 +57,12 @@ pub(crate) fn path_for(dir: &Path, cid: u64) -> PathBuf {
     dir.join(format!("c{cid}.hnsw"))
 }
 
+/// The checkpoint file of the named vector `vid` of collection `cid` (same format; its
+/// config hash covers the named vector's id and config).
+pub(crate) fn named_path_for(dir: &Path, cid: u64, vid: u32) -> PathBuf {
+    dir.join(format!("c{cid}.v{vid}.hnsw"))
+}
+
 /// Encodes a checkpoint (header, slot map, graph image).
 pub(crate) fn encode(
     cid: u64,

@@ -163,13 +163,26 @@ impl Database {
         let mut checkpoints = 0;
         let src_dir = shared.checkpoint_dir();
         for stored in &cids {
-            let Ok(bytes) = std::fs::read(checkpoint::path_for(&src_dir, stored.cid)) else {
-                continue;
-            };
-            let hash = crate::store::load::config_hash(stored);
-            if checkpoint::decode(&bytes, stored.cid, hash, seq).is_ok() {
-                checkpoint::write_atomic(&checkpoint::path_for(&idx_dir, stored.cid), &bytes)?;
-                checkpoints += 1;
+            let mut files = vec![(
+                checkpoint::path_for(&src_dir, stored.cid),
+                checkpoint::path_for(&idx_dir, stored.cid),
+                crate::store::load::config_hash(stored),
+            )];
+            for (_, d) in crate::store::collection::NamedDecls::of(stored).iter() {
+                files.push((
+                    checkpoint::named_path_for(&src_dir, stored.cid, d.vid),
+                    checkpoint::named_path_for(&idx_dir, stored.cid, d.vid),
+                    crate::store::load_named::config_hash(stored.cid, d),
+                ));
+            }
+            for (from, to, hash) in files {
+                let Ok(bytes) = std::fs::read(&from) else {
+                    continue;
+                };
+                if checkpoint::decode(&bytes, stored.cid, hash, seq).is_ok() {
+                    checkpoint::write_atomic(&to, &bytes)?;
+                    checkpoints += 1;
+                }
             }
         }
         std::fs::rename(&partial, path)?;

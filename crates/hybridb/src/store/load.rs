@@ -113,7 +113,11 @@ pub(crate) fn load_collections(
             &txn,
             &name,
             &stored,
-            options.index_threads,
+            &crate::store::load_named::Sources {
+                options,
+                ckpt_dir,
+                last_seq,
+            },
         )?);
         out.insert(
             name.clone(),

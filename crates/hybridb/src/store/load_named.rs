@@ -1,22 +1,45 @@
-//! Loading a collection's named vectors into memory when the file opens: each dense vector's
-//! index from its vectors table, each sparse vector's posting lists from its postings table
+//! Loading a collection's named vectors into memory when the file opens: each dense HNSW
+//! vector's index from its checkpoint plus the changes after it, else (and for exact indexes)
+//! from its vectors table; each sparse vector's posting lists from its postings table
 //! (cross-checked against its vectors table).
 //!
-//! Named dense indexes are rebuilt on every open (they have no checkpoint yet); a file never
-//! holds a named vector for an entity that does not exist (checked here).
+//! Invariants: a named checkpoint follows the default one's rules (checksums, collection id
+//! and a config hash covering the vector's id and config must match, and it is never ahead of
+//! the file); a file never holds a named vector for an entity that does not exist (checked
+//! here).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use crate::model::config::{StoredCollection, VectorConfig};
+use crate::index::checkpoint;
+use crate::index::hnsw_index::HnswIndex;
+use crate::model::change::ChangeEvent;
+use crate::model::config::{IndexKind, StoredCollection, VectorConfig};
 use crate::model::entity::{NamedVector, decode_record, decode_vector, index_form};
 use crate::model::error::{Result, corrupted};
 use crate::model::id::EntityId;
 use crate::model::sparse::SparseVector;
 use crate::query::state::{Named, NamedIndexes};
-use crate::store::collection::NamedDecls;
-use crate::store::schema::{CollectionTables, NamedTables};
+use crate::store::collection::{Declared, NamedDecls};
+use crate::store::options::{Options, RebuildProgress};
+use crate::store::schema::{CHANGES, CollectionTables, NamedTables};
+
+/// The hash that ties a named vector's checkpoint to it: the collection id, the vector's id
+/// and its config.
+pub(crate) fn config_hash(cid: u64, decl: &Declared) -> u64 {
+    let shape = serde_json::json!([cid, decl.vid, decl.config]);
+    checkpoint::fnv1a(shape.to_string().as_bytes())
+}
+
+/// Where the named indexes of a collection may come from besides their tables.
+pub(crate) struct Sources<'a> {
+    pub options: &'a Options,
+    pub ckpt_dir: &'a Path,
+    pub last_seq: u64,
+}
 
 /// Vectors handed to an index at a time.
 const BATCH: usize = 8192;
@@ -26,8 +49,9 @@ pub(crate) fn load(
     txn: &redb::ReadTransaction,
     name: &str,
     stored: &StoredCollection,
-    threads: usize,
+    sources: &Sources<'_>,
 ) -> Result<NamedIndexes> {
+    let threads = sources.options.index_threads;
     let decls = NamedDecls::of(stored);
     if decls.is_empty() {
         return Ok(NamedIndexes::new());
@@ -45,6 +69,28 @@ pub(crate) fn load(
     for (vname, decl) in decls.iter() {
         let tables = NamedTables::new(stored.cid, decl.vid);
         let rows = txn.open_table(tables.vectors())?;
+        if let VectorConfig::Dense {
+            index: IndexKind::Hnsw { .. },
+            ..
+        } = decl.config
+        {
+            match from_checkpoint(txn, name, stored, decl, sources, &slot_of) {
+                Ok(index) => {
+                    out.insert(vname.clone(), index);
+                    continue;
+                }
+                Err(reason) => {
+                    if let Some(cb) = &sources.options.rebuild_progress {
+                        (cb.0)(RebuildProgress {
+                            collection: name.to_string(),
+                            done: 0,
+                            total: rows.len()?,
+                            reason: format!("vector {vname:?}: {reason}"),
+                        });
+                    }
+                }
+            }
+        }
         let mut index = Named::new(&decl.config, threads);
         match (&mut index, decl.config) {
             (Named::Dense(d), VectorConfig::Dense { dim, metric, .. }) => {
@@ -71,6 +117,8 @@ pub(crate) fn load(
                     }
                 }
                 flush(&mut batch)?;
+                // Rebuilt: the next checkpoint writes it out.
+                d.changed.store(d.present.len() as u64, Ordering::Relaxed);
             }
             (Named::Sparse(s), VectorConfig::Sparse { .. }) => {
                 let postings = txn.open_table(tables.postings())?;
@@ -111,6 +159,127 @@ pub(crate) fn load(
         out.insert(vname.clone(), index);
     }
     Ok(out)
+}
+
+/// Loads a named HNSW vector's checkpoint and applies the changes after it. `Err` gives the
+/// reason to rebuild instead (storage errors too: the rebuild meets them again and reports
+/// them properly).
+fn from_checkpoint(
+    txn: &redb::ReadTransaction,
+    name: &str,
+    stored: &StoredCollection,
+    decl: &Declared,
+    sources: &Sources<'_>,
+    slot_of: &dyn Fn(EntityId) -> Result<u32>,
+) -> std::result::Result<Named, String> {
+    let s = |e: crate::model::error::Error| e.to_string();
+    let VectorConfig::Dense { dim, metric, .. } = decl.config else {
+        return Err("not a dense vector".into());
+    };
+    let path = checkpoint::named_path_for(sources.ckpt_dir, stored.cid, decl.vid);
+    let bytes = std::fs::read(&path).map_err(|e| format!("no checkpoint ({e})"))?;
+    let ckpt = checkpoint::decode(
+        &bytes,
+        stored.cid,
+        config_hash(stored.cid, decl),
+        sources.last_seq,
+    )?;
+    drop(bytes);
+    // Entities written after the checkpoint.
+    let mut affected = BTreeSet::new();
+    let changes = txn.open_table(CHANGES).map_err(|e| s(e.into()))?;
+    for row in changes
+        .range(ckpt.seq.saturating_add(1)..)
+        .map_err(|e| s(e.into()))?
+    {
+        let (_, v) = row.map_err(|e| s(e.into()))?;
+        let event = ChangeEvent::decode(v.value()).map_err(s)?;
+        if event.collection == name
+            && let Some(id) = event.id
+        {
+            affected.insert(id);
+        }
+    }
+    let mut present = crate::index::bitset::SlotBitset::new();
+    let mut old_slots: HashMap<EntityId, u32> = HashMap::new();
+    for (slot, id) in ckpt.slot_ids.iter().enumerate() {
+        if *id != EntityId::MIN {
+            present.insert(slot as u32);
+            if affected.contains(id) {
+                old_slots.insert(*id, slot as u32);
+            }
+        }
+    }
+    let graph = ckpt.graph;
+    let rows = txn
+        .open_table(NamedTables::new(stored.cid, decl.vid).vectors())
+        .map_err(|e| s(e.into()))?;
+    let entities = txn
+        .open_table(CollectionTables::new(stored.cid).entities())
+        .map_err(|e| s(e.into()))?;
+    let mut removes = BTreeSet::new();
+    let mut sets: Vec<(u32, Vec<f32>)> = Vec::new();
+    for id in affected {
+        let now = match entities.get(id).map_err(|e| s(e.into()))? {
+            Some(_) => match rows.get(id).map_err(|e| s(e.into()))? {
+                Some(v) => Some((
+                    slot_of(id).map_err(s)?,
+                    index_form(&decode_vector(v.value(), dim as usize).map_err(s)?, metric),
+                )),
+                None => None,
+            },
+            None => None,
+        };
+        let old = old_slots.get(&id).copied();
+        let now_slot = now.as_ref().map(|n| n.0);
+        if let Some(old) = old
+            && now_slot != Some(old)
+        {
+            removes.insert(old);
+        }
+        if let Some((slot, vector)) = now {
+            if old == Some(slot) && graph.vector_copy(slot).as_ref() == Some(&vector) {
+                continue;
+            }
+            if present.contains(slot) {
+                // The slot holds another (deleted) entity's vector, or this one's old one.
+                removes.insert(slot);
+            }
+            sets.push((slot, vector));
+        }
+    }
+    let index = HnswIndex::deferred(graph, sources.options.index_threads);
+    let mut boxed: Box<dyn crate::index::VectorIndex> = Box::new(index);
+    let removes: Vec<u32> = removes.into_iter().collect();
+    boxed.remove(&removes);
+    for slot in &removes {
+        present.remove(*slot);
+    }
+    boxed.reserve(sets.iter().map(|(s, _)| *s as usize + 1).max().unwrap_or(0));
+    let items: Vec<(u32, &[f32])> = sets.iter().map(|(s, v)| (*s, v.as_slice())).collect();
+    boxed.insert(&items)?;
+    for (slot, _) in &sets {
+        present.insert(*slot);
+    }
+    boxed.finish_loading();
+    while boxed.deferring() && boxed.link_step()? {}
+    let stored_rows = rows.len().map_err(|e| s(e.into()))? as usize;
+    if present.len() != stored_rows || boxed.held() != Some(stored_rows) {
+        return Err(format!(
+            "after replay the index holds {:?} vectors ({} slots), {stored_rows} are stored",
+            boxed.held(),
+            present.len()
+        ));
+    }
+    let mut named = Named::new(&decl.config, sources.options.index_threads);
+    if let Named::Dense(d) = &mut named {
+        d.index = boxed;
+        d.present = present;
+        d.checkpoint_seq.store(ckpt.seq, Ordering::Release);
+        d.changed
+            .store((removes.len() + sets.len()) as u64, Ordering::Relaxed);
+    }
+    Ok(named)
 }
 
 /// The stored named vectors of the entity `id`, by name (reads one row per declared vector).

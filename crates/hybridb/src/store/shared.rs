@@ -166,7 +166,7 @@ impl Shared {
     pub(crate) fn checkpoint_floor(&self) -> u64 {
         read(&self.collections)
             .values()
-            .filter_map(|c| c.index.checkpoint_seq())
+            .filter_map(|c| c.index.checkpoint_floor())
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -196,14 +196,32 @@ impl Shared {
             read(&self.collections).values().cloned().collect();
         let dir = self.checkpoint_dir();
         let mut written = 0;
+        let label = || {
+            let applied = self.progress.applied_seq();
+            (applied <= self.progress.durable()).then_some(applied)
+        };
         for coll in collections {
+            for (name, decl) in coll.named().iter() {
+                let Some((seq, snap)) = coll.index.named_snapshot(name, min_changes, label) else {
+                    continue;
+                };
+                let bytes = checkpoint::encode(
+                    coll.stored.cid,
+                    crate::store::load_named::config_hash(coll.stored.cid, decl),
+                    seq,
+                    &snap.slot_ids,
+                    &snap.graph,
+                );
+                drop(snap);
+                self.failpoint("checkpoint")?;
+                let path = checkpoint::named_path_for(&dir, coll.stored.cid, decl.vid);
+                checkpoint::write_atomic(&path, &bytes)?;
+                coll.index.set_named_checkpoint_seq(name, seq);
+                written += 1;
+            }
             if coll.index.changed_since_checkpoint() < min_changes.max(1) {
                 continue;
             }
-            let label = || {
-                let applied = self.progress.applied_seq();
-                (applied <= self.progress.durable()).then_some(applied)
-            };
             let Some((seq, snap)) = coll.index.snapshot(label) else {
                 continue;
             };
@@ -396,10 +414,12 @@ impl Shared {
         write(&self.collections).remove(name);
         self.progress.applied(seq);
         // Derived state only: a leftover file is ignored (its cid is never reused).
-        let _ = std::fs::remove_file(checkpoint::path_for(
-            &self.checkpoint_dir(),
-            shared.stored.cid,
-        ));
+        let dir = self.checkpoint_dir();
+        let _ = std::fs::remove_file(checkpoint::path_for(&dir, shared.stored.cid));
+        for (_, d) in shared.named().iter() {
+            let _ =
+                std::fs::remove_file(checkpoint::named_path_for(&dir, shared.stored.cid, d.vid));
+        }
         Ok(())
     }
 

@@ -444,3 +444,109 @@ fn concurrent_checkpoints_do_not_collide() {
     assert!(log.lock().unwrap().is_empty(), "the checkpoint loaded");
     assert_eq!(db.collection("c").unwrap().indexed_count(), 600);
 }
+
+/// Top-10 ids of the named vector `n` for a few queries.
+fn named_answers(db: &Database) -> Vec<Vec<EntityId>> {
+    let c = db.collection("c").unwrap();
+    (0..20)
+        .map(|q| {
+            let req = hybridb::SearchRequest::new(vector(q, 77), 10).using("n");
+            c.search_with(&req).unwrap().iter().map(|h| h.id).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn named_dense_vectors_are_checkpointed_and_replayed_too() {
+    use hybridb::VectorConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.redb");
+    let crash = dir.path().join("crash.redb");
+    // Entity `i` has the named vector `n` unless i is a multiple of 5 (salt picks its value).
+    let entity = |i: u64, salt: u64| {
+        let e = Entity::new(key(i), json!({"i": i}), vector(i, 0));
+        if i.is_multiple_of(5) {
+            e
+        } else {
+            e.with_vector("n", vector(i, 10 + salt))
+        }
+    };
+    let live;
+    {
+        let db = quiet().open(&path).unwrap();
+        let config = CollectionConfig::new(DIM as u32, Metric::Cosine)
+            .with_vector("n", VectorConfig::dense(DIM as u32, Metric::L2));
+        let c = db.create_collection("c", config).unwrap();
+        for chunk in (0..1200u64).collect::<Vec<_>>().chunks(200) {
+            c.upsert_batch(chunk.iter().map(|&i| entity(i, 0)).collect())
+                .unwrap();
+        }
+        assert_eq!(
+            db.checkpoint().unwrap(),
+            2,
+            "the default and the named index"
+        );
+        assert!(index_dir(&path).join("c1.v1.hnsw").exists());
+        // After the checkpoint: deletes (freeing slots), new entities reusing them, changed
+        // and dropped named vectors, and payload-only updates.
+        c.delete_batch(&(0..200).step_by(3).map(key).collect::<Vec<_>>())
+            .unwrap();
+        c.upsert_batch((2000..2080).map(|i| entity(i, 0)).collect())
+            .unwrap();
+        c.upsert_batch((300..340).map(|i| entity(i, 1)).collect())
+            .unwrap();
+        c.upsert_batch(
+            (340..360)
+                .map(|i| Entity::new(key(i), json!({"i": i}), vector(i, 0)))
+                .collect(),
+        )
+        .unwrap();
+        c.upsert_batch(
+            (400..450)
+                .map(|i| entity(i, 0))
+                .map(|mut e| {
+                    e.payload = json!({"i": 0, "touched": true});
+                    e
+                })
+                .collect(),
+        )
+        .unwrap();
+        live = named_answers(&db);
+        crash_image(&path, &crash);
+    }
+    let (b, log) = with_progress_log(quiet());
+    let db = b.open(&crash).unwrap();
+    assert!(
+        log.lock().unwrap().is_empty(),
+        "named index loaded from its checkpoint: {:?}",
+        log.lock().unwrap()
+    );
+    assert!(overlap(&named_answers(&db), &live) >= 0.98);
+    let c = db.collection("c").unwrap();
+    for i in [301u64, 333, 2001, 2079] {
+        let req =
+            hybridb::SearchRequest::new(vector(i, if i < 2000 { 11 } else { 10 }), 1).using("n");
+        assert_eq!(c.search_with(&req).unwrap()[0].id, key(i), "entity {i}");
+    }
+    for q in 0..20 {
+        let req = hybridb::SearchRequest::new(vector(q, 77), 10).using("n");
+        for h in c.search_with(&req).unwrap() {
+            let r = c.get(h.id).unwrap().expect("no deleted entity comes back");
+            assert!(r.vectors.contains_key("n"), "only entities that have it");
+        }
+    }
+    assert!(db.verify().unwrap().is_clean());
+    drop(c);
+    drop(db);
+    // A damaged named checkpoint means a rebuild of that vector, reported, same answers.
+    std::fs::write(index_dir(&crash).join("c1.v1.hnsw"), b"garbage").unwrap();
+    let (b, log) = with_progress_log(quiet());
+    let db = b.open(&crash).unwrap();
+    let reports = log.lock().unwrap().clone();
+    assert!(
+        reports.iter().any(|p| p.reason.contains("vector \"n\"")),
+        "{reports:?}"
+    );
+    assert!(overlap(&named_answers(&db), &live) >= 0.98);
+    assert!(db.verify().unwrap().is_clean());
+}

@@ -241,6 +241,68 @@ impl IndexState {
         Some((seq, Snapshot { slot_ids, graph }))
     }
 
+    /// Takes a checkpoint image of the named dense vector `name` (HNSW only) if it changed by
+    /// at least `min_changes` vectors, as [`IndexState::snapshot`] does for the default one:
+    /// the slot map holds the ids of the slots that have the vector (`EntityId::MIN` for the
+    /// others).
+    pub(crate) fn named_snapshot(
+        &self,
+        name: &str,
+        min_changes: u64,
+        label: impl FnOnce() -> Option<u64>,
+    ) -> Option<(u64, Snapshot)> {
+        let _apply = lock(&self.apply_lock);
+        let table = read(&self.slots);
+        let named = read(&self.named);
+        let Some(Named::Dense(d)) = named.get(name) else {
+            return None;
+        };
+        if d.changed.load(Ordering::Relaxed) < min_changes.max(1) {
+            return None;
+        }
+        while d.index.deferring() && d.index.link_step().ok()? {}
+        let hnsw = d.index.as_hnsw()?;
+        let seq = label()?;
+        let slot_ids = table
+            .allocated_ids()
+            .into_iter()
+            .enumerate()
+            .map(|(slot, id)| {
+                if d.present.contains(slot as u32) {
+                    id
+                } else {
+                    EntityId::MIN
+                }
+            })
+            .collect();
+        let graph = hnsw.graph().to_bytes();
+        d.changed.store(0, Ordering::Relaxed);
+        Some((seq, Snapshot { slot_ids, graph }))
+    }
+
+    /// Records that the checkpoint of the named vector `name` covers `seq`.
+    pub(crate) fn set_named_checkpoint_seq(&self, name: &str, seq: u64) {
+        if let Some(Named::Dense(d)) = read(&self.named).get(name) {
+            d.checkpoint_seq.store(seq, Ordering::Release);
+        }
+    }
+
+    /// The lowest seq the checkpoints of this collection's indexes cover (default and named);
+    /// `None` when none has a checkpoint.
+    pub(crate) fn checkpoint_floor(&self) -> Option<u64> {
+        let named = read(&self.named)
+            .values()
+            .filter_map(|n| match n {
+                Named::Dense(d) => d.checkpoint_seq(),
+                Named::Sparse(_) => None,
+            })
+            .min();
+        match (self.checkpoint_seq(), named) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Number of allocated slots and of vectors the index holds (equal when consistent).
     pub(crate) fn counts(&self) -> (usize, Option<usize>) {
         let allocated = read(&self.slots).allocated_count();

@@ -10,6 +10,7 @@
 //!   before its slot can be reused).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::index::bitset::SlotBitset;
@@ -29,6 +30,18 @@ pub(crate) struct DenseNamed {
     pub(crate) present: SlotBitset,
     /// Measured plan costs of this vector's index.
     pub(crate) costs: Mutex<Option<plan::Costs>>,
+    /// Vectors set or removed since the last checkpoint of this index.
+    pub(crate) changed: AtomicU64,
+    /// Seq covered by this index's checkpoint file (`u64::MAX`: none).
+    pub(crate) checkpoint_seq: AtomicU64,
+}
+
+impl DenseNamed {
+    /// The seq this index's checkpoint covers, if it has one.
+    pub(crate) fn checkpoint_seq(&self) -> Option<u64> {
+        let s = self.checkpoint_seq.load(Ordering::Acquire);
+        (s != u64::MAX).then_some(s)
+    }
 }
 
 /// A named sparse vector's index.
@@ -76,6 +89,8 @@ impl Named {
                 index: vector_index(dim as usize, metric, index, threads),
                 present: SlotBitset::new(),
                 costs: Mutex::new(None),
+                changed: AtomicU64::new(0),
+                checkpoint_seq: AtomicU64::new(u64::MAX),
             })),
             VectorConfig::Sparse { idf } => Named::Sparse(SparseNamed {
                 idf,
@@ -184,6 +199,7 @@ impl NamedChanges {
                 for (slot, _) in &items {
                     d.present.insert(*slot);
                 }
+                d.changed.fetch_add(items.len() as u64, Ordering::Relaxed);
             }
         }
         Ok(())
