@@ -48,6 +48,10 @@ pub struct SparseArgs {
     /// Random seed.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Also write the documents into a hybridb collection (a sparse named vector plus an
+    /// indexed payload field for the filter) and run the queries through the engine.
+    #[arg(long)]
+    pub engine: bool,
 }
 
 /// The result line of `sparse`.
@@ -70,6 +74,23 @@ struct SparseRecord {
     filtered_full: f64,
     filtered_qps_pruned: f64,
     filtered_qps_exhaustive: f64,
+    filtered_speedup: f64,
+    /// With `--engine`: the same through `Collection::search_with` (recall against the
+    /// exhaustive scan, QPS, and QPS over the exhaustive scan's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<EngineSparse>,
+}
+
+/// The engine's side of `sparse --engine`.
+#[derive(Debug, Serialize)]
+struct EngineSparse {
+    load_s: f64,
+    recall: f64,
+    qps: f64,
+    speedup: f64,
+    filtered_recall: f64,
+    filtered_full: f64,
+    filtered_qps: f64,
     filtered_speedup: f64,
 }
 
@@ -172,6 +193,7 @@ pub fn run_sparse(a: &SparseArgs) -> Result<()> {
     let mut index = SparseIndex::new();
     let t = Instant::now();
     let mut nnz = 0usize;
+    let mut kept: Vec<SparseVector> = Vec::with_capacity(if a.engine { a.n } else { 0 });
     for slot in 0..a.n {
         let orig = &base[slot % base.len()];
         let v = if slot < base.len() {
@@ -186,6 +208,9 @@ pub fn run_sparse(a: &SparseArgs) -> Result<()> {
             SparseVector::from_pairs(pairs)
         };
         nnz += v.len();
+        if a.engine {
+            kept.push(v.clone());
+        }
         index.insert(slot as u32, v);
     }
     let build_s = t.elapsed().as_secs_f64();
@@ -214,6 +239,18 @@ pub fn run_sparse(a: &SparseArgs) -> Result<()> {
     let (recall, _, qps_pruned, qps_exhaustive) = compare(&index, &queries, a.k, &all);
     let (filtered_recall, filtered_full, filtered_qps_pruned, filtered_qps_exhaustive) =
         compare(&index, &queries, a.k, &some);
+    let engine = if a.engine {
+        Some(run_engine(
+            &index,
+            kept,
+            &queries,
+            a.k,
+            every,
+            (qps_exhaustive, filtered_qps_exhaustive),
+        )?)
+    } else {
+        None
+    };
     let record = SparseRecord {
         bench: "sparse",
         n: a.n,
@@ -231,8 +268,97 @@ pub fn run_sparse(a: &SparseArgs) -> Result<()> {
         filtered_qps_pruned: round(filtered_qps_pruned, 1),
         filtered_qps_exhaustive: round(filtered_qps_exhaustive, 1),
         filtered_speedup: round(filtered_qps_pruned / filtered_qps_exhaustive, 2),
+        engine,
     };
     emit(&record)
+}
+
+/// Writes `docs` (document `i` gets id `i + 1` and payload `g = i % every`) into a collection
+/// with the sparse named vector `terms`, runs `queries` through the engine unfiltered and with
+/// `g == 0`, and compares the answers with `index`'s exhaustive scan (ids map to slots).
+fn run_engine(
+    index: &SparseIndex,
+    docs: Vec<SparseVector>,
+    queries: &[SparseVector],
+    k: usize,
+    every: u32,
+    exhaustive_qps: (f64, f64),
+) -> Result<EngineSparse> {
+    use hybridb::{
+        CacheSizes, CollectionConfig, Condition, Database, Entity, EntityId, Filter,
+        PayloadIndexKind, SearchRequest, VectorConfig,
+    };
+    let dir = tempfile::tempdir()?;
+    let db = Database::builder()
+        .caches(CacheSizes::OFF)
+        .open(dir.path().join("sparse.redb"))?;
+    let config = CollectionConfig::named_only()
+        .with_vector("terms", VectorConfig::sparse(false))
+        .with_payload_index("g", PayloadIndexKind::Integer);
+    let coll = db.create_collection("docs", config)?;
+    let t = Instant::now();
+    let mut batch = Vec::with_capacity(2000);
+    for (i, v) in docs.into_iter().enumerate() {
+        batch.push(
+            Entity::new(
+                EntityId::from_u128(i as u128 + 1),
+                serde_json::json!({"g": i as u32 % every}),
+                Vec::new(),
+            )
+            .with_vector("terms", v),
+        );
+        if batch.len() == 2000 {
+            coll.upsert_batch(std::mem::take(&mut batch))?;
+        }
+    }
+    if !batch.is_empty() {
+        coll.upsert_batch(batch)?;
+    }
+    let load_s = t.elapsed().as_secs_f64();
+    let some = Filter::new().must(Condition::matches_value("g", 0));
+    let pass = |s: u32| s.is_multiple_of(every);
+    let mut out = Vec::new();
+    for (filter, allowed) in [
+        (None, &(|_: u32| true) as &dyn Fn(u32) -> bool),
+        (Some(&some), &pass as &dyn Fn(u32) -> bool),
+    ] {
+        let t = Instant::now();
+        let mut answers = Vec::with_capacity(queries.len());
+        for q in queries {
+            let mut req = SearchRequest::new_sparse("terms", q.clone(), k);
+            req.filter = filter.cloned();
+            answers.push(coll.search_with(&req)?);
+        }
+        let qps = queries.len() as f64 / t.elapsed().as_secs_f64();
+        let (mut same, mut full) = (0usize, 0usize);
+        for (q, hits) in queries.iter().zip(&answers) {
+            let want = index.search_exhaustive(q, k, allowed);
+            let got: Vec<(u32, f32)> = hits
+                .iter()
+                .map(|h| ((h.id.as_uuid().as_u128() - 1) as u32, h.score))
+                .collect();
+            same += usize::from(
+                got.len() == want.len()
+                    && got
+                        .iter()
+                        .zip(&want)
+                        .all(|(g, w)| g.0 == w.0 && (g.1 - w.1).abs() <= 1e-4 * w.1.abs().max(1.0)),
+            );
+            full += usize::from(want.len() < k || got.len() == k);
+        }
+        let n = queries.len() as f64;
+        out.push((same as f64 / n, full as f64 / n, qps));
+    }
+    Ok(EngineSparse {
+        load_s: round(load_s, 2),
+        recall: round(out[0].0, 4),
+        qps: round(out[0].2, 1),
+        speedup: round(out[0].2 / exhaustive_qps.0, 2),
+        filtered_recall: round(out[1].0, 4),
+        filtered_full: round(out[1].1, 4),
+        filtered_qps: round(out[1].2, 1),
+        filtered_speedup: round(out[1].2 / exhaustive_qps.1, 2),
+    })
 }
 
 /// Runs every query pruned and exhaustively (each as its own timed pass); returns the share of
