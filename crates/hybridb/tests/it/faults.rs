@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hybridb::{CollectionConfig, Database, Entity, EntityId, IndexKind, Metric};
+use hybridb::{
+    CollectionConfig, Database, Entity, EntityId, IndexKind, Metric, NamedVector, SparseVector,
+    VectorConfig,
+};
 use serde_json::json;
 
 use crate::faulty::{self, Control, READ, SET_LEN, SYNC, WRITE};
@@ -81,13 +84,39 @@ fn apply(model: &mut Model, op: &Op) {
     }
 }
 
+/// The collection: a default vector, a named dense vector `n` and a sparse vector `s`.
+fn config(index: IndexKind) -> CollectionConfig {
+    CollectionConfig::new(4, Metric::L2)
+        .with_index(index)
+        .with_vector("n", VectorConfig::dense_with_index(4, Metric::L2, index))
+        .with_vector("s", VectorConfig::sparse(false))
+}
+
+/// The named vectors written with `(k, v)`: `n` (v reversed) for odd keys, `s` (the integer
+/// parts of v as weights of dimensions k..k+4) always. Written in the entity's transaction,
+/// they must always agree with its default vector (checked by [`stored`]).
+fn named_of(k: u64, v: &[f32]) -> BTreeMap<String, NamedVector> {
+    let mut out = BTreeMap::new();
+    if k % 2 == 1 {
+        let n: Vec<f32> = v.iter().rev().copied().collect();
+        out.insert("n".to_string(), NamedVector::Dense(n));
+    }
+    let s = SparseVector::new((k as u32..k as u32 + 4).collect(), v.to_vec());
+    out.insert("s".to_string(), NamedVector::Sparse(s));
+    out
+}
+
 fn run(c: &hybridb::Collection, op: &Op) -> hybridb::Result<()> {
     match op {
         Op::Upsert(items) => c
             .upsert_batch(
                 items
                     .iter()
-                    .map(|(k, v)| Entity::new(id(*k), json!({"k": k}), v.to_vec()))
+                    .map(|(k, v)| {
+                        let mut e = Entity::new(id(*k), json!({"k": k}), v.to_vec());
+                        e.vectors = named_of(*k, v);
+                        e
+                    })
                     .collect(),
             )
             .map(|_| ()),
@@ -100,13 +129,22 @@ fn run(c: &hybridb::Collection, op: &Op) -> hybridb::Result<()> {
     }
 }
 
-/// The stored state as a model.
+/// The stored state as a model; each entity's named vectors must agree with its default one.
 fn stored(c: &hybridb::Collection) -> Model {
     c.scroll(None, 1000)
         .unwrap()
         .records
         .into_iter()
-        .map(|r| (r.id, (r.vector, r.version)))
+        .map(|r| {
+            let k = r.payload["k"].as_u64().expect("k");
+            assert_eq!(
+                r.vectors,
+                named_of(k, &r.vector),
+                "named vectors of {}",
+                r.id
+            );
+            (r.id, (r.vector, r.version))
+        })
         .collect()
 }
 
@@ -131,9 +169,7 @@ fn one_run(seed: u64) -> bool {
             &path,
             &ctl,
         );
-        let c = db
-            .create_collection("c", CollectionConfig::new(4, Metric::L2).with_index(index))
-            .unwrap();
+        let c = db.create_collection("c", config(index)).unwrap();
         for _ in 0..6 {
             let op = random_op(&mut rng);
             run(&c, &op).unwrap();
@@ -189,6 +225,8 @@ fn one_run(seed: u64) -> bool {
         events.windows(2).all(|w| w[1].seq == w[0].seq + 1),
         "seed {seed}: gap in the log"
     );
+    let report = db.verify().unwrap();
+    assert!(report.is_clean(), "seed {seed}: {report:?}");
     fired
 }
 
@@ -240,9 +278,7 @@ fn one_failpoint_run(seed: u64) -> bool {
             .checkpoint_every(0, Duration::ZERO)
             .open(&path)
             .unwrap();
-        let c = db
-            .create_collection("c", CollectionConfig::new(4, Metric::L2).with_index(index))
-            .unwrap();
+        let c = db.create_collection("c", config(index)).unwrap();
         fp.arm(point, rng.below(6), action);
         for step in 0..16 {
             let _ = c.search(&[1.0, 1.0, 1.0, 1.0], 3);
