@@ -44,6 +44,13 @@
 //! ([`SearchRequest::using`], [`SearchRequest::new_sparse`]) and sees only the entities that
 //! have it. A collection may also have named vectors only ([`CollectionConfig::named_only`]).
 //!
+//! ## Queries: prefetch, fusion, rescoring, MMR
+//! [`Collection::query`] runs a [`Query`]: nested prefetches (each a search with its own
+//! vector, filter and limit) and a final [`Stage`] that searches, rescores the prefetched
+//! candidates by another vector, fuses them ([`Fusion::Rrf`], [`Fusion::Dbsf`]) or diversifies
+//! them (MMR). The hybrid query RAG frameworks send is `Query::rrf(vec![dense, sparse])`. A
+//! query's filter holds at every stage; [`Collection::query_explain`] reports each stage.
+//!
 //! ## Retrieval building blocks
 //! Beside the collections, the index layer's pieces are public for direct use and benchmarks:
 //! [`index::sparse::SparseIndex`] (exact top-k over [`SparseVector`]s), [`index::bm25::Bm25Index`]
@@ -115,6 +122,7 @@ pub use observe::cache::{CacheLevelStats, CacheSizes, CacheStats};
 pub use ops::backup::BackupInfo;
 pub use ops::verify::{CollectionReport, VerifyReport};
 pub use query::filter::{Bound, Condition, Filter, MatchValue, Range};
+pub use query::hybrid::{Fusion, MAX_QUERY_DEPTH, Query, QueryExplain, Stage, StageReport};
 pub use query::search::{Consistency, Explain, Hit, Plan, ScrollPage, SearchRequest};
 pub use store::collection::CollectionInfo;
 pub use store::options::{Durability, Options, ProgressCallback, RebuildProgress};

@@ -12,5 +12,6 @@ pub(crate) mod builder;
 pub(crate) mod collection;
 pub(crate) mod handle;
 pub(crate) mod payload_admin;
+pub(crate) mod query;
 pub(crate) mod read;
 pub(crate) mod vector_admin;

@@ -253,7 +253,7 @@ impl Collection {
 
     /// Resolves what `req` searches: the vector named by `req.using`, checked against the
     /// query given.
-    fn target<'r>(&self, req: &'r SearchRequest) -> Result<Target<'r>> {
+    pub(crate) fn target<'r>(&self, req: &'r SearchRequest) -> Result<Target<'r>> {
         let config = &self.shared.stored.config;
         let bad = |p| Error::InvalidQuery(p);
         let declared = if req.using.is_empty() {
@@ -308,7 +308,7 @@ impl Collection {
     }
 
     /// A search, uncached and without a span of its own.
-    fn run_search(&self, req: &SearchRequest) -> Result<Explain> {
+    pub(crate) fn run_search(&self, req: &SearchRequest) -> Result<Explain> {
         let t0 = Instant::now();
         self.shared.check_live()?;
         self.check_k(req.k)?;
@@ -361,21 +361,9 @@ impl Collection {
             }
             Some(filter) => self.filtered_search(&target, req.k, filter)?,
         };
-        let metric = match target {
-            Target::Dense { metric, .. } => metric,
-            // Sparse scores are dot products: higher is better.
-            Target::Sparse { .. } => Metric::Dot,
-        };
-        let score = |d: f32| match metric {
-            Metric::L2 => d.max(0.0).sqrt(),
-            Metric::Manhattan => d.max(0.0),
-            Metric::Cosine | Metric::Dot => -d,
-        };
-        let good_enough = |s: f32| match (req.score_threshold, metric) {
-            (None, _) => true,
-            (Some(t), Metric::L2 | Metric::Manhattan) => s <= t,
-            (Some(t), _) => s >= t,
-        };
+        let metric = target.score_metric();
+        let score = |d: f32| score_of(metric, d);
+        let good_enough = |s: f32| good_enough(metric, req.score_threshold, s);
         let mut hits: Vec<Hit> = planned
             .hits
             .iter()
@@ -569,8 +557,28 @@ impl Collection {
     }
 }
 
+/// The score a hit reports for an engine distance `d` (lower is better) under `metric`: the
+/// distance itself for L2 (square-rooted) and Manhattan, the similarity for cosine and dot.
+pub(crate) fn score_of(metric: Metric, d: f32) -> f32 {
+    match metric {
+        Metric::L2 => d.max(0.0).sqrt(),
+        Metric::Manhattan => d.max(0.0),
+        Metric::Cosine | Metric::Dot => -d,
+    }
+}
+
+/// Whether the score `s` passes `threshold` under `metric` (distances: at most; similarities:
+/// at least).
+pub(crate) fn good_enough(metric: Metric, threshold: Option<f32>, s: f32) -> bool {
+    match (threshold, metric) {
+        (None, _) => true,
+        (Some(t), Metric::L2 | Metric::Manhattan) => s <= t,
+        (Some(t), _) => s >= t,
+    }
+}
+
 /// What a search runs on, resolved from its request.
-enum Target<'r> {
+pub(crate) enum Target<'r> {
     /// A dense vector (`""`: the default one); `query` is in index form.
     Dense {
         using: &'r str,
@@ -583,4 +591,14 @@ enum Target<'r> {
         using: &'r str,
         query: &'r SparseVector,
     },
+}
+
+impl Target<'_> {
+    /// The metric its scores follow (sparse scores are dot products).
+    pub(crate) fn score_metric(&self) -> Metric {
+        match self {
+            Target::Dense { metric, .. } => *metric,
+            Target::Sparse { .. } => Metric::Dot,
+        }
+    }
 }

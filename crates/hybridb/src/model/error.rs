@@ -377,6 +377,10 @@ pub enum QueryProblem {
     /// A score threshold was NaN or infinite.
     #[error("score threshold {0} is not finite")]
     BadScoreThreshold(f32),
+    /// A query's shape is wrong (fusion without prefetches, a weight per prefetch missing,
+    /// nesting too deep, ...); the text says what.
+    #[error("{0}")]
+    BadQuery(String),
     /// The search names a vector the collection does not declare.
     #[error("the collection has no vector named {0:?}")]
     UnknownVector(String),

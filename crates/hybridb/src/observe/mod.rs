@@ -72,6 +72,7 @@ pub(crate) enum Op {
     RecoverSagas,
     AddVector,
     RemoveVector,
+    Query,
     PruneCoordinationLog,
 }
 
@@ -96,6 +97,7 @@ impl Op {
             Op::DropPayloadIndex => "drop_payload_index",
             Op::Explain => "explain",
             Op::AddVector => "add_vector",
+            Op::Query => "query",
             Op::RemoveVector => "remove_vector",
             Op::Get => "get",
             Op::GetMany => "get_many",

@@ -195,4 +195,135 @@ mod tests {
         );
         assert_eq!(mmr(&q, &c, 0.5, 10, dot).len(), 3);
     }
+
+    mod reference {
+        //! Straightforward definitions, computed the slow way.
+        use super::*;
+
+        pub fn rrf(
+            lists: &[Vec<(EntityId, f32)>],
+            w: &[f32],
+            k: f32,
+            limit: usize,
+        ) -> Vec<(EntityId, f32)> {
+            let mut ids: Vec<EntityId> = lists.iter().flatten().map(|p| p.0).collect();
+            ids.sort();
+            ids.dedup();
+            let mut out: Vec<(EntityId, f32)> = ids
+                .into_iter()
+                .map(|id| {
+                    let mut s = 0.0f32;
+                    for (i, l) in lists.iter().enumerate() {
+                        if let Some(pos) = l.iter().position(|p| p.0 == id) {
+                            s += w[i] / (k + (pos + 1) as f32);
+                        }
+                    }
+                    (id, s)
+                })
+                .collect();
+            out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            out.truncate(limit);
+            out
+        }
+
+        pub fn mmr(q: &[f32], c: &[(EntityId, Vec<f32>)], d: f32, limit: usize) -> Vec<EntityId> {
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+            let mut picked: Vec<usize> = Vec::new();
+            while picked.len() < limit.min(c.len()) {
+                let best = (0..c.len())
+                    .filter(|i| !picked.contains(i))
+                    .map(|i| {
+                        let red = picked
+                            .iter()
+                            .map(|&p| dot(&c[i].1, &c[p].1))
+                            .fold(f32::NEG_INFINITY, f32::max);
+                        let red = if picked.is_empty() { 0.0 } else { red };
+                        (i, (1.0 - d) * dot(q, &c[i].1) - d * red)
+                    })
+                    // Numeric comparison (-0.0 equals 0.0), ties by id.
+                    .min_by(|a, b| {
+                        b.1.partial_cmp(&a.1)
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                            .then(c[a.0].0.cmp(&c[b.0].0))
+                    });
+                match best {
+                    Some((i, _)) => picked.push(i),
+                    None => break,
+                }
+            }
+            picked.into_iter().map(|i| c[i].0).collect()
+        }
+    }
+
+    use proptest::prelude::*;
+
+    fn lists() -> impl Strategy<Value = Vec<Vec<(EntityId, f32)>>> {
+        prop::collection::vec(
+            prop::collection::btree_map(0u128..30, -50i32..50, 0..15).prop_map(|m| {
+                let mut l: Vec<(EntityId, f32)> = m
+                    .into_iter()
+                    .map(|(i, s)| (id(i), s as f32 / 4.0))
+                    .collect();
+                l.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                l
+            }),
+            1..4,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn rrf_equals_its_definition(
+            lists in lists(),
+            k in 0u8..100,
+            w in prop::collection::vec(0u8..5, 4),
+            limit in 1usize..40,
+        ) {
+            let w: Vec<f32> = w.iter().map(|&x| f32::from(x) / 2.0).collect();
+            let refs: Vec<&[(EntityId, f32)]> = lists.iter().map(Vec::as_slice).collect();
+            let got = rrf(&refs, Some(&w[..lists.len()]), f32::from(k), limit);
+            let want = reference::rrf(&lists, &w[..lists.len()], f32::from(k), limit);
+            prop_assert_eq!(got.len(), want.len());
+            for (g, r) in got.iter().zip(&want) {
+                prop_assert!((g.1 - r.1).abs() < 1e-6);
+            }
+            // Equal scores may order either way only if they are within rounding.
+            let ids = |v: &[(EntityId, f32)]| v.iter().map(|p| p.0).collect::<Vec<_>>();
+            if got.windows(2).all(|p| p[0].1 != p[1].1) {
+                prop_assert_eq!(ids(&got), ids(&want));
+            }
+        }
+
+        #[test]
+        fn dbsf_scores_stay_within_the_list_count(lists in lists(), limit in 1usize..40) {
+            let refs: Vec<&[(EntityId, f32)]> = lists.iter().map(Vec::as_slice).collect();
+            let got = dbsf(&refs, limit);
+            for w in got.windows(2) {
+                prop_assert!(w[0].1 > w[1].1 || (w[0].1 == w[1].1 && w[0].0 < w[1].0));
+            }
+            for (id, s) in &got {
+                let lists_in = lists.iter().filter(|l| l.iter().any(|p| p.0 == *id)).count();
+                prop_assert!(*s >= 0.0 && *s <= lists_in as f32 + 1e-6);
+            }
+        }
+
+        #[test]
+        fn mmr_equals_its_definition(
+            vs in prop::collection::vec(prop::collection::vec(-4i8..=4, 3), 1..20),
+            d in 0u8..=10,
+            limit in 1usize..25,
+        ) {
+            let q = [1.0f32, 0.5, -0.5];
+            let c: Vec<(EntityId, Vec<f32>)> = vs
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (id(i as u128), v.iter().map(|&x| f32::from(x)).collect()))
+                .collect();
+            let d = f32::from(d) / 10.0;
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+            let got: Vec<EntityId> =
+                mmr(&q, &c, d, limit, dot).into_iter().map(|p| p.0).collect();
+            prop_assert_eq!(got, reference::mmr(&q, &c, d, limit));
+        }
+    }
 }

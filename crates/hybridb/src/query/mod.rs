@@ -9,6 +9,7 @@
 pub(crate) mod datetime;
 pub(crate) mod filter;
 pub mod fusion;
+pub(crate) mod hybrid;
 pub(crate) mod payload;
 pub(crate) mod plan;
 pub(crate) mod search;

@@ -108,3 +108,14 @@ impl IndexState {
         }))
     }
 }
+
+impl IndexState {
+    /// `query` as the sparse vector `name` scores it: IDF-weighted when the vector has the
+    /// modifier (unchanged otherwise, or if the vector is gone).
+    pub(crate) fn sparse_query(&self, name: &str, query: &SparseVector) -> SparseVector {
+        match read(&self.named).get(name) {
+            Some(Named::Sparse(s)) if s.idf => s.index.idf_weighted(query),
+            _ => query.clone(),
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! Running a [`Query`]: prefetches first (depth first), then the stage over their candidates
+//! or over the collection (see `query/hybrid.rs` for the semantics).
+//!
+//! Invariants: every stage's candidates pass the filters of the queries it is inside (the
+//! filter is pushed down into every prefetch, and a search or rescoring stage applies it
+//! itself); lists passed to fusion are higher-is-better (distances negated); results are
+//! sorted best first with ties by id, except MMR's, which come in pick order.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+use crate::db::collection::Collection;
+use crate::db::read::{Target, good_enough, score_of};
+use crate::index::IndexMetric;
+use crate::model::config::Metric;
+use crate::model::entity::{NamedVector, Record, index_form};
+use crate::model::error::{Error, QueryProblem, Result};
+use crate::model::id::EntityId;
+use crate::query::filter::{Condition, Filter};
+use crate::query::fusion;
+use crate::query::hybrid::{Fusion, MAX_QUERY_DEPTH, Query, QueryExplain, Stage, StageReport};
+use crate::query::search::{Hit, SearchRequest};
+
+/// A stage's ranked answer: `(id, score)` in the stage's own score (distances for L2 and
+/// Manhattan), best first.
+struct Ranked {
+    items: Vec<(EntityId, f32)>,
+    metric: Metric,
+}
+
+impl Ranked {
+    /// Higher-is-better scores, for fusion.
+    fn similarities(&self) -> Vec<(EntityId, f32)> {
+        match self.metric {
+            Metric::L2 | Metric::Manhattan => self.items.iter().map(|&(id, s)| (id, -s)).collect(),
+            _ => self.items.clone(),
+        }
+    }
+}
+
+fn bad(reason: impl Into<String>) -> Error {
+    Error::InvalidQuery(QueryProblem::BadQuery(reason.into()))
+}
+
+/// `outer` and `own` together (either may be absent).
+fn both(outer: Option<&Filter>, own: Option<&Filter>) -> Option<Filter> {
+    match (outer, own) {
+        (None, None) => None,
+        (Some(f), None) | (None, Some(f)) => Some(f.clone()),
+        (Some(a), Some(b)) => Some(
+            Filter::new()
+                .must(Condition::nested(a.clone()))
+                .must(Condition::nested(b.clone())),
+        ),
+    }
+}
+
+impl Collection {
+    /// Runs a query (prefetches, fusion, rescoring, MMR; see [`Query`]).
+    pub fn query(&self, query: &Query) -> Result<Vec<Hit>> {
+        self.observe(crate::observe::Op::Query, query.limit, || {
+            Ok(self.run_query(query)?.hits)
+        })
+    }
+
+    /// Runs several queries; the answers come in the same order. One bad query fails the
+    /// batch before any runs.
+    pub fn query_batch(&self, queries: &[Query]) -> Result<Vec<Vec<Hit>>> {
+        self.observe(crate::observe::Op::Query, queries.len(), || {
+            for q in queries {
+                self.check_query(q, 0)?;
+            }
+            queries
+                .iter()
+                .map(|q| Ok(self.run_query(q)?.hits))
+                .collect()
+        })
+    }
+
+    /// Runs a query and reports every stage: its plan, candidates, results and time.
+    pub fn query_explain(&self, query: &Query) -> Result<QueryExplain> {
+        self.observe(crate::observe::Op::Explain, query.limit, || {
+            self.run_query(query)
+        })
+    }
+
+    /// Checks the shape of a query before anything runs.
+    fn check_query(&self, q: &Query, depth: usize) -> Result<()> {
+        if depth >= MAX_QUERY_DEPTH {
+            return Err(bad(format!(
+                "prefetches nest deeper than {MAX_QUERY_DEPTH} levels"
+            )));
+        }
+        self.check_k(q.limit.saturating_add(q.offset))?;
+        if let Some(t) = q.score_threshold
+            && !t.is_finite()
+        {
+            return Err(Error::InvalidQuery(QueryProblem::BadScoreThreshold(t)));
+        }
+        match &q.stage {
+            Stage::Fusion(_) if q.prefetch.is_empty() => {
+                return Err(bad("fusion needs at least one prefetch"));
+            }
+            Stage::Fusion(Fusion::Rrf { k, weights }) => {
+                if !k.is_finite() || *k < 0.0 {
+                    return Err(bad(format!("rrf k {k} must be a finite number >= 0")));
+                }
+                if let Some(w) = weights {
+                    if w.len() != q.prefetch.len() {
+                        return Err(bad(format!(
+                            "rrf has {} weights for {} prefetches",
+                            w.len(),
+                            q.prefetch.len()
+                        )));
+                    }
+                    if let Some(x) = w.iter().find(|x| !x.is_finite() || **x < 0.0) {
+                        return Err(bad(format!("rrf weight {x} must be a finite number >= 0")));
+                    }
+                }
+            }
+            Stage::Mmr {
+                diversity,
+                candidates,
+                ..
+            } => {
+                if !(0.0..=1.0).contains(diversity) {
+                    return Err(bad(format!("mmr diversity {diversity} is outside 0..=1")));
+                }
+                if q.prefetch.is_empty() {
+                    self.check_k(*candidates)?;
+                }
+            }
+            _ => {}
+        }
+        for p in &q.prefetch {
+            self.check_query(p, depth + 1)?;
+        }
+        Ok(())
+    }
+
+    fn run_query(&self, q: &Query) -> Result<QueryExplain> {
+        self.shared.check_live()?;
+        self.check_query(q, 0)?;
+        let mut stages = Vec::new();
+        let ranked = self.run_stage(q, None, 0, &mut stages)?;
+        let mut items: Vec<(EntityId, f32)> = ranked
+            .items
+            .into_iter()
+            .filter(|(_, s)| good_enough(ranked.metric, q.score_threshold, *s))
+            .skip(q.offset)
+            .take(q.limit)
+            .collect();
+        let mut hits: Vec<Hit> = items
+            .drain(..)
+            .map(|(id, score)| Hit {
+                id,
+                score,
+                payload: None,
+                vector: None,
+                vectors: None,
+            })
+            .collect();
+        if q.with_payload || q.with_vector {
+            let ids: Vec<EntityId> = hits.iter().map(|h| h.id).collect();
+            let records = self.records(&ids)?;
+            let filter = q.filter.as_ref();
+            hits = hits
+                .into_iter()
+                .zip(records)
+                .filter_map(|(mut h, r)| {
+                    // Gone, or rewritten to fail the filter, since the stages read it.
+                    let r = r?;
+                    if filter.is_some_and(|f| !f.matches(r.id, &r.payload)) {
+                        return None;
+                    }
+                    h.payload = q.with_payload.then_some(r.payload);
+                    if q.with_vector {
+                        h.vector = Some(r.vector);
+                        h.vectors = Some(r.vectors);
+                    }
+                    Some(h)
+                })
+                .collect();
+        }
+        Ok(QueryExplain { stages, hits })
+    }
+
+    /// Runs `q` inside the filter `outer` (of the queries it is in): its prefetches, then its
+    /// stage. Returns up to `limit + offset` results (the caller cuts).
+    fn run_stage(
+        &self,
+        q: &Query,
+        outer: Option<&Filter>,
+        depth: usize,
+        stages: &mut Vec<StageReport>,
+    ) -> Result<Ranked> {
+        let filter = both(outer, q.filter.as_ref());
+        let want = q.limit.saturating_add(q.offset);
+        let lists: Vec<Ranked> = q
+            .prefetch
+            .iter()
+            .map(|p| self.run_stage(p, filter.as_ref(), depth + 1, stages))
+            .collect::<Result<_>>()?;
+        let t = Instant::now();
+        let mut report = |stage, plan, candidates, results| {
+            stages.push(StageReport {
+                depth,
+                stage,
+                plan,
+                candidates,
+                results,
+                micros: t.elapsed().as_micros() as u64,
+            });
+        };
+        if !lists.is_empty() {
+            let candidates: BTreeSet<EntityId> = lists
+                .iter()
+                .flat_map(|l| l.items.iter().map(|p| p.0))
+                .collect();
+            let n = candidates.len();
+            let out = match &q.stage {
+                Stage::Fusion(fusion) => {
+                    let sims: Vec<Vec<(EntityId, f32)>> =
+                        lists.iter().map(Ranked::similarities).collect();
+                    let refs: Vec<&[(EntityId, f32)]> = sims.iter().map(Vec::as_slice).collect();
+                    let items = match fusion {
+                        Fusion::Rrf { k, weights } => {
+                            fusion::rrf(&refs, weights.as_deref(), *k, want)
+                        }
+                        Fusion::Dbsf => fusion::dbsf(&refs, want),
+                    };
+                    report("fusion", None, n, items.len());
+                    Ranked {
+                        items,
+                        metric: Metric::Dot,
+                    }
+                }
+                Stage::Mmr {
+                    using,
+                    vector,
+                    diversity,
+                    ..
+                } => {
+                    let ids: Vec<EntityId> = candidates.into_iter().collect();
+                    let r = self.mmr(using, vector, *diversity, &ids, want)?;
+                    report("mmr", None, n, r.items.len());
+                    r
+                }
+                stage => {
+                    let ids: Vec<EntityId> = candidates.into_iter().collect();
+                    let r = self.rescore(stage, &ids, want, q.ef)?;
+                    report("rescore", None, n, r.items.len());
+                    r
+                }
+            };
+            return Ok(out);
+        }
+        match &q.stage {
+            Stage::Fusion(_) => Err(bad("fusion needs at least one prefetch")),
+            Stage::Mmr {
+                using,
+                vector,
+                diversity,
+                candidates,
+            } => {
+                let mut req = SearchRequest::new(vector.clone(), (*candidates).max(want));
+                req.using = using.clone();
+                req.filter = filter;
+                req.ef = q.ef;
+                let found = self.run_search(&req)?;
+                let ids: Vec<EntityId> = found.hits.iter().map(|h| h.id).collect();
+                let r = self.mmr(using, vector, *diversity, &ids, want)?;
+                report("mmr", Some(found.plan), ids.len(), r.items.len());
+                Ok(r)
+            }
+            stage => {
+                let mut req = SearchRequest::new(Vec::new(), want);
+                req.filter = filter;
+                req.ef = q.ef;
+                let name = match stage {
+                    Stage::Nearest { using, vector } => {
+                        req.vector = vector.clone();
+                        req.using = using.clone();
+                        "nearest"
+                    }
+                    Stage::Sparse { using, vector } => {
+                        req.sparse = Some(vector.clone());
+                        req.using = using.clone();
+                        "sparse"
+                    }
+                    Stage::Like { using, id } => {
+                        req.using = using.clone();
+                        let (v, s) = self.stored_vector(*id, using)?;
+                        req.vector = v;
+                        req.sparse = s;
+                        let not_itself = Condition::has_id([*id]);
+                        req.filter = Some(match req.filter.take() {
+                            Some(f) => f.must_not(not_itself),
+                            None => Filter::new().must_not(not_itself),
+                        });
+                        "like"
+                    }
+                    _ => return Err(bad("unsupported stage")),
+                };
+                let metric = self.target(&req)?.score_metric();
+                let found = self.run_search(&req)?;
+                let items: Vec<(EntityId, f32)> =
+                    found.hits.iter().map(|h| (h.id, h.score)).collect();
+                report(name, Some(found.plan), found.matching, items.len());
+                Ok(Ranked { items, metric })
+            }
+        }
+    }
+
+    /// The stored vector `using` of `id`: dense, or sparse.
+    fn stored_vector(
+        &self,
+        id: EntityId,
+        using: &str,
+    ) -> Result<(Vec<f32>, Option<crate::model::sparse::SparseVector>)> {
+        let Some(mut record) = self.records(&[id])?.pop().flatten() else {
+            return Err(Error::InvalidQuery(QueryProblem::UnknownEntity(id)));
+        };
+        if using.is_empty() {
+            return Ok((record.vector, None));
+        }
+        match record.vectors.remove(using) {
+            Some(NamedVector::Dense(v)) => Ok((v, None)),
+            Some(NamedVector::Sparse(s)) => Ok((Vec::new(), Some(s))),
+            None => Err(Error::InvalidQuery(QueryProblem::EntityLacksVector {
+                id,
+                name: using.to_string(),
+            })),
+        }
+    }
+
+    /// Scores the candidates `ids` exactly by `stage`'s vector; entities gone or lacking the
+    /// vector drop out.
+    fn rescore(
+        &self,
+        stage: &Stage,
+        ids: &[EntityId],
+        want: usize,
+        ef: Option<usize>,
+    ) -> Result<Ranked> {
+        let mut req = SearchRequest::new(Vec::new(), 1);
+        req.ef = ef;
+        let mut exclude = None;
+        match stage {
+            Stage::Nearest { using, vector } => {
+                req.using = using.clone();
+                req.vector = vector.clone();
+            }
+            Stage::Sparse { using, vector } => {
+                req.using = using.clone();
+                req.sparse = Some(vector.clone());
+            }
+            Stage::Like { using, id } => {
+                req.using = using.clone();
+                let (v, s) = self.stored_vector(*id, using)?;
+                req.vector = v;
+                req.sparse = s;
+                exclude = Some(*id);
+            }
+            _ => return Err(bad("unsupported rescoring stage")),
+        }
+        let target = self.target(&req)?;
+        let metric = target.score_metric();
+        let records = self.records(ids)?;
+        let mut items: Vec<(EntityId, f32)> = Vec::with_capacity(ids.len());
+        let sparse_query = match &target {
+            Target::Sparse { using, query } => Some(self.shared.index.sparse_query(using, query)),
+            Target::Dense { .. } => None,
+        };
+        for r in records.into_iter().flatten() {
+            if Some(r.id) == exclude {
+                continue;
+            }
+            if let Some(score) = score_record(&target, sparse_query.as_ref(), &r) {
+                items.push((r.id, score));
+            }
+        }
+        let higher_better = !matches!(metric, Metric::L2 | Metric::Manhattan);
+        items.sort_by(|a, b| {
+            let by = if higher_better {
+                b.1.total_cmp(&a.1)
+            } else {
+                a.1.total_cmp(&b.1)
+            };
+            by.then(a.0.cmp(&b.0))
+        });
+        items.truncate(want);
+        Ok(Ranked { items, metric })
+    }
+
+    /// MMR over the candidates `ids` by the dense vector `using`.
+    fn mmr(
+        &self,
+        using: &str,
+        vector: &[f32],
+        diversity: f32,
+        ids: &[EntityId],
+        want: usize,
+    ) -> Result<Ranked> {
+        let mut req = SearchRequest::new(vector.to_vec(), 1);
+        req.using = using.to_string();
+        let target = self.target(&req)?;
+        let Target::Dense { query, metric, .. } = &target else {
+            return Err(bad("mmr needs a dense vector"));
+        };
+        let (kernel, sign) = IndexMetric::from(*metric).kernel();
+        let records = self.records(ids)?;
+        let candidates: Vec<(EntityId, Vec<f32>)> = records
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((r.id, index_form(dense_of(&r, using)?, *metric))))
+            .collect();
+        // Similarity: the negated engine distance (cosine and dot: the similarity itself).
+        let similarity = |a: &[f32], b: &[f32]| -(sign * kernel(a, b));
+        let picked = fusion::mmr(query, &candidates, diversity, want, similarity);
+        let by_id: HashMap<EntityId, &Vec<f32>> = candidates.iter().map(|(i, v)| (*i, v)).collect();
+        // Report each pick's own score against the query, in pick order.
+        let items = picked
+            .into_iter()
+            .filter_map(|(id, _)| {
+                let v = by_id.get(&id)?;
+                Some((id, score_of(*metric, sign * kernel(query, v))))
+            })
+            .collect();
+        Ok(Ranked {
+            items,
+            metric: *metric,
+        })
+    }
+}
+
+/// The dense vector `using` of a record (`""`: the default one).
+fn dense_of<'r>(r: &'r Record, using: &str) -> Option<&'r [f32]> {
+    if using.is_empty() {
+        return (!r.vector.is_empty()).then_some(r.vector.as_slice());
+    }
+    match r.vectors.get(using)? {
+        NamedVector::Dense(v) => Some(v),
+        NamedVector::Sparse(_) => None,
+    }
+}
+
+/// A record's exact score for `target` (`None`: it lacks the vector, or shares no dimension
+/// with a sparse query).
+fn score_record(
+    target: &Target<'_>,
+    sparse_query: Option<&crate::model::sparse::SparseVector>,
+    r: &Record,
+) -> Option<f32> {
+    match target {
+        Target::Dense {
+            using,
+            query,
+            metric,
+            ..
+        } => {
+            let v = index_form(dense_of(r, using)?, *metric);
+            let (kernel, sign) = IndexMetric::from(*metric).kernel();
+            Some(score_of(*metric, sign * kernel(query, &v)))
+        }
+        Target::Sparse { using, .. } => {
+            let q = sparse_query?;
+            match r.vectors.get(*using)? {
+                NamedVector::Sparse(v)
+                    if v.indices.iter().any(|i| q.indices.binary_search(i).is_ok()) =>
+                {
+                    Some(v.dot(q))
+                }
+                _ => None,
+            }
+        }
+    }
+}
