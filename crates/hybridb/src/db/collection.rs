@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use redb::ReadableTableMetadata;
 
-use crate::model::config::{CollectionConfig, PayloadIndexKind, VectorConfig};
+use crate::model::config::{CollectionConfig, PayloadIndexKind, TextIndexConfig, VectorConfig};
 use crate::model::entity::{Entity, Record, decode_payload, decode_record, decode_vector};
 use crate::model::error::{Error, QueryProblem, Result};
 use crate::model::id::EntityId;
@@ -148,6 +148,37 @@ impl Collection {
     pub fn remove_vector(&self, name: &str) -> Result<bool> {
         self.observe(crate::observe::Op::RemoveVector, 1, || {
             self.named_vector_command(name, None)
+        })
+    }
+
+    /// Declares a BM25 text index on the payload field `field`, online: every entity's text
+    /// there is indexed in the same transaction. Returns `false` if it was already declared
+    /// the same way. Search it with [`SearchRequest::new_text`](crate::SearchRequest::new_text)
+    /// or [`Query::text`](crate::Query::text).
+    pub fn create_text_index(&self, field: &str, config: TextIndexConfig) -> Result<bool> {
+        self.observe(crate::observe::Op::CreatePayloadIndex, 1, || {
+            self.text_index_command(field, Some(config))
+        })
+    }
+
+    /// Drops the text index on `field` (its tables and in-memory index). Returns `false` if
+    /// there was none.
+    pub fn drop_text_index(&self, field: &str) -> Result<bool> {
+        self.observe(crate::observe::Op::DropPayloadIndex, 1, || {
+            self.text_index_command(field, None)
+        })
+    }
+
+    fn text_index_command(&self, field: &str, config: Option<TextIndexConfig>) -> Result<bool> {
+        self.shared.check_live()?;
+        crate::model::config::validate_field_key(field)?;
+        let coll = Arc::clone(&self.shared);
+        let field = field.to_string();
+        self.db.call(move |reply| Command::TextIndex {
+            coll,
+            field,
+            config,
+            reply,
         })
     }
 

@@ -14,4 +14,5 @@ pub(crate) mod handle;
 pub(crate) mod payload_admin;
 pub(crate) mod query;
 pub(crate) mod read;
+pub(crate) mod text_admin;
 pub(crate) mod vector_admin;

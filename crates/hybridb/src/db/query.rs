@@ -288,6 +288,11 @@ impl Collection {
                         req.using = using.clone();
                         "sparse"
                     }
+                    Stage::Text { field, text } => {
+                        req.text = Some(text.clone());
+                        req.using = field.clone();
+                        "text"
+                    }
                     Stage::Like { using, id } => {
                         req.using = using.clone();
                         let (v, s) = self.stored_vector(*id, using)?;
@@ -355,6 +360,10 @@ impl Collection {
                 req.using = using.clone();
                 req.sparse = Some(vector.clone());
             }
+            Stage::Text { field, text } => {
+                req.using = field.clone();
+                req.text = Some(text.clone());
+            }
             Stage::Like { using, id } => {
                 req.using = using.clone();
                 let (v, s) = self.stored_vector(*id, using)?;
@@ -371,6 +380,7 @@ impl Collection {
         let sparse_query = match &target {
             Target::Sparse { using, query } => Some(self.shared.index.sparse_query(using, query)),
             Target::Dense { .. } => None,
+            Target::Text { .. } => return self.rescore_text(&req, ids, want),
         };
         for r in records.into_iter().flatten() {
             if Some(r.id) == exclude {
@@ -391,6 +401,21 @@ impl Collection {
         });
         items.truncate(want);
         Ok(Ranked { items, metric })
+    }
+
+    /// Scores the candidates `ids` by the text query of `req` (BM25, with the collection's
+    /// statistics): a text search restricted to them.
+    fn rescore_text(&self, req: &SearchRequest, ids: &[EntityId], want: usize) -> Result<Ranked> {
+        let mut req = req.clone();
+        req.k = ids.len().clamp(1, self.db.shared.options.max_k);
+        req.filter = Some(Filter::new().must(Condition::has_id(ids.iter().copied())));
+        let found = self.run_search(&req)?;
+        let mut items: Vec<(EntityId, f32)> = found.hits.iter().map(|h| (h.id, h.score)).collect();
+        items.truncate(want);
+        Ok(Ranked {
+            items,
+            metric: Metric::Dot,
+        })
     }
 
     /// MMR over the candidates `ids` by the dense vector `using`.
@@ -463,6 +488,7 @@ fn score_record(
             let (kernel, sign) = IndexMetric::from(*metric).kernel();
             Some(score_of(*metric, sign * kernel(query, &v)))
         }
+        Target::Text { .. } => None,
         Target::Sparse { using, .. } => {
             let q = sparse_query?;
             match r.vectors.get(*using)? {

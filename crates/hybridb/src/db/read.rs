@@ -107,6 +107,11 @@ fn result_key(req: &SearchRequest) -> Box<[u8]> {
     }
     key.extend_from_slice(&(req.using.len() as u64).to_le_bytes());
     key.extend_from_slice(req.using.as_bytes());
+    if let Some(t) = &req.text {
+        key.push(b't');
+        key.extend_from_slice(&(t.len() as u64).to_le_bytes());
+        key.extend_from_slice(t.as_bytes());
+    }
     if let Some(q) = &req.sparse {
         key.extend_from_slice(&(q.len() as u64).to_le_bytes());
         for (i, x) in q.indices.iter().zip(&q.values) {
@@ -256,6 +261,20 @@ impl Collection {
     pub(crate) fn target<'r>(&self, req: &'r SearchRequest) -> Result<Target<'r>> {
         let config = &self.shared.stored.config;
         let bad = |p| Error::InvalidQuery(p);
+        if let Some(text) = &req.text {
+            if req.sparse.is_some() || !req.vector.is_empty() {
+                return Err(bad(QueryProblem::BadQuery(
+                    "a text search takes no vector".into(),
+                )));
+            }
+            let Some(terms) = self.shared.index.text_terms(&req.using, text) else {
+                return Err(bad(QueryProblem::UnknownTextIndex(req.using.clone())));
+            };
+            return Ok(Target::Text {
+                field: &req.using,
+                terms,
+            });
+        }
         let declared = if req.using.is_empty() {
             if !config.has_default_vector() {
                 return Err(bad(QueryProblem::UnknownVector(String::new())));
@@ -322,43 +341,7 @@ impl Collection {
             self.db.shared.progress.wait_for_committed();
         }
         let (planned, payloads_checked) = match req.filter.as_ref().filter(|f| !f.is_empty()) {
-            None => {
-                let t = Instant::now();
-                let index = &self.shared.index;
-                match &target {
-                    Target::Dense {
-                        using, query, ef, ..
-                    } => {
-                        let hits = index.search(using, query, req.k, *ef);
-                        let live = index.live_count();
-                        let planned = Planned {
-                            hits,
-                            plan: Plan::Unfiltered,
-                            fallback: false,
-                            matching: live,
-                            estimated: false,
-                            live,
-                            ef: *ef,
-                            filter_micros: 0,
-                            search_micros: t.elapsed().as_micros() as u64,
-                        };
-                        (planned, 0)
-                    }
-                    Target::Sparse { using, query } => {
-                        match index
-                            .search_sparse(using, query, req.k, None)
-                            .map_err(filter_error)?
-                        {
-                            Searched::Done(planned) => (planned, 0),
-                            Searched::NeedsPayloads(_) => {
-                                return Err(crate::model::error::corrupted(
-                                    "an unfiltered sparse search asked for payloads",
-                                ));
-                            }
-                        }
-                    }
-                }
-            }
+            None => (self.unfiltered_search(&target, req.k)?, 0),
             Some(filter) => self.filtered_search(&target, req.k, filter)?,
         };
         let metric = target.score_metric();
@@ -415,6 +398,40 @@ impl Collection {
         })
     }
 
+    /// A search without a filter: the plain index search (dense) or the posting lists'
+    /// top-k (sparse, text).
+    fn unfiltered_search(&self, target: &Target<'_>, k: usize) -> Result<Planned> {
+        let t = Instant::now();
+        let index = &self.shared.index;
+        let searched = match target {
+            Target::Dense {
+                using, query, ef, ..
+            } => {
+                let hits = index.search(using, query, k, *ef);
+                let live = index.live_count();
+                return Ok(Planned {
+                    hits,
+                    plan: Plan::Unfiltered,
+                    fallback: false,
+                    matching: live,
+                    estimated: false,
+                    live,
+                    ef: *ef,
+                    filter_micros: 0,
+                    search_micros: t.elapsed().as_micros() as u64,
+                });
+            }
+            Target::Sparse { using, query } => index.search_sparse(using, query, k, None),
+            Target::Text { field, terms } => index.search_text(field, terms, k, None),
+        };
+        match searched.map_err(filter_error)? {
+            Searched::Done(planned) => Ok(planned),
+            Searched::NeedsPayloads(_) => Err(crate::model::error::corrupted(
+                "an unfiltered search asked for payloads",
+            )),
+        }
+    }
+
     fn filtered_search(
         &self,
         target: &Target<'_>,
@@ -430,6 +447,7 @@ impl Collection {
                 using, query, ef, ..
             } => index.search_planned(using, query, k, *ef, input),
             Target::Sparse { using, query } => index.search_sparse(using, query, k, Some(input)),
+            Target::Text { field, terms } => index.search_text(field, terms, k, Some(input)),
         };
         let t = Instant::now();
         let ids = self.has_id_slots(filter)?;
@@ -591,6 +609,8 @@ pub(crate) enum Target<'r> {
         using: &'r str,
         query: &'r SparseVector,
     },
+    /// A text index, with the analyzed query terms.
+    Text { field: &'r str, terms: Vec<String> },
 }
 
 impl Target<'_> {
@@ -598,7 +618,7 @@ impl Target<'_> {
     pub(crate) fn score_metric(&self) -> Metric {
         match self {
             Target::Dense { metric, .. } => *metric,
-            Target::Sparse { .. } => Metric::Dot,
+            Target::Sparse { .. } | Target::Text { .. } => Metric::Dot,
         }
     }
 }

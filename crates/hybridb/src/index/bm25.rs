@@ -112,6 +112,22 @@ impl Bm25Index {
         self.total_len += u64::from(len);
     }
 
+    /// Heap bytes held (approximate).
+    pub fn memory_bytes(&self) -> usize {
+        let postings: usize = self
+            .postings
+            .values()
+            .map(|p| p.slots.capacity() * 4 + p.tfs.capacity() * 4 + 48)
+            .sum();
+        let docs: usize = self
+            .docs
+            .iter()
+            .map(|d| 24 + d.as_ref().map_or(0, |(t, _)| t.capacity() * 8))
+            .sum();
+        let vocab: usize = self.vocab.keys().map(|k| k.capacity() + 32).sum();
+        postings + docs + vocab
+    }
+
     /// Removes the document of `slot`, if any.
     pub fn remove(&mut self, slot: u32) {
         let Some((tfs, len)) = self.docs.get_mut(slot as usize).and_then(Option::take) else {

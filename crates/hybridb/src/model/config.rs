@@ -164,6 +164,109 @@ impl VectorConfig {
     }
 }
 
+/// A language for text analysis (stop words and Snowball stemming).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TextLanguage {
+    /// English.
+    English,
+    /// German.
+    German,
+    /// French.
+    French,
+    /// Spanish.
+    Spanish,
+}
+
+/// How a text is split into words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TextTokenizer {
+    /// Unicode (UAX #29) word boundaries; "don't" and "3.5" stay one word. The default.
+    #[default]
+    Unicode,
+    /// Runs of letters, digits and `_` (the `\w+` of classic tokenizers).
+    Word,
+}
+
+/// A BM25 text index on a payload field (a string, or an array of strings).
+///
+/// JSON: `{"language": "english", "stemming": true, "stop_words": true, "tokenizer":
+/// "unicode", "k1": 1.2, "b": 0.75}` (every field optional).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TextIndexConfig {
+    /// The language of stop words and stemming (`None`: neither).
+    #[serde(default)]
+    pub language: Option<TextLanguage>,
+    /// Stem words (needs a language). Default true.
+    #[serde(default = "yes")]
+    pub stemming: bool,
+    /// Drop stop words (needs a language). Default true.
+    #[serde(default = "yes")]
+    pub stop_words: bool,
+    /// The tokenizer.
+    #[serde(default)]
+    pub tokenizer: TextTokenizer,
+    /// BM25 term-frequency saturation, > 0. Default 1.2.
+    #[serde(default = "default_k1")]
+    pub k1: f32,
+    /// BM25 length normalisation, 0..=1. Default 0.75.
+    #[serde(default = "default_b")]
+    pub b: f32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_k1() -> f32 {
+    1.2
+}
+fn default_b() -> f32 {
+    0.75
+}
+
+impl Default for TextIndexConfig {
+    fn default() -> Self {
+        TextIndexConfig {
+            language: None,
+            stemming: true,
+            stop_words: true,
+            tokenizer: TextTokenizer::Unicode,
+            k1: 1.2,
+            b: 0.75,
+        }
+    }
+}
+
+impl TextIndexConfig {
+    /// English stop words and stemming, BM25 defaults.
+    pub fn english() -> Self {
+        TextIndexConfig {
+            language: Some(TextLanguage::English),
+            ..TextIndexConfig::default()
+        }
+    }
+
+    pub(crate) fn validate(&self, field: &str) -> Result<()> {
+        validate_field_key(field)?;
+        if !(self.k1.is_finite() && self.k1 > 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "text index {field:?}: k1 {} must be a finite number > 0",
+                self.k1
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.b) {
+            return Err(Error::InvalidConfig(format!(
+                "text index {field:?}: b {} is outside 0..=1",
+                self.b
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Longest accepted vector name, in bytes.
 pub const MAX_VECTOR_NAME: usize = 128;
 
@@ -240,6 +343,9 @@ pub struct CollectionConfig {
     /// named vectors existed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vectors: BTreeMap<String, VectorConfig>,
+    /// BM25 text indexes on payload fields, by field key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub text_indexes: BTreeMap<String, TextIndexConfig>,
 }
 
 impl CollectionConfig {
@@ -251,6 +357,7 @@ impl CollectionConfig {
             index: IndexKind::default(),
             payload_indexes: BTreeMap::new(),
             vectors: BTreeMap::new(),
+            text_indexes: BTreeMap::new(),
         }
     }
 
@@ -263,7 +370,14 @@ impl CollectionConfig {
             index: IndexKind::default(),
             payload_indexes: BTreeMap::new(),
             vectors: BTreeMap::new(),
+            text_indexes: BTreeMap::new(),
         }
+    }
+
+    /// Declares a BM25 text index on the payload field `field`.
+    pub fn with_text_index(mut self, field: impl Into<String>, config: TextIndexConfig) -> Self {
+        self.text_indexes.insert(field.into(), config);
+        self
     }
 
     /// Declares the named vector `name`.
@@ -305,6 +419,9 @@ impl CollectionConfig {
         }
         for field in self.payload_indexes.keys() {
             validate_field_key(field)?;
+        }
+        for (field, text) in &self.text_indexes {
+            text.validate(field)?;
         }
         Ok(())
     }
@@ -359,7 +476,11 @@ pub(crate) struct StoredCollection {
     /// Internal id of each named vector (names its tables, never reused in this collection).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vector_ids: BTreeMap<String, u32>,
-    /// The last named-vector id assigned (0: none yet).
+    /// Internal id of each text index, by field (names its tables; from the same counter as
+    /// named vectors, never reused).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub text_ids: BTreeMap<String, u32>,
+    /// The last id assigned to a named vector or a text index (0: none yet).
     #[serde(default)]
     pub last_vid: u32,
 }
@@ -414,6 +535,7 @@ mod tests {
                 .with_payload_index("lang", PayloadIndexKind::Keyword)
                 .with_vector("sparse", VectorConfig::sparse(true)),
             vector_ids: BTreeMap::from([("sparse".to_string(), 1)]),
+            text_ids: BTreeMap::new(),
             last_vid: 1,
         };
         assert_eq!(StoredCollection::decode(&s.encode()).unwrap(), s);

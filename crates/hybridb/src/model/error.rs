@@ -381,6 +381,9 @@ pub enum QueryProblem {
     /// nesting too deep, ...); the text says what.
     #[error("{0}")]
     BadQuery(String),
+    /// A text search names a payload field without a text index.
+    #[error("the collection has no text index on field {0:?}")]
+    UnknownTextIndex(String),
     /// The search names a vector the collection does not declare.
     #[error("the collection has no vector named {0:?}")]
     UnknownVector(String),

@@ -145,6 +145,11 @@ impl Database {
             copy_table(&snap, &dst, t.vectors(), &mut copied, &mut progress)?;
             copy_table::<u32, EntityId>(&snap, &dst, t.slots(), &mut copied, &mut progress)?;
             copy_table::<&[u8], ()>(&snap, &dst, t.postings(), &mut copied, &mut progress)?;
+            for (_, d) in crate::store::collection::TextDecls::of(&stored).iter() {
+                let t = crate::store::schema::TextTables::new(stored.cid, d.tid);
+                copy_table(&snap, &dst, t.terms(), &mut copied, &mut progress)?;
+                copy_table(&snap, &dst, t.lengths(), &mut copied, &mut progress)?;
+            }
             for (_, d) in crate::store::collection::NamedDecls::of(&stored).iter() {
                 let n = crate::store::schema::NamedTables::new(stored.cid, d.vid);
                 copy_table(&snap, &dst, n.vectors(), &mut copied, &mut progress)?;

@@ -327,6 +327,14 @@ impl Database {
                 crate::ops::incremental_named::apply_rows(
                     &itxn, &txn, stored, &ids, &old_slots, &new_slots,
                 )?;
+                drop((entities, vectors, slots));
+                crate::ops::incremental_named::rebuild_texts(
+                    &txn,
+                    old_catalogue.get(name),
+                    stored,
+                )?;
+                let entities = txn.open_table(t.entities())?;
+                let slots = txn.open_table(t.slots())?;
                 if reindex {
                     postings.retain(|_, _| false)?;
                     for row in entities.iter()? {

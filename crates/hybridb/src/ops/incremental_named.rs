@@ -45,7 +45,12 @@ pub(crate) fn drop_removed(
         new.and_then(|n| n.vector_ids.get(name)) != old.vector_ids.get(name)
             || new.is_none_or(|n| n.cid != old.cid)
     });
-    delete_tables(txn, &old.cid, &NamedDecls::of(&gone))
+    delete_tables(txn, &old.cid, &NamedDecls::of(&gone))?;
+    if new.is_none_or(|n| n.cid != old.cid) {
+        let texts = crate::store::collection::TextDecls::of(old);
+        crate::store::text::delete_tables(txn, old.cid, &texts)?;
+    }
+    Ok(())
 }
 
 /// Replaces the named-vector rows of `ids` in the target `txn` with the increment's, given
@@ -91,6 +96,41 @@ pub(crate) fn apply_rows(
                     postings.insert((dim, slot), w)?;
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites every text index of `stored` in the target from its payloads (an increment
+/// carries no text rows: they are derived), and drops the tables of text indexes that `old`
+/// had and `stored` no longer has.
+pub(crate) fn rebuild_texts(
+    txn: &redb::WriteTransaction,
+    old: Option<&StoredCollection>,
+    stored: &StoredCollection,
+) -> Result<()> {
+    use crate::store::collection::TextDecls;
+    use crate::store::schema::{CollectionTables, TextTables};
+    if let Some(old) = old {
+        let mut gone = old.clone();
+        gone.config.text_indexes.retain(|field, _| {
+            old.cid != stored.cid || stored.text_ids.get(field) != old.text_ids.get(field)
+        });
+        crate::store::text::delete_tables(txn, old.cid, &TextDecls::of(&gone))?;
+    }
+    let entities = txn.open_table(CollectionTables::new(stored.cid).entities())?;
+    for (_, d) in TextDecls::of(stored).iter() {
+        let (terms, lengths) = crate::store::text::expected_rows(&entities, d)?;
+        let t = TextTables::new(stored.cid, d.tid);
+        let mut term_rows = txn.open_table(t.terms())?;
+        term_rows.retain(|_, _| false)?;
+        for ((term, slot), tf) in &terms {
+            term_rows.insert((term.as_str(), *slot), *tf)?;
+        }
+        let mut length_rows = txn.open_table(t.lengths())?;
+        length_rows.retain(|_, _| false)?;
+        for (slot, len) in &lengths {
+            length_rows.insert(*slot, *len)?;
         }
     }
     Ok(())

@@ -154,6 +154,7 @@ impl Database {
             crate::ops::verify_named::check(&txn, &coll, &stored_slots, &mut |p| {
                 note(&mut r.problems, p)
             })?;
+            crate::ops::verify_named::check_texts(&txn, &coll, &mut |p| note(&mut r.problems, p))?;
             // The in-memory index against the stored slots.
             let memory = coll.index.allocated_ids();
             let mut in_memory = memory

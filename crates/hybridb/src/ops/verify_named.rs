@@ -90,3 +90,47 @@ pub(crate) fn check(
     }
     Ok(())
 }
+
+/// Checks the text indexes of `coll` in `txn`: the stored rows are exactly those the payloads
+/// call for, and each in-memory index holds one document per stored length row.
+pub(crate) fn check_texts(
+    txn: &redb::ReadTransaction,
+    coll: &CollectionShared,
+    note: &mut dyn FnMut(String),
+) -> Result<()> {
+    let entities =
+        txn.open_table(crate::store::schema::CollectionTables::new(coll.stored.cid).entities())?;
+    for (field, d) in coll.texts().iter() {
+        let t = crate::store::schema::TextTables::new(coll.stored.cid, d.tid);
+        let (want_terms, want_lengths) = crate::store::text::expected_rows(&entities, d)?;
+        let mut terms = std::collections::BTreeMap::new();
+        for row in txn.open_table(t.terms())?.iter()? {
+            let (k, tf) = row?;
+            let (term, slot) = k.value();
+            terms.insert((term.to_string(), slot), tf.value());
+        }
+        let mut lengths = std::collections::BTreeMap::new();
+        for row in txn.open_table(t.lengths())?.iter()? {
+            let (slot, len) = row?;
+            lengths.insert(slot.value(), len.value());
+        }
+        if terms != want_terms || lengths != want_lengths {
+            note(format!(
+                "text index {field:?}: stored rows differ from the payloads ({} term rows, \
+                 {} expected)",
+                terms.len(),
+                want_terms.len()
+            ));
+        }
+        let held = coll
+            .index
+            .with_texts(|texts| texts.get(field.as_str()).map(|x| x.index.len()));
+        if held != Some(lengths.len()) {
+            note(format!(
+                "text index {field:?}: in-memory index holds {held:?} documents, {} stored",
+                lengths.len()
+            ));
+        }
+    }
+    Ok(())
+}

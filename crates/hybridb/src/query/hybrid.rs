@@ -3,10 +3,11 @@
 //! DBSF) or diversifies (MMR) — as Qdrant's Query API and the RAG frameworks on top of it send.
 //!
 //! Semantics (the executor in `db/query.rs` follows them):
-//! - without prefetches, a `Nearest`, `Sparse` or `Like` stage is a search of the collection;
+//! - without prefetches, a `Nearest`, `Sparse`, `Text` or `Like` stage is a search of the
+//!   collection;
 //!   `Mmr` diversifies the `candidates` nearest entities; `Fusion` needs prefetches;
-//! - with prefetches, the stage works on their candidates only: `Nearest`/`Sparse`/`Like`
-//!   rescore them by that vector (exactly), `Fusion` fuses their ranked lists, `Mmr`
+//! - with prefetches, the stage works on their candidates only: `Nearest`/`Sparse`/`Text`/`Like`
+//!   rescore them by that vector or text (exactly), `Fusion` fuses their ranked lists, `Mmr`
 //!   diversifies them;
 //! - a query's filter also applies to every prefetch inside it (so every stage's candidates
 //!   pass it), and each prefetch may add its own;
@@ -62,6 +63,13 @@ pub enum Stage {
         using: String,
         /// The query vector.
         vector: SparseVector,
+    },
+    /// Best BM25 score for `text` in the text-indexed payload field `field`.
+    Text {
+        /// The payload field (it must have a text index).
+        field: String,
+        /// The query text (analyzed like the field).
+        text: String,
     },
     /// Nearest to the stored vector `using` of the entity `id` (which is left out).
     Like {
@@ -172,6 +180,15 @@ impl Query {
         .limit(limit)
     }
 
+    /// The `limit` best by BM25 for `text` in the text-indexed field `field`.
+    pub fn text(field: impl Into<String>, text: impl Into<String>, limit: usize) -> Self {
+        Query::new(Stage::Text {
+            field: field.into(),
+            text: text.into(),
+        })
+        .limit(limit)
+    }
+
     /// The prefetches fused by RRF (k = 60, equal weights).
     pub fn rrf(prefetch: Vec<Query>) -> Self {
         Query::fuse(prefetch, Fusion::rrf())
@@ -185,7 +202,8 @@ impl Query {
         }
     }
 
-    /// Sets the vector searched by a `Nearest`, `Sparse`, `Like` or `Mmr` stage.
+    /// Sets the vector searched by a `Nearest`, `Sparse`, `Like` or `Mmr` stage (the field of
+    /// a `Text` stage).
     pub fn using(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
         match &mut self.stage {
@@ -193,6 +211,7 @@ impl Query {
             | Stage::Sparse { using, .. }
             | Stage::Like { using, .. }
             | Stage::Mmr { using, .. } => *using = name,
+            Stage::Text { field, .. } => *field = name,
             Stage::Fusion(_) => {}
         }
         self
@@ -252,7 +271,7 @@ impl Query {
 pub struct StageReport {
     /// Nesting depth: 0 for the query itself, 1 for its prefetches, ...
     pub depth: usize,
-    /// `nearest`, `sparse`, `like`, `rescore`, `fusion`, `mmr`.
+    /// `nearest`, `sparse`, `text`, `like`, `rescore`, `fusion`, `mmr`.
     pub stage: &'static str,
     /// The search plan, for stages that searched the collection.
     pub plan: Option<crate::query::search::Plan>,

@@ -26,6 +26,8 @@ pub struct SearchRequest {
     pub using: String,
     /// A sparse query, for a search of a sparse named vector (`using` names it).
     pub sparse: Option<SparseVector>,
+    /// A text query, for a BM25 search of the text index on the payload field `using`.
+    pub text: Option<String>,
     /// How many results, 1..=[`crate::Options::max_k`].
     pub k: usize,
     /// Return each hit's payload.
@@ -62,6 +64,7 @@ impl SearchRequest {
             vector,
             using: String::new(),
             sparse: None,
+            text: None,
             k,
             with_payload: false,
             with_vector: false,
@@ -78,6 +81,15 @@ impl SearchRequest {
         let mut req = SearchRequest::new(Vec::new(), k);
         req.using = using.into();
         req.sparse = Some(query);
+        req
+    }
+
+    /// A request for the `k` entities whose text-indexed payload field `field` scores highest
+    /// by BM25 for `text` (analyzed like the field).
+    pub fn new_text(field: impl Into<String>, text: impl Into<String>, k: usize) -> Self {
+        let mut req = SearchRequest::new(Vec::new(), k);
+        req.using = field.into();
+        req.text = Some(text.into());
         req
     }
 
@@ -168,11 +180,14 @@ pub enum Plan {
     /// A sparse vector's posting lists, scored exactly with MaxScore pruning, the filter
     /// applied inside the scoring loop.
     Sparse,
+    /// A text index's posting lists, scored exactly by BM25 with MaxScore pruning, the filter
+    /// applied inside the scoring loop.
+    Text,
 }
 
 impl Plan {
     /// A short stable name: `unfiltered`, `no_matches`, `exact_scan`, `filtered_graph`,
-    /// `post_filter`, `sparse`.
+    /// `post_filter`, `sparse`, `text`.
     pub fn name(self) -> &'static str {
         match self {
             Plan::Unfiltered => "unfiltered",
@@ -181,6 +196,7 @@ impl Plan {
             Plan::FilteredGraph => "filtered_graph",
             Plan::PostFilter => "post_filter",
             Plan::Sparse => "sparse",
+            Plan::Text => "text",
         }
     }
 }

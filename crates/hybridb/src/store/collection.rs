@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::model::config::{CollectionConfig, StoredCollection, VectorConfig};
+use crate::model::config::{CollectionConfig, StoredCollection, TextIndexConfig, VectorConfig};
 use crate::model::error::corrupted;
 use crate::model::error::{Error, Result};
 use crate::model::sync::{read, write};
@@ -23,6 +23,8 @@ pub(crate) struct CollectionShared {
     /// The named vectors declared now (changed only by the writer thread, which adds and
     /// removes them; `stored.config.vectors` is the set at creation).
     vectors: RwLock<Arc<NamedDecls>>,
+    /// The text indexes declared now (changed only by the writer thread).
+    texts: RwLock<Arc<TextDecls>>,
     /// Moved by the writer around every write to this collection (cache validity).
     pub(crate) window: WriteWindow,
     /// Counters and histograms of this collection's operations.
@@ -33,15 +35,25 @@ pub(crate) struct CollectionShared {
 impl CollectionShared {
     pub(crate) fn new(name: String, stored: StoredCollection, threads: usize) -> Self {
         let index = IndexState::new(&stored.config, threads);
+        index.set_texts(
+            stored
+                .config
+                .text_indexes
+                .iter()
+                .map(|(field, c)| (field.clone(), crate::query::state::text::TextIndex::new(c)))
+                .collect(),
+        );
         Self::with_index(name, stored, index)
     }
 
     pub(crate) fn with_index(name: String, stored: StoredCollection, index: IndexState) -> Self {
         let decls = NamedDecls::of(&stored);
+        let texts = TextDecls::of(&stored);
         CollectionShared {
             metrics: crate::observe::OpMetrics::new(&name),
             name,
             vectors: RwLock::new(Arc::new(decls)),
+            texts: RwLock::new(Arc::new(texts)),
             stored,
             index,
             window: WriteWindow::default(),
@@ -52,12 +64,23 @@ impl CollectionShared {
     /// Takes over the index of a freshly loaded copy of this collection (writer recovery).
     pub(crate) fn replace_index_from(&self, fresh: CollectionShared) {
         *write(&self.vectors) = fresh.named();
+        *write(&self.texts) = fresh.texts();
         self.index.replace_from(fresh.index);
     }
 
     /// The named vectors declared now.
     pub(crate) fn named(&self) -> Arc<NamedDecls> {
         Arc::clone(&read(&self.vectors))
+    }
+
+    /// The text indexes declared now.
+    pub(crate) fn texts(&self) -> Arc<TextDecls> {
+        Arc::clone(&read(&self.texts))
+    }
+
+    /// Replaces the declared text indexes (writer thread, after the change committed).
+    pub(crate) fn set_texts(&self, decls: TextDecls) {
+        *write(&self.texts) = Arc::new(decls);
     }
 
     /// Replaces the declared named vectors (writer thread, after the change committed).
@@ -93,6 +116,11 @@ impl CollectionShared {
             .named()
             .iter()
             .map(|(name, d)| (name.clone(), d.config))
+            .collect();
+        config.text_indexes = self
+            .texts()
+            .iter()
+            .map(|(field, d)| (field.clone(), d.config))
             .collect();
         config
     }
@@ -144,15 +172,24 @@ impl NamedDecls {
         )
     }
 
-    /// Checks that every declared vector has an id (a file whose config lacks one is damaged).
+    /// Checks that every declared vector and text index has an id (a file whose config lacks
+    /// one is damaged).
     pub(crate) fn check(stored: &StoredCollection) -> Result<()> {
-        match stored
+        if let Some(name) = stored
             .config
             .vectors
             .keys()
             .find(|n| !stored.vector_ids.contains_key(*n))
         {
-            Some(name) => Err(corrupted(format!("named vector {name:?} has no table id"))),
+            return Err(corrupted(format!("named vector {name:?} has no table id")));
+        }
+        match stored
+            .config
+            .text_indexes
+            .keys()
+            .find(|n| !stored.text_ids.contains_key(*n))
+        {
+            Some(field) => Err(corrupted(format!("text index {field:?} has no table id"))),
             None => Ok(()),
         }
     }
@@ -167,5 +204,49 @@ impl NamedDecls {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// A declared text index: its internal id (names its tables) and its config.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TextDecl {
+    pub tid: u32,
+    pub config: TextIndexConfig,
+    /// The field key, shared by the index changes that mention it.
+    pub field: Arc<str>,
+}
+
+/// The text indexes of a collection, by field key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct TextDecls(BTreeMap<String, TextDecl>);
+
+impl TextDecls {
+    /// The declarations of a stored collection (each config with its id).
+    pub(crate) fn of(stored: &StoredCollection) -> Self {
+        TextDecls(
+            stored
+                .config
+                .text_indexes
+                .iter()
+                .filter_map(|(field, config)| {
+                    Some((
+                        field.clone(),
+                        TextDecl {
+                            tid: *stored.text_ids.get(field)?,
+                            config: *config,
+                            field: Arc::from(field.as_str()),
+                        },
+                    ))
+                })
+                .collect(),
+        )
+    }
+
+    pub(crate) fn get(&self, field: &str) -> Option<&TextDecl> {
+        self.0.get(field)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &TextDecl)> {
+        self.0.iter()
     }
 }

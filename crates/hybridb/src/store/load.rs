@@ -109,6 +109,7 @@ pub(crate) fn load_collections(
             _ => rebuild_index(&txn, &name, &stored, options, "exact index")?,
         };
         index.set_payload(load_postings(&txn, &name, &stored)?);
+        index.set_texts(crate::store::text::load(&txn, &name, &stored)?);
         index.set_named(crate::store::load_named::load(
             &txn,
             &name,

@@ -27,6 +27,7 @@ pub(crate) mod options;
 pub(crate) mod schema;
 pub(crate) mod shared;
 pub(crate) mod storage;
+pub(crate) mod text;
 pub(crate) mod write;
 pub(crate) mod write_named;
 pub(crate) mod writer;

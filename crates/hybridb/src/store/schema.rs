@@ -103,6 +103,32 @@ impl NamedTables {
     }
 }
 
+/// The tables of one text index `tid` of collection `cid`.
+#[derive(Debug, Clone)]
+pub(crate) struct TextTables {
+    terms: String,
+    lengths: String,
+}
+
+impl TextTables {
+    pub(crate) fn new(cid: u64, tid: u32) -> Self {
+        TextTables {
+            terms: format!("c{cid}.x{tid}.terms"),
+            lengths: format!("c{cid}.x{tid}.lengths"),
+        }
+    }
+
+    /// `(term, slot)` to the term's frequency in that entity's text: the posting lists.
+    pub(crate) fn terms(&self) -> TableDefinition<'_, (&'static str, u32), u32> {
+        TableDefinition::new(&self.terms)
+    }
+
+    /// Slot to the number of terms of that entity's text (entities with at least one term).
+    pub(crate) fn lengths(&self) -> TableDefinition<'_, u32, u32> {
+        TableDefinition::new(&self.lengths)
+    }
+}
+
 /// Collection aliases: alias name to the name of the collection it points to.
 pub(crate) const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("aliases");
 

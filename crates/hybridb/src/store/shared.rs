@@ -365,12 +365,20 @@ impl Shared {
             };
             let vector_ids: std::collections::BTreeMap<String, u32> =
                 config.vectors.keys().cloned().zip(1..).collect();
+            let first_tid = vector_ids.len() as u32 + 1;
+            let text_ids: std::collections::BTreeMap<String, u32> = config
+                .text_indexes
+                .keys()
+                .cloned()
+                .zip(first_tid..)
+                .collect();
             let stored = StoredCollection {
                 cid,
                 config_version: 1,
                 created_at: now,
-                last_vid: vector_ids.len() as u32,
+                last_vid: (vector_ids.len() + text_ids.len()) as u32,
                 vector_ids,
+                text_ids,
                 config,
             };
             txn.open_table(COLLECTIONS)?
@@ -381,6 +389,7 @@ impl Shared {
             txn.open_table(tables.slots())?;
             txn.open_table(tables.postings())?;
             crate::store::load_named::create_tables(&txn, &stored)?;
+            crate::store::text::create_tables(&txn, &stored)?;
             let seq = append_collection_event(&txn, name, ChangeKind::CollectionCreated, now)?;
             (stored, seq)
         };
@@ -407,6 +416,7 @@ impl Shared {
         txn.delete_table(tables.slots())?;
         txn.delete_table(tables.postings())?;
         crate::store::load_named::delete_tables(&txn, &shared.stored.cid, &shared.named())?;
+        crate::store::text::delete_tables(&txn, shared.stored.cid, &shared.texts())?;
         txn.open_table(COLLECTIONS)?.remove(name)?;
         let seq = append_collection_event(&txn, name, ChangeKind::CollectionDropped, now_ms())?;
         self.commit(txn, self.options.durability, seq)?;

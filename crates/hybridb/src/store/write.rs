@@ -372,6 +372,7 @@ pub(crate) fn write_staged(
     let has_default = coll.stored.config.has_default_vector();
     let decls = coll.named();
     let mut named = NamedWriter::open(txn, coll.stored.cid, &decls)?;
+    let mut texts = crate::store::text::TextWriter::open(txn, coll.stored.cid, &coll.texts())?;
     let mut entities = txn.open_table(tables.entities())?;
     let mut vectors = txn.open_table(tables.vectors())?;
     let mut slots = txn.open_table(tables.slots())?;
@@ -394,7 +395,10 @@ pub(crate) fn write_staged(
                 version,
                 old_keys,
             } => {
-                entities.remove(id)?;
+                let old = entities.remove(id)?.map(|g| g.value().to_vec());
+                if !texts.is_empty() {
+                    texts.update(slot, old.as_deref(), None, &mut applies)?;
+                }
                 vectors.remove(id)?;
                 named.delete(id, slot)?;
                 slots.remove(slot)?;
@@ -467,7 +471,13 @@ pub(crate) fn write_staged(
                     version: old_version + 1,
                     updated_at: now,
                 };
-                entities.insert(id, encode_record(header, &item.payload_json).as_slice())?;
+                let record = encode_record(header, &item.payload_json);
+                let old = entities
+                    .insert(id, record.as_slice())?
+                    .map(|g| g.value().to_vec());
+                if !texts.is_empty() {
+                    texts.update(slot, old.as_deref(), Some(&record), &mut applies)?;
+                }
                 if vector_changed {
                     let Some(entity) = entity else {
                         return Err(corrupted("a payload update staged a vector change"));

@@ -85,6 +85,13 @@ pub(crate) enum Command {
         config: Option<crate::model::config::VectorConfig>,
         reply: oneshot::Sender<Result<bool>>,
     },
+    /// Declares (`Some`) or drops (`None`) a text index.
+    TextIndex {
+        coll: Arc<CollectionShared>,
+        field: String,
+        config: Option<crate::model::config::TextIndexConfig>,
+        reply: oneshot::Sender<Result<bool>>,
+    },
     /// Rewrites a collection's postings table from its payloads (repair).
     RebuildPostings {
         coll: Arc<CollectionShared>,
@@ -253,6 +260,21 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 coll.window.open();
                 let (r, failed) =
                     split_commit_failure(shared.set_named_vector_txn(&coll, &name, config));
+                if !failed {
+                    coll.window.close();
+                }
+                let _ = reply.send(r);
+                failed
+            }),
+            Command::TextIndex {
+                coll,
+                field,
+                config,
+                reply,
+            } => guarded(|| {
+                coll.window.open();
+                let (r, failed) =
+                    split_commit_failure(shared.set_text_index_txn(&coll, &field, config));
                 if !failed {
                     coll.window.close();
                 }

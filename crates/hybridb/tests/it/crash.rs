@@ -63,7 +63,9 @@ fn crash_child_entry() {
                             hybridb::IndexKind::hnsw(),
                         ),
                     )
-                    .with_vector("s", hybridb::VectorConfig::sparse(false)),
+                    .with_vector("s", hybridb::VectorConfig::sparse(false))
+                    // And a text index: its rows are checked against the payloads by verify.
+                    .with_text_index("batch", hybridb::TextIndexConfig::default()),
             )
             .unwrap(),
     };

@@ -21,6 +21,7 @@ mod observe;
 mod payload_update;
 mod query;
 mod reembed;
+mod text;
 mod validation;
 mod verify;
 mod writer;

@@ -10,7 +10,7 @@
 //! - the payload postings change together with the slot table (under its write lock), so a
 //!   search that holds the slot table's read lock sees postings and live slots of one moment.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
@@ -32,6 +32,7 @@ mod memory;
 mod named;
 mod planned;
 mod sparse_search;
+pub(crate) mod text;
 use crate::query::payload::PostingKey;
 use crate::query::payload::postings::PayloadIndex;
 use crate::query::plan;
@@ -58,6 +59,13 @@ pub(crate) enum Apply {
         slot: u32,
         name: std::sync::Arc<str>,
     },
+    /// The analyzed terms of the text-indexed `field` of the entity in `slot` (`None`: it has
+    /// no text there now).
+    Text {
+        slot: u32,
+        field: std::sync::Arc<str>,
+        terms: Option<Vec<String>>,
+    },
     /// Changed payload index values of the entity in `slot` (applied with the slot table).
     Postings {
         slot: u32,
@@ -72,6 +80,8 @@ pub(crate) struct IndexState {
     vectors: RwLock<Box<dyn VectorIndex>>,
     /// Named vectors' indexes; locked after the slot table (never before it).
     named: RwLock<NamedIndexes>,
+    /// Text indexes, by field; locked after the slot table (never before it).
+    texts: RwLock<text::TextIndexes>,
     /// Payload index postings; locked only while the slot table's lock is held.
     payload: RwLock<PayloadIndex>,
     /// Held by [`IndexState::apply`] and while a checkpoint image is taken, so that the image
@@ -157,6 +167,7 @@ impl IndexState {
             slots: RwLock::new(slots),
             vectors: RwLock::new(vectors),
             named: RwLock::new(NamedIndexes::new()),
+            texts: RwLock::new(text::TextIndexes::new()),
             payload: RwLock::new(PayloadIndex::default()),
             apply_lock: Mutex::new(()),
             changed: AtomicU64::new(0),
@@ -436,6 +447,7 @@ impl IndexState {
             vectors.remove(&removed);
         }
         drop(vectors);
+        let changes_deleted = removed.clone();
         let mut changes = named::NamedChanges {
             deleted: removed,
             ..Default::default()
@@ -452,6 +464,7 @@ impl IndexState {
         if !changes.is_empty() {
             changes.apply(&mut write(&self.named))?;
         }
+        self.apply_texts(&applies, &changes_deleted)?;
         let mut table = write(&self.slots);
         let mut payload = write(&self.payload);
         // The version moves under the slot table's write lock, so a search (which reads it
@@ -461,7 +474,7 @@ impl IndexState {
             match a {
                 Apply::Set { slot, id, .. } => table.claim(slot, id),
                 Apply::Remove { slot } => table.release(slot),
-                Apply::SetNamed { .. } | Apply::RemoveNamed { .. } => {}
+                Apply::SetNamed { .. } | Apply::RemoveNamed { .. } | Apply::Text { .. } => {}
                 Apply::Postings { slot, remove, add } => {
                     for k in &remove {
                         payload.remove(k, slot);
@@ -469,6 +482,35 @@ impl IndexState {
                     for k in &add {
                         payload.insert(k, slot);
                     }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the text changes of a commit, and forgets the texts of deleted slots (before
+    /// the slot table frees them).
+    fn apply_texts(&self, applies: &[Apply], deleted: &[u32]) -> Result<()> {
+        let has_text = applies.iter().any(|a| matches!(a, Apply::Text { .. }));
+        if !has_text && (deleted.is_empty() || read(&self.texts).is_empty()) {
+            return Ok(());
+        }
+        let mut texts = write(&self.texts);
+        for t in texts.values_mut() {
+            for &slot in deleted {
+                t.index.remove(slot);
+            }
+        }
+        for a in applies {
+            if let Apply::Text { slot, field, terms } = a {
+                let Some(t) = texts.get_mut(&**field) else {
+                    return Err(corrupted(format!(
+                        "a write named unknown text index {field:?}"
+                    )));
+                };
+                match terms {
+                    Some(terms) => t.index.insert(*slot, terms),
+                    None => t.index.remove(*slot),
                 }
             }
         }
@@ -507,6 +549,7 @@ impl IndexState {
             slots,
             vectors,
             named,
+            texts,
             payload,
             ..
         } = other;
@@ -514,6 +557,7 @@ impl IndexState {
         *write(&self.vectors) = vectors.into_inner().unwrap_or_else(|e| e.into_inner());
         let mut table = write(&self.slots);
         *write(&self.named) = named.into_inner().unwrap_or_else(|e| e.into_inner());
+        *write(&self.texts) = texts.into_inner().unwrap_or_else(|e| e.into_inner());
         *table = slots.into_inner().unwrap_or_else(|e| e.into_inner());
         *write(&self.payload) = payload.into_inner().unwrap_or_else(|e| e.into_inner());
         self.new_version();
@@ -533,6 +577,10 @@ impl IndexState {
             + read(&self.named)
                 .values()
                 .map(Named::memory_bytes)
+                .sum::<usize>()
+            + read(&self.texts)
+                .values()
+                .map(|t| t.index.memory_bytes())
                 .sum::<usize>()
     }
 

@@ -262,7 +262,7 @@ impl IndexState {
                 }
                 r
             }
-            Plan::FilteredGraph | Plan::Sparse => Vec::new(),
+            Plan::FilteredGraph | Plan::Sparse | Plan::Text => Vec::new(),
         };
         if plan == Plan::PostFilter && found.len() < k.min(matching) {
             // The beam held too few matches (a filter far from this query): walk instead.

@@ -1,0 +1,117 @@
+//! Declaring and dropping text indexes on existing collections (writer thread).
+//!
+//! Declaring one back-fills it: every entity's field text is analyzed and its rows written in
+//! the transaction that stores the new config, so the index is complete from its first
+//! visible moment. Dropping one deletes its tables in the transaction that rewrites the config.
+
+use std::sync::Arc;
+
+use redb::ReadableTable;
+
+use crate::model::config::{StoredCollection, TextIndexConfig};
+use crate::model::error::{Error, Result, corrupted};
+use crate::query::state::text::TextIndex;
+use crate::store::collection::{CollectionShared, TextDecls};
+use crate::store::schema::{COLLECTIONS, CollectionTables, META, META_LAST_SEQ, TextTables};
+use crate::store::shared::Shared;
+use crate::store::text::{create_one, delete_tables, expected_rows};
+
+impl Shared {
+    /// Declares (`Some`) or drops (`None`) the text index on `field`. Returns whether anything
+    /// changed.
+    pub(crate) fn set_text_index_txn(
+        &self,
+        coll: &Arc<CollectionShared>,
+        field: &str,
+        config: Option<TextIndexConfig>,
+    ) -> Result<bool> {
+        coll.check_live()?;
+        if let Some(c) = &config {
+            c.validate(field)?;
+        }
+        let decls = coll.texts();
+        match (decls.get(field), config) {
+            (Some(old), Some(new)) if old.config == new => return Ok(false),
+            (Some(_), Some(_)) => {
+                return Err(Error::InvalidConfig(format!(
+                    "field {field:?} already has a text index with another config; drop it \
+                     before declaring it again"
+                )));
+            }
+            (None, None) => return Ok(false),
+            _ => {}
+        }
+        let txn = self.redb()?.begin_write()?;
+        let mut filled = None;
+        let (stored, seq) = {
+            let mut collections = txn.open_table(COLLECTIONS)?;
+            let mut stored = match collections.get(coll.name.as_str())? {
+                Some(v) => StoredCollection::decode(v.value())?,
+                None => return Err(Error::CollectionNotFound(coll.name.clone())),
+            };
+            if stored.cid != coll.stored.cid {
+                return Err(corrupted("collection id changed under an open handle"));
+            }
+            match config {
+                Some(config) => {
+                    stored.config.text_indexes.insert(field.to_string(), config);
+                    stored.last_vid += 1;
+                    stored.text_ids.insert(field.to_string(), stored.last_vid);
+                    let decls = TextDecls::of(&stored);
+                    let d = decls
+                        .get(field)
+                        .ok_or_else(|| corrupted("a declared text index has no id"))?;
+                    create_one(&txn, stored.cid, d)?;
+                    let entities = txn.open_table(CollectionTables::new(stored.cid).entities())?;
+                    let (terms, lengths) = expected_rows(&entities, d)?;
+                    let t = TextTables::new(stored.cid, d.tid);
+                    let mut term_rows = txn.open_table(t.terms())?;
+                    let mut docs: std::collections::HashMap<u32, Vec<String>> = Default::default();
+                    for ((term, slot), tf) in &terms {
+                        term_rows.insert((term.as_str(), *slot), *tf)?;
+                        let doc = docs.entry(*slot).or_default();
+                        for _ in 0..*tf {
+                            doc.push(term.clone());
+                        }
+                    }
+                    let mut length_rows = txn.open_table(t.lengths())?;
+                    for (slot, len) in &lengths {
+                        length_rows.insert(*slot, *len)?;
+                    }
+                    let mut index = TextIndex::new(&config);
+                    for (slot, doc) in docs {
+                        index.index.insert(slot, &doc);
+                    }
+                    filled = Some(index);
+                }
+                None => {
+                    let mut gone = stored.clone();
+                    gone.config.text_indexes.retain(|f, _| f == field);
+                    delete_tables(&txn, stored.cid, &TextDecls::of(&gone))?;
+                    stored.config.text_indexes.remove(field);
+                    stored.text_ids.remove(field);
+                }
+            }
+            stored.config_version += 1;
+            collections.insert(coll.name.as_str(), stored.encode().as_slice())?;
+            let seq = txn
+                .open_table(META)?
+                .get(META_LAST_SEQ)?
+                .map_or(0, |v| v.value());
+            (stored, seq)
+        };
+        self.commit(txn, self.options.durability, seq)?;
+        // The index first, then the declaration (as for named vectors).
+        match filled {
+            Some(index) => {
+                coll.index.change_text(field, Some(index));
+                coll.set_texts(TextDecls::of(&stored));
+            }
+            None => {
+                coll.set_texts(TextDecls::of(&stored));
+                coll.index.change_text(field, None);
+            }
+        }
+        Ok(true)
+    }
+}

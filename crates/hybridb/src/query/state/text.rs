@@ -1,0 +1,200 @@
+//! Text indexes in memory: per text-indexed payload field its analyzer and a BM25 index over
+//! the collection's slots, and the text search (exact BM25 top-k with MaxScore pruning, the
+//! filter inside the walk).
+//!
+//! Invariant: the analyzer of a field is built from its stored config, so the stored terms and
+//! the terms of a query are made the same way.
+
+use super::*;
+use crate::index::bm25::{Bm25Index, Bm25Params};
+use crate::index::text::{Analyzer, Language, Tokenizer};
+use crate::model::config::{TextIndexConfig, TextLanguage, TextTokenizer};
+use crate::query::payload::eval::{Context, evaluate};
+use crate::query::search::Plan;
+use std::time::Instant;
+
+/// One field's text index.
+pub(crate) struct TextIndex {
+    pub(crate) analyzer: Analyzer,
+    pub(crate) index: Bm25Index,
+}
+
+impl TextIndex {
+    /// An empty index for `config`.
+    pub(crate) fn new(config: &TextIndexConfig) -> Self {
+        TextIndex {
+            analyzer: analyzer_for(config),
+            index: Bm25Index::new(Bm25Params {
+                k1: config.k1,
+                b: config.b,
+            }),
+        }
+    }
+}
+
+/// Text indexes by field key.
+pub(crate) type TextIndexes = BTreeMap<String, TextIndex>;
+
+/// The analyzer a text index config describes.
+pub(crate) fn analyzer_for(config: &TextIndexConfig) -> Analyzer {
+    let tokenizer = match config.tokenizer {
+        TextTokenizer::Unicode => Tokenizer::Unicode,
+        TextTokenizer::Word => Tokenizer::Word,
+    };
+    let mut a = Analyzer::new(tokenizer);
+    if let Some(language) = config.language {
+        let language = match language {
+            TextLanguage::English => Language::English,
+            TextLanguage::German => Language::German,
+            TextLanguage::French => Language::French,
+            TextLanguage::Spanish => Language::Spanish,
+        };
+        if config.stop_words {
+            a = a.with_stop_words(language);
+        }
+        if config.stemming {
+            a = a.with_stemming(language);
+        }
+    }
+    a
+}
+
+/// The text of a payload field: a string, or the strings of an array joined by spaces.
+pub(crate) fn field_text(
+    payload: &serde_json::Map<String, serde_json::Value>,
+    field: &str,
+) -> Option<String> {
+    let mut value = None;
+    let mut map = Some(payload);
+    for part in field.split('.') {
+        let v = map?.get(part)?;
+        map = v.as_object();
+        value = Some(v);
+    }
+    match value? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(items) => {
+            let parts: Vec<&str> = items.iter().filter_map(|v| v.as_str()).collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        }
+        _ => None,
+    }
+}
+
+impl IndexState {
+    /// Replaces the text indexes (loading).
+    pub(crate) fn set_texts(&self, texts: TextIndexes) {
+        let _slots = write(&self.slots);
+        *write(&self.texts) = texts;
+    }
+
+    /// Adds a text index (`Some`, already filled) or drops one (`None`).
+    pub(crate) fn change_text(&self, field: &str, index: Option<TextIndex>) {
+        let _apply = lock(&self.apply_lock);
+        let _slots = write(&self.slots);
+        let mut texts = write(&self.texts);
+        match index {
+            Some(index) => texts.insert(field.to_string(), index),
+            None => texts.remove(field),
+        };
+        self.new_version();
+    }
+
+    /// Runs `f` on the text indexes.
+    pub(crate) fn with_texts<T>(&self, f: impl FnOnce(&TextIndexes) -> T) -> T {
+        f(&read(&self.texts))
+    }
+
+    /// The analyzed terms of `text` for the text index of `field` (`None`: no such index).
+    pub(crate) fn text_terms(&self, field: &str, text: &str) -> Option<Vec<String>> {
+        read(&self.texts).get(field).map(|t| t.analyzer.terms(text))
+    }
+
+    /// The `k` live entities whose `field` scores highest by BM25 for the analyzed `terms`
+    /// among those `input` allows (`None`: all). As [`IndexState::search_sparse`] for filters.
+    pub(crate) fn search_text(
+        &self,
+        field: &str,
+        terms: &[String],
+        k: usize,
+        input: Option<FilterInput<'_>>,
+    ) -> Result<Searched, FilterProblem> {
+        let t0 = Instant::now();
+        let table = read(&self.slots);
+        let live = table.live();
+        let mut expect = None;
+        let allowed: Option<SlotBitset> = match input {
+            None => None,
+            Some(FilterInput::Slots {
+                mut bits,
+                expect: e,
+            }) => {
+                bits.intersect_with(live);
+                expect = Some(e);
+                Some(bits)
+            }
+            Some(FilterInput::Filter { filter, id_slots }) => {
+                let payload = read(&self.payload);
+                let evaluated = evaluate(
+                    filter,
+                    &Context {
+                        index: &payload,
+                        universe: live,
+                        id_slots,
+                    },
+                )?;
+                if !evaluated.exact {
+                    return Ok(Searched::NeedsPayloads(evaluated.bits));
+                }
+                Some(evaluated.bits)
+            }
+        };
+        let filter_micros = t0.elapsed().as_micros() as u64;
+        let t1 = Instant::now();
+        let texts = read(&self.texts);
+        let (found, held) = match texts.get(field) {
+            Some(t) => {
+                let pass = |slot: u32| match &allowed {
+                    Some(bits) => bits.contains(slot),
+                    None => live.contains(slot),
+                };
+                // Ties by id, not slot: widen until every document tied with the k-th is in.
+                let mut want = k + 1;
+                let found = loop {
+                    let found = t.index.search(terms, want, &pass);
+                    if found.len() < want || found[want - 1].1 < found[k - 1].1 {
+                        break found;
+                    }
+                    want *= 2;
+                };
+                (found, t.index.len())
+            }
+            None => (Vec::new(), 0),
+        };
+        drop(texts);
+        let matching = allowed.as_ref().map_or(held, SlotBitset::len);
+        let mut hits: Vec<(EntityId, f32)> = found
+            .into_iter()
+            .filter_map(|(slot, score)| {
+                let id = table.id(slot)?;
+                match expect {
+                    Some(e) if e.get(&slot) != Some(&id) => None,
+                    _ => Some((id, -score)),
+                }
+            })
+            .collect();
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+        Ok(Searched::Done(Planned {
+            hits,
+            plan: Plan::Text,
+            fallback: false,
+            matching,
+            estimated: false,
+            live: table.live_count(),
+            ef: k,
+            filter_micros,
+            search_micros: t1.elapsed().as_micros() as u64,
+        }))
+    }
+}
