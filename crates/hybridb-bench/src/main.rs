@@ -40,8 +40,8 @@ enum Command {
     /// Sparse-vector index: pruned (MaxScore) top-k against an exhaustive scan on SPLADE-like
     /// vectors from a real corpus, plain and filtered.
     Sparse(SparseArgs),
-    /// Scalar-quantized (SQ8) exact scan against the f32 scan: recall with and without
-    /// rescoring an oversampled list, QPS, resident bytes.
+    /// Exact scans over quantized codes (SQ8, rotated 1/2/4-bit) against the f32 scan: recall
+    /// with and without rescoring an oversampled list, QPS, resident bytes.
     Quant(QuantArgs),
     /// Named vectors: a search on one named vector of a three-vector collection against the
     /// same search on a one-vector collection (same data, interleaved rounds).

@@ -6,7 +6,8 @@
 //! handles the remainder) and require `a.len() == b.len()` (checked in debug builds).
 //!
 //! Invariant: this file and its per-ISA submodules are the only places in the crate that use
-//! `unsafe` for SIMD; every `unsafe` call is guarded by the feature check made in [`kernels`].
+//! `unsafe` for SIMD (with `index/quant/kernels`, the quantized codes' kernels); every `unsafe`
+//! call is guarded by the feature check made in [`kernels`].
 
 use std::sync::OnceLock;
 

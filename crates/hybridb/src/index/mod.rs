@@ -1,6 +1,7 @@
 //! Vector search: distance kernels, the slot table, the vector indexes behind the
 //! `VectorIndex` trait (exact scan and HNSW), the sparse-vector index (`sparse`: posting
-//! lists with MaxScore top-k), and quantized codes (`quant`: SQ8 with asymmetric estimators).
+//! lists with MaxScore top-k), and quantized codes (`quant`: SQ8 and rotated 1-, 2- and 4-bit
+//! codes with asymmetric estimators and their SIMD kernels).
 //!
 //! Distances inside the engine are "lower is better": squared L2, or the negated dot product
 //! (cosine is the dot product of unit vectors).

@@ -1,0 +1,456 @@
+//! Rotated codes at 1, 2 and 4 bits per dimension with an asymmetric estimator (RaBitQ and
+//! extended RaBitQ; see the docs of [`super`] for the method and its error).
+
+use super::kernels::{QUERY_PLANES, code_kernels, slot};
+use super::rotation::Rotation;
+use crate::index::distance::kernels;
+
+/// Bits per dimension of a rotated code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RqBits {
+    /// 1 bit: the signs of the rotated vector (RaBitQ).
+    One,
+    /// 2 bits.
+    Two,
+    /// 4 bits.
+    Four,
+}
+
+impl RqBits {
+    /// The number of bits.
+    pub fn bits(self) -> usize {
+        match self {
+            RqBits::One => 1,
+            RqBits::Two => 2,
+            RqBits::Four => 4,
+        }
+    }
+
+    /// `1`, `2` or `4` as [`RqBits`]; other numbers have none.
+    pub fn from_bits(bits: usize) -> Option<RqBits> {
+        match bits {
+            1 => Some(RqBits::One),
+            2 => Some(RqBits::Two),
+            4 => Some(RqBits::Four),
+            _ => None,
+        }
+    }
+
+    /// Levels of the largest code field, `2^B - 1`.
+    fn top(self) -> i32 {
+        (1 << self.bits()) - 1
+    }
+
+    /// The largest magnitude of a quantized query value: 7 (4-bit query) for 1-bit codes,
+    /// whose bit-plane kernel takes [`QUERY_PLANES`] planes; 127 (`i8`) otherwise.
+    fn query_max(self) -> f32 {
+        match self {
+            RqBits::One => ((1 << (QUERY_PLANES - 1)) - 1) as f32,
+            _ => 127.0,
+        }
+    }
+}
+
+/// The distance a prepared query estimates. Cosine is [`RqMetric::Dot`] over unit vectors
+/// (the engine normalises them before they reach an index). Manhattan (L1) has no estimator
+/// from these codes: a rotation does not keep it, so it has no variant here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RqMetric {
+    /// Squared Euclidean distance.
+    L2,
+    /// Negated dot product.
+    Dot,
+}
+
+/// Why [`Rq`] refused an input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RqError {
+    /// The training sample holds no vector, or the dimension is 0.
+    #[error("empty training sample")]
+    EmptySample,
+    /// A vector, center or output buffer of the wrong length.
+    #[error("expected {expected} values, got {got}")]
+    Dimension {
+        /// The length needed.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// A value that is NaN or infinite, or a norm that overflows.
+    #[error("a value is not finite")]
+    NonFinite,
+}
+
+/// The correction factors stored beside each code (8 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RqFactors {
+    /// `|x - c|`, the distance of the vector to the center.
+    pub norm: f32,
+    /// `|x - c| / ⟨ȳ, o⟩`, where `o` is the rotated unit vector of `x - c` and `ȳ` its code's
+    /// grid vector, so that `⟨x - c, q⟩ ≈ scale * ⟨ȳ, P q⟩` for the rotation `P` (0 for
+    /// `x == c`).
+    pub scale: f32,
+}
+
+/// A trained rotated code: a center, a rotation and a bit width (see the docs of [`super`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rq {
+    bits: RqBits,
+    rotation: Rotation,
+    center: Vec<f32>,
+}
+
+/// A query prepared for estimates against one [`Rq`]'s codes: rotated once and quantized.
+#[derive(Debug, Clone)]
+pub struct RqQuery {
+    metric: RqMetric,
+    bits: RqBits,
+    /// `|q - c|²` for L2, `-⟨q, c⟩` for the dot product.
+    add: f32,
+    /// `-Δ` (L2) or `-Δ/2` (dot), Δ the query's quantization step.
+    mult: f32,
+    /// `(2^B - 1) * Σ s`, s the quantized query.
+    bias: i64,
+    /// The quantized query, one `i8` per padded dimension (2- and 4-bit codes).
+    values: Vec<i8>,
+    /// Its bit planes (1-bit codes).
+    planes: Vec<u64>,
+}
+
+impl RqQuery {
+    /// The metric the query estimates.
+    pub fn metric(&self) -> RqMetric {
+        self.metric
+    }
+}
+
+impl Rq {
+    /// Trains a code of `bits` for vectors of `dim` values: the center is the mean of
+    /// `sample`, the rotation is drawn from `seed`. Fails on an empty sample, a row of
+    /// another length, or a value that is not finite.
+    pub fn train(sample: &[&[f32]], dim: usize, bits: RqBits, seed: u64) -> Result<Rq, RqError> {
+        if sample.is_empty() || dim == 0 {
+            return Err(RqError::EmptySample);
+        }
+        let mut sum = vec![0.0f64; dim];
+        for row in sample {
+            if row.len() != dim {
+                return Err(RqError::Dimension {
+                    expected: dim,
+                    got: row.len(),
+                });
+            }
+            for (s, &x) in sum.iter_mut().zip(*row) {
+                *s += f64::from(x);
+            }
+        }
+        let n = sample.len() as f64;
+        let center = sum.into_iter().map(|s| (s / n) as f32).collect();
+        Rq::from_parts(center, bits, seed)
+    }
+
+    /// Rebuilds a trained code from what [`Rq::center`], [`Rq::bits`] and [`Rq::seed`]
+    /// return (a checkpoint stores these).
+    pub fn from_parts(center: Vec<f32>, bits: RqBits, seed: u64) -> Result<Rq, RqError> {
+        if center.is_empty() {
+            return Err(RqError::EmptySample);
+        }
+        if center.iter().any(|x| !x.is_finite()) {
+            return Err(RqError::NonFinite);
+        }
+        Ok(Rq {
+            bits,
+            rotation: Rotation::new(center.len(), seed),
+            center,
+        })
+    }
+
+    /// Bits per dimension.
+    pub fn bits(&self) -> RqBits {
+        self.bits
+    }
+
+    /// Dimensions of the vectors.
+    pub fn dim(&self) -> usize {
+        self.center.len()
+    }
+
+    /// Dimensions of the codes: [`Rq::dim`] rounded up to a multiple of 64.
+    pub fn padded_dim(&self) -> usize {
+        self.rotation.padded_dim()
+    }
+
+    /// The center vectors are coded relative to.
+    pub fn center(&self) -> &[f32] {
+        &self.center
+    }
+
+    /// The rotation's seed.
+    pub fn seed(&self) -> u64 {
+        self.rotation.seed()
+    }
+
+    /// Bytes of one code: `padded_dim * bits / 8` (the [`RqFactors`] add 8).
+    pub fn code_bytes(&self) -> usize {
+        self.padded_dim() * self.bits.bits() / 8
+    }
+
+    /// Bytes of the trained state (center and rotation signs); codes are on top.
+    pub fn memory_bytes(&self) -> usize {
+        self.center.capacity() * 4 + 2 * super::rotation::ROUNDS * self.padded_dim() * 4
+    }
+
+    /// Rotates `v - c` (or `v` when `centered` is false) into a new padded vector.
+    fn rotate(&self, v: &[f32], centered: bool) -> Vec<f32> {
+        let shifted: Vec<f32> = if centered {
+            v.iter().zip(&self.center).map(|(x, c)| x - c).collect()
+        } else {
+            v.to_vec()
+        };
+        let mut out = vec![0.0; self.padded_dim()];
+        self.rotation.apply(&shifted, &mut out);
+        out
+    }
+
+    fn check_dim(&self, got: usize) -> Result<(), RqError> {
+        if got == self.dim() {
+            Ok(())
+        } else {
+            Err(RqError::Dimension {
+                expected: self.dim(),
+                got,
+            })
+        }
+    }
+
+    /// Writes the code of `v` into `out` ([`Rq::code_bytes`] long) and returns its factors.
+    pub fn encode(&self, v: &[f32], out: &mut [u8]) -> Result<RqFactors, RqError> {
+        self.check_dim(v.len())?;
+        if out.len() != self.code_bytes() {
+            return Err(RqError::Dimension {
+                expected: self.code_bytes(),
+                got: out.len(),
+            });
+        }
+        let z = self.rotate(v, true);
+        let norm2: f64 = z.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let norm = norm2.sqrt();
+        if !norm.is_finite() || !(norm as f32).is_finite() {
+            return Err(RqError::NonFinite);
+        }
+        let levels = self.levels(&z);
+        // ⟨ȳ, z⟩ with ȳ = level - (2^B - 1)/2: every term is |ȳ_i| |z_i| >= 0.
+        let half = f64::from(self.bits.top()) / 2.0;
+        let yz: f64 = levels
+            .iter()
+            .zip(&z)
+            .map(|(&u, &x)| (f64::from(u) - half) * f64::from(x))
+            .sum();
+        pack(&levels, self.bits.bits(), out);
+        let scale = if yz > 0.0 { norm2 / yz } else { 0.0 };
+        Ok(RqFactors {
+            norm: norm as f32,
+            scale: scale as f32,
+        })
+    }
+
+    /// The code's field per padded dimension for the rotated `z`: the point of the grid
+    /// `{±1/2, ±3/2, …, ±(2^B - 1)/2}` (times any positive t) closest in angle to `z`.
+    ///
+    /// The sign of each field is the sign of `z_i`; its magnitude index is `⌊t |z_i|⌋`
+    /// capped at `2^(B-1) - 1`. The cosine to `z` changes only where `t |z_i|` crosses an
+    /// integer, at `t = m / |z_i|`, so walking those points in increasing `t` (sorted once, as
+    /// `u64` keys: the bits of a positive `f32` order like its value, then the dimension) and
+    /// keeping the best prefix gives the optimum in `O(2^B p log p)`.
+    fn levels(&self, z: &[f32]) -> Vec<u8> {
+        let half_levels = 1u8 << (self.bits.bits() - 1);
+        let cap = u32::from(half_levels - 1);
+        let mut mag = vec![0u32; z.len()];
+        if cap > 0 {
+            let abs: Vec<f64> = z.iter().map(|x| f64::from(x.abs())).collect();
+            // A key holds the dimension in its low 32 bits.
+            debug_assert!(u32::try_from(z.len()).is_ok());
+            let mut events: Vec<u64> = Vec::with_capacity(z.len() * cap as usize);
+            for (i, &a) in abs.iter().enumerate() {
+                if a > 0.0 {
+                    for m in 1..=cap {
+                        let t = (f64::from(m) / a) as f32;
+                        events.push(u64::from(t.to_bits()) << 32 | i as u64);
+                    }
+                }
+            }
+            events.sort_unstable();
+            // At t -> 0 every magnitude is 1/2: ⟨|ȳ|, |z|⟩ = Σ|z|/2, |ȳ|² = p/4. Cosines are
+            // compared squared (the numerator is never negative).
+            let mut num: f64 = abs.iter().sum::<f64>() / 2.0;
+            let mut den2 = z.len() as f64 / 4.0;
+            let mut best = num * num / den2;
+            let mut best_len = 0;
+            for (n, &e) in events.iter().enumerate() {
+                // Events of one dimension come in increasing m, so this is its next step.
+                let i = (e & 0xFFFF_FFFF) as usize;
+                mag[i] += 1;
+                // The magnitude goes from m - 1/2 to m + 1/2.
+                num += abs[i];
+                den2 += 2.0 * f64::from(mag[i]);
+                let cos2 = num * num / den2;
+                if cos2 > best {
+                    best = cos2;
+                    best_len = n + 1;
+                }
+            }
+            mag.fill(0);
+            for &e in &events[..best_len] {
+                mag[(e & 0xFFFF_FFFF) as usize] += 1;
+            }
+        }
+        let half = u32::from(half_levels);
+        z.iter()
+            .zip(&mag)
+            .map(|(&x, &m)| {
+                // Positive: half + m (ȳ = m + 1/2); negative: half - 1 - m (ȳ = -(m + 1/2)).
+                let level = if x >= 0.0 { half + m } else { half - 1 - m };
+                level as u8
+            })
+            .collect()
+    }
+
+    /// Rotates and quantizes `query` for estimates of `metric` against this code's vectors.
+    pub fn query(&self, query: &[f32], metric: RqMetric) -> Result<RqQuery, RqError> {
+        self.check_dim(query.len())?;
+        if query.iter().any(|x| !x.is_finite()) {
+            return Err(RqError::NonFinite);
+        }
+        let k = kernels();
+        let (z, add, mult) = match metric {
+            RqMetric::L2 => (
+                self.rotate(query, true),
+                (k.l2_squared)(query, &self.center),
+                -1.0f32,
+            ),
+            RqMetric::Dot => (
+                self.rotate(query, false),
+                -(k.dot)(query, &self.center),
+                -0.5f32,
+            ),
+        };
+        // Eight running maxima, so that the loop vectorises (one would be a serial chain).
+        let (chunks, rest) = z.as_chunks::<8>();
+        let mut lanes = [0.0f32; 8];
+        for c in chunks {
+            for (m, x) in lanes.iter_mut().zip(c) {
+                *m = m.max(x.abs());
+            }
+        }
+        let max = rest
+            .iter()
+            .chain(&lanes)
+            .fold(0.0f32, |m, x| m.max(x.abs()));
+        let qmax = self.bits.query_max();
+        // max == 0: every value quantizes to 0 and the estimate is `add` (+ |x - c|² for L2).
+        let delta = if max > 0.0 { max / qmax } else { 0.0 };
+        let inv = if max > 0.0 { qmax / max } else { 0.0 };
+        // Rounds half away from zero like `f32::round`, with a truncating cast instead of a
+        // libm call (`round` is one without SSE4.1); |x * inv| <= qmax, so the clamp only
+        // guards the last ulp.
+        let values: Vec<i8> = z
+            .iter()
+            .map(|&x| {
+                let v = x * inv;
+                ((v + 0.5f32.copysign(v)) as i32).clamp(-(qmax as i32), qmax as i32) as i8
+            })
+            .collect();
+        let sum: i64 = values.iter().map(|&s| i64::from(s)).sum();
+        let planes = if self.bits == RqBits::One {
+            planes(&values)
+        } else {
+            Vec::new()
+        };
+        Ok(RqQuery {
+            metric,
+            bits: self.bits,
+            add,
+            mult: mult * delta,
+            bias: i64::from(self.bits.top()) * sum,
+            values: if self.bits == RqBits::One {
+                Vec::new()
+            } else {
+                values
+            },
+            planes,
+        })
+    }
+
+    /// The estimated distance ("lower is better": squared L2, or the negated dot product)
+    /// between the prepared query and the vector of `code` and `factors`, both as
+    /// [`Rq::encode`] gave them. A code of another length gives a meaningless estimate.
+    #[inline]
+    pub fn distance(&self, q: &RqQuery, code: &[u8], factors: RqFactors) -> f32 {
+        let k = code_kernels();
+        debug_assert_eq!(q.bits, self.bits);
+        let ip = match q.bits {
+            RqBits::One => (k.ip_b1)(code, &q.planes),
+            RqBits::Two => (k.ip_u2)(code, &q.values),
+            RqBits::Four => (k.ip_u4)(code, &q.values),
+        };
+        // 2 ⟨ȳ, s⟩ = 2 ⟨u, s⟩ - (2^B - 1) Σ s, exact in integers.
+        let y_s = (2 * i64::from(ip) - q.bias) as f32;
+        let own = match q.metric {
+            RqMetric::L2 => factors.norm * factors.norm,
+            RqMetric::Dot => 0.0,
+        };
+        q.add + own + factors.scale * q.mult * y_s
+    }
+}
+
+/// Packs one field per padded dimension into blocks of 64 (the layout of
+/// [`super::kernels`]).
+fn pack(levels: &[u8], bits: usize, out: &mut [u8]) {
+    out.fill(0);
+    let block_bytes = 8 * bits;
+    for (b, chunk) in levels.chunks(64).enumerate() {
+        for (j, &u) in chunk.iter().enumerate() {
+            let (byte, shift) = slot(j, bits);
+            if let Some(o) = out.get_mut(b * block_bytes + byte) {
+                *o |= u << shift;
+            }
+        }
+    }
+}
+
+/// The fields of a packed code, one per padded dimension.
+#[cfg(test)]
+fn unpack(code: &[u8], bits: usize) -> Vec<u8> {
+    let block_bytes = 8 * bits;
+    let mask = ((1u16 << bits) - 1) as u8;
+    (0..code.len() * 8 / bits)
+        .map(|d| {
+            let (byte, shift) = slot(d % 64, bits);
+            (code[d / 64 * block_bytes + byte] >> shift) & mask
+        })
+        .collect()
+}
+
+/// The [`QUERY_PLANES`] bit planes of 4-bit two's complement query values, plane-major, bits
+/// placed as the 1-bit codes' (`slot(j, 1)`: dimension `j = 8k + t` of a block at bit
+/// `8t + k` of the block's word). So eight consecutive values, read as the bytes of a `u64`,
+/// give plane `p` at once: bit `p` of each byte, moved to the byte's bit `k`.
+fn planes(values: &[i8]) -> Vec<u64> {
+    const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+    let blocks = values.len() / 64;
+    let mut planes = vec![0u64; QUERY_PLANES * blocks];
+    for (b, block) in values.chunks_exact(64).enumerate() {
+        for (k, eight) in block.chunks_exact(8).enumerate() {
+            let bytes: [u8; 8] = std::array::from_fn(|t| eight[t] as u8);
+            let w = u64::from_le_bytes(bytes);
+            for p in 0..QUERY_PLANES {
+                planes[p * blocks + b] |= ((w >> p) & LOW_BITS) << k;
+            }
+        }
+    }
+    planes
+}
+
+#[cfg(test)]
+mod tests;
