@@ -196,12 +196,16 @@ impl PgTarget {
             });
         }
         let t = self.table(&spec.name);
-        let mut out = vec![format!(
-            "CREATE TABLE IF NOT EXISTS {t} (id uuid PRIMARY KEY, version bigint NOT NULL, \
-             updated_at timestamptz NOT NULL, payload jsonb NOT NULL, \
-             embedding vector({}) NOT NULL)",
-            spec.dim
-        )];
+        let mut out = vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {t} (id uuid PRIMARY KEY, version bigint NOT NULL, \
+                 updated_at timestamptz NOT NULL, payload jsonb NOT NULL, \
+                 embedding vector({}) NOT NULL, vectors jsonb)",
+                spec.dim
+            ),
+            // Tables made before named vectors were carried.
+            format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS vectors jsonb"),
+        ];
         if self.distributed {
             out.push(format!(
                 "SELECT create_distributed_table({}, 'id') WHERE NOT EXISTS \
@@ -293,8 +297,8 @@ impl PgTarget {
             .await?;
         let sink = client
             .copy_in(
-                "COPY pg_temp.hybridb_stage (id, version, updated_at, payload, embedding) \
-                 FROM STDIN BINARY",
+                "COPY pg_temp.hybridb_stage (id, version, updated_at, payload, embedding, \
+                 vectors) FROM STDIN BINARY",
             )
             .await?;
         let types = [
@@ -303,6 +307,7 @@ impl PgTarget {
             Type::TIMESTAMPTZ,
             Type::JSONB,
             vector_type,
+            Type::JSONB,
         ];
         let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
         for r in rows {
@@ -310,17 +315,21 @@ impl PgTarget {
             let at = SystemTime::UNIX_EPOCH + Duration::from_millis(r.updated_at);
             let payload = Value::Object(r.payload.clone());
             let vector = pgvector::Vector::from(r.vector.clone());
-            let values: [&(dyn ToSql + Sync); 5] = [&r.id, &version, &at, &payload, &vector];
+            let vectors = r.vectors.clone().map(Value::Object);
+            let values: [&(dyn ToSql + Sync); 6] =
+                [&r.id, &version, &at, &payload, &vector, &vectors];
             writer.as_mut().write(&values).await?;
         }
         writer.as_mut().finish().await?;
         client
             .batch_execute(&format!(
-                "INSERT INTO {table} AS t (id, version, updated_at, payload, embedding) \
-                 SELECT id, version, updated_at, payload, embedding FROM pg_temp.hybridb_stage \
+                "INSERT INTO {table} AS t (id, version, updated_at, payload, embedding, vectors) \
+                 SELECT id, version, updated_at, payload, embedding, vectors \
+                 FROM pg_temp.hybridb_stage \
                  ON CONFLICT (id) DO UPDATE SET version = excluded.version, \
                  updated_at = excluded.updated_at, payload = excluded.payload, \
-                 embedding = excluded.embedding WHERE t.version < excluded.version"
+                 embedding = excluded.embedding, vectors = excluded.vectors \
+                 WHERE t.version < excluded.version"
             ))
             .await?;
         Ok(())
@@ -365,7 +374,7 @@ impl Target for PgTarget {
         client
             .batch_execute(
                 "CREATE TEMP TABLE IF NOT EXISTS hybridb_stage (id uuid, version bigint, \
-                 updated_at timestamptz, payload jsonb, embedding vector)",
+                 updated_at timestamptz, payload jsonb, embedding vector, vectors jsonb)",
             )
             .await?;
         let row = client

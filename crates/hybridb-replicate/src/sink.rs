@@ -554,6 +554,7 @@ fn to_row(e: crate::source::EntityState, dim: usize) -> Option<Row> {
         updated_at: e.updated_at,
         payload: e.payload,
         vector,
+        vectors: e.vectors.filter(|v| !v.is_empty()),
     })
 }
 

@@ -77,6 +77,9 @@ pub struct EntityState {
     /// Vector.
     #[serde(default)]
     pub vector: Option<Vec<f32>>,
+    /// Named vectors (dense arrays or sparse `{indices, values}`), when the entity has any.
+    #[serde(default)]
+    pub vectors: Option<Map<String, Value>>,
     /// Version (+1 per write).
     pub version: u64,
     /// Last write, milliseconds since the Unix epoch.

@@ -45,6 +45,9 @@ pub struct Row {
     pub payload: Map<String, Value>,
     /// The dense vector.
     pub vector: Vec<f32>,
+    /// The named vectors, as the source's JSON gives them (`{name: [..] | {indices, values}}`;
+    /// `None`: the entity has none).
+    pub vectors: Option<Map<String, Value>>,
 }
 
 /// One step of a batch, applied in order.

@@ -137,6 +137,7 @@ async fn load(url: &str, schema: &str, n: usize, dim: usize, seed: u64) -> (PgTa
             updated_at: 0,
             payload: payload(&mut r),
             vector: (0..dim).map(|_| r.f32()).collect(),
+            vectors: None,
         })
         .collect();
     let spec = CollectionSpec {
