@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod bandwidth;
+pub mod bm25dump;
 pub mod cache;
 pub mod commands;
 pub mod engine;

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use hybridb_bench::bm25dump::{Bm25DumpArgs, run_bm25_dump};
 use hybridb_bench::cache::{CacheArgs, run_cache};
 use hybridb_bench::commands::{self, AnnArgs, ExactArgs, GenArgs, LoadArgs};
 use hybridb_bench::filtered::{FilteredArgs, run_filtered};
@@ -46,6 +47,9 @@ enum Command {
     /// Named vectors: a search on one named vector of a three-vector collection against the
     /// same search on a one-vector collection (same data, interleaved rounds).
     Named(NamedArgs),
+    /// Writes analyzed documents, queries and hybridb's BM25 top-100 for an outside check
+    /// (`scripts/bm25/check-reference.sh`).
+    Bm25Dump(Bm25DumpArgs),
     /// BM25 on a labeled query set: nDCG@10, recall@100, pruned vs exhaustive QPS.
     Text(TextArgs),
 }
@@ -62,6 +66,7 @@ fn main() -> Result<()> {
         Command::Sparse(a) => run_sparse(&a),
         Command::Quant(a) => run_quant(&a),
         Command::Named(a) => run_named(&a),
+        Command::Bm25Dump(a) => run_bm25_dump(&a),
         Command::Text(a) => run_text(&a),
     }
 }

@@ -97,12 +97,12 @@ struct TextRecord {
 }
 
 /// A labeled query.
-struct Labeled {
-    query: String,
-    relevant: HashSet<u32>,
+pub(crate) struct Labeled {
+    pub(crate) query: String,
+    pub(crate) relevant: HashSet<u32>,
 }
 
-fn read_labeled(path: &PathBuf) -> Result<Vec<Labeled>> {
+pub(crate) fn read_labeled(path: &PathBuf) -> Result<Vec<Labeled>> {
     let reader = open_lines(path)?;
     let mut out = Vec::new();
     for (i, line) in reader.lines().enumerate() {
