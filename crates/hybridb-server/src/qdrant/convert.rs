@@ -1,15 +1,17 @@
 //! Reading Qdrant's union-typed request fields (vectors, queries, filters, payload selectors)
 //! and writing hybridb's records and hits in Qdrant's form.
 //!
-//! Everything this layer does not implement yet (named, sparse and multi vectors, server-side
-//! inference, query kinds other than `nearest`) is refused with 400 and a message saying so,
-//! naming the field, so a client never gets an answer to a different question.
+//! Everything this layer does not implement yet (multi-vectors, server-side inference, most
+//! query kinds other than `nearest` and fusion) is refused with 400 and a message saying so,
+//! naming the field, so a client never gets an answer to a different question. Vectors are
+//! read and written in [`super::vectors`].
 
 use hybridb::{Collection, Database, EntityId, Hit, Metric, Record};
 use serde_json::{Map, Value};
 
 use super::ids::PointId;
 use super::model::{PointRecord, ScoredPoint};
+use super::vectors::VectorSelect;
 use crate::error::{ApiError, ErrorCode};
 
 /// 400 for a feature of Qdrant's API that this layer does not have yet.
@@ -62,37 +64,6 @@ pub(crate) fn library_error(e: hybridb::Error) -> ApiError {
             format!("points[{index}] (id {}): {problem}", PointId::of(id)),
         ),
         other => other.into(),
-    }
-}
-
-/// A dense vector from Qdrant's vector forms: a list of numbers, or an object holding only
-/// the unnamed vector `""`.
-pub(crate) fn dense(v: &Value, at: &str) -> Result<Vec<f32>, ApiError> {
-    match v {
-        Value::Array(items) => {
-            if items.iter().any(Value::is_array) {
-                return Err(unsupported(&format!("{at}: multi-vectors")));
-            }
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, x)| match x.as_f64() {
-                    Some(f) => Ok(f as f32),
-                    None => Err(bad(&format!("{at}[{i}]"), "expected a number")),
-                })
-                .collect()
-        }
-        Value::Object(m) if m.contains_key("indices") || m.contains_key("values") => {
-            Err(unsupported(&format!("{at}: sparse vectors")))
-        }
-        Value::Object(m) if m.contains_key("text") || m.contains_key("image") => Err(unsupported(
-            &format!("{at}: inference (documents and images)"),
-        )),
-        Value::Object(m) => match m.get("") {
-            Some(inner) if m.len() == 1 => dense(inner, at),
-            _ => Err(unsupported(&format!("{at}: named vectors"))),
-        },
-        _ => Err(bad(at, "expected a list of numbers")),
     }
 }
 
@@ -267,40 +238,24 @@ fn remove_path(from: &mut Map<String, Value>, path: &str) {
     }
 }
 
-/// Reads `with_vector`: a bool, or a list of vector names (the unnamed vector is `""`).
-pub(crate) fn with_vector(v: Option<&Value>) -> Result<bool, ApiError> {
-    match v {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(list @ Value::Array(_)) => {
-            let names = strings(list, "with_vector")?;
-            if names.iter().any(|n| !n.is_empty()) {
-                return Err(unsupported("with_vector: named vectors"));
-            }
-            Ok(!names.is_empty())
-        }
-        Some(_) => Err(bad("with_vector", "expected a bool or a list of names")),
-    }
-}
-
 /// A stored record in Qdrant's form.
-pub(crate) fn record(r: Record, payload: &Selector, vector: bool) -> PointRecord {
+pub(crate) fn record(r: Record, payload: &Selector, vectors: &VectorSelect) -> PointRecord {
     PointRecord {
         id: PointId::of(r.id),
         payload: payload.apply(r.payload),
-        vector: vector.then_some(r.vector),
+        vector: vectors.output(r.vector, r.vectors),
     }
 }
 
 /// A search hit in Qdrant's form (the library's scores already follow Qdrant's conventions:
-/// similarity for cosine and dot, the distance itself for L2 and Manhattan).
-pub(crate) fn scored(h: Hit, payload: &Selector, vector: bool) -> ScoredPoint {
+/// similarity for cosine, dot and sparse vectors, the distance itself for L2 and Manhattan).
+pub(crate) fn scored(h: Hit, payload: &Selector, vectors: &VectorSelect) -> ScoredPoint {
     ScoredPoint {
         id: PointId::of(h.id),
         version: 0,
         score: h.score,
         payload: h.payload.and_then(|p| payload.apply(p)),
-        vector: if vector { h.vector } else { None },
+        vector: vectors.output(h.vector.unwrap_or_default(), h.vectors.unwrap_or_default()),
     }
 }
 
@@ -308,26 +263,6 @@ pub(crate) fn scored(h: Hit, payload: &Selector, vector: bool) -> ScoredPoint {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn vectors_in_their_forms() {
-        assert_eq!(dense(&json!([1, 2.5]), "v").unwrap(), vec![1.0, 2.5]);
-        assert_eq!(dense(&json!({"": [1]}), "v").unwrap(), vec![1.0]);
-        for (v, word) in [
-            (json!({"dense2": [1]}), "named vectors"),
-            (json!({"text": "hi", "model": "m"}), "inference"),
-            (json!({"indices": [1], "values": [1.0]}), "sparse"),
-            (json!([[1.0], [2.0]]), "multi-vectors"),
-        ] {
-            let e = dense(&v, "v").unwrap_err();
-            assert!(e.message.contains(word), "{e}");
-            assert!(e.message.contains("not supported yet"), "{e}");
-        }
-        assert_eq!(
-            dense(&json!([1, "x"]), "v").unwrap_err().message,
-            "v[1]: expected a number"
-        );
-    }
 
     #[test]
     fn filters_map_point_ids_and_drop_nulls() {
@@ -367,7 +302,5 @@ mod tests {
         );
         assert_eq!(Selector::read(None, false).unwrap().apply(p), None);
         assert!(Selector::read(Some(&json!(3)), true).is_err());
-        assert!(with_vector(Some(&json!(["image"]))).is_err());
-        assert!(with_vector(Some(&json!([""]))).unwrap());
     }
 }
