@@ -132,6 +132,9 @@ error_codes! {
     ChangesPruned = "changes_pruned", GONE;
     /// The body is over the size limit.
     BodyTooLarge = "body_too_large", PAYLOAD_TOO_LARGE;
+    /// Only on the Qdrant-compatible routes: input that Qdrant's request validation refuses
+    /// (a vector size out of range, an empty update), answered with Qdrant's status.
+    ValidationFailed = "validation_failed", UNPROCESSABLE_ENTITY;
     /// A body without `Content-Type: application/json`.
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     /// A fault of the server (e.g. a panicking handler); nothing about the request.

@@ -474,9 +474,17 @@ fn named_vectors_are_created_and_deleted() {
         "PUT",
         "basic/vectors/x",
         json!({"dense": {"size": 0, "distance": "Dot"}}),
+        422,
+    );
+    assert!(e.contains("dense.size: value 0 invalid"), "{e}");
+    let e = error(
+        &s,
+        "PUT",
+        "basic/vectors/x",
+        json!({"dense": {"size": 5000, "distance": "Dot"}}),
         400,
     );
-    assert!(e.contains("size"), "{e}");
+    assert!(e.contains("above hybridb's largest dimension, 4096"), "{e}");
     s.ok(
         "PUT",
         &format!("{Q}/basic/points"),
@@ -487,4 +495,105 @@ fn named_vectors_are_created_and_deleted() {
     assert_eq!(p["vector"], json!([1.0, 0.0, 0.0, 0.0]));
     let e = error(&s, "DELETE", "basic/vectors/image", json!(null), 400);
     assert!(e.contains("Not existing vector name error: image"), "{e}");
+}
+
+#[test]
+fn vectors_of_existing_points_are_updated_and_deleted() {
+    let s = TestServer::start();
+    basic(&s);
+    // Set the sparse vector of point 1 and replace the unnamed one of point 3; the payload
+    // and the other vectors stay.
+    s.ok(
+        "PUT",
+        &format!("{Q}/basic/points/vectors?wait=true"),
+        json!({"points": [
+            {"id": 1, "vector": {"sparse-text": {"indices": [7], "values": [1.5]}}},
+            {"id": 3, "vector": [0.0, 0.0, 0.0, 2.0]},
+            {"id": 1, "vector": {"sparse-text": {"indices": [8], "values": [2.5]}}}
+        ]}),
+    );
+    let p = result(&s, "GET", "basic/points/1", json!(null));
+    assert_eq!(
+        p["vector"],
+        json!({"": [0.05, 0.61, 0.76, 0.74], "sparse-text": {"indices": [8], "values": [2.5]}})
+    );
+    assert_eq!(p["payload"], json!({"city": "Berlin"}));
+    let p = result(&s, "GET", "basic/points/3", json!(null));
+    assert_eq!(
+        p["vector"],
+        json!({"": [0.0, 0.0, 0.0, 2.0], "sparse-text": {"indices": [3, 12], "values": [2.0, 1.0]}})
+    );
+    // A missing point, an unknown name, a wrong dimension, no vectors: nothing is written.
+    let before = result(
+        &s,
+        "POST",
+        "basic/points",
+        json!({"ids": [2], "with_vector": true}),
+    );
+    for (body, status, words) in [
+        (
+            json!({"points": [{"id": 2, "vector": [1.0, 1.0, 1.0, 1.0]}, {"id": 77, "vector": [1.0, 1.0, 1.0, 1.0]}]}),
+            404,
+            "Not found: No point with id 77 found",
+        ),
+        (
+            json!({"points": [{"id": 2, "vector": [1.0, 1.0, 1.0, 1.0]}, {"id": 1, "vector": {"nope": [1.0]}}]}),
+            400,
+            "Not existing vector name error: nope",
+        ),
+        (
+            json!({"points": [{"id": 2, "vector": [1.0, 1.0, 1.0, 1.0]}, {"id": 1, "vector": [1.0]}]}),
+            400,
+            "has dimension 1, expected 4",
+        ),
+        (
+            json!({"points": [{"id": 2, "vector": {}}]}),
+            422,
+            "Validation error in JSON body: [points[0].vector: must specify vectors to update for point]",
+        ),
+    ] {
+        let e = error(&s, "PUT", "basic/points/vectors", body.clone(), status);
+        assert!(e.contains(words), "{body}: {e}");
+    }
+    let after = result(
+        &s,
+        "POST",
+        "basic/points",
+        json!({"ids": [2], "with_vector": true}),
+    );
+    assert_eq!(before, after);
+    // Delete by ids and by filter; the unnamed vector of point 2 goes, so 2 is no hit.
+    s.ok(
+        "POST",
+        &format!("{Q}/basic/points/vectors/delete"),
+        json!({"points": [2, 77], "vector": [""]}),
+    );
+    s.ok(
+        "POST",
+        &format!("{Q}/basic/points/vectors/delete"),
+        json!({"filter": {"must": [{"key": "city", "match": {"value": "Berlin"}}]},
+               "vector": ["sparse-text"]}),
+    );
+    let p = result(&s, "GET", "basic/points/10", json!(null));
+    assert_eq!(p["vector"], json!({}));
+    let p = result(&s, "GET", "basic/points/2", json!(null));
+    assert_eq!(p["vector"], json!({}));
+    let hits = result(
+        &s,
+        "POST",
+        "basic/points/query",
+        json!({"query": [1.0, 1.0, 1.0, 1.0]}),
+    );
+    assert_eq!(ids(&hits["points"]), [1, 3]);
+    let e = error(
+        &s,
+        "POST",
+        "basic/points/vectors/delete",
+        json!({"points": [1], "vector": ["a"]}),
+        400,
+    );
+    assert!(
+        e.contains("Wrong input: Not existing vector name error: a"),
+        "{e}"
+    );
 }

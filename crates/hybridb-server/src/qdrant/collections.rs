@@ -274,6 +274,11 @@ pub(crate) async fn create(
             ErrorCode::CollectionExists,
             format!("Collection `{name}` already exists!"),
         )),
+        // Qdrant answers 400 here (409 only for an existing collection).
+        Err(hybridb::Error::NameIsAlias(_)) => Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("Alias with name `{name}` already exists"),
+        )),
         Err(e) => Err(e.into()),
     })
     .await?;

@@ -86,6 +86,9 @@ pub(crate) fn entity_ids(ids: &[PointId]) -> Result<Vec<EntityId>, ApiError> {
 /// Qdrant's `has_id` lists hold point ids: each becomes the entity id it maps to. Null members
 /// (what some clients send for unset fields) are dropped.
 fn translate_filter(v: &mut Value) -> Result<(), ApiError> {
+    if let Some(rewritten) = field_flag(v) {
+        *v = rewritten;
+    }
     match v {
         Value::Object(m) => {
             m.retain(|_, x| !x.is_null());
@@ -107,6 +110,28 @@ fn translate_filter(v: &mut Value) -> Result<(), ApiError> {
         Value::Array(items) => items.iter_mut().try_for_each(translate_filter),
         _ => Ok(()),
     }
+}
+
+/// Qdrant's field-condition form of `is_empty` / `is_null`, `{"key": k, "is_empty": true}`,
+/// in the condition form the library reads (`{"is_empty": {"key": k}}`; `false`: its
+/// negation).
+fn field_flag(v: &Value) -> Option<Value> {
+    let Value::Object(m) = v else {
+        return None;
+    };
+    let key = m.get("key")?;
+    let (op, flag) = ["is_empty", "is_null"]
+        .into_iter()
+        .find_map(|op| m.get(op).and_then(Value::as_bool).map(|b| (op, b)))?;
+    if m.iter().any(|(k, x)| k != "key" && k != op && !x.is_null()) {
+        return None;
+    }
+    let condition = serde_json::json!({ op: {"key": key} });
+    Some(if flag {
+        condition
+    } else {
+        serde_json::json!({"must_not": [condition]})
+    })
 }
 
 /// The library filter of a Qdrant filter (none for an absent or null one).
@@ -282,6 +307,16 @@ mod tests {
             ErrorCode::InvalidFilter
         );
         assert!(filter(Some(Value::Null)).unwrap().is_none());
+        // Qdrant's field-condition flags.
+        let f = filter(Some(json!({"must": [{"key": "a", "is_empty": true}]})))
+            .unwrap()
+            .unwrap();
+        assert!(f.matches(seven, &Map::new()));
+        let f = filter(Some(json!({"must": [{"key": "a", "is_null": false}]})))
+            .unwrap()
+            .unwrap();
+        assert!(f.matches(seven, &Map::new()));
+        assert!(!f.matches(seven, json!({"a": null}).as_object().unwrap()));
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(points::set_payload, points::overwrite_payload))
         .routes(routes!(points::delete_payload))
         .routes(routes!(points::clear_payload))
+        .routes(routes!(named::update_vectors))
+        .routes(routes!(named::delete_vectors))
         .routes(routes!(query::query))
         .routes(routes!(query::query_batch))
         .routes(routes!(query::search))

@@ -127,6 +127,7 @@ pub struct PointRequest {
     pub with_payload: Option<Value>,
     /// `true` or `false` (default).
     #[schema(value_type = Object)]
+    #[serde(alias = "with_vectors")]
     pub with_vector: Option<Value>,
 }
 
@@ -145,6 +146,7 @@ pub struct ScrollRequest {
     pub with_payload: Option<Value>,
     /// As in [`PointRequest`]; default `false`.
     #[schema(value_type = Object)]
+    #[serde(alias = "with_vectors")]
     pub with_vector: Option<Value>,
     /// Not supported yet (must be absent).
     #[schema(value_type = Object)]
@@ -202,6 +204,7 @@ pub struct QueryRequest {
     pub with_payload: Option<Value>,
     /// As in [`PointRequest`]; default `false`.
     #[schema(value_type = Object)]
+    #[serde(alias = "with_vectors")]
     pub with_vector: Option<Value>,
     /// Not supported (must be absent).
     #[schema(value_type = Object)]
@@ -236,6 +239,7 @@ pub struct SearchRequest {
     pub with_payload: Option<Value>,
     /// As in [`PointRequest`]; default `false`.
     #[schema(value_type = Object)]
+    #[serde(alias = "with_vectors")]
     pub with_vector: Option<Value>,
     /// Only hits at least this good.
     pub score_threshold: Option<f32>,

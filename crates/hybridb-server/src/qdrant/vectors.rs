@@ -100,6 +100,27 @@ impl Layout {
         at: &str,
     ) -> Result<Entity, ApiError> {
         let mut entity = Entity::new(id, payload, Vec::new());
+        self.apply(&mut entity, vectors, at)?;
+        if self.config.has_default_vector() && entity.vector.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidEntity,
+                format!(
+                    "{at}: missing the unnamed vector: this collection (one unnamed vector, \
+                     nothing else) needs it on every point"
+                ),
+            ));
+        }
+        Ok(entity)
+    }
+
+    /// Sets (or replaces) `vectors`, by Qdrant name, on `entity`, checking each name, kind
+    /// and dimension (cosine vectors normalised).
+    pub(crate) fn apply(
+        &self,
+        entity: &mut Entity,
+        vectors: BTreeMap<String, QVector>,
+        at: &str,
+    ) -> Result<(), ApiError> {
         let invalid = |why: String| ApiError::new(ErrorCode::InvalidEntity, format!("{at}: {why}"));
         for (name, v) in vectors {
             let (engine, kind) = self
@@ -107,6 +128,13 @@ impl Layout {
                 .map_err(|_| invalid(format!("Not existing vector name error: {name}")))?;
             match (kind, v) {
                 (Kind::Dense(metric), QVector::Dense(d)) => {
+                    let dim = self.dim(&engine);
+                    if d.len() != dim {
+                        return Err(invalid(format!(
+                            "vector {name:?} has dimension {}, expected {dim}",
+                            d.len()
+                        )));
+                    }
                     let d = prepare(d, metric);
                     if engine.is_empty() {
                         entity.vector = d;
@@ -129,14 +157,18 @@ impl Layout {
                 }
             }
         }
-        if self.config.has_default_vector() && entity.vector.is_empty() {
-            return Err(invalid(
-                "missing the unnamed vector: this collection (one unnamed vector, nothing \
-                 else) needs it on every point"
-                    .to_string(),
-            ));
+        Ok(())
+    }
+
+    /// The dimension of the dense vector `engine` (0 if there is none).
+    fn dim(&self, engine: &str) -> usize {
+        if engine.is_empty() {
+            return self.config.dim as usize;
         }
-        Ok(entity)
+        match self.config.vectors.get(engine) {
+            Some(VectorConfig::Dense { dim, .. }) => *dim as usize,
+            _ => 0,
+        }
     }
 
     /// Qdrant's `config.params.vectors` and `config.params.sparse_vectors` of the collection.
@@ -386,9 +418,23 @@ pub(crate) fn dense_config(
     let size = p
         .get("size")
         .and_then(Value::as_u64)
-        .and_then(|s| u32::try_from(s).ok())
-        .filter(|s| *s > 0)
         .ok_or_else(|| bad(&format!("{at}.size"), "expected a positive integer"))?;
+    if !(1..=65_536).contains(&size) {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("{at}.size: value {size} invalid, must be from 1 to 65536"),
+        ));
+    }
+    if size > u64::from(hybridb::MAX_DIM) {
+        return Err(bad(
+            &format!("{at}.size"),
+            format!(
+                "{size} is above hybridb's largest dimension, {}",
+                hybridb::MAX_DIM
+            ),
+        ));
+    }
+    let size = size as u32;
     let distance = p
         .get("distance")
         .and_then(Value::as_str)
