@@ -342,41 +342,55 @@ fn prefetch_with_fusion_and_rescoring() {
     )["points"]
         .clone();
     assert_eq!(all, root);
+    // Any limit (u64::MAX too) is taken, at the root and in a prefetch.
+    let huge = result(
+        &s,
+        "POST",
+        "basic/points/query",
+        json!({"prefetch": {"limit": u64::MAX}, "query": [0.0, 0.0, 0.0, 1.0], "limit": u64::MAX}),
+    )["points"]
+        .clone();
+    assert_eq!(ids(&huge), [3, 1, 2]);
 }
 
 #[test]
 fn malformed_vectors_and_queries_are_refused_and_write_nothing() {
     let s = TestServer::start();
     basic(&s);
-    for (point, words) in [
+    for (point, status, words) in [
         (
             json!({"id": 20, "vector": {"colour": [1.0]}}),
+            400,
             "Not existing vector name error: colour",
         ),
         (
             json!({"id": 20, "vector": {"sparse-text": [1.0, 2.0]}}),
+            400,
             "is sparse, got a dense vector",
         ),
         (
             json!({"id": 20, "vector": {"": {"indices": [1], "values": [1.0]}}}),
+            400,
             "is dense, got a sparse vector",
         ),
         (
             json!({"id": 20, "vector": {"sparse-text": {"indices": [1, 1], "values": [1.0, 2.0]}}}),
-            "must be unique",
+            422,
+            "Validation error in JSON body: [points[1].vector.?.indices: Validation error: must be unique [{}]",
         ),
         (
             json!({"id": 20, "vector": {"sparse-text": {"indices": [1], "values": [1.0, 2.0]}}}),
-            "same length",
+            422,
+            "points[1].vector.?.values: Validation error: must be the same length as indices [{}]",
         ),
-        (json!({"id": 20, "vector": [1.0, 2.0]}), "dimension 2"),
+        (json!({"id": 20, "vector": [1.0, 2.0]}), 400, "dimension 2"),
     ] {
         let e = error(
             &s,
             "PUT",
             "basic/points",
             json!({"points": [{"id": 21, "vector": [1.0, 0.0, 0.0, 0.0]}, point]}),
-            400,
+            status,
         );
         assert!(e.contains(words), "{point}: {e}");
     }

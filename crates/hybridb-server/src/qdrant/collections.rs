@@ -87,8 +87,17 @@ fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> 
             for (name, params) in m {
                 let at = format!("sparse_vectors.{name}");
                 check_name(name, &at)?;
-                if name.is_empty() || dense.iter().any(|(d, _)| d == name) {
-                    return Err(bad(&at, "a sparse vector needs a name of its own"));
+                if name.is_empty() {
+                    return Err(bad(&at, "a sparse vector needs a name"));
+                }
+                if dense.iter().any(|(d, _)| d == name) {
+                    return Err(bad(
+                        &at,
+                        format!(
+                            "Dense and sparse vector names must be unique - duplicate found \
+                             with '{name}'"
+                        ),
+                    ));
                 }
                 sparse.push((name.clone(), sparse_config(params, &at)?));
             }

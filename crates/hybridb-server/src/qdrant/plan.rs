@@ -27,6 +27,9 @@ use crate::error::{ApiError, ErrorCode};
 /// Largest accepted `hnsw_ef` (the collection config's own bound).
 pub(crate) const MAX_EF: usize = 65_536;
 
+/// Limits above this are cut to the number of points (see `level`).
+const CUT_LIMIT_ABOVE: usize = 1024;
+
 /// What a search searches with.
 #[derive(Debug, Clone)]
 pub(crate) enum Input {
@@ -349,11 +352,17 @@ fn level(
     layout: &Layout,
     lv: &Level,
     above: Option<&Filter>,
-    k: usize,
+    mut k: usize,
     carry: Carry,
 ) -> Result<Vec<Hit>, ApiError> {
     if k == 0 {
         return Ok(Vec::new());
+    }
+    // Qdrant takes any limit (u64::MAX too); more results than points cannot come back, so
+    // a limit above the library's own bound is cut to the number of points.
+    if k > CUT_LIMIT_ABOVE {
+        let live = usize::try_from(c.count()?).unwrap_or(usize::MAX);
+        k = k.min(live.max(1));
     }
     let f = both(above, lv.filter.as_ref());
     if lv.prefetch.is_empty() {

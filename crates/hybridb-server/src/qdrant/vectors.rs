@@ -357,11 +357,17 @@ pub(crate) fn sparse(m: &Map<String, Value>, at: &str) -> Result<SparseVector, A
                 .ok_or_else(|| bad(&format!("{at}.values[{i}]"), "expected a number"))
         })
         .collect::<Result<Vec<f32>, _>>()?;
+    // Qdrant's validation messages (422), with its `?` for a vector's name, then ours.
+    let qdrant_at = match at.rsplit_once('.') {
+        Some((head, _)) if at.contains(".vector.") => format!("{head}.?"),
+        _ => at.to_string(),
+    };
     if indices.len() != values.len() {
-        return Err(bad(
-            at,
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
             format!(
-                "indices and values must be the same length ({} indices, {} values)",
+                "{qdrant_at}.values: Validation error: must be the same length as indices [{{}}] \
+                 ({at}: {} indices, {} values)",
                 indices.len(),
                 values.len()
             ),
@@ -370,9 +376,13 @@ pub(crate) fn sparse(m: &Map<String, Value>, at: &str) -> Result<SparseVector, A
     let mut pairs: Vec<(u32, f32)> = indices.into_iter().zip(values).collect();
     pairs.sort_by_key(|p| p.0);
     if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(bad(
-            &format!("{at}.indices"),
-            format!("must be unique: {} repeats", w[0].0),
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!(
+                "{qdrant_at}.indices: Validation error: must be unique [{{}}] ({at}: index {} \
+                 repeats)",
+                w[0].0
+            ),
         ));
     }
     let (indices, values) = pairs.into_iter().unzip();
@@ -467,6 +477,19 @@ pub(crate) fn sparse_config(params: &Value, at: &str) -> Result<VectorConfig, Ap
         Value::Object(p) => p,
         _ => return Err(bad(at, "expected {\"modifier\": \"idf\" | \"none\"}")),
     };
+    // The index's storage knobs are accepted (values are stored as f32 either way), except
+    // datatypes Qdrant refuses for sparse vectors.
+    if let Some(t) = p
+        .get("index")
+        .and_then(|i| i.get("datatype"))
+        .and_then(Value::as_str)
+        && !matches!(t, "float32" | "float16" | "uint8")
+    {
+        return Err(bad(
+            &format!("{at}.index.datatype"),
+            format!("sparse vectors do not support the datatype {t:?}"),
+        ));
+    }
     let idf = match p.get("modifier") {
         None | Some(Value::Null) => false,
         Some(Value::String(s)) if s.eq_ignore_ascii_case("idf") => true,
@@ -509,9 +532,12 @@ mod tests {
         for (v, words) in [
             (
                 json!({"indices": [1, 1], "values": [1, 2]}),
-                "must be unique",
+                "must be unique [{}] (v: index 1",
             ),
-            (json!({"indices": [1], "values": [1, 2]}), "same length"),
+            (
+                json!({"indices": [1], "values": [1, 2]}),
+                "must be the same length as indices",
+            ),
             (json!({"indices": [-1], "values": [1]}), "indices[0]"),
             (json!([[1.0], [2.0]]), "multi-vectors"),
             (json!({"text": "hi", "model": "m"}), "inference"),
