@@ -2,6 +2,7 @@
 """The qdrant-client quickstart flow, and more, against hybridb's Qdrant-compatible API,
 each result compared with qdrant-client's own in-memory engine (QdrantClient(":memory:"))
 fed the same data: same ids in the same order, scores within 1e-4, same payloads and vectors.
+Named dense and sparse vectors, hybrid queries and fusion are checked in compat_named.py.
 
 Run by crates/hybridb-cli/tests/qdrant_client.rs against a real `hybridb serve`:
     compat.py --url http://127.0.0.1:6333 --main-url http://127.0.0.1:7411 \
@@ -19,6 +20,8 @@ import warnings
 import httpx
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
+
+import compat_named
 
 warnings.filterwarnings("ignore")  # api key over http, server version checks
 
@@ -243,6 +246,7 @@ def main():
     names = [flow(ours, ref, d, rng, checks) for d in distances]
     name = names[0]
     headers = {"api-key": args.key} if args.key else {}
+    names.append(compat_named.run(ours, ref, rng, checks, same_points, args.url, headers))
 
     def aliases():
         ours.update_collection_aliases(change_aliases_operations=[
@@ -279,16 +283,17 @@ def main():
 
     def unsupported():
         cases = [
-            lambda: ours.create_collection("compat_named", vectors_config={
-                "image": models.VectorParams(size=4, distance=models.Distance.DOT)}),
-            lambda: ours.create_collection("compat_sparse", vectors_config=models.VectorParams(
-                size=4, distance=models.Distance.DOT), sparse_vectors_config={"text": models.SparseVectorParams()}),
-            lambda: ours.query_points(name, prefetch=[models.Prefetch(query=[0.1] * DIM, limit=5)],
-                                      query=models.FusionQuery(fusion=models.Fusion.RRF)),
+            lambda: ours.create_collection("compat_multi", vectors_config={
+                "image": models.VectorParams(size=4, distance=models.Distance.DOT,
+                                             multivector_config=models.MultiVectorConfig(
+                                                 comparator=models.MultiVectorComparator.MAX_SIM))}),
+            lambda: ours.query_points(name, query=models.RecommendQuery(
+                recommend=models.RecommendInput(positive=[point_id(2)]))),
             lambda: ours.query_points(name, query=models.NearestQuery(
                 nearest=[0.1] * DIM, mmr=models.Mmr(diversity=0.5))),
-            lambda: ours.query_points(name, query=[0.1] * DIM, using="image"),
-            lambda: ours.query_points(name, query=models.SparseVector(indices=[1], values=[1.0])),
+            lambda: ours.query_points(name, prefetch=[models.Prefetch(query=[0.1] * DIM, limit=5)],
+                                      query=models.NearestQuery(nearest=[0.1] * DIM, mmr=models.Mmr())),
+            lambda: ours.scroll(name, order_by="n"),
         ]
         for i, case in enumerate(cases):
             try:
@@ -297,7 +302,7 @@ def main():
             except UnexpectedResponse as e:
                 assert e.status_code == 400, (i, e)
                 assert "not supported yet" in str(e.content), (i, e.content)
-        assert not ours.collection_exists("compat_named")
+        assert not ours.collection_exists("compat_multi")
         r = httpx.get("%s/collections/nope" % args.url, headers=headers)
         assert r.status_code == 404 and "doesn't exist" in r.json()["status"]["error"], r.text
     checks.run("unsupported features answer 400 'not supported yet'; Qdrant's error form", unsupported)

@@ -9,7 +9,8 @@
 # (release), starts `hybridb serve` on free ports in a temporary folder, makes a virtual
 # environment under target/qdrant-rest-venv from rest-tests-requirements.txt, runs each file
 # with pytest (a JUnit report per file lands in target/qdrant-rest-tests/), then stops the
-# server. Exit status 0 when every file passed.
+# server. `target` is Cargo's target folder: CARGO_TARGET_DIR when set. Exit status 0 when every
+# file passed.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -27,8 +28,10 @@ if [ ${#files[@]} -eq 0 ]; then
          test_query.py)
 fi
 
-out="$root/target/qdrant-rest-tests"
-venv="$root/target/qdrant-rest-venv"
+# Cargo's target folder (CARGO_TARGET_DIR when set) holds the build, the venv and the reports.
+target="${CARGO_TARGET_DIR:-$root/target}"
+out="$target/qdrant-rest-tests"
+venv="$target/qdrant-rest-venv"
 mkdir -p "$out"
 if [ ! -x "$venv/bin/python" ] || ! cmp -s "$here/rest-tests-requirements.txt" "$venv/requirements.txt"; then
   rm -rf "$venv"
@@ -40,7 +43,7 @@ fi
 cargo build --release --quiet -p hybridb-cli --manifest-path "$root/Cargo.toml"
 port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 work="$(mktemp -d)"
-(cd "$work" && exec "$root/target/release/hybridb" serve --port 0 --qdrant-port "$port" >"$work/serve.log" 2>&1) &
+(cd "$work" && exec "$target/release/hybridb" serve --port 0 --qdrant-port "$port" >"$work/serve.log" 2>&1) &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 50); do

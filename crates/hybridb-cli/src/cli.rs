@@ -218,8 +218,9 @@ pub enum IndexArg {
 pub struct CreateArgs {
     /// Collection name.
     pub name: String,
-    /// Vector dimension.
-    #[arg(long)]
+    /// Dimension of the default vector; 0: no default vector (declare named ones with
+    /// --vector).
+    #[arg(long, default_value_t = 0)]
     pub dim: u32,
     /// Metric.
     #[arg(long, value_enum, default_value = "cosine")]
@@ -239,6 +240,11 @@ pub struct CreateArgs {
     /// Declared payload index, FIELD=KIND (keyword, integer, float, bool, datetime); repeatable.
     #[arg(long = "payload-index", value_name = "FIELD=KIND")]
     pub payload_indexes: Vec<String>,
+    /// A named vector, NAME=dense:DIM[:METRIC] (HNSW index), NAME=sparse[:idf], or NAME=JSON
+    /// (the HTTP API's vector spec, e.g. '{"type":"dense","dim":3,"index":{"kind":"exact"}}');
+    /// repeatable.
+    #[arg(long = "vector", value_name = "NAME=SPEC")]
+    pub vectors: Vec<String>,
 }
 
 /// `hybridb import`.
@@ -296,9 +302,13 @@ pub struct ExportArgs {
 pub struct SearchArgs {
     /// Collection.
     pub collection: String,
-    /// Query vector: a JSON array (`[0.1,0.2]`) or comma-separated numbers.
+    /// Query vector: a JSON array (`[0.1,0.2]`) or comma-separated numbers; for a sparse
+    /// vector (with --using), `{"indices":[..],"values":[..]}`.
     #[arg(long, allow_hyphen_values = true)]
     pub vector: String,
+    /// The named vector to search (default: the default vector).
+    #[arg(long, default_value = "")]
+    pub using: String,
     /// How many hits.
     #[arg(long, short, default_value_t = 10)]
     pub k: usize,

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use hybridb::{CollectionConfig, Database, EntityId, IndexKind, PayloadIndexKind, SearchRequest};
+use hybridb::{
+    CollectionConfig, Database, EntityId, IndexKind, Metric, PayloadIndexKind, SearchRequest,
+    VectorConfig,
+};
 use hybridb_server::{ApiKeys, CollectionOut, EntityOut, HitOut, ServerConfig, VerifyOut};
 use serde_json::{Value, json};
 
@@ -181,7 +184,51 @@ fn config_of(c: &CreateArgs) -> Result<CollectionConfig> {
         };
         config = config.with_payload_index(field, kind);
     }
+    for spec in &c.vectors {
+        let (name, vector) = vector_spec(spec)?;
+        config = config.with_vector(name, vector);
+    }
     Ok(config)
+}
+
+/// Reads a `--vector NAME=SPEC` (see `CreateArgs::vectors`).
+fn vector_spec(spec: &str) -> Result<(String, VectorConfig)> {
+    let Some((name, kind)) = spec.split_once('=') else {
+        bail!("--vector {spec:?}: expected NAME=SPEC");
+    };
+    let bad = |why: &str| anyhow::anyhow!("--vector {spec:?}: {why}");
+    let config = if kind.trim_start().starts_with('{') {
+        let v: hybridb_server::VectorSpec =
+            hybridb_server::decode_json(kind.as_bytes(), 64).map_err(|e| bad(&e.message))?;
+        v.to_config()
+    } else {
+        let parts: Vec<&str> = kind.split(':').collect();
+        match parts.as_slice() {
+            ["sparse"] => VectorConfig::sparse(false),
+            ["sparse", "idf"] => VectorConfig::sparse(true),
+            ["dense", dim] | ["dense", dim, _] => {
+                let dim: u32 = dim.parse().map_err(|_| bad("DIM is not a number"))?;
+                let m = match parts.get(2).copied().unwrap_or("cosine") {
+                    "cosine" => Metric::Cosine,
+                    "dot" => Metric::Dot,
+                    "l2" => Metric::L2,
+                    "manhattan" => Metric::Manhattan,
+                    other => {
+                        return Err(bad(&format!(
+                            "unknown metric {other:?} (cosine, dot, l2, manhattan)"
+                        )));
+                    }
+                };
+                VectorConfig::dense(dim, m)
+            }
+            _ => {
+                return Err(bad(
+                    "expected dense:DIM[:METRIC], sparse[:idf] or a JSON vector spec",
+                ));
+            }
+        }
+    };
+    Ok((name.to_string(), config))
 }
 
 fn aliases(file: &Path, json: bool, cmd: AliasesCmd) -> Result<i32> {
@@ -246,8 +293,20 @@ fn collections(file: &Path, json: bool, cmd: CollectionsCmd) -> Result<i32> {
                 println!("no collections");
             } else {
                 for c in out {
+                    let named: Vec<String> = c.config["vectors"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| format!("{k}:{}", v["type"].as_str().unwrap_or("?")))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let named = match named.is_empty() {
+                        true => String::new(),
+                        false => format!("\tvectors {}", named.join(",")),
+                    };
                     println!(
-                        "{}\tdim {}\t{}\t{}\t{} entities",
+                        "{}\tdim {}\t{}\t{}\t{} entities{named}",
                         c.name,
                         c.config["dim"],
                         c.config["metric"].as_str().unwrap_or("?"),
@@ -356,11 +415,21 @@ fn parse_vector(s: &str) -> Result<Vec<f32>> {
 }
 
 fn search(file: &Path, json: bool, s: SearchArgs) -> Result<i32> {
-    let vector = parse_vector(&s.vector)?;
     let filter = parse_filter(s.filter.as_deref())?;
-    let mut req = SearchRequest::new(vector, s.k)
-        .with_payload(s.with_payload)
-        .with_vector(s.with_vector);
+    let req = if s.vector.trim_start().starts_with('{') {
+        let sparse: hybridb_server::SparseIn = hybridb_server::decode_json(s.vector.as_bytes(), 64)
+            .map_err(|e| anyhow::anyhow!("--vector: {}", e.message))?;
+        if s.using.is_empty() {
+            bail!("--vector: a sparse vector needs --using (the name of a sparse vector)");
+        }
+        SearchRequest::new_sparse(&s.using, sparse.0, s.k)
+    } else {
+        SearchRequest::new(parse_vector(&s.vector)?, s.k).using(&s.using)
+    };
+    if s.target.is_some() && !s.using.is_empty() {
+        bail!("--using: named vectors are not replicated; search the database file");
+    }
+    let mut req = req.with_payload(s.with_payload).with_vector(s.with_vector);
     if let Some(ef) = s.ef {
         req = req.ef(ef);
     }
@@ -385,6 +454,9 @@ fn search(file: &Path, json: bool, s: SearchArgs) -> Result<i32> {
                 line.push_str(&format!("  {}", Value::Object(p.clone())));
             }
             if let Some(v) = &h.vector {
+                line.push_str(&format!("  {}", serde_json::to_string(v)?));
+            }
+            if let Some(v) = &h.vectors {
                 line.push_str(&format!("  {}", serde_json::to_string(v)?));
             }
             println!("{line}");

@@ -8,7 +8,7 @@
 //! import deletes its state file. Ids from keys (`key`, or the row number for vector files)
 //! are deterministic, so re-importing records is harmless either way.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -214,9 +214,10 @@ impl Source {
     }
 }
 
-/// One JSON line: the HTTP API's entity (`{id?, key?, payload?, vector}`), plus the
-/// `version` and `updated_at` that `hybridb export` writes (ignored: the import makes new
-/// versions), so that an export imports as is.
+/// One JSON line: the HTTP API's entity (`{id?, key?, payload?, vector?, vectors?}`: the
+/// default vector, absent in a collection without one, and the named dense and sparse ones),
+/// plus the `version` and `updated_at` that `hybridb export` writes (ignored: the import makes
+/// new versions), so that an export imports as is.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Line {
@@ -226,7 +227,10 @@ struct Line {
     key: Option<String>,
     #[serde(default)]
     payload: Option<Value>,
-    vector: Vec<f32>,
+    #[serde(default)]
+    vector: Option<Vec<f32>>,
+    #[serde(default)]
+    vectors: BTreeMap<String, hybridb_server::NamedVectorIn>,
     #[serde(default, rename = "version")]
     _version: Option<u64>,
     #[serde(default, rename = "updated_at")]
@@ -236,7 +240,15 @@ struct Line {
 /// Parses one line, naming the bad field in errors.
 fn parse_line(text: &str) -> Result<Entity, String> {
     let e: Line = hybridb_server::decode_json(text.as_bytes(), 64).map_err(|e| e.message)?;
-    hybridb_server::entity_of(e.id, e.key, e.payload, e.vector).map_err(String::from)
+    let vectors = e.vectors.into_iter().map(|(k, v)| (k, v.0)).collect();
+    hybridb_server::entity_of(
+        e.id,
+        e.key,
+        e.payload,
+        e.vector.unwrap_or_default(),
+        vectors,
+    )
+    .map_err(String::from)
 }
 
 /// Bad records seen, and how they are reported.
@@ -364,10 +376,16 @@ pub fn run(data: &Path, file: &Path, json: bool, a: ImportArgs) -> Result<i32> {
             Err(why) if why.is_empty() => {}
             Err(why) => report.bad(&pb, at, &why)?,
             Ok(entity) if entity.vector.len() != dim => {
-                let why = format!(
-                    "vector has dimension {}, collection expects {dim}",
-                    entity.vector.len()
-                );
+                let why = match entity.vector.len() {
+                    0 => format!(
+                        "missing `vector` (the collection's default vector, dimension {dim})"
+                    ),
+                    n if dim == 0 => format!(
+                        "`vector` of dimension {n} given, but the collection has no default \
+                         vector: give its named `vectors` only"
+                    ),
+                    n => format!("vector has dimension {n}, collection expects {dim}"),
+                };
                 report.bad(&pb, at, &why)?;
             }
             Ok(entity) => {

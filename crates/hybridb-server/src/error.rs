@@ -75,10 +75,14 @@ error_codes! {
     InvalidConfig = "invalid_config", BAD_REQUEST;
     /// A bad entity in a write: wrong dimension, non-finite component, zero vector under
     /// cosine, payload not an object or too large or of another type than its payload
-    /// index, `id` and `key` both given, a duplicate id in a batch.
+    /// index, `id` and `key` both given, a duplicate id in a batch, a missing default
+    /// vector, a named vector the collection does not declare or of the other kind, a
+    /// malformed sparse vector (lengths differ, indices not strictly increasing).
     InvalidEntity = "invalid_entity", BAD_REQUEST;
     /// `k` or `limit` 0 or above the maximum, `ef` out of range, a bad query vector, a
-    /// non-finite `score_threshold`.
+    /// non-finite `score_threshold`, not exactly one of `vector`, `sparse` and `like`, a
+    /// `using` the collection does not declare or of the other kind than the query, a `like`
+    /// entity without that vector.
     InvalidQuery = "invalid_query", BAD_REQUEST;
     /// A malformed filter, or a condition that does not fit the field's payload index.
     InvalidFilter = "invalid_filter", BAD_REQUEST;
@@ -100,6 +104,8 @@ error_codes! {
     EntityNotFound = "entity_not_found", NOT_FOUND;
     /// No such alias.
     AliasNotFound = "alias_not_found", NOT_FOUND;
+    /// The collection declares no named vector of that name.
+    VectorNotFound = "vector_not_found", NOT_FOUND;
     /// No such route.
     NotFound = "not_found", NOT_FOUND;
     /// The route does not take this method.
@@ -108,6 +114,8 @@ error_codes! {
     CollectionExists = "collection_exists", CONFLICT;
     /// An alias of that name exists.
     AliasExists = "alias_exists", CONFLICT;
+    /// The collection declares a named vector of that name differently (remove it first).
+    VectorExists = "vector_exists", CONFLICT;
     /// A collection named like an alias, or `DELETE /collections/{alias}`.
     NameIsAlias = "name_is_alias", CONFLICT;
     /// An alias named like a collection.
@@ -124,6 +132,9 @@ error_codes! {
     ChangesPruned = "changes_pruned", GONE;
     /// The body is over the size limit.
     BodyTooLarge = "body_too_large", PAYLOAD_TOO_LARGE;
+    /// Only on the Qdrant-compatible routes: input that Qdrant's request validation refuses
+    /// (a vector size out of range, an empty update), answered with Qdrant's status.
+    ValidationFailed = "validation_failed", UNPROCESSABLE_ENTITY;
     /// A body without `Content-Type: application/json`.
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     /// A fault of the server (e.g. a panicking handler); nothing about the request.
@@ -301,7 +312,14 @@ impl From<hybridb::Error> for ApiError {
     fn from(e: hybridb::Error) -> Self {
         use ErrorCode as C;
         use hybridb::Error as E;
-        let message = e.to_string();
+        let message = match &e {
+            E::InvalidQuery(hybridb::QueryProblem::UnknownVector(name)) if name.is_empty() => {
+                "the collection has no default vector (it was created with dim 0): name the \
+                 vector to search with `using`"
+                    .to_string()
+            }
+            _ => e.to_string(),
+        };
         let code = match &e {
             E::AlreadyOpen { .. } => C::AlreadyOpen,
             E::IncompatibleFormat { .. } => C::IncompatibleFormat,
@@ -346,9 +364,22 @@ pub(crate) fn write_error(e: hybridb::Error, field: &str) -> ApiError {
     match e {
         hybridb::Error::InvalidEntity { index, id, problem } => ApiError::new(
             ErrorCode::InvalidEntity,
-            format!("{field}[{index}] (id {id}): {problem}"),
+            format!("{field}[{index}] (id {id}): {}", problem_text(&problem)),
         ),
         other => other.into(),
+    }
+}
+
+/// An entity problem in words; a default vector given to a collection without one (the
+/// library's unknown vector `""`) is said as such.
+pub(crate) fn problem_text(problem: &hybridb::EntityProblem) -> String {
+    match problem {
+        hybridb::EntityProblem::UnknownVector { name } if name.is_empty() => {
+            "`vector` given, but the collection has no default vector (it was created with \
+             dim 0): give its named `vectors` only"
+                .to_string()
+        }
+        other => other.to_string(),
     }
 }
 

@@ -60,12 +60,14 @@ use state::AppState;
 
 /// The entity an API or import record describes: its `id`, or the id derived from its `key`
 /// ([`hybridb::EntityId::from_key`]), or a fresh UUID v7 when it names neither; a missing
-/// payload is an empty object. Errors when both `id` and `key` are given.
+/// payload is an empty object; `vector` is the default vector (empty in a collection without
+/// one) and `vectors` the named ones. Errors when both `id` and `key` are given.
 pub fn entity_of(
     id: Option<hybridb::EntityId>,
     key: Option<String>,
     payload: Option<serde_json::Value>,
     vector: Vec<f32>,
+    vectors: std::collections::BTreeMap<String, hybridb::NamedVector>,
 ) -> Result<hybridb::Entity, &'static str> {
     let id = match (id, key) {
         (Some(_), Some(_)) => return Err("give `id` or `key`, not both"),
@@ -74,7 +76,9 @@ pub fn entity_of(
         (None, None) => hybridb::EntityId::new_v7(),
     };
     let payload = payload.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-    Ok(hybridb::Entity::new(id, payload, vector))
+    let mut entity = hybridb::Entity::new(id, payload, vector);
+    entity.vectors = vectors;
+    Ok(entity)
 }
 
 /// The OpenAPI document of the API (what `/openapi.json` serves).

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use axum::extract::State;
-use hybridb::{CollectionConfig, IndexKind, Metric, PayloadIndexKind};
+use hybridb::{CollectionConfig, IndexKind, Metric, PayloadIndexKind, VectorConfig};
 use serde_json::{Value, json};
 
 use super::convert::{bad, collection, not_found, unsupported};
@@ -11,8 +11,9 @@ use super::envelope::{QdrantError, Reply, ok};
 use super::model::{
     AliasDescription, ChangeAliases, CollectionDescription, CollectionExistence, CollectionInfo,
     CollectionsAliasesResponse, CollectionsResponse, CreateCollectionBody, CreateFieldIndex,
-    HnswConfigDiff, UpdateResult, VersionInfo,
+    UpdateResult, VersionInfo,
 };
+use super::vectors::{Layout, UNNAMED, check_name, dense_config, sparse_config};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiPath, JsonBody};
 use crate::reply::Json;
@@ -33,7 +34,8 @@ pub(crate) fn distance_name(m: Metric) -> &'static str {
     }
 }
 
-fn metric_of(name: &str) -> Result<Metric, ApiError> {
+/// The metric of Qdrant's distance `name` (`at` names the vector declaration).
+pub(crate) fn metric_of(name: &str, at: &str) -> Result<Metric, ApiError> {
     Ok(match name {
         "Cosine" => Metric::Cosine,
         "Euclid" => Metric::L2,
@@ -41,81 +43,90 @@ fn metric_of(name: &str) -> Result<Metric, ApiError> {
         "Manhattan" => Metric::Manhattan,
         other => {
             return Err(bad(
-                "vectors.distance",
+                &format!("{at}.distance"),
                 format!("unknown distance {other:?}: expected Cosine, Euclid, Dot or Manhattan"),
             ));
         }
     })
 }
 
-/// The library config of a create-collection body.
+/// The library config of a create-collection body (see [`super::vectors`] for how Qdrant's
+/// vectors map onto the engine's).
 fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> {
-    if body
-        .sparse_vectors
-        .as_ref()
-        .is_some_and(|s| !s.is_null() && s.as_object().is_none_or(|m| !m.is_empty()))
+    let hnsw = body.hnsw_config.clone().unwrap_or_default();
+    // Dense vectors by Qdrant name ("" the unnamed one).
+    let mut dense: Vec<(String, VectorConfig)> = Vec::new();
+    match body.vectors.as_ref() {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(top)) if top.contains_key("size") => {
+            dense.push((
+                String::new(),
+                dense_config(&Value::Object(top.clone()), &hnsw, "vectors")?,
+            ));
+        }
+        Some(Value::Object(top)) => {
+            for (name, params) in top {
+                check_name(name, &format!("vectors.{name}"))?;
+                dense.push((
+                    name.clone(),
+                    dense_config(params, &hnsw, &format!("vectors.{name}"))?,
+                ));
+            }
+        }
+        Some(_) => {
+            return Err(bad(
+                "vectors",
+                "expected {\"size\": n, \"distance\": \"Cosine\"} or an object of named vectors",
+            ));
+        }
+    }
+    let mut sparse: Vec<(String, VectorConfig)> = Vec::new();
+    match body.sparse_vectors.as_ref() {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (name, params) in m {
+                let at = format!("sparse_vectors.{name}");
+                check_name(name, &at)?;
+                if name.is_empty() {
+                    return Err(bad(&at, "a sparse vector needs a name"));
+                }
+                if dense.iter().any(|(d, _)| d == name) {
+                    return Err(bad(
+                        &at,
+                        format!(
+                            "Dense and sparse vector names must be unique - duplicate found \
+                             with '{name}'"
+                        ),
+                    ));
+                }
+                sparse.push((name.clone(), sparse_config(params, &at)?));
+            }
+        }
+        Some(_) => {
+            return Err(bad(
+                "sparse_vectors",
+                "expected an object of named sparse vectors",
+            ));
+        }
+    }
+    if dense.is_empty() && sparse.is_empty() {
+        return Err(unsupported("a collection without vectors"));
+    }
+    // One unnamed dense vector and nothing else: the engine's default vector.
+    if let ([(name, VectorConfig::Dense { dim, metric, index })], []) =
+        (dense.as_slice(), sparse.as_slice())
+        && name.is_empty()
     {
-        return Err(unsupported("sparse_vectors"));
+        return Ok(CollectionConfig::new(*dim, *metric).with_index(*index));
     }
-    let Some(Value::Object(top)) = body.vectors.as_ref() else {
-        return Err(bad(
-            "vectors",
-            "expected {\"size\": n, \"distance\": \"Cosine\"}",
-        ));
-    };
-    // `{"": {...}}` names Qdrant's default (unnamed) vector: the same as no name.
-    let vectors = match top.get("") {
-        Some(Value::Object(inner)) if top.len() == 1 => inner,
-        _ => top,
-    };
-    if !vectors.contains_key("size") {
-        return Err(unsupported("vectors: named vectors"));
-    }
-    if vectors
-        .get("multivector_config")
-        .is_some_and(|v| !v.is_null())
-    {
-        return Err(unsupported("vectors.multivector_config"));
-    }
-    if let Some(t) = vectors.get("datatype").and_then(Value::as_str)
-        && t != "float32"
-    {
-        return Err(unsupported(&format!("vectors.datatype {t:?}")));
-    }
-    let size = vectors
-        .get("size")
-        .and_then(Value::as_u64)
-        .and_then(|s| u32::try_from(s).ok())
-        .ok_or_else(|| bad("vectors.size", "expected a positive integer"))?;
-    let distance = vectors
-        .get("distance")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("vectors.distance", "missing"))?;
-    let mut config = CollectionConfig::new(size, metric_of(distance)?);
-    // The vector's own hnsw_config overrides the collection's, field by field.
-    let vector_hnsw: HnswConfigDiff = match vectors.get("hnsw_config") {
-        None | Some(Value::Null) => HnswConfigDiff::default(),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| bad("vectors.hnsw_config", e))?,
-    };
-    let collection_hnsw = body.hnsw_config.clone().unwrap_or_default();
-    let m = vector_hnsw.m.or(collection_hnsw.m);
-    let ef_construct = vector_hnsw.ef_construct.or(collection_hnsw.ef_construct);
-    if m == Some(0) {
-        config = config.with_index(IndexKind::Exact);
-    } else if m.is_some() || ef_construct.is_some() {
-        let IndexKind::Hnsw {
-            m: dm,
-            ef_construction: de,
-            ef,
-        } = IndexKind::hnsw()
-        else {
-            return Err(ApiError::internal("the default index is not HNSW"));
+    let mut config = CollectionConfig::named_only();
+    for (name, v) in dense.into_iter().chain(sparse) {
+        let engine = if name.is_empty() {
+            UNNAMED.to_string()
+        } else {
+            name
         };
-        config = config.with_index(IndexKind::Hnsw {
-            m: m.unwrap_or(dm),
-            ef_construction: ef_construct.unwrap_or(de),
-            ef,
-        });
+        config = config.with_vector(engine, v);
     }
     Ok(config)
 }
@@ -178,12 +189,40 @@ pub(crate) async fn get(
                 json!({"data_type": kind_name(*kind), "params": null, "points": points}),
             );
         }
-        let (m, ef_construct) = match config.index {
-            IndexKind::Hnsw {
-                m, ef_construction, ..
-            } => (m, ef_construction),
-            _ => (0, 0),
+        // The HNSW parameters of the first dense vector (the unnamed one first).
+        let index = if config.has_default_vector() {
+            Some(config.index)
+        } else {
+            let first = config
+                .vectors
+                .get(UNNAMED)
+                .into_iter()
+                .chain(config.vectors.values());
+            first
+                .filter_map(|v| match v {
+                    VectorConfig::Dense { index, .. } => Some(*index),
+                    _ => None,
+                })
+                .next()
         };
+        let (m, ef_construct) = match index {
+            Some(IndexKind::Hnsw {
+                m, ef_construction, ..
+            }) => (m, ef_construction),
+            Some(_) => (0, 0),
+            None => (16, 200),
+        };
+        let (vectors, sparse_vectors) = Layout::of(config.clone()).params();
+        let mut params = json!({
+            "vectors": vectors,
+            "shard_number": 1,
+            "replication_factor": 1,
+            "write_consistency_factor": 1,
+            "on_disk_payload": true
+        });
+        if let Some(s) = sparse_vectors {
+            params["sparse_vectors"] = s;
+        }
         Ok(CollectionInfo {
             status: "green",
             optimizer_status: "ok",
@@ -191,13 +230,7 @@ pub(crate) async fn get(
             points_count: count,
             indexed_vectors_count: c.indexed_count() as u64,
             config: json!({
-                "params": {
-                    "vectors": {"size": config.dim, "distance": distance_name(config.metric)},
-                    "shard_number": 1,
-                    "replication_factor": 1,
-                    "write_consistency_factor": 1,
-                    "on_disk_payload": true
-                },
+                "params": params,
                 "hnsw_config": {"m": m, "ef_construct": ef_construct, "full_scan_threshold": 10000,
                                 "max_indexing_threads": 0, "on_disk": false},
                 "optimizer_config": {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000,
@@ -249,6 +282,11 @@ pub(crate) async fn create(
         Err(hybridb::Error::CollectionExists(_)) => Err(ApiError::new(
             ErrorCode::CollectionExists,
             format!("Collection `{name}` already exists!"),
+        )),
+        // Qdrant answers 400 here (409 only for an existing collection).
+        Err(hybridb::Error::NameIsAlias(_)) => Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("Alias with name `{name}` already exists"),
         )),
         Err(e) => Err(e.into()),
     })

@@ -1,15 +1,17 @@
 //! Reading Qdrant's union-typed request fields (vectors, queries, filters, payload selectors)
 //! and writing hybridb's records and hits in Qdrant's form.
 //!
-//! Everything this layer does not implement yet (named, sparse and multi vectors, server-side
-//! inference, query kinds other than `nearest`) is refused with 400 and a message saying so,
-//! naming the field, so a client never gets an answer to a different question.
+//! Everything this layer does not implement yet (multi-vectors, server-side inference, most
+//! query kinds other than `nearest` and fusion) is refused with 400 and a message saying so,
+//! naming the field, so a client never gets an answer to a different question. Vectors are
+//! read and written in [`super::vectors`].
 
 use hybridb::{Collection, Database, EntityId, Hit, Metric, Record};
 use serde_json::{Map, Value};
 
 use super::ids::PointId;
 use super::model::{PointRecord, ScoredPoint};
+use super::vectors::VectorSelect;
 use crate::error::{ApiError, ErrorCode};
 
 /// 400 for a feature of Qdrant's API that this layer does not have yet.
@@ -65,37 +67,6 @@ pub(crate) fn library_error(e: hybridb::Error) -> ApiError {
     }
 }
 
-/// A dense vector from Qdrant's vector forms: a list of numbers, or an object holding only
-/// the unnamed vector `""`.
-pub(crate) fn dense(v: &Value, at: &str) -> Result<Vec<f32>, ApiError> {
-    match v {
-        Value::Array(items) => {
-            if items.iter().any(Value::is_array) {
-                return Err(unsupported(&format!("{at}: multi-vectors")));
-            }
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, x)| match x.as_f64() {
-                    Some(f) => Ok(f as f32),
-                    None => Err(bad(&format!("{at}[{i}]"), "expected a number")),
-                })
-                .collect()
-        }
-        Value::Object(m) if m.contains_key("indices") || m.contains_key("values") => {
-            Err(unsupported(&format!("{at}: sparse vectors")))
-        }
-        Value::Object(m) if m.contains_key("text") || m.contains_key("image") => Err(unsupported(
-            &format!("{at}: inference (documents and images)"),
-        )),
-        Value::Object(m) => match m.get("") {
-            Some(inner) if m.len() == 1 => dense(inner, at),
-            _ => Err(unsupported(&format!("{at}: named vectors"))),
-        },
-        _ => Err(bad(at, "expected a list of numbers")),
-    }
-}
-
 /// Cosine collections store unit vectors, as Qdrant does: a retrieved vector is normalised.
 pub(crate) fn prepare(mut v: Vec<f32>, metric: Metric) -> Vec<f32> {
     if metric == Metric::Cosine {
@@ -115,6 +86,9 @@ pub(crate) fn entity_ids(ids: &[PointId]) -> Result<Vec<EntityId>, ApiError> {
 /// Qdrant's `has_id` lists hold point ids: each becomes the entity id it maps to. Null members
 /// (what some clients send for unset fields) are dropped.
 fn translate_filter(v: &mut Value) -> Result<(), ApiError> {
+    if let Some(rewritten) = field_flag(v) {
+        *v = rewritten;
+    }
     match v {
         Value::Object(m) => {
             m.retain(|_, x| !x.is_null());
@@ -136,6 +110,28 @@ fn translate_filter(v: &mut Value) -> Result<(), ApiError> {
         Value::Array(items) => items.iter_mut().try_for_each(translate_filter),
         _ => Ok(()),
     }
+}
+
+/// Qdrant's field-condition form of `is_empty` / `is_null`, `{"key": k, "is_empty": true}`,
+/// in the condition form the library reads (`{"is_empty": {"key": k}}`; `false`: its
+/// negation).
+fn field_flag(v: &Value) -> Option<Value> {
+    let Value::Object(m) = v else {
+        return None;
+    };
+    let key = m.get("key")?;
+    let (op, flag) = ["is_empty", "is_null"]
+        .into_iter()
+        .find_map(|op| m.get(op).and_then(Value::as_bool).map(|b| (op, b)))?;
+    if m.iter().any(|(k, x)| k != "key" && k != op && !x.is_null()) {
+        return None;
+    }
+    let condition = serde_json::json!({ op: {"key": key} });
+    Some(if flag {
+        condition
+    } else {
+        serde_json::json!({"must_not": [condition]})
+    })
 }
 
 /// The library filter of a Qdrant filter (none for an absent or null one).
@@ -267,40 +263,24 @@ fn remove_path(from: &mut Map<String, Value>, path: &str) {
     }
 }
 
-/// Reads `with_vector`: a bool, or a list of vector names (the unnamed vector is `""`).
-pub(crate) fn with_vector(v: Option<&Value>) -> Result<bool, ApiError> {
-    match v {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(list @ Value::Array(_)) => {
-            let names = strings(list, "with_vector")?;
-            if names.iter().any(|n| !n.is_empty()) {
-                return Err(unsupported("with_vector: named vectors"));
-            }
-            Ok(!names.is_empty())
-        }
-        Some(_) => Err(bad("with_vector", "expected a bool or a list of names")),
-    }
-}
-
 /// A stored record in Qdrant's form.
-pub(crate) fn record(r: Record, payload: &Selector, vector: bool) -> PointRecord {
+pub(crate) fn record(r: Record, payload: &Selector, vectors: &VectorSelect) -> PointRecord {
     PointRecord {
         id: PointId::of(r.id),
         payload: payload.apply(r.payload),
-        vector: vector.then_some(r.vector),
+        vector: vectors.output(r.vector, r.vectors),
     }
 }
 
 /// A search hit in Qdrant's form (the library's scores already follow Qdrant's conventions:
-/// similarity for cosine and dot, the distance itself for L2 and Manhattan).
-pub(crate) fn scored(h: Hit, payload: &Selector, vector: bool) -> ScoredPoint {
+/// similarity for cosine, dot and sparse vectors, the distance itself for L2 and Manhattan).
+pub(crate) fn scored(h: Hit, payload: &Selector, vectors: &VectorSelect) -> ScoredPoint {
     ScoredPoint {
         id: PointId::of(h.id),
         version: 0,
         score: h.score,
         payload: h.payload.and_then(|p| payload.apply(p)),
-        vector: if vector { h.vector } else { None },
+        vector: vectors.output(h.vector.unwrap_or_default(), h.vectors.unwrap_or_default()),
     }
 }
 
@@ -308,26 +288,6 @@ pub(crate) fn scored(h: Hit, payload: &Selector, vector: bool) -> ScoredPoint {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn vectors_in_their_forms() {
-        assert_eq!(dense(&json!([1, 2.5]), "v").unwrap(), vec![1.0, 2.5]);
-        assert_eq!(dense(&json!({"": [1]}), "v").unwrap(), vec![1.0]);
-        for (v, word) in [
-            (json!({"dense2": [1]}), "named vectors"),
-            (json!({"text": "hi", "model": "m"}), "inference"),
-            (json!({"indices": [1], "values": [1.0]}), "sparse"),
-            (json!([[1.0], [2.0]]), "multi-vectors"),
-        ] {
-            let e = dense(&v, "v").unwrap_err();
-            assert!(e.message.contains(word), "{e}");
-            assert!(e.message.contains("not supported yet"), "{e}");
-        }
-        assert_eq!(
-            dense(&json!([1, "x"]), "v").unwrap_err().message,
-            "v[1]: expected a number"
-        );
-    }
 
     #[test]
     fn filters_map_point_ids_and_drop_nulls() {
@@ -347,6 +307,16 @@ mod tests {
             ErrorCode::InvalidFilter
         );
         assert!(filter(Some(Value::Null)).unwrap().is_none());
+        // Qdrant's field-condition flags.
+        let f = filter(Some(json!({"must": [{"key": "a", "is_empty": true}]})))
+            .unwrap()
+            .unwrap();
+        assert!(f.matches(seven, &Map::new()));
+        let f = filter(Some(json!({"must": [{"key": "a", "is_null": false}]})))
+            .unwrap()
+            .unwrap();
+        assert!(f.matches(seven, &Map::new()));
+        assert!(!f.matches(seven, json!({"a": null}).as_object().unwrap()));
     }
 
     #[test]
@@ -367,7 +337,5 @@ mod tests {
         );
         assert_eq!(Selector::read(None, false).unwrap().apply(p), None);
         assert!(Selector::read(Some(&json!(3)), true).is_err());
-        assert!(with_vector(Some(&json!(["image"]))).is_err());
-        assert!(with_vector(Some(&json!([""]))).unwrap());
     }
 }

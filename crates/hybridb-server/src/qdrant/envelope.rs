@@ -62,6 +62,9 @@ pub struct QdrantError {
 
 /// Qdrant's wording of an error: its kind (`Not found`, `Wrong input`, ...) and the message.
 pub(crate) fn qdrant_message(code: ErrorCode, message: &str) -> String {
+    if code == ErrorCode::ValidationFailed {
+        return format!("Validation error in JSON body: [{message}]");
+    }
     let kind = match code.status() {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "Forbidden",

@@ -5,10 +5,12 @@
 //! where Qdrant's clients work unchanged, and under `/qdrant` on the main port, which is how
 //! the server's one OpenAPI document describes it (operation ids `qdrant_*`, tag `qdrant`).
 //!
-//! Scope (the first slice of issue 20): one unnamed dense vector per point; collections,
-//! points, scroll, count, delete, payload updates, payload indexes, aliases, the query API's
-//! `nearest` (by vector or point id) and filtered listing, and the older search API. What is
-//! out of scope answers 400 "not supported yet" (see [`convert::unsupported`]).
+//! Scope: the unnamed vector, named dense vectors and sparse vectors ([`vectors`] maps them
+//! onto the engine's); collections, points, scroll, count, delete, payload updates, payload
+//! indexes, named-vector administration, aliases, the query API (`nearest` by a dense or
+//! sparse vector or a point id, `prefetch` with `rrf`/`dbsf` fusion or re-scoring, filtered
+//! listing; [`plan`]) and the older search API. What is out of scope answers 400 "not
+//! supported yet" (see [`convert::unsupported`]).
 //!
 //! - Point ids (integers and UUIDs) map onto entity ids reversibly ([`ids`]).
 //! - Answers use Qdrant's envelopes; every error, including those of the shared layers, is
@@ -20,10 +22,14 @@
 pub(crate) mod collections;
 pub(crate) mod convert;
 pub(crate) mod envelope;
+pub(crate) mod fusion;
 pub mod ids;
 pub(crate) mod model;
+pub(crate) mod named;
+pub(crate) mod plan;
 pub(crate) mod points;
 pub(crate) mod query;
+pub(crate) mod vectors;
 
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -62,6 +68,10 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(collections::exists))
         .routes(routes!(collections::create_index))
         .routes(routes!(collections::delete_index))
+        .routes(routes!(
+            named::create_vector_name,
+            named::delete_vector_name
+        ))
         .routes(routes!(collections::update_aliases))
         .routes(routes!(collections::aliases))
         .routes(routes!(collections::collection_aliases))
@@ -73,6 +83,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(points::set_payload, points::overwrite_payload))
         .routes(routes!(points::delete_payload))
         .routes(routes!(points::clear_payload))
+        .routes(routes!(named::update_vectors))
+        .routes(routes!(named::delete_vectors))
         .routes(routes!(query::query))
         .routes(routes!(query::query_batch))
         .routes(routes!(query::search))

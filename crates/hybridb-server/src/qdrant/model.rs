@@ -2,8 +2,8 @@
 //!
 //! Requests accept fields they do not use (Qdrant's clients send `shard_key`, `consistency`,
 //! ... freely); a field that would change the meaning of the request in a way this layer does
-//! not implement (named or sparse vectors, `prefetch`, `order_by`, ...) is refused by the
-//! handler with a 400 that names it, never ignored. Union-typed fields are kept as JSON values
+//! not implement (multi-vectors, `order_by`, `lookup_from`, ...) is refused by the handler
+//! with a 400 that names it, never ignored. Union-typed fields are kept as JSON values
 //! here and read by [`super::convert`], which names the bad part.
 
 use serde::{Deserialize, Serialize};
@@ -26,11 +26,12 @@ pub struct HnswConfigDiff {
 /// Body of `PUT /collections/{collection_name}`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateCollectionBody {
-    /// `{"size": n, "distance": "Cosine" | "Euclid" | "Dot" | "Manhattan"}`; named vectors
-    /// (a map of names) are not supported yet.
+    /// `{"size": n, "distance": "Cosine" | "Euclid" | "Dot" | "Manhattan", "hnsw_config"?}`
+    /// (the unnamed vector), or an object of name to such params (named vectors; `""` is
+    /// the unnamed one).
     #[schema(value_type = Object)]
     pub vectors: Option<Value>,
-    /// Sparse vectors: not supported yet (must be absent or empty).
+    /// Sparse vectors: an object of name to `{"modifier"?: "idf" | "none"}`.
     #[schema(value_type = Object)]
     pub sparse_vectors: Option<Value>,
     /// HNSW parameters.
@@ -42,8 +43,9 @@ pub struct CreateCollectionBody {
 pub struct PointStruct {
     /// Its id.
     pub id: PointId,
-    /// Its vector: a list of numbers (named and sparse vectors are not supported yet).
-    #[schema(value_type = Vec<f32>)]
+    /// Its vectors: a list of numbers (the unnamed vector), or an object of name to vector
+    /// (a list of numbers, or `{"indices": [...], "values": [...]}` for a sparse vector).
+    #[schema(value_type = Object)]
     pub vector: Value,
     /// Its payload (none: `{}`).
     #[schema(value_type = Option<Object>)]
@@ -55,8 +57,8 @@ pub struct PointStruct {
 pub struct Batch {
     /// The ids.
     pub ids: Vec<PointId>,
-    /// One vector per id.
-    #[schema(value_type = Vec<Vec<f32>>)]
+    /// One vector per id (the unnamed vector), or an object of name to one vector per id.
+    #[schema(value_type = Object)]
     pub vectors: Value,
     /// One payload per id (or none at all).
     #[schema(value_type = Option<Vec<Object>>)]
@@ -125,6 +127,7 @@ pub struct PointRequest {
     pub with_payload: Option<Value>,
     /// `true` or `false` (default).
     #[schema(value_type = Object)]
+    #[serde(alias = "with_vectors")]
     pub with_vector: Option<Value>,
 }
 
@@ -143,6 +146,7 @@ pub struct ScrollRequest {
     pub with_payload: Option<Value>,
     /// As in [`PointRequest`]; default `false`.
     #[schema(value_type = Object)]
+    #[serde(alias = "with_vectors")]
     pub with_vector: Option<Value>,
     /// Not supported yet (must be absent).
     #[schema(value_type = Object)]
@@ -172,14 +176,17 @@ pub struct SearchParams {
 /// Body of `POST /collections/{collection_name}/points/query` (and one item of a batch).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct QueryRequest {
-    /// A vector (list of numbers), a point id, `{"nearest": vector or id}`, or absent (the
-    /// points matching the filter in id order). Other query kinds are not supported yet.
+    /// A dense vector (list of numbers), a sparse vector (`{indices, values}`), a point id,
+    /// `{"nearest": one of those}`, `{"fusion": "rrf" | "dbsf"}` or `{"rrf": {k?, weights?}}`
+    /// (with `prefetch`), or absent (the points matching the filter in id order). Other
+    /// query kinds are not supported yet.
     #[schema(value_type = Object)]
     pub query: Option<Value>,
-    /// Not supported yet (must be absent or empty).
+    /// Queries whose results this one fuses or re-scores: one prefetch or a list, each
+    /// `{prefetch?, query?, using?, filter?, params?, score_threshold?, limit?}`.
     #[schema(value_type = Object)]
     pub prefetch: Option<Value>,
-    /// The vector name: only the unnamed vector (absent or `""`) is supported yet.
+    /// The vector searched (absent or `""`: the unnamed vector).
     pub using: Option<String>,
     /// Only points matching this filter.
     #[schema(value_type = Object)]
@@ -197,6 +204,7 @@ pub struct QueryRequest {
     pub with_payload: Option<Value>,
     /// As in [`PointRequest`]; default `false`.
     #[schema(value_type = Object)]
+    #[serde(alias = "with_vectors")]
     pub with_vector: Option<Value>,
     /// Not supported (must be absent).
     #[schema(value_type = Object)]
@@ -213,8 +221,9 @@ pub struct QueryBatchRequest {
 /// Body of `POST /collections/{collection_name}/points/search` (Qdrant's older search API).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SearchRequest {
-    /// The query vector (a list; `{"name": "", "vector": [...]}` for the unnamed vector).
-    #[schema(value_type = Vec<f32>)]
+    /// The query vector: a list (the unnamed vector), or `{"name": ..., "vector": ...}` with a
+    /// list or a sparse `{indices, values}`.
+    #[schema(value_type = Object)]
     pub vector: Value,
     /// Only points matching this filter.
     #[schema(value_type = Object)]
@@ -230,6 +239,7 @@ pub struct SearchRequest {
     pub with_payload: Option<Value>,
     /// As in [`PointRequest`]; default `false`.
     #[schema(value_type = Object)]
+    #[serde(alias = "with_vectors")]
     pub with_vector: Option<Value>,
     /// Only hits at least this good.
     pub score_threshold: Option<f32>,
@@ -274,8 +284,10 @@ pub struct ScoredPoint {
     /// The payload, if asked for.
     #[schema(value_type = Option<Object>)]
     pub payload: Option<Map<String, Value>>,
-    /// The vector, if asked for.
-    pub vector: Option<Vec<f32>>,
+    /// The vectors, if asked for: the bare list when the only one is the unnamed dense
+    /// vector, else an object of name to vector (a list, or `{indices, values}`).
+    #[schema(value_type = Option<Object>)]
+    pub vector: Option<super::vectors::VectorsOut>,
 }
 
 /// A point.
@@ -286,8 +298,10 @@ pub struct PointRecord {
     /// The payload, if asked for.
     #[schema(value_type = Option<Object>)]
     pub payload: Option<Map<String, Value>>,
-    /// The vector, if asked for.
-    pub vector: Option<Vec<f32>>,
+    /// The vectors, if asked for: the bare list when the only one is the unnamed dense
+    /// vector, else an object of name to vector (a list, or `{indices, values}`).
+    #[schema(value_type = Option<Object>)]
+    pub vector: Option<super::vectors::VectorsOut>,
 }
 
 /// Result of a query.

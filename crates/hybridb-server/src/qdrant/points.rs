@@ -3,6 +3,7 @@
 //! clear). Writes go through the library's async API (the one writer, one transaction per
 //! request); reads run on the blocking pool.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use axum::extract::State;
@@ -12,8 +13,7 @@ use serde_json::{Map, Value};
 use super::collections::completed;
 use super::convert::unsupported;
 use super::convert::{
-    Selector, bad, collection, dense, entity_ids, filter, library_error, point_not_found, prepare,
-    record, with_vector,
+    Selector, bad, collection, entity_ids, filter, library_error, point_not_found, record,
 };
 use super::envelope::{QdrantError, Reply, ok};
 use super::ids::PointId;
@@ -21,6 +21,7 @@ use super::model::{
     CountRequest, CountResult, DeletePayloadBody, PointRecord, PointRequest, PointsSelector,
     ScrollRequest, ScrollResult, SetPayloadBody, UpdateResult, UpsertBody,
 };
+use super::vectors::{Layout, VectorSelect, read_struct, read_vector};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiPath, JsonBody};
 use crate::reply::Json;
@@ -29,8 +30,9 @@ use crate::state::{AppState, blocking};
 /// Most ids in one retrieve (as the native get-many).
 const MAX_IDS: usize = 16_384;
 
-/// The entities of an upsert body (list or column form), vectors prepared for `metric`.
-fn entities_of(body: UpsertBody, metric: hybridb::Metric) -> Result<Vec<Entity>, ApiError> {
+/// The entities of an upsert body (list or column form), their vectors checked against the
+/// collection's `layout` (cosine vectors normalised).
+fn entities_of(body: UpsertBody, layout: &Layout) -> Result<Vec<Entity>, ApiError> {
     if body.update_mode.as_deref().is_some_and(|m| m != "upsert") {
         return Err(unsupported("update_mode other than \"upsert\""));
     }
@@ -43,52 +45,82 @@ fn entities_of(body: UpsertBody, metric: hybridb::Metric) -> Result<Vec<Entity>,
             .into_iter()
             .enumerate()
             .map(|(i, p)| {
-                let v = dense(&p.vector, &format!("points[{i}].vector"))?;
-                Ok(Entity::new(
-                    p.id.to_entity()?,
-                    payload(p.payload),
-                    prepare(v, metric),
-                ))
+                let at = format!("points[{i}]");
+                let vectors = read_struct(&p.vector, &format!("{at}.vector"))?;
+                layout.entity(p.id.to_entity()?, payload(p.payload), vectors, &at)
             })
             .collect(),
         (None, Some(batch)) => {
-            let Value::Array(vectors) = &batch.vectors else {
-                return Err(if batch.vectors.is_object() {
-                    unsupported("batch.vectors: named vectors")
-                } else {
-                    bad("batch.vectors", "expected a list of vectors")
-                });
-            };
-            if vectors.len() != batch.ids.len() {
-                return Err(bad(
-                    "batch",
-                    format!("{} ids but {} vectors", batch.ids.len(), vectors.len()),
-                ));
-            }
+            let n = batch.ids.len();
+            let columns = batch_columns(&batch.vectors, n)?;
             let mut payloads = batch.payloads.unwrap_or_default().into_iter();
-            if payloads.len() != 0 && payloads.len() != batch.ids.len() {
+            if payloads.len() != 0 && payloads.len() != n {
                 return Err(bad(
                     "batch",
-                    format!("{} ids but {} payloads", batch.ids.len(), payloads.len()),
+                    format!("{n} ids but {} payloads", payloads.len()),
                 ));
             }
             batch
                 .ids
                 .iter()
-                .zip(vectors)
                 .enumerate()
-                .map(|(i, (id, v))| {
-                    let v = dense(v, &format!("batch.vectors[{i}]"))?;
-                    Ok(Entity::new(
+                .map(|(i, id)| {
+                    let mut vectors = BTreeMap::new();
+                    for (name, column) in &columns {
+                        let v = &column[i];
+                        if v.is_null() {
+                            continue;
+                        }
+                        let at = match name.is_empty() {
+                            true => format!("batch.vectors[{i}]"),
+                            false => format!("batch.vectors.{name}[{i}]"),
+                        };
+                        vectors.insert(name.clone(), read_vector(v, &at)?);
+                    }
+                    let at = format!("points[{i}]");
+                    layout.entity(
                         id.to_entity()?,
                         payload(payloads.next().flatten()),
-                        prepare(v, metric),
-                    ))
+                        vectors,
+                        &at,
+                    )
                 })
                 .collect()
         }
         _ => Err(bad(".", "expected either \"points\" or \"batch\"")),
     }
+}
+
+/// The columns of a batch's `vectors`: a list (the unnamed vector) or an object of name to
+/// list, each list one value per id.
+fn batch_columns(vectors: &Value, n: usize) -> Result<Vec<(String, &Vec<Value>)>, ApiError> {
+    let columns: Vec<(String, &Value)> = match vectors {
+        Value::Array(_) => vec![(String::new(), vectors)],
+        Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v)).collect(),
+        _ => {
+            return Err(bad(
+                "batch.vectors",
+                "expected a list of vectors or an object of lists",
+            ));
+        }
+    };
+    columns
+        .into_iter()
+        .map(|(name, column)| {
+            let at = match name.is_empty() {
+                true => "batch.vectors".to_string(),
+                false => format!("batch.vectors.{name}"),
+            };
+            match column {
+                Value::Array(items) if items.len() == n => Ok((name, items)),
+                Value::Array(items) => Err(bad(
+                    "batch",
+                    format!("{n} ids but {} vectors in {at}", items.len()),
+                )),
+                _ => Err(bad(&at, "expected a list of vectors")),
+            }
+        })
+        .collect()
 }
 
 /// Upsert points
@@ -112,7 +144,7 @@ pub(crate) async fn upsert(
 ) -> Result<Json<Reply<UpdateResult>>, ApiError> {
     let started = Instant::now();
     let c = collection(&st.db, &name)?;
-    let entities = entities_of(body, c.config().metric)?;
+    let entities = entities_of(body, &Layout::of(c.config()))?;
     let written = c
         .to_async()
         .upsert_batch(entities)
@@ -146,7 +178,7 @@ pub(crate) async fn get_one(
         c.get(eid)?.ok_or_else(|| point_not_found(point))
     })
     .await?;
-    Ok(ok(record(r, &Selector::All, true), started))
+    Ok(ok(record(r, &Selector::All, &VectorSelect::All), started))
 }
 
 /// Retrieve points
@@ -171,7 +203,7 @@ pub(crate) async fn retrieve(
         return Err(bad("ids", format!("at most {MAX_IDS} ids per request")));
     }
     let selector = Selector::read(body.with_payload.as_ref(), true)?;
-    let vector = with_vector(body.with_vector.as_ref())?;
+    let vectors = VectorSelect::read(body.with_vector.as_ref())?;
     let mut ids = entity_ids(&body.ids)?;
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(*id));
@@ -183,7 +215,7 @@ pub(crate) async fn retrieve(
     let points = records
         .into_iter()
         .flatten()
-        .map(|r| record(r, &selector, vector))
+        .map(|r| record(r, &selector, &vectors))
         .collect();
     Ok(ok(points, started))
 }
@@ -260,7 +292,7 @@ pub(crate) async fn scroll(
     }
     let limit = body.limit.unwrap_or(10);
     let selector = Selector::read(body.with_payload.as_ref(), true)?;
-    let vector = with_vector(body.with_vector.as_ref())?;
+    let vectors = VectorSelect::read(body.with_vector.as_ref())?;
     let f = filter(body.filter)?.unwrap_or_default();
     let start = body.offset.map(PointId::to_entity).transpose()?;
     let (records, next) = blocking(move || {
@@ -272,7 +304,7 @@ pub(crate) async fn scroll(
         ScrollResult {
             points: records
                 .into_iter()
-                .map(|r| record(r, &selector, vector))
+                .map(|r| record(r, &selector, &vectors))
                 .collect(),
             next_page_offset: next.map(PointId::of),
         },

@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 
 use crate::api::{
     CollectionList, CollectionOut, CreateCollection, Dropped, PayloadIndexBody, PayloadIndexOut,
+    VectorOut, VectorSpec,
 };
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiPath, JsonBody};
 use crate::state::{AppState, blocking};
 
@@ -21,8 +22,9 @@ fn info(db: &hybridb::Database, name: &str) -> Result<hybridb::CollectionInfo, A
 
 /// Create a collection
 ///
-/// Creates an empty collection with a vector dimension, a metric, an index (HNSW by default)
-/// and declared payload indexes.
+/// Creates an empty collection with a default vector (dimension, metric, index: HNSW by
+/// default), named dense and sparse vectors, and declared payload indexes. `dim` 0 (or
+/// absent) makes a collection without a default vector: it must declare named ones.
 #[utoipa::path(put, path = "/collections/{name}", tag = "collections",
     operation_id = "create_collection",
     params(("name" = String, Path, description = "1..=64 bytes of [A-Za-z0-9_-], not starting with `-`")),
@@ -168,4 +170,93 @@ pub(crate) async fn drop_payload_index(
         Ok(Json(PayloadIndexOut { field, changed }))
     })
     .await
+}
+
+/// Add a named vector
+///
+/// Declares the named vector `{vector}` (dense or sparse) on an existing collection, online:
+/// no entity has it until written. Declaring it again with the same declaration changes
+/// nothing.
+#[utoipa::path(put, path = "/collections/{name}/vectors/{vector}", tag = "collections",
+    operation_id = "add_vector",
+    params(("name" = String, Path, description = "Collection name or alias"),
+           ("vector" = String, Path, description = "The vector's name: 1..=128 bytes, no control characters")),
+    request_body = VectorSpec,
+    responses(
+        (status = 200, description = "The vector is declared; `changed` is false if it was declared so already", body = VectorOut),
+        (status = 400, description = "`invalid_config`: a bad name, dimension or index parameter", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 409, description = "`vector_exists`: declared otherwise (remove it first)", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`, `collection_read_only`", body = ErrorBody)))]
+pub(crate) async fn add_vector(
+    State(st): State<AppState>,
+    ApiPath((name, vector)): ApiPath<(String, String)>,
+    JsonBody(body): JsonBody<VectorSpec>,
+) -> Result<Json<VectorOut>, ApiError> {
+    let config = body.to_config();
+    blocking(move || {
+        let c = st.db.collection(&name)?;
+        if let Some(old) = c.config().vectors.get(&vector)
+            && *old != config
+        {
+            return Err(ApiError::new(
+                ErrorCode::VectorExists,
+                format!(
+                    "collection {:?} declares vector {vector:?} as {}; remove it \
+                     (DELETE /collections/{}/vectors/...) before declaring it again",
+                    c.name(),
+                    serde_json::to_string(old).unwrap_or_default(),
+                    c.name()
+                ),
+            ));
+        }
+        let changed = c.add_vector(&vector, config)?;
+        Ok(Json(vector_out(&c, vector, changed)))
+    })
+    .await
+}
+
+/// Remove a named vector
+///
+/// Removes the named vector `{vector}` and every entity's value of it, online (its tables and
+/// index are freed in one transaction). The collection's last vector cannot be removed.
+#[utoipa::path(delete, path = "/collections/{name}/vectors/{vector}", tag = "collections",
+    operation_id = "remove_vector",
+    params(("name" = String, Path, description = "Collection name or alias"),
+           ("vector" = String, Path, description = "The vector's name")),
+    responses(
+        (status = 200, description = "The vector is gone", body = VectorOut),
+        (status = 400, description = "`invalid_config`: the collection's only vector", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`, `vector_not_found`", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`, `collection_read_only`", body = ErrorBody)))]
+pub(crate) async fn remove_vector(
+    State(st): State<AppState>,
+    ApiPath((name, vector)): ApiPath<(String, String)>,
+) -> Result<Json<VectorOut>, ApiError> {
+    blocking(move || {
+        let c = st.db.collection(&name)?;
+        let missing = || {
+            ApiError::new(
+                ErrorCode::VectorNotFound,
+                format!("collection {:?} has no vector named {vector:?}", c.name()),
+            )
+        };
+        if !c.config().vectors.contains_key(&vector) {
+            return Err(missing());
+        }
+        if !c.remove_vector(&vector)? {
+            return Err(missing());
+        }
+        Ok(Json(vector_out(&c, vector, true)))
+    })
+    .await
+}
+
+/// The answer of the named-vector routes, with the collection's config after the change.
+fn vector_out(c: &hybridb::Collection, name: String, changed: bool) -> VectorOut {
+    VectorOut {
+        name,
+        changed,
+        config: serde_json::to_value(c.config()).unwrap_or(serde_json::Value::Null),
+    }
 }

@@ -3,19 +3,38 @@
 use crate::reply::Json;
 use axum::extract::State;
 use hybridb::Entity;
-use serde_json::Value;
 
 use crate::api::{
-    CountBody, CountOut, DeleteBody, DeleteOut, EntityOut, GetManyBody, GetManyOut, GetQuery,
-    PutEntityBody, ScrollBody, ScrollOut, UpdatePayloadBody, UpdatePayloadOut, UpsertBody,
-    UpsertOut, WrittenOut,
+    CountBody, CountOut, DeleteBody, DeleteOut, EntityIn, EntityOut, GetManyBody, GetManyOut,
+    GetQuery, PutEntityBody, ScrollBody, ScrollOut, UpdatePayloadBody, UpdatePayloadOut,
+    UpsertBody, UpsertOut, WrittenOut, named,
 };
-use crate::error::{ApiError, ErrorBody, ErrorCode, write_error};
+use crate::error::{ApiError, ErrorBody, ErrorCode, problem_text, write_error};
 use crate::extract::{ApiPath, ApiQuery, JsonBody, parse_id};
 use crate::state::{AppState, blocking};
 
 /// Most ids in one get-many.
 const MAX_GET_IDS: usize = 16_384;
+
+/// The default vector of a request entity: required when the collection has one (`dim`
+/// above 0), absent (empty) otherwise.
+fn default_vector(vector: Option<Vec<f32>>, dim: u32) -> Result<Vec<f32>, String> {
+    match vector {
+        Some(v) => Ok(v),
+        None if dim == 0 => Ok(Vec::new()),
+        None => Err(format!(
+            "missing field `vector` (the collection's default vector, dimension {dim})"
+        )),
+    }
+}
+
+/// The entity of one request item, with the error naming it.
+fn entity(at: &str, e: EntityIn, dim: u32) -> Result<Entity, ApiError> {
+    let invalid = |why: String| ApiError::new(ErrorCode::InvalidEntity, format!("{at}{why}"));
+    let vector = default_vector(e.vector, dim).map_err(invalid)?;
+    crate::entity_of(e.id, e.key, e.payload, vector, named(e.vectors))
+        .map_err(|w| invalid(w.into()))
+}
 
 /// Upsert entities
 ///
@@ -37,13 +56,12 @@ pub(crate) async fn upsert(
     ApiPath(name): ApiPath<String>,
     JsonBody(body): JsonBody<UpsertBody>,
 ) -> Result<Json<UpsertOut>, ApiError> {
-    let coll = st.db.collection(&name)?.to_async();
+    let coll = st.db.collection(&name)?;
+    let dim = coll.config().dim;
+    let coll = coll.to_async();
     let mut entities = Vec::with_capacity(body.entities.len());
     for (i, e) in body.entities.into_iter().enumerate() {
-        let entity = crate::entity_of(e.id, e.key, e.payload, e.vector).map_err(|why| {
-            ApiError::new(ErrorCode::InvalidEntity, format!("entities[{i}]: {why}"))
-        })?;
-        entities.push(entity);
+        entities.push(entity(&format!("entities[{i}]: "), e, dim)?);
     }
     let written = coll
         .upsert_batch(entities)
@@ -115,18 +133,24 @@ pub(crate) async fn put_one(
     JsonBody(body): JsonBody<PutEntityBody>,
 ) -> Result<Json<WrittenOut>, ApiError> {
     let id = parse_id(&id)?;
-    let coll = st.db.collection(&name)?.to_async();
-    let payload = body
-        .payload
-        .unwrap_or_else(|| Value::Object(Default::default()));
-    let entity = Entity::new(id, payload, body.vector);
+    let coll = st.db.collection(&name)?;
+    let dim = coll.config().dim;
+    let coll = coll.to_async();
+    let item = EntityIn {
+        id: Some(id),
+        key: None,
+        payload: body.payload,
+        vector: body.vector,
+        vectors: body.vectors,
+    };
+    let entity = entity("", item, dim)?;
     let written = match body.if_version {
         Some(v) => coll.upsert_if_version(entity, v).await,
         None => coll.upsert(entity).await,
     }
     .map_err(|e| match e {
         hybridb::Error::InvalidEntity { problem, .. } => {
-            ApiError::new(ErrorCode::InvalidEntity, problem.to_string())
+            ApiError::new(ErrorCode::InvalidEntity, problem_text(&problem))
         }
         other => other.into(),
     })?;

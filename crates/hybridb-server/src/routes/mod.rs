@@ -89,6 +89,7 @@ fn documented() -> OpenApiRouter<AppState> {
             collections::create_payload_index,
             collections::drop_payload_index
         ))
+        .routes(routes!(collections::add_vector, collections::remove_vector))
         .routes(routes!(aliases::list))
         .routes(routes!(aliases::put, aliases::delete))
         .routes(routes!(changes::changes))

@@ -1,8 +1,9 @@
-//! Vector search, single and batched.
+//! Vector search, single and batched: by a dense vector, a sparse vector or an entity's
+//! stored vector (`like`), in the default vector or the named one `using` names.
 
 use crate::reply::Json;
 use axum::extract::State;
-use hybridb::{Collection, Consistency, SearchRequest};
+use hybridb::{Collection, Condition, Consistency, EntityId, Filter, NamedVector, SearchRequest};
 
 use crate::api::{
     ConsistencySpec, ExplainOut, HitOut, SearchBatchBody, SearchBatchOut, SearchBody, SearchOut,
@@ -14,15 +15,46 @@ use crate::state::{AppState, blocking};
 /// Largest accepted `ef` (the collection config's own bound).
 const MAX_EF: usize = 65_536;
 
+/// A checked search: the library request, and the entity to search like (whose stored
+/// vector `req.using` is the query).
+#[derive(Debug, Clone)]
+struct Search {
+    req: SearchRequest,
+    like: Option<EntityId>,
+}
+
 /// Checks one search body and turns it into a library request.
-fn request(body: SearchBody, at: &str) -> Result<SearchRequest, ApiError> {
-    let mut req = SearchRequest::new(body.vector, body.k)
-        .with_payload(body.with_payload)
-        .with_vector(body.with_vector)
-        .consistency(match body.consistency {
-            ConsistencySpec::Strong => Consistency::Strong,
-            ConsistencySpec::Eventual => Consistency::Eventual,
-        });
+fn request(body: SearchBody, at: &str) -> Result<Search, ApiError> {
+    let given = [
+        body.vector.is_some(),
+        body.sparse.is_some(),
+        body.like.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            format!(
+                "{at}give exactly one of `vector` (dense), `sparse` and `like` (an entity's \
+                 stored vector)"
+            ),
+        ));
+    }
+    if body.sparse.is_some() && body.using.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("{at}sparse: name the sparse vector to search with `using`"),
+        ));
+    }
+    let mut req = match body.sparse {
+        Some(q) => SearchRequest::new_sparse(body.using, q.0, body.k),
+        None => SearchRequest::new(body.vector.unwrap_or_default(), body.k).using(body.using),
+    }
+    .with_payload(body.with_payload)
+    .with_vector(body.with_vector)
+    .consistency(match body.consistency {
+        ConsistencySpec::Strong => Consistency::Strong,
+        ConsistencySpec::Eventual => Consistency::Eventual,
+    });
     if let Some(filter) = body.filter {
         req = req.filter(filter);
     }
@@ -38,36 +70,92 @@ fn request(body: SearchBody, at: &str) -> Result<SearchRequest, ApiError> {
         }
         req = req.ef(ef);
     }
-    Ok(req)
+    Ok(Search {
+        req,
+        like: body.like,
+    })
 }
 
-fn run(c: &Collection, req: &SearchRequest) -> Result<SearchOut, ApiError> {
+/// 404 for a `like` entity that does not exist.
+fn no_like(id: EntityId, c: &Collection) -> ApiError {
+    ApiError::new(
+        ErrorCode::EntityNotFound,
+        format!("like: entity {id} not found in collection {:?}", c.name()),
+    )
+}
+
+fn run(c: &Collection, s: &Search) -> Result<SearchOut, ApiError> {
+    let hits = match s.like {
+        None => c.search_with(&s.req)?,
+        Some(id) => match c.search_like_with(id, s.req.clone()) {
+            Err(hybridb::Error::InvalidQuery(hybridb::QueryProblem::UnknownEntity(_))) => {
+                return Err(no_like(id, c));
+            }
+            other => other?,
+        },
+    };
     Ok(SearchOut {
-        hits: c.search_with(req)?.into_iter().map(HitOut::from).collect(),
+        hits: hits.into_iter().map(HitOut::from).collect(),
     })
+}
+
+/// The request an explained `like` search runs: the entity's stored vector as the query,
+/// the entity left out inside the filter (as `Collection::search_like_with` does).
+fn resolve_like(c: &Collection, s: Search) -> Result<SearchRequest, ApiError> {
+    let Some(id) = s.like else {
+        return Ok(s.req);
+    };
+    let mut req = s.req;
+    let mut record = c.get(id)?.ok_or_else(|| no_like(id, c))?;
+    let lacks = || {
+        ApiError::from(hybridb::Error::InvalidQuery(
+            hybridb::QueryProblem::EntityLacksVector {
+                id,
+                name: req.using.clone(),
+            },
+        ))
+    };
+    if req.using.is_empty() {
+        req.vector = record.vector;
+    } else {
+        match record.vectors.remove(&req.using) {
+            Some(NamedVector::Dense(v)) => req.vector = v,
+            Some(NamedVector::Sparse(v)) => req.sparse = Some(v),
+            None => return Err(lacks()),
+        }
+    }
+    let not_itself = Condition::has_id([id]);
+    req.filter = Some(match req.filter.take() {
+        Some(f) => f.must_not(not_itself),
+        None => Filter::new().must_not(not_itself),
+    });
+    Ok(req)
 }
 
 /// Search
 ///
-/// The `k` entities nearest to `vector`, best first, among those that pass `filter` (never
-/// fewer than `k` while `k` entities pass it).
+/// The `k` entities nearest to the query, best first, among those that pass `filter` (never
+/// fewer than `k` while `k` entities pass it). The query is a dense `vector`, a `sparse`
+/// vector, or the stored vector of the entity `like` (left out of the hits); `using` names
+/// the vector searched (default: the default vector). Only entities that have that vector
+/// can be hits.
 #[utoipa::path(post, path = "/collections/{name}/search", tag = "search",
     operation_id = "search",
     params(("name" = String, Path, description = "Collection name or alias")),
     request_body = SearchBody,
     responses(
         (status = 200, description = "The hits, best first", body = SearchOut),
-        (status = 400, description = "`invalid_query` (k, ef, vector, score_threshold), `invalid_filter`", body = ErrorBody),
-        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+        (status = 400, description = "`invalid_query` (k, ef, vector, sparse, using, like, score_threshold), `invalid_filter`", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`, `entity_not_found` (the `like` entity)", body = ErrorBody)))]
 pub(crate) async fn search(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,
     JsonBody(body): JsonBody<SearchBody>,
 ) -> Result<Json<SearchOut>, ApiError> {
-    let req = request(body, "")?;
+    let search = request(body, "")?;
     blocking(move || {
         let c = st.db.collection(&name)?;
-        run(&c, &req).map(Json)
+        run(&c, &search).map(Json)
     })
     .await
 }
@@ -82,7 +170,7 @@ pub(crate) async fn search(
     responses(
         (status = 200, description = "One result per search, in order", body = SearchBatchOut),
         (status = 400, description = "`invalid_query`, `invalid_filter` (the message names the search, e.g. `searches[2]`); `invalid_body`: more searches than the limit", body = ErrorBody),
-        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+        (status = 404, description = "`collection_not_found`, `entity_not_found` (a `like` entity)", body = ErrorBody)))]
 pub(crate) async fn search_batch(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -122,16 +210,17 @@ pub(crate) async fn search_batch(
     request_body = SearchBody,
     responses(
         (status = 200, description = "The plan, its numbers and the hits", body = ExplainOut),
-        (status = 400, description = "`invalid_query` (k, ef, vector, score_threshold), `invalid_filter`", body = ErrorBody),
-        (status = 404, description = "`collection_not_found`", body = ErrorBody)))]
+        (status = 400, description = "`invalid_query` (k, ef, vector, sparse, using, like, score_threshold), `invalid_filter`", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`, `entity_not_found` (the `like` entity)", body = ErrorBody)))]
 pub(crate) async fn explain(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,
     JsonBody(body): JsonBody<SearchBody>,
 ) -> Result<Json<ExplainOut>, ApiError> {
-    let req = request(body, "")?;
+    let search = request(body, "")?;
     blocking(move || {
         let c = st.db.collection(&name)?;
+        let req = resolve_like(&c, search)?;
         Ok(Json(ExplainOut::from(c.explain(&req)?)))
     })
     .await

@@ -3,16 +3,23 @@
 //! Request types refuse unknown fields (a typo such as `top_k` is named in a 400 rather than
 //! silently ignored). Collection configs have the library's own serde form, so the answer's
 //! `config` is the library's [`hybridb::CollectionConfig`] serialised as is.
+//!
+//! Split by topic: named vectors in `vectors.rs`, the change feed and the administration
+//! routes in `admin.rs`; all re-exported here.
+
+mod admin;
+mod vectors;
 
 use std::collections::BTreeMap;
 
+pub use admin::*;
 use hybridb::{
-    ChangeEvent, ChangeKind, CollectionConfig, EntityId, Hit, IndexKind, Metric, PayloadIndexKind,
-    Record,
+    CollectionConfig, EntityId, Hit, IndexKind, Metric, NamedVector, PayloadIndexKind, Record,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+pub use vectors::*;
 
 use crate::filter::Filter;
 
@@ -90,14 +97,43 @@ pub enum PayloadIndexSpec {
     Datetime,
 }
 
+/// The library's metric.
+pub(crate) fn metric(m: MetricSpec) -> Metric {
+    match m {
+        MetricSpec::Cosine => Metric::Cosine,
+        MetricSpec::Dot => Metric::Dot,
+        MetricSpec::L2 => Metric::L2,
+        MetricSpec::Manhattan => Metric::Manhattan,
+    }
+}
+
+/// The library's index kind (omitted HNSW parameters take the defaults).
+pub(crate) fn index_kind(i: IndexSpec) -> IndexKind {
+    match i {
+        IndexSpec::Exact => IndexKind::Exact,
+        IndexSpec::Hnsw {
+            m,
+            ef_construction,
+            ef,
+        } => IndexKind::Hnsw {
+            m: m.unwrap_or(16),
+            ef_construction: ef_construction.unwrap_or(200),
+            ef: ef.unwrap_or(64),
+        },
+    }
+}
+
 /// Body of `PUT /collections/{name}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"dim": 3, "metric": "cosine", "payload_indexes": {"lang": "keyword"}}))]
+#[schema(example = json!({"dim": 3, "metric": "cosine", "payload_indexes": {"lang": "keyword"},
+    "vectors": {"terms": {"type": "sparse", "idf": true}}}))]
 pub struct CreateCollection {
-    /// Vector dimension, 1..=4096.
+    /// Dimension of the default (unnamed) vector, 1..=4096; 0 or absent: no default vector
+    /// (then `vectors` must declare at least one named vector).
+    #[serde(default)]
     pub dim: u32,
-    /// Metric. Default `cosine`.
+    /// Metric of the default vector. Default `cosine`.
     #[serde(default)]
     pub metric: MetricSpec,
     /// Index. Default HNSW with m 16, ef_construction 200, ef 64.
@@ -106,35 +142,25 @@ pub struct CreateCollection {
     /// Declared payload indexes: field name to type.
     #[serde(default)]
     pub payload_indexes: BTreeMap<String, PayloadIndexSpec>,
+    /// Named vectors, dense or sparse, by name (1..=128 bytes, no control characters). An
+    /// entity may lack any of them; a search names the one it uses (`using`).
+    #[serde(default)]
+    pub vectors: BTreeMap<String, VectorSpec>,
 }
 
 impl CreateCollection {
     /// The library config this body asks for.
     pub fn to_config(&self) -> CollectionConfig {
-        let metric = match self.metric {
-            MetricSpec::Cosine => Metric::Cosine,
-            MetricSpec::Dot => Metric::Dot,
-            MetricSpec::L2 => Metric::L2,
-            MetricSpec::Manhattan => Metric::Manhattan,
-        };
-        let mut config = CollectionConfig::new(self.dim, metric);
+        let mut config = CollectionConfig::new(self.dim, metric(self.metric));
         if let Some(index) = self.index {
-            config = config.with_index(match index {
-                IndexSpec::Exact => IndexKind::Exact,
-                IndexSpec::Hnsw {
-                    m,
-                    ef_construction,
-                    ef,
-                } => IndexKind::Hnsw {
-                    m: m.unwrap_or(16),
-                    ef_construction: ef_construction.unwrap_or(200),
-                    ef: ef.unwrap_or(64),
-                },
-            });
+            config = config.with_index(index_kind(index));
         }
         for (field, kind) in &self.payload_indexes {
             let kind = kind.kind();
             config = config.with_payload_index(field.clone(), kind);
+        }
+        for (name, spec) in &self.vectors {
+            config = config.with_vector(name.clone(), spec.to_config());
         }
         config
     }
@@ -143,14 +169,17 @@ impl CreateCollection {
 /// The stored configuration of a collection, in the library's serde form.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConfigOut {
-    /// Vector dimension.
+    /// Dimension of the default vector (0: none).
     pub dim: u32,
-    /// Metric.
+    /// Metric of the default vector.
     pub metric: MetricSpec,
-    /// Index, with every parameter.
+    /// Index of the default vector, with every parameter.
     pub index: IndexSpec,
     /// Declared payload indexes.
     pub payload_indexes: BTreeMap<String, PayloadIndexSpec>,
+    /// Named vectors (absent when there are none); a dense one with every index parameter.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vectors: BTreeMap<String, VectorSpec>,
 }
 
 /// A collection.
@@ -234,7 +263,7 @@ pub struct PayloadIndexOut {
 /// Answer of `POST /collections/{name}/search/explain`: how a search ran, and its hits.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExplainOut {
-    /// `unfiltered`, `no_matches`, `exact_scan` or `filtered_graph`.
+    /// `unfiltered`, `no_matches`, `exact_scan`, `filtered_graph`, `post_filter` or `sparse`.
     pub plan: &'static str,
     /// The graph traversal found too few hits and an exact scan followed.
     pub fallback: bool,
@@ -297,8 +326,15 @@ pub struct EntityIn {
     /// Structured state: a JSON object. Default `{}`.
     #[schema(value_type = Option<PayloadSchema>)]
     pub payload: Option<Value>,
-    /// The embedding (the collection's dimension).
-    pub vector: Vec<f32>,
+    /// The default embedding (the collection's dimension). Required when the collection has
+    /// a default vector; absent otherwise.
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+    /// Named vectors, by name, each of the kind the collection declares; named vectors left
+    /// out are absent from the entity (an upsert replaces the whole entity).
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, NamedVectorSchema>)]
+    pub vectors: BTreeMap<String, NamedVectorIn>,
 }
 
 /// Body of `PUT /collections/{name}/entities/{id}`: one entity, optionally conditional.
@@ -308,8 +344,14 @@ pub struct PutEntityBody {
     /// Structured state: a JSON object. Default `{}`.
     #[schema(value_type = Option<PayloadSchema>)]
     pub payload: Option<Value>,
-    /// The embedding (the collection's dimension).
-    pub vector: Vec<f32>,
+    /// The default embedding (the collection's dimension). Required when the collection has
+    /// a default vector; absent otherwise.
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+    /// Named vectors, by name (see `EntityIn.vectors`).
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, NamedVectorSchema>)]
+    pub vectors: BTreeMap<String, NamedVectorIn>,
     /// Write only if the stored version is this one (0: only if the entity does not exist);
     /// otherwise 409 `version_conflict` naming the current version.
     pub if_version: Option<u64>,
@@ -362,22 +404,39 @@ pub struct EntityOut {
     /// Structured state.
     #[schema(value_type = PayloadSchema)]
     pub payload: Map<String, Value>,
-    /// The embedding as written (left out when not asked for).
+    /// The default embedding as written (left out when not asked for, or when the
+    /// collection has no default vector).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector: Option<Vec<f32>>,
+    /// The named vectors the entity has, as written (left out when not asked for, or when it
+    /// has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, NamedVectorSchema>>)]
+    pub vectors: Option<BTreeMap<String, NamedVector>>,
     /// 1 on creation, +1 per write.
     pub version: u64,
     /// Time of the last write, ms since the Unix epoch.
     pub updated_at: u64,
 }
 
+/// `Some` of a non-empty map of named vectors.
+fn some_named(v: Option<BTreeMap<String, NamedVector>>) -> Option<BTreeMap<String, NamedVector>> {
+    v.filter(|m| !m.is_empty())
+}
+
+/// `Some` of a default vector, unless it is the empty one of a collection without one.
+fn some_default(v: Option<Vec<f32>>) -> Option<Vec<f32>> {
+    v.filter(|v| !v.is_empty())
+}
+
 impl EntityOut {
-    /// The answer for a record, with or without its vector.
+    /// The answer for a record, with or without its vectors.
     pub fn new(r: Record, with_vector: bool) -> Self {
         EntityOut {
             id: r.id,
             payload: r.payload,
-            vector: with_vector.then_some(r.vector),
+            vector: some_default(with_vector.then_some(r.vector)),
+            vectors: some_named(with_vector.then_some(r.vectors)),
             version: r.version,
             updated_at: r.updated_at,
         }
@@ -524,14 +583,26 @@ pub enum ConsistencySpec {
     Eventual,
 }
 
-/// Body of `POST /collections/{name}/search`.
+/// Body of `POST /collections/{name}/search`: exactly one of `vector` (dense), `sparse` and
+/// `like` (an entity's stored vector), searched in the vector `using` names.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"vector": [1.0, 0.0, 0.0], "k": 1, "with_payload": true,
     "filter": {"must": [{"key": "lang", "match": {"value": "de"}}]}}))]
 pub struct SearchBody {
-    /// Query vector (the collection's dimension).
-    pub vector: Vec<f32>,
+    /// Dense query vector (the dimension of the vector searched).
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+    /// The named vector to search; absent or `""`: the default vector.
+    #[serde(default)]
+    pub using: String,
+    /// Sparse query vector, for a sparse named vector (`using` names it).
+    #[serde(default)]
+    #[schema(value_type = Option<SparseVectorSchema>)]
+    pub sparse: Option<SparseIn>,
+    /// Search with the stored vector `using` of this entity, which is left out of the hits.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub like: Option<EntityId>,
     /// How many hits, 1..=max_k. Default 10.
     #[serde(default = "ten")]
     pub k: usize,
@@ -539,8 +610,8 @@ pub struct SearchBody {
     /// pass it).
     #[schema(value_type = Option<crate::filter::FilterSchema>)]
     pub filter: Option<Filter>,
-    /// Only hits at least this good: a score `>=` it for cosine and dot, a distance `<=` it
-    /// for L2.
+    /// Only hits at least this good: a score `>=` it for cosine, dot and sparse vectors, a
+    /// distance `<=` it for L2 and Manhattan.
     pub score_threshold: Option<f32>,
     /// HNSW search effort (candidate list size, 1..=65536, raised to k). Default: the
     /// collection's.
@@ -551,7 +622,7 @@ pub struct SearchBody {
     /// Include payloads. Default false.
     #[serde(default)]
     pub with_payload: bool,
-    /// Include stored vectors. Default false.
+    /// Include stored vectors (the default one and the named ones). Default false.
     #[serde(default)]
     pub with_vector: bool,
 }
@@ -562,16 +633,20 @@ pub struct HitOut {
     /// The entity.
     #[schema(value_type = String, format = Uuid)]
     pub id: EntityId,
-    /// Cosine similarity or inner product (higher is better), or L2 distance (lower is
-    /// better).
+    /// Cosine similarity or inner product (dense dot and sparse vectors; higher is better),
+    /// or L2 or Manhattan distance (lower is better).
     pub score: f32,
     /// Payload, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<PayloadSchema>)]
     pub payload: Option<Map<String, Value>>,
-    /// Stored vector, when asked for.
+    /// Stored default vector, when asked for (and the collection has one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector: Option<Vec<f32>>,
+    /// Stored named vectors, when asked for (and the entity has any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, NamedVectorSchema>>)]
+    pub vectors: Option<BTreeMap<String, NamedVector>>,
 }
 
 impl From<Hit> for HitOut {
@@ -580,7 +655,8 @@ impl From<Hit> for HitOut {
             id: h.id,
             score: h.score,
             payload: h.payload,
-            vector: h.vector,
+            vector: some_default(h.vector),
+            vectors: some_named(h.vectors),
         }
     }
 }
@@ -609,205 +685,6 @@ pub struct SearchBatchOut {
     pub results: Vec<SearchOut>,
 }
 
-/// Query of `GET /changes`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ChangesQuery {
-    /// Events with a sequence number greater than this. Default 0.
-    #[serde(default)]
-    pub since: u64,
-    /// Most events, 1..=10000. Default 1000.
-    #[serde(default = "thousand")]
-    pub limit: usize,
-}
-
-/// Query of `GET /changes/stream`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct StreamQuery {
-    /// Stream events after this sequence number. A `Last-Event-ID` header (a reconnecting
-    /// client) takes precedence. Default: the last committed event (new events only).
-    pub since: Option<u64>,
-}
-
-/// One change event.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ChangeOut {
-    /// Sequence number (gap-free, increasing).
-    pub seq: u64,
-    /// Collection name.
-    pub collection: String,
-    /// The entity (absent for collection events).
-    #[schema(value_type = Option<String>, format = Uuid)]
-    pub id: Option<EntityId>,
-    /// `entity_created`, `vector_updated`, `state_modified`, `deleted`,
-    /// `collection_created` or `collection_dropped`.
-    pub kind: &'static str,
-    /// The entity's version after the event (0 for collection events).
-    pub version: u64,
-    /// For updates: whether the payload changed.
-    pub payload_changed: bool,
-    /// Commit time, ms since the Unix epoch.
-    pub timestamp: u64,
-}
-
-impl From<ChangeEvent> for ChangeOut {
-    fn from(e: ChangeEvent) -> Self {
-        let kind = match e.kind {
-            ChangeKind::EntityCreated => "entity_created",
-            ChangeKind::VectorUpdated => "vector_updated",
-            ChangeKind::StateModified => "state_modified",
-            ChangeKind::Deleted => "deleted",
-            ChangeKind::CollectionCreated => "collection_created",
-            ChangeKind::CollectionDropped => "collection_dropped",
-            _ => "other",
-        };
-        ChangeOut {
-            seq: e.seq,
-            collection: e.collection,
-            id: e.id,
-            kind,
-            version: e.version,
-            payload_changed: e.payload_changed,
-            timestamp: e.timestamp,
-        }
-    }
-}
-
-/// Answer of `GET /changes`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ChangesOut {
-    /// Events in order.
-    pub events: Vec<ChangeOut>,
-    /// Pass as `since` to continue (the last event's seq, or `since` when none).
-    pub next_since: u64,
-}
-
-/// Body of `POST /backup`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BackupBody {
-    /// File name (or relative path) under the server's backup folder; must not exist.
-    pub path: String,
-}
-
-/// Answer of `POST /backup`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BackupOut {
-    /// The backup file on the server.
-    pub path: String,
-    /// Sequence number the backup covers.
-    pub seq: u64,
-    /// Entities copied.
-    pub entities: u64,
-    /// Index checkpoints copied.
-    pub checkpoints: usize,
-}
-
-/// Body of `POST /verify`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyBody {
-    /// Rebuild every in-memory index from the tables first. Default false.
-    #[serde(default)]
-    pub repair: bool,
-}
-
-/// Integrity of one collection.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VerifyCollectionOut {
-    /// Name.
-    pub name: String,
-    /// Entities stored.
-    pub entities: u64,
-    /// Problems found (empty when clean).
-    pub problems: Vec<String>,
-}
-
-/// Answer of `POST /verify`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VerifyOut {
-    /// True when nothing is wrong.
-    pub clean: bool,
-    /// Change events stored.
-    pub changes: u64,
-    /// Problems outside collections.
-    pub problems: Vec<String>,
-    /// Per collection.
-    pub collections: Vec<VerifyCollectionOut>,
-}
-
-impl From<hybridb::VerifyReport> for VerifyOut {
-    fn from(r: hybridb::VerifyReport) -> Self {
-        VerifyOut {
-            clean: r.is_clean(),
-            changes: r.changes,
-            problems: r.problems,
-            collections: r
-                .collections
-                .into_iter()
-                .map(|c| VerifyCollectionOut {
-                    name: c.name,
-                    entities: c.entities,
-                    problems: c.problems,
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Writer counters.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WriterOut {
-    /// Group commits.
-    pub groups: u64,
-    /// Write calls committed.
-    pub commands: u64,
-    /// Items written.
-    pub items: u64,
-    /// Failed commits.
-    pub failed_commits: u64,
-}
-
-/// Per-collection numbers in `/stats`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CollectionStats {
-    /// Name.
-    pub name: String,
-    /// Entities stored.
-    pub count: u64,
-    /// Entities in the vector index.
-    pub indexed: u64,
-    /// Bytes of the in-memory index.
-    pub index_memory_bytes: u64,
-    /// Changes not yet built into the HNSW graph (see `CollectionOut::unlinked`).
-    pub unlinked: u64,
-}
-
-/// Answer of `GET /stats`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatsOut {
-    /// The database file.
-    pub path: String,
-    /// Sequence number of the last committed change.
-    pub last_seq: u64,
-    /// Writer counters since open.
-    pub writer: WriterOut,
-    /// Per collection.
-    pub collections: Vec<CollectionStats>,
-    /// Seconds since the server started.
-    pub uptime_seconds: u64,
-}
-
-/// Answer of `/healthz` and `/readyz`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HealthOut {
-    /// `ok` or `ready`.
-    pub status: &'static str,
-}
-
 fn yes() -> bool {
     true
 }
@@ -816,7 +693,4 @@ fn ten() -> usize {
 }
 fn hundred() -> usize {
     100
-}
-fn thousand() -> usize {
-    1000
 }
