@@ -14,7 +14,7 @@ use hybridb::index::text::{Analyzer, Language, Tokenizer};
 use serde_json::json;
 
 use crate::sparse::read_corpus;
-use crate::text::read_labeled;
+use crate::labeled::read_labeled;
 
 /// Arguments of `bm25-dump`.
 #[derive(Args, Debug)]

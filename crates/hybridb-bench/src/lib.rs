@@ -12,6 +12,8 @@ pub mod commands;
 pub mod engine;
 pub mod filtered;
 pub mod groundtruth;
+pub mod hybrid;
+pub mod labeled;
 pub mod metric;
 pub mod named;
 pub mod quant;

@@ -6,6 +6,7 @@ use hybridb_bench::bm25dump::{Bm25DumpArgs, run_bm25_dump};
 use hybridb_bench::cache::{CacheArgs, run_cache};
 use hybridb_bench::commands::{self, AnnArgs, ExactArgs, GenArgs, LoadArgs};
 use hybridb_bench::filtered::{FilteredArgs, run_filtered};
+use hybridb_bench::hybrid::{HybridArgs, run_hybrid};
 use hybridb_bench::named::{NamedArgs, run_named};
 use hybridb_bench::quant::{QuantArgs, run_quant};
 use hybridb_bench::sparse::{SparseArgs, run_sparse};
@@ -52,6 +53,9 @@ enum Command {
     Bm25Dump(Bm25DumpArgs),
     /// BM25 on a labeled query set: nDCG@10, recall@100, pruned vs exhaustive QPS.
     Text(TextArgs),
+    /// Dense + BM25 through the query API on a labeled query set: each retriever alone, RRF
+    /// and DBSF fusions, MMR; quality, QPS, and the cost of fusion and MMR over their stages.
+    Hybrid(HybridArgs),
 }
 
 fn main() -> Result<()> {
@@ -68,5 +72,6 @@ fn main() -> Result<()> {
         Command::Named(a) => run_named(&a),
         Command::Bm25Dump(a) => run_bm25_dump(&a),
         Command::Text(a) => run_text(&a),
+        Command::Hybrid(a) => run_hybrid(&a),
     }
 }

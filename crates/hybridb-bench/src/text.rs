@@ -7,19 +7,18 @@
 //! `--dense-queries` it also scores the exact dense top 100 (inner product) and the RRF
 //! (k = 60) of dense and BM25, as the README's hybrid reference does.
 
-use std::collections::HashSet;
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use clap::{Args, ValueEnum};
 use hybridb::index::bm25::{Bm25Index, Bm25Params};
 use hybridb::index::text::{Analyzer, Language, Tokenizer};
 use serde::Serialize;
 
+use crate::labeled::{mean_quality, quality, read_labeled};
 use crate::report::{emit, round};
-use crate::sparse::{open_lines, read_corpus};
+use crate::sparse::read_corpus;
 
 /// Analyzers `text` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,56 +95,6 @@ struct TextRecord {
     speedup: f64,
 }
 
-/// A labeled query.
-pub(crate) struct Labeled {
-    pub(crate) query: String,
-    pub(crate) relevant: HashSet<u32>,
-}
-
-pub(crate) fn read_labeled(path: &PathBuf) -> Result<Vec<Labeled>> {
-    let reader = open_lines(path)?;
-    let mut out = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&line).with_context(|| format!("line {}", i + 1))?;
-        let query = v["query"]
-            .as_str()
-            .with_context(|| format!("line {}: no query", i + 1))?
-            .to_string();
-        let relevant = v["relevant"]
-            .as_array()
-            .with_context(|| format!("line {}: no relevant list", i + 1))?
-            .iter()
-            .filter_map(|x| x.as_u64().and_then(|x| u32::try_from(x).ok()))
-            .collect();
-        out.push(Labeled { query, relevant });
-    }
-    ensure!(!out.is_empty(), "{} holds no queries", path.display());
-    Ok(out)
-}
-
-/// nDCG@10 with binary gains and recall@100 of one ranked list.
-fn quality(ranked: &[(u32, f32)], relevant: &HashSet<u32>) -> (f64, f64) {
-    let dcg: f64 = ranked
-        .iter()
-        .take(10)
-        .enumerate()
-        .filter(|(_, (slot, _))| relevant.contains(slot))
-        .map(|(i, _)| 1.0 / ((i + 2) as f64).log2())
-        .sum();
-    let ideal: f64 = (0..relevant.len().min(10))
-        .map(|i| 1.0 / ((i + 2) as f64).log2())
-        .sum();
-    let found = ranked
-        .iter()
-        .take(100)
-        .filter(|(slot, _)| relevant.contains(slot))
-        .count();
-    let ndcg = if ideal > 0.0 { dcg / ideal } else { 0.0 };
-    (ndcg, found as f64 / relevant.len().max(1) as f64)
-}
-
 /// One quality-only result line (dense, fusion).
 #[derive(Debug, Serialize)]
 struct QualityRecord {
@@ -154,17 +103,6 @@ struct QualityRecord {
     queries: usize,
     ndcg_at_10: f64,
     recall_at_100: f64,
-}
-
-fn mean_quality(lists: &[Vec<(u32, f32)>], labeled: &[Labeled]) -> (f64, f64) {
-    let n = labeled.len() as f64;
-    let (mut d, mut r) = (0.0, 0.0);
-    for (ranked, l) in lists.iter().zip(labeled) {
-        let (x, y) = quality(ranked, &l.relevant);
-        d += x;
-        r += y;
-    }
-    (round(d / n, 4), round(r / n, 4))
 }
 
 /// Exact top 100 by inner product for every query.

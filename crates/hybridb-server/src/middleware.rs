@@ -71,10 +71,13 @@ pub(crate) enum Access {
 /// GETs and the POSTs that only read (search, count, scroll, get-many); everything else
 /// writes or administers.
 pub(crate) fn required_access(method: &Method, route: &str) -> Access {
-    const READING_POSTS: [&str; 6] = [
+    const READING_POSTS: [&str; 9] = [
         "/collections/{name}/search",
         "/collections/{name}/search/batch",
         "/collections/{name}/search/explain",
+        "/collections/{name}/query",
+        "/collections/{name}/query/batch",
+        "/collections/{name}/query/explain",
         "/collections/{name}/count",
         "/collections/{name}/scroll",
         "/collections/{name}/entities/get",
@@ -203,6 +206,13 @@ mod tests {
             (Method::POST, "/collections/{name}/search", Read),
             (Method::POST, "/collections/{name}/entities/get", Read),
             (Method::POST, "/collections/{name}/search/explain", Read),
+            (Method::POST, "/collections/{name}/query", Read),
+            (Method::POST, "/collections/{name}/query/explain", Read),
+            (
+                Method::PUT,
+                "/collections/{name}/text-indexes/{field}",
+                Write,
+            ),
             (
                 Method::PUT,
                 "/collections/{name}/payload-indexes/{field}",

@@ -8,6 +8,8 @@
 //! routes in `admin.rs`; all re-exported here.
 
 mod admin;
+mod query;
+mod text;
 mod vectors;
 
 use std::collections::BTreeMap;
@@ -16,8 +18,10 @@ pub use admin::*;
 use hybridb::{
     CollectionConfig, EntityId, Hit, IndexKind, Metric, NamedVector, PayloadIndexKind, Record,
 };
+pub use query::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+pub use text::*;
 use utoipa::ToSchema;
 pub use vectors::*;
 
@@ -146,6 +150,9 @@ pub struct CreateCollection {
     /// entity may lack any of them; a search names the one it uses (`using`).
     #[serde(default)]
     pub vectors: BTreeMap<String, VectorSpec>,
+    /// BM25 text indexes on payload fields, by field key.
+    #[serde(default)]
+    pub text_indexes: BTreeMap<String, TextIndexSpec>,
 }
 
 impl CreateCollection {
@@ -161,6 +168,9 @@ impl CreateCollection {
         }
         for (name, spec) in &self.vectors {
             config = config.with_vector(name.clone(), spec.to_config());
+        }
+        for (field, spec) in &self.text_indexes {
+            config = config.with_text_index(field.clone(), spec.to_config());
         }
         config
     }
@@ -180,6 +190,9 @@ pub struct ConfigOut {
     /// Named vectors (absent when there are none); a dense one with every index parameter.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vectors: BTreeMap<String, VectorSpec>,
+    /// Text indexes (absent when there are none), with every parameter.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub text_indexes: BTreeMap<String, TextIndexSpec>,
 }
 
 /// A collection.
@@ -583,8 +596,9 @@ pub enum ConsistencySpec {
     Eventual,
 }
 
-/// Body of `POST /collections/{name}/search`: exactly one of `vector` (dense), `sparse` and
-/// `like` (an entity's stored vector), searched in the vector `using` names.
+/// Body of `POST /collections/{name}/search`: exactly one of `vector` (dense), `sparse`,
+/// `text` (BM25) and `like` (an entity's stored vector), searched in the vector (or the
+/// text-indexed field) `using` names.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"vector": [1.0, 0.0, 0.0], "k": 1, "with_payload": true,
@@ -600,6 +614,9 @@ pub struct SearchBody {
     #[serde(default)]
     #[schema(value_type = Option<SparseVectorSchema>)]
     pub sparse: Option<SparseIn>,
+    /// Text query: BM25 in the text-indexed payload field `using` names.
+    #[serde(default)]
+    pub text: Option<String>,
     /// Search with the stored vector `using` of this entity, which is left out of the hits.
     #[schema(value_type = Option<String>, format = Uuid)]
     pub like: Option<EntityId>,
@@ -688,9 +705,9 @@ pub struct SearchBatchOut {
 fn yes() -> bool {
     true
 }
-fn ten() -> usize {
+pub(crate) fn ten() -> usize {
     10
 }
-fn hundred() -> usize {
+pub(crate) fn hundred() -> usize {
     100
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 
 use crate::api::{
     CollectionList, CollectionOut, CreateCollection, Dropped, PayloadIndexBody, PayloadIndexOut,
-    VectorOut, VectorSpec,
+    TextIndexSpec, VectorOut, VectorSpec,
 };
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiPath, JsonBody};
@@ -167,6 +167,56 @@ pub(crate) async fn drop_payload_index(
 ) -> Result<Json<PayloadIndexOut>, ApiError> {
     blocking(move || {
         let changed = st.db.collection(&name)?.drop_payload_index(&field)?;
+        Ok(Json(PayloadIndexOut { field, changed }))
+    })
+    .await
+}
+
+/// Declare a text index
+///
+/// Declares a BM25 text index on the payload field `{field}` (a string, or an array of
+/// strings), online: every entity's text there is indexed in the same transaction. Search it
+/// with `{"text": ..., "using": field}` or a query's `text` stage.
+#[utoipa::path(put, path = "/collections/{name}/text-indexes/{field}", tag = "collections",
+    operation_id = "create_text_index",
+    params(("name" = String, Path, description = "Collection name or alias"),
+           ("field" = String, Path, description = "Payload field key (dot-separated for nested keys)")),
+    request_body = TextIndexSpec,
+    responses(
+        (status = 200, description = "The index exists; `changed` is false if it was declared so already", body = PayloadIndexOut),
+        (status = 400, description = "`invalid_config`: a bad field key, k1 or b, or declared otherwise (drop it first)", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`", body = ErrorBody)))]
+pub(crate) async fn create_text_index(
+    State(st): State<AppState>,
+    ApiPath((name, field)): ApiPath<(String, String)>,
+    JsonBody(body): JsonBody<TextIndexSpec>,
+) -> Result<Json<PayloadIndexOut>, ApiError> {
+    let config = body.to_config();
+    blocking(move || {
+        let changed = st.db.collection(&name)?.create_text_index(&field, config)?;
+        Ok(Json(PayloadIndexOut { field, changed }))
+    })
+    .await
+}
+
+/// Drop a text index
+///
+/// Drops the text index on `{field}` (its tables and in-memory index).
+#[utoipa::path(delete, path = "/collections/{name}/text-indexes/{field}", tag = "collections",
+    operation_id = "drop_text_index",
+    params(("name" = String, Path, description = "Collection name or alias"),
+           ("field" = String, Path, description = "Payload field key")),
+    responses(
+        (status = 200, description = "`changed` is false if there was no such index", body = PayloadIndexOut),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`", body = ErrorBody)))]
+pub(crate) async fn drop_text_index(
+    State(st): State<AppState>,
+    ApiPath((name, field)): ApiPath<(String, String)>,
+) -> Result<Json<PayloadIndexOut>, ApiError> {
+    blocking(move || {
+        let changed = st.db.collection(&name)?.drop_text_index(&field)?;
         Ok(Json(PayloadIndexOut { field, changed }))
     })
     .await

@@ -9,6 +9,7 @@ pub(crate) mod aliases;
 pub(crate) mod changes;
 pub(crate) mod collections;
 pub(crate) mod entities;
+pub(crate) mod query;
 pub(crate) mod search;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -85,11 +86,18 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(search::search))
         .routes(routes!(search::search_batch))
         .routes(routes!(search::explain))
+        .routes(routes!(query::query))
+        .routes(routes!(query::query_batch))
+        .routes(routes!(query::explain))
         .routes(routes!(
             collections::create_payload_index,
             collections::drop_payload_index
         ))
         .routes(routes!(collections::add_vector, collections::remove_vector))
+        .routes(routes!(
+            collections::create_text_index,
+            collections::drop_text_index
+        ))
         .routes(routes!(aliases::list))
         .routes(routes!(aliases::put, aliases::delete))
         .routes(routes!(changes::changes))

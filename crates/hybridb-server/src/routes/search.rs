@@ -28,15 +28,22 @@ fn request(body: SearchBody, at: &str) -> Result<Search, ApiError> {
     let given = [
         body.vector.is_some(),
         body.sparse.is_some(),
+        body.text.is_some(),
         body.like.is_some(),
     ];
     if given.iter().filter(|g| **g).count() != 1 {
         return Err(ApiError::new(
             ErrorCode::InvalidBody,
             format!(
-                "{at}give exactly one of `vector` (dense), `sparse` and `like` (an entity's \
-                 stored vector)"
+                "{at}give exactly one of `vector` (dense), `sparse`, `text` (BM25) and `like` \
+                 (an entity's stored vector)"
             ),
+        ));
+    }
+    if body.text.is_some() && body.using.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("{at}text: name the text-indexed payload field with `using`"),
         ));
     }
     if body.sparse.is_some() && body.using.is_empty() {
@@ -45,9 +52,12 @@ fn request(body: SearchBody, at: &str) -> Result<Search, ApiError> {
             format!("{at}sparse: name the sparse vector to search with `using`"),
         ));
     }
-    let mut req = match body.sparse {
-        Some(q) => SearchRequest::new_sparse(body.using, q.0, body.k),
-        None => SearchRequest::new(body.vector.unwrap_or_default(), body.k).using(body.using),
+    let mut req = match (body.sparse, body.text) {
+        (Some(q), _) => SearchRequest::new_sparse(body.using, q.0, body.k),
+        (None, Some(t)) => SearchRequest::new_text(body.using, t, body.k),
+        (None, None) => {
+            SearchRequest::new(body.vector.unwrap_or_default(), body.k).using(body.using)
+        }
     }
     .with_payload(body.with_payload)
     .with_vector(body.with_vector)
