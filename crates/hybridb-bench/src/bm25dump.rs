@@ -13,8 +13,8 @@ use hybridb::index::bm25::{Bm25Index, Bm25Params};
 use hybridb::index::text::{Analyzer, Language, Tokenizer};
 use serde_json::json;
 
-use crate::sparse::read_corpus;
 use crate::labeled::read_labeled;
+use crate::sparse::read_corpus;
 
 /// Arguments of `bm25-dump`.
 #[derive(Args, Debug)]

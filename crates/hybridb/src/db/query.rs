@@ -375,6 +375,25 @@ impl Collection {
         }
         let target = self.target(&req)?;
         let metric = target.score_metric();
+        if let Target::Dense {
+            using,
+            query,
+            metric: m,
+            ..
+        } = &target
+        {
+            // Dense: only the vectors are read (no payloads).
+            let (kernel, sign) = IndexMetric::from(*m).kernel();
+            let mut items: Vec<(EntityId, f32)> = self
+                .stored_dense(ids, using)?
+                .into_iter()
+                .filter(|(id, _)| Some(*id) != exclude)
+                .map(|(id, v)| (id, score_of(*m, sign * kernel(query, &index_form(&v, *m)))))
+                .collect();
+            sort_ranked(&mut items, metric);
+            items.truncate(want);
+            return Ok(Ranked { items, metric });
+        }
         let records = self.records(ids)?;
         let mut items: Vec<(EntityId, f32)> = Vec::with_capacity(ids.len());
         let sparse_query = match &target {
@@ -390,17 +409,47 @@ impl Collection {
                 items.push((r.id, score));
             }
         }
-        let higher_better = !matches!(metric, Metric::L2 | Metric::Manhattan);
-        items.sort_by(|a, b| {
-            let by = if higher_better {
-                b.1.total_cmp(&a.1)
-            } else {
-                a.1.total_cmp(&b.1)
-            };
-            by.then(a.0.cmp(&b.0))
-        });
+        sort_ranked(&mut items, metric);
         items.truncate(want);
         Ok(Ranked { items, metric })
+    }
+
+    /// The stored dense vector `using` (`""`: the default one) of each of `ids` that has it,
+    /// read from one snapshot without the payloads.
+    fn stored_dense(&self, ids: &[EntityId], using: &str) -> Result<Vec<(EntityId, Vec<f32>)>> {
+        let txn = self.read_txn()?;
+        let cid = self.shared.stored.cid;
+        let (table, dim) = if using.is_empty() {
+            (
+                txn.open_table(crate::store::schema::CollectionTables::new(cid).vectors())
+                    .map_err(|e| self.table_error(e))?,
+                self.shared.stored.config.dim,
+            )
+        } else {
+            let Some(d) = self.shared.named().get(using).cloned() else {
+                return Err(Error::InvalidQuery(QueryProblem::UnknownVector(
+                    using.to_string(),
+                )));
+            };
+            let crate::model::config::VectorConfig::Dense { dim, .. } = d.config else {
+                return Err(bad("not a dense vector"));
+            };
+            (
+                txn.open_table(crate::store::schema::NamedTables::new(cid, d.vid).vectors())
+                    .map_err(|e| self.table_error(e))?,
+                dim,
+            )
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some(v) = table.get(id)? {
+                out.push((
+                    id,
+                    crate::model::entity::decode_vector(v.value(), dim as usize)?,
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// Scores the candidates `ids` by the text query of `req` (BM25, with the collection's
@@ -434,11 +483,10 @@ impl Collection {
             return Err(bad("mmr needs a dense vector"));
         };
         let (kernel, sign) = IndexMetric::from(*metric).kernel();
-        let records = self.records(ids)?;
-        let candidates: Vec<(EntityId, Vec<f32>)> = records
+        let candidates: Vec<(EntityId, Vec<f32>)> = self
+            .stored_dense(ids, using)?
             .into_iter()
-            .flatten()
-            .filter_map(|r| Some((r.id, index_form(dense_of(&r, using)?, *metric))))
+            .map(|(id, v)| (id, index_form(&v, *metric)))
             .collect();
         // Similarity: the negated engine distance (cosine and dot: the similarity itself).
         let similarity = |a: &[f32], b: &[f32]| -(sign * kernel(a, b));
@@ -457,6 +505,20 @@ impl Collection {
             metric: *metric,
         })
     }
+}
+
+/// Sorts best first by `metric`'s order (distances ascending, similarities descending), ties
+/// by id.
+fn sort_ranked(items: &mut [(EntityId, f32)], metric: Metric) {
+    let higher_better = !matches!(metric, Metric::L2 | Metric::Manhattan);
+    items.sort_by(|a, b| {
+        let by = if higher_better {
+            b.1.total_cmp(&a.1)
+        } else {
+            a.1.total_cmp(&b.1)
+        };
+        by.then(a.0.cmp(&b.0))
+    });
 }
 
 /// The dense vector `using` of a record (`""`: the default one).

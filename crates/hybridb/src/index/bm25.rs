@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use crate::index::maxscore::{List, top_k};
+use crate::index::maxscore::{List, top_k_with_ties};
 
 /// BM25's parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -202,9 +202,22 @@ impl Bm25Index {
         sum
     }
 
-    /// The `k` allowed documents holding a query term with the best BM25 scores:
-    /// `(slot, score)`, best first, ties by slot. `query` holds analyzed terms.
+    /// As [`Self::search_with_ties`], cut to `k` (ties at the boundary by slot).
     pub fn search(
+        &self,
+        query: &[String],
+        k: usize,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        let mut out = self.search_with_ties(query, k, allowed);
+        out.truncate(k);
+        out
+    }
+
+    /// The `k` allowed documents holding a query term with the best BM25 scores:
+    /// `(slot, score)`, best first, ties by slot, plus every further
+    /// document scoring exactly the `k`-th (for callers that break ties their own way). `query` holds analyzed terms.
+    pub fn search_with_ties(
         &self,
         query: &[String],
         k: usize,
@@ -227,7 +240,7 @@ impl Bm25Index {
             Some(Some((_, len))) => *len,
             _ => 0,
         };
-        top_k(
+        top_k_with_ties(
             lists,
             k,
             allowed,

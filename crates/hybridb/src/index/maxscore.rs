@@ -80,9 +80,11 @@ fn slack(a: f32, b: f32) -> f32 {
 }
 
 /// The `k` allowed documents of `lists` with the best `exact` scores, `(slot, score)` best
-/// first, ties by slot. `contribution(list, pos, doc)` is what entry `pos` of list `list`
-/// (the caller's numbering) adds to `doc`'s score, at most that list's bound.
-pub(crate) fn top_k(
+/// first, ties by slot, plus every further document whose score equals the `k`-th (so that a
+/// caller can break ties at the boundary its own way, by entity id, then cut to `k`).
+/// `contribution(list, pos, doc)` is what entry `pos` of list `list` (the caller's numbering)
+/// adds to `doc`'s score, at most that list's bound.
+pub(crate) fn top_k_with_ties(
     lists: Vec<List<'_>>,
     k: usize,
     allowed: &dyn Fn(u32) -> bool,
@@ -112,6 +114,10 @@ pub(crate) fn top_k(
         })
         .collect();
     let mut top: BinaryHeap<Kept> = BinaryHeap::with_capacity(k + 1);
+    // Documents left out at a score equal to the k-th when they were met (only those equal to
+    // the final k-th score are returned). A document tied with the k-th is never pruned: its
+    // bounds are at least its score, and pruning needs them below it by the slack.
+    let mut ties: Vec<Kept> = Vec::new();
     let mut theta = f32::NEG_INFINITY;
     // Cursors below `essential` are non-essential.
     let mut essential = 0;
@@ -157,9 +163,14 @@ pub(crate) fn top_k(
         if top.len() < k {
             top.push(Kept { score, slot: doc });
         } else if score > theta {
-            top.pop();
+            if let Some(out) = top.pop() {
+                ties.push(out);
+            }
             top.push(Kept { score, slot: doc });
         } else {
+            if score == theta {
+                ties.push(Kept { score, slot: doc });
+            }
             continue;
         }
         if top.len() == k {
@@ -171,7 +182,12 @@ pub(crate) fn top_k(
             }
         }
     }
-    let mut out: Vec<(u32, f32)> = top.into_iter().map(|e| (e.slot, e.score)).collect();
+    let last = if top.len() == k { theta } else { f32::NAN };
+    let mut out: Vec<(u32, f32)> = top
+        .into_iter()
+        .chain(ties.into_iter().filter(|t| t.score == last))
+        .map(|e| (e.slot, e.score))
+        .collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     out
 }

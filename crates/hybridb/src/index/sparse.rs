@@ -18,7 +18,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use crate::index::maxscore::{List, top_k};
+use crate::index::maxscore::{List, top_k_with_ties};
 use crate::model::sparse::SparseVector;
 
 /// One dimension's documents.
@@ -141,9 +141,22 @@ impl SparseIndex {
         }
     }
 
-    /// The `k` allowed documents that share a dimension with `query` and score highest by dot
-    /// product: `(slot, score)`, best first, ties by slot. `query` must be checked.
+    /// As [`Self::search_with_ties`], cut to `k` (ties at the boundary by slot).
     pub fn search(
+        &self,
+        query: &SparseVector,
+        k: usize,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        let mut out = self.search_with_ties(query, k, allowed);
+        out.truncate(k);
+        out
+    }
+
+    /// The `k` allowed documents that share a dimension with `query` and score highest by dot
+    /// product: `(slot, score)`, best first, ties by slot, plus every further
+    /// document scoring exactly the `k`-th (for callers that break ties their own way). `query` must be checked.
+    pub fn search_with_ties(
         &self,
         query: &SparseVector,
         k: usize,
@@ -164,7 +177,7 @@ impl SparseIndex {
                 bound: (q * p.max).max(q * p.min).max(0.0),
             })
             .collect();
-        top_k(
+        top_k_with_ties(
             lists,
             k,
             allowed,
@@ -252,6 +265,21 @@ mod tests {
         assert_eq!(ix.len(), 3);
         assert_eq!(ix.document_frequency(2), 2);
         assert!(ix.search(&vector(&[(99, 1.0)]), 3, &all).is_empty());
+    }
+
+    #[test]
+    fn ties_at_the_kth_score_all_come_back() {
+        let mut index = SparseIndex::new();
+        for slot in 0..6 {
+            index.insert(slot, vector(&[(1, 1.0)]));
+        }
+        index.insert(6, vector(&[(1, 2.0)]));
+        let q = vector(&[(1, 1.0)]);
+        let all = |_: u32| true;
+        let tied = index.search_with_ties(&q, 2, &all);
+        assert_eq!(tied.len(), 7, "the best, then six tied at the 2nd score");
+        assert_eq!(tied[0], (6, 2.0));
+        assert_eq!(index.search(&q, 2, &all), vec![(6, 2.0), (0, 1.0)]);
     }
 
     #[test]

@@ -65,16 +65,9 @@ impl IndexState {
                     Some(bits) => bits.contains(slot),
                     None => live.contains(slot),
                 };
-                // The index breaks ties by slot, the engine by id: widen the search until it
-                // holds every document tied with the k-th (the sort below then picks by id).
-                let mut want = k + 1;
-                let found = loop {
-                    let found = s.index.search(query, want, &pass);
-                    if found.len() < want || found[want - 1].1 < found[k - 1].1 {
-                        break found;
-                    }
-                    want *= 2;
-                };
+                // The index breaks ties by slot, the engine by id: take every document tied
+                // with the k-th (the sort below then picks by id).
+                let found = s.index.search_with_ties(query, k, &pass);
                 (found, s.index.len())
             }
             // Dropped since the caller checked the name: no entity has it.

@@ -158,15 +158,8 @@ impl IndexState {
                     Some(bits) => bits.contains(slot),
                     None => live.contains(slot),
                 };
-                // Ties by id, not slot: widen until every document tied with the k-th is in.
-                let mut want = k + 1;
-                let found = loop {
-                    let found = t.index.search(terms, want, &pass);
-                    if found.len() < want || found[want - 1].1 < found[k - 1].1 {
-                        break found;
-                    }
-                    want *= 2;
-                };
+                // Ties by id, not slot: every document tied with the k-th comes back.
+                let found = t.index.search_with_ties(terms, k, &pass);
                 (found, t.index.len())
             }
             None => (Vec::new(), 0),
