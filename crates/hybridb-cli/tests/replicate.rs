@@ -208,8 +208,13 @@ fn writer(base: String, w: usize, n: usize, dim: usize, seed: u64) {
         let take = (n - created).min(50);
         let entities: Vec<Value> = (created..created + take)
             .map(|i| {
-                json!({"key": format!("w{w}-{i}"), "vector": vector(&mut rng, dim),
-                       "payload": {"writer": w, "i": i, "lang": LANGS[i % 3], "tags": [i % 7, "t"]}})
+                let mut e = json!({"key": format!("w{w}-{i}"), "vector": vector(&mut rng, dim),
+                       "payload": {"writer": w, "i": i, "lang": LANGS[i % 3], "tags": [i % 7, "t"]}});
+                // Half carry the sparse named vector: it must arrive too.
+                if i % 2 == 0 {
+                    e["vectors"] = json!({"terms": {"indices": [i % 50, 50 + i % 7], "values": [1.0, 0.5]}});
+                }
+                e
             })
             .collect();
         call(&agent, "PUT", &url, &json!({ "entities": entities }));
@@ -221,10 +226,11 @@ fn writer(base: String, w: usize, n: usize, dim: usize, seed: u64) {
             let key = format!("w{w}-{i}");
             let v = vector(&mut rng, dim);
             let round = rng.below(1000);
-            updates.insert(
-                key.clone(),
-                json!({"key": key, "vector": v, "payload": {"writer": w, "i": i, "lang": "xx", "round": round}}),
-            );
+            let mut e = json!({"key": key, "vector": v, "payload": {"writer": w, "i": i, "lang": "xx", "round": round}});
+            if round.is_multiple_of(3) {
+                e["vectors"] = json!({"terms": {"indices": [round % 40], "values": [2.0]}});
+            }
+            updates.insert(key.clone(), e);
         }
         if !updates.is_empty() {
             let updates: Vec<Value> = updates.into_values().collect();
@@ -248,7 +254,8 @@ fn writer(base: String, w: usize, n: usize, dim: usize, seed: u64) {
     }
 }
 
-type State = BTreeMap<String, (i64, Value, Vec<f32>)>;
+/// Id to (version, payload, default vector, named vectors or null).
+type State = BTreeMap<String, (i64, Value, Vec<f32>, Value)>;
 
 fn source_state(base: &str) -> State {
     let agent = agent();
@@ -265,7 +272,12 @@ fn source_state(base: &str) -> State {
             let v: Vec<f32> = serde_json::from_value(e["vector"].clone()).unwrap();
             out.insert(
                 e["id"].as_str().unwrap().to_string(),
-                (e["version"].as_i64().unwrap(), e["payload"].clone(), v),
+                (
+                    e["version"].as_i64().unwrap(),
+                    e["payload"].clone(),
+                    v,
+                    e.get("vectors").cloned().unwrap_or(Value::Null),
+                ),
             );
         }
         if page["next"].is_null() {
@@ -280,7 +292,7 @@ fn target_state(url: &str) -> State {
         let client = hybridb_replicate::connect(url).await.unwrap();
         let rows = client
             .query(
-                "SELECT id::text, version, payload, embedding::real[] FROM hybridb.docs",
+                "SELECT id::text, version, payload, embedding::real[], vectors FROM hybridb.docs",
                 &[],
             )
             .await
@@ -289,7 +301,12 @@ fn target_state(url: &str) -> State {
             .map(|r| {
                 (
                     r.get::<_, String>(0),
-                    (r.get(1), r.get::<_, Value>(2), r.get::<_, Vec<f32>>(3)),
+                    (
+                        r.get(1),
+                        r.get::<_, Value>(2),
+                        r.get::<_, Vec<f32>>(3),
+                        r.get::<_, Option<Value>>(4).unwrap_or(Value::Null),
+                    ),
                 )
             })
             .collect()
@@ -356,7 +373,8 @@ fn create_collection(base: &str, dim: usize) {
         &agent(),
         "PUT",
         &format!("{base}/collections/docs"),
-        &json!({"dim": dim, "metric": "cosine", "payload_indexes": {"lang": "keyword", "i": "integer"}}),
+        &json!({"dim": dim, "metric": "cosine", "payload_indexes": {"lang": "keyword", "i": "integer"},
+                "vectors": {"terms": {"type": "sparse"}}}),
     );
 }
 
