@@ -37,6 +37,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Nearest entities to a vector.
     Search(SearchArgs),
+    /// Run a query (prefetch, fusion, rescoring, MMR): the JSON body of `POST .../query`.
+    Query(QueryArgs),
     /// One entity by id.
     Get {
         /// Collection.
@@ -330,4 +332,15 @@ pub struct SearchArgs {
     /// Schema of the replicated tables in the target.
     #[arg(long, default_value = "hybridb")]
     pub target_schema: String,
+}
+
+/// `hybridb query`.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// Collection.
+    pub collection: String,
+    /// The query as JSON (the body of `POST /collections/{name}/query`, e.g.
+    /// '{"prefetch":[{"query":{"nearest":[0.1,0.2]}},{"query":{"text":"files"},"using":"body"}],
+    /// "query":{"fusion":{"method":"rrf"}},"limit":5}'), or `@FILE` to read it from a file.
+    pub query: String,
 }

@@ -33,6 +33,7 @@ pub fn run(args: Args) -> Result<i32> {
         Command::Import(i) => crate::import::run(&args.data, &file, json, i),
         Command::Export(e) => export(&file, e),
         Command::Search(s) => search(&file, json, s),
+        Command::Query(q) => query(&file, json, q),
         Command::Get { collection, id } => get(&file, json, &collection, &id),
         Command::Backup { path } => backup(&file, json, &path),
         Command::Restore { backup, force } => restore(&file, json, &backup, force),
@@ -442,6 +443,25 @@ fn search(file: &Path, json: bool, s: SearchArgs) -> Result<i32> {
             .collection(&s.collection)?
             .search_with(&req)?,
     };
+    print_hits(found, json)
+}
+
+/// `hybridb query`: a query body (inline JSON or `@file`) run on the database file.
+fn query(file: &Path, json: bool, q: crate::cli::QueryArgs) -> Result<i32> {
+    let text = match q.query.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+        None => q.query.clone(),
+    };
+    let body: hybridb_server::QueryBody = hybridb_server::decode_json(text.as_bytes(), 64)
+        .map_err(|e| anyhow::anyhow!("query: {}", e.message))?;
+    let found = open_existing(file, json)?
+        .collection(&q.collection)?
+        .query(&body.into_query())?;
+    print_hits(found, json)
+}
+
+/// Prints hits as JSON (`{"hits": [...]}`) or one line each.
+fn print_hits(found: Vec<hybridb::Hit>, json: bool) -> Result<i32> {
     let hits: Vec<HitOut> = found.into_iter().map(HitOut::from).collect();
     if json {
         print_json(&json!({ "hits": hits }), true)?;

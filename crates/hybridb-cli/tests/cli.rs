@@ -425,3 +425,56 @@ fn aliases_set_list_resolve_and_delete() {
             .success()
     );
 }
+
+#[test]
+fn query_runs_a_hybrid_query_on_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    {
+        use hybridb::{CollectionConfig, Entity, EntityId, Metric, TextIndexConfig};
+        let db = hybridb::Database::open(data.join("hybridb.redb")).unwrap();
+        let c = db
+            .create_collection(
+                "docs",
+                CollectionConfig::new(2, Metric::Cosine)
+                    .with_text_index("body", TextIndexConfig::english()),
+            )
+            .unwrap();
+        for (i, body) in ["reading files", "vector search", "writing files"]
+            .iter()
+            .enumerate()
+        {
+            c.upsert(Entity::new(
+                EntityId::from_key(&format!("d{i}")),
+                serde_json::json!({"body": body}),
+                vec![1.0, i as f32],
+            ))
+            .unwrap();
+        }
+    }
+    let q = r#"{"prefetch": [{"query": {"nearest": [1.0, 0.0]}, "limit": 3},
+                             {"query": {"text": "file"}, "using": "body", "limit": 3}],
+                "query": {"fusion": {"method": "rrf"}}, "limit": 2, "with_payload": true}"#;
+    let hits = json(&data, &["query", "docs", q]);
+    let hits = hits["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(
+        hits[0]["payload"]["body"], "reading files",
+        "in both lists, first in one"
+    );
+    let path = dir.path().join("q.json");
+    std::fs::write(&path, r#"{"query": {"text": "search"}, "using": "body"}"#).unwrap();
+    let from_file = json(&data, &["query", "docs", &format!("@{}", path.display())]);
+    assert_eq!(from_file["hits"].as_array().unwrap().len(), 1);
+    let bad = hybridb(
+        &data,
+        &[
+            "query",
+            "docs",
+            r#"{"query": {"fusion": {"method": "rrf"}}}"#,
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("prefetch"));
+}
