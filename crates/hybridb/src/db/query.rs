@@ -440,8 +440,11 @@ impl Collection {
                 dim,
             )
         };
+        // In id order: neighbouring keys share B-tree pages (candidates come in score order).
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
         let mut out = Vec::with_capacity(ids.len());
-        for &id in ids {
+        for id in sorted {
             if let Some(v) = table.get(id)? {
                 out.push((
                     id,
