@@ -571,6 +571,13 @@ fn admin_routes() {
             "/collections/{name}/payload-indexes/{field}",
             &["put", "delete"],
         ),
+        ("/collections/{name}/query", &["post"]),
+        ("/collections/{name}/query/batch", &["post"]),
+        ("/collections/{name}/query/explain", &["post"]),
+        (
+            "/collections/{name}/text-indexes/{field}",
+            &["put", "delete"],
+        ),
         ("/aliases", &["get"]),
         ("/aliases/{alias}", &["put", "delete"]),
         ("/changes", &["get"]),
@@ -595,7 +602,7 @@ fn admin_routes() {
     let native = |paths: &serde_json::Map<String, serde_json::Value>| {
         paths.keys().filter(|p| !p.starts_with("/qdrant")).count()
     };
-    assert_eq!(native(paths), 25);
+    assert_eq!(native(paths), 29);
     assert_eq!(paths.len() - native(paths), 24);
     assert!(doc.body["components"]["schemas"]["SearchBody"].is_object());
     assert!(doc.body["components"]["securitySchemes"]["api_key"].is_object());
@@ -605,7 +612,7 @@ fn admin_routes() {
                 .as_object()
                 .unwrap()
         ),
-        25
+        29
     );
 }
 
