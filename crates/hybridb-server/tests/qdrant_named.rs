@@ -186,6 +186,27 @@ fn named_dense_vectors_and_the_batch_form() {
         json!({"image": {"size": 2, "distance": "Cosine"}, "text": {"size": 3, "distance": "Euclid"}})
     );
     assert!(info["config"]["params"].get("sparse_vectors").is_none());
+    // Indexing off (`indexing_threshold: 0`): exact search, no vectors in graphs.
+    s.ok(
+        "PUT",
+        &format!("{Q}/flat"),
+        json!({"vectors": {"size": 2, "distance": "Dot"},
+               "optimizers_config": {"indexing_threshold": 0}}),
+    );
+    s.ok(
+        "PUT",
+        &format!("{Q}/flat/points"),
+        json!({"points": [{"id": 1, "vector": [1.0, 0.0]}]}),
+    );
+    let flat = result(&s, "GET", "flat", json!(null));
+    assert_eq!(
+        (
+            flat["points_count"].clone(),
+            flat["indexed_vectors_count"].clone()
+        ),
+        (json!(1), json!(0))
+    );
+    assert_eq!(flat["config"]["hnsw_config"]["m"], 0);
     s.ok(
         "PUT",
         &format!("{Q}/named/points"),
