@@ -363,6 +363,37 @@ fn prefetch_with_fusion_and_rescoring() {
     )["points"]
         .clone();
     assert_eq!(all, root);
+    // MMR: diversity 0 keeps the nearest order; more diversity picks the point least like
+    // those picked (here 2, then the farthest of the rest from it).
+    let nearest = result(
+        &s,
+        "POST",
+        "basic/points/query",
+        json!({"query": [0.2, 0.1, 0.9, 0.7]}),
+    )["points"]
+        .clone();
+    let mmr = |diversity: f64| {
+        result(
+            &s,
+            "POST",
+            "basic/points/query",
+            json!({"query": {"nearest": [0.2, 0.1, 0.9, 0.7], "mmr": {"diversity": diversity}}}),
+        )["points"]
+            .clone()
+    };
+    assert_eq!(mmr(0.0), nearest);
+    let diverse = mmr(1.0);
+    assert_eq!(diverse[0], nearest[0], "the most relevant point first");
+    assert_eq!(ids(&diverse).len(), 3);
+    assert_ne!(ids(&diverse), ids(&nearest), "{diverse} {nearest}");
+    let e = error(
+        &s,
+        "POST",
+        "basic/points/query",
+        json!({"query": {"nearest": [1.0, 0.0, 0.0, 0.0], "mmr": {"diversity": 2}}}),
+        422,
+    );
+    assert!(e.contains("diversity: value 2 invalid"), "{e}");
     // Any limit (u64::MAX too) is taken, at the root and in a prefetch.
     let huge = result(
         &s,
@@ -451,7 +482,8 @@ fn malformed_vectors_and_queries_are_refused_and_write_nothing() {
             "query.fusion",
         ),
         (
-            json!({"query": {"nearest": [1.0, 0.0, 0.0, 0.0], "mmr": {"diversity": 0.5}}}),
+            json!({"query": {"nearest": {"indices": [1], "values": [1.0]}, "mmr": {}},
+                   "using": "sparse-text"}),
             "not supported yet",
         ),
         (
