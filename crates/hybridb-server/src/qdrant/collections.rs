@@ -219,7 +219,8 @@ pub(crate) async fn get(
             Some(IndexKind::Hnsw {
                 m, ef_construction, ..
             }) => (m, ef_construction),
-            Some(_) => (0, 0),
+            // An exact index: no graph (`m` 0); `ef_construct` as Qdrant's default, in its range.
+            Some(_) => (0, 100),
             None => (16, 200),
         };
         // Whether any dense vector has an HNSW graph (Qdrant counts indexed vectors only).
