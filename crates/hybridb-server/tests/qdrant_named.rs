@@ -478,6 +478,11 @@ fn malformed_vectors_and_queries_are_refused_and_write_nothing() {
             "Number of weights in RRF should match number of pre-fetches: got 2, expected 1",
         ),
         (
+            json!({"query": {"indices": [1], "values": [1.0]}, "using": "sparse-text",
+                   "params": {"idf": {"corpus": {"must": []}}}}),
+            "params.idf is not supported yet",
+        ),
+        (
             json!({"query": {"fusion": "max"}, "prefetch": {}}),
             "query.fusion",
         ),
@@ -501,6 +506,14 @@ fn malformed_vectors_and_queries_are_refused_and_write_nothing() {
 fn named_vectors_are_created_and_deleted() {
     let s = TestServer::start();
     basic(&s);
+    let e = error(
+        &s,
+        "PUT",
+        "unnamed_sparse",
+        json!({"sparse_vectors": {"": {}}}),
+        400,
+    );
+    assert!(e.contains("Sparse vector name cannot be empty"), "{e}");
     let e = error(
         &s,
         "PUT",

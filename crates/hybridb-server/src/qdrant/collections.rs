@@ -98,7 +98,7 @@ fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> 
                 let at = format!("sparse_vectors.{name}");
                 check_name(name, &at)?;
                 if name.is_empty() {
-                    return Err(bad(&at, "a sparse vector needs a name"));
+                    return Err(bad(&at, "Sparse vector name cannot be empty"));
                 }
                 if dense.iter().any(|(d, _)| d == name) {
                     return Err(bad(

@@ -174,6 +174,9 @@ pub struct SearchParams {
     pub hnsw_ef: Option<usize>,
     /// Exact search (a scan instead of the graph).
     pub exact: Option<bool>,
+    /// IDF statistics over a corpus filter: not supported yet (must be absent).
+    #[schema(value_type = Object)]
+    pub idf: Option<serde_json::Value>,
 }
 
 /// Body of `POST /collections/{collection_name}/points/query` (and one item of a batch).

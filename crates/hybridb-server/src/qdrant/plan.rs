@@ -229,6 +229,9 @@ pub(crate) fn params_of(
     at: &str,
 ) -> Result<(Option<usize>, bool), ApiError> {
     let p = p.unwrap_or_default();
+    if p.idf.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(unsupported(&format!("{at}params.idf")));
+    }
     if let Some(ef) = p.hnsw_ef
         && (ef == 0 || ef > MAX_EF)
     {
