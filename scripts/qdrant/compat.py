@@ -289,10 +289,7 @@ def main():
                                                  comparator=models.MultiVectorComparator.MAX_SIM))}),
             lambda: ours.query_points(name, query=models.RecommendQuery(
                 recommend=models.RecommendInput(positive=[point_id(2)]))),
-            lambda: ours.query_points(name, query=models.NearestQuery(
-                nearest=[0.1] * DIM, mmr=models.Mmr(diversity=0.5))),
-            lambda: ours.query_points(name, prefetch=[models.Prefetch(query=[0.1] * DIM, limit=5)],
-                                      query=models.NearestQuery(nearest=[0.1] * DIM, mmr=models.Mmr())),
+            lambda: ours.query_points(name, query=models.FormulaQuery(formula="$score")),
             lambda: ours.scroll(name, order_by="n"),
         ]
         for i, case in enumerate(cases):

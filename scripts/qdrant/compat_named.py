@@ -165,6 +165,20 @@ def run(ours, ref, rng, checks, same_points, url, headers):
         same_points(a, b, "nested prefetch: fused, then re-scored")
     checks.run("%s: prefetch with RRF, weighted RRF, DBSF, filters, re-scoring, nesting" % name, hybrid)
 
+    def mmr():
+        for using, dim in (("dense", DIM), ("title", 4)):
+            q = [rng.uniform(-1, 1) for _ in range(dim)]
+            for diversity, candidates in ((0.5, None), (0.8, 40), (0.0, 30)):
+                query = models.NearestQuery(nearest=q, mmr=models.Mmr(diversity=diversity,
+                                                                       candidates_limit=candidates))
+                a, b = both(lambda c: c.query_points(name, query=query, using=using, limit=8, offset=2,
+                                                      search_params=exact).points)
+                same_points(a, b, "mmr using %s, diversity %s" % (using, diversity))
+        query = models.NearestQuery(nearest=9, mmr=models.Mmr(diversity=0.6, candidates_limit=25))
+        a, b = both(lambda c: c.query_points(name, query=query, using="dense", limit=6, search_params=exact).points)
+        same_points(a, b, "mmr around a stored point")
+    checks.run("%s: MMR over named dense vectors (Cosine, Euclid), by vector and by point" % name, mmr)
+
     def administer():
         # A collection of its own: points read twice before a removal would still show the
         # removed vector (an engine cache bug, crates/hybridb-server/tests/engine_gaps.rs:

@@ -186,6 +186,27 @@ fn named_dense_vectors_and_the_batch_form() {
         json!({"image": {"size": 2, "distance": "Cosine"}, "text": {"size": 3, "distance": "Euclid"}})
     );
     assert!(info["config"]["params"].get("sparse_vectors").is_none());
+    // Indexing off (`indexing_threshold: 0`): exact search, no vectors in graphs.
+    s.ok(
+        "PUT",
+        &format!("{Q}/flat"),
+        json!({"vectors": {"size": 2, "distance": "Dot"},
+               "optimizers_config": {"indexing_threshold": 0}}),
+    );
+    s.ok(
+        "PUT",
+        &format!("{Q}/flat/points"),
+        json!({"points": [{"id": 1, "vector": [1.0, 0.0]}]}),
+    );
+    let flat = result(&s, "GET", "flat", json!(null));
+    assert_eq!(
+        (
+            flat["points_count"].clone(),
+            flat["indexed_vectors_count"].clone()
+        ),
+        (json!(1), json!(0))
+    );
+    assert_eq!(flat["config"]["hnsw_config"]["m"], 0);
     s.ok(
         "PUT",
         &format!("{Q}/named/points"),
@@ -342,6 +363,37 @@ fn prefetch_with_fusion_and_rescoring() {
     )["points"]
         .clone();
     assert_eq!(all, root);
+    // MMR: diversity 0 keeps the nearest order; more diversity picks the point least like
+    // those picked (here 2, then the farthest of the rest from it).
+    let nearest = result(
+        &s,
+        "POST",
+        "basic/points/query",
+        json!({"query": [0.2, 0.1, 0.9, 0.7]}),
+    )["points"]
+        .clone();
+    let mmr = |diversity: f64| {
+        result(
+            &s,
+            "POST",
+            "basic/points/query",
+            json!({"query": {"nearest": [0.2, 0.1, 0.9, 0.7], "mmr": {"diversity": diversity}}}),
+        )["points"]
+            .clone()
+    };
+    assert_eq!(mmr(0.0), nearest);
+    let diverse = mmr(1.0);
+    assert_eq!(diverse[0], nearest[0], "the most relevant point first");
+    assert_eq!(ids(&diverse).len(), 3);
+    assert_ne!(ids(&diverse), ids(&nearest), "{diverse} {nearest}");
+    let e = error(
+        &s,
+        "POST",
+        "basic/points/query",
+        json!({"query": {"nearest": [1.0, 0.0, 0.0, 0.0], "mmr": {"diversity": 2}}}),
+        422,
+    );
+    assert!(e.contains("diversity: value 2 invalid"), "{e}");
     // Any limit (u64::MAX too) is taken, at the root and in a prefetch.
     let huge = result(
         &s,
@@ -426,11 +478,17 @@ fn malformed_vectors_and_queries_are_refused_and_write_nothing() {
             "Number of weights in RRF should match number of pre-fetches: got 2, expected 1",
         ),
         (
+            json!({"query": {"indices": [1], "values": [1.0]}, "using": "sparse-text",
+                   "params": {"idf": {"corpus": {"must": []}}}}),
+            "params.idf is not supported yet",
+        ),
+        (
             json!({"query": {"fusion": "max"}, "prefetch": {}}),
             "query.fusion",
         ),
         (
-            json!({"query": {"nearest": [1.0, 0.0, 0.0, 0.0], "mmr": {"diversity": 0.5}}}),
+            json!({"query": {"nearest": {"indices": [1], "values": [1.0]}, "mmr": {}},
+                   "using": "sparse-text"}),
             "not supported yet",
         ),
         (
@@ -448,6 +506,14 @@ fn malformed_vectors_and_queries_are_refused_and_write_nothing() {
 fn named_vectors_are_created_and_deleted() {
     let s = TestServer::start();
     basic(&s);
+    let e = error(
+        &s,
+        "PUT",
+        "unnamed_sparse",
+        json!({"sparse_vectors": {"": {}}}),
+        400,
+    );
+    assert!(e.contains("Sparse vector name cannot be empty"), "{e}");
     let e = error(
         &s,
         "PUT",

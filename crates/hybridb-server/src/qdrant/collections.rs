@@ -53,7 +53,17 @@ pub(crate) fn metric_of(name: &str, at: &str) -> Result<Metric, ApiError> {
 /// The library config of a create-collection body (see [`super::vectors`] for how Qdrant's
 /// vectors map onto the engine's).
 fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> {
-    let hnsw = body.hnsw_config.clone().unwrap_or_default();
+    let mut hnsw = body.hnsw_config.clone().unwrap_or_default();
+    // Qdrant's `indexing_threshold: 0` turns indexing off: searches scan, as an exact index.
+    if body
+        .optimizers_config
+        .as_ref()
+        .and_then(|o| o.get("indexing_threshold"))
+        .and_then(Value::as_u64)
+        == Some(0)
+    {
+        hnsw.m = Some(0);
+    }
     // Dense vectors by Qdrant name ("" the unnamed one).
     let mut dense: Vec<(String, VectorConfig)> = Vec::new();
     match body.vectors.as_ref() {
@@ -88,7 +98,7 @@ fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> 
                 let at = format!("sparse_vectors.{name}");
                 check_name(name, &at)?;
                 if name.is_empty() {
-                    return Err(bad(&at, "a sparse vector needs a name"));
+                    return Err(bad(&at, "Sparse vector name cannot be empty"));
                 }
                 if dense.iter().any(|(d, _)| d == name) {
                     return Err(bad(
@@ -209,9 +219,22 @@ pub(crate) async fn get(
             Some(IndexKind::Hnsw {
                 m, ef_construction, ..
             }) => (m, ef_construction),
-            Some(_) => (0, 0),
+            // An exact index: no graph (`m` 0); `ef_construct` as Qdrant's default, in its range.
+            Some(_) => (0, 100),
             None => (16, 200),
         };
+        // Whether any dense vector has an HNSW graph (Qdrant counts indexed vectors only).
+        let graphs = (config.has_default_vector()
+            && matches!(config.index, IndexKind::Hnsw { .. }))
+            || config.vectors.values().any(|v| {
+                matches!(
+                    v,
+                    VectorConfig::Dense {
+                        index: IndexKind::Hnsw { .. },
+                        ..
+                    }
+                )
+            });
         let (vectors, sparse_vectors) = Layout::of(config.clone()).params();
         let mut params = json!({
             "vectors": vectors,
@@ -228,7 +251,7 @@ pub(crate) async fn get(
             optimizer_status: "ok",
             segments_count: 1,
             points_count: count,
-            indexed_vectors_count: c.indexed_count() as u64,
+            indexed_vectors_count: if graphs { c.indexed_count() as u64 } else { 0 },
             config: json!({
                 "params": params,
                 "hnsw_config": {"m": m, "ef_construct": ef_construct, "full_scan_threshold": 10000,

@@ -36,6 +36,9 @@ pub struct CreateCollectionBody {
     pub sparse_vectors: Option<Value>,
     /// HNSW parameters.
     pub hnsw_config: Option<HnswConfigDiff>,
+    /// Accepted; `indexing_threshold: 0` (indexing off) makes every dense vector exact.
+    #[schema(value_type = Object)]
+    pub optimizers_config: Option<Value>,
 }
 
 /// A point to write.
@@ -171,6 +174,9 @@ pub struct SearchParams {
     pub hnsw_ef: Option<usize>,
     /// Exact search (a scan instead of the graph).
     pub exact: Option<bool>,
+    /// IDF statistics over a corpus filter: not supported yet (must be absent).
+    #[schema(value_type = Object)]
+    pub idf: Option<serde_json::Value>,
 }
 
 /// Body of `POST /collections/{collection_name}/points/query` (and one item of a batch).
@@ -395,7 +401,8 @@ pub struct CollectionInfo {
     pub segments_count: u32,
     /// Points stored.
     pub points_count: u64,
-    /// Points the vector index can return.
+    /// Vectors in HNSW graphs (0 for a collection searched exactly, as Qdrant reports one
+    /// without indexing).
     pub indexed_vectors_count: u64,
     /// `params` (the vector's size and distance), `hnsw_config`, `optimizer_config`,
     /// `wal_config` in Qdrant's form.

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use hybridb::{Collection, Condition, EntityId, Filter, Hit, SearchRequest, SparseVector};
 use serde_json::{Map, Value};
 
-use super::convert::{Selector, bad, filter, point_not_found, unsupported};
+use super::convert::{Selector, bad, filter, point_not_found, prepare, unsupported};
 use super::fusion::{DEFAULT_RRF_K, dbsf, rrf};
 use super::ids::PointId;
 use super::model::SearchParams;
@@ -85,6 +85,8 @@ pub(crate) struct Level {
     pub(crate) threshold: Option<f32>,
     /// How many results.
     pub(crate) limit: usize,
+    /// Diversify a `nearest` query's results.
+    pub(crate) mmr: Option<Mmr>,
 }
 
 /// A checked query, ready to run.
@@ -136,9 +138,7 @@ fn query_of(v: Option<&Value>, at: &str) -> Result<Query, ApiError> {
         return Err(unsupported(&format!("{at}: the {kind:?} query")));
     }
     if let Some(inner) = m.get("nearest") {
-        if m.get("mmr").is_some_and(|x| !x.is_null()) {
-            return Err(unsupported(&format!("{at}.mmr")));
-        }
+        // `mmr` beside it is read by `mmr_of`.
         return input_of(inner, &format!("{at}.nearest")).map(Query::Nearest);
     }
     if let Some(f) = m.get("fusion") {
@@ -176,12 +176,62 @@ fn query_of(v: Option<&Value>, at: &str) -> Result<Query, ApiError> {
     input_of(v, at).map(Query::Nearest)
 }
 
+/// Maximal marginal relevance over a `nearest` query's candidates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Mmr {
+    /// 0: relevance only; 1: diversity only. Default 0.5.
+    pub(crate) diversity: f32,
+    /// Candidates searched (default: the level's limit).
+    pub(crate) candidates: Option<usize>,
+}
+
+/// Reads the `mmr` of a `{"nearest": ..., "mmr": {...}}` query.
+fn mmr_of(v: Option<&Value>, at: &str) -> Result<Option<Mmr>, ApiError> {
+    let Some(m) = v
+        .and_then(|q| q.get("mmr"))
+        .filter(|m| !m.is_null() && v.is_some_and(|q| q.get("nearest").is_some()))
+    else {
+        return Ok(None);
+    };
+    let at = format!("{at}query.mmr");
+    let Value::Object(m) = m else {
+        return Err(bad(&at, "expected {\"diversity\"?, \"candidates_limit\"?}"));
+    };
+    let diversity = match m.get("diversity") {
+        None | Some(Value::Null) => 0.5,
+        Some(d) => d
+            .as_f64()
+            .filter(|d| (0.0..=1.0).contains(d))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::ValidationFailed,
+                    format!("{at}.diversity: value {d} invalid, must be from 0 to 1"),
+                )
+            })? as f32,
+    };
+    let candidates = match m.get("candidates_limit") {
+        None | Some(Value::Null) => None,
+        Some(c) => Some(
+            c.as_u64()
+                .and_then(|c| usize::try_from(c).ok())
+                .ok_or_else(|| bad(&format!("{at}.candidates_limit"), "expected a number"))?,
+        ),
+    };
+    Ok(Some(Mmr {
+        diversity,
+        candidates,
+    }))
+}
+
 /// Reads `params`: `(hnsw_ef, exact)`.
 pub(crate) fn params_of(
     p: Option<SearchParams>,
     at: &str,
 ) -> Result<(Option<usize>, bool), ApiError> {
     let p = p.unwrap_or_default();
+    if p.idf.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(unsupported(&format!("{at}params.idf")));
+    }
     if let Some(ef) = p.hnsw_ef
         && (ef == 0 || ef > MAX_EF)
     {
@@ -229,6 +279,7 @@ pub(crate) fn level_of(f: LevelFields<'_>, at: &str) -> Result<Level, ApiError> 
         }
     };
     let query = query_of(f.query, &format!("{at}query"))?;
+    let mmr = mmr_of(f.query, at)?;
     let (ef, exact) = params_of(f.params, at)?;
     let level = Level {
         query,
@@ -239,6 +290,7 @@ pub(crate) fn level_of(f: LevelFields<'_>, at: &str) -> Result<Level, ApiError> 
         threshold: f.threshold,
         limit: f.limit.unwrap_or(10),
         prefetch,
+        mmr,
     };
     let refuse = |why: &str| Err(ApiError::new(ErrorCode::BadRequest, why.to_string()));
     match (&level.query, level.prefetch.is_empty()) {
@@ -464,6 +516,9 @@ fn search(
     carry: Carry,
 ) -> Result<Vec<Hit>, ApiError> {
     let (engine, kind) = layout.resolve(&lv.using)?;
+    if let Some(m) = lv.mmr {
+        return diversified(c, lv, input, (&engine, kind), f, k, carry, m);
+    }
     let mut req = match (input, kind) {
         (Input::Dense(v), Kind::Dense(_)) => SearchRequest::new(v.clone(), k).using(engine),
         (Input::Sparse(s), Kind::Sparse) => SearchRequest::new_sparse(engine, s.clone(), k),
@@ -497,4 +552,89 @@ fn search(
         },
         _ => Ok(c.search_with(&req)?),
     }
+}
+
+/// A `nearest` query diversified by MMR, as Qdrant does: the `candidates_limit` nearest points
+/// (default: the level's `limit`), then up to `k` of them picked one by one by `(1 - diversity) * relevance -
+/// diversity * (greatest similarity to a point already picked)` (`hybridb::fusion::mmr`),
+/// each keeping its search score. Similarity is Qdrant's internal score of the vector's
+/// metric, higher better (Euclid: the negated squared distance; Manhattan: the negated
+/// distance). Dense vectors only.
+#[allow(clippy::too_many_arguments)]
+fn diversified(
+    c: &Collection,
+    lv: &Level,
+    input: &Input,
+    (engine, kind): (&str, Kind),
+    f: Option<Filter>,
+    k: usize,
+    carry: Carry,
+    m: Mmr,
+) -> Result<Vec<Hit>, ApiError> {
+    let Kind::Dense(metric) = kind else {
+        return Err(unsupported("mmr over a sparse vector"));
+    };
+    let plain = Level {
+        mmr: None,
+        // As Qdrant: `candidates_limit`, by default the level's limit (offset not added).
+        limit: m.candidates.unwrap_or(lv.limit),
+        ..lv.clone()
+    };
+    let wide = Carry {
+        payload: carry.payload,
+        vectors: true,
+    };
+    let layout = Layout::of(c.config());
+    let hits = search(c, &layout, &plain, input, f, plain.limit, wide)?;
+    // The stored vector `using` of each candidate, and the query as the index sees it.
+    let vector_of = |h: &Hit| -> Vec<f32> {
+        if engine.is_empty() {
+            h.vector.clone().unwrap_or_default()
+        } else {
+            match h.vectors.as_ref().and_then(|v| v.get(engine)) {
+                Some(hybridb::NamedVector::Dense(v)) => v.clone(),
+                _ => Vec::new(),
+            }
+        }
+    };
+    let query = match input {
+        Input::Dense(v) => prepare(v.clone(), metric),
+        Input::Point(p) => {
+            let id = p.to_entity()?;
+            let r = c.get(id)?.ok_or_else(|| point_not_found(*p))?;
+            let h = Hit {
+                id,
+                score: 0.0,
+                payload: None,
+                vector: Some(r.vector),
+                vectors: Some(r.vectors),
+            };
+            vector_of(&h)
+        }
+        Input::Sparse(_) => return Err(unsupported("mmr over a sparse vector")),
+    };
+    let candidates: Vec<(EntityId, Vec<f32>)> = hits.iter().map(|h| (h.id, vector_of(h))).collect();
+    let similarity = move |a: &[f32], b: &[f32]| -> f32 {
+        let pairs = a.iter().zip(b);
+        match metric {
+            // Qdrant's internal Euclid score: the negated squared distance.
+            hybridb::Metric::L2 => -pairs.map(|(x, y)| (x - y) * (x - y)).sum::<f32>(),
+            hybridb::Metric::Manhattan => -pairs.map(|(x, y)| (x - y).abs()).sum::<f32>(),
+            _ => pairs.map(|(x, y)| x * y).sum(),
+        }
+    };
+    let picked = hybridb::fusion::mmr(&query, &candidates, m.diversity, k, similarity);
+    let mut by_id: std::collections::HashMap<EntityId, Hit> =
+        hits.into_iter().map(|h| (h.id, h)).collect();
+    Ok(picked
+        .into_iter()
+        .filter_map(|(id, _)| by_id.remove(&id))
+        .map(|mut h| {
+            if !carry.vectors {
+                h.vector = None;
+                h.vectors = None;
+            }
+            h
+        })
+        .collect())
 }

@@ -82,6 +82,7 @@ fn plan_search(s: SearchRequest, at: &str) -> Result<Plan, ApiError> {
             exact,
             threshold: s.score_threshold,
             limit: s.limit,
+            mmr: None,
         },
         offset: s.offset.unwrap_or(0),
         payload: Selector::read(s.with_payload.as_ref(), false)?,
