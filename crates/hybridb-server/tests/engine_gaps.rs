@@ -1,16 +1,13 @@
-//! Engine behaviour this crate depends on that the engine (`crates/hybridb`, not edited from
-//! here) does not have yet. Each test fails today and is `#[ignore]`d so the suite stays
-//! green; run them with `cargo test -p hybridb-server --test engine_gaps -- --ignored`, and
-//! remove the `#[ignore]` once the engine is fixed.
+//! Engine behaviour this crate depends on, found missing while building the Qdrant layer and
+//! since fixed in the engine: these tests keep it fixed.
 
 use hybridb::{CollectionConfig, Database, Entity, EntityId, Metric, VectorConfig, fusion};
 
-/// `Collection::remove_vector` does not invalidate the record cache: an entity read at least
-/// twice before the removal (the cache admits on the second read) is still answered with the
-/// removed vector afterwards, from any handle. Seen through the Qdrant API as points that keep
+/// `Collection::remove_vector` must invalidate the record cache: an entity read at least
+/// twice before the removal (the cache admits on the second read) must not be answered with
+/// the removed vector afterwards, from any handle. Seen through the Qdrant API as points that keep
 /// a deleted named vector in `retrieve` (`scripts/qdrant/compat_named.py`, `administer`).
 #[test]
-#[ignore = "engine: remove_vector leaves cached records stale"]
 fn remove_vector_leaves_cached_records_stale() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path().join("r.redb")).unwrap();
@@ -34,12 +31,9 @@ fn remove_vector_leaves_cached_records_stale() {
     );
 }
 
-/// `hybridb::fusion::dbsf` calls itself Qdrant's, but normalises with the population standard
-/// deviation and clamps to `[0, 1]`; Qdrant (server and `qdrant-client`) use the sample
-/// deviation (`n - 1`) and do not clamp, so scores differ. The Qdrant layer has its own
-/// (`src/qdrant/fusion.rs`).
+/// `hybridb::fusion::dbsf` is Qdrant's DBSF: the sample deviation (`n - 1`), no clamping (the
+/// Qdrant layer keeps its own copy in `src/qdrant/fusion.rs`, with qdrant-client's tie order).
 #[test]
-#[ignore = "engine: fusion::dbsf differs from Qdrant's DBSF"]
 fn fusion_dbsf_matches_qdrant() {
     let ids: Vec<EntityId> = (1..=3).map(EntityId::from_u128).collect();
     let list = [(ids[0], 3.0f32), (ids[1], 2.0), (ids[2], 1.0)];

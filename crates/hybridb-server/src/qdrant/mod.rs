@@ -5,16 +5,16 @@
 //! where Qdrant's clients work unchanged, and under `/qdrant` on the main port, which is how
 //! the server's one OpenAPI document describes it (operation ids `qdrant_*`, tag `qdrant`).
 //!
-//! Scope: the unnamed vector, named dense vectors and sparse vectors ([`vectors`] maps them
+//! Scope: the unnamed vector, named dense vectors and sparse vectors (`vectors.rs` maps them
 //! onto the engine's); collections, points, scroll, count, delete, payload updates, payload
 //! indexes, named-vector administration, aliases, the query API (`nearest` by a dense or
 //! sparse vector or a point id, `prefetch` with `rrf`/`dbsf` fusion or re-scoring, filtered
-//! listing; [`plan`]) and the older search API. What is out of scope answers 400 "not
-//! supported yet" (see [`convert::unsupported`]).
+//! listing; `plan.rs`) and the older search API. What is out of scope answers 400 "not
+//! supported yet" (see `convert::unsupported`).
 //!
-//! - Point ids (integers and UUIDs) map onto entity ids reversibly ([`ids`]).
+//! - Point ids (integers and UUIDs) map onto entity ids reversibly (`ids.rs`).
 //! - Answers use Qdrant's envelopes; every error, including those of the shared layers, is
-//!   rewritten into Qdrant's error form ([`envelope`]).
+//!   rewritten into Qdrant's error form (`envelope.rs`).
 //! - API keys: `api-key: KEY` as Qdrant's clients send it, or `Authorization: Bearer KEY`;
 //!   the read-only key may use the reading routes (GETs, retrieve, scroll, count, query,
 //!   search).

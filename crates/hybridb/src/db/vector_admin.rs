@@ -96,6 +96,9 @@ impl Shared {
                 let vid = decls.get(name).map(|d| d.vid);
                 coll.set_named(NamedDecls::of(&stored));
                 coll.index.change_named(name, None);
+                // Every cached record of the collection may hold the removed vector (the
+                // collection's window is open: this runs as a writer command).
+                self.caches.invalidate_all();
                 // Derived state only: a leftover file is never read (vids are not reused).
                 if let Some(vid) = vid {
                     let _ = std::fs::remove_file(crate::index::checkpoint::named_path_for(

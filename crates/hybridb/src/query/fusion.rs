@@ -3,8 +3,8 @@
 //! - [`rrf`]: Reciprocal Rank Fusion (Cormack et al., 2009): `Σ w_i / (k + rank_i)`, ranks from
 //!   1, over the lists an entity appears in; only ranks count, so lists of incomparable scores
 //!   (cosine, BM25) fuse without calibration.
-//! - [`dbsf`]: Distribution-Based Score Fusion (Qdrant's): each list's scores are mapped to
-//!   `[0, 1]` by the list's own `mean ± 3σ` (clamped), then summed per entity.
+//! - [`dbsf`]: Distribution-Based Score Fusion (Qdrant's): each list's scores are mapped by the
+//!   list's own `mean ± 3σ` (sample σ) to about `[0, 1]`, then summed per entity.
 //! - [`mmr`]: Maximal Marginal Relevance (Carbonell & Goldstein, 1998): greedily picks the
 //!   candidate with the best `(1 - diversity) * sim(query, c) - diversity * max sim(c, picked)`.
 //!
@@ -53,9 +53,10 @@ pub fn rrf(
     ranked(scores, limit)
 }
 
-/// Distribution-Based Score Fusion of `lists`: each list's scores become
-/// `(s - (mean - 3σ)) / 6σ`, clamped to `[0, 1]` (a list whose scores are all equal gives each
-/// 0.5), and an entity scores the sum over the lists it is in. Returns the best `limit`.
+/// Distribution-Based Score Fusion of `lists`, as Qdrant defines it: each list's scores become
+/// `(s - (mean - 3σ)) / 6σ` with the list's sample standard deviation σ (`n - 1`), not
+/// clamped (a list of one item, or of equal scores, gives each 0.5), and an entity scores the
+/// sum over the lists it is in. Returns the best `limit`.
 pub fn dbsf(lists: &[&[(EntityId, f32)]], limit: usize) -> Vec<(EntityId, f32)> {
     let mut scores: HashMap<EntityId, f32> = HashMap::new();
     for list in lists {
@@ -64,15 +65,19 @@ pub fn dbsf(lists: &[&[(EntityId, f32)]], limit: usize) -> Vec<(EntityId, f32)> 
         }
         let n = list.len() as f64;
         let mean = list.iter().map(|(_, s)| f64::from(*s)).sum::<f64>() / n;
-        let var = list
-            .iter()
-            .map(|(_, s)| (f64::from(*s) - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        let sd = var.sqrt();
+        let sd = if list.len() < 2 {
+            0.0
+        } else {
+            (list
+                .iter()
+                .map(|(_, s)| (f64::from(*s) - mean).powi(2))
+                .sum::<f64>()
+                / (n - 1.0))
+                .sqrt()
+        };
         for (id, s) in *list {
             let norm = if sd > 0.0 {
-                ((f64::from(*s) - (mean - 3.0 * sd)) / (6.0 * sd)).clamp(0.0, 1.0)
+                (f64::from(*s) - (mean - 3.0 * sd)) / (6.0 * sd)
             } else {
                 0.5
             };
@@ -163,10 +168,20 @@ mod tests {
         let a = [(id(1), 100.0), (id(2), 50.0), (id(3), 0.0)];
         let b = [(id(2), 0.9), (id(3), 0.1)];
         let fused = dbsf(&[&a, &b], 10);
-        // Symmetric lists: the middle of a maps to 0.5, b's ends to 0.5 ± 1/6.
+        // The middle of a maps to 0.5; b (mean 0.5, sample σ 0.4·√2): its top to
+        // 0.5 + 0.4 / (6 · 0.4·√2).
         let get = |i| fused.iter().find(|p| p.0 == id(i)).map(|p| p.1).unwrap();
-        assert!((get(2) - (0.5 + 0.5 + 1.0 / 6.0)).abs() < 1e-5, "{fused:?}");
-        assert!(get(1) > get(3));
+        let b_top = 0.5 + 1.0 / (6.0 * 2f32.sqrt());
+        assert!((get(2) - (0.5 + b_top)).abs() < 1e-5, "{fused:?}");
+        // Qdrant's worked example: 3, 2, 1 -> mean 2, σ 1 -> 4/6, 3/6, 2/6.
+        let q = [(id(1), 3.0), (id(2), 2.0), (id(3), 1.0)];
+        let got: Vec<f32> = dbsf(&[&q], 3).iter().map(|p| p.1).collect();
+        for (g, w) in got.iter().zip([4.0 / 6.0, 0.5, 2.0 / 6.0]) {
+            assert!((g - w).abs() < 1e-6);
+        }
+        let b_low = 0.5 - 1.0 / (6.0 * 2f32.sqrt());
+        assert!((get(1) - 2.0 / 3.0).abs() < 1e-5);
+        assert!((get(3) - (1.0 / 3.0 + b_low)).abs() < 1e-5);
         assert_eq!(fused[0].0, id(2));
         let flat = [(id(7), 3.0)];
         assert_eq!(dbsf(&[&flat], 5), vec![(id(7), 0.5)]);
@@ -295,15 +310,33 @@ mod tests {
         }
 
         #[test]
-        fn dbsf_scores_stay_within_the_list_count(lists in lists(), limit in 1usize..40) {
+        fn dbsf_equals_its_definition(lists in lists(), limit in 1usize..40) {
             let refs: Vec<&[(EntityId, f32)]> = lists.iter().map(Vec::as_slice).collect();
             let got = dbsf(&refs, limit);
             for w in got.windows(2) {
                 prop_assert!(w[0].1 > w[1].1 || (w[0].1 == w[1].1 && w[0].0 < w[1].0));
             }
+            // The definition, entity by entity: the sum of its normalised scores.
             for (id, s) in &got {
-                let lists_in = lists.iter().filter(|l| l.iter().any(|p| p.0 == *id)).count();
-                prop_assert!(*s >= 0.0 && *s <= lists_in as f32 + 1e-6);
+                let mut want = 0.0f64;
+                for l in &lists {
+                    let Some(&(_, x)) = l.iter().find(|p| p.0 == *id) else { continue };
+                    let n = l.len() as f64;
+                    let mean = l.iter().map(|p| f64::from(p.1)).sum::<f64>() / n;
+                    let sd = if l.len() < 2 {
+                        0.0
+                    } else {
+                        (l.iter().map(|p| (f64::from(p.1) - mean).powi(2)).sum::<f64>()
+                            / (n - 1.0))
+                            .sqrt()
+                    };
+                    want += if sd > 0.0 {
+                        (f64::from(x) - mean + 3.0 * sd) / (6.0 * sd)
+                    } else {
+                        0.5
+                    };
+                }
+                prop_assert!((f64::from(*s) - want).abs() < 1e-4, "{} vs {}", s, want);
             }
         }
 
