@@ -280,7 +280,7 @@ fn malformed_vectors_and_queries_get_typed_errors_and_write_nothing() {
                    "using": "terms"}),
             400,
             "invalid_body",
-            "exactly one of `vector` (dense), `sparse` and `like`",
+            "exactly one of `vector` (dense), `sparse`, `text` (BM25) and `like`",
         ),
         (json!({"k": 3}), 400, "invalid_body", "exactly one of"),
         (
