@@ -186,12 +186,31 @@ fn only_keys(m: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<(),
     }
 }
 
+/// A filter key: dot-separated parts; Qdrant's `part[]` ("every element of the array") is the
+/// same as `part`, because a key already reaches into arrays at every level. An element index
+/// (`part[0]`) is refused rather than read as a literal key (which would match nothing).
 fn parse_key(v: Option<&Value>, path: &str) -> Result<String, FilterProblem> {
     match v {
         Some(Value::String(s))
             if !s.is_empty() && s.len() <= 256 && s.split('.').all(|p| !p.is_empty()) =>
         {
-            Ok(s.clone())
+            let parts: Vec<&str> = s
+                .split('.')
+                .map(|p| p.strip_suffix("[]").unwrap_or(p))
+                .collect();
+            if parts
+                .iter()
+                .any(|p| p.is_empty() || p.contains('[') || p.contains(']'))
+            {
+                return Err(problem(
+                    path,
+                    format!(
+                        "field key {s:?}: array element indexes (`a[0]`) are not supported; \
+                         `a[]` (or `a`) means every element"
+                    ),
+                ));
+            }
+            Ok(parts.join("."))
         }
         Some(Value::String(_)) => Err(problem(
             path,

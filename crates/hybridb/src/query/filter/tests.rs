@@ -193,3 +193,24 @@ fn text_and_phrase_match_words_of_string_fields() {
         assert!(e.to_string().contains(at), "{bad}: {e}");
     }
 }
+
+#[test]
+fn array_element_keys_mean_every_element() {
+    let doc = p(json!({"metadata": {"tags": ["apple", "pear"], "items": [{"n": 1}, {"n": 5}]}}));
+    let id = EntityId::from_u128(1);
+    let brackets = f(json!({"must": [{"key": "metadata.tags[]", "match": {"value": "apple"}}]}));
+    let plain = f(json!({"must": [{"key": "metadata.tags", "match": {"value": "apple"}}]}));
+    assert_eq!(brackets, plain, "`tags[]` is `tags`");
+    assert!(brackets.matches(id, &doc));
+    let nested = f(json!({"must": [{"key": "metadata.items[].n", "range": {"gte": 5}}]}));
+    assert!(nested.matches(id, &doc));
+    let miss = f(json!({"must": [{"key": "metadata.items[].n", "range": {"gt": 5}}]}));
+    assert!(!miss.matches(id, &doc));
+    for bad in ["tags[0]", "a[x].b", "[]", "a.[]"] {
+        let err = Filter::from_json(&json!({"must": [{"key": bad, "match": {"value": 1}}]}));
+        assert!(
+            matches!(err, Err(FilterProblem::Malformed { .. })),
+            "{bad}: {err:?}"
+        );
+    }
+}
