@@ -3,7 +3,7 @@
 
 use crate::reply::Json;
 use axum::extract::State;
-use hybridb::{Collection, Condition, Consistency, EntityId, Filter, NamedVector, SearchRequest};
+use hybridb::{Collection, Consistency, EntityId, SearchRequest};
 
 use crate::api::{
     ConsistencySpec, ExplainOut, HitOut, SearchBatchBody, SearchBatchOut, SearchBody, SearchOut,
@@ -109,37 +109,18 @@ fn run(c: &Collection, s: &Search) -> Result<SearchOut, ApiError> {
     })
 }
 
-/// The request an explained `like` search runs: the entity's stored vector as the query,
-/// the entity left out inside the filter (as `Collection::search_like_with` does).
+/// The request an explained `like` search runs (`Collection::like_request`: the entity's
+/// stored vector as the query, the entity left out inside the filter).
 fn resolve_like(c: &Collection, s: Search) -> Result<SearchRequest, ApiError> {
     let Some(id) = s.like else {
         return Ok(s.req);
     };
-    let mut req = s.req;
-    let mut record = c.get(id)?.ok_or_else(|| no_like(id, c))?;
-    let lacks = || {
-        ApiError::from(hybridb::Error::InvalidQuery(
-            hybridb::QueryProblem::EntityLacksVector {
-                id,
-                name: req.using.clone(),
-            },
-        ))
-    };
-    if req.using.is_empty() {
-        req.vector = record.vector;
-    } else {
-        match record.vectors.remove(&req.using) {
-            Some(NamedVector::Dense(v)) => req.vector = v,
-            Some(NamedVector::Sparse(v)) => req.sparse = Some(v),
-            None => return Err(lacks()),
+    match c.like_request(id, s.req) {
+        Err(hybridb::Error::InvalidQuery(hybridb::QueryProblem::UnknownEntity(_))) => {
+            Err(no_like(id, c))
         }
+        other => Ok(other?),
     }
-    let not_itself = Condition::has_id([id]);
-    req.filter = Some(match req.filter.take() {
-        Some(f) => f.must_not(not_itself),
-        None => Filter::new().must_not(not_itself),
-    });
-    Ok(req)
 }
 
 /// Search

@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use redb::ReadableTable;
 
-use crate::model::config::{PayloadIndexKind, StoredCollection, validate_field_key};
+use crate::model::config::{PayloadIndexKind, validate_field_key};
 use crate::model::entity::{decode_payload, decode_record};
 use crate::model::error::{Error, Result, corrupted};
 use crate::query::payload::{
     PostingKey, decode_row, encode_row, field_prefix, index_keys, kind_name,
 };
 use crate::store::collection::CollectionShared;
-use crate::store::schema::{COLLECTIONS, CollectionTables, META, META_LAST_SEQ};
+use crate::store::schema::{CollectionTables, META, META_LAST_SEQ};
 use crate::store::shared::Shared;
 
 impl Shared {
@@ -121,26 +121,17 @@ impl Shared {
                     }
                 }
             }
-            let mut collections = txn.open_table(COLLECTIONS)?;
-            let mut stored = match collections.get(coll.name.as_str())? {
-                Some(v) => StoredCollection::decode(v.value())?,
-                None => return Err(Error::CollectionNotFound(coll.name.clone())),
-            };
-            if stored.cid != coll.stored.cid {
-                return Err(corrupted("collection id changed under an open handle"));
-            }
-            match kind {
-                Some(kind) => stored
-                    .config
-                    .payload_indexes
-                    .insert(field.to_string(), kind),
-                None => stored.config.payload_indexes.remove(field),
-            };
-            stored.config_version += 1;
-            collections.insert(coll.name.as_str(), stored.encode().as_slice())?;
-            txn.open_table(META)?
-                .get(META_LAST_SEQ)?
-                .map_or(0, |v| v.value())
+            coll.rewrite_stored(&txn, |stored| {
+                match kind {
+                    Some(kind) => stored
+                        .config
+                        .payload_indexes
+                        .insert(field.to_string(), kind),
+                    None => stored.config.payload_indexes.remove(field),
+                };
+                Ok(())
+            })?
+            .1
         };
         self.commit(txn, self.options.durability, seq)?;
         coll.index.update_payload(|p| match kind {

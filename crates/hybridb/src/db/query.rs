@@ -13,7 +13,7 @@ use crate::db::collection::Collection;
 use crate::db::read::{Target, good_enough, score_of};
 use crate::index::IndexMetric;
 use crate::model::config::Metric;
-use crate::model::entity::{NamedVector, Record, index_form};
+use crate::model::entity::{NamedVector, index_form};
 use crate::model::error::{Error, QueryProblem, Result};
 use crate::model::id::EntityId;
 use crate::query::filter::{Condition, Filter};
@@ -295,14 +295,7 @@ impl Collection {
                     }
                     Stage::Like { using, id } => {
                         req.using = using.clone();
-                        let (v, s) = self.stored_vector(*id, using)?;
-                        req.vector = v;
-                        req.sparse = s;
-                        let not_itself = Condition::has_id([*id]);
-                        req.filter = Some(match req.filter.take() {
-                            Some(f) => f.must_not(not_itself),
-                            None => Filter::new().must_not(not_itself),
-                        });
+                        req = self.like_request(*id, req)?;
                         "like"
                     }
                     _ => return Err(bad("unsupported stage")),
@@ -314,28 +307,6 @@ impl Collection {
                 report(name, Some(found.plan), found.matching, items.len());
                 Ok(Ranked { items, metric })
             }
-        }
-    }
-
-    /// The stored vector `using` of `id`: dense, or sparse.
-    fn stored_vector(
-        &self,
-        id: EntityId,
-        using: &str,
-    ) -> Result<(Vec<f32>, Option<crate::model::sparse::SparseVector>)> {
-        let Some(mut record) = self.records(&[id])?.pop().flatten() else {
-            return Err(Error::InvalidQuery(QueryProblem::UnknownEntity(id)));
-        };
-        if using.is_empty() {
-            return Ok((record.vector, None));
-        }
-        match record.vectors.remove(using) {
-            Some(NamedVector::Dense(v)) => Ok((v, None)),
-            Some(NamedVector::Sparse(s)) => Ok((Vec::new(), Some(s))),
-            None => Err(Error::InvalidQuery(QueryProblem::EntityLacksVector {
-                id,
-                name: using.to_string(),
-            })),
         }
     }
 
@@ -366,9 +337,10 @@ impl Collection {
             }
             Stage::Like { using, id } => {
                 req.using = using.clone();
-                let (v, s) = self.stored_vector(*id, using)?;
-                req.vector = v;
-                req.sparse = s;
+                // Its query vector; the candidates are filtered already, so only `id` is
+                // left out here.
+                req = self.like_request(*id, req)?;
+                req.filter = None;
                 exclude = Some(*id);
             }
             _ => return Err(bad("unsupported rescoring stage")),
@@ -394,21 +366,27 @@ impl Collection {
             items.truncate(want);
             return Ok(Ranked { items, metric });
         }
-        let records = self.records(ids)?;
-        let mut items: Vec<(EntityId, f32)> = Vec::with_capacity(ids.len());
-        let sparse_query = match &target {
-            Target::Sparse { using, query } => Some(self.shared.index.sparse_query(using, query)),
-            Target::Dense { .. } => None,
-            Target::Text { .. } => return self.rescore_text(&req, ids, want),
+        let Target::Sparse { using, query } = &target else {
+            return self.rescore_text(&req, ids, want);
         };
-        for r in records.into_iter().flatten() {
-            if Some(r.id) == exclude {
-                continue;
-            }
-            if let Some(score) = score_record(&target, sparse_query.as_ref(), &r) {
-                items.push((r.id, score));
-            }
-        }
+        let query = self.shared.index.sparse_query(using, query);
+        let mut items: Vec<(EntityId, f32)> = self
+            .records(ids)?
+            .into_iter()
+            .flatten()
+            .filter(|r| Some(r.id) != exclude)
+            .filter_map(|r| match r.vectors.get(*using)? {
+                // Only entities that share a dimension with the query, as a search finds.
+                NamedVector::Sparse(v)
+                    if v.indices
+                        .iter()
+                        .any(|i| query.indices.binary_search(i).is_ok()) =>
+                {
+                    Some((r.id, v.dot(&query)))
+                }
+                _ => None,
+            })
+            .collect();
         sort_ranked(&mut items, metric);
         items.truncate(want);
         Ok(Ranked { items, metric })
@@ -522,48 +500,4 @@ fn sort_ranked(items: &mut [(EntityId, f32)], metric: Metric) {
         };
         by.then(a.0.cmp(&b.0))
     });
-}
-
-/// The dense vector `using` of a record (`""`: the default one).
-fn dense_of<'r>(r: &'r Record, using: &str) -> Option<&'r [f32]> {
-    if using.is_empty() {
-        return (!r.vector.is_empty()).then_some(r.vector.as_slice());
-    }
-    match r.vectors.get(using)? {
-        NamedVector::Dense(v) => Some(v),
-        NamedVector::Sparse(_) => None,
-    }
-}
-
-/// A record's exact score for `target` (`None`: it lacks the vector, or shares no dimension
-/// with a sparse query).
-fn score_record(
-    target: &Target<'_>,
-    sparse_query: Option<&crate::model::sparse::SparseVector>,
-    r: &Record,
-) -> Option<f32> {
-    match target {
-        Target::Dense {
-            using,
-            query,
-            metric,
-            ..
-        } => {
-            let v = index_form(dense_of(r, using)?, *metric);
-            let (kernel, sign) = IndexMetric::from(*metric).kernel();
-            Some(score_of(*metric, sign * kernel(query, &v)))
-        }
-        Target::Text { .. } => None,
-        Target::Sparse { using, .. } => {
-            let q = sparse_query?;
-            match r.vectors.get(*using)? {
-                NamedVector::Sparse(v)
-                    if v.indices.iter().any(|i| q.indices.binary_search(i).is_ok()) =>
-                {
-                    Some(v.dot(q))
-                }
-                _ => None,
-            }
-        }
-    }
 }

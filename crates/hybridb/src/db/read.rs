@@ -194,37 +194,45 @@ impl Collection {
     /// ignored: the stored vector `req.using` of `id` is searched with, and `id` is left out
     /// inside the filter, so `k` hits come back whenever `k` other entities match. Fails with
     /// [`crate::QueryProblem::EntityLacksVector`] if `id` does not have that vector.
-    pub fn search_like_with(&self, id: EntityId, mut req: SearchRequest) -> Result<Vec<Hit>> {
+    pub fn search_like_with(&self, id: EntityId, req: SearchRequest) -> Result<Vec<Hit>> {
         self.observe(crate::observe::Op::Search, req.k, || {
-            // Read without `get`'s own span and counters: this is one search.
-            let Some(mut record) = self.records(&[id])?.pop().flatten() else {
-                return Err(Error::InvalidQuery(QueryProblem::UnknownEntity(id)));
-            };
-            if req.using.is_empty() {
-                req.vector = record.vector;
-                req.sparse = None;
-            } else {
-                match record.vectors.remove(&req.using) {
-                    Some(NamedVector::Dense(v)) => {
-                        req.vector = v;
-                        req.sparse = None;
-                    }
-                    Some(NamedVector::Sparse(v)) => req.sparse = Some(v),
-                    None => {
-                        return Err(Error::InvalidQuery(QueryProblem::EntityLacksVector {
-                            id,
-                            name: req.using.clone(),
-                        }));
-                    }
+            self.search_cached(&self.like_request(id, req)?)
+        })
+    }
+
+    /// The request [`Collection::search_like_with`] runs: `req` with the stored vector
+    /// `req.using` of `id` as its query (dense or sparse) and `id` left out inside the filter.
+    /// Fails with [`crate::QueryProblem::UnknownEntity`] or
+    /// [`crate::QueryProblem::EntityLacksVector`]. Useful to `explain` a search-like.
+    pub fn like_request(&self, id: EntityId, mut req: SearchRequest) -> Result<SearchRequest> {
+        // Read without `get`'s own span and counters: this is part of one search.
+        let Some(mut record) = self.records(&[id])?.pop().flatten() else {
+            return Err(Error::InvalidQuery(QueryProblem::UnknownEntity(id)));
+        };
+        req.sparse = None;
+        if req.using.is_empty() {
+            req.vector = record.vector;
+        } else {
+            match record.vectors.remove(&req.using) {
+                Some(NamedVector::Dense(v)) => req.vector = v,
+                Some(NamedVector::Sparse(v)) => {
+                    req.vector = Vec::new();
+                    req.sparse = Some(v);
+                }
+                None => {
+                    return Err(Error::InvalidQuery(QueryProblem::EntityLacksVector {
+                        id,
+                        name: req.using.clone(),
+                    }));
                 }
             }
-            let not_itself = Condition::has_id([id]);
-            req.filter = Some(match req.filter.take() {
-                Some(f) => f.must_not(not_itself),
-                None => Filter::new().must_not(not_itself),
-            });
-            self.search_cached(&req)
-        })
+        }
+        let not_itself = Condition::has_id([id]);
+        req.filter = Some(match req.filter.take() {
+            Some(f) => f.must_not(not_itself),
+            None => Filter::new().must_not(not_itself),
+        });
+        Ok(req)
     }
 
     fn search_cached(&self, req: &SearchRequest) -> Result<Vec<Hit>> {

@@ -6,15 +6,12 @@
 
 use std::sync::Arc;
 
-use redb::ReadableTable;
-
-use crate::model::config::{StoredCollection, TextIndexConfig};
+use crate::model::config::TextIndexConfig;
 use crate::model::error::{Error, Result, corrupted};
-use crate::query::state::text::TextIndex;
 use crate::store::collection::{CollectionShared, TextDecls};
-use crate::store::schema::{COLLECTIONS, CollectionTables, META, META_LAST_SEQ, TextTables};
+use crate::store::schema::CollectionTables;
 use crate::store::shared::Shared;
-use crate::store::text::{create_one, delete_tables, expected_rows};
+use crate::store::text::{create_one, delete_tables, expected_rows, index_of, write_rows};
 
 impl Shared {
     /// Declares (`Some`) or drops (`None`) the text index on `field`. Returns whether anything
@@ -43,46 +40,21 @@ impl Shared {
         }
         let txn = self.redb()?.begin_write()?;
         let mut filled = None;
-        let (stored, seq) = {
-            let mut collections = txn.open_table(COLLECTIONS)?;
-            let mut stored = match collections.get(coll.name.as_str())? {
-                Some(v) => StoredCollection::decode(v.value())?,
-                None => return Err(Error::CollectionNotFound(coll.name.clone())),
-            };
-            if stored.cid != coll.stored.cid {
-                return Err(corrupted("collection id changed under an open handle"));
-            }
+        let (stored, seq) = coll.rewrite_stored(&txn, |stored| {
             match config {
                 Some(config) => {
                     stored.config.text_indexes.insert(field.to_string(), config);
                     stored.last_vid += 1;
                     stored.text_ids.insert(field.to_string(), stored.last_vid);
-                    let decls = TextDecls::of(&stored);
+                    let decls = TextDecls::of(stored);
                     let d = decls
                         .get(field)
                         .ok_or_else(|| corrupted("a declared text index has no id"))?;
                     create_one(&txn, stored.cid, d)?;
                     let entities = txn.open_table(CollectionTables::new(stored.cid).entities())?;
-                    let (terms, lengths) = expected_rows(&entities, d)?;
-                    let t = TextTables::new(stored.cid, d.tid);
-                    let mut term_rows = txn.open_table(t.terms())?;
-                    let mut docs: std::collections::HashMap<u32, Vec<String>> = Default::default();
-                    for ((term, slot), tf) in &terms {
-                        term_rows.insert((term.as_str(), *slot), *tf)?;
-                        let doc = docs.entry(*slot).or_default();
-                        for _ in 0..*tf {
-                            doc.push(term.clone());
-                        }
-                    }
-                    let mut length_rows = txn.open_table(t.lengths())?;
-                    for (slot, len) in &lengths {
-                        length_rows.insert(*slot, *len)?;
-                    }
-                    let mut index = TextIndex::new(&config);
-                    for (slot, doc) in docs {
-                        index.index.insert(slot, &doc);
-                    }
-                    filled = Some(index);
+                    let rows = expected_rows(&entities, d)?;
+                    write_rows(&txn, stored.cid, d, &rows)?;
+                    filled = Some(index_of(d, &rows));
                 }
                 None => {
                     let mut gone = stored.clone();
@@ -92,14 +64,8 @@ impl Shared {
                     stored.text_ids.remove(field);
                 }
             }
-            stored.config_version += 1;
-            collections.insert(coll.name.as_str(), stored.encode().as_slice())?;
-            let seq = txn
-                .open_table(META)?
-                .get(META_LAST_SEQ)?
-                .map_or(0, |v| v.value());
-            (stored, seq)
-        };
+            Ok(())
+        })?;
         self.commit(txn, self.options.durability, seq)?;
         // The index first, then the declaration (as for named vectors).
         match filled {

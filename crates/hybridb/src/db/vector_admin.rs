@@ -7,14 +7,11 @@
 
 use std::sync::Arc;
 
-use redb::ReadableTable;
-
-use crate::model::config::{StoredCollection, VectorConfig};
-use crate::model::error::{Error, Result, corrupted};
+use crate::model::config::VectorConfig;
+use crate::model::error::{Error, Result};
 use crate::query::state::Named;
 use crate::store::collection::{CollectionShared, NamedDecls};
 use crate::store::load_named::{create_one, delete_tables};
-use crate::store::schema::{COLLECTIONS, META, META_LAST_SEQ};
 use crate::store::shared::Shared;
 
 impl Shared {
@@ -41,23 +38,14 @@ impl Shared {
             _ => {}
         }
         let txn = self.redb()?.begin_write()?;
-        let (stored, seq) = {
-            let mut collections = txn.open_table(COLLECTIONS)?;
-            let mut stored = match collections.get(coll.name.as_str())? {
-                Some(v) => StoredCollection::decode(v.value())?,
-                None => return Err(Error::CollectionNotFound(coll.name.clone())),
-            };
-            if stored.cid != coll.stored.cid {
-                return Err(corrupted("collection id changed under an open handle"));
-            }
+        let (stored, seq) = coll.rewrite_stored(&txn, |stored| {
             match config {
                 Some(config) => {
                     stored.config.vectors.insert(name.to_string(), config);
                     stored.config.validate()?;
                     stored.last_vid += 1;
                     stored.vector_ids.insert(name.to_string(), stored.last_vid);
-                    let decls = NamedDecls::of(&stored);
-                    if let Some(d) = decls.get(name) {
+                    if let Some(d) = NamedDecls::of(stored).get(name) {
                         create_one(&txn, stored.cid, d)?;
                     }
                 }
@@ -75,14 +63,8 @@ impl Shared {
                     })?;
                 }
             }
-            stored.config_version += 1;
-            collections.insert(coll.name.as_str(), stored.encode().as_slice())?;
-            let seq = txn
-                .open_table(META)?
-                .get(META_LAST_SEQ)?
-                .map_or(0, |v| v.value());
-            (stored, seq)
-        };
+            Ok(())
+        })?;
         self.commit(txn, self.options.durability, seq)?;
         // The index first, then the declaration: a search that sees the name finds its index
         // (or, for a removal, finds no index and answers with no hits).

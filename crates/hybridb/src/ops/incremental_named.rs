@@ -110,7 +110,7 @@ pub(crate) fn rebuild_texts(
     stored: &StoredCollection,
 ) -> Result<()> {
     use crate::store::collection::TextDecls;
-    use crate::store::schema::{CollectionTables, TextTables};
+    use crate::store::schema::CollectionTables;
     if let Some(old) = old {
         let mut gone = old.clone();
         gone.config.text_indexes.retain(|field, _| {
@@ -120,18 +120,8 @@ pub(crate) fn rebuild_texts(
     }
     let entities = txn.open_table(CollectionTables::new(stored.cid).entities())?;
     for (_, d) in TextDecls::of(stored).iter() {
-        let (terms, lengths) = crate::store::text::expected_rows(&entities, d)?;
-        let t = TextTables::new(stored.cid, d.tid);
-        let mut term_rows = txn.open_table(t.terms())?;
-        term_rows.retain(|_, _| false)?;
-        for ((term, slot), tf) in &terms {
-            term_rows.insert((term.as_str(), *slot), *tf)?;
-        }
-        let mut length_rows = txn.open_table(t.lengths())?;
-        length_rows.retain(|_, _| false)?;
-        for (slot, len) in &lengths {
-            length_rows.insert(*slot, *len)?;
-        }
+        let rows = crate::store::text::expected_rows(&entities, d)?;
+        crate::store::text::write_rows(txn, stored.cid, d, &rows)?;
     }
     Ok(())
 }

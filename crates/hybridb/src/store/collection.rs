@@ -73,6 +73,34 @@ impl CollectionShared {
         Arc::clone(&read(&self.vectors))
     }
 
+    /// Rewrites this collection's stored config in `txn`: reads it, lets `change` edit it
+    /// (its error leaves the transaction to be dropped), bumps `config_version` and stores it.
+    /// Returns the new stored config and the database's last sequence number (the commit's).
+    pub(crate) fn rewrite_stored(
+        &self,
+        txn: &redb::WriteTransaction,
+        change: impl FnOnce(&mut StoredCollection) -> Result<()>,
+    ) -> Result<(StoredCollection, u64)> {
+        use crate::store::schema::{COLLECTIONS, META, META_LAST_SEQ};
+        use redb::ReadableTable;
+        let mut collections = txn.open_table(COLLECTIONS)?;
+        let mut stored = match collections.get(self.name.as_str())? {
+            Some(v) => StoredCollection::decode(v.value())?,
+            None => return Err(Error::CollectionNotFound(self.name.clone())),
+        };
+        if stored.cid != self.stored.cid {
+            return Err(corrupted("collection id changed under an open handle"));
+        }
+        change(&mut stored)?;
+        stored.config_version += 1;
+        collections.insert(self.name.as_str(), stored.encode().as_slice())?;
+        let seq = txn
+            .open_table(META)?
+            .get(META_LAST_SEQ)?
+            .map_or(0, |v| v.value());
+        Ok((stored, seq))
+    }
+
     /// The text indexes declared now.
     pub(crate) fn texts(&self) -> Arc<TextDecls> {
         Arc::clone(&read(&self.texts))
@@ -172,28 +200,6 @@ impl NamedDecls {
         )
     }
 
-    /// Checks that every declared vector and text index has an id (a file whose config lacks
-    /// one is damaged).
-    pub(crate) fn check(stored: &StoredCollection) -> Result<()> {
-        if let Some(name) = stored
-            .config
-            .vectors
-            .keys()
-            .find(|n| !stored.vector_ids.contains_key(*n))
-        {
-            return Err(corrupted(format!("named vector {name:?} has no table id")));
-        }
-        match stored
-            .config
-            .text_indexes
-            .keys()
-            .find(|n| !stored.text_ids.contains_key(*n))
-        {
-            Some(field) => Err(corrupted(format!("text index {field:?} has no table id"))),
-            None => Ok(()),
-        }
-    }
-
     pub(crate) fn get(&self, name: &str) -> Option<&Declared> {
         self.0.get(name)
     }
@@ -248,5 +254,27 @@ impl TextDecls {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &TextDecl)> {
         self.0.iter()
+    }
+}
+
+/// Checks that every declared vector and text index has an id (a file whose config lacks
+/// one is damaged).
+pub(crate) fn check_ids(stored: &StoredCollection) -> Result<()> {
+    if let Some(name) = stored
+        .config
+        .vectors
+        .keys()
+        .find(|n| !stored.vector_ids.contains_key(*n))
+    {
+        return Err(corrupted(format!("named vector {name:?} has no table id")));
+    }
+    match stored
+        .config
+        .text_indexes
+        .keys()
+        .find(|n| !stored.text_ids.contains_key(*n))
+    {
+        Some(field) => Err(corrupted(format!("text index {field:?} has no table id"))),
+        None => Ok(()),
     }
 }

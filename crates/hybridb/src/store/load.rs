@@ -96,7 +96,7 @@ pub(crate) fn load_collections(
         let (name, value) = row?;
         let stored = StoredCollection::decode(value.value())?;
         let name = name.value().to_string();
-        crate::store::collection::NamedDecls::check(&stored)?;
+        crate::store::collection::check_ids(&stored)?;
         let tables = CollectionTables::new(stored.cid);
         check_counts(&txn, &name, &tables, stored.config.has_default_vector())?;
         let index = match stored.config.index {

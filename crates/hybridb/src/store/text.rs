@@ -213,3 +213,38 @@ pub(crate) fn expected_rows(
     }
     Ok((terms, lengths))
 }
+
+/// Replaces the rows of text index `d` of collection `cid` with `rows` in `txn`.
+pub(crate) fn write_rows(
+    txn: &WriteTransaction,
+    cid: u64,
+    d: &TextDecl,
+    rows: &TextRows,
+) -> Result<()> {
+    let t = TextTables::new(cid, d.tid);
+    let mut term_rows = txn.open_table(t.terms())?;
+    term_rows.retain(|_, _| false)?;
+    for ((term, slot), tf) in &rows.0 {
+        term_rows.insert((term.as_str(), *slot), *tf)?;
+    }
+    let mut length_rows = txn.open_table(t.lengths())?;
+    length_rows.retain(|_, _| false)?;
+    for (slot, len) in &rows.1 {
+        length_rows.insert(*slot, *len)?;
+    }
+    Ok(())
+}
+
+/// The in-memory index of text index `d` holding `rows`.
+pub(crate) fn index_of(d: &TextDecl, rows: &TextRows) -> TextIndex {
+    let mut docs: HashMap<u32, Vec<String>> = HashMap::new();
+    for ((term, slot), tf) in &rows.0 {
+        let doc = docs.entry(*slot).or_default();
+        doc.extend(std::iter::repeat_n(term.clone(), *tf as usize));
+    }
+    let mut index = TextIndex::new(&d.config);
+    for (slot, doc) in docs {
+        index.index.insert(slot, &doc);
+    }
+    index
+}

@@ -492,6 +492,14 @@ fn a_collection_without_a_default_vector_holds_named_ones_only() {
     assert!((hits[0].score - idf).abs() < 1e-6, "{hits:?}");
     assert_eq!(coll.count().expect("count"), 2);
     assert!(db.verify().expect("verify").is_clean());
+    // A collection keeps at least one vector.
+    assert!(coll.remove_vector("dense").expect("one of two"));
+    assert!(matches!(
+        coll.remove_vector("sparse"),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert_eq!(coll.config().vectors.len(), 1);
+    assert!(db.verify().expect("verify").is_clean());
 }
 
 /// Every record of collection `c`, by id (ids, payloads, vectors, versions).

@@ -447,24 +447,21 @@ impl IndexState {
             vectors.remove(&removed);
         }
         drop(vectors);
-        let changes_deleted = removed.clone();
         let mut changes = named::NamedChanges {
-            deleted: removed,
+            deleted: &removed,
             ..Default::default()
         };
         for a in &applies {
             match a {
-                Apply::SetNamed { slot, name, value } => {
-                    changes.sets.push((name.clone(), *slot, value.clone()));
-                }
-                Apply::RemoveNamed { slot, name } => changes.removes.push((name.clone(), *slot)),
+                Apply::SetNamed { slot, name, value } => changes.sets.push((name, *slot, value)),
+                Apply::RemoveNamed { slot, name } => changes.removes.push((name, *slot)),
                 _ => {}
             }
         }
         if !changes.is_empty() {
             changes.apply(&mut write(&self.named))?;
         }
-        self.apply_texts(&applies, &changes_deleted)?;
+        self.apply_texts(&applies, &removed)?;
         let mut table = write(&self.slots);
         let mut payload = write(&self.payload);
         // The version moves under the slot table's write lock, so a search (which reads it

@@ -122,18 +122,18 @@ impl Named {
     }
 }
 
-/// A commit's changes to the named vectors, gathered from its applies.
+/// A commit's changes to the named vectors, borrowed from its applies.
 #[derive(Default)]
-pub(crate) struct NamedChanges {
+pub(crate) struct NamedChanges<'a> {
     /// `(name, slot)` whose vector goes away (before any set).
-    pub(crate) removes: Vec<(Arc<str>, u32)>,
+    pub(crate) removes: Vec<(&'a Arc<str>, u32)>,
     /// Slots of deleted entities (their every named vector goes away).
-    pub(crate) deleted: Vec<u32>,
+    pub(crate) deleted: &'a [u32],
     /// New vectors (dense ones in index form).
-    pub(crate) sets: Vec<(Arc<str>, u32, NamedVector)>,
+    pub(crate) sets: Vec<(&'a Arc<str>, u32, &'a NamedVector)>,
 }
 
-impl NamedChanges {
+impl NamedChanges<'_> {
     pub(crate) fn is_empty(&self) -> bool {
         self.removes.is_empty() && self.deleted.is_empty() && self.sets.is_empty()
     }
@@ -151,7 +151,7 @@ impl NamedChanges {
             out.entry(name.to_string()).or_default().push(*slot);
         }
         for (name, index) in named.iter() {
-            for &slot in &self.deleted {
+            for &slot in self.deleted {
                 if index.holds(slot) {
                     out.entry(name.clone()).or_default().push(slot);
                 }
@@ -173,15 +173,15 @@ impl NamedChanges {
             }
         }
         let mut dense: BTreeMap<&str, Vec<(u32, &[f32])>> = BTreeMap::new();
-        for (name, slot, value) in &self.sets {
+        for &(name, slot, value) in &self.sets {
             let Some(index) = named.get_mut(&**name) else {
                 return Err(corrupted(format!("a write named unknown vector {name:?}")));
             };
             match (index, value) {
                 (Named::Dense(_), NamedVector::Dense(v)) => {
-                    dense.entry(name).or_default().push((*slot, v.as_slice()));
+                    dense.entry(name).or_default().push((slot, v.as_slice()));
                 }
-                (Named::Sparse(s), NamedVector::Sparse(v)) => s.index.insert(*slot, v.clone()),
+                (Named::Sparse(s), NamedVector::Sparse(v)) => s.index.insert(slot, v.clone()),
                 _ => return Err(corrupted(format!("vector {name:?} changed kind"))),
             }
         }

@@ -1,6 +1,7 @@
 //! Searching a named sparse vector: exact top-k by dot product with MaxScore pruning, the
 //! filter applied inside the scoring loop (so `k` hits come back whenever `k` matching entities
-//! share a dimension with the query).
+//! share a dimension with the query); and the search over posting lists it shares with text
+//! indexes ([`IndexState::search_postings`]).
 
 use super::*;
 use crate::model::sparse::SparseVector;
@@ -18,6 +19,37 @@ impl IndexState {
         query: &SparseVector,
         k: usize,
         input: Option<FilterInput<'_>>,
+    ) -> Result<Searched, FilterProblem> {
+        self.search_postings(Plan::Sparse, k, input, |pass| {
+            match read(&self.named).get(name) {
+                Some(Named::Sparse(s)) => {
+                    let weighted;
+                    let query = if s.idf {
+                        weighted = s.index.idf_weighted(query);
+                        &weighted
+                    } else {
+                        query
+                    };
+                    (s.index.search_with_ties(query, k, pass), s.index.len())
+                }
+                // Dropped since the caller checked the name: no entity has it.
+                _ => (Vec::new(), 0),
+            }
+        })
+    }
+
+    /// The one search over posting lists (sparse vectors, text indexes): resolves `input` to
+    /// the allowed live slots under the slot table's lock, runs `top` with that predicate — it
+    /// returns `(slot, score)` best first with every document tied with the k-th (the index
+    /// breaks ties by slot, the engine by id), and the number of documents the index holds —
+    /// and turns the answer into hits (scores are "higher is better"; the engine's distances
+    /// are their negation).
+    pub(super) fn search_postings(
+        &self,
+        plan: Plan,
+        k: usize,
+        input: Option<FilterInput<'_>>,
+        top: impl FnOnce(&dyn Fn(u32) -> bool) -> (Vec<(u32, f32)>, usize),
     ) -> Result<Searched, FilterProblem> {
         let t0 = Instant::now();
         let table = read(&self.slots);
@@ -51,31 +83,12 @@ impl IndexState {
         };
         let filter_micros = t0.elapsed().as_micros() as u64;
         let t1 = Instant::now();
-        let named = read(&self.named);
-        let (found, held) = match named.get(name) {
-            Some(Named::Sparse(s)) => {
-                let weighted;
-                let query = if s.idf {
-                    weighted = s.index.idf_weighted(query);
-                    &weighted
-                } else {
-                    query
-                };
-                let pass = |slot: u32| match &allowed {
-                    Some(bits) => bits.contains(slot),
-                    None => live.contains(slot),
-                };
-                // The index breaks ties by slot, the engine by id: take every document tied
-                // with the k-th (the sort below then picks by id).
-                let found = s.index.search_with_ties(query, k, &pass);
-                (found, s.index.len())
-            }
-            // Dropped since the caller checked the name: no entity has it.
-            _ => (Vec::new(), 0),
+        let pass = |slot: u32| match &allowed {
+            Some(bits) => bits.contains(slot),
+            None => live.contains(slot),
         };
-        drop(named);
+        let (found, held) = top(&pass);
         let matching = allowed.as_ref().map_or(held, SlotBitset::len);
-        // Sparse scores are "higher is better"; the engine's distances are "lower is better".
         let mut hits: Vec<(EntityId, f32)> = found
             .into_iter()
             .filter_map(|(slot, score)| {
@@ -90,7 +103,7 @@ impl IndexState {
         hits.truncate(k);
         Ok(Searched::Done(Planned {
             hits,
-            plan: Plan::Sparse,
+            plan,
             fallback: false,
             matching,
             estimated: false,

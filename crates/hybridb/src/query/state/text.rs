@@ -9,9 +9,7 @@ use super::*;
 use crate::index::bm25::{Bm25Index, Bm25Params};
 use crate::index::text::{Analyzer, Language, Tokenizer};
 use crate::model::config::{TextIndexConfig, TextLanguage, TextTokenizer};
-use crate::query::payload::eval::{Context, evaluate};
 use crate::query::search::Plan;
-use std::time::Instant;
 
 /// One field's text index.
 pub(crate) struct TextIndex {
@@ -119,75 +117,12 @@ impl IndexState {
         k: usize,
         input: Option<FilterInput<'_>>,
     ) -> Result<Searched, FilterProblem> {
-        let t0 = Instant::now();
-        let table = read(&self.slots);
-        let live = table.live();
-        let mut expect = None;
-        let allowed: Option<SlotBitset> = match input {
-            None => None,
-            Some(FilterInput::Slots {
-                mut bits,
-                expect: e,
-            }) => {
-                bits.intersect_with(live);
-                expect = Some(e);
-                Some(bits)
+        self.search_postings(Plan::Text, k, input, |pass| {
+            match read(&self.texts).get(field) {
+                Some(t) => (t.index.search_with_ties(terms, k, pass), t.index.len()),
+                // Dropped since the caller checked the field: no entity has it.
+                None => (Vec::new(), 0),
             }
-            Some(FilterInput::Filter { filter, id_slots }) => {
-                let payload = read(&self.payload);
-                let evaluated = evaluate(
-                    filter,
-                    &Context {
-                        index: &payload,
-                        universe: live,
-                        id_slots,
-                    },
-                )?;
-                if !evaluated.exact {
-                    return Ok(Searched::NeedsPayloads(evaluated.bits));
-                }
-                Some(evaluated.bits)
-            }
-        };
-        let filter_micros = t0.elapsed().as_micros() as u64;
-        let t1 = Instant::now();
-        let texts = read(&self.texts);
-        let (found, held) = match texts.get(field) {
-            Some(t) => {
-                let pass = |slot: u32| match &allowed {
-                    Some(bits) => bits.contains(slot),
-                    None => live.contains(slot),
-                };
-                // Ties by id, not slot: every document tied with the k-th comes back.
-                let found = t.index.search_with_ties(terms, k, &pass);
-                (found, t.index.len())
-            }
-            None => (Vec::new(), 0),
-        };
-        drop(texts);
-        let matching = allowed.as_ref().map_or(held, SlotBitset::len);
-        let mut hits: Vec<(EntityId, f32)> = found
-            .into_iter()
-            .filter_map(|(slot, score)| {
-                let id = table.id(slot)?;
-                match expect {
-                    Some(e) if e.get(&slot) != Some(&id) => None,
-                    _ => Some((id, -score)),
-                }
-            })
-            .collect();
-        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        hits.truncate(k);
-        Ok(Searched::Done(Planned {
-            hits,
-            plan: Plan::Text,
-            fallback: false,
-            matching,
-            estimated: false,
-            live: table.live_count(),
-            ef: k,
-            filter_micros,
-            search_micros: t1.elapsed().as_micros() as u64,
-        }))
+        })
     }
 }
