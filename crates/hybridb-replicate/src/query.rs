@@ -131,6 +131,16 @@ fn condition(c: &Condition, first: usize, ids: &mut Vec<Vec<Uuid>>) -> Result<St
                 .collect();
             exists(key, &alts.join(" || "))
         }
+        Condition::MatchExcept { key, except } => {
+            // `@ == v` is unknown (not false) when the types differ, and such a value is not
+            // in the list: `is unknown` keeps it, as hybridb's evaluation does.
+            let mut tests = vec!["@.type() != \"null\"".to_string()];
+            for v in except {
+                let eq = format!("@ == {}", jp_value(v));
+                tests.push(format!("(({eq}) is unknown || !({eq}))"));
+            }
+            exists(key, &tests.join(" && "))
+        }
         Condition::Range { key, range } => {
             let mut tests = Vec::new();
             for (op, b) in [

@@ -100,7 +100,7 @@ fn condition(r: &mut Rng, ids: &[Uuid], depth: u32) -> Value {
         4 => json!({"is_null": {"key": key}}),
         5 => json!({"has_id": [ids[r.below(ids.len() as u64) as usize].to_string(),
                                ids[r.below(ids.len() as u64) as usize].to_string()]}),
-        6 => json!({"key": key, "match": {"value": match_value(r)}}),
+        6 => json!({"key": key, "match": {"except": [match_value(r), match_value(r)]}}),
         _ => filter(r, ids, depth + 1),
     }
 }

@@ -96,6 +96,10 @@ fn leaf_condition() -> impl Strategy<Value = Value> {
             .prop_map(|v| json!({"key": "kw", "match": {"value": v}})),
         prop::collection::vec(keyword.clone(), 1..3)
             .prop_map(|v| json!({"key": "kw", "match": {"any": v}})),
+        prop::collection::vec(keyword.clone(), 0..3)
+            .prop_map(|v| json!({"key": "kw", "match": {"except": v}})),
+        prop::collection::vec(0i64..10, 1..3)
+            .prop_map(|v| json!({"key": "n", "match": {"except": v}})),
         keyword.prop_map(|v| json!({"key": "o.k", "match": {"value": v}})),
         (0i64..10).prop_map(|v| json!({"key": "n", "match": {"value": v}})),
         (0i64..10).prop_map(|v| json!({"key": "free", "match": {"value": v}})),

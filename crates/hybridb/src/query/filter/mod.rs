@@ -102,6 +102,15 @@ pub enum Condition {
         /// The values.
         any: Vec<MatchValue>,
     },
+    /// The field has a non-null value equal to none of these (Qdrant's `except`, a `NOT IN`):
+    /// it holds when at least one of the field's values is not in the list, so a missing or
+    /// null field never matches, and a value of another type than the listed ones does.
+    MatchExcept {
+        /// Dotted field key.
+        key: String,
+        /// The values the field's value must differ from.
+        except: Vec<MatchValue>,
+    },
     /// The field has a number (or an RFC 3339 datetime string) within the range.
     Range {
         /// Dotted field key.
@@ -278,6 +287,17 @@ impl Condition {
         }
     }
 
+    /// `key` has a non-null value equal to none of `values` (see [`Condition::MatchExcept`]).
+    pub fn matches_except<V: Into<MatchValue>>(
+        key: impl Into<String>,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self {
+        Condition::MatchExcept {
+            key: key.into(),
+            except: values.into_iter().map(Into::into).collect(),
+        }
+    }
+
     /// `key` lies within `range`.
     pub fn range(key: impl Into<String>, range: Range) -> Self {
         Condition::Range {
@@ -310,6 +330,9 @@ impl Condition {
             Condition::MatchAny { key, any } => {
                 leaves(payload, key).any(|v| any.iter().any(|m| m.equals(v)))
             }
+            Condition::MatchExcept { key, except } => {
+                leaves(payload, key).any(|v| !v.is_null() && !except.iter().any(|m| m.equals(v)))
+            }
             Condition::Range { key, range } => leaves(payload, key).any(|v| range.contains(v)),
             Condition::Exists { key } => leaves(payload, key).any(|v| !v.is_null()),
             Condition::IsEmpty { key } => leaves(payload, key).all(Value::is_null),
@@ -331,6 +354,10 @@ impl Condition {
             Condition::MatchAny { key, any } => json!({
                 "key": key,
                 "match": {"any": any.iter().map(MatchValue::to_json).collect::<Vec<_>>()}
+            }),
+            Condition::MatchExcept { key, except } => json!({
+                "key": key,
+                "match": {"except": except.iter().map(MatchValue::to_json).collect::<Vec<_>>()}
             }),
             Condition::Range { key, range } => json!({"key": key, "range": range.to_json()}),
             Condition::Exists { key } => json!({"exists": {"key": key}}),

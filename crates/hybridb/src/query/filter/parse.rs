@@ -254,7 +254,7 @@ fn parse_match(
         return Err(problem(
             path,
             format!(
-                "expected {{\"value\": ...}}, {{\"any\": [...]}}, {{\"text\": ...}} or {{\"phrase\": ...}}, got {}",
+                "expected {{\"value\": ...}}, {{\"any\": [...]}}, {{\"except\": [...]}}, {{\"text\": ...}} or {{\"phrase\": ...}}, got {}",
                 kind(v)
             ),
         ));
@@ -289,26 +289,38 @@ fn parse_match(
             });
         }
     }
-    if let Some(any) = m.get("any") {
-        only_keys(m, &["any"], path)?;
-        let here = format!("{path}.any");
-        let Value::Array(items) = any else {
-            return Err(problem(&here, "expected a list of values"));
-        };
-        take_budget(budget, items.len())?;
-        let any = items
-            .iter()
-            .enumerate()
-            .map(|(i, x)| parse_match_value(x, &format!("{here}[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok(Condition::MatchAny { key, any });
+    for op in ["any", "except"] {
+        if let Some(list) = m.get(op) {
+            only_keys(m, &[op], path)?;
+            let here = format!("{path}.{op}");
+            let Value::Array(items) = list else {
+                return Err(problem(&here, "expected a list of values"));
+            };
+            take_budget(budget, items.len())?;
+            let values = items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| parse_match_value(x, &format!("{here}[{i}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(if op == "any" {
+                Condition::MatchAny { key, any: values }
+            } else {
+                Condition::MatchExcept {
+                    key,
+                    except: values,
+                }
+            });
+        }
     }
     match m.keys().next() {
         Some(op) => Err(FilterProblem::UnknownOperator {
             path: path.to_string(),
             operator: op.clone(),
         }),
-        None => Err(problem(path, "expected \"value\" or \"any\"")),
+        None => Err(problem(
+            path,
+            "expected \"value\", \"any\", \"except\", \"text\" or \"phrase\"",
+        )),
     }
 }
 

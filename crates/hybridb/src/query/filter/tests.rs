@@ -58,6 +58,9 @@ fn semantics() {
         json!({"must": [{"key": "lang", "match": {"value": "en"}}]}),
         json!({"must": [{"key": "tags", "match": {"value": "b"}}]}),
         json!({"must": [{"key": "tags", "match": {"any": ["z", "a"]}}]}),
+        json!({"must": [{"key": "lang", "match": {"except": ["de", "fr"]}}]}),
+        json!({"must": [{"key": "tags", "match": {"except": ["a"]}}]}),
+        json!({"must": [{"key": "year", "match": {"except": ["2021", 2020, true]}}]}),
         json!({"must": [{"key": "year", "range": {"gte": 2021, "lt": 2022}}]}),
         json!({"must": [{"key": "score", "range": {"gt": 0.4}}]}),
         json!({"must": [{"key": "nested.x.y", "match": {"value": 2}}]}),
@@ -73,6 +76,12 @@ fn semantics() {
     }
     let no = [
         json!({"must": [{"key": "lang", "match": {"value": "de"}}]}),
+        json!({"must": [{"key": "lang", "match": {"except": ["en"]}}]}),
+        json!({"must": [{"key": "tags", "match": {"except": ["b", "a"]}}]}),
+        json!({"must": [{"key": "year", "match": {"except": [2021]}}]}),
+        json!({"must": [{"key": "missing", "match": {"except": ["x"]}}]}),
+        json!({"must": [{"key": "nothing", "match": {"except": ["x"]}}]}),
+        json!({"must": [{"key": "empty", "match": {"except": ["x"]}}]}),
         json!({"must": [{"key": "year", "range": {"gt": 2021}}]}),
         json!({"must": [{"key": "lang", "range": {"gt": 1}}]}),
         json!({"must": [{"is_null": {"key": "lang"}}]}),
@@ -91,7 +100,8 @@ fn round_trip() {
     let v = json!({
         "must": [{"key": "a", "match": {"value": "x"}}, {"key": "b", "range": {"gte": 1, "lt": 2.5}}],
         "should": [{"is_null": {"key": "c"}}, {"has_id": [EntityId::from_u128(7).to_string()]}],
-        "must_not": [{"must": [{"key": "d", "match": {"any": [1, 2]}}]}]
+        "must_not": [{"must": [{"key": "d", "match": {"any": [1, 2]}}]},
+                     {"key": "e", "match": {"except": ["p", 3, false]}}]
     });
     let parsed = f(v.clone());
     assert_eq!(parsed.to_json(), v);

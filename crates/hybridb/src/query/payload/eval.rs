@@ -106,8 +106,9 @@ fn condition(c: &Condition, cx: &Context<'_>) -> Result<Evaluated, FilterProblem
             Some(f) => field_condition(f, key, c, &mut bits, false)?,
             None => return Ok(inexact()),
         },
-        // No text index yet: decided from payloads.
-        Condition::MatchText { .. } => return Ok(inexact()),
+        // Decided from payloads: no text index yet; `except` holds for values of other types
+        // than the list's, which a typed payload index does not hold.
+        Condition::MatchText { .. } | Condition::MatchExcept { .. } => return Ok(inexact()),
         Condition::Exists { key } | Condition::IsNull { key } | Condition::IsEmpty { key } => {
             let Some(f) = cx.index.field(key) else {
                 return Ok(inexact());
@@ -417,7 +418,7 @@ impl<'a> Checker<'a> {
                     _ => Checker::Never,
                 }
             }
-            Condition::MatchText { .. } => return Ok(None),
+            Condition::MatchText { .. } | Condition::MatchExcept { .. } => return Ok(None),
             Condition::Exists { key } | Condition::IsNull { key } | Condition::IsEmpty { key } => {
                 let Some(f) = index.field(key) else {
                     return Ok(None);
@@ -497,6 +498,9 @@ fn condition_bound(c: &Condition, index: &PayloadIndex) -> Option<usize> {
             f.range_count(lo, hi, BOUND_BUDGET).map(|n| n as usize)
         }
         Condition::IsNull { key } => index.field(key).map(|f| f.null_count() as usize),
-        Condition::Exists { .. } | Condition::IsEmpty { .. } | Condition::MatchText { .. } => None,
+        Condition::Exists { .. }
+        | Condition::IsEmpty { .. }
+        | Condition::MatchText { .. }
+        | Condition::MatchExcept { .. } => None,
     }
 }
