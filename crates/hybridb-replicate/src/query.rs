@@ -61,6 +61,23 @@ fn filter_expr(f: &Filter, first: usize, ids: &mut Vec<Vec<Uuid>>) -> Result<Str
     for c in &f.must_not {
         parts.push(format!("NOT {}", condition(c, first, ids)?));
     }
+    if let Some(ms) = &f.min_should {
+        let terms = ms
+            .conditions
+            .iter()
+            .map(|c| {
+                Ok(format!(
+                    "(CASE WHEN {} THEN 1 ELSE 0 END)",
+                    condition(c, first, ids)?
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        parts.push(if terms.is_empty() {
+            "FALSE".into()
+        } else {
+            format!("({} >= {})", terms.join(" + "), ms.min_count)
+        });
+    }
     if parts.is_empty() {
         return Ok("TRUE".into());
     }

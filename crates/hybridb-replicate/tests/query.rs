@@ -116,6 +116,14 @@ fn filter(r: &mut Rng, ids: &[Uuid], depth: u32) -> Value {
             );
         }
     }
+    if r.below(4) == 0 {
+        let n = r.below(3) + 1;
+        let conditions: Vec<Value> = (0..n).map(|_| condition(r, ids, depth)).collect();
+        f.insert(
+            "min_should".into(),
+            json!({"conditions": conditions, "min_count": r.below(3) + 1}),
+        );
+    }
     if f.is_empty() {
         f.insert("must".into(), Value::Array(vec![condition(r, ids, depth)]));
     }

@@ -100,7 +100,16 @@ fn leaf_condition() -> impl Strategy<Value = Value> {
             .prop_map(|v| json!({"key": "kw", "match": {"except": v}})),
         prop::collection::vec(0i64..10, 1..3)
             .prop_map(|v| json!({"key": "n", "match": {"except": v}})),
-        keyword.prop_map(|v| json!({"key": "o.k", "match": {"value": v}})),
+        keyword
+            .clone()
+            .prop_map(|v| json!({"key": "o.k", "match": {"value": v}})),
+        keyword.prop_map(|v| json!({"nested": {"key": "o", "filter": {"must": [{"key": "k", "match": {"value": v}}]}}})),
+        (prop::sample::select(vec!["kw", "n", "o", "missing"]), 0u64..3, any::<bool>()).prop_map(
+            |(k, b, upper)| {
+                let op = if upper { "lt" } else { "gte" };
+                json!({"key": k, "values_count": {op: b}})
+            }
+        ),
         (0i64..10).prop_map(|v| json!({"key": "n", "match": {"value": v}})),
         (0i64..10).prop_map(|v| json!({"key": "free", "match": {"value": v}})),
         (-1i64..11, 0i64..6).prop_map(|(lo, w)| json!({"key": "n", "range": {"gte": lo, "lt": lo + w}})),
@@ -134,10 +143,15 @@ fn filter_json() -> impl Strategy<Value = Value> {
         (
             prop::collection::vec(c.clone(), 0..3),
             prop::collection::vec(c.clone(), 0..3),
-            prop::collection::vec(c, 0..2),
+            prop::collection::vec(c.clone(), 0..2),
+            prop::option::weighted(0.25, (prop::collection::vec(c, 1..4), 1usize..4)),
         )
-            .prop_map(|(must, should, must_not)| {
-                json!({"must": must, "should": should, "must_not": must_not})
+            .prop_map(|(must, should, must_not, min_should)| {
+                let mut f = json!({"must": must, "should": should, "must_not": must_not});
+                if let Some((conditions, min_count)) = min_should {
+                    f["min_should"] = json!({"conditions": conditions, "min_count": min_count});
+                }
+                f
             })
     };
     let leaf = leaf_condition().boxed();

@@ -70,6 +70,57 @@ pub struct Filter {
     pub should: Vec<Condition>,
     /// Conditions none of which may hold.
     pub must_not: Vec<Condition>,
+    /// At least `min_count` of these conditions hold (Qdrant's `min_should`); `None`: no such
+    /// clause.
+    pub min_should: Option<MinShould>,
+}
+
+/// A clause of a [`Filter`] that holds when at least `min_count` of its conditions hold.
+#[derive(Debug, Clone, PartialEq, Hash)]
+pub struct MinShould {
+    /// The conditions counted.
+    pub conditions: Vec<Condition>,
+    /// How many must hold (at least 1; more than there are conditions never holds).
+    pub min_count: usize,
+}
+
+/// Bounds on how many values a field holds ([`Condition::ValuesCount`]); unset bounds do not
+/// constrain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct CountRange {
+    /// Greater than.
+    pub gt: Option<u64>,
+    /// Greater than or equal.
+    pub gte: Option<u64>,
+    /// Less than.
+    pub lt: Option<u64>,
+    /// Less than or equal.
+    pub lte: Option<u64>,
+}
+
+impl CountRange {
+    /// Whether `n` lies within every set bound.
+    pub fn contains(&self, n: u64) -> bool {
+        self.gt.is_none_or(|b| n > b)
+            && self.gte.is_none_or(|b| n >= b)
+            && self.lt.is_none_or(|b| n < b)
+            && self.lte.is_none_or(|b| n <= b)
+    }
+
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        for (name, b) in [
+            ("gt", self.gt),
+            ("gte", self.gte),
+            ("lt", self.lt),
+            ("lte", self.lte),
+        ] {
+            if let Some(b) = b {
+                m.insert(name.into(), b.into());
+            }
+        }
+        Value::Object(m)
+    }
 }
 
 /// One condition of a [`Filter`].
@@ -132,6 +183,24 @@ pub enum Condition {
     IsNull {
         /// Dotted field key.
         key: String,
+    },
+    /// How many values the field holds lies within the bounds: an array counts its elements,
+    /// `null` and a missing field count 0, any other value 1. With several values on the path
+    /// (arrays of objects on the way), one of them must fit.
+    ValuesCount {
+        /// Dotted field key.
+        key: String,
+        /// The bounds.
+        count: CountRange,
+    },
+    /// Some object in the array at `key` satisfies `filter` on its own (Qdrant's `nested`
+    /// condition): keys inside `filter` are relative to the element, so two conditions must
+    /// hold for the same element rather than for any two. `has_id` is refused inside.
+    AnyElement {
+        /// Dotted key of the array of objects.
+        key: String,
+        /// The filter each element is tested against.
+        filter: Box<Filter>,
     },
     /// The entity's id is one of these.
     HasId(BTreeSet<EntityId>),
@@ -210,9 +279,21 @@ impl Filter {
         self
     }
 
+    /// Adds a `min_should` clause: at least `min_count` of `conditions` hold.
+    pub fn min_should(mut self, conditions: Vec<Condition>, min_count: usize) -> Self {
+        self.min_should = Some(MinShould {
+            conditions,
+            min_count,
+        });
+        self
+    }
+
     /// True when the filter has no conditions (it matches everything).
     pub fn is_empty(&self) -> bool {
-        self.must.is_empty() && self.should.is_empty() && self.must_not.is_empty()
+        self.must.is_empty()
+            && self.should.is_empty()
+            && self.must_not.is_empty()
+            && self.min_should.is_none()
     }
 
     /// Whether the entity `id` with `payload` passes the filter (the reference semantics).
@@ -220,6 +301,14 @@ impl Filter {
         self.must.iter().all(|c| c.matches(id, payload))
             && (self.should.is_empty() || self.should.iter().any(|c| c.matches(id, payload)))
             && !self.must_not.iter().any(|c| c.matches(id, payload))
+            && self.min_should.as_ref().is_none_or(|m| {
+                m.conditions
+                    .iter()
+                    .filter(|c| c.matches(id, payload))
+                    .take(m.min_count)
+                    .count()
+                    == m.min_count
+            })
     }
 
     /// Parses the JSON form, with errors that name the offending part (`must[1].range.gte`).
@@ -243,7 +332,25 @@ impl Filter {
                 );
             }
         }
+        if let Some(ms) = &self.min_should {
+            m.insert(
+                "min_should".into(),
+                json!({
+                    "conditions": ms.conditions.iter().map(Condition::to_json).collect::<Vec<_>>(),
+                    "min_count": ms.min_count,
+                }),
+            );
+        }
         Value::Object(m)
+    }
+
+    /// Every condition of the filter's own clauses (not those of nested filters).
+    pub(crate) fn conditions(&self) -> impl Iterator<Item = &Condition> {
+        self.must
+            .iter()
+            .chain(&self.should)
+            .chain(&self.must_not)
+            .chain(self.min_should.iter().flat_map(|m| &m.conditions))
     }
 
     /// Every id named by a `has_id` condition.
@@ -258,7 +365,7 @@ impl Filter {
     }
 
     fn visit<'a>(&'a self, f: &mut impl FnMut(&'a Condition)) {
-        for c in self.must.iter().chain(&self.should).chain(&self.must_not) {
+        for c in self.conditions() {
             f(c);
             if let Condition::Nested(inner) = c {
                 inner.visit(f);
@@ -337,6 +444,22 @@ impl Condition {
             Condition::Exists { key } => leaves(payload, key).any(|v| !v.is_null()),
             Condition::IsEmpty { key } => leaves(payload, key).all(Value::is_null),
             Condition::IsNull { key } => leaves(payload, key).any(Value::is_null),
+            Condition::ValuesCount { key, count } => {
+                let mut values = path_values(payload, key).peekable();
+                if values.peek().is_none() {
+                    return count.contains(0);
+                }
+                values.any(|v| {
+                    count.contains(match v {
+                        Value::Null => 0,
+                        Value::Array(a) => a.len() as u64,
+                        _ => 1,
+                    })
+                })
+            }
+            Condition::AnyElement { key, filter } => leaves(payload, key)
+                .filter_map(Value::as_object)
+                .any(|element| filter.matches(id, element)),
             Condition::HasId(ids) => ids.contains(&id),
             Condition::Nested(f) => f.matches(id, payload),
         }
@@ -363,6 +486,12 @@ impl Condition {
             Condition::Exists { key } => json!({"exists": {"key": key}}),
             Condition::IsEmpty { key } => json!({"is_empty": {"key": key}}),
             Condition::IsNull { key } => json!({"is_null": {"key": key}}),
+            Condition::ValuesCount { key, count } => {
+                json!({"key": key, "values_count": count.to_json()})
+            }
+            Condition::AnyElement { key, filter } => {
+                json!({"nested": {"key": key, "filter": filter.to_json()}})
+            }
             Condition::HasId(ids) => {
                 json!({"has_id": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()})
             }
@@ -525,6 +654,35 @@ pub(crate) fn leaves<'a>(
         && let Some(v) = payload.get(first)
     {
         collect_leaves(v, &parts.collect::<Vec<_>>(), &mut out);
+    }
+    out.into_iter()
+}
+
+/// The values at the end of `key`'s path, arrays there kept whole (arrays on the way are
+/// flattened, as for [`leaves`]).
+fn path_values<'a>(payload: &'a Map<String, Value>, key: &str) -> impl Iterator<Item = &'a Value> {
+    fn walk<'a>(v: &'a Value, rest: &[&str], out: &mut Vec<&'a Value>) {
+        match (v, rest.split_first()) {
+            (_, None) => out.push(v),
+            (Value::Array(items), Some(_)) => {
+                for item in items {
+                    walk(item, rest, out);
+                }
+            }
+            (Value::Object(m), Some((first, tail))) => {
+                if let Some(next) = m.get(*first) {
+                    walk(next, tail, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut parts = key.split('.');
+    if let Some(first) = parts.next()
+        && let Some(v) = payload.get(first)
+    {
+        walk(v, &parts.collect::<Vec<_>>(), &mut out);
     }
     out.into_iter()
 }

@@ -37,6 +37,10 @@ pub(super) fn parse_filter(
     };
     let mut f = Filter::default();
     for (name, list) in m {
+        if name == "min_should" {
+            f.min_should = parse_min_should(list, &format!("{path}.min_should"), depth, budget)?;
+            continue;
+        }
         let target = match name.as_str() {
             "must" => &mut f.must,
             "should" => &mut f.should,
@@ -97,7 +101,7 @@ fn parse_condition(
         ));
     };
     if m.keys()
-        .any(|k| matches!(k.as_str(), "must" | "should" | "must_not"))
+        .any(|k| matches!(k.as_str(), "must" | "should" | "must_not" | "min_should"))
     {
         return Ok(Condition::Nested(Box::new(parse_filter(
             v,
@@ -105,6 +109,10 @@ fn parse_condition(
             depth + 1,
             budget,
         )?)));
+    }
+    if let Some(inner) = m.get("nested") {
+        only_keys(m, &["nested"], path)?;
+        return parse_nested(inner, &format!("{path}.nested"), depth, budget);
     }
     if let Some(ids) = m.get("has_id") {
         only_keys(m, &["has_id"], path)?;
@@ -152,6 +160,13 @@ fn parse_condition(
             only_keys(m, &["key", "match"], path)?;
             return parse_match(mv, key, &format!("{path}.match"), budget);
         }
+        if let Some(c) = m.get("values_count") {
+            only_keys(m, &["key", "values_count"], path)?;
+            return Ok(Condition::ValuesCount {
+                key,
+                count: parse_count(c, &format!("{path}.values_count"))?,
+            });
+        }
         if let Some(r) = m.get("range") {
             only_keys(m, &["key", "range"], path)?;
             return Ok(Condition::Range {
@@ -164,7 +179,10 @@ fn parse_condition(
                 path: path.to_string(),
                 operator: op.clone(),
             }),
-            None => Err(problem(path, "a \"key\" needs \"match\" or \"range\"")),
+            None => Err(problem(
+                path,
+                "a \"key\" needs \"match\", \"range\" or \"values_count\"",
+            )),
         };
     }
     match m.keys().next() {
@@ -322,6 +340,117 @@ fn parse_match(
             "expected \"value\", \"any\", \"except\", \"text\" or \"phrase\"",
         )),
     }
+}
+
+/// `{"conditions": [...], "min_count": n}` (`null`: no clause).
+fn parse_min_should(
+    v: &Value,
+    path: &str,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Option<MinShould>, FilterProblem> {
+    let m = match v {
+        Value::Null => return Ok(None),
+        Value::Object(m) => m,
+        other => {
+            return Err(problem(
+                path,
+                format!(
+                    "expected {{\"conditions\": [...], \"min_count\": n}}, got {}",
+                    kind(other)
+                ),
+            ));
+        }
+    };
+    only_keys(m, &["conditions", "min_count"], path)?;
+    let min_count = match m.get("min_count").and_then(Value::as_u64) {
+        Some(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
+        _ => {
+            return Err(problem(
+                &format!("{path}.min_count"),
+                "expected an integer of at least 1",
+            ));
+        }
+    };
+    let here = format!("{path}.conditions");
+    let Some(Value::Array(items)) = m.get("conditions") else {
+        return Err(problem(&here, "expected a list of conditions"));
+    };
+    let conditions = items
+        .iter()
+        .enumerate()
+        .map(|(i, c)| parse_condition(c, &format!("{here}[{i}]"), depth, budget))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(MinShould {
+        conditions,
+        min_count,
+    }))
+}
+
+/// `{"key": "a.b", "filter": {...}}`: the filter holds for one object of the array at the key.
+fn parse_nested(
+    v: &Value,
+    path: &str,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Condition, FilterProblem> {
+    let Value::Object(m) = v else {
+        return Err(problem(
+            path,
+            format!(
+                "expected {{\"key\": ..., \"filter\": {{...}}}}, got {}",
+                kind(v)
+            ),
+        ));
+    };
+    only_keys(m, &["key", "filter"], path)?;
+    let key = parse_key(m.get("key"), &format!("{path}.key"))?;
+    let here = format!("{path}.filter");
+    let filter = match m.get("filter") {
+        Some(inner) => parse_filter(inner, &here, depth + 1, budget)?,
+        None => return Err(problem(&here, "expected a filter")),
+    };
+    if !filter.mentioned_ids().is_empty() {
+        return Err(problem(&here, "has_id is not supported inside nested"));
+    }
+    Ok(Condition::AnyElement {
+        key,
+        filter: Box::new(filter),
+    })
+}
+
+/// Bounds of a `values_count` condition: non-negative integers, at least one.
+fn parse_count(v: &Value, path: &str) -> Result<CountRange, FilterProblem> {
+    let Value::Object(m) = v else {
+        return Err(problem(
+            path,
+            format!("expected an object of bounds, got {}", kind(v)),
+        ));
+    };
+    only_keys(m, &["gt", "gte", "lt", "lte"], path)?;
+    let mut r = CountRange::default();
+    for (name, slot) in [
+        ("gt", &mut r.gt),
+        ("gte", &mut r.gte),
+        ("lt", &mut r.lt),
+        ("lte", &mut r.lte),
+    ] {
+        match m.get(name) {
+            None | Some(Value::Null) => {}
+            Some(b) => {
+                *slot = Some(b.as_u64().ok_or_else(|| {
+                    problem(
+                        &format!("{path}.{name}"),
+                        format!("expected a non-negative integer, got {b}"),
+                    )
+                })?);
+            }
+        }
+    }
+    if r == CountRange::default() {
+        return Err(problem(path, "expected at least one bound"));
+    }
+    Ok(r)
 }
 
 fn parse_range(v: &Value, path: &str) -> Result<Range, FilterProblem> {

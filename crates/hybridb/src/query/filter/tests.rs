@@ -224,3 +224,65 @@ fn array_element_keys_mean_every_element() {
         );
     }
 }
+
+#[test]
+fn min_should_values_count_and_nested_follow_qdrant() {
+    let id = EntityId::from_u128(1);
+    let doc = p(json!({
+        "tags": ["a", "b", "c"], "one": "x", "nothing": null,
+        "diet": [{"food": "meat", "likes": true}, {"food": "leaves", "likes": false}]
+    }));
+    let yes = [
+        json!({"min_should": {"conditions": [
+            {"key": "tags", "match": {"value": "a"}}, {"key": "tags", "match": {"value": "z"}},
+            {"key": "one", "match": {"value": "x"}}], "min_count": 2}}),
+        json!({"must": [{"key": "tags", "values_count": {"gt": 2, "lte": 3}}]}),
+        json!({"must": [{"key": "one", "values_count": {"lt": 2, "gte": 1}}]}),
+        json!({"must": [{"key": "missing", "values_count": {"lt": 1}}]}),
+        json!({"must": [{"key": "nothing", "values_count": {"lte": 0}}]}),
+        json!({"must": [{"nested": {"key": "diet", "filter": {"must": [
+            {"key": "food", "match": {"value": "meat"}}, {"key": "likes", "match": {"value": true}}]}}}]}),
+        json!({"must": [{"key": "diet[].food", "match": {"value": "leaves"}}, {"key": "diet[].likes", "match": {"value": true}}]}),
+    ];
+    for y in yes {
+        let parsed = f(y.clone());
+        assert!(parsed.matches(id, &doc), "{y}");
+        assert_eq!(f(parsed.to_json()), parsed, "round trip of {y}");
+    }
+    let no = [
+        json!({"min_should": {"conditions": [
+            {"key": "tags", "match": {"value": "a"}}, {"key": "tags", "match": {"value": "z"}},
+            {"key": "one", "match": {"value": "y"}}], "min_count": 2}}),
+        json!({"min_should": {"conditions": [{"key": "one", "match": {"value": "x"}}], "min_count": 2}}),
+        json!({"must": [{"key": "tags", "values_count": {"gt": 3}}]}),
+        json!({"must": [{"key": "missing", "values_count": {"gte": 1}}]}),
+        // Both hold, but for different elements.
+        json!({"must": [{"nested": {"key": "diet", "filter": {"must": [
+            {"key": "food", "match": {"value": "leaves"}}, {"key": "likes", "match": {"value": true}}]}}}]}),
+        json!({"must": [{"nested": {"key": "one", "filter": {"must": [{"is_empty": {"key": "q"}}]}}}]}),
+    ];
+    for n in no {
+        assert!(!f(n.clone()).matches(id, &doc), "{n}");
+    }
+    for (bad, place) in [
+        (
+            json!({"min_should": {"conditions": [], "min_count": 0}}),
+            "min_count",
+        ),
+        (
+            json!({"must": [{"key": "a", "values_count": {"gt": -1}}]}),
+            "values_count.gt",
+        ),
+        (
+            json!({"must": [{"key": "a", "values_count": {}}]}),
+            "values_count",
+        ),
+        (
+            json!({"must": [{"nested": {"key": "d", "filter": {"must": [{"has_id": [EntityId::from_u128(2).to_string()]}]}}}]}),
+            "nested.filter",
+        ),
+    ] {
+        let e = Filter::from_json(&bad).unwrap_err().to_string();
+        assert!(e.contains(place), "{bad}: {e}");
+    }
+}

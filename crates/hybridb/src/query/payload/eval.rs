@@ -35,12 +35,7 @@ pub(crate) struct Context<'a> {
 /// Checks that every condition on an indexed field fits the field's type.
 pub(crate) fn check(filter: &Filter, index: &PayloadIndex) -> Result<(), FilterProblem> {
     let mut sink = SlotBitset::new();
-    for c in filter
-        .must
-        .iter()
-        .chain(&filter.should)
-        .chain(&filter.must_not)
-    {
+    for c in filter.conditions() {
         match c {
             Condition::Nested(f) => check(f, index)?,
             Condition::Match { key, .. }
@@ -82,7 +77,55 @@ pub(crate) fn evaluate(filter: &Filter, cx: &Context<'_>) -> Result<Evaluated, F
             exact = false;
         }
     }
+    if let Some(ms) = &filter.min_should {
+        match at_least(&ms.conditions, ms.min_count, cx)? {
+            Some(e) => {
+                exact &= e.exact;
+                bits.intersect_with(&e.bits);
+            }
+            None => exact = false,
+        }
+    }
     Ok(Evaluated { bits, exact })
+}
+
+/// Most bitset steps (conditions × `min_count`) `at_least` takes before leaving a `min_should`
+/// clause to the payload check.
+const AT_LEAST_BUDGET: usize = 4096;
+
+/// The slots where at least `n` of `conditions` hold (`None`: too costly to compute here).
+/// `reached[k]` holds the slots where at least `k + 1` of the conditions seen so far hold; a
+/// condition moves every slot it holds for up one level. Inexact conditions give supersets, so
+/// the result is a superset then, and says so.
+fn at_least(
+    conditions: &[Condition],
+    n: usize,
+    cx: &Context<'_>,
+) -> Result<Option<Evaluated>, FilterProblem> {
+    if n > conditions.len() {
+        return Ok(Some(Evaluated {
+            bits: SlotBitset::new(),
+            exact: true,
+        }));
+    }
+    if n.saturating_mul(conditions.len()) > AT_LEAST_BUDGET {
+        return Ok(None);
+    }
+    let mut reached = vec![SlotBitset::new(); n];
+    let mut exact = true;
+    for c in conditions {
+        let e = condition(c, cx)?;
+        exact &= e.exact;
+        for k in (1..n).rev() {
+            let mut up = reached[k - 1].clone();
+            up.intersect_with(&e.bits);
+            reached[k].union_with(&up);
+        }
+        reached[0].union_with(&e.bits);
+    }
+    let mut bits = reached.pop().unwrap_or_default();
+    bits.recount();
+    Ok(Some(Evaluated { bits, exact }))
 }
 
 fn condition(c: &Condition, cx: &Context<'_>) -> Result<Evaluated, FilterProblem> {
@@ -107,8 +150,12 @@ fn condition(c: &Condition, cx: &Context<'_>) -> Result<Evaluated, FilterProblem
             None => return Ok(inexact()),
         },
         // Decided from payloads: no text index yet; `except` holds for values of other types
-        // than the list's, which a typed payload index does not hold.
-        Condition::MatchText { .. } | Condition::MatchExcept { .. } => return Ok(inexact()),
+        // than the list's, which a typed payload index does not hold; value counts and
+        // per-element filters are not in the indexes.
+        Condition::MatchText { .. }
+        | Condition::MatchExcept { .. }
+        | Condition::ValuesCount { .. }
+        | Condition::AnyElement { .. } => return Ok(inexact()),
         Condition::Exists { key } | Condition::IsNull { key } | Condition::IsEmpty { key } => {
             let Some(f) = cx.index.field(key) else {
                 return Ok(inexact());
@@ -324,6 +371,8 @@ pub(crate) enum Checker<'a> {
         must: Vec<Checker<'a>>,
         should: Vec<Checker<'a>>,
         must_not: Vec<Checker<'a>>,
+        /// At least this many of these hold.
+        min_should: Option<(Vec<Checker<'a>>, usize)>,
     },
 }
 
@@ -351,7 +400,14 @@ impl<'a> Checker<'a> {
         ) else {
             return Ok(None);
         };
-        if must.len() == 1 && should.is_empty() && must_not.is_empty() {
+        let min_should = match &filter.min_should {
+            None => None,
+            Some(ms) => match list(&ms.conditions)? {
+                Some(cs) => Some((cs, ms.min_count)),
+                None => return Ok(None),
+            },
+        };
+        if must.len() == 1 && should.is_empty() && must_not.is_empty() && min_should.is_none() {
             // One condition: test it directly (this runs once per visited graph node).
             return Ok(must.pop());
         }
@@ -359,6 +415,7 @@ impl<'a> Checker<'a> {
             must,
             should,
             must_not,
+            min_should,
         }))
     }
 
@@ -418,7 +475,10 @@ impl<'a> Checker<'a> {
                     _ => Checker::Never,
                 }
             }
-            Condition::MatchText { .. } | Condition::MatchExcept { .. } => return Ok(None),
+            Condition::MatchText { .. }
+            | Condition::MatchExcept { .. }
+            | Condition::ValuesCount { .. }
+            | Condition::AnyElement { .. } => return Ok(None),
             Condition::Exists { key } | Condition::IsNull { key } | Condition::IsEmpty { key } => {
                 let Some(f) = index.field(key) else {
                     return Ok(None);
@@ -446,10 +506,14 @@ impl<'a> Checker<'a> {
                 must,
                 should,
                 must_not,
+                min_should,
             } => {
                 must.iter().all(|c| c.matches(slot))
                     && (should.is_empty() || should.iter().any(|c| c.matches(slot)))
                     && !must_not.iter().any(|c| c.matches(slot))
+                    && min_should.as_ref().is_none_or(|(cs, n)| {
+                        cs.iter().filter(|c| c.matches(slot)).take(*n).count() == *n
+                    })
             }
         }
     }
@@ -474,6 +538,16 @@ pub(crate) fn upper_bound(filter: &Filter, index: &PayloadIndex) -> Option<usize
             sum = sum.saturating_add(condition_bound(c, index)?);
         }
         best = Some(best.map_or(sum, |x| x.min(sum)));
+    }
+    if let Some(ms) = &filter.min_should {
+        // A matching slot is counted by at least `min_count` of the conditions' bounds.
+        let sum = ms.conditions.iter().try_fold(0usize, |acc, c| {
+            Some(acc.saturating_add(condition_bound(c, index)?))
+        });
+        if let Some(sum) = sum {
+            let b = sum / ms.min_count.max(1);
+            best = Some(best.map_or(b, |x| x.min(b)));
+        }
     }
     best
 }
@@ -501,6 +575,8 @@ fn condition_bound(c: &Condition, index: &PayloadIndex) -> Option<usize> {
         Condition::Exists { .. }
         | Condition::IsEmpty { .. }
         | Condition::MatchText { .. }
-        | Condition::MatchExcept { .. } => None,
+        | Condition::MatchExcept { .. }
+        | Condition::ValuesCount { .. }
+        | Condition::AnyElement { .. } => None,
     }
 }
