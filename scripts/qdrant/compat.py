@@ -217,6 +217,70 @@ def flow(ours, ref, distance, rng, checks):
         assert ours.retrieve(name, ids=[point_id(2)])[0].payload.get("x") is None, "nothing written"
     checks.run("%s: set (by ids, by filter, at a key), overwrite, delete keys, clear" % name, payload_updates)
 
+    def batch_and_filters():
+        ops = [
+            models.UpsertOperation(upsert=models.PointsList(points=[
+                models.PointStruct(id=point_id(90), vector=queries[0],
+                                   payload={"city": "Oslo", "n": 3, "tags": ["a", "b", "c"],
+                                            "diet": [{"food": "fish", "likes": True},
+                                                     {"food": "kale", "likes": False}]})])),
+            models.SetPayloadOperation(set_payload=models.SetPayload(payload={"extra": 1}, points=[point_id(90)])),
+            models.DeletePayloadOperation(delete_payload=models.DeletePayload(keys=["n"], points=[point_id(90)])),
+            models.DeleteOperation(delete=models.PointIdsList(points=[point_id(11)])),
+            models.OverwritePayloadOperation(overwrite_payload=models.SetPayload(
+                payload={"city": "Rome", "tags": []}, points=[point_id(12)])),
+            models.ClearPayloadOperation(clear_payload=models.PointIdsList(points=[point_id(13)])),
+        ]
+        a, b = both(lambda c: c.batch_update_points(name, update_operations=ops, wait=True))
+        assert len(a) == len(b) == len(ops), (a, b)
+        a, b = both(lambda c: c.retrieve(name, ids=[point_id(i) for i in (90, 11, 12, 13)]))
+        assert {p.id: p.payload for p in a} == {p.id: p.payload for p in b}, "payloads differ"
+        fm = models.FieldCondition
+        filters = [
+            models.Filter(min_should=models.MinShould(conditions=[
+                fm(key="city", match=models.MatchValue(value="Oslo")),
+                fm(key="tags", match=models.MatchValue(value="a")),
+                fm(key="n", range=models.Range(gte=50))], min_count=2)),
+            models.Filter(must=[fm(key="tags", values_count=models.ValuesCount(gte=2))]),
+            models.Filter(must=[fm(key="tags", values_count=models.ValuesCount(lt=1))]),
+            models.Filter(must=[models.NestedCondition(nested=models.Nested(key="diet", filter=models.Filter(
+                must=[fm(key="food", match=models.MatchValue(value="kale")),
+                      fm(key="likes", match=models.MatchValue(value=True))])))]),
+            models.Filter(must=[models.NestedCondition(nested=models.Nested(key="diet", filter=models.Filter(
+                must=[fm(key="food", match=models.MatchValue(value="fish")),
+                      fm(key="likes", match=models.MatchValue(value=True))])))]),
+            models.Filter(must=[fm(key="city", match=models.MatchExcept(**{"except": ["Paris", "Oslo"]}))]),
+        ]
+        for i, f in enumerate(filters):
+            a, b = both(lambda c: c.count(name, count_filter=f, exact=True).count)
+            assert a == b, (i, a, b)
+            a, b = both(lambda c: c.scroll(name, scroll_filter=f, limit=100)[0])
+            assert [p.id for p in a] == [p.id for p in b], i
+        # A malformed operation fails the batch whole: nothing of it is written.
+        before = ours.count(name, exact=True).count
+        try:
+            ours.batch_update_points(name, update_operations=[
+                models.UpsertOperation(upsert=models.PointsList(points=[
+                    models.PointStruct(id=point_id(91), vector=queries[1])])),
+                models.UpsertOperation(upsert=models.PointsList(points=[
+                    models.PointStruct(id=point_id(92), vector=queries[1][:2])])),
+            ], wait=True)
+            raise AssertionError("a bad vector must fail the batch")
+        except UnexpectedResponse as e:
+            assert e.status_code in (400, 422), e
+            assert "operations[1]" in str(e.content), e.content
+        assert ours.count(name, exact=True).count == before, "nothing written"
+        # A collection update: tuning knobs accepted; an unknown vector name refused.
+        assert ours.update_collection(name, hnsw_config=models.HnswConfigDiff(m=32),
+                                      optimizers_config=models.OptimizersConfigDiff(indexing_threshold=1000))
+        try:
+            ours.update_collection(name, vectors_config={"nope": models.VectorParamsDiff(on_disk=True)})
+            raise AssertionError("an unknown vector must be refused")
+        except UnexpectedResponse as e:
+            assert e.status_code == 400, e
+    checks.run("%s: batch update, collection update, min_should, values_count, nested, except" % name,
+               batch_and_filters)
+
     def deletes():
         for c in (ours, ref):
             c.delete(name, points_selector=models.PointIdsList(points=[point_id(i) for i in range(30, 40)]), wait=True)

@@ -53,6 +53,9 @@ pub(crate) fn metric_of(name: &str, at: &str) -> Result<Metric, ApiError> {
 /// The library config of a create-collection body (see [`super::vectors`] for how Qdrant's
 /// vectors map onto the engine's).
 fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> {
+    if body.metadata.as_ref().is_some_and(|m| !m.is_null()) {
+        return Err(unsupported("collection metadata"));
+    }
     let mut hnsw = body.hnsw_config.clone().unwrap_or_default();
     // Qdrant's `indexing_threshold: 0` turns indexing off: searches scan, as an exact index.
     if body

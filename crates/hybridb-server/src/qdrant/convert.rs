@@ -230,36 +230,70 @@ impl Selector {
     }
 }
 
-fn copy_path(from: &Map<String, Value>, to: &mut Map<String, Value>, path: &str) {
-    match path.split_once('.') {
-        None => {
-            if let Some(v) = from.get(path) {
-                to.insert(path.to_string(), v.clone());
-            }
-        }
-        Some((head, rest)) => {
-            if let Some(Value::Object(inner)) = from.get(head) {
-                let entry = to
-                    .entry(head.to_string())
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Value::Object(target) = entry {
-                    copy_path(inner, target, rest);
-                }
-            }
-        }
+/// One step of a payload selector path: a key, and whether `[]` follows it (the rest of the
+/// path then applies to every element of the array there).
+fn step(path: &str) -> (&str, bool, Option<&str>) {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    match head.strip_suffix("[]") {
+        Some(key) => (key, true, rest),
+        None => (head, false, rest),
     }
 }
 
-fn remove_path(from: &mut Map<String, Value>, path: &str) {
-    match path.split_once('.') {
-        None => {
-            from.remove(path);
-        }
-        Some((head, rest)) => {
-            if let Some(Value::Object(inner)) = from.get_mut(head) {
-                remove_path(inner, rest);
+/// Copies what `path` selects of `from` into `to`, keeping its place: objects on the way are
+/// rebuilt with the selected keys only, and `key[]` selects within every element of an array.
+fn copy_path(from: &Map<String, Value>, to: &mut Map<String, Value>, path: &str) {
+    let (key, each, rest) = step(path);
+    let Some(v) = from.get(key) else { return };
+    let Some(rest) = rest else {
+        to.insert(key.to_string(), v.clone());
+        return;
+    };
+    match (v, each) {
+        (Value::Object(inner), false) => {
+            let entry = to
+                .entry(key.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(target) = entry {
+                copy_path(inner, target, rest);
             }
         }
+        (Value::Array(items), true) => {
+            let entry = to
+                .entry(key.to_string())
+                .or_insert_with(|| Value::Array(vec![Value::Object(Map::new()); items.len()]));
+            if let Value::Array(targets) = entry {
+                for (item, target) in items.iter().zip(targets.iter_mut()) {
+                    if let (Value::Object(item), Value::Object(target)) = (item, target) {
+                        copy_path(item, target, rest);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Removes what `path` selects from `from` (`key[]`: from every element of the array).
+fn remove_path(from: &mut Map<String, Value>, path: &str) {
+    let (key, each, rest) = step(path);
+    let Some(rest) = rest else {
+        from.remove(key);
+        return;
+    };
+    match (from.get_mut(key), each) {
+        (Some(Value::Object(inner)), false) => remove_path(inner, rest),
+        (Some(Value::Array(items)), true) => {
+            for item in items {
+                if let Value::Object(item) = item {
+                    remove_path(item, rest);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -288,6 +322,34 @@ pub(crate) fn scored(h: Hit, payload: &Selector, vectors: &VectorSelect) -> Scor
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn selectors_reach_into_objects_and_array_elements() {
+        let payload = json!({"country": {"name": "DE", "capital": "Berlin", "cities": [
+            {"name": "Berlin", "pop": 3}, {"name": "Munich", "pop": 1}]}, "x": 1});
+        let payload = payload.as_object().unwrap().clone();
+        let sel = |v: Value| {
+            Selector::read(Some(&v), true)
+                .unwrap()
+                .apply(payload.clone())
+        };
+        assert_eq!(
+            sel(json!({"include": ["country.cities[].name", "x"]})),
+            json!({"country": {"cities": [{"name": "Berlin"}, {"name": "Munich"}]}, "x": 1})
+                .as_object()
+                .cloned()
+        );
+        assert_eq!(
+            sel(json!({"include": ["country.name"]})),
+            json!({"country": {"name": "DE"}}).as_object().cloned()
+        );
+        assert_eq!(
+            sel(json!({"exclude": ["country.cities[].pop", "country.capital", "x"]})),
+            json!({"country": {"name": "DE", "cities": [{"name": "Berlin"}, {"name": "Munich"}]}})
+                .as_object()
+                .cloned()
+        );
+    }
 
     #[test]
     fn filters_map_point_ids_and_drop_nulls() {

@@ -19,6 +19,7 @@
 //!   the read-only key may use the reading routes (GETs, retrieve, scroll, count, query,
 //!   search).
 
+pub(crate) mod batch;
 pub(crate) mod collections;
 pub(crate) mod convert;
 pub(crate) mod envelope;
@@ -29,6 +30,7 @@ pub(crate) mod named;
 pub(crate) mod plan;
 pub(crate) mod points;
 pub(crate) mod query;
+pub(crate) mod update;
 pub(crate) mod vectors;
 
 use utoipa::OpenApi;
@@ -63,7 +65,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(
             collections::get,
             collections::create,
-            collections::delete
+            collections::delete,
+            update::update
         ))
         .routes(routes!(collections::exists))
         .routes(routes!(collections::create_index))
@@ -83,6 +86,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(points::set_payload, points::overwrite_payload))
         .routes(routes!(points::delete_payload))
         .routes(routes!(points::clear_payload))
+        .routes(routes!(batch::batch_update))
         .routes(routes!(named::update_vectors))
         .routes(routes!(named::delete_vectors))
         .routes(routes!(query::query))

@@ -39,6 +39,9 @@ pub struct CreateCollectionBody {
     /// Accepted; `indexing_threshold: 0` (indexing off) makes every dense vector exact.
     #[schema(value_type = Object)]
     pub optimizers_config: Option<Value>,
+    /// Collection metadata: refused when set (not kept yet), rather than silently dropped.
+    #[schema(value_type = Object)]
+    pub metadata: Option<Value>,
 }
 
 /// A point to write.

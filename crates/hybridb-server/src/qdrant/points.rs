@@ -32,7 +32,7 @@ const MAX_IDS: usize = 16_384;
 
 /// The entities of an upsert body (list or column form), their vectors checked against the
 /// collection's `layout` (cosine vectors normalised).
-fn entities_of(body: UpsertBody, layout: &Layout) -> Result<Vec<Entity>, ApiError> {
+pub(crate) fn entities_of(body: UpsertBody, layout: &Layout) -> Result<Vec<Entity>, ApiError> {
     if body.update_mode.as_deref().is_some_and(|m| m != "upsert") {
         return Err(unsupported("update_mode other than \"upsert\""));
     }

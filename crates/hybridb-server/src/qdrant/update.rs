@@ -1,0 +1,129 @@
+//! `PATCH /collections/{c}`: Qdrant's collection update.
+//!
+//! hybridb fixes a collection's index parameters at creation (its HNSW graphs are built and
+//! checkpointed with them), so the tuning knobs of an update (`hnsw_config`,
+//! `optimizers_config`, `quantization_config`, `params`, per-vector `on_disk`, a sparse
+//! vector's `index`) are checked for form and accepted without effect, as a create accepts
+//! them. What would change meaning is not silently dropped: an unknown vector name is an error,
+//! a sparse vector's `modifier` may only be restated, and `metadata` is refused until
+//! collections keep metadata.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::convert::{bad, collection, unsupported};
+use super::envelope::{QdrantError, Reply, ok};
+use super::vectors::{Kind, Layout, sparse_config};
+use crate::error::ApiError;
+use crate::extract::{ApiPath, JsonBody};
+use crate::reply::Json;
+use crate::state::{AppState, blocking};
+
+/// Body of `PATCH /collections/{collection_name}` (Qdrant's `UpdateCollection`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateCollectionBody {
+    /// Per dense vector (`""`: the unnamed one): `hnsw_config`, `quantization_config`,
+    /// `on_disk`. Every named vector must exist; the knobs are accepted without effect.
+    #[schema(value_type = Object)]
+    pub vectors: Option<Value>,
+    /// Per sparse vector: `index` (accepted) and `modifier` (may only be restated).
+    #[schema(value_type = Object)]
+    pub sparse_vectors: Option<Value>,
+    /// Accepted without effect.
+    #[schema(value_type = Object)]
+    pub optimizers_config: Option<Value>,
+    /// Accepted without effect.
+    #[schema(value_type = Object)]
+    pub params: Option<Value>,
+    /// Accepted without effect.
+    #[schema(value_type = Object)]
+    pub hnsw_config: Option<Value>,
+    /// Accepted without effect.
+    #[schema(value_type = Object)]
+    pub quantization_config: Option<Value>,
+    /// Accepted without effect.
+    #[schema(value_type = Object)]
+    pub strict_mode_config: Option<Value>,
+    /// Refused when set (collection metadata is not kept yet).
+    #[schema(value_type = Object)]
+    pub metadata: Option<Value>,
+}
+
+/// The object of a knob (absent or null: none).
+fn object<'a>(v: &'a Option<Value>, key: &str) -> Result<Option<&'a Map<String, Value>>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(other) => Err(bad(key, format!("expected an object, got {other}"))),
+    }
+}
+
+/// Update collection parameters
+///
+/// Accepts Qdrant's collection update. Index tuning knobs are accepted without effect
+/// (hybridb's indexes keep the parameters they were created with); every named vector must
+/// exist; a sparse vector's `modifier` may only be restated; `metadata` is not supported yet.
+#[utoipa::path(patch, path = "/collections/{collection_name}", tag = "qdrant",
+    operation_id = "qdrant_update_collection",
+    params(("collection_name" = String, Path, description = "Collection name or alias"),
+           ("timeout" = Option<u64>, Query, description = "Accepted and ignored")),
+    request_body = UpdateCollectionBody,
+    responses(
+        (status = 200, description = "Accepted: `true`", body = Reply<bool>),
+        (status = 400, description = "An unknown vector, a changed modifier, or metadata", body = QdrantError),
+        (status = 404, description = "No such collection", body = QdrantError)))]
+pub(crate) async fn update(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<UpdateCollectionBody>,
+) -> Result<Json<Reply<bool>>, ApiError> {
+    let started = Instant::now();
+    if body.metadata.as_ref().is_some_and(|m| !m.is_null()) {
+        return Err(unsupported("collection metadata"));
+    }
+    for (knob, key) in [
+        (&body.optimizers_config, "optimizers_config"),
+        (&body.params, "params"),
+        (&body.hnsw_config, "hnsw_config"),
+        (&body.quantization_config, "quantization_config"),
+        (&body.strict_mode_config, "strict_mode_config"),
+    ] {
+        object(knob, key)?;
+    }
+    blocking(move || {
+        let config = collection(&st.db, &name)?.config();
+        let layout = Layout::of(config.clone());
+        if let Some(vectors) = object(&body.vectors, "vectors")? {
+            for (v, params) in vectors {
+                let at = format!("vectors.{v}");
+                match layout.resolve(v) {
+                    Ok((_, Kind::Dense(_))) => {}
+                    _ => return Err(bad(&at, format!("Not existing vector name error: {v}"))),
+                }
+                if !params.is_object() && !params.is_null() {
+                    return Err(bad(&at, "expected an object of parameters"));
+                }
+            }
+        }
+        if let Some(sparse) = object(&body.sparse_vectors, "sparse_vectors")? {
+            for (v, params) in sparse {
+                let at = format!("sparse_vectors.{v}");
+                let Ok((engine, Kind::Sparse)) = layout.resolve(v) else {
+                    return Err(bad(&at, format!("Not existing vector name error: {v}")));
+                };
+                let restated = params.get("modifier").is_none_or(Value::is_null)
+                    || config.vectors.get(&engine) == Some(&sparse_config(params, &at)?);
+                if !restated {
+                    return Err(unsupported("changing a sparse vector's modifier"));
+                }
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(ok(true, started))
+}
