@@ -2,6 +2,10 @@
 //! database over loopback: an upsert of N vectors in batches, then single-client query QPS,
 //! each through both APIs into its own collection. Every loop is bounded in count or time.
 //!
+//! The two APIs take turns (one batch each, then rounds of queries each), so the load of a
+//! shared machine falls on both alike and their ratio means something even when it is noisy;
+//! queries are compared with both the native `query` (the same API) and `search` routes.
+//!
 //! ```sh
 //! cargo run --release -p hybridb-server --example qdrant_load -- [N] [DIM] [BATCH] [SECONDS]
 //! ```
@@ -39,28 +43,44 @@ fn send(agent: &ureq::Agent, method: &str, url: &str, body: &serde_json::Value) 
     assert!(status < 300, "{method} {url}: {status} {text}");
 }
 
-/// Seconds to upsert `n` vectors in batches of `batch`, building each body with `body`.
-fn upsert(n: u64, batch: u64, put: impl Fn(std::ops::Range<u64>)) -> f64 {
-    let t = Instant::now();
+/// Seconds each of two writers spends upserting `n` vectors in batches of `batch`, taking
+/// turns batch by batch.
+fn upsert_both(n: u64, batch: u64, puts: [&dyn Fn(std::ops::Range<u64>); 2]) -> [f64; 2] {
+    let mut spent = [0.0; 2];
     let mut start = 0;
     while start < n {
         let end = (start + batch).min(n);
-        put(start..end);
+        for (put, s) in puts.iter().zip(spent.iter_mut()) {
+            let t = Instant::now();
+            put(start..end);
+            *s += t.elapsed().as_secs_f64();
+        }
         start = end;
     }
-    t.elapsed().as_secs_f64()
+    spent
 }
 
-/// Queries per second of one client sending `query(i)` for `secs`.
-fn qps(secs: f64, query: impl Fn(u64)) -> f64 {
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs_f64(secs);
-    let mut i = 0;
+/// Queries per second of each of several clients, taking turns in rounds of `ROUND` queries
+/// for `secs` in all.
+fn qps_interleaved(secs: f64, queries: &[&dyn Fn(u64)]) -> Vec<f64> {
+    const ROUND: u64 = 50;
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut spent = vec![0.0; queries.len()];
+    let mut done = vec![0u64; queries.len()];
     while Instant::now() < deadline {
-        query(i);
-        i += 1;
+        for ((query, s), d) in queries.iter().zip(spent.iter_mut()).zip(done.iter_mut()) {
+            let t = Instant::now();
+            for _ in 0..ROUND {
+                query(*d);
+                *d += 1;
+            }
+            *s += t.elapsed().as_secs_f64();
+        }
     }
-    i as f64 / start.elapsed().as_secs_f64()
+    done.iter()
+        .zip(&spent)
+        .map(|(d, s)| *d as f64 / s)
+        .collect()
 }
 
 fn main() {
@@ -104,30 +124,38 @@ fn main() {
         .into();
 
     let native_url = format!("http://{addr}/collections/native/entities");
-    let native_upsert = upsert(n, batch, |ids| {
+    let native_put = |ids: std::ops::Range<u64>| {
         let entities: Vec<_> = ids
             .map(|i| json!({"id": EntityId::from_u128(i.into()), "payload": {"i": i}, "vector": vector(i, dim)}))
             .collect();
         send(&agent, "PUT", &native_url, &json!({ "entities": entities }));
-    });
+    };
     let qdrant_url = format!("http://{qaddr}/collections/qdrant/points?wait=true");
-    let qdrant_upsert = upsert(n, batch, |ids| {
+    let qdrant_put = |ids: std::ops::Range<u64>| {
         let points: Vec<_> = ids
             .map(|i| json!({"id": i, "payload": {"i": i}, "vector": vector(i, dim)}))
             .collect();
         send(&agent, "PUT", &qdrant_url, &json!({ "points": points }));
-    });
+    };
+    let [native_upsert, qdrant_upsert] = upsert_both(n, batch, [&native_put, &qdrant_put]);
 
     let search_url = format!("http://{addr}/collections/native/search");
-    let native_qps = qps(secs, |i| {
+    let native_search = |i| {
         let body = json!({"vector": vector(1_000_000 + i, dim), "k": 10});
         send(&agent, "POST", &search_url, &body);
-    });
+    };
+    let native_query_url = format!("http://{addr}/collections/native/query");
+    let native_query = |i| {
+        let body = json!({"query": {"nearest": vector(1_000_000 + i, dim)}, "limit": 10});
+        send(&agent, "POST", &native_query_url, &body);
+    };
     let query_url = format!("http://{qaddr}/collections/qdrant/points/query");
-    let qdrant_qps = qps(secs, |i| {
+    let qdrant_query = |i| {
         let body = json!({"query": vector(1_000_000 + i, dim), "limit": 10});
         send(&agent, "POST", &query_url, &body);
-    });
+    };
+    let rates = qps_interleaved(3.0 * secs, &[&native_search, &native_query, &qdrant_query]);
+    let (native_search_qps, native_qps, qdrant_qps) = (rates[0], rates[1], rates[2]);
     let _ = stop.send(());
     let _ = rt.block_on(server);
     let round = |x: f64| (x * 100.0).round() / 100.0;
@@ -140,9 +168,11 @@ fn main() {
             "native_upsert_points_per_s": (n as f64 / native_upsert).round(),
             "qdrant_upsert_points_per_s": (n as f64 / qdrant_upsert).round(),
             "upsert_overhead_ratio": round(qdrant_upsert / native_upsert),
+            "native_search_qps": native_search_qps.round(),
             "native_query_qps": native_qps.round(),
             "qdrant_query_qps": qdrant_qps.round(),
             "query_overhead_ratio": round(native_qps / qdrant_qps),
+            "query_overhead_vs_search_ratio": round(native_search_qps / qdrant_qps),
         })
     );
 }

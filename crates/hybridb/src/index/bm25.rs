@@ -128,6 +128,35 @@ impl Bm25Index {
         postings + docs + vocab
     }
 
+    /// The slots whose documents hold every one of `terms` (ascending; no terms: none).
+    pub fn slots_with_all(&self, terms: &[String]) -> Vec<u32> {
+        let mut lists = Vec::with_capacity(terms.len());
+        for t in terms {
+            match self.vocab.get(t).and_then(|id| self.postings.get(id)) {
+                Some(p) => lists.push(p.slots.as_slice()),
+                None => return Vec::new(),
+            }
+        }
+        lists.sort_by_key(|l| l.len());
+        let Some((first, rest)) = lists.split_first() else {
+            return Vec::new();
+        };
+        first
+            .iter()
+            .copied()
+            .filter(|s| rest.iter().all(|l| l.binary_search(s).is_ok()))
+            .collect()
+    }
+
+    /// The slots that hold a document.
+    pub fn doc_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.docs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.is_some())
+            .map(|(s, _)| s as u32)
+    }
+
     /// Removes the document of `slot`, if any.
     pub fn remove(&mut self, slot: u32) {
         let Some((tfs, len)) = self.docs.get_mut(slot as usize).and_then(Option::take) else {

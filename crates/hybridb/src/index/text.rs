@@ -120,6 +120,11 @@ impl Analyzer {
         self
     }
 
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> Tokenizer {
+        self.tokenizer
+    }
+
     /// The terms of `text`, in order (a repeated word gives a repeated term).
     pub fn terms(&self, text: &str) -> Vec<String> {
         let mut out = Vec::new();

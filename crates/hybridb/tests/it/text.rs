@@ -245,3 +245,79 @@ fn text_indexes_are_declared_online_and_carried_by_backups() {
     ));
     assert!(db.verify().expect("verify").is_clean());
 }
+
+/// A text field value: a string, an array of strings (some nested), or an object on the way.
+fn text_value(words: Vec<Vec<u8>>, shape: u8) -> serde_json::Value {
+    let texts: Vec<String> = words
+        .iter()
+        .map(|w| {
+            w.iter()
+                .map(|&i| WORDS[i as usize % WORDS.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    match shape % 4 {
+        0 => json!(texts.join(", ")),
+        1 => json!(texts),
+        2 => json!([texts.first(), [texts.get(1)], 3]),
+        _ => json!(texts.iter().map(|t| json!({"t": t})).collect::<Vec<_>>()),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    /// `match: {text | phrase}` filters answer the same with the field's text index (stemming,
+    /// stop words: candidates from the index, payloads decide) as `Filter::matches` says, in
+    /// counts, scrolls and filtered searches; and as on a field without an index.
+    #[test]
+    fn text_filters_agree_with_the_model(
+        docs in proptest::collection::vec(
+            (proptest::collection::vec(proptest::collection::vec(0u8..20, 0..6), 0..3), 0u8..4),
+            1..40,
+        ),
+        queries in proptest::collection::vec((proptest::collection::vec(0u8..20, 1..3), proptest::bool::ANY), 1..6),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("t.redb")).unwrap();
+        let c = db
+            .create_collection(
+                "t",
+                CollectionConfig::new(2, Metric::L2)
+                    .with_text_index("body", TextIndexConfig::english())
+                    .with_text_index("nested.t", TextIndexConfig::english()),
+            )
+            .unwrap();
+        let mut payloads = Vec::new();
+        for (n, (words, shape)) in docs.into_iter().enumerate() {
+            let v = text_value(words, shape);
+            let p = json!({"body": v.clone(), "plain": v.clone(), "nested": v});
+            payloads.push((id(n as u32), p.as_object().cloned().unwrap()));
+            c.upsert(Entity::new(id(n as u32), p, vec![n as f32, 1.0])).unwrap();
+        }
+        for (q, phrase) in queries {
+            let text: Vec<&str> = q.iter().map(|&i| WORDS[i as usize]).collect();
+            let op = if phrase { "phrase" } else { "text" };
+            for key in ["body", "plain", "nested.t"] {
+                let f = Filter::from_json(&json!({"must": [{"key": key, "match": {op: text.join(" ")}}]})).unwrap();
+                let want: Vec<EntityId> = {
+                    let mut w: Vec<EntityId> = payloads.iter().filter(|(i, p)| f.matches(*i, p)).map(|(i, _)| *i).collect();
+                    w.sort();
+                    w
+                };
+                proptest::prop_assert_eq!(c.count_where(&f).unwrap(), want.len() as u64, "count {} {}", key, op);
+                let scrolled: Vec<EntityId> = c.scroll_where(&f, None, 1000).unwrap().records.iter().map(|r| r.id).collect();
+                proptest::prop_assert_eq!(&scrolled, &want, "scroll {} {}", key, op);
+                let mut searched: Vec<EntityId> = c
+                    .search_with(&SearchRequest::new(vec![0.0, 1.0], 1000).filter(f.clone()))
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.id)
+                    .collect();
+                searched.sort();
+                proptest::prop_assert_eq!(&searched, &want, "search {} {}", key, op);
+            }
+        }
+    }
+}

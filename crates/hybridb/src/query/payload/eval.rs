@@ -9,12 +9,14 @@ use std::collections::HashMap;
 use std::ops::Bound as KeyBound;
 
 use crate::index::bitset::SlotBitset;
+use crate::index::text::Tokenizer;
 use crate::model::config::PayloadIndexKind;
 use crate::model::error::FilterProblem;
 use crate::model::id::EntityId;
 use crate::query::filter::{Bound, Condition, Filter, MatchValue, Range};
 use crate::query::payload::postings::{FieldPostings, PayloadIndex};
 use crate::query::payload::{float_key, int_key, kind_name};
+use crate::query::state::text::TextIndexes;
 
 /// Slots that (may) match.
 #[derive(Debug, Clone)]
@@ -24,10 +26,11 @@ pub(crate) struct Evaluated {
     pub exact: bool,
 }
 
-/// Evaluation context: the postings, the universe (live slots) and the slots of the ids that
-/// `has_id` conditions name.
+/// Evaluation context: the postings, the text indexes, the universe (live slots) and the
+/// slots of the ids that `has_id` conditions name.
 pub(crate) struct Context<'a> {
     pub index: &'a PayloadIndex,
+    pub texts: &'a TextIndexes,
     pub universe: &'a SlotBitset,
     pub id_slots: &'a HashMap<EntityId, u32>,
 }
@@ -149,11 +152,11 @@ fn condition(c: &Condition, cx: &Context<'_>) -> Result<Evaluated, FilterProblem
             Some(f) => field_condition(f, key, c, &mut bits, false)?,
             None => return Ok(inexact()),
         },
-        // Decided from payloads: no text index yet; `except` holds for values of other types
-        // than the list's, which a typed payload index does not hold; value counts and
-        // per-element filters are not in the indexes.
-        Condition::MatchText { .. }
-        | Condition::MatchExcept { .. }
+        Condition::MatchText { key, text, .. } => return Ok(text_candidates(key, text, cx)),
+        // Decided from payloads: `except` holds for values of other types than the list's,
+        // which a typed payload index does not hold; value counts and per-element filters are
+        // not in the indexes.
+        Condition::MatchExcept { .. }
         | Condition::ValuesCount { .. }
         | Condition::AnyElement { .. } => return Ok(inexact()),
         Condition::Exists { key } | Condition::IsNull { key } | Condition::IsEmpty { key } => {
@@ -176,6 +179,47 @@ fn condition(c: &Condition, cx: &Context<'_>) -> Result<Evaluated, FilterProblem
     bits.recount();
     bits.intersect_with(cx.universe);
     Ok(Evaluated { bits, exact: true })
+}
+
+/// The slots a `match: {text | phrase}` condition may hold for: a superset, from the field's
+/// text index when it has one that tokenizes like the condition (Unicode words; its stop words
+/// and stemming only merge terms), else every slot. A slot whose strings hold every word of
+/// `text` holds every term of it in the index (the index's text of a field is all its strings
+/// joined, [`crate::query::state::text::field_text`]), so the slots holding all the terms, plus
+/// those without a document in the index, cover every match; payloads decide the rest
+/// (`phrase` needs the word order, which the index does not keep).
+fn text_candidates(key: &str, text: &str, cx: &Context<'_>) -> Evaluated {
+    let every = || Evaluated {
+        bits: cx.universe.clone(),
+        exact: false,
+    };
+    let Some(t) = cx
+        .texts
+        .get(key)
+        .filter(|t| t.analyzer.tokenizer() == Tokenizer::Unicode)
+    else {
+        return every();
+    };
+    let terms = t.analyzer.terms(text);
+    if terms.is_empty() {
+        return every();
+    }
+    let mut indexed = SlotBitset::new();
+    for s in t.index.doc_slots() {
+        indexed.insert_uncounted(s);
+    }
+    indexed.recount();
+    let mut bits = cx.universe.clone();
+    bits.subtract(&indexed);
+    let mut holding = SlotBitset::new();
+    for s in t.index.slots_with_all(&terms) {
+        holding.insert_uncounted(s);
+    }
+    holding.recount();
+    holding.intersect_with(cx.universe);
+    bits.union_with(&holding);
+    bits.recount();
+    Evaluated { bits, exact: false }
 }
 
 fn mismatch(key: &str, kind: PayloadIndexKind, reason: impl Into<String>) -> FilterProblem {

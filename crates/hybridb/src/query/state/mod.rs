@@ -522,10 +522,12 @@ impl IndexState {
     ) -> Result<crate::query::payload::eval::Evaluated, FilterProblem> {
         let table = read(&self.slots);
         let payload = read(&self.payload);
+        let texts = read(&self.texts);
         crate::query::payload::eval::evaluate(
             filter,
             &crate::query::payload::eval::Context {
                 index: &payload,
+                texts: &texts,
                 universe: table.live(),
                 id_slots,
             },

@@ -128,6 +128,7 @@ impl IndexState {
         let t0 = Instant::now();
         let table = read(&self.slots);
         let payload = read(&self.payload);
+        let texts = read(&self.texts);
         let named = read(&self.named);
         let default_vectors = read(&self.vectors);
         let target = Target::new(&table, default_vectors.as_ref(), &named, using, &self.costs);
@@ -162,6 +163,7 @@ impl IndexState {
                 } else {
                     let cx = Context {
                         index: &payload,
+                        texts: &texts,
                         universe: live,
                         id_slots,
                     };

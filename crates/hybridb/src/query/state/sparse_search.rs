@@ -67,10 +67,12 @@ impl IndexState {
             }
             Some(FilterInput::Filter { filter, id_slots }) => {
                 let payload = read(&self.payload);
+                let texts = read(&self.texts);
                 let evaluated = evaluate(
                     filter,
                     &Context {
                         index: &payload,
+                        texts: &texts,
                         universe: live,
                         id_slots,
                     },

@@ -57,26 +57,19 @@ pub(crate) fn analyzer_for(config: &TextIndexConfig) -> Analyzer {
     a
 }
 
-/// The text of a payload field: a string, or the strings of an array joined by spaces.
+/// The text of a payload field: every string at its dotted key (arrays anywhere on the way
+/// flattened, as filters reach values), joined by spaces; `None` if there is none.
+///
+/// Invariant: a string a filter's `match: {text}` reads at the key is part of this text, so
+/// the text index of the field holds every term of it (`eval::text_candidates` relies on it).
 pub(crate) fn field_text(
     payload: &serde_json::Map<String, serde_json::Value>,
     field: &str,
 ) -> Option<String> {
-    let mut value = None;
-    let mut map = Some(payload);
-    for part in field.split('.') {
-        let v = map?.get(part)?;
-        map = v.as_object();
-        value = Some(v);
-    }
-    match value? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Array(items) => {
-            let parts: Vec<&str> = items.iter().filter_map(|v| v.as_str()).collect();
-            (!parts.is_empty()).then(|| parts.join(" "))
-        }
-        _ => None,
-    }
+    let parts: Vec<&str> = crate::query::filter::leaves(payload, field)
+        .filter_map(|v| v.as_str())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 impl IndexState {
