@@ -222,6 +222,7 @@ def flow(ours, ref, distance, rng, checks):
             models.UpsertOperation(upsert=models.PointsList(points=[
                 models.PointStruct(id=point_id(90), vector=queries[0],
                                    payload={"city": "Oslo", "n": 3, "tags": ["a", "b", "c"],
+                                            "note": ["Runners were running", "in the parks"],
                                             "diet": [{"food": "fish", "likes": True},
                                                      {"food": "kale", "likes": False}]})])),
             models.SetPayloadOperation(set_payload=models.SetPayload(payload={"extra": 1}, points=[point_id(90)])),
@@ -256,6 +257,20 @@ def flow(ours, ref, distance, rng, checks):
             assert a == b, (i, a, b)
             a, b = both(lambda c: c.scroll(name, scroll_filter=f, limit=100)[0])
             assert [p.id for p in a] == [p.id for p in b], i
+        # A text index (stemming, stop words) gives candidates; the filter's meaning stays.
+        assert ours.create_payload_index(name, "note", field_schema=models.TextIndexParams(
+            type=models.TextIndexType.TEXT, tokenizer=models.TokenizerType.WORD, lowercase=True,
+            stopwords=models.Language.ENGLISH,
+            stemmer=models.SnowballParams(type=models.Snowball.SNOWBALL,
+                                          language=models.SnowballLanguage.ENGLISH)), wait=True)
+        schema = ours.get_collection(name).payload_schema["note"]
+        assert schema.data_type == models.PayloadSchemaType.TEXT, schema
+        for text in ("running", "parks", "running parks", "run"):
+            f = models.Filter(must=[fm(key="note", match=models.MatchText(text=text))])
+            a, b = both(lambda c: c.count(name, count_filter=f, exact=True).count)
+            assert a == b, (text, a, b)
+        ours.delete_payload_index(name, "note", wait=True)
+        assert "note" not in ours.get_collection(name).payload_schema
         # A malformed operation fails the batch whole: nothing of it is written.
         before = ours.count(name, exact=True).count
         try:

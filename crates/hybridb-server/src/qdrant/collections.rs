@@ -192,14 +192,32 @@ pub(crate) async fn get(
         let config = c.config();
         let count = c.count()?;
         let mut payload_schema = serde_json::Map::new();
+        let holding = |field: &str| -> Result<u64, ApiError> {
+            let filter = hybridb::Filter::new().must(hybridb::Condition::Exists {
+                key: field.to_string(),
+            });
+            Ok(c.count_where(&filter)?)
+        };
         for (field, kind) in &config.payload_indexes {
-            let filter: hybridb::Filter =
-                serde_json::from_value(json!({"must": [{"exists": {"key": field}}]}))
-                    .map_err(|e| ApiError::internal(format!("payload schema count: {e}")))?;
-            let points = c.count_where(&filter)?;
             payload_schema.insert(
                 field.clone(),
-                json!({"data_type": kind_name(*kind), "params": null, "points": points}),
+                json!({"data_type": kind_name(*kind), "params": null, "points": holding(field)?}),
+            );
+        }
+        for (field, t) in &config.text_indexes {
+            let language = t.language.map(|l| json!(l));
+            let params = json!({
+                "type": "text", "tokenizer": "word", "lowercase": true,
+                "stopwords": if t.stop_words { language.clone() } else { None },
+                "stemmer": if t.stemming {
+                    language.map(|l| json!({"type": "snowball", "language": l}))
+                } else {
+                    None
+                },
+            });
+            payload_schema.insert(
+                field.clone(),
+                json!({"data_type": "text", "params": params, "points": holding(field)?}),
             );
         }
         // The HNSW parameters of the first dense vector (the unnamed one first).
@@ -408,8 +426,20 @@ pub(crate) async fn create_index(
             ));
         }
     };
+    if schema == "text" {
+        let config = text_config(body.field_schema.as_ref())?;
+        let op = blocking(move || {
+            let c = collection(&st.db, &name)?;
+            c.create_text_index(&body.field_name, config)?;
+            Ok(st.db.last_seq()?)
+        })
+        .await?;
+        return Ok(ok(completed(Some(op)), started));
+    }
     let kind = match schema.as_str() {
-        "keyword" => PayloadIndexKind::Keyword,
+        // A UUID index holds UUID strings: a keyword index does (values match as written;
+        // the collection info then reports the field as `keyword`).
+        "keyword" | "uuid" => PayloadIndexKind::Keyword,
         "integer" => PayloadIndexKind::Integer,
         "float" => PayloadIndexKind::Float,
         "bool" => PayloadIndexKind::Bool,
@@ -423,6 +453,51 @@ pub(crate) async fn create_index(
     })
     .await?;
     Ok(ok(completed(Some(op)), started))
+}
+
+/// A hybridb text index for Qdrant's `{"type": "text", ...}` schema: words by Unicode
+/// boundaries, lowercased (Qdrant's `lowercase: false` is refused); `stopwords` (a language
+/// name) and a Snowball `stemmer` in English, German, French or Spanish. Token length bounds
+/// and `phrase_matching` are accepted without effect (phrases are matched on payloads).
+fn text_config(schema: Option<&Value>) -> Result<hybridb::TextIndexConfig, ApiError> {
+    let at = "field_schema";
+    let language = |v: &Value, at: &str| -> Result<hybridb::TextLanguage, ApiError> {
+        let name = v
+            .as_str()
+            .or_else(|| v.get("language").and_then(Value::as_str))
+            .ok_or_else(|| bad(at, "expected a language name"))?;
+        serde_json::from_value(json!(name.to_ascii_lowercase())).map_err(|_| {
+            unsupported(&format!(
+                "the text language {name:?} (hybridb has english, german, french, spanish)"
+            ))
+        })
+    };
+    let mut config = hybridb::TextIndexConfig {
+        stemming: false,
+        stop_words: false,
+        ..hybridb::TextIndexConfig::default()
+    };
+    let Some(Value::Object(m)) = schema else {
+        return Ok(config);
+    };
+    if m.get("lowercase").and_then(Value::as_bool) == Some(false) {
+        return Err(unsupported("a text index without lowercasing"));
+    }
+    if let Some(s) = m.get("stopwords").filter(|v| !v.is_null()) {
+        config.language = Some(language(s, &format!("{at}.stopwords"))?);
+        config.stop_words = true;
+    }
+    if let Some(s) = m.get("stemmer").filter(|v| !v.is_null()) {
+        let l = language(s, &format!("{at}.stemmer"))?;
+        if config.language.is_some_and(|x| x != l) {
+            return Err(unsupported(
+                "stop words and stemming in different languages",
+            ));
+        }
+        config.language = Some(l);
+        config.stemming = true;
+    }
+    Ok(config)
 }
 
 /// The answer of a finished write.
@@ -453,6 +528,7 @@ pub(crate) async fn delete_index(
     let op = blocking(move || {
         let c = collection(&st.db, &name)?;
         c.drop_payload_index(&field)?;
+        c.drop_text_index(&field)?;
         Ok(st.db.last_seq()?)
     })
     .await?;
