@@ -4,7 +4,8 @@
 //!
 //! The two APIs take turns (one batch each, then rounds of queries each), so the load of a
 //! shared machine falls on both alike and their ratio means something even when it is noisy;
-//! queries are compared with both the native `query` (the same API) and `search` routes.
+//! queries go to one collection through the native `query` (the same API), the native
+//! `search` and Qdrant's `points/query` routes, so they search the same graph.
 //!
 //! ```sh
 //! cargo run --release -p hybridb-server --example qdrant_load -- [N] [DIM] [BATCH] [SECONDS]
@@ -149,7 +150,10 @@ fn main() {
         let body = json!({"query": {"nearest": vector(1_000_000 + i, dim)}, "limit": 10});
         send(&agent, "POST", &native_query_url, &body);
     };
-    let query_url = format!("http://{qaddr}/collections/qdrant/points/query");
+    // Every query API reads the same collection (the native one; its default vector is the
+    // Qdrant API's unnamed vector), so the graph searched is the same and only the layers
+    // differ.
+    let query_url = format!("http://{qaddr}/collections/native/points/query");
     let qdrant_query = |i| {
         let body = json!({"query": vector(1_000_000 + i, dim), "limit": 10});
         send(&agent, "POST", &query_url, &body);

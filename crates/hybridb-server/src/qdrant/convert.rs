@@ -140,9 +140,14 @@ pub(crate) fn filter(v: Option<Value>) -> Result<Option<hybridb::Filter>, ApiErr
         return Ok(None);
     };
     translate_filter(&mut v)?;
-    serde_json::from_value(v)
-        .map(Some)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidFilter, format!("filter: {e}")))
+    hybridb::Filter::from_json(&v).map(Some).map_err(|e| {
+        // Qdrant's own validation answers 422 for a condition without a test.
+        let code = match e {
+            hybridb::FilterProblem::NoFieldCondition { .. } => ErrorCode::ValidationFailed,
+            _ => ErrorCode::InvalidFilter,
+        };
+        ApiError::new(code, e.to_string())
+    })
 }
 
 /// Which payload keys an answer carries.

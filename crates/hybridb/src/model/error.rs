@@ -440,6 +440,14 @@ pub enum FilterProblem {
         /// What the condition asked.
         reason: String,
     },
+    /// A condition names a field (`key`) but no test of it (`match`, `range`, ...).
+    #[error(
+        "{path}: At least one field condition must be specified (a \"key\" needs \"match\", \"range\" or \"values_count\")"
+    )]
+    NoFieldCondition {
+        /// Where in the filter.
+        path: String,
+    },
     /// The filter is nested too deep or has too many conditions.
     #[error("filter too complex: {reason}")]
     TooComplex {

@@ -179,10 +179,9 @@ fn parse_condition(
                 path: path.to_string(),
                 operator: op.clone(),
             }),
-            None => Err(problem(
-                path,
-                "a \"key\" needs \"match\", \"range\" or \"values_count\"",
-            )),
+            None => Err(FilterProblem::NoFieldCondition {
+                path: path.to_string(),
+            }),
         };
     }
     match m.keys().next() {
