@@ -257,6 +257,10 @@ def flow(ours, ref, distance, rng, checks):
             assert a == b, (i, a, b)
             a, b = both(lambda c: c.scroll(name, scroll_filter=f, limit=100)[0])
             assert [p.id for p in a] == [p.id for p in b], i
+        # An index on a key through an array counts the points holding it.
+        ours.create_payload_index(name, "diet[].food", field_schema=models.PayloadSchemaType.KEYWORD, wait=True)
+        assert ours.get_collection(name).payload_schema["diet[].food"].points == 1
+        ours.delete_payload_index(name, "diet[].food", wait=True)
         # A text index (stemming, stop words) gives candidates; the filter's meaning stays.
         assert ours.create_payload_index(name, "note", field_schema=models.TextIndexParams(
             type=models.TextIndexType.TEXT, tokenizer=models.TokenizerType.WORD, lowercase=True,

@@ -192,10 +192,10 @@ pub(crate) async fn get(
         let config = c.config();
         let count = c.count()?;
         let mut payload_schema = serde_json::Map::new();
+        // Through the filter parser, which reads Qdrant's `a[].b` keys.
         let holding = |field: &str| -> Result<u64, ApiError> {
-            let filter = hybridb::Filter::new().must(hybridb::Condition::Exists {
-                key: field.to_string(),
-            });
+            let filter = hybridb::Filter::from_json(&json!({"must": [{"exists": {"key": field}}]}))
+                .map_err(|e| ApiError::internal(format!("payload schema count: {e}")))?;
             Ok(c.count_where(&filter)?)
         };
         for (field, kind) in &config.payload_indexes {
