@@ -520,6 +520,12 @@ fn admin_routes() {
     assert_eq!(st.body["collections"][0]["count"], 3);
     assert_eq!(st.body["collections"][0]["unlinked"], 0);
     assert!(st.body["writer"]["items"].as_u64().unwrap() >= 3);
+    // A read through the record cache, so this test makes the cache series itself (it used
+    // to rely on other tests of the process having read first, and failed when it ran first).
+    assert_eq!(
+        s.get(&format!("/collections/docs/entities/{A}")).status,
+        200
+    );
     // Metrics: counters from the requests above and the database's numbers. The recorder is
     // process-wide and other tests run servers in this process: values are exact only for
     // series that no other test touches (POST /backup with 200 or 409).
