@@ -135,7 +135,15 @@ impl HttpSource {
         &self.base
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+    /// Sends a request and reads the answer as `T` straight from its text (the change and
+    /// scroll pages carry thousands of vectors: no `Value` tree in between); an error answer
+    /// becomes [`Error::Source`].
+    fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T> {
         let url = format!("{}{}", self.base, path);
         let unreachable = |e: ureq::Error| Error::SourceUnreachable {
             url: url.clone(),
@@ -173,11 +181,12 @@ impl HttpSource {
                 url: url.clone(),
                 reason: e.to_string(),
             })?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| Error::SourceProtocol {
+        let protocol = |e: serde_json::Error| Error::SourceProtocol {
             url: url.clone(),
             reason: format!("HTTP {status}: {e}"),
-        })?;
+        };
         if status >= 400 {
+            let value: Value = serde_json::from_str(&text).map_err(protocol)?;
             let err = value.get("error");
             let field = |k: &str| {
                 err.and_then(|e| e.get(k))
@@ -192,14 +201,7 @@ impl HttpSource {
                 message: field("message"),
             });
         }
-        Ok(value)
-    }
-
-    fn decode<T: serde::de::DeserializeOwned>(&self, path: &str, v: Value) -> Result<T> {
-        serde_json::from_value(v).map_err(|e| Error::SourceProtocol {
-            url: format!("{}{}", self.base, path),
-            reason: e.to_string(),
-        })
+        serde_json::from_str(&text).map_err(protocol)
     }
 
     /// The last committed sequence number (`GET /stats`).
@@ -208,8 +210,7 @@ impl HttpSource {
         struct Stats {
             last_seq: u64,
         }
-        let v = self.call("GET", "/stats", None)?;
-        Ok(self.decode::<Stats>("/stats", v)?.last_seq)
+        Ok(self.call::<Stats>("GET", "/stats", None)?.last_seq)
     }
 
     /// Up to `limit` change events after `since`, in order. Retention having removed some of
@@ -220,8 +221,8 @@ impl HttpSource {
             events: Vec<FeedEvent>,
         }
         let path = format!("/changes?since={since}&limit={limit}");
-        match self.call("GET", &path, None) {
-            Ok(v) => Ok(self.decode::<Page>(&path, v)?.events),
+        match self.call::<Page>("GET", &path, None) {
+            Ok(page) => Ok(page.events),
             Err(Error::Source { status: 410, .. }) => Err(Error::FeedPruned { applied: since }),
             Err(e) => Err(e),
         }
@@ -229,7 +230,7 @@ impl HttpSource {
 
     /// The names of all collections.
     pub fn collections(&self) -> Result<Vec<String>> {
-        let v = self.call("GET", "/collections", None)?;
+        let v: Value = self.call("GET", "/collections", None)?;
         let list = v
             .get("collections")
             .and_then(Value::as_array)
@@ -246,7 +247,7 @@ impl HttpSource {
     /// A collection's configuration, or `None` if it does not exist (any more).
     pub fn collection(&self, name: &str) -> Result<Option<CollectionSpec>> {
         let path = format!("/collections/{name}");
-        let v = match self.call("GET", &path, None) {
+        let v: Value = match self.call("GET", &path, None) {
             Ok(v) => v,
             Err(Error::Source { status: 404, .. }) => return Ok(None),
             Err(e) => return Err(e),
@@ -299,7 +300,7 @@ impl HttpSource {
         let path = format!("/collections/{collection}/scroll");
         let body = json!({"after": after, "limit": limit, "with_vector": true});
         match self.call("POST", &path, Some(&body)) {
-            Ok(v) => Ok(Some(self.decode(&path, v)?)),
+            Ok(page) => Ok(Some(page)),
             Err(Error::Source { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -320,8 +321,8 @@ impl HttpSource {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(4096) {
             let body = json!({"ids": chunk, "with_vector": true});
-            match self.call("POST", &path, Some(&body)) {
-                Ok(v) => out.extend(self.decode::<Many>(&path, v)?.entities),
+            match self.call::<Many>("POST", &path, Some(&body)) {
+                Ok(many) => out.extend(many.entities),
                 Err(Error::Source { status: 404, .. }) => return Ok(None),
                 Err(e) => return Err(e),
             }
