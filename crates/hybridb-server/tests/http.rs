@@ -36,6 +36,39 @@ fn docs(s: &TestServer) {
 fn collections_entities_and_search() {
     let s = TestServer::start();
     docs(&s);
+    // Metadata: set at creation, merged (null removes), shown in the config; too big refused.
+    let made = s.send(
+        "PUT",
+        "/collections/meta",
+        json!({"dim": 2, "metadata": {"owner": "search", "v": 1}}),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    assert_eq!(
+        made.body["config"]["metadata"],
+        json!({"owner": "search", "v": 1})
+    );
+    let merged = s.send(
+        "PATCH",
+        "/collections/meta/metadata",
+        json!({"owner": null, "model": "minilm"}),
+    );
+    assert_eq!(merged.status, 200, "{}", merged.body);
+    assert_eq!(merged.body, json!({"v": 1, "model": "minilm"}));
+    let got = s.get("/collections/meta");
+    assert_eq!(
+        got.body["config"]["metadata"],
+        json!({"v": 1, "model": "minilm"})
+    );
+    let big = s.send(
+        "PATCH",
+        "/collections/meta/metadata",
+        json!({"blob": "x".repeat(70_000)}),
+    );
+    assert_eq!((big.status, big.code()), (400, "invalid_config"));
+    assert_eq!(
+        s.send("DELETE", "/collections/meta", json!(null)).status,
+        200
+    );
     // Collections.
     let list = s.get("/collections");
     assert_eq!(list.status, 200);
@@ -608,7 +641,7 @@ fn admin_routes() {
     let native = |paths: &serde_json::Map<String, serde_json::Value>| {
         paths.keys().filter(|p| !p.starts_with("/qdrant")).count()
     };
-    assert_eq!(native(paths), 29);
+    assert_eq!(native(paths), 30);
     assert_eq!(paths.len() - native(paths), 25);
     assert!(doc.body["components"]["schemas"]["SearchBody"].is_object());
     assert!(doc.body["components"]["securitySchemes"]["api_key"].is_object());
@@ -618,7 +651,7 @@ fn admin_routes() {
                 .as_object()
                 .unwrap()
         ),
-        29
+        30
     );
 }
 

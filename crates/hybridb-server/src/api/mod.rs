@@ -153,6 +153,10 @@ pub struct CreateCollection {
     /// BM25 text indexes on payload fields, by field key.
     #[serde(default)]
     pub text_indexes: BTreeMap<String, TextIndexSpec>,
+    /// The user's metadata: any JSON object, kept with the config (at most 64 KiB as JSON).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Map<String, Value>,
 }
 
 impl CreateCollection {
@@ -172,9 +176,15 @@ impl CreateCollection {
         for (field, spec) in &self.text_indexes {
             config = config.with_text_index(field.clone(), spec.to_config());
         }
-        config
+        config.with_metadata(self.metadata.clone())
     }
 }
+
+/// A collection's metadata: any JSON object. As the body of `PATCH
+/// /collections/{name}/metadata`, the keys to set (`null` removes a key).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(value_type = Object, example = json!({"model": "all-MiniLM-L6-v2", "owner": null}))]
+pub struct Metadata(pub serde_json::Map<String, Value>);
 
 /// The stored configuration of a collection, in the library's serde form.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -193,6 +203,10 @@ pub struct ConfigOut {
     /// Text indexes (absent when there are none), with every parameter.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub text_indexes: BTreeMap<String, TextIndexSpec>,
+    /// The user's metadata (absent when empty).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Map<String, Value>,
 }
 
 /// A collection.

@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::api::{
-    CollectionList, CollectionOut, CreateCollection, Dropped, PayloadIndexBody, PayloadIndexOut,
-    TextIndexSpec, VectorOut, VectorSpec,
+    CollectionList, CollectionOut, CreateCollection, Dropped, Metadata, PayloadIndexBody,
+    PayloadIndexOut, TextIndexSpec, VectorOut, VectorSpec,
 };
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiPath, JsonBody};
@@ -49,6 +49,32 @@ pub(crate) async fn create(
     })
     .await?;
     Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// Update a collection's metadata
+///
+/// Merges the body's keys into the collection's metadata (a `null` value removes its key,
+/// other keys stay), in one transaction; answers the metadata after it.
+#[utoipa::path(patch, path = "/collections/{name}/metadata", tag = "collections",
+    operation_id = "update_collection_metadata",
+    params(("name" = String, Path, description = "Collection name or alias")),
+    request_body = Metadata,
+    responses(
+        (status = 200, description = "The metadata after the change", body = Metadata),
+        (status = 400, description = "`invalid_config` (above 64 KiB)", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`", body = ErrorBody)))]
+pub(crate) async fn update_metadata(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(Metadata(patch)): JsonBody<Metadata>,
+) -> Result<Json<Metadata>, ApiError> {
+    blocking(move || {
+        Ok(Json(Metadata(
+            st.db.collection(&name)?.update_metadata(patch)?,
+        )))
+    })
+    .await
 }
 
 /// Get a collection

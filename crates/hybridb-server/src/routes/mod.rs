@@ -72,6 +72,7 @@ fn documented() -> OpenApiRouter<AppState> {
             collections::get,
             collections::drop
         ))
+        .routes(routes!(collections::update_metadata))
         .routes(routes!(entities::upsert))
         .routes(routes!(
             entities::get,

@@ -169,6 +169,30 @@ impl Collection {
         })
     }
 
+    /// Merges `patch` into the collection's metadata ([`CollectionConfig::metadata`]): its keys
+    /// are set, a key whose value is `null` is removed, other keys stay. One transaction;
+    /// returns the metadata after it. Fails with [`Error::InvalidConfig`] if the result would
+    /// exceed [`crate::MAX_METADATA_BYTES`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = hybridb::Database::open(dir.path().join("m.redb"))?;
+    /// let c = db.create_collection("docs", hybridb::CollectionConfig::new(2, hybridb::Metric::Cosine))?;
+    /// let patch = serde_json::json!({"model": "all-MiniLM-L6-v2", "owner": "search"});
+    /// c.update_metadata(patch.as_object().cloned().unwrap_or_default())?;
+    /// assert_eq!(c.config().metadata["model"], "all-MiniLM-L6-v2");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn update_metadata(
+        &self,
+        patch: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
+        self.shared.check_live()?;
+        let coll = Arc::clone(&self.shared);
+        self.db
+            .call(move |reply| Command::Metadata { coll, patch, reply })
+    }
+
     fn text_index_command(&self, field: &str, config: Option<TextIndexConfig>) -> Result<bool> {
         self.shared.check_live()?;
         crate::model::config::validate_field_key(field)?;

@@ -1,4 +1,5 @@
-//! Declaring and dropping text indexes on existing collections (writer thread).
+//! Declaring and dropping text indexes on existing collections, and changing a collection's
+//! metadata (writer thread).
 //!
 //! Declaring one back-fills it: every entity's field text is analyzed and its rows written in
 //! the transaction that stores the new config, so the index is complete from its first
@@ -79,5 +80,34 @@ impl Shared {
             }
         }
         Ok(true)
+    }
+}
+
+impl Shared {
+    /// Merges `patch` into the metadata of `coll` (a `null` value removes its key) and returns
+    /// the metadata after it.
+    pub(crate) fn merge_metadata_txn(
+        &self,
+        coll: &Arc<CollectionShared>,
+        patch: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
+        coll.check_live()?;
+        let mut merged = (*coll.metadata()).clone();
+        for (k, v) in patch {
+            if v.is_null() {
+                merged.remove(&k);
+            } else {
+                merged.insert(k, v);
+            }
+        }
+        crate::model::config::validate_metadata(&merged)?;
+        let txn = self.redb()?.begin_write()?;
+        let (_, seq) = coll.rewrite_stored(&txn, |stored| {
+            stored.config.metadata = merged.clone();
+            Ok(())
+        })?;
+        self.commit(txn, self.options.durability, seq)?;
+        coll.set_metadata(merged.clone());
+        Ok(merged)
     }
 }

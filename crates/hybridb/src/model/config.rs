@@ -346,6 +346,26 @@ pub struct CollectionConfig {
     /// BM25 text indexes on payload fields, by field key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub text_indexes: BTreeMap<String, TextIndexConfig>,
+    /// The user's metadata of the collection: any JSON object (owner, embedding model,
+    /// labels), kept with the config and never read by hybridb; at most
+    /// [`MAX_METADATA_BYTES`] as JSON. Changed online by
+    /// [`crate::Collection::update_metadata`].
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Largest collection metadata, in bytes of JSON.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+/// Checks the size of collection metadata.
+pub(crate) fn validate_metadata(m: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    let bytes = serde_json::to_vec(m).map_or(usize::MAX, |v| v.len());
+    if bytes > MAX_METADATA_BYTES {
+        return Err(Error::InvalidConfig(format!(
+            "collection metadata of {bytes} bytes is above the limit of {MAX_METADATA_BYTES}"
+        )));
+    }
+    Ok(())
 }
 
 impl CollectionConfig {
@@ -358,6 +378,7 @@ impl CollectionConfig {
             payload_indexes: BTreeMap::new(),
             vectors: BTreeMap::new(),
             text_indexes: BTreeMap::new(),
+            metadata: serde_json::Map::new(),
         }
     }
 
@@ -371,7 +392,14 @@ impl CollectionConfig {
             payload_indexes: BTreeMap::new(),
             vectors: BTreeMap::new(),
             text_indexes: BTreeMap::new(),
+            metadata: serde_json::Map::new(),
         }
+    }
+
+    /// Sets the collection's metadata (see [`CollectionConfig::metadata`]).
+    pub fn with_metadata(mut self, metadata: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.metadata = metadata;
+        self
     }
 
     /// Declares a BM25 text index on the payload field `field`.
@@ -423,7 +451,7 @@ impl CollectionConfig {
         for (field, text) in &self.text_indexes {
             text.validate(field)?;
         }
-        Ok(())
+        validate_metadata(&self.metadata)
     }
 }
 

@@ -25,6 +25,8 @@ pub(crate) struct CollectionShared {
     vectors: RwLock<Arc<NamedDecls>>,
     /// The text indexes declared now (changed only by the writer thread).
     texts: RwLock<Arc<TextDecls>>,
+    /// The user's metadata now (changed only by the writer thread).
+    metadata: RwLock<Arc<serde_json::Map<String, serde_json::Value>>>,
     /// Moved by the writer around every write to this collection (cache validity).
     pub(crate) window: WriteWindow,
     /// Counters and histograms of this collection's operations.
@@ -54,6 +56,7 @@ impl CollectionShared {
             name,
             vectors: RwLock::new(Arc::new(decls)),
             texts: RwLock::new(Arc::new(texts)),
+            metadata: RwLock::new(Arc::new(stored.config.metadata.clone())),
             stored,
             index,
             window: WriteWindow::default(),
@@ -65,6 +68,7 @@ impl CollectionShared {
     pub(crate) fn replace_index_from(&self, fresh: CollectionShared) {
         *write(&self.vectors) = fresh.named();
         *write(&self.texts) = fresh.texts();
+        *write(&self.metadata) = fresh.metadata();
         self.index.replace_from(fresh.index);
     }
 
@@ -111,6 +115,16 @@ impl CollectionShared {
         *write(&self.texts) = Arc::new(decls);
     }
 
+    /// The user's metadata now.
+    pub(crate) fn metadata(&self) -> Arc<serde_json::Map<String, serde_json::Value>> {
+        Arc::clone(&read(&self.metadata))
+    }
+
+    /// Replaces the metadata (writer thread, after the change committed).
+    pub(crate) fn set_metadata(&self, m: serde_json::Map<String, serde_json::Value>) {
+        *write(&self.metadata) = Arc::new(m);
+    }
+
     /// Replaces the declared named vectors (writer thread, after the change committed).
     pub(crate) fn set_named(&self, decls: NamedDecls) {
         *write(&self.vectors) = Arc::new(decls);
@@ -150,6 +164,7 @@ impl CollectionShared {
             .iter()
             .map(|(field, d)| (field.clone(), d.config))
             .collect();
+        config.metadata = (*self.metadata()).clone();
         config
     }
 }

@@ -92,6 +92,12 @@ pub(crate) enum Command {
         config: Option<crate::model::config::TextIndexConfig>,
         reply: oneshot::Sender<Result<bool>>,
     },
+    /// Merges keys into a collection's metadata (`null` removes a key).
+    Metadata {
+        coll: Arc<CollectionShared>,
+        patch: serde_json::Map<String, serde_json::Value>,
+        reply: oneshot::Sender<Result<serde_json::Map<String, serde_json::Value>>>,
+    },
     /// Rewrites a collection's postings table from its payloads (repair).
     RebuildPostings {
         coll: Arc<CollectionShared>,
@@ -278,6 +284,11 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 if !failed {
                     coll.window.close();
                 }
+                let _ = reply.send(r);
+                failed
+            }),
+            Command::Metadata { coll, patch, reply } => guarded(|| {
+                let (r, failed) = split_commit_failure(shared.merge_metadata_txn(&coll, patch));
                 let _ = reply.send(r);
                 failed
             }),

@@ -391,3 +391,43 @@ fn search_like_uses_the_stored_vector_and_leaves_the_entity_out() {
         "{missing:?}"
     );
 }
+
+#[test]
+fn collection_metadata_is_kept_merged_and_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.redb");
+    let obj = |v: serde_json::Value| v.as_object().cloned().unwrap();
+    {
+        let db = hybridb::Database::open(&path).unwrap();
+        let c = db
+            .create_collection(
+                "docs",
+                hybridb::CollectionConfig::new(2, hybridb::Metric::Cosine)
+                    .with_metadata(obj(json!({"owner": "search", "v": 1}))),
+            )
+            .unwrap();
+        assert_eq!(c.config().metadata, obj(json!({"owner": "search", "v": 1})));
+        let after = c
+            .update_metadata(obj(json!({"v": 2, "owner": null, "model": "minilm"})))
+            .unwrap();
+        assert_eq!(after, obj(json!({"v": 2, "model": "minilm"})));
+        assert_eq!(c.config().metadata, after);
+        // Too large: refused, nothing changed.
+        let big = obj(json!({"blob": "x".repeat(hybridb::MAX_METADATA_BYTES)}));
+        assert!(matches!(
+            c.update_metadata(big.clone()),
+            Err(hybridb::Error::InvalidConfig(_))
+        ));
+        assert_eq!(c.config().metadata, after);
+        assert!(matches!(
+            db.create_collection(
+                "big",
+                hybridb::CollectionConfig::new(2, hybridb::Metric::Cosine).with_metadata(big)
+            ),
+            Err(hybridb::Error::InvalidConfig(_))
+        ));
+    }
+    let db = hybridb::Database::open(&path).unwrap();
+    let c = db.collection("docs").unwrap();
+    assert_eq!(c.config().metadata, obj(json!({"v": 2, "model": "minilm"})));
+}
