@@ -110,7 +110,7 @@ pub use db::collection::Collection;
 pub use db::handle::Database;
 pub use model::change::{ChangeEvent, ChangeKind};
 pub use model::config::{
-    CollectionConfig, IndexKind, MAX_DIM, MAX_VECTOR_NAME, Metric, PayloadIndexKind,
+    CollectionConfig, IndexKind, MAX_DIM, MAX_VECTOR_NAME, Metric, PayloadIndexKind, Quantization,
     TextIndexConfig, TextLanguage, TextTokenizer, VectorConfig,
 };
 pub use model::entity::{Entity, NamedVector, Record};

@@ -633,6 +633,9 @@ pub struct SearchBody {
     /// HNSW search effort (candidate list size, 1..=65536, raised to k). Default: the
     /// collection's.
     pub ef: Option<usize>,
+    /// On a quantized vector: candidates per result rescored with the f32 vectors, 1..=64.
+    /// Default 2.
+    pub oversampling: Option<f32>,
     /// Default `strong`.
     #[serde(default)]
     pub consistency: ConsistencySpec,

@@ -124,7 +124,13 @@ impl IndexState {
         } else {
             IndexKind::Exact
         };
-        let vectors = named::vector_index(config.dim as usize, config.metric, kind, threads);
+        let vectors = named::vector_index(
+            config.dim as usize,
+            config.metric,
+            kind,
+            config.quantization,
+            threads,
+        );
         let state = Self::from_parts(SlotTable::default(), vectors);
         *write(&state.payload) = PayloadIndex::new(&config.payload_indexes);
         state.set_named(Self::named_for(config, threads));

@@ -18,7 +18,7 @@ use crate::index::flat::FlatIndex;
 use crate::index::hnsw_index::HnswIndex;
 use crate::index::sparse::SparseIndex;
 use crate::index::{IndexMetric, VectorIndex};
-use crate::model::config::{IndexKind, Metric, VectorConfig};
+use crate::model::config::{IndexKind, Metric, Quantization, VectorConfig};
 use crate::model::entity::NamedVector;
 use crate::model::error::{Result, corrupted};
 use crate::query::plan;
@@ -59,11 +59,13 @@ pub(crate) enum Named {
 /// Every named vector of a collection, by name.
 pub(crate) type NamedIndexes = BTreeMap<String, Named>;
 
-/// A vector index for `dim`, `metric` and `kind` (HNSW inserts on up to `threads` threads).
+/// A vector index for `dim`, `metric` and `kind` (HNSW inserts on up to `threads` threads;
+/// an HNSW index trains `quantization` once it holds enough vectors).
 pub(crate) fn vector_index(
     dim: usize,
     metric: Metric,
     kind: IndexKind,
+    quantization: Quantization,
     threads: usize,
 ) -> Box<dyn VectorIndex> {
     let metric = IndexMetric::from(metric);
@@ -71,13 +73,10 @@ pub(crate) fn vector_index(
         IndexKind::Exact => Box::new(FlatIndex::new(dim, metric)),
         IndexKind::Hnsw {
             m, ef_construction, ..
-        } => Box::new(HnswIndex::new(
-            dim,
-            metric,
-            m as usize,
-            ef_construction as usize,
-            threads,
-        )),
+        } => Box::new(
+            HnswIndex::new(dim, metric, m as usize, ef_construction as usize, threads)
+                .with_quantization(quantization),
+        ),
     }
 }
 
@@ -85,8 +84,13 @@ impl Named {
     /// An empty index for a declared vector.
     pub(crate) fn new(config: &VectorConfig, threads: usize) -> Self {
         match *config {
-            VectorConfig::Dense { dim, metric, index } => Named::Dense(Box::new(DenseNamed {
-                index: vector_index(dim as usize, metric, index, threads),
+            VectorConfig::Dense {
+                dim,
+                metric,
+                index,
+                quantization,
+            } => Named::Dense(Box::new(DenseNamed {
+                index: vector_index(dim as usize, metric, index, quantization, threads),
                 present: SlotBitset::new(),
                 costs: Mutex::new(None),
                 changed: AtomicU64::new(0),
