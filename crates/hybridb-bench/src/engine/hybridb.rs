@@ -81,7 +81,16 @@ pub fn open(dir: &Path, config: &EngineConfig) -> Result<Engine> {
             ef: 64,
         },
     };
-    let coll_config = CollectionConfig::new(config.dim as u32, metric).with_index(index);
+    let quantization = match config.quantization {
+        super::Quant::None => hybridb::Quantization::None,
+        super::Quant::Sq8 => hybridb::Quantization::Sq8,
+        super::Quant::Rq1 => hybridb::Quantization::Rq1,
+        super::Quant::Rq2 => hybridb::Quantization::Rq2,
+        super::Quant::Rq4 => hybridb::Quantization::Rq4,
+    };
+    let coll_config = CollectionConfig::new(config.dim as u32, metric)
+        .with_index(index)
+        .with_quantization(quantization);
     let coll = db
         .create_collection("bench", coll_config)
         .context("creating collection")?;
@@ -129,11 +138,22 @@ fn to_rows(engine: &Engine, hits: Vec<hybridb::Hit>) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Approximate top-`k` rows for `q`, best first.
-pub fn search(engine: &Engine, q: &[f32], k: usize, ef: usize) -> Result<Vec<usize>> {
+/// Approximate top-`k` rows for `q`, best first (`oversampling`: candidates per result a
+/// quantized index rescores).
+pub fn search(
+    engine: &Engine,
+    q: &[f32],
+    k: usize,
+    ef: usize,
+    oversampling: f32,
+) -> Result<Vec<usize>> {
     let hits = engine
         .coll
-        .search_with(&SearchRequest::new(q.to_vec(), k).ef(ef))
+        .search_with(
+            &SearchRequest::new(q.to_vec(), k)
+                .ef(ef)
+                .oversampling(oversampling),
+        )
         .context("search")?;
     to_rows(engine, hits)
 }
