@@ -19,8 +19,8 @@ use crate::vecs::Vecs;
 mod backend;
 
 pub use backend::{
-    ENGINE_NAME, Engine, Reopen, exact_search, index_bytes, open, reopen_after_writes, search,
-    upsert_batch,
+    ENGINE_NAME, Engine, Reopen, exact_search, index_bytes, open, quantization,
+    reopen_after_writes, search, upsert_batch,
 };
 
 /// When a write is considered done.

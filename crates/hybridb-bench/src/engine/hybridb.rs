@@ -58,6 +58,17 @@ fn builder(config: &EngineConfig, durability: hybridb::Durability) -> hybridb::D
         .caches(hybridb::CacheSizes::OFF)
 }
 
+/// hybridb's name for a benchmark quantization.
+pub fn quantization(q: super::Quant) -> hybridb::Quantization {
+    match q {
+        super::Quant::None => hybridb::Quantization::None,
+        super::Quant::Sq8 => hybridb::Quantization::Sq8,
+        super::Quant::Rq1 => hybridb::Quantization::Rq1,
+        super::Quant::Rq2 => hybridb::Quantization::Rq2,
+        super::Quant::Rq4 => hybridb::Quantization::Rq4,
+    }
+}
+
 /// Creates (or opens) `dir/bench.redb` and creates the collection `bench`.
 pub fn open(dir: &Path, config: &EngineConfig) -> Result<Engine> {
     let durability = match config.durability {
@@ -81,13 +92,7 @@ pub fn open(dir: &Path, config: &EngineConfig) -> Result<Engine> {
             ef: 64,
         },
     };
-    let quantization = match config.quantization {
-        super::Quant::None => hybridb::Quantization::None,
-        super::Quant::Sq8 => hybridb::Quantization::Sq8,
-        super::Quant::Rq1 => hybridb::Quantization::Rq1,
-        super::Quant::Rq2 => hybridb::Quantization::Rq2,
-        super::Quant::Rq4 => hybridb::Quantization::Rq4,
-    };
+    let quantization = quantization(config.quantization);
     let coll_config = CollectionConfig::new(config.dim as u32, metric)
         .with_index(index)
         .with_quantization(quantization);
