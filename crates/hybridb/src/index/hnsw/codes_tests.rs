@@ -111,6 +111,17 @@ fn quantized_walks_and_scans_keep_recall_with_exact_distances() {
             for q in &queries[..5] {
                 assert!(filtered(q).iter().all(|(s, _)| odd(*s)));
             }
+            // A small subset is scanned exactly (f32), whatever the code.
+            let few: Vec<u32> = (0..data.len() as u32).step_by(97).collect();
+            for q in &queries[..5] {
+                let mut want: Vec<(u32, f32)> = few
+                    .iter()
+                    .map(|&s| (s, index.distance(q, &data[s as usize])))
+                    .collect();
+                want.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                want.truncate(10);
+                assert_eq!(index.scan_top(q, few.iter().copied(), 10, 2.0), want);
+            }
             // A scan of every slot, rescoring 8x the candidates.
             let scan = |q: &[f32]| index.scan_top(q, 0..data.len() as u32, 10, 8.0);
             let r = recall(&index, &data, &queries, scan);
@@ -168,8 +179,17 @@ fn checkpoints_keep_the_trained_state_and_codes() {
     }
     // An unquantized index still writes and reads (no quantizer section content).
     let plain = build(&data[..200], Metric::L2);
-    let loaded = Hnsw::from_bytes(&plain.to_bytes()).unwrap();
+    let v2 = plain.to_bytes();
+    let loaded = Hnsw::from_bytes(&v2).unwrap();
     assert!(loaded.quantizer().is_none());
+    // A version-1 image (as written before quantization: no quantizer byte after the 49-byte
+    // header) still loads, to the same index.
+    let mut v1 = [&v2[..49], &v2[50..]].concat();
+    assert_eq!(v2[49], 0, "the quantizer kind of an unquantized image");
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    super::persist::reseal(&mut v1);
+    let old = Hnsw::from_bytes(&v1).unwrap();
+    assert_eq!(old.to_bytes(), v2);
 }
 
 #[test]

@@ -15,7 +15,9 @@
 //! - layer 0: one flat `u32` array with `1 + 2m` words per slot (a count, then up to `2m` ids);
 //! - upper layers: a sparse map from the few slots with level > 0 to their lists (`1 + m` words
 //!   per layer);
-//! - per slot: a state byte (free, busy, live), a level and a spin lock.
+//! - per slot: a state byte (free, busy, live), a level and a spin lock;
+//! - once quantized ([`Hnsw::quantize`]): a trained [`Quantizer`] and a code row per slot, which
+//!   the walk ranks by before rescoring with the vectors (`codes.rs`).
 //!
 //! # Invariants
 //! 1. Searches return only `Live` slots; a slot leaves results as soon as [`Hnsw::remove`]

@@ -431,6 +431,8 @@ impl Hnsw {
     ///
     /// `ef` (raised to `k` if smaller) is the beam width: larger is slower and more accurate.
     /// A query whose length differs from the dimension returns no results (callers validate).
+    /// A quantized index rescores [`DEFAULT_OVERSAMPLING`] candidates per result (see
+    /// [`Hnsw::search_oversampled`]).
     pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(u32, f32)> {
         self.search_impl(query, k, ef, |_| true, true, DEFAULT_OVERSAMPLING)
     }
