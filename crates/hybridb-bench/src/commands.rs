@@ -332,6 +332,15 @@ pub fn run_ann(a: &AnnArgs) -> Result<()> {
             })?;
         }
     }
+    // Whether the f32 originals could leave memory: what reading each rescored candidate
+    // from redb would cost (k x 2 of them, for the first 200 queries).
+    let sample = &queries.data[..queries.dim * queries.len().min(200)];
+    let us = engine::vector_read_micros(&engine, sample, a.k * 2)?;
+    emit(&serde_json::json!({
+        "bench": "vector_reads", "engine": engine::ENGINE_NAME, "dataset": dataset,
+        "quantization": a.quantization.name(), "fetch": a.k * 2,
+        "us_per_vector_read": round(us, 3),
+    }))?;
     let r = engine::reopen_after_writes(engine, dir.path(), a.reopen_writes, &base.data)?;
     emit(&serde_json::json!({
         "bench": "reopen", "engine": engine::ENGINE_NAME, "dataset": dataset, "n": base.len(),

@@ -20,7 +20,7 @@ mod backend;
 
 pub use backend::{
     ENGINE_NAME, Engine, Reopen, exact_search, index_bytes, open, quantization,
-    reopen_after_writes, search, upsert_batch,
+    reopen_after_writes, search, upsert_batch, vector_read_micros,
 };
 
 /// When a write is considered done.

@@ -163,6 +163,29 @@ pub fn search(
     to_rows(engine, hits)
 }
 
+/// Microseconds one stored vector takes to read from redb during a search: searches for
+/// `fetch` hits of each query in `queries` (flat, `dim` each), with and without their stored
+/// vectors, best of 3 each; the difference per hit. What rescoring would pay per candidate
+/// if the f32 originals were read from the file instead of memory (read caches are off).
+pub fn vector_read_micros(engine: &Engine, queries: &[f32], fetch: usize) -> Result<f64> {
+    let run = |with_vector: bool| -> Result<f64> {
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            for q in queries.chunks_exact(engine.dim) {
+                let req = SearchRequest::new(q.to_vec(), fetch).with_vector(with_vector);
+                std::hint::black_box(engine.coll.search_with(&req).context("search")?);
+            }
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    };
+    let without = run(false)?;
+    let with = run(true)?;
+    let n = (queries.len() / engine.dim).max(1) * fetch.max(1);
+    Ok(((with - without) * 1e6 / n as f64).max(0.0))
+}
+
 /// Exact top-`k` rows for `q`, best first (the collection must use the flat index).
 pub fn exact_search(engine: &Engine, q: &[f32], k: usize) -> Result<Vec<usize>> {
     let hits = engine.coll.search(q, k).context("exact search")?;
