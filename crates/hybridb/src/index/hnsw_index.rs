@@ -438,6 +438,11 @@ impl VectorIndex for HnswIndex {
         self.graph.memory_bytes() + read(&self.delta).memory_bytes()
     }
 
+    fn codes_generation(&self) -> u64 {
+        // Each training takes a larger sample than the one before (see the module docs).
+        self.graph.trained_on()
+    }
+
     fn as_hnsw(&self) -> Option<&HnswIndex> {
         Some(self)
     }

@@ -139,6 +139,11 @@ pub(crate) trait VectorIndex: Send + Sync {
     }
     /// Bytes held by vectors and structure.
     fn memory_bytes(&self) -> usize;
+    /// Changes whenever a quantized index (re)trains its codes, which changes what its walk
+    /// and scan cost (planner costs measured before are stale); 0 for others.
+    fn codes_generation(&self) -> u64 {
+        0
+    }
     /// The HNSW index, if this is one (for checkpoints).
     fn as_hnsw(&self) -> Option<&hnsw_index::HnswIndex> {
         None

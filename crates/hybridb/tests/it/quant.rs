@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hybridb::{
     CollectionConfig, Condition, Database, Entity, EntityId, Error, Filter, IndexKind, Metric,
-    PayloadIndexKind, Quantization, QueryProblem, SearchRequest,
+    PayloadIndexKind, Quantization, QueryProblem, SearchRequest, VectorConfig,
 };
 use serde_json::json;
 
@@ -84,12 +84,18 @@ fn load(db: &Database) {
     }
 }
 
+/// Opens `path`, counting the progress reports of HNSW rebuilds (an exact index, such as the
+/// empty default one of a collection with only named vectors, always reports its load).
 fn open(path: &std::path::Path) -> (Database, Arc<Mutex<usize>>) {
     let rebuilds = Arc::new(Mutex::new(0));
     let r = Arc::clone(&rebuilds);
     let db = Database::builder()
         .checkpoint_every(0, Duration::ZERO)
-        .on_rebuild_progress(move |_| *r.lock().unwrap() += 1)
+        .on_rebuild_progress(move |p| {
+            if !p.reason.contains("exact index") {
+                *r.lock().unwrap() += 1;
+            }
+        })
         .open(path)
         .unwrap();
     (db, rebuilds)
@@ -179,4 +185,57 @@ fn quantization_settings_are_checked() {
     }
     let req = SearchRequest::new(vec![1.0; 4], 1).oversampling(3.0);
     assert_eq!(c.search_with(&req).unwrap()[0].id, key(1));
+}
+
+#[test]
+fn a_quantized_named_vector_walks_codes_and_reloads_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.redb");
+    let (db, _) = open(&path);
+    let config = CollectionConfig::named_only().with_vector(
+        "v",
+        VectorConfig::dense_quantized(
+            DIM as u32,
+            Metric::L2,
+            IndexKind::default(),
+            Quantization::Rq4,
+        ),
+    );
+    let c = db.create_collection("n", config).unwrap();
+    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+        let batch = chunk
+            .iter()
+            .map(|&i| Entity::new(key(i), json!({}), vec![]).with_vector("v", vector(i, 0)))
+            .collect();
+        c.upsert_batch(batch).unwrap();
+    }
+    let answers = |db: &Database| -> Vec<Vec<EntityId>> {
+        let c = db.collection("n").unwrap();
+        (0..20)
+            .map(|q| {
+                let req = SearchRequest::new(vector(q * 101 + 7, 55), 10)
+                    .using("v")
+                    .oversampling(8.0);
+                c.search_with(&req).unwrap().iter().map(|h| h.id).collect()
+            })
+            .collect()
+    };
+    let before = answers(&db);
+    let mut hit = 0;
+    for (q, found) in before.iter().enumerate() {
+        let query = vector(q as u64 * 101 + 7, 55);
+        let mut all: Vec<(f32, u64)> = (0..N).map(|i| (l2(&query, &vector(i, 0)), i)).collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0));
+        hit += all[..10]
+            .iter()
+            .filter(|p| found.contains(&key(p.1)))
+            .count();
+    }
+    assert!(hit >= 180, "recall {}", hit as f64 / 200.0);
+    db.checkpoint().unwrap();
+    drop(c);
+    drop(db);
+    let (db, rebuilds) = open(&path);
+    assert_eq!(*rebuilds.lock().unwrap(), 0, "reopen rebuilt");
+    assert_eq!(answers(&db), before);
 }

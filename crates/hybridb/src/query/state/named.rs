@@ -21,6 +21,7 @@ use crate::index::{IndexMetric, VectorIndex};
 use crate::model::config::{IndexKind, Metric, Quantization, VectorConfig};
 use crate::model::entity::NamedVector;
 use crate::model::error::{Result, corrupted};
+use crate::model::sync::lock;
 use crate::query::plan;
 
 /// A named dense vector's index.
@@ -197,9 +198,14 @@ impl NamedChanges<'_> {
                     .max()
                     .unwrap_or(0);
                 d.index.reserve(needed);
+                let codes = d.index.codes_generation();
                 d.index
                     .insert(&items)
                     .map_err(|e| corrupted(format!("vector {name:?} refused an insert: {e}")))?;
+                if d.index.codes_generation() != codes {
+                    // The walk and scan now rank by new codes: measure their costs again.
+                    *lock(&d.costs) = None;
+                }
                 for (slot, _) in &items {
                     d.present.insert(*slot);
                 }
