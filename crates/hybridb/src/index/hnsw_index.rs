@@ -61,6 +61,17 @@ pub(crate) const RETRAIN_GROWTH: u64 = 4;
 /// The largest training sample; once one is this large the index stops retraining.
 pub(crate) const TRAIN_SAMPLE: usize = 32_768;
 
+/// Whether an index of `len` vectors whose codes were trained from a sample of `trained` (0:
+/// never) trains now. Samples hold `min(len, TRAIN_SAMPLE)` vectors, so this holds at most
+/// about `log4(TRAIN_SAMPLE / TRAIN_MIN) + 1` times over an index's life.
+fn training_due(len: u64, trained: u64) -> bool {
+    if trained == 0 {
+        len >= TRAIN_MIN as u64
+    } else {
+        trained < TRAIN_SAMPLE as u64 && len >= trained * RETRAIN_GROWTH
+    }
+}
+
 /// The HNSW index of one collection.
 pub(crate) struct HnswIndex {
     graph: Hnsw,
@@ -133,13 +144,7 @@ impl HnswIndex {
         if self.quantization.is_none() || self.untrainable.load(Ordering::Relaxed) {
             return;
         }
-        let len = self.graph.len() as u64;
-        let trained = self.graph.trained_on();
-        let due = if trained == 0 || self.graph.quantizer().is_none() {
-            len >= TRAIN_MIN as u64
-        } else {
-            trained < TRAIN_SAMPLE as u64 && len >= trained * RETRAIN_GROWTH
-        };
+        let due = training_due(self.graph.len() as u64, self.graph.trained_on());
         if due && self.train().is_err() {
             self.untrainable.store(true, Ordering::Relaxed);
         }
@@ -498,6 +503,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn training_happens_a_few_times_then_never() {
+        // Samples are min(len, TRAIN_SAMPLE) vectors (`Hnsw::sample`).
+        for step in [1, 100, 1000, 8192, 50_000] {
+            let (mut trained, mut trainings) = (0u64, 0);
+            for len in (0..5_000_000u64).step_by(step) {
+                if training_due(len, trained) {
+                    trained = len.min(TRAIN_SAMPLE as u64);
+                    trainings += 1;
+                }
+            }
+            assert_eq!(trained, TRAIN_SAMPLE as u64, "step {step}");
+            assert!(trainings <= 6, "step {step}: {trainings} trainings");
+        }
+        assert!(!training_due(TRAIN_MIN as u64 - 1, 0));
     }
 
     #[test]

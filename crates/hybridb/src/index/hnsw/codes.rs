@@ -289,16 +289,15 @@ impl Hnsw {
             .map_or(0, |c| c.store.bytes() + c.quantizer.memory_bytes())
     }
 
-    /// Up to `n` live vectors spread evenly over the slots (a training sample).
+    /// Exactly `min(n, len)` live vectors spread evenly over the slots (a training sample).
     pub fn sample(&self, n: usize) -> Vec<Vec<f32>> {
         let _gate = self.gate_shared();
         let live: Vec<u32> = (0..self.capacity as u32)
             .filter(|&s| self.is_live(s))
             .collect();
-        let step = live.len().div_ceil(n.max(1)).max(1);
-        live.iter()
-            .step_by(step)
-            .map(|&s| self.vector(s).to_vec())
+        let m = n.min(live.len());
+        (0..m)
+            .map(|i| self.vector(live[i * live.len() / m]).to_vec())
             .collect()
     }
 

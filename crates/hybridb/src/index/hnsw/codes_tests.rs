@@ -135,6 +135,10 @@ fn inserts_after_quantizing_get_codes_and_are_found() {
     let data = clustered(2000, 3);
     let (first, later) = data.split_at(1000);
     let mut index = build(first, Metric::L2);
+    // Samples hold exactly min(n, len) vectors (the training schedule counts on it).
+    assert_eq!(index.sample(999).len(), 999);
+    assert_eq!(index.sample(400).len(), 400);
+    assert_eq!(index.sample(5000).len(), 1000);
     index
         .quantize(train(&index, Quantization::Rq2), 1000, 1)
         .unwrap();
