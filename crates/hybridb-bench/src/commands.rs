@@ -10,7 +10,7 @@ use anyhow::{Context, Result, ensure};
 use clap::Args;
 
 use crate::bandwidth;
-use crate::engine::{self, Durability, EngineConfig, IndexKind};
+use crate::engine::{self, Durability, EngineConfig, IndexKind, Quant};
 use crate::groundtruth::ground_truth;
 use crate::metric::Metric;
 use crate::recall::recall_at_k;
@@ -172,6 +172,13 @@ pub struct AnnArgs {
     /// after a checkpoint).
     #[arg(long, default_value_t = 0)]
     pub reopen_writes: usize,
+    /// Codes the HNSW walk ranks by.
+    #[arg(long, value_enum, default_value_t = Quant::None)]
+    pub quantization: Quant,
+    /// Candidates per result rescored with f32 on a quantized index, comma-separated (one
+    /// row per ef and factor; ignored without quantization).
+    #[arg(long, value_delimiter = ',', default_value = "2")]
+    pub oversampling: Vec<f32>,
 }
 
 /// Resident set size of this process, from /proc (0 where unavailable).
@@ -262,8 +269,13 @@ pub fn run_ann(a: &AnnArgs) -> Result<()> {
         ef_construction: a.ef_construction,
         build_threads: a.build_threads,
         cache_mb: a.cache_mb,
+        quantization: a.quantization,
         ..EngineConfig::new(a.metric, base.dim)
     };
+    ensure!(
+        a.oversampling.iter().all(|&o| (1.0..=64.0).contains(&o)),
+        "oversampling factors must be within 1..=64"
+    );
     let rss_before = rss_bytes();
     let t = Instant::now();
     let engine = engine::build(dir.path(), &config, &base, a.batch)?;
@@ -288,27 +300,47 @@ pub fn run_ann(a: &AnnArgs) -> Result<()> {
         "raw_plus_graph_bytes": raw + graph,
         "engine_rss_over_raw_plus_graph": round(engine_rss as f64 / (raw + graph).max(1) as f64, 3),
     }))?;
+    let factors: &[f32] = if a.quantization == Quant::None {
+        &[1.0]
+    } else {
+        &a.oversampling
+    };
     for &ef in &a.ef {
-        let ef_used = ef.max(a.k);
-        let (results, secs) = best_of(a.repeat, &queries, |q| {
-            engine::search(&engine, q, a.k, ef_used)
-        })?;
-        emit(&AnnRecord {
-            engine: engine::ENGINE_NAME.to_string(),
-            dataset: dataset.clone(),
-            n: base.len(),
-            dim: base.dim,
-            metric: a.metric.report_name().to_string(),
-            m: a.m,
-            ef_construction: a.ef_construction,
-            build_threads: a.build_threads,
-            build_s: round(build_s, 3),
-            ef,
-            k: a.k,
-            recall: round(recall_at_k(&results, &gt, a.k), 4),
-            qps: round(queries.len() as f64 / secs, 1),
-        })?;
+        for &oversampling in factors {
+            let ef_used = ef.max(a.k);
+            let (results, secs) = best_of(a.repeat, &queries, |q| {
+                engine::search(&engine, q, a.k, ef_used, oversampling)
+            })?;
+            emit(&AnnRecord {
+                engine: engine::ENGINE_NAME.to_string(),
+                dataset: dataset.clone(),
+                n: base.len(),
+                dim: base.dim,
+                metric: a.metric.report_name().to_string(),
+                m: a.m,
+                ef_construction: a.ef_construction,
+                build_threads: a.build_threads,
+                build_s: round(build_s, 3),
+                ef,
+                k: a.k,
+                recall: round(recall_at_k(&results, &gt, a.k), 4),
+                qps: round(queries.len() as f64 / secs, 1),
+                quantization: a.quantization.name().to_string(),
+                oversampling: f64::from(oversampling),
+                index_bytes: engine::index_bytes(&engine) as u64,
+                rss_bytes: rss_bytes(),
+            })?;
+        }
     }
+    // Whether the f32 originals could leave memory: what reading each rescored candidate
+    // from redb would cost (k x 2 of them, for the first 200 queries).
+    let sample = &queries.data[..queries.dim * queries.len().min(200)];
+    let us = engine::vector_read_micros(&engine, sample, a.k * 2)?;
+    emit(&serde_json::json!({
+        "bench": "vector_reads", "engine": engine::ENGINE_NAME, "dataset": dataset,
+        "quantization": a.quantization.name(), "fetch": a.k * 2,
+        "us_per_vector_read": round(us, 3),
+    }))?;
     let r = engine::reopen_after_writes(engine, dir.path(), a.reopen_writes, &base.data)?;
     emit(&serde_json::json!({
         "bench": "reopen", "engine": engine::ENGINE_NAME, "dataset": dataset, "n": base.len(),
@@ -504,7 +536,7 @@ mod tests {
         let queries = read_vectors(&out.join("queries.fvecs")).unwrap();
         let config = EngineConfig::new(Metric::Cosine, 8);
         let e = engine::build(dir.path(), &config, &base, 64).unwrap();
-        let (res, _) = best_of(1, &queries, |q| engine::search(&e, q, 10, 10)).unwrap();
+        let (res, _) = best_of(1, &queries, |q| engine::search(&e, q, 10, 10, 1.0)).unwrap();
         let r = recall_at_k(&res, &gt, 10);
         // The collection uses the exact index for now: recall must be perfect.
         assert_eq!(r, 1.0);

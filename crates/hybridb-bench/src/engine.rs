@@ -19,8 +19,8 @@ use crate::vecs::Vecs;
 mod backend;
 
 pub use backend::{
-    ENGINE_NAME, Engine, Reopen, exact_search, index_bytes, open, reopen_after_writes, search,
-    upsert_batch,
+    ENGINE_NAME, Engine, Reopen, exact_search, index_bytes, open, quantization,
+    reopen_after_writes, search, upsert_batch, vector_read_micros,
 };
 
 /// When a write is considered done.
@@ -51,6 +51,34 @@ pub enum IndexKind {
     Flat,
 }
 
+/// Codes the HNSW walk ranks by (hybridb's `Quantization`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Quant {
+    /// `f32` vectors only.
+    None,
+    /// 8 bits per dimension.
+    Sq8,
+    /// Rotated 1-bit codes.
+    Rq1,
+    /// Rotated 2-bit codes.
+    Rq2,
+    /// Rotated 4-bit codes.
+    Rq4,
+}
+
+impl Quant {
+    /// Name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quant::None => "none",
+            Quant::Sq8 => "sq8",
+            Quant::Rq1 => "rq1",
+            Quant::Rq2 => "rq2",
+            Quant::Rq4 => "rq4",
+        }
+    }
+}
+
 /// Everything needed to create a benchmark collection.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -70,6 +98,8 @@ pub struct EngineConfig {
     pub durability: Durability,
     /// redb page cache, MiB.
     pub cache_mb: usize,
+    /// HNSW: codes the walk ranks by.
+    pub quantization: Quant,
 }
 
 impl EngineConfig {
@@ -85,6 +115,7 @@ impl EngineConfig {
             build_threads: 1,
             durability: Durability::None,
             cache_mb: 256,
+            quantization: Quant::None,
         }
     }
 }

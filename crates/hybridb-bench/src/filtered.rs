@@ -27,6 +27,7 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::engine::Quant;
 use crate::metric::{Metric, normalise_rows};
 use crate::report::{emit, round};
 use crate::topk::TopK;
@@ -92,6 +93,12 @@ pub struct FilteredArgs {
     /// Working directory for the database (a temporary one if absent).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Codes hybridb's HNSW walk ranks by.
+    #[arg(long, value_enum, default_value_t = Quant::None)]
+    pub quantization: Quant,
+    /// Candidates per result hybridb rescores with f32 on a quantized index (1..=64).
+    #[arg(long, default_value_t = 2.0)]
+    pub oversampling: f32,
 }
 
 /// One result line.
@@ -105,6 +112,15 @@ struct FilteredRecord {
     plan: String,
     recall: f64,
     qps: f64,
+    /// hybridb's codes (`none` for the baselines, which search f32).
+    quantization: &'static str,
+    /// Candidates per result rescored with f32 (1 for the baselines).
+    oversampling: f64,
+    /// Resident index of the engine: hybridb's collection index (graph, codes, f32 vectors),
+    /// the callback graph, or the exact scan's vectors.
+    index_bytes: u64,
+    /// Resident set size of the process (all three engines live in it).
+    rss_bytes: u64,
 }
 
 const SCALE: f64 = 1_000_000.0;
@@ -175,6 +191,7 @@ pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
         Metric::Dot => hybridb::Metric::Dot,
     };
     let config = CollectionConfig::new(base.dim as u32, metric)
+        .with_quantization(crate::engine::quantization(a.quantization))
         .with_index(IndexKind::Hnsw {
             m: a.m as u32,
             ef_construction: a.ef_construction as u32,
@@ -274,15 +291,30 @@ pub fn run_filtered(a: &FilteredArgs) -> Result<()> {
     }
 
     for case in &cases {
-        let line = |engine: &'static str, plan: String, recall: f64, qps: f64| FilteredRecord {
-            bench: "filtered",
-            dataset: dataset.clone(),
-            attribute: case.attribute.clone(),
-            selectivity: case.selectivity,
-            engine,
-            plan,
-            recall: round(recall, 4),
-            qps: round(qps, 1),
+        let line = |engine: &'static str, plan: String, recall: f64, qps: f64| {
+            let ours = engine == "hybridb";
+            FilteredRecord {
+                bench: "filtered",
+                dataset: dataset.clone(),
+                attribute: case.attribute.clone(),
+                selectivity: case.selectivity,
+                engine,
+                plan,
+                recall: round(recall, 4),
+                qps: round(qps, 1),
+                quantization: if ours { a.quantization.name() } else { "none" },
+                oversampling: if ours && a.quantization != Quant::None {
+                    f64::from(a.oversampling)
+                } else {
+                    1.0
+                },
+                index_bytes: match engine {
+                    "hybridb" => coll.index_memory_bytes() as u64,
+                    "hnsw-callback" => graph.memory_bytes() as u64,
+                    _ => (base.data.len() * 4) as u64,
+                },
+                rss_bytes: crate::commands::rss_bytes(),
+            }
         };
         let mut best: [Option<Pass>; 3] = Default::default();
         for _ in 0..a.rounds.max(1) {
@@ -376,6 +408,7 @@ fn run_pass(
     let ours_one = |q: usize| {
         let req = SearchRequest::new(queries.row(q).to_vec(), a.k)
             .filter(case.filters[q].clone())
+            .oversampling(a.oversampling)
             .consistency(hybridb::Consistency::Eventual);
         coll.explain(&req)
     };

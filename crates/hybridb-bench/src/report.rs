@@ -40,6 +40,15 @@ pub struct AnnRecord {
     pub recall: f64,
     /// Queries per second on one thread, best of the repeats (1 decimal).
     pub qps: f64,
+    /// Codes the walk ranked by (`none`: f32). Fields from here on are hybridb's own (not in
+    /// peers.py's lines).
+    pub quantization: String,
+    /// Candidates per result rescored with f32 (1 without quantization).
+    pub oversampling: f64,
+    /// Bytes of the resident index: codes, graph and the in-memory f32 vectors.
+    pub index_bytes: u64,
+    /// Resident set size of the process when the row was measured.
+    pub rss_bytes: u64,
 }
 
 /// The `exact` subcommand's line: exact-search throughput against the memory-bandwidth ceiling.
@@ -101,7 +110,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ann_record_has_peers_fields_in_order() {
+    fn ann_record_has_peers_fields_in_order_then_its_own() {
         let r = AnnRecord {
             engine: "hybridb".into(),
             dataset: "bigann10k".into(),
@@ -116,10 +125,14 @@ mod tests {
             k: 10,
             recall: round(0.912_345, 4),
             qps: round(12_345.67, 1),
+            quantization: "rq2".into(),
+            oversampling: 2.0,
+            index_bytes: 1000,
+            rss_bytes: 2000,
         };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
-            r#"{"engine":"hybridb","dataset":"bigann10k","n":9900,"dim":128,"metric":"l2","m":16,"ef_construction":200,"build_threads":1,"build_s":1.235,"ef":10,"k":10,"recall":0.9123,"qps":12345.7}"#
+            r#"{"engine":"hybridb","dataset":"bigann10k","n":9900,"dim":128,"metric":"l2","m":16,"ef_construction":200,"build_threads":1,"build_s":1.235,"ef":10,"k":10,"recall":0.9123,"qps":12345.7,"quantization":"rq2","oversampling":2.0,"index_bytes":1000,"rss_bytes":2000}"#
         );
     }
 }

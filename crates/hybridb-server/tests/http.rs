@@ -841,3 +841,56 @@ fn payload_updates_by_ids_and_by_filter() {
         .len();
     assert_eq!(before, after, "refused updates write no change event");
 }
+
+#[test]
+fn quantized_collections_and_oversampling() {
+    let s = TestServer::start();
+    let created = s.send(
+        "PUT",
+        "/collections/q",
+        json!({"dim": 4, "metric": "l2", "quantization": "sq8",
+               "vectors": {"t": {"type": "dense", "dim": 2, "metric": "cosine", "quantization": "rq2"}}}),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["config"]["quantization"], "sq8");
+    assert_eq!(
+        created.body["config"]["vectors"]["t"]["quantization"],
+        "rq2"
+    );
+    // A rotated code has no Manhattan estimator.
+    let bad = s.send(
+        "PUT",
+        "/collections/m",
+        json!({"dim": 4, "metric": "manhattan", "quantization": "rq1"}),
+    );
+    assert_eq!(
+        (bad.status, bad.code()),
+        (400, "invalid_config"),
+        "{}",
+        bad.body
+    );
+    s.ok(
+        "PUT",
+        "/collections/q/entities",
+        json!({"entities": [{"id": A, "vector": [1.0, 0.0, 0.0, 0.0]},
+                            {"id": B, "vector": [0.0, 1.0, 0.0, 0.0]}]}),
+    );
+    let hits = s.ok(
+        "POST",
+        "/collections/q/search",
+        json!({"vector": [0.9, 0.1, 0.0, 0.0], "k": 1, "oversampling": 4}),
+    );
+    assert_eq!(hits["hits"][0]["id"], A, "{hits}");
+    let bad = s.send(
+        "POST",
+        "/collections/q/search",
+        json!({"vector": [0.9, 0.1, 0.0, 0.0], "k": 1, "oversampling": 0.5}),
+    );
+    assert_eq!(
+        (bad.status, bad.code()),
+        (400, "invalid_query"),
+        "{}",
+        bad.body
+    );
+    assert!(bad.message().contains("oversampling"), "{}", bad.message());
+}

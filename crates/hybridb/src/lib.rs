@@ -111,7 +111,7 @@ pub use db::handle::Database;
 pub use model::change::{ChangeEvent, ChangeKind};
 pub use model::config::{
     CollectionConfig, IndexKind, MAX_DIM, MAX_METADATA_BYTES, MAX_VECTOR_NAME, Metric,
-    PayloadIndexKind, TextIndexConfig, TextLanguage, TextTokenizer, VectorConfig,
+    PayloadIndexKind, Quantization, TextIndexConfig, TextLanguage, TextTokenizer, VectorConfig,
 };
 pub use model::entity::{Entity, NamedVector, Record};
 pub use model::error::{EntityProblem, Error, FilterProblem, QueryProblem, Result};

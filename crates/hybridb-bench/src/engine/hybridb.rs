@@ -58,6 +58,17 @@ fn builder(config: &EngineConfig, durability: hybridb::Durability) -> hybridb::D
         .caches(hybridb::CacheSizes::OFF)
 }
 
+/// hybridb's name for a benchmark quantization.
+pub fn quantization(q: super::Quant) -> hybridb::Quantization {
+    match q {
+        super::Quant::None => hybridb::Quantization::None,
+        super::Quant::Sq8 => hybridb::Quantization::Sq8,
+        super::Quant::Rq1 => hybridb::Quantization::Rq1,
+        super::Quant::Rq2 => hybridb::Quantization::Rq2,
+        super::Quant::Rq4 => hybridb::Quantization::Rq4,
+    }
+}
+
 /// Creates (or opens) `dir/bench.redb` and creates the collection `bench`.
 pub fn open(dir: &Path, config: &EngineConfig) -> Result<Engine> {
     let durability = match config.durability {
@@ -81,7 +92,10 @@ pub fn open(dir: &Path, config: &EngineConfig) -> Result<Engine> {
             ef: 64,
         },
     };
-    let coll_config = CollectionConfig::new(config.dim as u32, metric).with_index(index);
+    let quantization = quantization(config.quantization);
+    let coll_config = CollectionConfig::new(config.dim as u32, metric)
+        .with_index(index)
+        .with_quantization(quantization);
     let coll = db
         .create_collection("bench", coll_config)
         .context("creating collection")?;
@@ -129,13 +143,47 @@ fn to_rows(engine: &Engine, hits: Vec<hybridb::Hit>) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Approximate top-`k` rows for `q`, best first.
-pub fn search(engine: &Engine, q: &[f32], k: usize, ef: usize) -> Result<Vec<usize>> {
+/// Approximate top-`k` rows for `q`, best first (`oversampling`: candidates per result a
+/// quantized index rescores).
+pub fn search(
+    engine: &Engine,
+    q: &[f32],
+    k: usize,
+    ef: usize,
+    oversampling: f32,
+) -> Result<Vec<usize>> {
     let hits = engine
         .coll
-        .search_with(&SearchRequest::new(q.to_vec(), k).ef(ef))
+        .search_with(
+            &SearchRequest::new(q.to_vec(), k)
+                .ef(ef)
+                .oversampling(oversampling),
+        )
         .context("search")?;
     to_rows(engine, hits)
+}
+
+/// Microseconds one stored vector takes to read from redb during a search: searches for
+/// `fetch` hits of each query in `queries` (flat, `dim` each), with and without their stored
+/// vectors, best of 3 each; the difference per hit. What rescoring would pay per candidate
+/// if the f32 originals were read from the file instead of memory (read caches are off).
+pub fn vector_read_micros(engine: &Engine, queries: &[f32], fetch: usize) -> Result<f64> {
+    let run = |with_vector: bool| -> Result<f64> {
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            for q in queries.chunks_exact(engine.dim) {
+                let req = SearchRequest::new(q.to_vec(), fetch).with_vector(with_vector);
+                std::hint::black_box(engine.coll.search_with(&req).context("search")?);
+            }
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    };
+    let without = run(false)?;
+    let with = run(true)?;
+    let n = (queries.len() / engine.dim).max(1) * fetch.max(1);
+    Ok(((with - without) * 1e6 / n as f64).max(0.0))
 }
 
 /// Exact top-`k` rows for `q`, best first (the collection must use the flat index).

@@ -143,6 +143,9 @@ pub struct CreateCollection {
     /// Index. Default HNSW with m 16, ef_construction 200, ef 64.
     #[serde(default)]
     pub index: Option<IndexSpec>,
+    /// Codes the default vector's HNSW walk ranks by. Default `none`.
+    #[serde(default)]
+    pub quantization: QuantizationSpec,
     /// Declared payload indexes: field name to type.
     #[serde(default)]
     pub payload_indexes: BTreeMap<String, PayloadIndexSpec>,
@@ -166,6 +169,7 @@ impl CreateCollection {
         if let Some(index) = self.index {
             config = config.with_index(index_kind(index));
         }
+        config = config.with_quantization(self.quantization.quantization());
         for (field, kind) in &self.payload_indexes {
             let kind = kind.kind();
             config = config.with_payload_index(field.clone(), kind);
@@ -195,6 +199,9 @@ pub struct ConfigOut {
     pub metric: MetricSpec,
     /// Index of the default vector, with every parameter.
     pub index: IndexSpec,
+    /// Codes of the default vector's walk (absent: none).
+    #[serde(default, skip_serializing_if = "QuantizationSpec::is_none")]
+    pub quantization: QuantizationSpec,
     /// Declared payload indexes.
     pub payload_indexes: BTreeMap<String, PayloadIndexSpec>,
     /// Named vectors (absent when there are none); a dense one with every index parameter.
@@ -647,6 +654,9 @@ pub struct SearchBody {
     /// HNSW search effort (candidate list size, 1..=65536, raised to k). Default: the
     /// collection's.
     pub ef: Option<usize>,
+    /// On a quantized vector: candidates per result rescored with the f32 vectors, 1..=64.
+    /// Default 2.
+    pub oversampling: Option<f32>,
     /// Default `strong`.
     #[serde(default)]
     pub consistency: ConsistencySpec,

@@ -40,6 +40,8 @@ pub struct QueryBody {
     pub score_threshold: Option<f32>,
     /// HNSW search effort of this query's vector searches.
     pub ef: Option<usize>,
+    /// Candidates per result rescored with f32 on quantized vectors, 1..=64 (default 2).
+    pub oversampling: Option<f32>,
     /// Include payloads. Default false.
     #[serde(default)]
     pub with_payload: bool,
@@ -145,6 +147,7 @@ impl QueryBody {
         q.filter = self.filter;
         q.score_threshold = self.score_threshold;
         q.ef = self.ef;
+        q.oversampling = self.oversampling;
         q
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use hybridb::{NamedVector, SparseVector, VectorConfig};
+use hybridb::{IndexKind, NamedVector, Quantization, SparseVector, VectorConfig};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -36,6 +36,9 @@ pub enum VectorSpec {
         /// Index. Default HNSW with m 16, ef_construction 200, ef 64.
         #[serde(default)]
         index: Option<IndexSpec>,
+        /// Codes the HNSW walk ranks by. Default `none`.
+        #[serde(default, skip_serializing_if = "QuantizationSpec::is_none")]
+        quantization: QuantizationSpec,
     },
     /// A sparse vector, scored by dot product.
     #[schema(title = "SparseVectorSpec")]
@@ -55,11 +58,51 @@ impl VectorSpec {
                 dim,
                 metric: m,
                 index,
-            } => match index {
-                Some(i) => VectorConfig::dense_with_index(dim, metric(m), index_kind(i)),
-                None => VectorConfig::dense(dim, metric(m)),
-            },
+                quantization,
+            } => VectorConfig::dense_quantized(
+                dim,
+                metric(m),
+                index.map_or_else(IndexKind::default, index_kind),
+                quantization.quantization(),
+            ),
             VectorSpec::Sparse { idf } => VectorConfig::sparse(idf),
+        }
+    }
+}
+
+/// Codes an HNSW walk ranks by, the best `k × oversampling` rescored with the `f32` vectors
+/// (the library's `Quantization`; `docs/quantization.md`). Rotated codes (`rq*`) are refused
+/// with the Manhattan metric, and every code with an exact index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QuantizationSpec {
+    /// `f32` vectors only.
+    #[default]
+    None,
+    /// 8 bits per dimension.
+    Sq8,
+    /// Rotated 1-bit codes.
+    Rq1,
+    /// Rotated 2-bit codes.
+    Rq2,
+    /// Rotated 4-bit codes.
+    Rq4,
+}
+
+impl QuantizationSpec {
+    /// Whether this is `none`.
+    pub fn is_none(&self) -> bool {
+        *self == QuantizationSpec::None
+    }
+
+    /// The library's value.
+    pub fn quantization(self) -> Quantization {
+        match self {
+            QuantizationSpec::None => Quantization::None,
+            QuantizationSpec::Sq8 => Quantization::Sq8,
+            QuantizationSpec::Rq1 => Quantization::Rq1,
+            QuantizationSpec::Rq2 => Quantization::Rq2,
+            QuantizationSpec::Rq4 => Quantization::Rq4,
         }
     }
 }

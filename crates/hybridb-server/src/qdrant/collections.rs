@@ -126,11 +126,25 @@ fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> 
         return Err(unsupported("a collection without vectors"));
     }
     // One unnamed dense vector and nothing else: the engine's default vector.
-    if let ([(name, VectorConfig::Dense { dim, metric, index })], []) =
-        (dense.as_slice(), sparse.as_slice())
+    if let (
+        [
+            (
+                name,
+                VectorConfig::Dense {
+                    dim,
+                    metric,
+                    index,
+                    quantization,
+                },
+            ),
+        ],
+        [],
+    ) = (dense.as_slice(), sparse.as_slice())
         && name.is_empty()
     {
-        return Ok(CollectionConfig::new(*dim, *metric).with_index(*index));
+        return Ok(CollectionConfig::new(*dim, *metric)
+            .with_index(*index)
+            .with_quantization(*quantization));
     }
     let mut config = CollectionConfig::named_only();
     for (name, v) in dense.into_iter().chain(sparse) {

@@ -80,6 +80,10 @@ fn request(body: SearchBody, at: &str) -> Result<Search, ApiError> {
         }
         req = req.ef(ef);
     }
+    if let Some(o) = body.oversampling {
+        // Checked by the engine (a typed `BadOversampling` error).
+        req = req.oversampling(o);
+    }
     Ok(Search {
         req,
         like: body.like,

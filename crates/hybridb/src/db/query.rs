@@ -267,6 +267,7 @@ impl Collection {
                 req.using = using.clone();
                 req.filter = filter;
                 req.ef = q.ef;
+                req.oversampling = q.oversampling;
                 let found = self.run_search(&req)?;
                 let ids: Vec<EntityId> = found.hits.iter().map(|h| h.id).collect();
                 let r = self.mmr(using, vector, *diversity, &ids, want)?;
@@ -277,6 +278,7 @@ impl Collection {
                 let mut req = SearchRequest::new(Vec::new(), want);
                 req.filter = filter;
                 req.ef = q.ef;
+                req.oversampling = q.oversampling;
                 let name = match stage {
                     Stage::Nearest { using, vector } => {
                         req.vector = vector.clone();

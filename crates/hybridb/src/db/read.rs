@@ -15,6 +15,7 @@ use redb::ReadableTable;
 
 use crate::db::collection::Collection;
 use crate::index::bitset::SlotBitset;
+use crate::index::hnsw::{DEFAULT_OVERSAMPLING, MAX_OVERSAMPLING};
 use crate::model::config::{IndexKind, Metric, VectorConfig};
 use crate::model::entity::NamedVector;
 use crate::model::entity::{Record, check_vector, decode_payload, decode_record, index_form};
@@ -93,6 +94,11 @@ fn result_key(req: &SearchRequest) -> Box<[u8]> {
     let mut key = Vec::with_capacity(req.vector.len() * 4 + 64);
     key.extend_from_slice(&(req.k as u64).to_le_bytes());
     key.extend_from_slice(&req.ef.map_or(u64::MAX, |e| e as u64).to_le_bytes());
+    key.extend_from_slice(
+        &req.oversampling
+            .map_or(u32::MAX, f32::to_bits)
+            .to_le_bytes(),
+    );
     key.push(u8::from(req.with_payload) | (u8::from(req.with_vector) << 1));
     match req.score_threshold {
         Some(t) => {
@@ -291,6 +297,7 @@ impl Collection {
                 dim: config.dim,
                 metric: config.metric,
                 index: config.index,
+                quantization: config.quantization,
             }
         } else {
             match self.shared.named().get(&req.using) {
@@ -306,9 +313,18 @@ impl Collection {
             })
         };
         match (declared, &req.sparse) {
-            (VectorConfig::Dense { dim, metric, index }, None) => {
+            (
+                VectorConfig::Dense {
+                    dim, metric, index, ..
+                },
+                None,
+            ) => {
                 check_vector(&req.vector, dim as usize, metric)
                     .map_err(|p| bad(QueryProblem::Vector(p)))?;
+                let oversampling = req.oversampling.unwrap_or(DEFAULT_OVERSAMPLING);
+                if !(1.0..=MAX_OVERSAMPLING).contains(&oversampling) {
+                    return Err(bad(QueryProblem::BadOversampling(oversampling)));
+                }
                 let ef = match (req.ef, index) {
                     (Some(ef), _) => ef,
                     (None, IndexKind::Hnsw { ef, .. }) => ef as usize,
@@ -320,6 +336,7 @@ impl Collection {
                     query: index_form(&req.vector, metric),
                     metric,
                     ef,
+                    oversampling,
                 })
             }
             (VectorConfig::Sparse { .. }, Some(q)) => {
@@ -413,9 +430,13 @@ impl Collection {
         let index = &self.shared.index;
         let searched = match target {
             Target::Dense {
-                using, query, ef, ..
+                using,
+                query,
+                ef,
+                oversampling,
+                ..
             } => {
-                let hits = index.search(using, query, k, *ef);
+                let hits = index.search(using, query, k, *ef, *oversampling);
                 let live = index.live_count();
                 return Ok(Planned {
                     hits,
@@ -452,8 +473,12 @@ impl Collection {
             .map_err(filter_error)?;
         let search = |input: FilterInput<'_>| match target {
             Target::Dense {
-                using, query, ef, ..
-            } => index.search_planned(using, query, k, *ef, input),
+                using,
+                query,
+                ef,
+                oversampling,
+                ..
+            } => index.search_planned(using, query, k, *ef, *oversampling, input),
             Target::Sparse { using, query } => index.search_sparse(using, query, k, Some(input)),
             Target::Text { field, terms } => index.search_text(field, terms, k, Some(input)),
         };
@@ -611,6 +636,8 @@ pub(crate) enum Target<'r> {
         query: Vec<f32>,
         metric: Metric,
         ef: usize,
+        /// Candidates rescored per result on a quantized index.
+        oversampling: f32,
     },
     /// A sparse named vector.
     Sparse {

@@ -59,6 +59,7 @@ impl VectorIndex for FlatIndex {
         query: &[f32],
         k: usize,
         _ef: usize,
+        _oversampling: f32,
         allowed: &SlotBitset,
         _all_held: bool,
     ) -> Vec<(u32, f32)> {
@@ -95,6 +96,7 @@ impl VectorIndex for FlatIndex {
         query: &[f32],
         k: usize,
         _ef: usize,
+        _oversampling: f32,
         allowed: &dyn Fn(u32) -> bool,
         _share: f64,
     ) -> Vec<(u32, f32)> {
@@ -112,8 +114,14 @@ impl VectorIndex for FlatIndex {
         top_k(scan, k)
     }
 
-    fn scan(&self, query: &[f32], k: usize, allowed: &SlotBitset) -> Vec<(u32, f32)> {
-        self.search(query, k, k, allowed, false)
+    fn scan(
+        &self,
+        query: &[f32],
+        k: usize,
+        _oversampling: f32,
+        allowed: &SlotBitset,
+    ) -> Vec<(u32, f32)> {
+        self.search(query, k, k, 1.0, allowed, false)
     }
 
     fn memory_bytes(&self) -> usize {

@@ -18,14 +18,23 @@
 //! Searches then always pass their allowed set to the graph, and a checkpoint links
 //! everything first. Once drained the delta is gone for good (`deferred` never becomes true
 //! again).
+//!
+//! # Quantization
+//! An index configured with a [`Quantization`] walks `f32` until the graph holds
+//! [`TRAIN_MIN`] vectors; then it trains the quantizer from a sample of them and encodes them
+//! all ([`Hnsw::quantize`]), and retrains each time the graph has grown [`RETRAIN_GROWTH`]
+//! times past its last sample, until a sample reaches [`TRAIN_SAMPLE`] vectors. Training runs
+//! in an insert or a link step (under the collection's apply lock, so no other change runs),
+//! while searches go on. A checkpoint keeps the trained state, so a reopen does not retrain.
 
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::index::bitset::SlotBitset;
 use crate::index::delta::{Delta, merge};
-use crate::index::hnsw::{Hnsw, HnswParams, Metric as HnswMetric};
+use crate::index::hnsw::{Hnsw, HnswParams, Metric as HnswMetric, Quantizer};
 use crate::index::{IndexMetric, VectorIndex, top_k};
+use crate::model::config::Quantization;
 use crate::model::sync::{read, write};
 
 /// Items below which a batch is inserted on the calling thread.
@@ -41,10 +50,36 @@ const LINK_BATCH: usize = 256;
 /// (Small in unit tests, so that they meet several steps.)
 const STALE_BATCH: usize = if cfg!(test) { 128 } else { 2048 };
 
+/// Vectors the graph holds before a quantized index trains its quantizer (the walk uses
+/// `f32` until then).
+pub(crate) const TRAIN_MIN: usize = if cfg!(test) { 256 } else { 1024 };
+
+/// A quantized index retrains once the graph holds this many times the vectors of its last
+/// training sample.
+pub(crate) const RETRAIN_GROWTH: u64 = 4;
+
+/// The largest training sample; once one is this large the index stops retraining.
+pub(crate) const TRAIN_SAMPLE: usize = 32_768;
+
+/// Whether an index of `len` vectors whose codes were trained from a sample of `trained` (0:
+/// never) trains now. Samples hold `min(len, TRAIN_SAMPLE)` vectors, so this holds at most
+/// about `log4(TRAIN_SAMPLE / TRAIN_MIN) + 1` times over an index's life.
+fn training_due(len: u64, trained: u64) -> bool {
+    if trained == 0 {
+        len >= TRAIN_MIN as u64
+    } else {
+        trained < TRAIN_SAMPLE as u64 && len >= trained * RETRAIN_GROWTH
+    }
+}
+
 /// The HNSW index of one collection.
 pub(crate) struct HnswIndex {
     graph: Hnsw,
     threads: usize,
+    /// The codes the walk should rank by (trained once the graph is large enough).
+    quantization: Quantization,
+    /// Training failed (a vector the code cannot take): the walk stays on `f32`.
+    untrainable: AtomicBool,
     /// Changes accepted but not yet in the graph (see the module docs).
     delta: RwLock<Delta>,
     /// Whether `delta` may be non-empty. Starts true only for [`HnswIndex::deferred`]; set
@@ -89,10 +124,41 @@ impl HnswIndex {
         HnswIndex {
             graph,
             threads: threads.max(1),
+            quantization: Quantization::None,
+            untrainable: AtomicBool::new(false),
             delta: RwLock::new(delta),
             deferred: AtomicBool::new(deferred),
             loading: AtomicBool::new(deferred),
         }
+    }
+
+    /// Sets the codes the walk ranks by, trained once the graph holds [`TRAIN_MIN`] vectors.
+    pub(crate) fn with_quantization(mut self, quantization: Quantization) -> Self {
+        self.quantization = quantization;
+        self
+    }
+
+    /// Trains (or retrains) the quantizer when the graph has grown enough (see the module
+    /// docs). The caller holds the apply lock.
+    fn maybe_train(&self) {
+        if self.quantization.is_none() || self.untrainable.load(Ordering::Relaxed) {
+            return;
+        }
+        let due = training_due(self.graph.len() as u64, self.graph.trained_on());
+        if due && self.train().is_err() {
+            self.untrainable.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Trains the quantizer from a sample of the graph's vectors and encodes them all.
+    pub(crate) fn train(&self) -> Result<(), String> {
+        let sample = self.graph.sample(TRAIN_SAMPLE);
+        let rows: Vec<&[f32]> = sample.iter().map(Vec::as_slice).collect();
+        let p = self.graph.params();
+        let quantizer = Quantizer::train(self.quantization, &rows, p.dim, p.metric, p.seed ^ 1)?;
+        self.graph
+            .quantize(quantizer, rows.len() as u64, self.threads)
+            .map_err(|e| e.to_string())
     }
 
     /// The delta, if one may be non-empty (read-locked).
@@ -143,12 +209,14 @@ impl HnswIndex {
 
     /// Searches the graph (leaving out stale nodes) and the pending vectors, for a reader
     /// holding `delta`'s read lock.
+    #[allow(clippy::too_many_arguments)]
     fn search_with_delta(
         &self,
         delta: &Delta,
         query: &[f32],
         k: usize,
         ef: usize,
+        oversampling: f32,
         allowed: &dyn Fn(u32) -> bool,
         share: f64,
     ) -> Vec<(u32, f32)> {
@@ -156,11 +224,12 @@ impl HnswIndex {
         // one place or both (merged), never in neither.
         let dist = |a: &[f32], b: &[f32]| self.graph.distance(a, b);
         let pending = top_k(delta.scan(query, dist, allowed).into_iter(), k);
-        let graph = self.graph.search_filtered_with_share(
+        let graph = self.graph.search_oversampled(
             query,
             k,
             ef,
-            &|s| !delta.is_stale(s) && allowed(s),
+            oversampling,
+            Some(&|s| !delta.is_stale(s) && allowed(s)),
             share,
         );
         top_k(merge(graph, pending).into_iter(), k)
@@ -184,7 +253,9 @@ impl VectorIndex for HnswIndex {
 
     fn insert(&self, items: &[(u32, &[f32])]) -> Result<(), String> {
         if !self.deferred.load(Ordering::Acquire) {
-            return self.insert_graph(items);
+            self.insert_graph(items)?;
+            self.maybe_train();
+            return Ok(());
         }
         // Validate the whole batch first: on error nothing changes.
         let (dim, cap) = (self.graph.params().dim, self.graph.capacity());
@@ -219,6 +290,7 @@ impl VectorIndex for HnswIndex {
             .count();
         self.insert_graph(&direct)?;
         write(&self.delta).grew(added);
+        self.maybe_train();
         Ok(())
     }
 
@@ -248,16 +320,19 @@ impl VectorIndex for HnswIndex {
         query: &[f32],
         k: usize,
         ef: usize,
+        oversampling: f32,
         allowed: &SlotBitset,
         all_held: bool,
     ) -> Vec<(u32, f32)> {
         if all_held && !self.deferring() {
             // The graph returns only its live nodes, which are exactly the allowed slots.
-            return self.graph.search(query, k, ef.max(k));
+            return self
+                .graph
+                .search_oversampled(query, k, ef.max(k), oversampling, None, 1.0);
         }
         let held = self.held().unwrap_or(0).max(1);
         let share = allowed.len() as f64 / held as f64;
-        self.search_by(query, k, ef, &|s| allowed.contains(s), share)
+        self.search_by(query, k, ef, oversampling, &|s| allowed.contains(s), share)
     }
 
     fn search_by(
@@ -265,32 +340,42 @@ impl VectorIndex for HnswIndex {
         query: &[f32],
         k: usize,
         ef: usize,
+        oversampling: f32,
         allowed: &dyn Fn(u32) -> bool,
         share: f64,
     ) -> Vec<(u32, f32)> {
         if let Some(delta) = self.delta() {
-            return self.search_with_delta(&delta, query, k, ef.max(k), allowed, share);
+            return self.search_with_delta(
+                &delta,
+                query,
+                k,
+                ef.max(k),
+                oversampling,
+                allowed,
+                share,
+            );
         }
         self.graph
-            .search_filtered_with_share(query, k, ef.max(k), allowed, share)
+            .search_oversampled(query, k, ef.max(k), oversampling, Some(allowed), share)
     }
 
-    fn scan(&self, query: &[f32], k: usize, allowed: &SlotBitset) -> Vec<(u32, f32)> {
-        let mut all = Vec::with_capacity(allowed.len());
+    fn scan(
+        &self,
+        query: &[f32],
+        k: usize,
+        oversampling: f32,
+        allowed: &SlotBitset,
+    ) -> Vec<(u32, f32)> {
         match self.delta() {
             Some(delta) => {
                 let dist = |a: &[f32], b: &[f32]| self.graph.distance(a, b);
                 let pending = delta.scan(query, dist, |s| allowed.contains(s));
                 let slots = allowed.iter().filter(|&s| !delta.is_stale(s));
-                self.graph.scan(query, slots, |slot, d| all.push((slot, d)));
-                all = merge(all, pending);
+                let graph = self.graph.scan_top(query, slots, k, oversampling);
+                top_k(merge(graph, pending).into_iter(), k)
             }
-            None => {
-                self.graph
-                    .scan(query, allowed.iter(), |slot, d| all.push((slot, d)));
-            }
+            None => self.graph.scan_top(query, allowed.iter(), k, oversampling),
         }
-        top_k(all.into_iter(), k)
     }
 
     fn held(&self) -> Option<usize> {
@@ -342,6 +427,7 @@ impl VectorIndex for HnswIndex {
             let items: Vec<(u32, &[f32])> = batch.iter().map(|(s, v)| (*s, v.as_slice())).collect();
             self.insert_graph(&items)?;
             write(&self.delta).linked(&batch);
+            self.maybe_train();
             return Ok(true);
         }
         let delta = write(&self.delta);
@@ -355,6 +441,11 @@ impl VectorIndex for HnswIndex {
 
     fn memory_bytes(&self) -> usize {
         self.graph.memory_bytes() + read(&self.delta).memory_bytes()
+    }
+
+    fn codes_generation(&self) -> u64 {
+        // Each training takes a larger sample than the one before (see the module docs).
+        self.graph.trained_on()
     }
 
     fn as_hnsw(&self) -> Option<&HnswIndex> {
@@ -396,12 +487,12 @@ mod tests {
             assert_eq!(index.holds(s), Some(true), "{what}: holds {s}");
         }
         for (n, (&slot, v)) in model.iter().enumerate().filter(|(n, _)| n % 7 == 0) {
-            let exact = index.scan(v, 1, &allowed);
+            let exact = index.scan(v, 1, 1.0, &allowed);
             assert_eq!(exact[0], (slot, 0.0), "{what}: scan finds slot {slot}");
             let found = if n % 2 == 0 {
-                index.search(v, 5, 64, &allowed, true)
+                index.search(v, 5, 64, 1.0, &allowed, true)
             } else {
-                index.search_by(v, 5, 64, &|s| allowed.contains(s), 1.0)
+                index.search_by(v, 5, 64, 1.0, &|s| allowed.contains(s), 1.0)
             };
             assert_eq!(found[0].0, slot, "{what}: search finds slot {slot}");
             for (s, d) in found {
@@ -412,6 +503,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn training_happens_a_few_times_then_never() {
+        // Samples are min(len, TRAIN_SAMPLE) vectors (`Hnsw::sample`).
+        for step in [1, 100, 1000, 8192, 50_000] {
+            let (mut trained, mut trainings) = (0u64, 0);
+            for len in (0..5_000_000u64).step_by(step) {
+                if training_due(len, trained) {
+                    trained = len.min(TRAIN_SAMPLE as u64);
+                    trainings += 1;
+                }
+            }
+            assert_eq!(trained, TRAIN_SAMPLE as u64, "step {step}");
+            assert!(trainings <= 6, "step {step}: {trainings} trainings");
+        }
+        assert!(!training_due(TRAIN_MIN as u64 - 1, 0));
     }
 
     #[test]

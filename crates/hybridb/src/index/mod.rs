@@ -74,14 +74,16 @@ pub(crate) trait VectorIndex: Send + Sync {
     fn insert(&self, items: &[(u32, &[f32])]) -> Result<(), String>;
     /// Removes the vectors of `slots` (no longer in any `allowed` set), as one batch.
     fn remove(&self, slots: &[u32]);
-    /// The nearest allowed slots to `query`; `ef` is the effort of approximate indexes.
-    /// `all_held` promises that `allowed` is exactly the set of slots the index holds, so an
+    /// The nearest allowed slots to `query`; `ef` is the effort of approximate indexes, and
+    /// a quantized index rescores `⌈k · oversampling⌉` candidates with `f32` vectors (others
+    /// ignore it). `all_held` promises that `allowed` is exactly the set of slots the index holds, so an
     /// index may skip the per-slot check.
     fn search(
         &self,
         query: &[f32],
         k: usize,
         ef: usize,
+        oversampling: f32,
         allowed: &SlotBitset,
         all_held: bool,
     ) -> Vec<(u32, f32)>;
@@ -93,12 +95,20 @@ pub(crate) trait VectorIndex: Send + Sync {
         query: &[f32],
         k: usize,
         ef: usize,
+        oversampling: f32,
         allowed: &dyn Fn(u32) -> bool,
         share: f64,
     ) -> Vec<(u32, f32)>;
-    /// The exact `k` nearest among the `allowed` slots (a scan of just those vectors), in the
-    /// same form as [`VectorIndex::search`].
-    fn scan(&self, query: &[f32], k: usize, allowed: &SlotBitset) -> Vec<(u32, f32)>;
+    /// The `k` nearest among the `allowed` slots by a scan of just those: exact on `f32`
+    /// vectors; a quantized index ranks by codes and rescores `⌈k · oversampling⌉`
+    /// candidates. In the same form as [`VectorIndex::search`].
+    fn scan(
+        &self,
+        query: &[f32],
+        k: usize,
+        oversampling: f32,
+        allowed: &SlotBitset,
+    ) -> Vec<(u32, f32)>;
     /// Number of vectors held, if the index tracks it (HNSW).
     fn held(&self) -> Option<usize> {
         None
@@ -129,6 +139,11 @@ pub(crate) trait VectorIndex: Send + Sync {
     }
     /// Bytes held by vectors and structure.
     fn memory_bytes(&self) -> usize;
+    /// Changes whenever a quantized index (re)trains its codes, which changes what its walk
+    /// and scan cost (planner costs measured before are stale); 0 for others.
+    fn codes_generation(&self) -> u64 {
+        0
+    }
     /// The HNSW index, if this is one (for checkpoints).
     fn as_hnsw(&self) -> Option<&hnsw_index::HnswIndex> {
         None

@@ -81,6 +81,57 @@ impl Default for IndexKind {
     }
 }
 
+/// How an HNSW index keeps its vectors for the walk (see `docs/quantization.md`): `f32`
+/// alone, or a trained code per vector that the walk ranks by, with the best
+/// `k × oversampling` candidates rescored with the `f32` originals.
+///
+/// JSON: `"none"`, `"sq8"`, `"rq1"`, `"rq2"`, `"rq4"`. Absent from configs written before
+/// quantization existed, which read as `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Quantization {
+    /// `f32` vectors only. The default.
+    #[default]
+    None,
+    /// 8 bits per dimension on a per-dimension grid trained from a sample.
+    Sq8,
+    /// Rotated 1-bit codes (RaBitQ) with correction factors. Not for Manhattan.
+    Rq1,
+    /// Rotated 2-bit codes. Not for Manhattan.
+    Rq2,
+    /// Rotated 4-bit codes. Not for Manhattan.
+    Rq4,
+}
+
+impl Quantization {
+    /// Whether this is [`Quantization::None`].
+    pub fn is_none(&self) -> bool {
+        *self == Quantization::None
+    }
+
+    /// Bits per dimension of a rotated code (`None` for `none` and `sq8`).
+    pub fn rq_bits(self) -> Option<usize> {
+        match self {
+            Quantization::Rq1 => Some(1),
+            Quantization::Rq2 => Some(2),
+            Quantization::Rq4 => Some(4),
+            Quantization::None | Quantization::Sq8 => None,
+        }
+    }
+
+    /// `"none"`, `"sq8"`, `"rq1"`, `"rq2"` or `"rq4"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantization::None => "none",
+            Quantization::Sq8 => "sq8",
+            Quantization::Rq1 => "rq1",
+            Quantization::Rq2 => "rq2",
+            Quantization::Rq4 => "rq4",
+        }
+    }
+}
+
 /// Type of a declared payload index (maintained by a later release; stored now).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,6 +166,10 @@ pub enum VectorConfig {
         /// Index kind (default HNSW).
         #[serde(default)]
         index: IndexKind,
+        /// Codes the HNSW walk ranks by (default none: `f32`). Left out of the JSON when
+        /// none, so configs without quantization encode as before.
+        #[serde(default, skip_serializing_if = "Quantization::is_none")]
+        quantization: Quantization,
     },
     /// A sparse vector (`indices` and `values`), scored by dot product.
     Sparse {
@@ -132,12 +187,33 @@ impl VectorConfig {
             dim,
             metric,
             index: IndexKind::default(),
+            quantization: Quantization::None,
         }
     }
 
     /// A dense vector with the given index kind.
     pub fn dense_with_index(dim: u32, metric: Metric, index: IndexKind) -> Self {
-        VectorConfig::Dense { dim, metric, index }
+        VectorConfig::Dense {
+            dim,
+            metric,
+            index,
+            quantization: Quantization::None,
+        }
+    }
+
+    /// A dense vector with the given index kind and quantization.
+    pub fn dense_quantized(
+        dim: u32,
+        metric: Metric,
+        index: IndexKind,
+        quantization: Quantization,
+    ) -> Self {
+        VectorConfig::Dense {
+            dim,
+            metric,
+            index,
+            quantization,
+        }
     }
 
     /// A sparse vector; `idf` turns on the IDF modifier.
@@ -154,8 +230,14 @@ impl VectorConfig {
     }
 
     fn validate(&self, name: &str) -> Result<()> {
-        if let VectorConfig::Dense { dim, index, .. } = self {
-            validate_dense(*dim, *index).map_err(|e| match e {
+        if let VectorConfig::Dense {
+            dim,
+            metric,
+            index,
+            quantization,
+        } = self
+        {
+            validate_dense(*dim, *metric, *index, *quantization).map_err(|e| match e {
                 Error::InvalidConfig(m) => Error::InvalidConfig(format!("vector {name:?}: {m}")),
                 other => other,
             })?;
@@ -283,11 +365,31 @@ pub(crate) fn validate_vector_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn validate_dense(dim: u32, index: IndexKind) -> Result<()> {
+fn validate_dense(
+    dim: u32,
+    metric: Metric,
+    index: IndexKind,
+    quantization: Quantization,
+) -> Result<()> {
     if dim == 0 || dim > MAX_DIM {
         return Err(Error::InvalidConfig(format!(
             "dimension {dim} is outside 1..={MAX_DIM}"
         )));
+    }
+    if !quantization.is_none() {
+        if index == IndexKind::Exact {
+            return Err(Error::InvalidConfig(format!(
+                "quantization {} needs an hnsw index (an exact index keeps f32 vectors only)",
+                quantization.name()
+            )));
+        }
+        if metric == Metric::Manhattan && quantization.rq_bits().is_some() {
+            return Err(Error::InvalidConfig(format!(
+                "quantization {} has no estimator for the manhattan metric (a rotation does not \
+                 keep L1 distances); use sq8 or none",
+                quantization.name()
+            )));
+        }
     }
     if let IndexKind::Hnsw {
         m,
@@ -337,6 +439,10 @@ pub struct CollectionConfig {
     pub metric: Metric,
     /// Vector index kind.
     pub index: IndexKind,
+    /// Codes the default vector's HNSW walk ranks by (default none). Absent from the JSON
+    /// when none (and in files written before quantization existed).
+    #[serde(default, skip_serializing_if = "Quantization::is_none")]
+    pub quantization: Quantization,
     /// Declared payload indexes: field name to value type.
     pub payload_indexes: BTreeMap<String, PayloadIndexKind>,
     /// Named vectors (dense or sparse), by name. Absent from the JSON of files written before
@@ -375,6 +481,7 @@ impl CollectionConfig {
             dim,
             metric,
             index: IndexKind::default(),
+            quantization: Quantization::None,
             payload_indexes: BTreeMap::new(),
             vectors: BTreeMap::new(),
             text_indexes: BTreeMap::new(),
@@ -389,6 +496,7 @@ impl CollectionConfig {
             dim: 0,
             metric: Metric::Cosine,
             index: IndexKind::default(),
+            quantization: Quantization::None,
             payload_indexes: BTreeMap::new(),
             vectors: BTreeMap::new(),
             text_indexes: BTreeMap::new(),
@@ -425,6 +533,12 @@ impl CollectionConfig {
         self
     }
 
+    /// Sets the quantization of the default vector.
+    pub fn with_quantization(mut self, quantization: Quantization) -> Self {
+        self.quantization = quantization;
+        self
+    }
+
     /// Declares a payload index on `field`.
     pub fn with_payload_index(mut self, field: impl Into<String>, kind: PayloadIndexKind) -> Self {
         self.payload_indexes.insert(field.into(), kind);
@@ -439,7 +553,7 @@ impl CollectionConfig {
                 ));
             }
         } else {
-            validate_dense(self.dim, self.index)?;
+            validate_dense(self.dim, self.metric, self.index, self.quantization)?;
         }
         for (name, vector) in &self.vectors {
             validate_vector_name(name)?;
@@ -569,6 +683,36 @@ mod tests {
         assert_eq!(StoredCollection::decode(&s.encode()).unwrap(), s);
         assert!(StoredCollection::decode(&[9, 1, 2]).is_err());
         assert!(StoredCollection::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn quantization_defaults_to_none_and_old_configs_read_the_same() {
+        // A config written before quantization existed (no field) reads as none, and a config
+        // without quantization encodes exactly as before (no field).
+        let old = r#"{"dim":4,"metric":"l2","index":{"kind":"hnsw","m":16,"ef_construction":200,"ef":64},"payload_indexes":{},"vectors":{"v":{"type":"dense","dim":2,"metric":"cosine","index":{"kind":"exact"}}}}"#;
+        let c: CollectionConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(c.quantization, Quantization::None);
+        assert!(matches!(
+            c.vectors["v"],
+            VectorConfig::Dense {
+                quantization: Quantization::None,
+                ..
+            }
+        ));
+        assert_eq!(serde_json::to_string(&c).unwrap(), old);
+        let q = c.clone().with_quantization(Quantization::Rq2);
+        let json = serde_json::to_string(&q).unwrap();
+        assert!(json.contains(r#""quantization":"rq2""#), "{json}");
+        assert_eq!(serde_json::from_str::<CollectionConfig>(&json).unwrap(), q);
+        assert!(q.validate().is_ok());
+        let l1 = CollectionConfig::new(4, Metric::Manhattan);
+        assert!(
+            l1.clone()
+                .with_quantization(Quantization::Sq8)
+                .validate()
+                .is_ok()
+        );
+        assert!(l1.with_quantization(Quantization::Rq4).validate().is_err());
     }
 
     #[test]

@@ -377,6 +377,9 @@ pub enum QueryProblem {
     /// A score threshold was NaN or infinite.
     #[error("score threshold {0} is not finite")]
     BadScoreThreshold(f32),
+    /// An oversampling factor outside 1..=64 (or not a number).
+    #[error("oversampling {0} is outside 1..=64")]
+    BadOversampling(f32),
     /// A query's shape is wrong (fusion without prefetches, a weight per prefetch missing,
     /// nesting too deep, ...); the text says what.
     #[error("{0}")]

@@ -144,6 +144,9 @@ pub struct Query {
     pub with_vector: bool,
     /// HNSW search effort of the vector searches of this query (`None`: the vector's default).
     pub ef: Option<usize>,
+    /// Candidates per result that the dense searches of this query rescore with `f32` on a
+    /// quantized index (see [`crate::SearchRequest::oversampling`]; `None`: the default).
+    pub oversampling: Option<f32>,
 }
 
 impl Query {
@@ -159,6 +162,7 @@ impl Query {
             with_payload: false,
             with_vector: false,
             ef: None,
+            oversampling: None,
         }
     }
 
@@ -262,6 +266,12 @@ impl Query {
     /// Sets the HNSW search effort.
     pub fn ef(mut self, ef: usize) -> Self {
         self.ef = Some(ef);
+        self
+    }
+
+    /// Sets the oversampling of the dense searches of this query on quantized indexes.
+    pub fn oversampling(mut self, oversampling: f32) -> Self {
+        self.oversampling = Some(oversampling);
         self
     }
 }

@@ -39,6 +39,10 @@ pub struct SearchRequest {
     /// Search effort of an HNSW index (candidate list size, raised to `k`); `None` uses the
     /// collection's default. Ignored by exact indexes.
     pub ef: Option<usize>,
+    /// On a quantized index: candidates per result, ranked by the codes, that are rescored
+    /// with the `f32` vectors (`⌈k · oversampling⌉` of them), 1..=64; `None` uses the
+    /// default ([`crate::index::hnsw::DEFAULT_OVERSAMPLING`]). Ignored by `f32` indexes.
+    pub oversampling: Option<f32>,
     /// Only entities that pass this filter are returned.
     pub filter: Option<Filter>,
     /// Only hits at least this good are returned: a score `>=` the threshold for cosine and
@@ -70,6 +74,7 @@ impl SearchRequest {
             with_vector: false,
             consistency: Consistency::Strong,
             ef: None,
+            oversampling: None,
             filter: None,
             score_threshold: None,
         }
@@ -126,6 +131,12 @@ impl SearchRequest {
     /// Sets the HNSW search effort for this request.
     pub fn ef(mut self, ef: usize) -> Self {
         self.ef = Some(ef);
+        self
+    }
+
+    /// Sets how many candidates per result a quantized index rescores with `f32` vectors.
+    pub fn oversampling(mut self, oversampling: f32) -> Self {
+        self.oversampling = Some(oversampling);
         self
     }
 

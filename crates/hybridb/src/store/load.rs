@@ -180,9 +180,15 @@ fn check_counts(
 
 /// The hash that ties a checkpoint to one collection: its id and the parts of its config that
 /// shape the vector index (not the payload indexes, which may change without touching it).
+/// The quantization joins the shape only when set, so checkpoints of unquantized collections
+/// written before it existed still match.
 pub(crate) fn config_hash(stored: &StoredCollection) -> u64 {
     let c = &stored.config;
-    let shape = serde_json::json!([stored.cid, c.dim, c.metric, c.index]);
+    let shape = if c.quantization.is_none() {
+        serde_json::json!([stored.cid, c.dim, c.metric, c.index])
+    } else {
+        serde_json::json!([stored.cid, c.dim, c.metric, c.index, c.quantization])
+    };
     checkpoint::fnv1a(shape.to_string().as_bytes())
 }
 
@@ -266,7 +272,8 @@ fn load_from_checkpoint(
         .collect();
     // The replayed changes wait in a delta, linked in the background (`start_linkers`): the
     // collection is searchable as soon as the checkpoint is loaded.
-    let graph = HnswIndex::deferred(ckpt_graph, options.index_threads);
+    let graph = HnswIndex::deferred(ckpt_graph, options.index_threads)
+        .with_quantization(stored.config.quantization);
     let index = IndexState::from_parts(slots, Box::new(graph));
     let entities = txn.open_table(tables.entities()).map_err(|e| s(e.into()))?;
     let vectors = txn.open_table(tables.vectors()).map_err(|e| s(e.into()))?;

@@ -17,7 +17,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use crate::index::checkpoint;
 use crate::index::hnsw_index::HnswIndex;
 use crate::model::change::ChangeEvent;
-use crate::model::config::{IndexKind, StoredCollection, VectorConfig};
+use crate::model::config::{IndexKind, Quantization, StoredCollection, VectorConfig};
 use crate::model::entity::{NamedVector, decode_record, decode_vector, index_form};
 use crate::model::error::{Result, corrupted};
 use crate::model::id::EntityId;
@@ -248,7 +248,12 @@ fn from_checkpoint(
             sets.push((slot, vector));
         }
     }
-    let index = HnswIndex::deferred(graph, sources.options.index_threads);
+    let quantization = match decl.config {
+        VectorConfig::Dense { quantization, .. } => quantization,
+        VectorConfig::Sparse { .. } => Quantization::None,
+    };
+    let index =
+        HnswIndex::deferred(graph, sources.options.index_threads).with_quantization(quantization);
     let mut boxed: Box<dyn crate::index::VectorIndex> = Box::new(index);
     let removes: Vec<u32> = removes.into_iter().collect();
     boxed.remove(&removes);

@@ -19,6 +19,7 @@ mod model;
 mod named;
 mod observe;
 mod payload_update;
+mod quant;
 mod query;
 mod reembed;
 mod text;

@@ -25,6 +25,8 @@ pub enum HnswError {
         /// The slot given.
         slot: u32,
     },
+    /// The index's quantizer cannot encode the vector (say, a norm beyond `f32`).
+    Encode(String),
 }
 
 impl fmt::Display for HnswError {
@@ -40,6 +42,7 @@ impl fmt::Display for HnswError {
                 write!(f, "slot {slot} is beyond the index capacity {capacity}")
             }
             Self::SlotBusy { slot } => write!(f, "slot {slot} is being inserted by another thread"),
+            Self::Encode(why) => write!(f, "the vector cannot be quantized: {why}"),
         }
     }
 }

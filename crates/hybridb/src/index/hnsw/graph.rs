@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
+use super::codes::Exact;
 use super::search::{Cand, list_ids};
 use super::visited::with_visited;
 use super::{Hnsw, HnswError, MAX_LEVEL, NO_ENTRY, pack_entry, state, unpack_entry};
@@ -155,10 +156,18 @@ impl Hnsw {
     ) {
         let ef = self.params.ef_construction.max(self.params.m);
         let found: Vec<Cand> = with_visited(self.capacity, |vis| {
-            self.beam(vis, v, &[*cur], ef, blocks, |_| true, |_| {})
-                .iter()
-                .map(|e| Cand { d: e.d, id: e.id })
-                .collect()
+            self.beam(
+                vis,
+                &Exact { h: self, q: v },
+                &[*cur],
+                ef,
+                blocks,
+                |_| true,
+                |_| {},
+            )
+            .iter()
+            .map(|e| Cand { d: e.d, id: e.id })
+            .collect()
         });
         if let Some(&best) = found.first() {
             *cur = best;
@@ -207,6 +216,14 @@ impl Hnsw {
             });
         }
         let _changing = self.changes_shared();
+        // Encoded before any other lock; the codes cannot change while `changes` is held.
+        let coded = self.encode_row(vector)?;
+        let write = |slot: u32| {
+            self.write_claimed_vector(slot, vector);
+            if let Some((codes, row)) = &coded {
+                self.write_claimed_code(codes, slot, row);
+            }
+        };
         let st = &self.states[slot as usize];
         loop {
             match st.load(Ordering::Acquire) {
@@ -227,7 +244,7 @@ impl Hnsw {
                         .is_ok()
                     {
                         // Never live: no list names the slot (protocol rule 1).
-                        self.write_claimed_vector(slot, vector);
+                        write(slot);
                         self.link(slot, vector);
                         drop(gate);
                         return Ok(());
@@ -245,7 +262,7 @@ impl Hnsw {
                         .is_ok()
                     {
                         // Dead links may name the slot: write under the exclusive gate (rule 2).
-                        self.write_claimed_vector(slot, vector);
+                        write(slot);
                         drop(gate);
                         let _gate = self.gate_shared();
                         self.link(slot, vector);
@@ -290,7 +307,7 @@ impl Hnsw {
             // inserts of new upper-layer nodes (which write-lock it) rarely wait.
             let up = self.read_upper();
             for layer in (level + 1..=top).rev() {
-                self.greedy(v, &mut cur, layer, &up);
+                self.greedy(&Exact { h: self, q: v }, &mut cur, layer, &up);
             }
             for layer in (1..=level.min(top)).rev() {
                 self.link_layer(slot, v, &mut cur, |s| self.block_upper(&up, s, layer));
@@ -532,7 +549,8 @@ impl Hnsw {
                 .iter()
                 .any(|a| a.load(Ordering::Relaxed) == slot)
         };
-        if let Some(start) = self.descend(&v, up) {
+        let exact = Exact { h: self, q: &v };
+        if let Some(start) = self.descend(&exact, up) {
             with_visited(self.capacity, |vis| {
                 // The in-neighbours are among the nodes nearest to the removed one: only the
                 // final beam is checked (checking every node the beam saw cost more than the
@@ -540,7 +558,7 @@ impl Hnsw {
                 // sweep drops those).
                 let pool = self.beam(
                     vis,
-                    &v,
+                    &exact,
                     &[start],
                     (self.params.ef_construction / 2).max(2 * self.params.m),
                     |s| self.block0(s),

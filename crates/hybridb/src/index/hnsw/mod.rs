@@ -15,7 +15,9 @@
 //! - layer 0: one flat `u32` array with `1 + 2m` words per slot (a count, then up to `2m` ids);
 //! - upper layers: a sparse map from the few slots with level > 0 to their lists (`1 + m` words
 //!   per layer);
-//! - per slot: a state byte (free, busy, live), a level and a spin lock.
+//! - per slot: a state byte (free, busy, live), a level and a spin lock;
+//! - once quantized ([`Hnsw::quantize`]): a trained [`Quantizer`] and a code row per slot, which
+//!   the walk ranks by before rescoring with the vectors (`codes.rs`).
 //!
 //! # Invariants
 //! 1. Searches return only `Live` slots; a slot leaves results as soon as [`Hnsw::remove`]
@@ -39,6 +41,9 @@
 //! changes wait) and holds the gate exclusively only for its short final pass. Growing the capacity
 //! ([`Hnsw::reserve`]) takes `&mut self`, so the arrays are never reallocated under readers.
 
+mod codes;
+#[cfg(test)]
+mod codes_tests;
 mod error;
 mod graph;
 mod persist;
@@ -52,6 +57,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::{Mutex, RwLock};
 
+pub use codes::{DEFAULT_OVERSAMPLING, MAX_OVERSAMPLING, Quantizer};
 pub use error::{DecodeError, HnswError};
 pub use search::POOL_WALK_SHARE;
 
@@ -164,6 +170,8 @@ pub struct Hnsw {
     level_counter: AtomicU64,
     /// Removals since dead links were last swept (see `graph::sweep_dead_links`).
     removed_since_sweep: AtomicUsize,
+    /// The trained quantizer and code rows, once the index is quantized (see `codes.rs`).
+    codes: RwLock<Option<std::sync::Arc<codes::Codes>>>,
 }
 
 impl std::fmt::Debug for Hnsw {
@@ -228,6 +236,7 @@ impl Hnsw {
             len: AtomicUsize::new(0),
             level_counter: AtomicU64::new(0),
             removed_since_sweep: AtomicUsize::new(0),
+            codes: RwLock::new(None),
         }
     }
 
@@ -293,10 +302,11 @@ impl Hnsw {
             + self.locks.len();
         let upper = self.read_upper();
         let per_entry = std::mem::size_of::<u32>() + std::mem::size_of::<Box<[AtomicU32]>>() + 8;
-        flat + upper
-            .values()
-            .map(|b| b.len() * 4 + per_entry)
-            .sum::<usize>()
+        flat + self.code_bytes()
+            + upper
+                .values()
+                .map(|b| b.len() * 4 + per_entry)
+                .sum::<usize>()
     }
 
     /// Grows the capacity to at least `capacity` slots (never shrinks). Takes `&mut self`: the
@@ -308,6 +318,14 @@ impl Hnsw {
         let old = self.capacity;
         let stride0 = self.stride0;
         self.vectors = self.vectors.grown(capacity);
+        let codes = self.codes.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = codes.as_mut() {
+            // `&mut self`: no search holds a clone of the codes.
+            match std::sync::Arc::get_mut(c) {
+                Some(c) => c.store = c.store.grown(capacity),
+                None => debug_assert!(false, "codes shared while growing"),
+            }
+        }
         let mut links0 = atomics_u32(capacity * stride0);
         for (d, s) in links0.iter_mut().zip(self.links0.iter_mut()) {
             *d.get_mut() = *s.get_mut();

@@ -1,11 +1,18 @@
 //! Checkpoint format: a checksummed little-endian image of the live nodes.
 //!
 //! ```text
-//! magic "HYBHNSW\0" | version u32 | dim u32 | metric u8 (0 L2, 1 Dot) | m u32 | ef_construction u32
-//! | seed u64 | level_counter u64 | entry slot u32 (u32::MAX: empty) | node count u32
-//! | per node: slot u32 | level u8 | vector f32 * dim | per layer 0..=level: count u32, ids u32 * count
+//! magic "HYBHNSW\0" | version u32 | dim u32 | metric u8 (0 L2, 1 Dot, 2 L1) | m u32
+//! | ef_construction u32 | seed u64 | level_counter u64 | entry slot u32 (u32::MAX: empty)
+//! | node count u32
+//! | version 2: quantizer kind u8 (0 none, 1 sq8, 2 rotated)
+//! |   sq8: offset f32 * dim | step f32 * dim | trained_on u64
+//! |   rotated: bits u8 | seed u64 | center f32 * dim | trained_on u64
+//! | per node: slot u32 | level u8 | vector f32 * dim | version 2 with a quantizer: code row
+//! |   (row_bytes) | per layer 0..=level: count u32, ids u32 * count
 //! | crc32 (IEEE) of every byte before it
 //! ```
+//! Version 1 (no quantizer section, no rows) is still read. A quantizer's state is what its
+//! `from_parts` takes, so a reopen rebuilds the same codes without training.
 //! Decoding checks magic, version, checksum, then every count, id and level against the
 //! parameters; links to slots that are not live are dropped (invariant 2 allows them in memory,
 //! but a loaded index starts without dead links). Bad input yields a [`DecodeError`], never a
@@ -14,12 +21,15 @@
 use std::io::{Read, Write};
 use std::sync::atomic::Ordering;
 
+use super::codes::{Codes, Quantizer};
+use super::raw::CodeStore;
 use super::search::list_ids;
 use super::{DecodeError, Hnsw, HnswParams, MAX_LEVEL, Metric, pack_entry, state, unpack_entry};
+use crate::index::quant::{Rq, RqBits, Sq8};
 
 const MAGIC: &[u8; 8] = b"HYBHNSW\0";
 /// Current checkpoint format version.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 4 + 1 + 4 + 4 + 8 + 8 + 4 + 4;
 
 const CRC_TABLE: [u32; 256] = {
@@ -118,7 +128,66 @@ struct NodeImage {
     slot: u32,
     level: usize,
     vector: Vec<f32>,
+    row: Vec<u8>,
     layers: Vec<Vec<u32>>,
+}
+
+fn put_f32s(buf: &mut Vec<u8>, xs: &[f32]) {
+    for x in xs {
+        buf.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+fn f32s(raw: &[u8]) -> Vec<f32> {
+    raw.chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// The quantizer section of a version-2 image.
+fn put_quantizer(buf: &mut Vec<u8>, q: Option<(&Quantizer, u64)>) {
+    match q {
+        None => buf.push(0),
+        Some((Quantizer::Sq8(s), trained_on)) => {
+            buf.push(1);
+            put_f32s(buf, s.offset());
+            put_f32s(buf, s.step());
+            buf.extend_from_slice(&trained_on.to_le_bytes());
+        }
+        Some((Quantizer::Rq(r), trained_on)) => {
+            buf.push(2);
+            buf.push(r.bits().bits() as u8);
+            buf.extend_from_slice(&r.seed().to_le_bytes());
+            put_f32s(buf, r.center());
+            buf.extend_from_slice(&trained_on.to_le_bytes());
+        }
+    }
+}
+
+fn read_quantizer(c: &mut Cursor<'_>, dim: usize) -> Result<Option<(Quantizer, u64)>, DecodeError> {
+    let q = match c.u8()? {
+        0 => return Ok(None),
+        1 => {
+            let offset = f32s(c.take(4 * dim)?);
+            let step = f32s(c.take(4 * dim)?);
+            Quantizer::Sq8(
+                Sq8::from_parts(offset, step).ok_or(DecodeError::Corrupt("bad sq8 grid"))?,
+            )
+        }
+        2 => {
+            let bits = RqBits::from_bits(c.u8()? as usize)
+                .ok_or(DecodeError::Corrupt("bad rotated code width"))?;
+            let seed = c.u64()?;
+            let center = f32s(c.take(4 * dim)?);
+            Quantizer::Rq(
+                Rq::from_parts(center, bits, seed)
+                    .map_err(|_| DecodeError::Corrupt("bad rotated code center"))?,
+            )
+        }
+        _ => return Err(DecodeError::Corrupt("unknown quantizer")),
+    };
+    let trained_on = c.u64()?;
+    Ok(Some((q, trained_on)))
 }
 
 impl Hnsw {
@@ -156,6 +225,12 @@ impl Hnsw {
         let entry = unpack_entry(self.entry.load(Ordering::Acquire)).map_or(u32::MAX, |(s, _)| s);
         head.extend_from_slice(&entry.to_le_bytes());
         head.extend_from_slice(&(live.len() as u32).to_le_bytes());
+        // The gate is held: the codes cannot be replaced meanwhile.
+        let codes = self.codes();
+        put_quantizer(
+            &mut head,
+            codes.as_ref().map(|c| (&c.quantizer, c.trained_on)),
+        );
         out.put(&head)?;
         let mut buf = Vec::new();
         for s in live {
@@ -163,8 +238,9 @@ impl Hnsw {
             let level = self.levels[s as usize].load(Ordering::Relaxed) as usize;
             buf.extend_from_slice(&s.to_le_bytes());
             buf.push(level as u8);
-            for x in self.vector(s) {
-                buf.extend_from_slice(&x.to_le_bytes());
+            put_f32s(&mut buf, self.vector(s));
+            if let Some(c) = &codes {
+                buf.extend_from_slice(c.row(s));
             }
             for layer in 0..=level {
                 let ids = list_ids(self.block(&up, s, layer));
@@ -219,7 +295,7 @@ impl Hnsw {
         }
         let mut c = Cursor { buf: &bytes[8..] };
         let version = c.u32()?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != 1 {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let (body, tail) = bytes.split_at(bytes.len() - 4);
@@ -250,6 +326,17 @@ impl Hnsw {
         if !(2..=1 << 12).contains(&m) {
             return Err(DecodeError::Corrupt("m out of range"));
         }
+        let quantizer = if version >= 2 {
+            read_quantizer(&mut c, dim)?
+        } else {
+            None
+        };
+        if let Some((q, _)) = &quantizer
+            && q.dim() != dim
+        {
+            return Err(DecodeError::Corrupt("quantizer of another dimension"));
+        }
+        let row_bytes = quantizer.as_ref().map_or(0, |(q, _)| q.row_bytes());
         // Each node takes at least its slot, level, vector and layer-0 count.
         if count > c.buf.len() / (9 + 4 * dim) {
             return Err(DecodeError::Truncated);
@@ -261,11 +348,8 @@ impl Hnsw {
             if level > MAX_LEVEL {
                 return Err(DecodeError::Corrupt("level out of range"));
             }
-            let raw = c.take(4 * dim)?;
-            let vector: Vec<f32> = raw
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let vector = f32s(c.take(4 * dim)?);
+            let row = c.take(row_bytes)?.to_vec();
             let mut layers = Vec::with_capacity(level + 1);
             for layer in 0..=level {
                 let max = if layer == 0 { 2 * m } else { m };
@@ -284,6 +368,7 @@ impl Hnsw {
                 slot,
                 level,
                 vector,
+                row,
                 layers,
             });
         }
@@ -355,6 +440,18 @@ impl Hnsw {
                 up.insert(n.slot, b);
             }
             index.vectors.set(n.slot, &n.vector);
+        }
+        if let Some((quantizer, trained_on)) = quantizer {
+            let mut store = CodeStore::new(capacity, row_bytes);
+            for n in &nodes {
+                store.set(n.slot, &n.row);
+            }
+            *index.codes.get_mut().unwrap_or_else(|p| p.into_inner()) =
+                Some(std::sync::Arc::new(Codes {
+                    quantizer,
+                    store,
+                    trained_on,
+                }));
         }
         let entry = if entry == u32::MAX {
             if count != 0 {

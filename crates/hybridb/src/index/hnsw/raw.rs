@@ -33,6 +33,8 @@ unsafe impl ZeroValid for std::sync::atomic::AtomicU8 {}
 unsafe impl ZeroValid for std::sync::atomic::AtomicBool {}
 // SAFETY: as above.
 unsafe impl ZeroValid for Line {}
+// SAFETY: as above (64 zero bytes).
+unsafe impl ZeroValid for ByteLine {}
 
 /// Arrays of at least this many bytes are mapped from the operating system directly.
 #[cfg_attr(not(unix), allow(dead_code))]
@@ -271,6 +273,125 @@ impl VectorStore {
     }
 }
 
+/// One cache line of code bytes.
+#[repr(C, align(64))]
+struct ByteLine([UnsafeCell<u8>; 64]);
+
+/// A fixed-capacity flat array of quantized code rows (code and correction factors), indexed
+/// by slot. Written and read under the same protocol as [`VectorStore`]: a slot's row is
+/// written together with its vector (by the thread that claimed the slot, or under the
+/// exclusive gate), or into a store no reader can reach yet.
+pub(super) struct CodeStore {
+    lines: Zeroed<ByteLine>,
+    row: usize,
+    /// Bytes from one row to the next: `row` rounded up to 16.
+    stride: usize,
+}
+
+// SAFETY: as for `VectorStore`: a slot's row is never written while another thread may read it.
+unsafe impl Sync for CodeStore {}
+
+impl CodeStore {
+    pub(super) fn new(capacity: usize, row: usize) -> Self {
+        let stride = row.next_multiple_of(16);
+        let lines = Zeroed::new((capacity * stride).div_ceil(64));
+        Self { lines, row, stride }
+    }
+
+    #[inline(always)]
+    fn data(&self) -> &[UnsafeCell<u8>] {
+        // SAFETY: `ByteLine` is `repr(C)` over 64 one-byte cells, size 64 = its alignment, so
+        // the lines are 64 * len contiguous `UnsafeCell<u8>` without padding.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.lines.as_ptr().cast::<UnsafeCell<u8>>(),
+                self.lines.len() * 64,
+            )
+        }
+    }
+
+    /// A store of `capacity` slots holding a copy of this one's rows.
+    pub(super) fn grown(&mut self, capacity: usize) -> Self {
+        let mut out = Self::new(capacity, self.row);
+        for (dst, src) in out.lines.iter_mut().zip(self.lines.iter_mut()) {
+            for (d, s) in dst.0.iter_mut().zip(src.0.iter_mut()) {
+                *d.get_mut() = *s.get_mut();
+            }
+        }
+        out
+    }
+
+    /// The row of `slot`.
+    ///
+    /// # Safety
+    /// No thread may write `slot` during the lifetime of the returned slice (module protocol).
+    #[inline(always)]
+    pub(super) unsafe fn get(&self, slot: u32) -> &[u8] {
+        let start = slot as usize * self.stride;
+        let cells = &self.data()[start..start + self.row];
+        // SAFETY: `UnsafeCell<u8>` has the layout of `u8`; the caller guarantees no writer.
+        unsafe { std::slice::from_raw_parts(UnsafeCell::raw_get(cells.as_ptr()), self.row) }
+    }
+
+    /// Overwrites the row of `slot` with `row` (as long as a row).
+    ///
+    /// # Safety
+    /// No other thread may read or write `slot` at the same time (module protocol).
+    pub(super) unsafe fn write(&self, slot: u32, row: &[u8]) {
+        let start = slot as usize * self.stride;
+        let cells = &self.data()[start..start + self.row];
+        for (c, x) in cells.iter().zip(row) {
+            // SAFETY: exclusive access to this slot is guaranteed by the caller.
+            unsafe { *c.get() = *x };
+        }
+    }
+
+    /// Prefetches the row of `slot`, up to `PREFETCH_LINES` cache lines of it.
+    #[inline(always)]
+    pub(super) fn prefetch(&self, slot: u32) {
+        let start = slot as usize * self.stride;
+        if let Some(c) = self.data().get(start) {
+            let p = c.get().cast_const();
+            let bytes = self.row.min(PREFETCH_LINES * 64);
+            let mut off = 0;
+            while off < bytes {
+                prefetch(p.wrapping_add(off));
+                off += 64;
+            }
+            // A row need not start on a line: its last byte may be on one more.
+            prefetch(p.wrapping_add(bytes.saturating_sub(1)));
+        }
+    }
+
+    /// Bytes held by the rows.
+    pub(super) fn bytes(&self) -> usize {
+        self.lines.len() * 64
+    }
+
+    /// Writes a row through `&mut self` (no other thread can hold the store).
+    pub(super) fn set(&mut self, slot: u32, row: &[u8]) {
+        let start = slot as usize * self.stride;
+        let data = self.data();
+        if let Some(cells) = data.get(start..start + self.row) {
+            for (c, x) in cells.iter().zip(row) {
+                // SAFETY: `&mut self`: no other reference into the store exists.
+                unsafe { *c.get() = *x };
+            }
+        }
+    }
+}
+
+impl super::codes::Codes {
+    /// The code row of `slot`. Callers follow the read rule of the module protocol (rule 3).
+    #[inline(always)]
+    pub(super) fn row(&self, slot: u32) -> &[u8] {
+        // SAFETY: rows are written with their slot's vector (rules 1-2) or before the store is
+        // published; the index reads only slots found live, named under a lock, or while
+        // holding the gate, so no write overlaps this read.
+        unsafe { self.store.get(slot) }
+    }
+}
+
 /// Hints the CPU to bring the cache line at `p` into L1. A no-op off x86_64.
 #[inline(always)]
 pub(super) fn prefetch<T>(p: *const T) {
@@ -305,6 +426,14 @@ impl super::Hnsw {
         // SAFETY: the slot is claimed by this thread (rule 1) or the gate is held exclusively
         // (rule 2), so no other thread reads or writes it now.
         unsafe { self.vectors.write(slot, v) }
+    }
+
+    /// Writes the code row of a slot this thread has claimed, under the conditions of
+    /// [`super::Hnsw::write_claimed_vector`], into the published `codes`.
+    pub(super) fn write_claimed_code(&self, codes: &super::codes::Codes, slot: u32, row: &[u8]) {
+        // SAFETY: as for the vector: the slot is claimed (rule 1) or the gate is exclusive
+        // (rule 2), so no other thread reads or writes its row now.
+        unsafe { codes.store.write(slot, row) }
     }
 }
 

@@ -8,6 +8,7 @@ use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::codes::{Coded, DEFAULT_OVERSAMPLING, Exact, Scorer, candidates};
 use super::raw::prefetch;
 use super::visited::{PoolEntry, Visited, with_visited};
 use super::{Hnsw, state, unpack_entry};
@@ -126,7 +127,7 @@ impl Hnsw {
     }
 
     /// Greedy walk on an upper layer: moves to the closest neighbour until none is closer.
-    pub(super) fn greedy(&self, q: &[f32], cur: &mut Cand, layer: usize, up: &UpperMap) {
+    pub(super) fn greedy<S: Scorer>(&self, q: &S, cur: &mut Cand, layer: usize, up: &UpperMap) {
         loop {
             let mut moved = false;
             for a in list_ids(self.block_upper(up, cur.id, layer)) {
@@ -134,7 +135,7 @@ impl Hnsw {
                 if !self.is_live(id) {
                     continue;
                 }
-                let d = self.dist(q, self.vector(id));
+                let d = q.dist(id);
                 if d < cur.d {
                     *cur = Cand { d, id };
                     moved = true;
@@ -150,10 +151,10 @@ impl Hnsw {
     /// `on_visit` sees every slot whose id is read from a list (used by removal's repair).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    pub(super) fn search_layer<'a, N, A, V>(
+    pub(super) fn search_layer<'a, S, N, A, V>(
         &'a self,
         visited: &mut Visited,
-        q: &[f32],
+        q: &S,
         eps: &[Cand],
         ef: usize,
         nbrs: N,
@@ -161,6 +162,7 @@ impl Hnsw {
         mut on_visit: V,
     ) -> BinaryHeap<Cand>
     where
+        S: Scorer,
         N: Fn(u32) -> &'a [AtomicU32],
         A: Fn(u32) -> bool,
         V: FnMut(u32),
@@ -191,13 +193,13 @@ impl Hnsw {
             if let Some(first) = ids.first() {
                 let f = first.load(Ordering::Relaxed);
                 prefetch(visited.ptr(f));
-                self.vectors.prefetch(f);
+                q.prefetch(f);
             }
             for (i, a) in ids.iter().enumerate() {
                 if let Some(next) = ids.get(i + 1) {
                     let nx = next.load(Ordering::Relaxed);
                     prefetch(visited.ptr(nx));
-                    self.vectors.prefetch(nx);
+                    q.prefetch(nx);
                 }
                 let id = a.load(Ordering::Relaxed);
                 if !visited.insert(id) {
@@ -207,7 +209,7 @@ impl Hnsw {
                 if !self.is_live(id) {
                     continue;
                 }
-                let d = self.dist(q, self.vector(id));
+                let d = q.dist(id);
                 if results.len() < ef || d < bound {
                     // Likely to be expanded soon: fetch its list while other work proceeds.
                     prefetch(nbrs(id).as_ptr());
@@ -240,10 +242,10 @@ impl Hnsw {
     /// filtered searches use it only when `s` is known to be large ([`POOL_WALK_SHARE`]).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    pub(super) fn beam<'s, 'a, N, A, V>(
+    pub(super) fn beam<'s, 'a, S, N, A, V>(
         &'a self,
         scratch: &'s mut Visited,
-        q: &[f32],
+        q: &S,
         eps: &[Cand],
         ef: usize,
         nbrs: N,
@@ -251,6 +253,7 @@ impl Hnsw {
         mut on_visit: V,
     ) -> &'s [PoolEntry]
     where
+        S: Scorer,
         N: Fn(u32) -> &'a [AtomicU32],
         A: Fn(u32) -> bool,
         V: FnMut(u32),
@@ -305,13 +308,13 @@ impl Hnsw {
             }
             // Pass 2: distances, with the vectors two ahead in flight.
             for &id in fresh.iter().take(PREFETCH_AHEAD) {
-                self.vectors.prefetch(id);
+                q.prefetch(id);
             }
             for (j, &id) in fresh.iter().enumerate() {
                 if let Some(&ahead) = fresh.get(j + PREFETCH_AHEAD) {
-                    self.vectors.prefetch(ahead);
+                    q.prefetch(ahead);
                 }
-                let d = self.dist(q, self.vector(id));
+                let d = q.dist(id);
                 if matched >= ef && pool.last().is_some_and(|w| d >= w.d) {
                     continue;
                 }
@@ -342,10 +345,10 @@ impl Hnsw {
     }
 
     /// Descends from the entry point to layer 0 and returns the layer-0 entry candidate.
-    pub(super) fn descend(&self, q: &[f32], up: &UpperMap) -> Option<Cand> {
+    pub(super) fn descend<S: Scorer>(&self, q: &S, up: &UpperMap) -> Option<Cand> {
         let (ep, level) = unpack_entry(self.entry.load(Ordering::Acquire))?;
         let mut cur = Cand {
-            d: self.dist(q, self.vector(ep)),
+            d: q.dist(ep),
             id: ep,
         };
         for layer in (1..=level).rev() {
@@ -354,20 +357,52 @@ impl Hnsw {
         Some(cur)
     }
 
-    /// The search behind the public ones: greedy descent, then one layer-0 walk, with the
-    /// sorted pool ([`Hnsw::beam`]) if `pool`, else with two heaps ([`Hnsw::search_layer`]).
-    fn search_impl<A: Fn(u32) -> bool>(
+    /// The search behind the public ones. On a quantized index (see `codes.rs`) the walk
+    /// ranks by the codes' estimates and its `⌈k · oversampling⌉` best allowed candidates are
+    /// rescored with the `f32` vectors; otherwise the walk uses the `f32` vectors alone.
+    /// Distances returned are always exact.
+    pub(super) fn search_impl<A: Fn(u32) -> bool>(
         &self,
         q: &[f32],
         k: usize,
         ef: usize,
         allowed: A,
         pool: bool,
+        oversampling: f32,
     ) -> Vec<(u32, f32)> {
         if q.len() != self.params.dim || k == 0 {
             return Vec::new();
         }
         let _gate = self.gate_shared();
+        let codes = self.codes();
+        let prepared = codes
+            .as_ref()
+            .and_then(|c| Some((c, c.quantizer.prepare(q, self.params.metric)?)));
+        match prepared {
+            Some((codes, prepared)) => {
+                let fetch = candidates(k, oversampling);
+                let scorer = Coded {
+                    codes,
+                    query: &prepared,
+                };
+                let found = self.walk(&scorer, fetch, ef.max(fetch), allowed, pool);
+                self.rescore(q, found, k)
+            }
+            None => self.walk(&Exact { h: self, q }, k, ef.max(k), allowed, pool),
+        }
+    }
+
+    /// Greedy descent, then one layer-0 walk ranked by `q`, with the sorted pool
+    /// ([`Hnsw::beam`]) if `pool`, else with two heaps ([`Hnsw::search_layer`]). The caller
+    /// holds the gate shared; `ef >= k`.
+    fn walk<S: Scorer, A: Fn(u32) -> bool>(
+        &self,
+        q: &S,
+        k: usize,
+        ef: usize,
+        allowed: A,
+        pool: bool,
+    ) -> Vec<(u32, f32)> {
         let start = {
             let up = self.read_upper();
             self.descend(q, &up)
@@ -375,7 +410,6 @@ impl Hnsw {
         let Some(start) = start else {
             return Vec::new();
         };
-        let ef = ef.max(k);
         with_visited(self.capacity, |vis| {
             if pool {
                 let pool = self.beam(vis, q, &[start], ef, |s| self.block0(s), allowed, |_| {});
@@ -397,8 +431,10 @@ impl Hnsw {
     ///
     /// `ef` (raised to `k` if smaller) is the beam width: larger is slower and more accurate.
     /// A query whose length differs from the dimension returns no results (callers validate).
+    /// A quantized index rescores [`DEFAULT_OVERSAMPLING`] candidates per result (see
+    /// [`Hnsw::search_oversampled`]).
     pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<(u32, f32)> {
-        self.search_impl(query, k, ef, |_| true, true)
+        self.search_impl(query, k, ef, |_| true, true, DEFAULT_OVERSAMPLING)
     }
 
     /// As [`Hnsw::search`], but returns only slots for which `allowed` is `true`.
@@ -416,7 +452,7 @@ impl Hnsw {
         ef: usize,
         allowed: &dyn Fn(u32) -> bool,
     ) -> Vec<(u32, f32)> {
-        self.search_impl(query, k, ef, allowed, false)
+        self.search_impl(query, k, ef, allowed, false, DEFAULT_OVERSAMPLING)
     }
 
     /// As [`Hnsw::search_filtered`], told which share of the live nodes `allowed` accepts (an
@@ -432,7 +468,14 @@ impl Hnsw {
         allowed: &dyn Fn(u32) -> bool,
         share: f64,
     ) -> Vec<(u32, f32)> {
-        self.search_impl(query, k, ef, allowed, share >= POOL_WALK_SHARE)
+        self.search_impl(
+            query,
+            k,
+            ef,
+            allowed,
+            share >= POOL_WALK_SHARE,
+            DEFAULT_OVERSAMPLING,
+        )
     }
 
     /// Exact distances from `query` to the live slots among `slots`, handed to `each` as

@@ -62,6 +62,38 @@ impl Sq8 {
         Some(Sq8 { offset, step })
     }
 
+    /// Rebuilds a trained grid from what [`Sq8::offset`] and [`Sq8::step`] return (a
+    /// checkpoint stores these). `None` if their lengths differ or are 0, or a value is not
+    /// finite, or a step is not positive.
+    pub fn from_parts(offset: Vec<f32>, step: Vec<f32>) -> Option<Sq8> {
+        let ok = !offset.is_empty()
+            && offset.len() == step.len()
+            && offset.iter().all(|x| x.is_finite())
+            && step.iter().all(|s| s.is_finite() && *s > 0.0);
+        ok.then_some(Sq8 { offset, step })
+    }
+
+    /// The value of code 0, per dimension.
+    pub fn offset(&self) -> &[f32] {
+        &self.offset
+    }
+
+    /// The value between two codes, per dimension.
+    pub fn step(&self) -> &[f32] {
+        &self.step
+    }
+
+    /// Estimated Manhattan (L1) distance `Σ |q[i] - x̂[i]|` between `query` and the vector
+    /// of `codes` (a scalar loop over the decoded values; no kernel).
+    pub fn l1(&self, query: &[f32], codes: &[u8]) -> f32 {
+        query
+            .iter()
+            .zip(codes)
+            .zip(self.offset.iter().zip(&self.step))
+            .map(|((q, &c), (o, s))| (q - (o + s * f32::from(c))).abs())
+            .sum()
+    }
+
     /// Dimensions.
     pub fn dim(&self) -> usize {
         self.offset.len()

@@ -124,7 +124,13 @@ impl IndexState {
         } else {
             IndexKind::Exact
         };
-        let vectors = named::vector_index(config.dim as usize, config.metric, kind, threads);
+        let vectors = named::vector_index(
+            config.dim as usize,
+            config.metric,
+            kind,
+            config.quantization,
+            threads,
+        );
         let state = Self::from_parts(SlotTable::default(), vectors);
         *write(&state.payload) = PayloadIndex::new(&config.payload_indexes);
         state.set_named(Self::named_for(config, threads));
@@ -433,9 +439,14 @@ impl IndexState {
         if !updated.is_empty() {
             vectors.remove(&updated);
         }
+        let codes = vectors.codes_generation();
         vectors
             .insert(&sets)
             .map_err(|e| corrupted(format!("vector index refused an insert: {e}")))?;
+        if vectors.codes_generation() != codes {
+            // The walk and scan now rank by new codes: measure their costs again.
+            *lock(&self.costs) = None;
+        }
         let removed: Vec<u32> = applies
             .iter()
             .filter_map(|a| match a {

@@ -18,9 +18,10 @@ use crate::index::flat::FlatIndex;
 use crate::index::hnsw_index::HnswIndex;
 use crate::index::sparse::SparseIndex;
 use crate::index::{IndexMetric, VectorIndex};
-use crate::model::config::{IndexKind, Metric, VectorConfig};
+use crate::model::config::{IndexKind, Metric, Quantization, VectorConfig};
 use crate::model::entity::NamedVector;
 use crate::model::error::{Result, corrupted};
+use crate::model::sync::lock;
 use crate::query::plan;
 
 /// A named dense vector's index.
@@ -59,11 +60,13 @@ pub(crate) enum Named {
 /// Every named vector of a collection, by name.
 pub(crate) type NamedIndexes = BTreeMap<String, Named>;
 
-/// A vector index for `dim`, `metric` and `kind` (HNSW inserts on up to `threads` threads).
+/// A vector index for `dim`, `metric` and `kind` (HNSW inserts on up to `threads` threads;
+/// an HNSW index trains `quantization` once it holds enough vectors).
 pub(crate) fn vector_index(
     dim: usize,
     metric: Metric,
     kind: IndexKind,
+    quantization: Quantization,
     threads: usize,
 ) -> Box<dyn VectorIndex> {
     let metric = IndexMetric::from(metric);
@@ -71,13 +74,10 @@ pub(crate) fn vector_index(
         IndexKind::Exact => Box::new(FlatIndex::new(dim, metric)),
         IndexKind::Hnsw {
             m, ef_construction, ..
-        } => Box::new(HnswIndex::new(
-            dim,
-            metric,
-            m as usize,
-            ef_construction as usize,
-            threads,
-        )),
+        } => Box::new(
+            HnswIndex::new(dim, metric, m as usize, ef_construction as usize, threads)
+                .with_quantization(quantization),
+        ),
     }
 }
 
@@ -85,8 +85,13 @@ impl Named {
     /// An empty index for a declared vector.
     pub(crate) fn new(config: &VectorConfig, threads: usize) -> Self {
         match *config {
-            VectorConfig::Dense { dim, metric, index } => Named::Dense(Box::new(DenseNamed {
-                index: vector_index(dim as usize, metric, index, threads),
+            VectorConfig::Dense {
+                dim,
+                metric,
+                index,
+                quantization,
+            } => Named::Dense(Box::new(DenseNamed {
+                index: vector_index(dim as usize, metric, index, quantization, threads),
                 present: SlotBitset::new(),
                 costs: Mutex::new(None),
                 changed: AtomicU64::new(0),
@@ -193,9 +198,14 @@ impl NamedChanges<'_> {
                     .max()
                     .unwrap_or(0);
                 d.index.reserve(needed);
+                let codes = d.index.codes_generation();
                 d.index
                     .insert(&items)
                     .map_err(|e| corrupted(format!("vector {name:?} refused an insert: {e}")))?;
+                if d.index.codes_generation() != codes {
+                    // The walk and scan now rank by new codes: measure their costs again.
+                    *lock(&d.costs) = None;
+                }
                 for (slot, _) in &items {
                     d.present.insert(*slot);
                 }

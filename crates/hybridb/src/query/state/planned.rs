@@ -3,7 +3,8 @@
 //! search), all under one hold of the slot table's read lock.
 //!
 //! Invariant: a filtered search never returns fewer than `k` hits while `k` matching entities
-//! exist (no silent post-filtering); exact plans have recall 1.0.
+//! exist (no silent post-filtering); exact plans have recall 1.0 on `f32` indexes (a quantized
+//! index's scan ranks by codes and rescores `⌈k · oversampling⌉` candidates with `f32`).
 
 use super::*;
 use crate::index::VectorIndex;
@@ -116,13 +117,16 @@ impl IndexState {
     /// [`Searched::NeedsPayloads`] with the superset to check.
     ///
     /// `using` names the dense vector searched (`""`: the default one); a named vector's
-    /// search is among the live slots that have it.
+    /// search is among the live slots that have it. A quantized index rescores
+    /// `⌈k · oversampling⌉` candidates with `f32` vectors.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn search_planned(
         &self,
         using: &str,
         query: &[f32],
         k: usize,
         ef: usize,
+        oversampling: f32,
         input: FilterInput<'_>,
     ) -> Result<Searched, FilterProblem> {
         let t0 = Instant::now();
@@ -224,7 +228,7 @@ impl IndexState {
         let selectivity = matching as f64 / live_count.max(1) as f64;
         let walked = filter_key.and_then(|(hash, f)| self.walk_cost(hash, f, live_count));
         let costs = target
-            .costs(query, k, ef)
+            .costs(query, k, ef, oversampling)
             .map(|c| c.with_walk(walked, selectivity));
         let observe = |f: &dyn Fn(&mut plan::Costs)| {
             if let Some(c) = lock(target.costs).as_mut() {
@@ -245,18 +249,18 @@ impl IndexState {
         let t_plan = Instant::now();
         let mut found = match plan {
             Plan::NoMatches => Vec::new(),
-            Plan::Unfiltered => target.unfiltered(query, k, ef),
+            Plan::Unfiltered => target.unfiltered(query, k, ef, oversampling),
             Plan::ExactScan => {
                 let b = materialise(&bits)?;
                 let t = Instant::now();
-                let r = vectors.scan(query, k, &b);
+                let r = vectors.scan(query, k, oversampling, &b);
                 observe(&|c| c.observe_scan(t.elapsed().as_nanos() as f64, b.len()));
                 r
             }
             Plan::PostFilter => {
                 // The plain search's whole beam, then the filter: when at least `k` of the
                 // beam pass, they are the nearest matching entities the graph can see.
-                let pool = target.unfiltered(query, ef, ef);
+                let pool = target.unfiltered(query, ef, ef, oversampling);
                 let r: Vec<(u32, f32)> = pool.into_iter().filter(|&(s, _)| passes(s)).collect();
                 if r.len() >= k.min(matching) {
                     let ns = t_plan.elapsed().as_nanos() as f64;
@@ -272,10 +276,10 @@ impl IndexState {
         }
         if plan == Plan::FilteredGraph || (plan == Plan::PostFilter && fallback) {
             let t = Instant::now();
-            found = vectors.search_by(query, k, ef, &passes, selectivity);
+            found = vectors.search_by(query, k, ef, oversampling, &passes, selectivity);
             if found.len() < k.min(matching) {
                 fallback = true;
-                found = vectors.scan(query, k, &*materialise(&bits)?);
+                found = vectors.scan(query, k, oversampling, &*materialise(&bits)?);
             } else if plan == Plan::FilteredGraph {
                 let ns = t.elapsed().as_nanos() as f64;
                 observe(&|c| c.observe_graph(ns, selectivity, ef));
@@ -325,12 +329,13 @@ impl IndexState {
         query: &[f32],
         k: usize,
         ef: usize,
+        oversampling: f32,
     ) -> Vec<(EntityId, f32)> {
         let table = read(&self.slots);
         let named = read(&self.named);
         let default_vectors = read(&self.vectors);
         let target = Target::new(&table, default_vectors.as_ref(), &named, using, &self.costs);
-        let found = target.unfiltered(query, k, ef);
+        let found = target.unfiltered(query, k, ef, oversampling);
         drop(target);
         drop(default_vectors);
         drop(named);
@@ -407,16 +412,22 @@ impl<'a> Target<'a> {
     }
 
     /// The plain index search over every slot of the universe.
-    fn unfiltered(&self, query: &[f32], k: usize, ef: usize) -> Vec<(u32, f32)> {
+    fn unfiltered(&self, query: &[f32], k: usize, ef: usize, oversampling: f32) -> Vec<(u32, f32)> {
         if self.universe.is_empty() {
             return Vec::new();
         }
-        self.vectors
-            .search(query, k, ef.max(k), &self.universe, self.all_held)
+        self.vectors.search(
+            query,
+            k,
+            ef.max(k),
+            oversampling,
+            &self.universe,
+            self.all_held,
+        )
     }
 
     /// The measured costs of this index (HNSW only), measured now if missing or stale.
-    fn costs(&self, query: &[f32], k: usize, ef: usize) -> Option<plan::Costs> {
+    fn costs(&self, query: &[f32], k: usize, ef: usize, oversampling: f32) -> Option<plan::Costs> {
         self.vectors.as_hnsw()?;
         let live = self.universe.len();
         let mut cached = lock(self.costs);
@@ -435,7 +446,7 @@ impl<'a> Target<'a> {
                 .fold(f64::INFINITY, f64::min)
         };
         let graph_ns = best(&mut || {
-            std::hint::black_box(self.unfiltered(query, k, ef));
+            std::hint::black_box(self.unfiltered(query, k, ef, oversampling));
         });
         let mut subset = SlotBitset::new();
         sample(&self.universe, |s| {
@@ -444,7 +455,7 @@ impl<'a> Target<'a> {
         });
         // One run only: a repeat would find the sample in cache, which real scans do not.
         let t = Instant::now();
-        std::hint::black_box(self.vectors.scan(query, k, &subset));
+        std::hint::black_box(self.vectors.scan(query, k, oversampling, &subset));
         let scan_ns = t.elapsed().as_nanos() as f64 / subset.len().max(1) as f64;
         let c = plan::Costs::new(scan_ns, subset.len(), graph_ns, ef, live);
         *cached = Some(c);

@@ -1,0 +1,215 @@
+//! Tests of the quantized walk: recall against brute force, exact returned distances, codes
+//! for later inserts, and checkpoints that keep the trained state.
+
+use super::*;
+use crate::model::config::Quantization;
+
+const DIM: usize = 64;
+
+/// `n` vectors around 16 centers (a clustered set, like real embeddings), from `seed`.
+fn clustered(n: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s % 20_000) as f32 / 10_000.0 - 1.0
+    };
+    let centers: Vec<Vec<f32>> = (0..16)
+        .map(|_| (0..DIM).map(|_| next()).collect())
+        .collect();
+    (0..n)
+        .map(|i| centers[i % 16].iter().map(|c| c + next()).collect())
+        .collect()
+}
+
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+fn build(data: &[Vec<f32>], metric: Metric) -> Hnsw {
+    let mut index = Hnsw::new(HnswParams::new(DIM, metric));
+    index.reserve(data.len() * 2);
+    let items: Vec<(u32, &[f32])> = data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as u32, v.as_slice()))
+        .collect();
+    index.insert_batch_parallel(&items, 2).unwrap();
+    index
+}
+
+/// Mean recall@10 of `search` against brute force over the live vectors of `index`.
+fn recall(
+    index: &Hnsw,
+    data: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    search: impl Fn(&[f32]) -> Vec<(u32, f32)>,
+) -> f64 {
+    let mut hit = 0;
+    for q in queries {
+        let mut all: Vec<(u32, f32)> = (0..data.len() as u32)
+            .map(|s| (s, index.distance(q, &data[s as usize])))
+            .collect();
+        all.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let truth: Vec<u32> = all[..10].iter().map(|p| p.0).collect();
+        let found = search(q);
+        for (s, d) in &found {
+            // Every returned distance is the exact f32 one.
+            let exact = index.distance(q, &data[*s as usize]);
+            assert!(
+                (d - exact).abs() <= 1e-4 * exact.abs().max(1.0),
+                "{d} vs {exact}"
+            );
+        }
+        hit += found.iter().filter(|(s, _)| truth.contains(s)).count();
+    }
+    hit as f64 / (10 * queries.len()) as f64
+}
+
+fn train(index: &Hnsw, kind: Quantization) -> Quantizer {
+    let sample = index.sample(1000);
+    let rows: Vec<&[f32]> = sample.iter().map(Vec::as_slice).collect();
+    let p = index.params();
+    Quantizer::train(kind, &rows, DIM, p.metric, 7).unwrap()
+}
+
+#[test]
+fn quantized_walks_and_scans_keep_recall_with_exact_distances() {
+    for metric in [Metric::L2, Metric::Dot] {
+        let prep = |v: Vec<f32>| if metric == Metric::Dot { unit(v) } else { v };
+        let data: Vec<Vec<f32>> = clustered(3000, 1).into_iter().map(prep).collect();
+        let queries: Vec<Vec<f32>> = clustered(60, 2).into_iter().map(prep).collect();
+        let index = build(&data, metric);
+        let base = recall(&index, &data, &queries, |q| index.search(q, 10, 64));
+        assert!(base > 0.9, "{metric:?}: f32 recall {base}");
+        for kind in [
+            Quantization::Sq8,
+            Quantization::Rq1,
+            Quantization::Rq2,
+            Quantization::Rq4,
+        ] {
+            index.quantize(train(&index, kind), 1000, 2).unwrap();
+            assert_eq!(index.quantizer().map(|q| q.kind()), Some(kind));
+            let walk = |q: &[f32]| index.search_oversampled(q, 10, 64, 8.0, None, 1.0);
+            let r = recall(&index, &data, &queries, walk);
+            // One bit at 64 dimensions errs too much for a tight bound (`quantization.md`: rq1
+            // wants >= 384); the others stay within 0.05 of the f32 walk at 8x.
+            let (walk_min, scan_min) = if kind == Quantization::Rq1 {
+                (0.6, 0.6)
+            } else {
+                (base - 0.05, 0.95)
+            };
+            assert!(
+                r >= walk_min,
+                "{metric:?} {kind:?}: walk recall {r}, f32 {base}"
+            );
+            let odd = |s: u32| s % 2 == 1;
+            let filtered = |q: &[f32]| index.search_oversampled(q, 10, 64, 4.0, Some(&odd), 0.5);
+            for q in &queries[..5] {
+                assert!(filtered(q).iter().all(|(s, _)| odd(*s)));
+            }
+            // A small subset is scanned exactly (f32), whatever the code.
+            let few: Vec<u32> = (0..data.len() as u32).step_by(97).collect();
+            for q in &queries[..5] {
+                let mut want: Vec<(u32, f32)> = few
+                    .iter()
+                    .map(|&s| (s, index.distance(q, &data[s as usize])))
+                    .collect();
+                want.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                want.truncate(10);
+                assert_eq!(index.scan_top(q, few.iter().copied(), 10, 2.0), want);
+            }
+            // A scan of every slot, rescoring 8x the candidates.
+            let scan = |q: &[f32]| index.scan_top(q, 0..data.len() as u32, 10, 8.0);
+            let r = recall(&index, &data, &queries, scan);
+            assert!(r >= scan_min, "{metric:?} {kind:?}: scan recall {r}");
+        }
+    }
+}
+
+#[test]
+fn inserts_after_quantizing_get_codes_and_are_found() {
+    let data = clustered(2000, 3);
+    let (first, later) = data.split_at(1000);
+    let mut index = build(first, Metric::L2);
+    // Samples hold exactly min(n, len) vectors (the training schedule counts on it).
+    assert_eq!(index.sample(999).len(), 999);
+    assert_eq!(index.sample(400).len(), 400);
+    assert_eq!(index.sample(5000).len(), 1000);
+    index
+        .quantize(train(&index, Quantization::Rq2), 1000, 1)
+        .unwrap();
+    // Growing moves the code rows with the vectors.
+    index.reserve(8000);
+    for (i, v) in later.iter().enumerate() {
+        index.insert(1000 + i as u32, v).unwrap();
+    }
+    // Reuse a slot: remove and insert again (the row is rewritten with the vector).
+    index.remove(5);
+    index.insert(5, &data[5]).unwrap();
+    let found = (0..data.len() as u32)
+        .filter(|&s| {
+            let hits = index.search_oversampled(&data[s as usize], 1, 32, 2.0, None, 1.0);
+            hits.first().map(|h| h.0) == Some(s)
+        })
+        .count();
+    assert!(found >= data.len() * 98 / 100, "{found} of {}", data.len());
+}
+
+#[test]
+fn checkpoints_keep_the_trained_state_and_codes() {
+    let data = clustered(1500, 4);
+    let queries = clustered(20, 5);
+    for kind in [Quantization::Sq8, Quantization::Rq4, Quantization::Rq1] {
+        let index = build(&data, Metric::L2);
+        index.quantize(train(&index, kind), 1234, 2).unwrap();
+        let bytes = index.to_bytes();
+        let loaded = Hnsw::from_bytes(&bytes).unwrap();
+        assert_eq!(loaded.quantizer(), index.quantizer());
+        assert_eq!(loaded.trained_on(), 1234);
+        for q in &queries {
+            assert_eq!(
+                loaded.search_oversampled(q, 10, 40, 2.0, None, 1.0),
+                index.search_oversampled(q, 10, 40, 2.0, None, 1.0)
+            );
+        }
+        // A flipped byte in the quantizer section is caught (checksum, then structure).
+        let mut bad = bytes.clone();
+        bad[60] ^= 0x10;
+        assert!(Hnsw::from_bytes(&bad).is_err());
+    }
+    // An unquantized index still writes and reads (no quantizer section content).
+    let plain = build(&data[..200], Metric::L2);
+    let v2 = plain.to_bytes();
+    let loaded = Hnsw::from_bytes(&v2).unwrap();
+    assert!(loaded.quantizer().is_none());
+    // A version-1 image (as written before quantization: no quantizer byte after the 49-byte
+    // header) still loads, to the same index.
+    let mut v1 = [&v2[..49], &v2[50..]].concat();
+    assert_eq!(v2[49], 0, "the quantizer kind of an unquantized image");
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    super::persist::reseal(&mut v1);
+    let old = Hnsw::from_bytes(&v1).unwrap();
+    assert_eq!(old.to_bytes(), v2);
+}
+
+#[test]
+fn rotated_codes_refuse_l1_and_sq8_takes_it() {
+    let data = clustered(300, 6);
+    let rows: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+    for kind in [Quantization::Rq1, Quantization::Rq2, Quantization::Rq4] {
+        assert!(Quantizer::train(kind, &rows, DIM, Metric::L1, 1).is_err());
+    }
+    assert!(Quantizer::train(Quantization::None, &rows, DIM, Metric::L2, 1).is_err());
+    let index = build(&data, Metric::L1);
+    index
+        .quantize(train(&index, Quantization::Sq8), 300, 1)
+        .unwrap();
+    let r = recall(&index, &data, &data[..20], |q| {
+        index.search_oversampled(q, 10, 64, 4.0, None, 1.0)
+    });
+    assert!(r > 0.9, "sq8 under L1: recall {r}");
+}

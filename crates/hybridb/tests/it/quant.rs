@@ -1,0 +1,241 @@
+//! Quantized collections: the walk on codes keeps recall, plain and filtered; a checkpoint
+//! keeps the trained state (a reopen neither retrains nor rebuilds); a rebuild retrains to the
+//! same recall; bad settings get typed errors.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hybridb::{
+    CollectionConfig, Condition, Database, Entity, EntityId, Error, Filter, IndexKind, Metric,
+    PayloadIndexKind, Quantization, QueryProblem, SearchRequest, VectorConfig,
+};
+use serde_json::json;
+
+const DIM: usize = 128;
+const N: u64 = 3000;
+
+/// Entity `i`'s vector: around one of 12 centers (clustered, like real embeddings).
+fn vector(i: u64, salt: u64) -> Vec<f32> {
+    let mut s = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt) | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s % 2000) as f32 / 1000.0 - 1.0
+    };
+    // The center's components: a hash of (cluster, dimension), in [-1, 1).
+    let c = i % 12;
+    (0..DIM as u64)
+        .map(|d| {
+            let h = (c * 1000 + d).wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+            (h % 2000) as f32 / 1000.0 - 1.0 + next()
+        })
+        .collect()
+}
+
+fn key(i: u64) -> EntityId {
+    EntityId::from_key(&format!("e{i}"))
+}
+
+fn l2(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// Mean recall@10 of the collection's searches (optionally among even `i` only) against
+/// brute force. Rescoring 8x: this data (uniform noise around 12 centers, so every
+/// neighbour of a query is at nearly the same distance) is hard for the low-bit codes.
+fn recall(db: &Database, even_only: bool) -> f64 {
+    let c = db.collection("q").unwrap();
+    let mut hit = 0;
+    let queries = 30;
+    for q in 0..queries {
+        let query = vector(q * 101 + 7, 55);
+        let mut all: Vec<(f32, u64)> = (0..N)
+            .filter(|i| !even_only || i % 2 == 0)
+            .map(|i| (l2(&query, &vector(i, 0)), i))
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let truth: Vec<EntityId> = all[..10].iter().map(|p| key(p.1)).collect();
+        let mut req = SearchRequest::new(query, 10).oversampling(8.0);
+        if even_only {
+            req = req.filter(Filter::new().must(Condition::matches_value("even", true)));
+        }
+        let hits = c.search_with(&req).unwrap();
+        assert_eq!(hits.len(), 10);
+        hit += hits.iter().filter(|h| truth.contains(&h.id)).count();
+    }
+    hit as f64 / (10 * queries) as f64
+}
+
+fn config(q: Quantization) -> CollectionConfig {
+    CollectionConfig::new(DIM as u32, Metric::L2)
+        .with_quantization(q)
+        .with_payload_index("even", PayloadIndexKind::Bool)
+}
+
+fn load(db: &Database) {
+    let c = db.collection("q").unwrap();
+    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+        let batch = chunk
+            .iter()
+            .map(|&i| Entity::new(key(i), json!({"even": i % 2 == 0}), vector(i, 0)))
+            .collect();
+        c.upsert_batch(batch).unwrap();
+    }
+}
+
+/// Opens `path`, counting the progress reports of HNSW rebuilds (an exact index, such as the
+/// empty default one of a collection with only named vectors, always reports its load).
+fn open(path: &std::path::Path) -> (Database, Arc<Mutex<usize>>) {
+    let rebuilds = Arc::new(Mutex::new(0));
+    let r = Arc::clone(&rebuilds);
+    let db = Database::builder()
+        .checkpoint_every(0, Duration::ZERO)
+        .on_rebuild_progress(move |p| {
+            if !p.reason.contains("exact index") {
+                *r.lock().unwrap() += 1;
+            }
+        })
+        .open(path)
+        .unwrap();
+    (db, rebuilds)
+}
+
+#[test]
+fn quantized_collections_keep_recall_through_checkpoints_and_rebuilds() {
+    for q in [Quantization::Sq8, Quantization::Rq2, Quantization::Rq4] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.redb");
+        let (db, _) = open(&path);
+        db.create_collection("q", config(q)).unwrap();
+        load(&db);
+        let plain = recall(&db, false);
+        let filtered = recall(&db, true);
+        assert!(plain >= 0.9, "{q:?}: recall {plain}");
+        assert!(filtered >= 0.9, "{q:?}: filtered recall {filtered}");
+        let answers = |db: &Database| {
+            let c = db.collection("q").unwrap();
+            (0..10)
+                .map(|i| c.search(&vector(i * 13, 9), 10).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let before = answers(&db);
+        db.checkpoint().unwrap();
+        drop(db);
+
+        // Reopen: the checkpoint (with the trained state and codes) loads, nothing rebuilds,
+        // and every answer is the same.
+        let (db, rebuilds) = open(&path);
+        assert_eq!(*rebuilds.lock().unwrap(), 0, "{q:?}: reopen rebuilt");
+        assert_eq!(answers(&db), before, "{q:?}: answers after reopen");
+        assert_eq!(recall(&db, false), plain);
+        drop(db);
+
+        // Without the checkpoint the index is rebuilt and retrained: the same recall.
+        let mut index_dir = path.as_os_str().to_owned();
+        index_dir.push(".index");
+        std::fs::remove_dir_all(&index_dir).unwrap();
+        let (db, rebuilds) = open(&path);
+        assert!(*rebuilds.lock().unwrap() > 0, "{q:?}: no rebuild");
+        let rebuilt = recall(&db, false);
+        assert!(
+            rebuilt >= plain - 0.03,
+            "{q:?}: {rebuilt} after a rebuild, {plain} before"
+        );
+        assert!(recall(&db, true) >= 0.9);
+    }
+}
+
+#[test]
+fn quantization_settings_are_checked() {
+    let (_dir, db) = crate::fresh();
+    let bad_config = |c: CollectionConfig| {
+        matches!(
+            db.create_collection("x", c),
+            Err(Error::InvalidConfig(m)) if m.contains("quantization")
+        )
+    };
+    for q in [Quantization::Rq1, Quantization::Rq2, Quantization::Rq4] {
+        assert!(bad_config(
+            CollectionConfig::new(8, Metric::Manhattan).with_quantization(q)
+        ));
+    }
+    assert!(bad_config(
+        CollectionConfig::new(8, Metric::L2)
+            .with_index(IndexKind::Exact)
+            .with_quantization(Quantization::Sq8)
+    ));
+    db.create_collection(
+        "m",
+        CollectionConfig::new(4, Metric::Manhattan).with_quantization(Quantization::Sq8),
+    )
+    .unwrap();
+    let c = db.collection("m").unwrap();
+    c.upsert(Entity::new(key(1), json!({}), vec![1.0, 2.0, 3.0, 4.0]))
+        .unwrap();
+    for bad in [0.5, f32::NAN, 65.0] {
+        let req = SearchRequest::new(vec![1.0; 4], 1).oversampling(bad);
+        assert!(
+            matches!(
+                c.search_with(&req),
+                Err(Error::InvalidQuery(QueryProblem::BadOversampling(_)))
+            ),
+            "{bad}"
+        );
+    }
+    let req = SearchRequest::new(vec![1.0; 4], 1).oversampling(3.0);
+    assert_eq!(c.search_with(&req).unwrap()[0].id, key(1));
+}
+
+#[test]
+fn a_quantized_named_vector_walks_codes_and_reloads_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.redb");
+    let (db, _) = open(&path);
+    let config = CollectionConfig::named_only().with_vector(
+        "v",
+        VectorConfig::dense_quantized(
+            DIM as u32,
+            Metric::L2,
+            IndexKind::default(),
+            Quantization::Rq4,
+        ),
+    );
+    let c = db.create_collection("n", config).unwrap();
+    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+        let batch = chunk
+            .iter()
+            .map(|&i| Entity::new(key(i), json!({}), vec![]).with_vector("v", vector(i, 0)))
+            .collect();
+        c.upsert_batch(batch).unwrap();
+    }
+    let answers = |db: &Database| -> Vec<Vec<EntityId>> {
+        let c = db.collection("n").unwrap();
+        (0..20)
+            .map(|q| {
+                let req = SearchRequest::new(vector(q * 101 + 7, 55), 10)
+                    .using("v")
+                    .oversampling(8.0);
+                c.search_with(&req).unwrap().iter().map(|h| h.id).collect()
+            })
+            .collect()
+    };
+    let before = answers(&db);
+    let mut hit = 0;
+    for (q, found) in before.iter().enumerate() {
+        let query = vector(q as u64 * 101 + 7, 55);
+        let mut all: Vec<(f32, u64)> = (0..N).map(|i| (l2(&query, &vector(i, 0)), i)).collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0));
+        hit += all[..10]
+            .iter()
+            .filter(|p| found.contains(&key(p.1)))
+            .count();
+    }
+    assert!(hit >= 180, "recall {}", hit as f64 / 200.0);
+    db.checkpoint().unwrap();
+    drop(c);
+    drop(db);
+    let (db, rebuilds) = open(&path);
+    assert_eq!(*rebuilds.lock().unwrap(), 0, "reopen rebuilt");
+    assert_eq!(answers(&db), before);
+}
