@@ -19,7 +19,7 @@ use crate::model::id::EntityId;
 
 /// Sums each id's parts (in the order given) and ranks the sums: best first, ties by id,
 /// `limit` kept, and the number of distinct ids. Sorting instead of hashing: fused lists are a
-/// few hundred items.
+/// few hundred items, and everything is compared as integers.
 fn ranked(parts: Vec<(EntityId, f32)>, limit: usize) -> (Vec<(EntityId, f32)>, usize) {
     // By id, then by position, so every sum adds its parts in the order given.
     let mut keyed: Vec<(u128, u32, f32)> = parts
@@ -28,23 +28,32 @@ fn ranked(parts: Vec<(EntityId, f32)>, limit: usize) -> (Vec<(EntityId, f32)>, u
         .map(|(at, &(id, x))| (id.as_uuid().as_u128(), at as u32, x))
         .collect();
     keyed.sort_unstable_by_key(|p| (p.0, p.1));
-    let mut out: Vec<(EntityId, f32)> = Vec::with_capacity(keyed.len());
-    let mut last = None;
+    let mut sums: Vec<(u128, f32)> = Vec::with_capacity(keyed.len());
     for (key, _, x) in keyed {
-        match out.last_mut() {
-            Some((_, sum)) if last == Some(key) => *sum += x,
-            _ => out.push((EntityId::from_u128(key), 0.0 + x)),
+        match sums.last_mut() {
+            Some((last, sum)) if *last == key => *sum += x,
+            _ => sums.push((key, 0.0 + x)),
         }
-        last = Some(key);
     }
-    let distinct = out.len();
-    let order = |a: &(EntityId, f32), b: &(EntityId, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if out.len() > limit && limit > 0 {
-        out.select_nth_unstable_by(limit - 1, order);
+    let distinct = sums.len();
+    // Best first: the score in `f32::total_cmp`'s order, descending, then the id (byte order).
+    let best_first = |&(id, s): &(u128, f32)| (std::cmp::Reverse(total_order(s)), id);
+    if sums.len() > limit && limit > 0 {
+        sums.select_nth_unstable_by_key(limit - 1, best_first);
     }
-    out.truncate(limit);
-    out.sort_unstable_by(order);
+    sums.truncate(limit);
+    sums.sort_unstable_by_key(best_first);
+    let out = sums
+        .into_iter()
+        .map(|(id, s)| (EntityId::from_u128(id), s))
+        .collect();
     (out, distinct)
+}
+
+/// `s`'s bits as an integer that orders as [`f32::total_cmp`] orders floats.
+fn total_order(s: f32) -> i32 {
+    let bits = s.to_bits() as i32;
+    bits ^ ((((bits >> 31) as u32) >> 1) as i32)
 }
 
 /// Reciprocal Rank Fusion of `lists` (each best first): an entity scores
