@@ -17,5 +17,5 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 cargo build --release -q -p hybridb-bench
 dump=target/bm25-dump.jsonl
-target/release/hybridb-bench bm25-dump --out "$dump" --queries "${QUERIES:-200}"
+"${CARGO_TARGET_DIR:-target}/release/hybridb-bench" bm25-dump --out "$dump" --queries "${QUERIES:-200}"
 "$venv/bin/python" scripts/bm25/check_reference.py "$dump"

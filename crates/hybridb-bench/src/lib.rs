@@ -21,6 +21,8 @@ pub mod recall;
 pub mod report;
 pub mod sparse;
 pub mod synth;
+#[cfg(feature = "tantivy-peer")]
+pub mod tantivy_peer;
 pub mod text;
 pub mod topk;
 pub mod vecs;

@@ -6,6 +6,10 @@
 //! must reproduce the reference BM25 numbers of the data set's README. With `--dense-base` and
 //! `--dense-queries` it also scores the exact dense top 100 (inner product) and the RRF
 //! (k = 60) of dense and BM25, as the README's hybrid reference does.
+//!
+//! With `--peer tantivy` (a build with the cargo feature `tantivy-peer`) it also runs tantivy on
+//! the same documents and queries with hybridb's own tokens, and reports both engines' top-k
+//! QPS and their agreement (see `tantivy_peer`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -51,6 +55,13 @@ impl AnalyzerArg {
     }
 }
 
+/// Peer engines `text` can compare with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PeerArg {
+    /// tantivy (needs a build with the `tantivy-peer` feature).
+    Tantivy,
+}
+
 /// Arguments of `text`.
 #[derive(Args, Debug)]
 pub struct TextArgs {
@@ -75,6 +86,15 @@ pub struct TextArgs {
     /// The labeled queries' vectors, same order (with `--dense-base`).
     #[arg(long)]
     pub dense_queries: Option<PathBuf>,
+    /// Also run a peer engine on the same tokens (top-`--peer-k` QPS and agreement).
+    #[arg(long, value_enum)]
+    pub peer: Option<PeerArg>,
+    /// Results per query of the peer comparison.
+    #[arg(long, default_value_t = 10)]
+    pub peer_k: usize,
+    /// Timing rounds of the peer comparison (interleaved; each chunk's best round counts).
+    #[arg(long, default_value_t = 20)]
+    pub peer_rounds: usize,
 }
 
 /// One result line of `text`.
@@ -156,12 +176,30 @@ pub fn run_text(a: &TextArgs) -> Result<()> {
     for &which in &a.analyzer {
         let analyzer = which.analyzer();
         let t = Instant::now();
-        let mut index = Bm25Index::new(Bm25Params { k1: a.k1, b: a.b });
-        for (slot, (text, _)) in corpus.iter().enumerate() {
-            index.insert(slot as u32, &analyzer.terms(text));
+        let docs: Vec<Vec<String>> = corpus.iter().map(|(t, _)| analyzer.terms(t)).collect();
+        let analyze_s = t.elapsed().as_secs_f64();
+        let params = Bm25Params { k1: a.k1, b: a.b };
+        let t = Instant::now();
+        let mut index = Bm25Index::new(params);
+        for (slot, terms) in docs.iter().enumerate() {
+            index.insert(slot as u32, terms);
         }
-        let build_s = t.elapsed().as_secs_f64();
+        let index_s = t.elapsed().as_secs_f64();
+        // Analysis and indexing, as before the peer comparison split them.
+        let build_s = analyze_s + index_s;
         let queries: Vec<Vec<String>> = labeled.iter().map(|l| analyzer.terms(&l.query)).collect();
+        if let Some(peer) = a.peer {
+            run_peer(
+                peer,
+                a,
+                which.name(),
+                &docs,
+                &queries,
+                &index,
+                params,
+                index_s,
+            )?;
+        }
         let all = |_: u32| true;
         let t = Instant::now();
         let pruned: Vec<_> = queries.iter().map(|q| index.search(q, 100, &all)).collect();
@@ -222,4 +260,40 @@ pub fn run_text(a: &TextArgs) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// Runs the peer comparison of one analyzer.
+#[allow(clippy::too_many_arguments)]
+fn run_peer(
+    peer: PeerArg,
+    a: &TextArgs,
+    analyzer: &'static str,
+    docs: &[Vec<String>],
+    queries: &[Vec<String>],
+    index: &Bm25Index,
+    params: Bm25Params,
+    build_s: f64,
+) -> Result<()> {
+    match peer {
+        #[cfg(feature = "tantivy-peer")]
+        PeerArg::Tantivy => crate::tantivy_peer::compare(&crate::tantivy_peer::PeerInput {
+            analyzer,
+            docs,
+            queries,
+            index,
+            params,
+            build_s,
+            k: a.peer_k,
+            rounds: a.peer_rounds,
+            chunk: 50,
+        }),
+        #[cfg(not(feature = "tantivy-peer"))]
+        PeerArg::Tantivy => {
+            let _ = (a, analyzer, docs, queries, index, params, build_s);
+            anyhow::bail!(
+                "--peer tantivy needs a build with the tantivy-peer feature \
+                 (cargo run --release -p hybridb-bench --features tantivy-peer -- text ...)"
+            )
+        }
+    }
 }

@@ -13,9 +13,10 @@
 //! the same rounds to split each composite query's time by stage. Timed baselines locate the
 //! cost: the bare `Bm25Index` (the engine's text structure, same analyzer, held by the
 //! benchmark); the dense and the text query as two separate calls per query, and with
-//! `hybridb::fusion::rrf` on top (RRF done by a client); `get_many` of the 100 records MMR
-//! reads, MMR's arithmetic alone (`hybridb::fusion::mmr` over the same vectors held in the
-//! benchmark's memory), and the three as client calls (MMR done by a client).
+//! `hybridb::fusion::rrf` on top (RRF done by a client); `get_many` of the 100 records a
+//! client's MMR reads (the engine's MMR takes the vectors from its in-memory index), MMR's
+//! arithmetic alone (`hybridb::fusion::mmr` over the same vectors held in the benchmark's
+//! memory), and the three as client calls (MMR done by a client).
 //!
 //! Output: a `hybrid-load` line; one `hybrid` line per method (nDCG@10, recall@100 where the
 //! list is 100 long, the paired nDCG@10 difference to plain RRF k = 60 with its standard

@@ -23,7 +23,7 @@ pub(super) enum Work {
     /// Two queries run one after the other, as separate calls (the stages of a fusion alone,
     /// in the same alternation as inside it).
     Pair(Vec<(Query, Query)>),
-    /// `Collection::get_many` of these ids (the records MMR reads).
+    /// `Collection::get_many` of these ids (the records a client's MMR reads).
     GetMany(Vec<Vec<EntityId>>),
     /// `hybridb::fusion::mmr` alone over these base rows' vectors (MMR's arithmetic, outside
     /// the engine: the vectors come from the benchmark's memory).
@@ -35,7 +35,8 @@ pub(super) enum Work {
     /// benchmark): these query texts analyzed, then the top `depth`.
     IndexBm25(Vec<String>, usize),
     /// MMR done by a client: the dense query (its candidates), `get_many` of them, then
-    /// `hybridb::fusion::mmr` over the vectors read — what the engine's MMR stage does.
+    /// `hybridb::fusion::mmr` over the vectors read — what the engine's MMR stage does, with
+    /// the vectors from its in-memory index instead.
     ClientMmr(Vec<Query>),
 }
 

@@ -5,8 +5,14 @@
 //! filter is pushed down into every prefetch, and a search or rescoring stage applies it
 //! itself); lists passed to fusion are higher-is-better (distances negated); results are
 //! sorted best first with ties by id, except MMR's, which come in pick order.
+//!
+//! Cost: a search stage keeps each hit's slot next to it, so MMR takes its candidates'
+//! vectors from the in-memory index (no redb read; only a candidate whose slot is unknown or
+//! changed since is read from the store); payloads and vectors are read only for the final
+//! hits, and only when asked for.
 
-use std::collections::{BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::db::collection::Collection;
@@ -26,14 +32,19 @@ use crate::query::search::{Hit, SearchRequest};
 struct Ranked {
     items: Vec<(EntityId, f32)>,
     metric: Metric,
+    /// The slot of each item, same order, when the stage searched an index (empty
+    /// otherwise): lets MMR read candidates' vectors from memory.
+    slots: Vec<u32>,
 }
 
 impl Ranked {
     /// Higher-is-better scores, for fusion.
-    fn similarities(&self) -> Vec<(EntityId, f32)> {
+    fn similarities(&self) -> Cow<'_, [(EntityId, f32)]> {
         match self.metric {
-            Metric::L2 | Metric::Manhattan => self.items.iter().map(|&(id, s)| (id, -s)).collect(),
-            _ => self.items.clone(),
+            Metric::L2 | Metric::Manhattan => {
+                Cow::Owned(self.items.iter().map(|&(id, s)| (id, -s)).collect())
+            }
+            _ => Cow::Borrowed(&self.items),
         }
     }
 }
@@ -213,26 +224,32 @@ impl Collection {
             });
         };
         if !lists.is_empty() {
-            let candidates: BTreeSet<EntityId> = lists
-                .iter()
-                .flat_map(|l| l.items.iter().map(|p| p.0))
-                .collect();
-            let n = candidates.len();
+            // The prefetches' distinct ids, in id order.
+            let candidates = || {
+                let mut ids: Vec<EntityId> = lists
+                    .iter()
+                    .flat_map(|l| l.items.iter().map(|p| p.0))
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            };
             let out = match &q.stage {
                 Stage::Fusion(fusion) => {
-                    let sims: Vec<Vec<(EntityId, f32)>> =
+                    let sims: Vec<Cow<'_, [(EntityId, f32)]>> =
                         lists.iter().map(Ranked::similarities).collect();
-                    let refs: Vec<&[(EntityId, f32)]> = sims.iter().map(Vec::as_slice).collect();
-                    let items = match fusion {
+                    let refs: Vec<&[(EntityId, f32)]> = sims.iter().map(|s| &**s).collect();
+                    let (items, n) = match fusion {
                         Fusion::Rrf { k, weights } => {
-                            fusion::rrf(&refs, weights.as_deref(), *k, want)
+                            fusion::rrf_counted(&refs, weights.as_deref(), *k, want)
                         }
-                        Fusion::Dbsf => fusion::dbsf(&refs, want),
+                        Fusion::Dbsf => fusion::dbsf_counted(&refs, want),
                     };
                     report("fusion", None, n, items.len());
                     Ranked {
                         items,
                         metric: Metric::Dot,
+                        slots: Vec::new(),
                     }
                 }
                 Stage::Mmr {
@@ -241,15 +258,23 @@ impl Collection {
                     diversity,
                     ..
                 } => {
-                    let ids: Vec<EntityId> = candidates.into_iter().collect();
+                    let slot_of: HashMap<EntityId, u32> = lists
+                        .iter()
+                        .filter(|l| l.slots.len() == l.items.len())
+                        .flat_map(|l| l.items.iter().map(|p| p.0).zip(l.slots.iter().copied()))
+                        .collect();
+                    let ids: Vec<(EntityId, Option<u32>)> = candidates()
+                        .into_iter()
+                        .map(|id| (id, slot_of.get(&id).copied()))
+                        .collect();
                     let r = self.mmr(using, vector, *diversity, &ids, want)?;
-                    report("mmr", None, n, r.items.len());
+                    report("mmr", None, ids.len(), r.items.len());
                     r
                 }
                 stage => {
-                    let ids: Vec<EntityId> = candidates.into_iter().collect();
+                    let ids = candidates();
                     let r = self.rescore(stage, &ids, want, q.ef)?;
-                    report("rescore", None, n, r.items.len());
+                    report("rescore", None, ids.len(), r.items.len());
                     r
                 }
             };
@@ -268,8 +293,13 @@ impl Collection {
                 req.filter = filter;
                 req.ef = q.ef;
                 req.oversampling = q.oversampling;
-                let found = self.run_search(&req)?;
-                let ids: Vec<EntityId> = found.hits.iter().map(|h| h.id).collect();
+                let (found, slots) = self.run_search_slots(&req)?;
+                let ids: Vec<(EntityId, Option<u32>)> = found
+                    .hits
+                    .iter()
+                    .zip(slots)
+                    .map(|(h, slot)| (h.id, Some(slot)))
+                    .collect();
                 let r = self.mmr(using, vector, *diversity, &ids, want)?;
                 report("mmr", Some(found.plan), ids.len(), r.items.len());
                 Ok(r)
@@ -303,11 +333,15 @@ impl Collection {
                     _ => return Err(bad("unsupported stage")),
                 };
                 let metric = self.target(&req)?.score_metric();
-                let found = self.run_search(&req)?;
+                let (found, slots) = self.run_search_slots(&req)?;
                 let items: Vec<(EntityId, f32)> =
                     found.hits.iter().map(|h| (h.id, h.score)).collect();
                 report(name, Some(found.plan), found.matching, items.len());
-                Ok(Ranked { items, metric })
+                Ok(Ranked {
+                    items,
+                    metric,
+                    slots,
+                })
             }
         }
     }
@@ -366,7 +400,11 @@ impl Collection {
                 .collect();
             sort_ranked(&mut items, metric);
             items.truncate(want);
-            return Ok(Ranked { items, metric });
+            return Ok(Ranked {
+                items,
+                metric,
+                slots: Vec::new(),
+            });
         }
         let Target::Sparse { using, query } = &target else {
             return self.rescore_text(&req, ids, want);
@@ -391,7 +429,11 @@ impl Collection {
             .collect();
         sort_ranked(&mut items, metric);
         items.truncate(want);
-        Ok(Ranked { items, metric })
+        Ok(Ranked {
+            items,
+            metric,
+            slots: Vec::new(),
+        })
     }
 
     /// The stored dense vector `using` (`""`: the default one) of each of `ids` that has it,
@@ -447,16 +489,19 @@ impl Collection {
         Ok(Ranked {
             items,
             metric: Metric::Dot,
+            slots: Vec::new(),
         })
     }
 
-    /// MMR over the candidates `ids` by the dense vector `using`.
+    /// MMR over the candidates `ids` (with their slots where a search found them) by the
+    /// dense vector `using`. Vectors are borrowed from the in-memory index; only candidates it
+    /// cannot answer for (no slot known, or the slot changed since) are read from the store.
     fn mmr(
         &self,
         using: &str,
         vector: &[f32],
         diversity: f32,
-        ids: &[EntityId],
+        ids: &[(EntityId, Option<u32>)],
         want: usize,
     ) -> Result<Ranked> {
         let mut req = SearchRequest::new(vector.to_vec(), 1);
@@ -466,26 +511,64 @@ impl Collection {
             return Err(bad("mmr needs a dense vector"));
         };
         let (kernel, sign) = IndexMetric::from(*metric).kernel();
-        let candidates: Vec<(EntityId, Vec<f32>)> = self
-            .stored_dense(ids, using)?
-            .into_iter()
-            .map(|(id, v)| (id, index_form(&v, *metric)))
-            .collect();
         // Similarity: the negated engine distance (cosine and dot: the similarity itself).
         let similarity = |a: &[f32], b: &[f32]| -(sign * kernel(a, b));
-        let picked = fusion::mmr(query, &candidates, diversity, want, similarity);
-        let by_id: HashMap<EntityId, &Vec<f32>> = candidates.iter().map(|(i, v)| (*i, v)).collect();
-        // Report each pick's own score against the query, in pick order.
-        let items = picked
-            .into_iter()
-            .filter_map(|(id, _)| {
-                let v = by_id.get(&id)?;
-                Some((id, score_of(*metric, sign * kernel(query, v))))
-            })
+        let pick = |candidates: &[(EntityId, &[f32])]| -> Vec<(EntityId, f32)> {
+            let picked = fusion::mmr(query, candidates, diversity, want, similarity);
+            // Each pick's own score against the query, in pick order (a few picks among a
+            // few hundred candidates: a scan finds each).
+            picked
+                .into_iter()
+                .filter_map(|(id, _)| {
+                    let (_, v) = candidates.iter().find(|c| c.0 == id)?;
+                    Some((id, score_of(*metric, sign * kernel(query, v))))
+                })
+                .collect()
+        };
+        let known: Vec<(EntityId, u32)> = ids
+            .iter()
+            .filter_map(|&(id, slot)| Some((id, slot?)))
+            .collect();
+        let unknown = known.len() < ids.len();
+        // Usually every candidate is in memory and MMR runs on borrowed vectors; otherwise
+        // the borrowed ones are copied out and the rest read from the store.
+        let in_memory = self
+            .shared
+            .index
+            .with_dense_vectors(using, &known, |found, missing| {
+                if missing.is_empty() && !unknown {
+                    Ok(pick(found))
+                } else {
+                    let copied: Vec<(EntityId, Vec<f32>)> =
+                        found.iter().map(|&(id, v)| (id, v.to_vec())).collect();
+                    Err((copied, missing))
+                }
+            });
+        let (mut candidates, mut missing) = match in_memory {
+            Some(Ok(items)) => {
+                return Ok(Ranked {
+                    items,
+                    metric: *metric,
+                    slots: Vec::new(),
+                });
+            }
+            Some(Err(partial)) => partial,
+            None => (Vec::new(), known.iter().map(|p| p.0).collect()),
+        };
+        missing.extend(ids.iter().filter(|p| p.1.is_none()).map(|p| p.0));
+        candidates.extend(
+            self.stored_dense(&missing, using)?
+                .into_iter()
+                .map(|(id, v)| (id, index_form(&v, *metric))),
+        );
+        let borrowed: Vec<(EntityId, &[f32])> = candidates
+            .iter()
+            .map(|(id, v)| (*id, v.as_slice()))
             .collect();
         Ok(Ranked {
-            items,
+            items: pick(&borrowed),
             metric: *metric,
+            slots: Vec::new(),
         })
     }
 }

@@ -353,6 +353,12 @@ impl Collection {
 
     /// A search, uncached and without a span of its own.
     pub(crate) fn run_search(&self, req: &SearchRequest) -> Result<Explain> {
+        Ok(self.run_search_slots(req)?.0)
+    }
+
+    /// As [`Collection::run_search`], with the slot of each hit (same order), so that a caller
+    /// can read the hits' vectors from the in-memory index.
+    pub(crate) fn run_search_slots(&self, req: &SearchRequest) -> Result<(Explain, Vec<u32>)> {
         let t0 = Instant::now();
         self.shared.check_live()?;
         self.check_k(req.k)?;
@@ -372,27 +378,31 @@ impl Collection {
         let metric = target.score_metric();
         let score = |d: f32| score_of(metric, d);
         let good_enough = |s: f32| good_enough(metric, req.score_threshold, s);
-        let mut hits: Vec<Hit> = planned
+        let mut hits: Vec<(Hit, u32)> = planned
             .hits
             .iter()
-            .map(|&(id, distance)| Hit {
-                id,
-                score: score(distance),
-                payload: None,
-                vector: None,
-                vectors: None,
+            .zip(&planned.slots)
+            .map(|(&(id, distance), &slot)| {
+                let hit = Hit {
+                    id,
+                    score: score(distance),
+                    payload: None,
+                    vector: None,
+                    vectors: None,
+                };
+                (hit, slot)
             })
-            .filter(|h| good_enough(h.score))
+            .filter(|(h, _)| good_enough(h.score))
             .collect();
         if req.with_payload || req.with_vector {
-            let ids: Vec<EntityId> = hits.iter().map(|h| h.id).collect();
+            let ids: Vec<EntityId> = hits.iter().map(|h| h.0.id).collect();
             let records = self.records(&ids)?;
             // An entity deleted after the index was read is gone, and one rewritten since no
             // longer counts if it fails the filter now: drop its hit.
             hits = hits
                 .into_iter()
                 .zip(records)
-                .filter_map(|(mut h, r)| {
+                .filter_map(|((mut h, slot), r)| {
                     let r = r?;
                     if let Some(f) = &req.filter
                         && !f.matches(r.id, &r.payload)
@@ -404,11 +414,12 @@ impl Collection {
                         h.vector = Some(r.vector);
                         h.vectors = Some(r.vectors);
                     }
-                    Some(h)
+                    Some((h, slot))
                 })
                 .collect();
         }
-        Ok(Explain {
+        let (hits, slots) = hits.into_iter().unzip();
+        let explain = Explain {
             plan: planned.plan,
             fallback: planned.fallback,
             matching: planned.matching,
@@ -420,7 +431,8 @@ impl Collection {
             search_micros: planned.search_micros,
             total_micros: t0.elapsed().as_micros() as u64,
             hits,
-        })
+        };
+        Ok((explain, slots))
     }
 
     /// A search without a filter: the plain index search (dense) or the posting lists'
@@ -436,10 +448,11 @@ impl Collection {
                 oversampling,
                 ..
             } => {
-                let hits = index.search(using, query, k, *ef, *oversampling);
+                let (hits, slots) = index.search(using, query, k, *ef, *oversampling);
                 let live = index.live_count();
                 return Ok(Planned {
                     hits,
+                    slots,
                     plan: Plan::Unfiltered,
                     fallback: false,
                     matching: live,

@@ -8,9 +8,12 @@
 //! search, so scores are exact whatever was inserted or removed before.
 //!
 //! Invariants:
-//! - results equal [`Bm25Index::search_exhaustive`] (ids, scores, ties by slot): scores are
-//!   computed by one function summing in query order; pruning skips a document only if a bound
-//!   is below the `k`-th score by more than the float error;
+//! - results equal [`Bm25Index::search_exhaustive`] (ids, scores, ties by slot): a term's
+//!   contribution is computed by one function (`Bm25Index::tf_part` times the term's weight)
+//!   and a score sums the contributions in query order, in both searches; pruning skips a
+//!   document only if a bound is below the `k`-th score by more than the float error;
+//! - the pruned search reads only the query's posting lists and the flat array of document
+//!   lengths (no per-document lookups), so its memory traffic is the lists it walks;
 //! - a term's bound uses the largest frequency and the smallest document length its postings
 //!   ever held (a BM25 term score grows with `tf` and shrinks with `|d|`), which only widen
 //!   between rebuilds, so they stay bounds;
@@ -53,9 +56,12 @@ struct Posting {
 pub struct Bm25Index {
     params: Bm25Params,
     vocab: HashMap<String, u32>,
-    postings: HashMap<u32, Posting>,
+    /// By term id (empty for a term no document holds now).
+    postings: Vec<Posting>,
     /// By slot.
     docs: Vec<Option<Doc>>,
+    /// Document length by slot (0 for a slot without a document), read by the pruned search.
+    lens: Vec<u32>,
     count: usize,
     total_len: u64,
 }
@@ -92,11 +98,19 @@ impl Bm25Index {
         let len = terms.len() as u32;
         let mut tfs: Vec<(u32, u32)> = counts.into_iter().collect();
         tfs.sort_unstable();
+        if self.postings.len() < self.vocab.len() {
+            self.postings
+                .resize_with(self.vocab.len(), Posting::default);
+        }
         for &(term, tf) in &tfs {
-            let p = self.postings.entry(term).or_insert_with(|| Posting {
-                min_len: len,
-                ..Posting::default()
-            });
+            let p = &mut self.postings[term as usize];
+            if p.slots.is_empty() {
+                // New, or emptied by removals: its bounds start again.
+                *p = Posting {
+                    min_len: len,
+                    ..Posting::default()
+                };
+            }
             p.max_tf = p.max_tf.max(tf);
             p.min_len = p.min_len.min(len);
             let at = p.slots.partition_point(|&s| s < slot);
@@ -106,8 +120,10 @@ impl Bm25Index {
         let at = slot as usize;
         if self.docs.len() <= at {
             self.docs.resize(at + 1, None);
+            self.lens.resize(at + 1, 0);
         }
         self.docs[at] = Some((tfs, len));
+        self.lens[at] = len;
         self.count += 1;
         self.total_len += u64::from(len);
     }
@@ -116,9 +132,10 @@ impl Bm25Index {
     pub fn memory_bytes(&self) -> usize {
         let postings: usize = self
             .postings
-            .values()
-            .map(|p| p.slots.capacity() * 4 + p.tfs.capacity() * 4 + 48)
-            .sum();
+            .iter()
+            .map(|p| p.slots.capacity() * 4 + p.tfs.capacity() * 4 + 56)
+            .sum::<usize>()
+            + self.lens.capacity() * 4;
         let docs: usize = self
             .docs
             .iter()
@@ -132,7 +149,7 @@ impl Bm25Index {
     pub fn slots_with_all(&self, terms: &[String]) -> Vec<u32> {
         let mut lists = Vec::with_capacity(terms.len());
         for t in terms {
-            match self.vocab.get(t).and_then(|id| self.postings.get(id)) {
+            match self.vocab.get(t).and_then(|&id| self.postings.get(id as usize)) {
                 Some(p) => lists.push(p.slots.as_slice()),
                 None => return Vec::new(),
             }
@@ -164,14 +181,16 @@ impl Bm25Index {
         };
         self.count -= 1;
         self.total_len -= u64::from(len);
+        self.lens[slot as usize] = 0;
         for (term, _) in tfs {
-            if let Some(p) = self.postings.get_mut(&term) {
+            if let Some(p) = self.postings.get_mut(term as usize) {
                 if let Ok(at) = p.slots.binary_search(&slot) {
                     p.slots.remove(at);
                     p.tfs.remove(at);
                 }
                 if p.slots.is_empty() {
-                    self.postings.remove(&term);
+                    // Free the lists' memory; the term id stays in the vocabulary.
+                    *p = Posting::default();
                 }
             }
         }
@@ -206,7 +225,11 @@ impl Bm25Index {
             let Some(&id) = self.vocab.get(t) else {
                 continue;
             };
-            let Some(p) = self.postings.get(&id) else {
+            let Some(p) = self
+                .postings
+                .get(id as usize)
+                .filter(|p| !p.slots.is_empty())
+            else {
                 continue;
             };
             match out.iter_mut().find(|(i, _)| *i == id) {
@@ -254,9 +277,10 @@ impl Bm25Index {
     ) -> Vec<(u32, f32)> {
         let terms = self.query_terms(query);
         let avgdl = self.avgdl();
+        // One list per query term, in query order (`query_terms` keeps only held terms).
         let postings: Vec<(f32, &Posting)> = terms
             .iter()
-            .filter_map(|&(term, weight)| Some((weight, self.postings.get(&term)?)))
+            .map(|&(term, weight)| (weight, &self.postings[term as usize]))
             .collect();
         let lists = postings
             .iter()
@@ -265,19 +289,24 @@ impl Bm25Index {
                 bound: weight * self.tf_part(p.max_tf, p.min_len, avgdl),
             })
             .collect();
-        let len = |doc: u32| match self.docs.get(doc as usize) {
-            Some(Some((_, len))) => *len,
-            _ => 0,
-        };
+        let lens = &self.lens;
         top_k_with_ties(
             lists,
             k,
             allowed,
             |list, pos, doc| {
                 let (weight, p) = postings[list];
-                weight * self.tf_part(p.tfs[pos], len(doc), avgdl)
+                let len = lens.get(doc as usize).copied().unwrap_or(0);
+                weight * self.tf_part(p.tfs[pos], len, avgdl)
             },
-            |doc| self.score(&terms, doc, avgdl),
+            // The contributions in query order, summed as `score` sums them.
+            |_, parts| {
+                let mut sum = 0.0f32;
+                for &x in parts {
+                    sum += x;
+                }
+                sum
+            },
         )
     }
 

@@ -50,6 +50,12 @@ impl Delta {
         self.stale.is_empty() && self.slots.is_empty()
     }
 
+    /// The pending vector of `slot`, if it has one.
+    pub(crate) fn vector(&self, slot: u32) -> Option<&[f32]> {
+        let at = *self.pos.get(&slot)? * self.dim;
+        self.vectors.get(at..at + self.dim)
+    }
+
     /// Number of slots in the view.
     pub(crate) fn view_len(&self) -> usize {
         self.view_len

@@ -8,7 +8,7 @@ use std::sync::RwLock;
 
 use crate::index::bitset::SlotBitset;
 use crate::index::distance::DistanceFn;
-use crate::index::{IndexMetric, VectorIndex, top_k};
+use crate::index::{HeldVectors, IndexMetric, VectorIndex, top_k};
 use crate::model::sync::{read, write};
 
 /// Contiguous vectors with an exact top-k scan.
@@ -122,6 +122,16 @@ impl VectorIndex for FlatIndex {
         allowed: &SlotBitset,
     ) -> Vec<(u32, f32)> {
         self.search(query, k, k, 1.0, allowed, false)
+    }
+
+    fn with_vectors(&self, slots: &[u32], f: &mut dyn FnMut(&HeldVectors<'_>)) {
+        let data = read(&self.data);
+        let dim = self.dim;
+        let vectors: Vec<Option<&[f32]>> = slots
+            .iter()
+            .map(|&s| data.get(s as usize * dim..(s as usize + 1) * dim))
+            .collect();
+        f(&vectors);
     }
 
     fn memory_bytes(&self) -> usize {

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::index::bitset::SlotBitset;
 use crate::index::delta::{Delta, merge};
 use crate::index::hnsw::{Hnsw, HnswParams, Metric as HnswMetric, Quantizer};
-use crate::index::{IndexMetric, VectorIndex, top_k};
+use crate::index::{HeldVectors, IndexMetric, VectorIndex, top_k};
 use crate::model::config::Quantization;
 use crate::model::sync::{read, write};
 
@@ -437,6 +437,27 @@ impl VectorIndex for HnswIndex {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    fn with_vectors(&self, slots: &[u32], f: &mut dyn FnMut(&HeldVectors<'_>)) {
+        // The view (see `delta`): a pending vector, else nothing for a stale node, else the
+        // graph's. The delta's lock is taken before the graph's gate, as searches take them.
+        let delta = self.delta();
+        self.graph.with_vectors(slots, &mut |graph| match &delta {
+            None => f(graph),
+            Some(d) => {
+                let view: Vec<Option<&[f32]>> = slots
+                    .iter()
+                    .zip(graph)
+                    .map(|(&s, g)| match d.vector(s) {
+                        Some(v) => Some(v),
+                        None if d.is_stale(s) => None,
+                        None => *g,
+                    })
+                    .collect();
+                f(&view);
+            }
+        });
     }
 
     fn memory_bytes(&self) -> usize {

@@ -7,7 +7,9 @@
 //! essential lists drive the walk, and a document whose essential contributions plus every
 //! non-essential bound cannot pass `θ` is skipped; before it is scored, each non-essential bound
 //! is swapped for the document's actual contribution (a galloping seek), largest first. The
-//! survivors are scored exactly by the caller's function.
+//! survivors are scored exactly by the caller's function, which is also given every list's
+//! contribution to the document (0 for lists without it), in the caller's list order, so a
+//! caller whose exact score is that sum need not look the document up again.
 //!
 //! Invariants (the callers' property tests check the results against exhaustive scans):
 //! - documents come in increasing slot order, so a later document never wins a tie: pruning
@@ -83,17 +85,21 @@ fn slack(a: f32, b: f32) -> f32 {
 /// first, ties by slot, plus every further document whose score equals the `k`-th (so that a
 /// caller can break ties at the boundary its own way, by entity id, then cut to `k`).
 /// `contribution(list, pos, doc)` is what entry `pos` of list `list` (the caller's numbering)
-/// adds to `doc`'s score, at most that list's bound.
+/// adds to `doc`'s score, at most that list's bound; `exact(doc, contributions)` is `doc`'s
+/// score, given each list's contribution to it (by the caller's numbering, 0 where the list
+/// lacks `doc`).
 pub(crate) fn top_k_with_ties(
     lists: Vec<List<'_>>,
     k: usize,
     allowed: &dyn Fn(u32) -> bool,
     contribution: impl Fn(usize, usize, u32) -> f32,
-    exact: impl Fn(u32) -> f32,
+    exact: impl Fn(u32, &[f32]) -> f32,
 ) -> Vec<(u32, f32)> {
     if k == 0 {
         return Vec::new();
     }
+    // This document's contribution from each list, by the caller's numbering.
+    let mut parts = vec![0.0f32; lists.len()];
     let mut cursors: Vec<Cursor<'_>> = lists
         .into_iter()
         .enumerate()
@@ -126,15 +132,23 @@ pub(crate) fn top_k_with_ties(
         .filter_map(Cursor::current)
         .min()
     {
+        if !allowed(doc) {
+            for c in &mut cursors[essential..] {
+                if c.current() == Some(doc) {
+                    c.pos += 1;
+                }
+            }
+            continue;
+        }
+        parts.fill(0.0);
         let mut partial = 0.0f32;
         for c in &mut cursors[essential..] {
             if c.current() == Some(doc) {
-                partial += contribution(c.list, c.pos, doc);
+                let x = contribution(c.list, c.pos, doc);
+                parts[c.list] = x;
+                partial += x;
                 c.pos += 1;
             }
-        }
-        if !allowed(doc) {
-            continue;
         }
         if top.len() == k {
             let mut bound = partial
@@ -151,7 +165,9 @@ pub(crate) fn top_k_with_ties(
                 bound -= c.bound;
                 c.seek(doc);
                 if c.current() == Some(doc) {
-                    bound += contribution(c.list, c.pos, doc);
+                    let x = contribution(c.list, c.pos, doc);
+                    parts[c.list] = x;
+                    bound += x;
                 }
                 hopeless = bound + slack(bound, theta) <= theta;
             }
@@ -159,7 +175,10 @@ pub(crate) fn top_k_with_ties(
                 continue;
             }
         }
-        let score = exact(doc);
+        // Every list has been looked at here: the essential ones above, the others in the
+        // bound loop (which runs over all of them unless the document is dropped; with fewer
+        // than `k` kept, every list is essential).
+        let score = exact(doc, &parts);
         if top.len() < k {
             top.push(Kept { score, slot: doc });
         } else if score > theta {

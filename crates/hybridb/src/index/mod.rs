@@ -61,6 +61,9 @@ impl From<crate::model::config::Metric> for IndexMetric {
     }
 }
 
+/// Vectors an index lends for some slots, in their order (`None`: not held).
+pub(crate) type HeldVectors<'a> = [Option<&'a [f32]>];
+
 /// A vector index over dense slots. Reads and inserts take `&self` and may run concurrently;
 /// growing (`reserve`) takes `&mut self`.
 ///
@@ -137,6 +140,10 @@ pub(crate) trait VectorIndex: Send + Sync {
     fn link_step(&self) -> Result<bool, String> {
         Ok(false)
     }
+    /// Calls `f` with the vector (in index form) held for each of `slots`, `None` where the
+    /// index holds none, all borrowed under one hold of the index's own locks (no copies).
+    /// Callers check that each slot is live and still holds the entity they mean.
+    fn with_vectors(&self, slots: &[u32], f: &mut dyn FnMut(&HeldVectors<'_>));
     /// Bytes held by vectors and structure.
     fn memory_bytes(&self) -> usize;
     /// Changes whenever a quantized index (re)trains its codes, which changes what its walk

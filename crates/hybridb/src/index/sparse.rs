@@ -182,7 +182,7 @@ impl SparseIndex {
             k,
             allowed,
             |list, pos, _| terms[list].0 * terms[list].1.weights[pos],
-            |doc| self.get(doc).map_or(0.0, |v| v.dot(query)),
+            |doc, _| self.get(doc).map_or(0.0, |v| v.dot(query)),
         )
     }
 

@@ -12,16 +12,48 @@
 //! similarities first). Every output is sorted best first with ties broken by id, so the same
 //! inputs always give the same order.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
 use crate::model::id::EntityId;
 
-/// Sorts best first, ties by id, and keeps `limit`.
-fn ranked(scores: HashMap<EntityId, f32>, limit: usize) -> Vec<(EntityId, f32)> {
-    let mut out: Vec<(EntityId, f32)> = scores.into_iter().collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out.truncate(limit);
-    out
+/// Sums each id's parts (in the order given) and ranks the sums: best first, ties by id,
+/// `limit` kept, and the number of distinct ids. Sorting instead of hashing: fused lists are a
+/// few hundred items, and everything is compared as integers.
+fn ranked(parts: Vec<(EntityId, f32)>, limit: usize) -> (Vec<(EntityId, f32)>, usize) {
+    // By id, then by position, so every sum adds its parts in the order given.
+    let mut keyed: Vec<(u128, u32, f32)> = parts
+        .iter()
+        .enumerate()
+        .map(|(at, &(id, x))| (id.as_uuid().as_u128(), at as u32, x))
+        .collect();
+    keyed.sort_unstable_by_key(|p| (p.0, p.1));
+    let mut sums: Vec<(u128, f32)> = Vec::with_capacity(keyed.len());
+    for (key, _, x) in keyed {
+        match sums.last_mut() {
+            Some((last, sum)) if *last == key => *sum += x,
+            _ => sums.push((key, 0.0 + x)),
+        }
+    }
+    let distinct = sums.len();
+    // Best first: the score in `f32::total_cmp`'s order, descending, then the id (byte order).
+    let best_first = |&(id, s): &(u128, f32)| (std::cmp::Reverse(total_order(s)), id);
+    if sums.len() > limit && limit > 0 {
+        sums.select_nth_unstable_by_key(limit - 1, best_first);
+    }
+    sums.truncate(limit);
+    sums.sort_unstable_by_key(best_first);
+    let out = sums
+        .into_iter()
+        .map(|(id, s)| (EntityId::from_u128(id), s))
+        .collect();
+    (out, distinct)
+}
+
+/// `s`'s bits as an integer that orders as [`f32::total_cmp`] orders floats.
+fn total_order(s: f32) -> i32 {
+    let bits = s.to_bits() as i32;
+    bits ^ ((((bits >> 31) as u32) >> 1) as i32)
 }
 
 /// Reciprocal Rank Fusion of `lists` (each best first): an entity scores
@@ -43,14 +75,24 @@ pub fn rrf(
     k: f32,
     limit: usize,
 ) -> Vec<(EntityId, f32)> {
-    let mut scores: HashMap<EntityId, f32> = HashMap::new();
+    rrf_counted(lists, weights, k, limit).0
+}
+
+/// [`rrf`], and the number of distinct ids in `lists`.
+pub(crate) fn rrf_counted(
+    lists: &[&[(EntityId, f32)]],
+    weights: Option<&[f32]>,
+    k: f32,
+    limit: usize,
+) -> (Vec<(EntityId, f32)>, usize) {
+    let mut parts = Vec::with_capacity(lists.iter().map(|l| l.len()).sum());
     for (i, list) in lists.iter().enumerate() {
         let w = weights.and_then(|w| w.get(i)).copied().unwrap_or(1.0);
         for (rank, (id, _)) in list.iter().enumerate() {
-            *scores.entry(*id).or_insert(0.0) += w / (k + (rank + 1) as f32);
+            parts.push((*id, w / (k + (rank + 1) as f32)));
         }
     }
-    ranked(scores, limit)
+    ranked(parts, limit)
 }
 
 /// Distribution-Based Score Fusion of `lists`, as Qdrant defines it: each list's scores become
@@ -58,7 +100,15 @@ pub fn rrf(
 /// clamped (a list of one item, or of equal scores, gives each 0.5), and an entity scores the
 /// sum over the lists it is in. Returns the best `limit`.
 pub fn dbsf(lists: &[&[(EntityId, f32)]], limit: usize) -> Vec<(EntityId, f32)> {
-    let mut scores: HashMap<EntityId, f32> = HashMap::new();
+    dbsf_counted(lists, limit).0
+}
+
+/// [`dbsf`], and the number of distinct ids in `lists`.
+pub(crate) fn dbsf_counted(
+    lists: &[&[(EntityId, f32)]],
+    limit: usize,
+) -> (Vec<(EntityId, f32)>, usize) {
+    let mut parts = Vec::with_capacity(lists.iter().map(|l| l.len()).sum());
     for list in lists {
         if list.is_empty() {
             continue;
@@ -81,10 +131,10 @@ pub fn dbsf(lists: &[&[(EntityId, f32)]], limit: usize) -> Vec<(EntityId, f32)> 
             } else {
                 0.5
             };
-            *scores.entry(*id).or_insert(0.0) += norm as f32;
+            parts.push((*id, norm as f32));
         }
     }
-    ranked(scores, limit)
+    ranked(parts, limit)
 }
 
 /// Maximal Marginal Relevance over `candidates` (each with its vector): picks `limit` of them
@@ -92,9 +142,9 @@ pub fn dbsf(lists: &[&[(EntityId, f32)]], limit: usize) -> Vec<(EntityId, f32)> 
 /// over the already picked `p` (`diversity` in `[0, 1]`: 0 ranks by relevance alone).
 /// `similarity` is higher-is-better (cosine for unit vectors: the dot product). Returns the
 /// picks in order with their marginal scores.
-pub fn mmr(
+pub fn mmr<V: AsRef<[f32]>>(
     query: &[f32],
-    candidates: &[(EntityId, Vec<f32>)],
+    candidates: &[(EntityId, V)],
     diversity: f32,
     limit: usize,
     similarity: impl Fn(&[f32], &[f32]) -> f32,
@@ -102,8 +152,24 @@ pub fn mmr(
     let diversity = diversity.clamp(0.0, 1.0);
     let relevance: Vec<f32> = candidates
         .iter()
-        .map(|(_, v)| similarity(query, v))
+        .map(|(_, v)| similarity(query, v.as_ref()))
         .collect();
+    if relevance.iter().all(|r| r.is_finite())
+        && let Some(out) = mmr_lazy(candidates, &relevance, diversity, limit, &similarity)
+    {
+        return out;
+    }
+    mmr_eager(candidates, &relevance, diversity, limit, &similarity)
+}
+
+/// MMR by its definition: every round scores every candidate left.
+fn mmr_eager<V: AsRef<[f32]>>(
+    candidates: &[(EntityId, V)],
+    relevance: &[f32],
+    diversity: f32,
+    limit: usize,
+    similarity: &impl Fn(&[f32], &[f32]) -> f32,
+) -> Vec<(EntityId, f32)> {
     // Most similar already-picked vector, per candidate.
     let mut closest = vec![f32::NEG_INFINITY; candidates.len()];
     let mut taken = vec![false; candidates.len()];
@@ -129,13 +195,117 @@ pub fn mmr(
         };
         taken[pick] = true;
         out.push((candidates[pick].0, score));
+        if out.len() == limit {
+            break;
+        }
         for (i, (_, v)) in candidates.iter().enumerate() {
             if !taken[i] {
-                closest[i] = closest[i].max(similarity(v, &candidates[pick].1));
+                closest[i] = closest[i].max(similarity(v.as_ref(), candidates[pick].1.as_ref()));
             }
         }
     }
     out
+}
+
+/// An MMR candidate in [`mmr_lazy`]'s heap: an upper bound of its score, its id, its index.
+struct Bounded {
+    /// `-0.0` made `0.0`, so that the heap's order is the numeric one of the definition.
+    bound: f32,
+    id: EntityId,
+    index: usize,
+}
+
+impl PartialEq for Bounded {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Bounded {}
+
+impl Ord for Bounded {
+    /// Greater is better: the higher bound, then the smaller id.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.bound
+            .total_cmp(&other.bound)
+            .then(other.id.cmp(&self.id))
+    }
+}
+
+impl PartialOrd for Bounded {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The same picks as [`mmr_eager`], computing fewer similarities ("lazy greedy"): after the
+/// first pick a candidate's score can only fall (its redundancy is a maximum over a growing
+/// set, and rounding is monotone), so a score computed against the first picks bounds it from
+/// above. Candidates wait in a heap by that bound (ties by id, as the definition breaks them);
+/// the top one is brought up to date and pushed back until the top is up to date: no other can
+/// beat it. `None` if a score comes out NaN (the caller then runs the definition, whose
+/// handling of NaN depends on the candidates' order).
+fn mmr_lazy<V: AsRef<[f32]>>(
+    candidates: &[(EntityId, V)],
+    relevance: &[f32],
+    diversity: f32,
+    limit: usize,
+    similarity: &impl Fn(&[f32], &[f32]) -> f32,
+) -> Option<Vec<(EntityId, f32)>> {
+    let n = candidates.len();
+    let mut out = Vec::with_capacity(limit.min(n));
+    if n == 0 || limit == 0 {
+        return Some(out);
+    }
+    let score = |rel: f32, redundancy: f32| (1.0 - diversity) * rel - diversity * redundancy;
+    // The first pick: relevance alone (no redundancy yet), as the definition scores it.
+    let mut first: Option<(usize, f32)> = None;
+    for (i, &rel) in relevance.iter().enumerate() {
+        let s = score(rel, 0.0);
+        let id = candidates[i].0;
+        if first.is_none_or(|(j, b)| s > b || (s == b && id < candidates[j].0)) {
+            first = Some((i, s));
+        }
+    }
+    let (pick, s) = first?;
+    let mut picks = vec![pick];
+    out.push((candidates[pick].0, s));
+    // Per candidate: its largest similarity to `picks[..seen]`.
+    let mut closest = vec![f32::NEG_INFINITY; n];
+    let mut seen = vec![0usize; n];
+    let mut heap: BinaryHeap<Bounded> = (0..n)
+        .filter(|&i| i != pick)
+        .map(|i| Bounded {
+            bound: f32::INFINITY,
+            id: candidates[i].0,
+            index: i,
+        })
+        .collect();
+    while out.len() < limit.min(n) {
+        let top = heap.pop()?;
+        let i = top.index;
+        if seen[i] == picks.len() {
+            // Up to date, and every other bound is lower (or equal with a larger id).
+            picks.push(i);
+            out.push((top.id, score(relevance[i], closest[i])));
+            continue;
+        }
+        for &p in &picks[seen[i]..] {
+            let (v, w) = (candidates[i].1.as_ref(), candidates[p].1.as_ref());
+            closest[i] = closest[i].max(similarity(v, w));
+        }
+        seen[i] = picks.len();
+        let s = score(relevance[i], closest[i]);
+        if s.is_nan() {
+            return None;
+        }
+        heap.push(Bounded {
+            bound: s + 0.0,
+            id: top.id,
+            index: i,
+        });
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -357,6 +527,27 @@ mod tests {
             let got: Vec<EntityId> =
                 mmr(&q, &c, d, limit, dot).into_iter().map(|p| p.0).collect();
             prop_assert_eq!(got, reference::mmr(&q, &c, d, limit));
+        }
+
+        /// The lazy evaluation picks exactly what the definition picks, with the same scores,
+        /// on real-valued vectors in any order.
+        #[test]
+        fn lazy_mmr_equals_the_eager_one(
+            vs in prop::collection::vec(prop::collection::vec(-1.0f32..1.0, 4), 1..40),
+            d in 0.0f32..=1.0,
+            limit in 1usize..45,
+        ) {
+            let q = [0.3f32, -0.2, 0.9, 0.1];
+            let c: Vec<(EntityId, Vec<f32>)> = vs
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (id((i as u128 * 7919) % 97), v.clone()))
+                .collect();
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+            let rel: Vec<f32> = c.iter().map(|(_, v)| dot(&q, v)).collect();
+            let eager = mmr_eager(&c, &rel, d, limit, &dot);
+            let lazy = mmr_lazy(&c, &rel, d, limit, &dot);
+            prop_assert_eq!(Some(eager), lazy);
         }
     }
 }

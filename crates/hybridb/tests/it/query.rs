@@ -264,3 +264,73 @@ fn malformed_queries_get_typed_errors() {
         .is_err()
     );
 }
+
+/// MMR picks what `fusion::mmr` picks over the candidates' stored vectors (as a client would
+/// read them), whether the stage finds its candidates itself, takes them from a search
+/// prefetch (vectors from the in-memory index), or from a fused prefetch (whose slots it does
+/// not know: vectors from the store).
+#[test]
+fn mmr_equals_the_reference_over_the_stored_vectors() {
+    let (_dir, _db, c) = setup();
+    let l2 = hybridb::index::distance::kernels().l2_squared;
+    let similarity = |a: &[f32], b: &[f32]| -l2(a, b);
+    let title = |ids: &[EntityId]| -> Vec<(EntityId, Vec<f32>)> {
+        c.get_many(ids)
+            .expect("get_many")
+            .into_iter()
+            .map(|r| {
+                let r = r.expect("candidate exists");
+                match r.vectors.get("title") {
+                    Some(hybridb::NamedVector::Dense(v)) => (r.id, v.clone()),
+                    other => panic!("title vector: {other:?}"),
+                }
+            })
+            .collect()
+    };
+    let mmr = |candidates: usize| Stage::Mmr {
+        using: "title".into(),
+        vector: dense(77, 1),
+        diversity: 0.6,
+        candidates,
+    };
+    let q = dense(77, 1);
+    let ids = |hits: &[Hit]| hits.iter().map(|h| h.id).collect::<Vec<_>>();
+    let check = |got: Vec<Hit>, candidates: &[EntityId]| {
+        let want = fusion::mmr(&q, &title(candidates), 0.6, 10, similarity);
+        assert_eq!(ids(&got), want.iter().map(|p| p.0).collect::<Vec<_>>());
+        // Each pick reports its own distance to the query.
+        for h in &got {
+            let v = &title(&[h.id])[0].1;
+            assert!((h.score - l2(&q, v).sqrt()).abs() < 1e-5, "{h:?}");
+        }
+    };
+
+    // Its own search: the 40 nearest by `title`.
+    let own = c
+        .search_with(&SearchRequest::new(q.clone(), 40).using("title"))
+        .expect("candidates");
+    check(
+        c.query(&Query::new(mmr(40)).limit(10)).expect("mmr"),
+        &ids(&own),
+    );
+
+    // A sparse search as the prefetch.
+    let sq = terms(1234);
+    let pre = c
+        .search_with(&SearchRequest::new_sparse("terms", sq.clone(), 30))
+        .expect("sparse");
+    let query = Query::new(mmr(30))
+        .prefetch(vec![Query::sparse("terms", sq.clone(), 30)])
+        .limit(10);
+    check(c.query(&query).expect("mmr over sparse"), &ids(&pre));
+
+    // A fused prefetch: its candidates are the fusion's.
+    let fused = Query::rrf(vec![
+        Query::sparse("terms", sq.clone(), 30),
+        Query::nearest(dense(5, 0), 30),
+    ])
+    .limit(25);
+    let fused_ids = ids(&c.query(&fused).expect("fused"));
+    let query = Query::new(mmr(25)).prefetch(vec![fused]).limit(10);
+    check(c.query(&query).expect("mmr over fusion"), &fused_ids);
+}

@@ -61,6 +61,7 @@ pub use codes::{DEFAULT_OVERSAMPLING, MAX_OVERSAMPLING, Quantizer};
 pub use error::{DecodeError, HnswError};
 pub use search::POOL_WALK_SHARE;
 
+use crate::index::HeldVectors;
 use crate::index::distance::{DistanceFn, kernels};
 use raw::VectorStore;
 
@@ -272,6 +273,18 @@ impl Hnsw {
         // A live slot's vector changes only after a removal, which needs the gate exclusively.
         let _gate = self.gate_shared();
         self.contains(slot).then(|| self.vector(slot).to_vec())
+    }
+
+    /// Calls `f` with the vector of each of `slots` that is live (`None` for the others), all
+    /// borrowed under one hold of the gate (a live slot's vector changes only after a removal,
+    /// which needs the gate exclusively).
+    pub fn with_vectors(&self, slots: &[u32], f: &mut dyn FnMut(&HeldVectors<'_>)) {
+        let _gate = self.gate_shared();
+        let vectors: Vec<Option<&[f32]>> = slots
+            .iter()
+            .map(|&s| self.contains(s).then(|| self.vector(s)))
+            .collect();
+        f(&vectors);
     }
 
     /// Links, on any layer, from a live node to a slot that is not live (removals leave a few

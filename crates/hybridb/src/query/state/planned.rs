@@ -99,6 +99,8 @@ fn sample(live: &SlotBitset, mut pred: impl FnMut(u32) -> bool) -> (usize, usize
 pub(crate) struct Planned {
     /// `(id, distance)`, nearest first, ties by id, at most `k`.
     pub hits: Vec<(EntityId, f32)>,
+    /// The slot of each hit, in the same order (for reads of in-memory vectors).
+    pub slots: Vec<u32>,
     pub plan: Plan,
     pub fallback: bool,
     pub matching: usize,
@@ -296,20 +298,22 @@ impl IndexState {
         drop(target);
         drop(default_vectors);
         drop(named);
-        let mut hits: Vec<(EntityId, f32)> = found
-            .into_iter()
-            .filter_map(|(slot, d)| {
-                let id = table.id(slot)?;
-                match expect {
-                    Some(e) if e.get(&slot) != Some(&id) => None,
-                    _ => Some((id, d)),
-                }
-            })
-            .collect();
-        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        hits.truncate(k);
+        let (hits, slots) = ranked_hits(
+            found
+                .into_iter()
+                .filter_map(|(slot, d)| {
+                    let id = table.id(slot)?;
+                    match expect {
+                        Some(e) if e.get(&slot) != Some(&id) => None,
+                        _ => Some((id, d, slot)),
+                    }
+                })
+                .collect(),
+            k,
+        );
         Ok(Searched::Done(Planned {
             hits,
+            slots,
             plan,
             fallback,
             matching,
@@ -322,7 +326,7 @@ impl IndexState {
     }
 
     /// The `k` nearest live entities that have the dense vector `using` (`""`: the default):
-    /// `(id, distance)` nearest first, ties by id.
+    /// `(id, distance)` nearest first, ties by id, and their slots in the same order.
     pub(crate) fn search(
         &self,
         using: &str,
@@ -330,7 +334,7 @@ impl IndexState {
         k: usize,
         ef: usize,
         oversampling: f32,
-    ) -> Vec<(EntityId, f32)> {
+    ) -> (Vec<(EntityId, f32)>, Vec<u32>) {
         let table = read(&self.slots);
         let named = read(&self.named);
         let default_vectors = read(&self.vectors);
@@ -339,14 +343,79 @@ impl IndexState {
         drop(target);
         drop(default_vectors);
         drop(named);
-        let mut hits: Vec<(EntityId, f32)> = found
-            .into_iter()
-            .filter_map(|(slot, d)| table.id(slot).map(|id| (id, d)))
-            .collect();
-        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        hits.truncate(k);
-        hits
+        ranked_hits(
+            found
+                .into_iter()
+                .filter_map(|(slot, d)| table.id(slot).map(|id| (id, d, slot)))
+                .collect(),
+            k,
+        )
     }
+
+    /// Runs `f` on the vectors `using` (`""`: the default; in index form) that the in-memory
+    /// index holds for the `(id, slot)` pairs whose slot is live and still holds that entity,
+    /// borrowed (no copies, no redb read), and on the ids it could not answer that way (the
+    /// caller reads those from the store). The locks are held while `f` runs: keep it short.
+    /// `None` (without running `f`) only if the index did not hand its vectors out.
+    pub(crate) fn with_dense_vectors<T>(
+        &self,
+        using: &str,
+        items: &[(EntityId, u32)],
+        f: impl FnOnce(&[(EntityId, &[f32])], Vec<EntityId>) -> T,
+    ) -> Option<T> {
+        let table = read(&self.slots);
+        let named = read(&self.named);
+        let default_vectors = read(&self.vectors);
+        let (index, present) = if using.is_empty() {
+            (default_vectors.as_ref(), None)
+        } else {
+            match named.get(using) {
+                Some(Named::Dense(d)) => (d.index.as_ref(), Some(&d.present)),
+                _ => return Some(f(&[], items.iter().map(|p| p.0).collect())),
+            }
+        };
+        let mut held = Vec::with_capacity(items.len());
+        let mut missing = Vec::new();
+        for &(id, slot) in items {
+            if table.live().contains(slot)
+                && table.id(slot) == Some(id)
+                && present.is_none_or(|p| p.contains(slot))
+            {
+                held.push((id, slot));
+            } else {
+                missing.push((id, slot));
+            }
+        }
+        let slots: Vec<u32> = held.iter().map(|p| p.1).collect();
+        let mut f = Some(f);
+        let mut out = None;
+        index.with_vectors(&slots, &mut |vectors| {
+            let mut found = Vec::with_capacity(held.len());
+            for (&(id, slot), v) in held.iter().zip(vectors) {
+                match v {
+                    Some(v) => found.push((id, *v)),
+                    None => missing.push((id, slot)),
+                }
+            }
+            if let Some(f) = f.take() {
+                out = Some(f(&found, missing.iter().map(|p| p.0).collect()));
+            }
+        });
+        out
+    }
+}
+
+/// Sorts `(id, distance, slot)` nearest first, ties by id, keeps `k`, and splits off the
+/// slots (same order).
+pub(crate) fn ranked_hits(
+    mut hits: Vec<(EntityId, f32, u32)>,
+    k: usize,
+) -> (Vec<(EntityId, f32)>, Vec<u32>) {
+    hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    hits.truncate(k);
+    hits.into_iter()
+        .map(|(id, d, slot)| ((id, d), slot))
+        .unzip()
 }
 
 /// The dense vector a search runs on: its index, the slots it searches among (the live ones

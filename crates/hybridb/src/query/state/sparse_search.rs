@@ -91,20 +91,22 @@ impl IndexState {
         };
         let (found, held) = top(&pass);
         let matching = allowed.as_ref().map_or(held, SlotBitset::len);
-        let mut hits: Vec<(EntityId, f32)> = found
-            .into_iter()
-            .filter_map(|(slot, score)| {
-                let id = table.id(slot)?;
-                match expect {
-                    Some(e) if e.get(&slot) != Some(&id) => None,
-                    _ => Some((id, -score)),
-                }
-            })
-            .collect();
-        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        hits.truncate(k);
+        let (hits, slots) = super::planned::ranked_hits(
+            found
+                .into_iter()
+                .filter_map(|(slot, score)| {
+                    let id = table.id(slot)?;
+                    match expect {
+                        Some(e) if e.get(&slot) != Some(&id) => None,
+                        _ => Some((id, -score, slot)),
+                    }
+                })
+                .collect(),
+            k,
+        );
         Ok(Searched::Done(Planned {
             hits,
+            slots,
             plan,
             fallback: false,
             matching,

@@ -206,6 +206,7 @@ fn exact_ties_break_by_id_even_at_the_boundary() {
     .unwrap();
     let ids: Vec<_> = s
         .search("", &[0.0, 0.0], 2, 2, 1.0)
+        .0
         .iter()
         .map(|h| h.0)
         .collect();
@@ -214,7 +215,7 @@ fn exact_ties_break_by_id_even_at_the_boundary() {
         vec![id(9), id(2)],
         "three tie at distance 1: smallest id wins"
     );
-    let r = s.search("", &[0.0, 0.0], 4, 4, 1.0);
+    let r = s.search("", &[0.0, 0.0], 4, 4, 1.0).0;
     assert_eq!(
         r.iter().map(|h| h.0).collect::<Vec<_>>(),
         vec![id(9), id(2), id(3), id(5)]
@@ -235,13 +236,14 @@ fn hidden_and_removed_slots_never_come_back() {
     )
     .unwrap();
     s.set_hidden(&[3], true);
-    assert_eq!(s.search("", &[1.0], 1, 1, 1.0)[0].0, id(3));
+    assert_eq!(s.search("", &[1.0], 1, 1, 1.0).0[0].0, id(3));
     s.set_hidden(&[3], false);
-    assert_eq!(s.search("", &[1.0], 1, 1, 1.0)[0].0, id(4));
+    assert_eq!(s.search("", &[1.0], 1, 1, 1.0).0[0].0, id(4));
     s.apply(vec![Apply::Remove { slot: 3 }]).unwrap();
     assert_eq!(s.live_count(), 3);
     assert!(
         s.search("", &[1.0], 10, 10, 1.0)
+            .0
             .iter()
             .all(|h| h.0 != id(4))
     );
