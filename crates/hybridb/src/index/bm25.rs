@@ -149,7 +149,11 @@ impl Bm25Index {
     pub fn slots_with_all(&self, terms: &[String]) -> Vec<u32> {
         let mut lists = Vec::with_capacity(terms.len());
         for t in terms {
-            match self.vocab.get(t).and_then(|&id| self.postings.get(id as usize)) {
+            match self
+                .vocab
+                .get(t)
+                .and_then(|&id| self.postings.get(id as usize))
+            {
                 Some(p) => lists.push(p.slots.as_slice()),
                 None => return Vec::new(),
             }
