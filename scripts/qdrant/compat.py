@@ -2,7 +2,8 @@
 """The qdrant-client quickstart flow, and more, against hybridb's Qdrant-compatible API,
 each result compared with qdrant-client's own in-memory engine (QdrantClient(":memory:"))
 fed the same data: same ids in the same order, scores within 1e-4, same payloads and vectors.
-Named dense and sparse vectors, hybrid queries and fusion are checked in compat_named.py.
+Named dense and sparse vectors, hybrid queries and fusion are checked in compat_named.py;
+recommend, discover, context, lookup_from, order_by and sample in compat_query.py.
 
 Run by crates/hybridb-cli/tests/qdrant_client.rs against a real `hybridb serve`:
     compat.py --url http://127.0.0.1:6333 --main-url http://127.0.0.1:7411 \
@@ -22,6 +23,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 import compat_named
+import compat_query
 
 warnings.filterwarnings("ignore")  # api key over http, server version checks
 
@@ -329,6 +331,10 @@ def main():
     names = [flow(ours, ref, d, rng, checks) for d in distances]
     name = names[0]
     headers = {"api-key": args.key} if args.key else {}
+    flows = names[:len(distances)]
+    for i, n in enumerate(flows):
+        compat_query.run(ours, ref, n, flows[(i + 1) % len(flows)], rng, checks, same_points, point_id,
+                         args.url, headers)
     names.append(compat_named.run(ours, ref, rng, checks, same_points, args.url, headers))
 
     def aliases():
@@ -370,10 +376,7 @@ def main():
                 "image": models.VectorParams(size=4, distance=models.Distance.DOT,
                                              multivector_config=models.MultiVectorConfig(
                                                  comparator=models.MultiVectorComparator.MAX_SIM))}),
-            lambda: ours.query_points(name, query=models.RecommendQuery(
-                recommend=models.RecommendInput(positive=[point_id(2)]))),
             lambda: ours.query_points(name, query=models.FormulaQuery(formula="$score")),
-            lambda: ours.scroll(name, order_by="n"),
         ]
         for i, case in enumerate(cases):
             try:
