@@ -258,6 +258,43 @@ fn order_by_lists_each_value_of_a_point() {
         json!({"prefetch": {"query": [0.0, 1.0], "limit": 2}, "query": {"order_by": "p"}}),
     );
     assert_eq!(got.iter().map(|p| p.0).collect::<Vec<_>>(), vec![2]);
+    // A datetime index: microseconds since the epoch; `start_from` a datetime.
+    s.ok(
+        "POST",
+        &format!("{Q}/c/points/payload?wait=true"),
+        json!({"payload": {"d": "2024-01-02T00:00:00Z"}, "points": [1]}),
+    );
+    s.ok(
+        "POST",
+        &format!("{Q}/c/points/payload?wait=true"),
+        json!({"payload": {"d": "2024-01-01"}, "points": [2]}),
+    );
+    s.ok(
+        "POST",
+        &format!("{Q}/c/points/payload?wait=true"),
+        json!({"payload": {"d": ["2023-12-31T23:00:00+00:00"]}, "points": [4]}),
+    );
+    s.ok(
+        "PUT",
+        &format!("{Q}/c/index?wait=true"),
+        json!({"field_name": "d", "field_schema": "datetime"}),
+    );
+    let day = 1_704_067_200_000_000.0; // 2024-01-01T00:00:00Z
+    assert_eq!(
+        scroll(json!({"order_by": "d"})),
+        vec![(4, day - 3.6e9), (2, day), (1, day + 8.64e10)]
+    );
+    assert_eq!(
+        scroll(json!({"order_by": {"key": "d", "start_from": "2024-01-01T00:00:00Z"}})),
+        vec![(2, day), (1, day + 8.64e10)]
+    );
+    let e = error(
+        &s,
+        "c/points/scroll",
+        json!({"order_by": {"key": "d", "start_from": "soon"}}),
+        400,
+    );
+    assert!(e.contains("order_by.start_from"), "{e}");
     // Errors: no range index, an offset, a threshold.
     let e = error(&s, "c/points/scroll", json!({"order_by": "q"}), 400);
     assert!(e.contains("No range index for `order_by` key: `q`"), "{e}");

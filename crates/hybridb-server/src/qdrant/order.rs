@@ -1,12 +1,13 @@
 //! Qdrant's `order_by` (a `query` kind, and a `scroll` option) and `sample: random`.
 //!
 //! `order_by` (`"key"` or `{"key", "direction": "asc" | "desc", "start_from"}`) needs a
-//! range-capable payload index on the key (`integer` or `float`; a `datetime` index is not
-//! supported yet), as Qdrant does, and answers the points matching the filter by the key's
-//! values: one entry per distinct value of a point (a point whose field holds several values
-//! appears once per value, as in Qdrant), points without a value left out, ties by id (in the
-//! direction's order); `start_from` keeps values at least it (`asc`) or at most it (`desc`).
-//! Each entry carries its `order_value` (an integer for an `integer` index) and score 1.0.
+//! range-capable payload index on the key (`integer`, `float` or `datetime`), as Qdrant does,
+//! and answers the points matching the filter by the key's values: one entry per distinct
+//! value of a point (a point whose field holds several values appears once per value, as in
+//! Qdrant), points without a value left out, ties by id (in the direction's order);
+//! `start_from` (a number, or a datetime for a `datetime` key) keeps values at least it
+//! (`asc`) or at most it (`desc`). Each entry carries its `order_value` (an integer for an
+//! `integer` index, microseconds since the epoch for a `datetime` one) and score 1.0.
 //!
 //! Cost: one pass over the records matching the filter, keeping the best `limit` entries
 //! (memory O(limit)); the payload index's ordered keys are not walked yet.
@@ -21,7 +22,7 @@ use hybridb::{Collection, EntityId, Filter, PayloadIndexKind};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::convert::{bad, unsupported};
+use super::convert::bad;
 use super::recommend::scan;
 use crate::error::{ApiError, ErrorCode};
 
@@ -33,6 +34,15 @@ pub enum OrderValue {
     Int(i64),
     /// From a `float` index.
     Float(f64),
+}
+
+/// Where an `order_by` starts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Start {
+    /// A number (for a `datetime` key: microseconds since the epoch).
+    Number(f64),
+    /// An RFC 3339 datetime.
+    Datetime(String),
 }
 
 impl OrderValue {
@@ -52,7 +62,7 @@ pub(crate) struct OrderBy {
     /// Largest first.
     pub(crate) desc: bool,
     /// Values from this one on (in the direction's order).
-    pub(crate) start_from: Option<f64>,
+    pub(crate) start_from: Option<Start>,
 }
 
 /// Reads `order_by`: a key, or `{"key", "direction"?, "start_from"?}`.
@@ -92,11 +102,14 @@ pub(crate) fn order_by_of(v: &Value, at: &str) -> Result<OrderBy, ApiError> {
     };
     let start_from = match m.get("start_from") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => n.as_f64(),
-        Some(Value::String(_)) => {
-            return Err(unsupported(&format!("{at}.start_from: a datetime")));
+        Some(Value::Number(n)) => n.as_f64().map(Start::Number),
+        Some(Value::String(s)) => Some(Start::Datetime(s.clone())),
+        Some(_) => {
+            return Err(bad(
+                &format!("{at}.start_from"),
+                "expected a number or a datetime",
+            ));
         }
-        Some(_) => return Err(bad(&format!("{at}.start_from"), "expected a number")),
     };
     Ok(OrderBy {
         key,
@@ -116,8 +129,9 @@ pub(crate) fn sample_of(v: &Value, at: &str) -> Result<(), ApiError> {
 /// The index kind of the key, if it can order (else Qdrant's error).
 fn range_index(c: &Collection, key: &str) -> Result<PayloadIndexKind, ApiError> {
     match c.config().payload_indexes.get(key).copied() {
-        Some(k @ (PayloadIndexKind::Integer | PayloadIndexKind::Float)) => Ok(k),
-        Some(PayloadIndexKind::Datetime) => Err(unsupported("order_by on a datetime index")),
+        Some(
+            k @ (PayloadIndexKind::Integer | PayloadIndexKind::Float | PayloadIndexKind::Datetime),
+        ) => Ok(k),
         _ => Err(ApiError::new(
             ErrorCode::BadRequest,
             format!(
@@ -159,6 +173,21 @@ pub(crate) fn ordered(
     k: usize,
 ) -> Result<Vec<(OrderValue, EntityId)>, ApiError> {
     let kind = range_index(c, &ob.key)?;
+    let start = match &ob.start_from {
+        None => None,
+        Some(Start::Number(x)) => Some(*x),
+        Some(Start::Datetime(s)) if kind == PayloadIndexKind::Datetime => Some(
+            hybridb::parse_datetime(s)
+                .ok_or_else(|| bad("order_by.start_from", "expected an RFC 3339 datetime"))?
+                as f64,
+        ),
+        Some(Start::Datetime(_)) => {
+            return Err(bad(
+                "order_by.start_from",
+                "expected a number (a datetime orders only a datetime key)",
+            ));
+        }
+    };
     let cmp = |a: &(OrderValue, EntityId), b: &(OrderValue, EntityId)| {
         let o = a.0.as_f64().total_cmp(&b.0.as_f64()).then(a.1.cmp(&b.1));
         if ob.desc { o.reverse() } else { o }
@@ -171,10 +200,14 @@ pub(crate) fn ordered(
             .iter()
             .filter_map(|v| match kind {
                 PayloadIndexKind::Integer => v.as_i64().map(OrderValue::Int),
+                PayloadIndexKind::Datetime => v
+                    .as_str()
+                    .and_then(hybridb::parse_datetime)
+                    .map(OrderValue::Int),
                 _ => v.as_f64().map(OrderValue::Float),
             })
             .filter(|v| {
-                ob.start_from.is_none_or(|s| {
+                start.is_none_or(|s| {
                     if ob.desc {
                         v.as_f64() <= s
                     } else {
@@ -272,9 +305,12 @@ mod tests {
             "q",
         )
         .unwrap();
-        assert!(o.desc && o.start_from == Some(3.0));
+        assert!(o.desc && o.start_from == Some(Start::Number(3.0)));
+        let o = order_by_of(&json!({"key": "d", "start_from": "2024-01-01"}), "q").unwrap();
+        assert_eq!(o.start_from, Some(Start::Datetime("2024-01-01".into())));
         assert!(order_by_of(&json!({"key": "p", "direction": "up"}), "q").is_err());
         assert!(order_by_of(&json!(3), "q").is_err());
+        assert!(order_by_of(&json!({"key": "p", "start_from": true}), "q").is_err());
     }
 
     #[test]
