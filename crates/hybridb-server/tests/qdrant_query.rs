@@ -355,3 +355,49 @@ fn sample_draws_distinct_matching_points() {
     );
     assert!(e.contains("internal.limit: value 0 invalid"), "{e}");
 }
+
+#[test]
+fn recommend_over_a_sparse_vector() {
+    let s = TestServer::start();
+    s.ok(
+        "PUT",
+        &format!("{Q}/c"),
+        json!({"vectors": {}, "sparse_vectors": {"s": {}}}),
+    );
+    // The dense collection's vectors as sparse ones: 1 = {0: 1}, 2 = {1: 1}, 3 = {0: 1, 1: 1},
+    // 4 = {0: -1}.
+    let sp = |i: &[u32], v: &[f32]| json!({"s": {"indices": i, "values": v}});
+    s.ok(
+        "PUT",
+        &format!("{Q}/c/points?wait=true"),
+        json!({"points": [
+            {"id": 1, "vector": sp(&[0], &[1.0])},
+            {"id": 2, "vector": sp(&[1], &[1.0])},
+            {"id": 3, "vector": sp(&[1, 0], &[1.0, 1.0])},
+            {"id": 4, "vector": sp(&[0], &[-1.0])}
+        ]}),
+    );
+    let reco = |strategy: &str| {
+        json!({"query": {"recommend": {"positive": [1], "negative": [4], "strategy": strategy}},
+               "using": "s"})
+    };
+    assert_close(&query(&s, reco("best_score")), &[(3, 0.75), (2, -0.5)]);
+    assert_close(&query(&s, reco("sum_scores")), &[(3, 2.0), (2, 0.0)]);
+    // {0: 1} + ({0: 1} - {0: -1}) = {0: 3}: a sparse search finds only points sharing index 0.
+    assert_close(&query(&s, reco("average_vector")), &[(3, 3.0)]);
+    // A sparse vector example; a dense one is refused.
+    let got = query(
+        &s,
+        json!({"query": {"context": {"positive": {"indices": [1], "values": [1.0]},
+                                     "negative": {"indices": [0], "values": [1.0]}}},
+               "using": "s", "limit": 1}),
+    );
+    assert_close(&got, &[(2, 0.0)]);
+    let e = error(
+        &s,
+        "c/points/query",
+        json!({"query": {"recommend": {"positive": [[1.0]]}}, "using": "s"}),
+        400,
+    );
+    assert!(e.contains("an example is dense"), "{e}");
+}
