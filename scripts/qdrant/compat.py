@@ -2,7 +2,8 @@
 """The qdrant-client quickstart flow, and more, against hybridb's Qdrant-compatible API,
 each result compared with qdrant-client's own in-memory engine (QdrantClient(":memory:"))
 fed the same data: same ids in the same order, scores within 1e-4, same payloads and vectors.
-Named dense and sparse vectors, hybrid queries and fusion are checked in compat_named.py.
+Named dense and sparse vectors, hybrid queries and fusion are checked in compat_named.py;
+recommend, discover, context, lookup_from, order_by and sample in compat_query.py.
 
 Run by crates/hybridb-cli/tests/qdrant_client.rs against a real `hybridb serve`:
     compat.py --url http://127.0.0.1:6333 --main-url http://127.0.0.1:7411 \
@@ -22,6 +23,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 import compat_named
+import compat_query
 
 warnings.filterwarnings("ignore")  # api key over http, server version checks
 
@@ -289,6 +291,22 @@ def flow(ours, ref, distance, rng, checks):
             assert e.status_code in (400, 422), e
             assert "operations[1]" in str(e.content), e.content
         assert ours.count(name, exact=True).count == before, "nothing written"
+        # Collection metadata: kept from creation, merged by updates (None removes a key), as
+        # the in-memory client keeps it.
+        for c in (ours, ref):
+            if c.collection_exists("compat_meta"):
+                c.delete_collection("compat_meta")
+            c.create_collection("compat_meta", vectors_config=models.VectorParams(size=DIM, distance=distance),
+                                metadata={"owner": "search", "v": 1},
+                                quantization_config=models.ScalarQuantization(
+                                    scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8)))
+            c.update_collection("compat_meta", metadata={"owner": None, "model": "minilm"})
+        a, b = both(lambda c: c.get_collection("compat_meta").config.metadata)
+        assert a == b == {"v": 1, "model": "minilm"}, (a, b)
+        q = ours.get_collection("compat_meta").config.quantization_config
+        assert isinstance(q, models.ScalarQuantization), q
+        for c in (ours, ref):
+            c.delete_collection("compat_meta")
         # A collection update: tuning knobs accepted; an unknown vector name refused.
         assert ours.update_collection(name, hnsw_config=models.HnswConfigDiff(m=32),
                                       optimizers_config=models.OptimizersConfigDiff(indexing_threshold=1000))
@@ -329,6 +347,10 @@ def main():
     names = [flow(ours, ref, d, rng, checks) for d in distances]
     name = names[0]
     headers = {"api-key": args.key} if args.key else {}
+    flows = names[:len(distances)]
+    for i, n in enumerate(flows):
+        compat_query.run(ours, ref, n, flows[(i + 1) % len(flows)], rng, checks, same_points, point_id,
+                         args.url, headers)
     names.append(compat_named.run(ours, ref, rng, checks, same_points, args.url, headers))
 
     def aliases():
@@ -370,10 +392,7 @@ def main():
                 "image": models.VectorParams(size=4, distance=models.Distance.DOT,
                                              multivector_config=models.MultiVectorConfig(
                                                  comparator=models.MultiVectorComparator.MAX_SIM))}),
-            lambda: ours.query_points(name, query=models.RecommendQuery(
-                recommend=models.RecommendInput(positive=[point_id(2)]))),
             lambda: ours.query_points(name, query=models.FormulaQuery(formula="$score")),
-            lambda: ours.scroll(name, order_by="n"),
         ]
         for i, case in enumerate(cases):
             try:

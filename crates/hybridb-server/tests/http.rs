@@ -642,7 +642,7 @@ fn admin_routes() {
         paths.keys().filter(|p| !p.starts_with("/qdrant")).count()
     };
     assert_eq!(native(paths), 30);
-    assert_eq!(paths.len() - native(paths), 25);
+    assert_eq!(paths.len() - native(paths), 27);
     assert!(doc.body["components"]["schemas"]["SearchBody"].is_object());
     assert!(doc.body["components"]["securitySchemes"]["api_key"].is_object());
     assert_eq!(

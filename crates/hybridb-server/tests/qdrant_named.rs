@@ -491,15 +491,20 @@ fn malformed_vectors_and_queries_are_refused_and_write_nothing() {
                    "using": "sparse-text"}),
             "not supported yet",
         ),
-        (
-            json!({"prefetch": {"query": [1.0, 0.0, 0.0, 0.0], "lookup_from": {"collection": "x"}},
-                "query": {"fusion": "rrf"}}),
-            "prefetch.lookup_from",
-        ),
     ] {
         let e = error(&s, "POST", "basic/points/query", body.clone(), 400);
         assert!(e.contains(words), "{body}: {e}");
     }
+    // A missing `lookup_from` collection is Qdrant's 404, at any level.
+    let e = error(
+        &s,
+        "POST",
+        "basic/points/query",
+        json!({"prefetch": {"query": [1.0, 0.0, 0.0, 0.0], "lookup_from": {"collection": "x"}},
+               "query": {"fusion": "rrf"}}),
+        404,
+    );
+    assert!(e.contains("Collection `x` doesn't exist"), "{e}");
 }
 
 #[test]

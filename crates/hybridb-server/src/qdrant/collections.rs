@@ -53,9 +53,11 @@ pub(crate) fn metric_of(name: &str, at: &str) -> Result<Metric, ApiError> {
 /// The library config of a create-collection body (see [`super::vectors`] for how Qdrant's
 /// vectors map onto the engine's).
 fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> {
-    if body.metadata.as_ref().is_some_and(|m| !m.is_null()) {
-        return Err(unsupported("collection metadata"));
-    }
+    let metadata = match &body.metadata {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(bad("metadata", "expected an object")),
+    };
     let mut hnsw = body.hnsw_config.clone().unwrap_or_default();
     // Qdrant's `indexing_threshold: 0` turns indexing off: searches scan, as an exact index.
     if body
@@ -74,7 +76,12 @@ fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> 
         Some(Value::Object(top)) if top.contains_key("size") => {
             dense.push((
                 String::new(),
-                dense_config(&Value::Object(top.clone()), &hnsw, "vectors")?,
+                dense_config(
+                    &Value::Object(top.clone()),
+                    &hnsw,
+                    body.quantization_config.as_ref(),
+                    "vectors",
+                )?,
             ));
         }
         Some(Value::Object(top)) => {
@@ -82,7 +89,12 @@ fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> 
                 check_name(name, &format!("vectors.{name}"))?;
                 dense.push((
                     name.clone(),
-                    dense_config(params, &hnsw, &format!("vectors.{name}"))?,
+                    dense_config(
+                        params,
+                        &hnsw,
+                        body.quantization_config.as_ref(),
+                        &format!("vectors.{name}"),
+                    )?,
                 ));
             }
         }
@@ -144,7 +156,8 @@ fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> 
     {
         return Ok(CollectionConfig::new(*dim, *metric)
             .with_index(*index)
-            .with_quantization(*quantization));
+            .with_quantization(*quantization)
+            .with_metadata(metadata));
     }
     let mut config = CollectionConfig::named_only();
     for (name, v) in dense.into_iter().chain(sparse) {
@@ -155,7 +168,7 @@ fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> 
         };
         config = config.with_vector(engine, v);
     }
-    Ok(config)
+    Ok(config.with_metadata(metadata))
 }
 
 /// Service root
@@ -234,9 +247,9 @@ pub(crate) async fn get(
                 json!({"data_type": "text", "params": params, "points": holding(field)?}),
             );
         }
-        // The HNSW parameters of the first dense vector (the unnamed one first).
-        let index = if config.has_default_vector() {
-            Some(config.index)
+        // The HNSW parameters and code of the first dense vector (the unnamed one first).
+        let (index, quantization) = if config.has_default_vector() {
+            (Some(config.index), config.quantization)
         } else {
             let first = config
                 .vectors
@@ -245,10 +258,23 @@ pub(crate) async fn get(
                 .chain(config.vectors.values());
             first
                 .filter_map(|v| match v {
-                    VectorConfig::Dense { index, .. } => Some(*index),
+                    VectorConfig::Dense {
+                        index,
+                        quantization,
+                        ..
+                    } => Some((Some(*index), *quantization)),
                     _ => None,
                 })
                 .next()
+                .unwrap_or((None, hybridb::Quantization::None))
+        };
+        // Qdrant's form of the code: SQ8 is its int8 scalar quantization, the rotated codes
+        // its binary ones.
+        let quantization_config = match quantization {
+            hybridb::Quantization::None => Value::Null,
+            hybridb::Quantization::Sq8 => json!({"scalar": {"type": "int8"}}),
+            hybridb::Quantization::Rq1 => json!({"binary": {"encoding": "one_bit"}}),
+            _ => json!({"binary": {"encoding": "two_bits"}}),
         };
         let (m, ef_construct) = match index {
             Some(IndexKind::Hnsw {
@@ -295,7 +321,8 @@ pub(crate) async fn get(
                                      "default_segment_number": 0, "flush_interval_sec": 5,
                                      "max_optimization_threads": null},
                 "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
-                "quantization_config": null
+                "quantization_config": quantization_config,
+                "metadata": config.metadata
             }),
             payload_schema,
         })

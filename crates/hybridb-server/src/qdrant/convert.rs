@@ -1,8 +1,8 @@
 //! Reading Qdrant's union-typed request fields (vectors, queries, filters, payload selectors)
 //! and writing hybridb's records and hits in Qdrant's form.
 //!
-//! Everything this layer does not implement yet (multi-vectors, server-side inference, most
-//! query kinds other than `nearest` and fusion) is refused with 400 and a message saying so,
+//! Everything this layer does not implement yet (multi-vectors, server-side inference, the
+//! `formula` and `relevance_feedback` query kinds) is refused with 400 and a message saying so,
 //! naming the field, so a client never gets an answer to a different question. Vectors are
 //! read and written in [`super::vectors`].
 
@@ -308,6 +308,7 @@ pub(crate) fn record(r: Record, payload: &Selector, vectors: &VectorSelect) -> P
         id: PointId::of(r.id),
         payload: payload.apply(r.payload),
         vector: vectors.output(r.vector, r.vectors),
+        order_value: None,
     }
 }
 
@@ -320,6 +321,7 @@ pub(crate) fn scored(h: Hit, payload: &Selector, vectors: &VectorSelect) -> Scor
         score: h.score,
         payload: h.payload.and_then(|p| payload.apply(p)),
         vector: vectors.output(h.vector.unwrap_or_default(), h.vectors.unwrap_or_default()),
+        order_value: None,
     }
 }
 

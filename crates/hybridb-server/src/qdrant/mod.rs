@@ -9,15 +9,17 @@
 //! onto the engine's); collections, points, scroll, count, delete, payload updates, payload
 //! indexes, named-vector administration, aliases, the query API (`nearest` by a dense or
 //! sparse vector or a point id, `prefetch` with `rrf`/`dbsf` fusion or re-scoring, filtered
-//! listing; `plan.rs`) and the older search API. What is out of scope answers 400 "not
-//! supported yet" (see `convert::unsupported`).
+//! listing; `plan.rs`; `recommend`, `discover`, `context` and `lookup_from` in
+//! `recommend.rs`; `order_by` and `sample` in `order.rs`), and the older search and
+//! recommendation APIs (`recommend_api.rs`). What is out of scope answers 400 "not supported
+//! yet" (see `convert::unsupported`).
 //!
 //! - Point ids (integers and UUIDs) map onto entity ids reversibly (`ids.rs`).
 //! - Answers use Qdrant's envelopes; every error, including those of the shared layers, is
 //!   rewritten into Qdrant's error form (`envelope.rs`).
 //! - API keys: `api-key: KEY` as Qdrant's clients send it, or `Authorization: Bearer KEY`;
 //!   the read-only key may use the reading routes (GETs, retrieve, scroll, count, query,
-//!   search).
+//!   search, recommend).
 
 pub(crate) mod batch;
 pub(crate) mod collections;
@@ -27,9 +29,12 @@ pub(crate) mod fusion;
 pub mod ids;
 pub(crate) mod model;
 pub(crate) mod named;
+pub(crate) mod order;
 pub(crate) mod plan;
 pub(crate) mod points;
 pub(crate) mod query;
+pub(crate) mod recommend;
+pub(crate) mod recommend_api;
 pub(crate) mod update;
 pub(crate) mod vectors;
 
@@ -43,7 +48,7 @@ use crate::state::AppState;
 pub(crate) const PREFIX: &str = "/qdrant";
 
 /// The route templates (relative to the Qdrant root) of the POSTs that only read.
-pub(crate) const READING_POSTS: [&str; 7] = [
+pub(crate) const READING_POSTS: [&str; 9] = [
     "/collections/{collection_name}/points",
     "/collections/{collection_name}/points/scroll",
     "/collections/{collection_name}/points/count",
@@ -51,6 +56,8 @@ pub(crate) const READING_POSTS: [&str; 7] = [
     "/collections/{collection_name}/points/query/batch",
     "/collections/{collection_name}/points/search",
     "/collections/{collection_name}/points/search/batch",
+    "/collections/{collection_name}/points/recommend",
+    "/collections/{collection_name}/points/recommend/batch",
 ];
 
 #[derive(OpenApi)]
@@ -93,4 +100,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(query::query_batch))
         .routes(routes!(query::search))
         .routes(routes!(query::search_batch))
+        .routes(routes!(recommend_api::recommend))
+        .routes(routes!(recommend_api::recommend_batch))
 }

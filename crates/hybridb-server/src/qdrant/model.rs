@@ -39,9 +39,13 @@ pub struct CreateCollectionBody {
     /// Accepted; `indexing_threshold: 0` (indexing off) makes every dense vector exact.
     #[schema(value_type = Object)]
     pub optimizers_config: Option<Value>,
-    /// Collection metadata: refused when set (not kept yet), rather than silently dropped.
+    /// The collection's metadata: any JSON object (at most 64 KiB), kept with the config.
     #[schema(value_type = Object)]
     pub metadata: Option<Value>,
+    /// Quantization of every dense vector without its own: `{"scalar": ...}` is SQ8,
+    /// `{"binary": ...}` a rotated 1- or 2-bit code (`docs/qdrant.md`).
+    #[schema(value_type = Object)]
+    pub quantization_config: Option<Value>,
 }
 
 /// A point to write.
@@ -154,7 +158,8 @@ pub struct ScrollRequest {
     #[schema(value_type = Object)]
     #[serde(alias = "with_vectors")]
     pub with_vector: Option<Value>,
-    /// Not supported yet (must be absent).
+    /// Order by a payload field with a range index: `"key"` or `{"key", "direction"?:
+    /// "asc" | "desc", "start_from"?}` (no `offset` then; no next page offset).
     #[schema(value_type = Object)]
     pub order_by: Option<Value>,
 }
@@ -187,8 +192,10 @@ pub struct SearchParams {
 pub struct QueryRequest {
     /// A dense vector (list of numbers), a sparse vector (`{indices, values}`), a point id,
     /// `{"nearest": one of those}`, `{"fusion": "rrf" | "dbsf"}` or `{"rrf": {k?, weights?}}`
-    /// (with `prefetch`), or absent (the points matching the filter in id order). Other
-    /// query kinds are not supported yet.
+    /// (with `prefetch`), `{"recommend": {positive?, negative?, strategy?}}`,
+    /// `{"discover": {target, context}}`, `{"context": [{positive, negative}]}`,
+    /// `{"order_by": ...}`, `{"sample": "random"}`, or absent (the points matching the
+    /// filter in id order). `formula` and `relevance_feedback` are not supported yet.
     #[schema(value_type = Object)]
     pub query: Option<Value>,
     /// Queries whose results this one fuses or re-scores: one prefetch or a list, each
@@ -215,7 +222,7 @@ pub struct QueryRequest {
     #[schema(value_type = Object)]
     #[serde(alias = "with_vectors")]
     pub with_vector: Option<Value>,
-    /// Not supported (must be absent).
+    /// Where the vectors of point-id examples are read: `{"collection", "vector"?}`.
     #[schema(value_type = Object)]
     pub lookup_from: Option<Value>,
 }
@@ -297,6 +304,10 @@ pub struct ScoredPoint {
     /// vector, else an object of name to vector (a list, or `{indices, values}`).
     #[schema(value_type = Option<Object>)]
     pub vector: Option<super::vectors::VectorsOut>,
+    /// The value it was ordered by, in an `order_by` answer.
+    #[schema(value_type = Option<f64>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_value: Option<super::order::OrderValue>,
 }
 
 /// A point.
@@ -311,6 +322,10 @@ pub struct PointRecord {
     /// vector, else an object of name to vector (a list, or `{indices, values}`).
     #[schema(value_type = Option<Object>)]
     pub vector: Option<super::vectors::VectorsOut>,
+    /// The value it was ordered by, in an `order_by` answer.
+    #[schema(value_type = Option<f64>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_value: Option<super::order::OrderValue>,
 }
 
 /// Result of a query.

@@ -79,7 +79,7 @@ pub(crate) async fn create_vector_name(
     let started = Instant::now();
     check_name(&vector, "vector_name")?;
     let config = match (&body.dense, &body.sparse) {
-        (Some(d), None) => dense_config(d, &HnswConfigDiff::default(), "dense")?,
+        (Some(d), None) => dense_config(d, &HnswConfigDiff::default(), None, "dense")?,
         (None, Some(s)) => sparse_config(s, "sparse")?,
         _ => return Err(bad(".", "expected exactly one of \"dense\" and \"sparse\"")),
     };

@@ -8,19 +8,30 @@
 //! level's filter holds for the levels below it (Qdrant propagates filters down the tree),
 //! so a prefetch's `limit` counts only points that pass every filter above it.
 //!
-//! Querying by a point id searches with that point's stored vector (`using`) and leaves the
-//! point out, at any level. Payloads and vectors are read only for the final page.
+//! Querying by a point id searches with that point's stored vector (`using`, or the vector
+//! of `lookup_from`). The points of the searched collection named anywhere in the query (by
+//! `nearest`, `recommend`, `discover` or `context`) are left out of every level, as Qdrant
+//! does. Example queries are `recommend.rs`'s, `order_by` and `sample` `order.rs`'s. Payloads
+//! and vectors are read only for the final page.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 
-use hybridb::{Collection, Condition, EntityId, Filter, Hit, SearchRequest, SparseVector};
+use hybridb::{
+    Collection, Condition, Database, EntityId, Filter, Hit, SearchRequest, SparseVector,
+    VectorConfig,
+};
 use serde_json::{Map, Value};
 
 use super::convert::{Selector, bad, filter, point_not_found, prepare, unsupported};
 use super::fusion::{DEFAULT_RRF_K, dbsf, rrf};
 use super::ids::PointId;
 use super::model::SearchParams;
+use super::order::{OrderBy, OrderValue, order_by_of, ordered, sample, sample_of};
 use super::points::scroll_from;
+use super::recommend::{
+    Custom, Lookup, Strategy, average_query, custom_of, looked_up, lookup_of, scored, similarity,
+};
 use super::vectors::{Kind, Layout, QVector, VectorSelect, read_vector};
 use crate::error::{ApiError, ErrorCode};
 
@@ -64,6 +75,12 @@ pub(crate) enum Query {
     Nearest(Input),
     /// The fusion of the prefetches.
     Fuse(Fusion),
+    /// Scoring by examples: `recommend`, `discover`, `context`.
+    Custom(Custom),
+    /// Ordered by a payload field's values (score 1.0).
+    OrderBy(OrderBy),
+    /// Random points (score 1.0).
+    Sample,
 }
 
 /// One level of a query.
@@ -87,6 +104,8 @@ pub(crate) struct Level {
     pub(crate) limit: usize,
     /// Diversify a `nearest` query's results.
     pub(crate) mmr: Option<Mmr>,
+    /// Where point-id examples' vectors are read (absent: this collection, `using`).
+    pub(crate) lookup: Option<Lookup>,
 }
 
 /// A checked query, ready to run.
@@ -103,15 +122,7 @@ pub(crate) struct Plan {
 }
 
 /// Query kinds of Qdrant's API that this layer refuses, by their key.
-const OTHER_KINDS: [&str; 7] = [
-    "recommend",
-    "discover",
-    "context",
-    "order_by",
-    "formula",
-    "sample",
-    "relevance_feedback",
-];
+const OTHER_KINDS: [&str; 2] = ["formula", "relevance_feedback"];
 
 /// Reads a search input: a point id, a dense list or a sparse `{indices, values}`.
 pub(crate) fn input_of(v: &Value, at: &str) -> Result<Input, ApiError> {
@@ -136,6 +147,17 @@ fn query_of(v: Option<&Value>, at: &str) -> Result<Query, ApiError> {
     };
     if let Some(kind) = OTHER_KINDS.iter().find(|k| m.contains_key(**k)) {
         return Err(unsupported(&format!("{at}: the {kind:?} query")));
+    }
+    for kind in ["recommend", "discover", "context"] {
+        if let Some(inner) = m.get(kind) {
+            return custom_of(kind, inner, at).map(Query::Custom);
+        }
+    }
+    if let Some(o) = m.get("order_by") {
+        return order_by_of(o, &format!("{at}.order_by")).map(Query::OrderBy);
+    }
+    if let Some(s) = m.get("sample") {
+        return sample_of(s, at).map(|()| Query::Sample);
     }
     if let Some(inner) = m.get("nearest") {
         // `mmr` beside it is read by `mmr_of`.
@@ -257,9 +279,7 @@ pub(crate) struct LevelFields<'a> {
 
 /// Reads and checks one level (`at` is the path of its fields, e.g. `prefetch[1].`).
 pub(crate) fn level_of(f: LevelFields<'_>, at: &str) -> Result<Level, ApiError> {
-    if f.lookup_from.is_some_and(|v| !v.is_null()) {
-        return Err(unsupported(&format!("{at}lookup_from")));
-    }
+    let lookup = lookup_of(f.lookup_from, at)?;
     let prefetch = match f.prefetch {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Object(m)) => vec![prefetch_of(m, &format!("{at}prefetch."))?],
@@ -291,6 +311,7 @@ pub(crate) fn level_of(f: LevelFields<'_>, at: &str) -> Result<Level, ApiError> 
         limit: f.limit.unwrap_or(10),
         prefetch,
         mmr,
+        lookup,
     };
     let refuse = |why: &str| Err(ApiError::new(ErrorCode::BadRequest, why.to_string()));
     match (&level.query, level.prefetch.is_empty()) {
@@ -298,6 +319,9 @@ pub(crate) fn level_of(f: LevelFields<'_>, at: &str) -> Result<Level, ApiError> 
             "A query is needed to merge the prefetches. Can't have prefetches without \
              defining a query.",
         ),
+        (Query::OrderBy(_), _) if level.threshold.is_some() => {
+            refuse("Can't use score_threshold with an order_by query.")
+        }
         (Query::Listing, true) if level.threshold.is_some() => refuse(
             "A query is needed to use the score_threshold. Can't have score_threshold \
              without defining a query.",
@@ -364,9 +388,57 @@ fn prefetch_of(m: &Map<String, Value>, at: &str) -> Result<Level, ApiError> {
 
 /// What the results of a level carry.
 #[derive(Debug, Clone, Copy, Default)]
-struct Carry {
+pub(crate) struct Carry {
     payload: bool,
     vectors: bool,
+}
+
+/// What a running query reads: the database (for `lookup_from`), the collection searched and
+/// its layout.
+pub(crate) struct Ctx<'a> {
+    /// The database, for the collections of `lookup_from`.
+    pub(crate) db: &'a Database,
+    /// The collection searched.
+    pub(crate) c: &'a Collection,
+    /// Its vectors as Qdrant sees them.
+    pub(crate) layout: Layout,
+    /// The order values of the last `order_by` level run (the root's when it orders).
+    order: RefCell<Vec<OrderValue>>,
+}
+
+impl Ctx<'_> {
+    /// The dimension of the engine vector `engine` (0 for a sparse one).
+    pub(crate) fn dim(&self, engine: &str) -> usize {
+        let config = self.c.config();
+        let dim = if engine.is_empty() {
+            config.dim
+        } else {
+            match config.vectors.get(engine) {
+                Some(VectorConfig::Dense { dim, .. }) => *dim,
+                _ => 0,
+            }
+        };
+        dim as usize
+    }
+}
+
+/// The point ids of `name` that the levels from `lv` down use as examples.
+fn referenced(lv: &Level, name: &str, out: &mut Vec<EntityId>) -> Result<(), ApiError> {
+    if lv.lookup.as_ref().is_none_or(|l| l.collection == name) {
+        let inputs: Vec<&Input> = match &lv.query {
+            Query::Nearest(i) => vec![i],
+            Query::Custom(q) => q.inputs(),
+            _ => Vec::new(),
+        };
+        for i in inputs {
+            if let Input::Point(p) = i {
+                out.push(p.to_entity()?);
+            }
+        }
+    }
+    lv.prefetch
+        .iter()
+        .try_for_each(|p| referenced(p, name, out))
 }
 
 /// Both filters (either may be absent).
@@ -382,26 +454,49 @@ fn both(a: Option<&Filter>, b: Option<&Filter>) -> Option<Filter> {
     }
 }
 
-/// Runs a plan on a collection (blocking): the points of the answer, best first.
-pub(crate) fn run(c: &Collection, plan: &Plan) -> Result<Vec<Hit>, ApiError> {
+/// Runs a plan on the collection `name` (blocking): the points of the answer, best first,
+/// with their order values when the root is an `order_by`.
+pub(crate) fn run(
+    db: &Database,
+    c: &Collection,
+    name: &str,
+    plan: &Plan,
+) -> Result<(Vec<Hit>, Option<Vec<OrderValue>>), ApiError> {
     if plan.root.limit == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
-    let layout = Layout::of(c.config());
+    let cx = Ctx {
+        db,
+        c,
+        layout: Layout::of(c.config()),
+        order: RefCell::new(Vec::new()),
+    };
     let carry = Carry {
         payload: plan.payload.wants_payload(),
         vectors: plan.vectors.any(),
     };
-    let k = plan.offset.saturating_add(plan.root.limit);
-    let mut hits = level(c, &layout, &plan.root, None, k, carry)?;
-    hits.drain(..plan.offset.min(hits.len()));
-    Ok(hits)
+    // As Qdrant: a random sample has no stable order to skip into.
+    let offset = match plan.root.query {
+        Query::Sample => 0,
+        _ => plan.offset,
+    };
+    let mut ids = Vec::new();
+    referenced(&plan.root, name, &mut ids)?;
+    let above = (!ids.is_empty()).then(|| Filter::new().must_not(Condition::has_id(ids)));
+    let k = offset.saturating_add(plan.root.limit);
+    let mut hits = level(&cx, &plan.root, above.as_ref(), k, carry)?;
+    hits.drain(..offset.min(hits.len()));
+    let order = matches!(plan.root.query, Query::OrderBy(_)).then(|| {
+        let mut o = cx.order.take();
+        o.drain(..offset.min(o.len()));
+        o
+    });
+    Ok((hits, order))
 }
 
 /// Runs one level for its best `k` results, under the filter `above` of the levels above.
 fn level(
-    c: &Collection,
-    layout: &Layout,
+    cx: &Ctx<'_>,
     lv: &Level,
     above: Option<&Filter>,
     mut k: usize,
@@ -412,6 +507,11 @@ fn level(
     }
     // Qdrant takes any limit (u64::MAX too); more results than points cannot come back, so
     // a limit above the library's own bound is cut to the number of points.
+    let c = cx.c;
+    // A missing `lookup_from` collection is an error whatever the query's examples are.
+    if let Some(l) = &lv.lookup {
+        super::convert::collection(cx.db, &l.collection)?;
+    }
     if k > CUT_LIMIT_ABOVE {
         let live = usize::try_from(c.count()?).unwrap_or(usize::MAX);
         k = k.min(live.max(1));
@@ -420,14 +520,14 @@ fn level(
     if lv.prefetch.is_empty() {
         return match &lv.query {
             Query::Listing => listing(c, f.unwrap_or_default(), k, carry),
-            Query::Nearest(input) => search(c, layout, lv, input, f, k, carry),
             Query::Fuse(_) => Err(bad("query", "fusion needs prefetches")),
+            _ => leaf(cx, lv, f, k, carry),
         };
     }
     let sources = lv
         .prefetch
         .iter()
-        .map(|p| level(c, layout, p, f.as_ref(), p.limit, Carry::default()))
+        .map(|p| level(cx, p, f.as_ref(), p.limit, Carry::default()))
         .collect::<Result<Vec<_>, _>>()?;
     match &lv.query {
         Query::Fuse(fusion) => {
@@ -440,7 +540,8 @@ fn level(
             }
             fill(c, fused, carry)
         }
-        Query::Nearest(input) => {
+        Query::Listing => Err(bad("query", "a query is needed to merge the prefetches")),
+        _ => {
             let mut seen = HashSet::new();
             let ids: Vec<EntityId> = sources
                 .iter()
@@ -452,18 +553,62 @@ fn level(
                 return Ok(Vec::new());
             }
             let among = Filter::new().must(Condition::has_id(ids));
-            search(
-                c,
-                layout,
-                lv,
-                input,
-                both(f.as_ref(), Some(&among)),
-                k,
-                carry,
-            )
+            leaf(cx, lv, both(f.as_ref(), Some(&among)), k, carry)
         }
-        Query::Listing => Err(bad("query", "a query is needed to merge the prefetches")),
     }
+}
+
+/// Runs a level's own query (not a listing or fusion) for its best `k` under `f`.
+fn leaf(
+    cx: &Ctx<'_>,
+    lv: &Level,
+    f: Option<Filter>,
+    k: usize,
+    carry: Carry,
+) -> Result<Vec<Hit>, ApiError> {
+    let c = cx.c;
+    match &lv.query {
+        Query::Nearest(input) => match (&lv.lookup, input) {
+            (Some(_), Input::Point(_)) => {
+                let input = looked_up(cx, lv, input)?;
+                search(c, &cx.layout, lv, &input, f, k, carry)
+            }
+            _ => search(c, &cx.layout, lv, input, f, k, carry),
+        },
+        Query::Custom(Custom::Recommend {
+            positive,
+            negative,
+            strategy: Strategy::AverageVector,
+        }) => {
+            let (engine, kind) = cx.layout.resolve(&lv.using)?;
+            let input = average_query(cx, lv, (kind, cx.dim(&engine)), positive, negative)?;
+            search(c, &cx.layout, lv, &input, f, k, carry)
+        }
+        Query::Custom(q) => scored(cx, lv, q, f, k, carry),
+        Query::OrderBy(ob) => {
+            let (values, ids): (Vec<OrderValue>, Vec<EntityId>) =
+                ordered(c, ob, f.unwrap_or_default(), k)?
+                    .into_iter()
+                    .unzip();
+            cx.order.replace(values);
+            fill(c, ones(ids), carry)
+        }
+        Query::Sample => fill(c, ones(sample(c, f.unwrap_or_default(), k)?), carry),
+        Query::Listing | Query::Fuse(_) => Err(bad("query", "expected a query to run")),
+    }
+}
+
+/// Hits of score 1.0 (order and sample results).
+fn ones(ids: Vec<EntityId>) -> Vec<Hit> {
+    ids.into_iter()
+        .map(|id| Hit {
+            id,
+            score: 1.0,
+            payload: None,
+            vector: None,
+            vectors: None,
+        })
+        .collect()
 }
 
 /// The points matching `f` in id order, as hits of score 1.0.
@@ -482,7 +627,7 @@ fn listing(c: &Collection, f: Filter, k: usize, carry: Carry) -> Result<Vec<Hit>
 }
 
 /// Reads the payloads and vectors of fused hits, when the answer carries them.
-fn fill(c: &Collection, mut hits: Vec<Hit>, carry: Carry) -> Result<Vec<Hit>, ApiError> {
+pub(crate) fn fill(c: &Collection, mut hits: Vec<Hit>, carry: Carry) -> Result<Vec<Hit>, ApiError> {
     if !carry.payload && !carry.vectors {
         return Ok(hits);
     }
@@ -614,16 +759,9 @@ fn diversified(
         Input::Sparse(_) => return Err(unsupported("mmr over a sparse vector")),
     };
     let candidates: Vec<(EntityId, Vec<f32>)> = hits.iter().map(|h| (h.id, vector_of(h))).collect();
-    let similarity = move |a: &[f32], b: &[f32]| -> f32 {
-        let pairs = a.iter().zip(b);
-        match metric {
-            // Qdrant's internal Euclid score: the negated squared distance.
-            hybridb::Metric::L2 => -pairs.map(|(x, y)| (x - y) * (x - y)).sum::<f32>(),
-            hybridb::Metric::Manhattan => -pairs.map(|(x, y)| (x - y).abs()).sum::<f32>(),
-            _ => pairs.map(|(x, y)| x * y).sum(),
-        }
-    };
-    let picked = hybridb::fusion::mmr(&query, &candidates, m.diversity, k, similarity);
+    let picked = hybridb::fusion::mmr(&query, &candidates, m.diversity, k, |a, b| {
+        similarity(metric, a, b)
+    });
     let mut by_id: std::collections::HashMap<EntityId, Hit> =
         hits.into_iter().map(|h| (h.id, h)).collect();
     Ok(picked

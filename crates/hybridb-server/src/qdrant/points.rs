@@ -1,5 +1,5 @@
 //! Qdrant's point routes: upsert (list and column forms), retrieve, get one, delete (by ids or
-//! filter), scroll, count, and the partial payload updates (set, overwrite, delete keys,
+//! filter), scroll (in id order, or by a payload field: `order_by`), count, and the partial payload updates (set, overwrite, delete keys,
 //! clear). Writes go through the library's async API (the one writer, one transaction per
 //! request); reads run on the blocking pool.
 
@@ -21,6 +21,7 @@ use super::model::{
     CountRequest, CountResult, DeletePayloadBody, PointRecord, PointRequest, PointsSelector,
     ScrollRequest, ScrollResult, SetPayloadBody, UpdateResult, UpsertBody,
 };
+use super::order::{OrderBy, OrderValue, order_by_of, ordered};
 use super::vectors::{Layout, VectorSelect, read_struct, read_vector};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiPath, JsonBody};
@@ -287,13 +288,37 @@ pub(crate) async fn scroll(
     JsonBody(body): JsonBody<ScrollRequest>,
 ) -> Result<Json<Reply<ScrollResult>>, ApiError> {
     let started = Instant::now();
-    if body.order_by.as_ref().is_some_and(|o| !o.is_null()) {
-        return Err(unsupported("order_by"));
-    }
     let limit = body.limit.unwrap_or(10);
     let selector = Selector::read(body.with_payload.as_ref(), true)?;
     let vectors = VectorSelect::read(body.with_vector.as_ref())?;
     let f = filter(body.filter)?.unwrap_or_default();
+    if let Some(o) = body.order_by.as_ref().filter(|o| !o.is_null()) {
+        let ob = order_by_of(o, "order_by")?;
+        if body.offset.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "Cannot use an `offset` when using `order_by`. The alternative for paging is \
+                 to use `order_by.start_from` and a filter to exclude the IDs that you've \
+                 already seen for the `order_by.start_from` value",
+            ));
+        }
+        let points = blocking(move || scroll_ordered(&collection(&st.db, &name)?, &ob, f, limit))
+            .await?
+            .into_iter()
+            .map(|(r, v)| PointRecord {
+                order_value: Some(v),
+                ..record(r, &selector, &vectors)
+            })
+            .collect();
+        let next_page_offset = None;
+        return Ok(ok(
+            ScrollResult {
+                points,
+                next_page_offset,
+            },
+            started,
+        ));
+    }
     let start = body.offset.map(PointId::to_entity).transpose()?;
     let (records, next) = blocking(move || {
         let c = collection(&st.db, &name)?;
@@ -310,6 +335,28 @@ pub(crate) async fn scroll(
         },
         started,
     ))
+}
+
+/// The first `limit` records matching `f` by `ob` (a record once per value), with their values.
+fn scroll_ordered(
+    c: &hybridb::Collection,
+    ob: &OrderBy,
+    f: Filter,
+    limit: usize,
+) -> Result<Vec<(hybridb::Record, OrderValue)>, ApiError> {
+    if limit == 0 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "limit: must be at least 1",
+        ));
+    }
+    let entries = ordered(c, ob, f, limit)?;
+    let ids: Vec<EntityId> = entries.iter().map(|e| e.1).collect();
+    Ok(c.get_many(&ids)?
+        .into_iter()
+        .zip(entries)
+        .filter_map(|(r, (v, _))| r.map(|r| (r, v)))
+        .collect())
 }
 
 /// Up to `limit` records matching `f` from `start` (inclusive) on, and the id of the next one.

@@ -19,12 +19,19 @@ use super::model::{
 };
 use super::plan::{Input, Level, LevelFields, Plan, Query, input_of, level_of, params_of, run};
 use super::vectors::VectorSelect;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiPath, JsonBody};
 use crate::reply::Json;
 use crate::state::{AppState, blocking};
 
 fn plan_query(q: QueryRequest, at: &str) -> Result<Plan, ApiError> {
+    if q.limit == Some(0) {
+        // Qdrant's request validation (its request keeps these fields under `internal`).
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("{at}internal.limit: value 0 invalid, must be 1 or larger"),
+        ));
+    }
     let root = level_of(
         LevelFields {
             prefetch: q.prefetch.as_ref(),
@@ -83,6 +90,7 @@ fn plan_search(s: SearchRequest, at: &str) -> Result<Plan, ApiError> {
             threshold: s.score_threshold,
             limit: s.limit,
             mmr: None,
+            lookup: None,
         },
         offset: s.offset.unwrap_or(0),
         payload: Selector::read(s.with_payload.as_ref(), false)?,
@@ -90,11 +98,22 @@ fn plan_search(s: SearchRequest, at: &str) -> Result<Plan, ApiError> {
     })
 }
 
-/// Runs a plan and writes its hits in Qdrant's form (blocking).
-fn answer(c: &hybridb::Collection, plan: &Plan) -> Result<Vec<ScoredPoint>, ApiError> {
-    Ok(run(c, plan)?
+/// Runs a plan on the collection `name` and writes its hits in Qdrant's form (blocking).
+pub(crate) fn answer(
+    db: &hybridb::Database,
+    name: &str,
+    plan: &Plan,
+) -> Result<Vec<ScoredPoint>, ApiError> {
+    let c = collection(db, name)?;
+    let (hits, order) = run(db, &c, name, plan)?;
+    let mut order = order.map(Vec::into_iter);
+    Ok(hits
         .into_iter()
-        .map(|h| scored(h, &plan.payload, &plan.vectors))
+        .map(|h| {
+            let mut p = scored(h, &plan.payload, &plan.vectors);
+            p.order_value = order.as_mut().and_then(Iterator::next);
+            p
+        })
         .collect())
 }
 
@@ -121,11 +140,12 @@ pub(crate) async fn query(
 ) -> Result<Json<Reply<QueryResponse>>, ApiError> {
     let started = Instant::now();
     let plan = plan_query(body, "")?;
-    let points = blocking(move || answer(&collection(&st.db, &name)?, &plan)).await?;
+    let points = blocking(move || answer(&st.db, &name, &plan)).await?;
     Ok(ok(QueryResponse { points }, started))
 }
 
-fn check_batch(st: &AppState, n: usize) -> Result<(), ApiError> {
+/// Refuses a batch above the server's limit.
+pub(crate) fn check_batch(st: &AppState, n: usize) -> Result<(), ApiError> {
     let max = st.config.max_batch_searches;
     if n > max {
         return Err(bad("searches", format!("at most {max} searches per batch")));
@@ -160,10 +180,9 @@ pub(crate) async fn query_batch(
         .map(|(i, q)| plan_query(q, &format!("searches[{i}].")))
         .collect::<Result<Vec<_>, _>>()?;
     let results = blocking(move || {
-        let c = collection(&st.db, &name)?;
         plans
             .into_iter()
-            .map(|p| answer(&c, &p).map(|points| QueryResponse { points }))
+            .map(|p| answer(&st.db, &name, &p).map(|points| QueryResponse { points }))
             .collect()
     })
     .await?;
@@ -191,7 +210,7 @@ pub(crate) async fn search(
 ) -> Result<Json<Reply<Vec<ScoredPoint>>>, ApiError> {
     let started = Instant::now();
     let plan = plan_search(body, "")?;
-    let points = blocking(move || answer(&collection(&st.db, &name)?, &plan)).await?;
+    let points = blocking(move || answer(&st.db, &name, &plan)).await?;
     Ok(ok(points, started))
 }
 
@@ -221,10 +240,7 @@ pub(crate) async fn search_batch(
         .enumerate()
         .map(|(i, s)| plan_search(s, &format!("searches[{i}].")))
         .collect::<Result<Vec<_>, _>>()?;
-    let results = blocking(move || {
-        let c = collection(&st.db, &name)?;
-        plans.iter().map(|p| answer(&c, p)).collect()
-    })
-    .await?;
+    let results =
+        blocking(move || plans.iter().map(|p| answer(&st.db, &name, p)).collect()).await?;
     Ok(ok(results, started))
 }

@@ -5,8 +5,8 @@
 //! `optimizers_config`, `quantization_config`, `params`, per-vector `on_disk`, a sparse
 //! vector's `index`) are checked for form and accepted without effect, as a create accepts
 //! them. What would change meaning is not silently dropped: an unknown vector name is an error,
-//! a sparse vector's `modifier` may only be restated, and `metadata` is refused until
-//! collections keep metadata.
+//! a sparse vector's `modifier` may only be restated. `metadata` is merged into the
+//! collection's (a `null` value removes its key), in its own transaction.
 
 use std::time::Instant;
 
@@ -48,7 +48,7 @@ pub struct UpdateCollectionBody {
     /// Accepted without effect.
     #[schema(value_type = Object)]
     pub strict_mode_config: Option<Value>,
-    /// Refused when set (collection metadata is not kept yet).
+    /// Keys merged into the collection's metadata (`null` removes one).
     #[schema(value_type = Object)]
     pub metadata: Option<Value>,
 }
@@ -66,7 +66,7 @@ fn object<'a>(v: &'a Option<Value>, key: &str) -> Result<Option<&'a Map<String, 
 ///
 /// Accepts Qdrant's collection update. Index tuning knobs are accepted without effect
 /// (hybridb's indexes keep the parameters they were created with); every named vector must
-/// exist; a sparse vector's `modifier` may only be restated; `metadata` is not supported yet.
+/// exist; a sparse vector's `modifier` may only be restated; `metadata` is merged.
 #[utoipa::path(patch, path = "/collections/{collection_name}", tag = "qdrant",
     operation_id = "qdrant_update_collection",
     params(("collection_name" = String, Path, description = "Collection name or alias"),
@@ -74,7 +74,7 @@ fn object<'a>(v: &'a Option<Value>, key: &str) -> Result<Option<&'a Map<String, 
     request_body = UpdateCollectionBody,
     responses(
         (status = 200, description = "Accepted: `true`", body = Reply<bool>),
-        (status = 400, description = "An unknown vector, a changed modifier, or metadata", body = QdrantError),
+        (status = 400, description = "An unknown vector, a changed modifier, or metadata above 64 KiB", body = QdrantError),
         (status = 404, description = "No such collection", body = QdrantError)))]
 pub(crate) async fn update(
     State(st): State<AppState>,
@@ -82,9 +82,11 @@ pub(crate) async fn update(
     JsonBody(body): JsonBody<UpdateCollectionBody>,
 ) -> Result<Json<Reply<bool>>, ApiError> {
     let started = Instant::now();
-    if body.metadata.as_ref().is_some_and(|m| !m.is_null()) {
-        return Err(unsupported("collection metadata"));
-    }
+    let metadata = match &body.metadata {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(_) => return Err(bad("metadata", "expected an object")),
+    };
     for (knob, key) in [
         (&body.optimizers_config, "optimizers_config"),
         (&body.params, "params"),
@@ -95,7 +97,8 @@ pub(crate) async fn update(
         object(knob, key)?;
     }
     blocking(move || {
-        let config = collection(&st.db, &name)?.config();
+        let c = collection(&st.db, &name)?;
+        let config = c.config();
         let layout = Layout::of(config.clone());
         if let Some(vectors) = object(&body.vectors, "vectors")? {
             for (v, params) in vectors {
@@ -121,6 +124,10 @@ pub(crate) async fn update(
                     return Err(unsupported("changing a sparse vector's modifier"));
                 }
             }
+        }
+        // Last, after everything else was checked: the one change an update makes.
+        if let Some(m) = metadata {
+            c.update_metadata(m)?;
         }
         Ok(())
     })

@@ -412,6 +412,7 @@ pub(crate) fn read_struct(v: &Value, at: &str) -> Result<BTreeMap<String, QVecto
 pub(crate) fn dense_config(
     params: &Value,
     collection_hnsw: &super::model::HnswConfigDiff,
+    collection_quantization: Option<&Value>,
     at: &str,
 ) -> Result<VectorConfig, ApiError> {
     let Value::Object(p) = params else {
@@ -467,7 +468,47 @@ pub(crate) fn dense_config(
             ef: 64,
         },
     };
-    Ok(VectorConfig::dense_with_index(size, metric, index))
+    let quantization = match p.get("quantization_config").filter(|v| !v.is_null()) {
+        Some(q) => quantization_of(q, &format!("{at}.quantization_config"))?,
+        None => match collection_quantization.filter(|v| !v.is_null()) {
+            Some(q) => quantization_of(q, "quantization_config")?,
+            None => hybridb::Quantization::None,
+        },
+    };
+    // Codes need a graph, and rotated codes an estimator: where Qdrant would still quantize
+    // (an exact collection, Manhattan), hybridb keeps f32 vectors.
+    let quantization = match (index, metric, quantization) {
+        (hybridb::IndexKind::Exact, _, _) => hybridb::Quantization::None,
+        (_, hybridb::Metric::Manhattan, q) if q != hybridb::Quantization::Sq8 => {
+            hybridb::Quantization::None
+        }
+        (_, _, q) => q,
+    };
+    Ok(VectorConfig::dense_quantized(
+        size,
+        metric,
+        index,
+        quantization,
+    ))
+}
+
+/// hybridb's code for a Qdrant `quantization_config`: `scalar` (int8) is SQ8; `binary` is the
+/// rotated 1-bit code (`two_bits` and `one_and_half_bits` encodings: 2 bits); `product` and
+/// unknown kinds are accepted and keep `f32` vectors (no product quantizer in hybridb).
+fn quantization_of(q: &Value, at: &str) -> Result<hybridb::Quantization, ApiError> {
+    let Value::Object(m) = q else {
+        return Err(bad(at, "expected {\"scalar\": ...} or {\"binary\": ...}"));
+    };
+    Ok(if m.contains_key("scalar") {
+        hybridb::Quantization::Sq8
+    } else if let Some(b) = m.get("binary") {
+        match b.get("encoding").and_then(Value::as_str) {
+            Some("two_bits") | Some("one_and_half_bits") => hybridb::Quantization::Rq2,
+            _ => hybridb::Quantization::Rq1,
+        }
+    } else {
+        hybridb::Quantization::None
+    })
 }
 
 /// Reads one Qdrant sparse vector declaration: `{modifier?: "idf" | "none", index?}`.

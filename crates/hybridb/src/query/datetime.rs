@@ -26,9 +26,16 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 /// Parses an RFC 3339 datetime (`2024-05-01T12:00:00.5+02:00`, `Z` for UTC; a bare date means
-/// midnight UTC) into microseconds since the Unix epoch. A small exact grammar, so no date
-/// crate is needed for it.
-pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
+/// midnight UTC) into microseconds since the Unix epoch, the value a `datetime` payload index
+/// orders by; `None` when malformed. A small exact grammar, so no date crate is needed for it.
+///
+/// # Example
+/// ```
+/// assert_eq!(hybridb::parse_datetime("1970-01-02"), Some(86_400_000_000));
+/// assert_eq!(hybridb::parse_datetime("1970-01-01T00:00:01.5Z"), Some(1_500_000));
+/// assert_eq!(hybridb::parse_datetime("yesterday"), None);
+/// ```
+pub fn parse_datetime(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = b.get(r)?;
