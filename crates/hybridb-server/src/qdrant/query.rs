@@ -153,6 +153,23 @@ pub(crate) fn check_batch(st: &AppState, n: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Plans every request of a batch (a bad one is named `searches[i].…`, and nothing runs), then
+/// answers them in order on the blocking pool: one list of hits each.
+pub(crate) async fn answer_batch<T>(
+    st: AppState,
+    name: String,
+    requests: Vec<T>,
+    plan: impl Fn(T, &str) -> Result<Plan, ApiError>,
+) -> Result<Vec<Vec<ScoredPoint>>, ApiError> {
+    check_batch(&st, requests.len())?;
+    let plans = requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| plan(r, &format!("searches[{i}].")))
+        .collect::<Result<Vec<_>, _>>()?;
+    blocking(move || plans.iter().map(|p| answer(&st.db, &name, p)).collect()).await
+}
+
 /// Query points in a batch
 ///
 /// Several queries in one request (at most the server's batch limit); one result each.
@@ -172,20 +189,11 @@ pub(crate) async fn query_batch(
     JsonBody(body): JsonBody<QueryBatchRequest>,
 ) -> Result<Json<Reply<Vec<QueryResponse>>>, ApiError> {
     let started = Instant::now();
-    check_batch(&st, body.searches.len())?;
-    let plans = body
-        .searches
+    let results = answer_batch(st, name, body.searches, plan_query)
+        .await?
         .into_iter()
-        .enumerate()
-        .map(|(i, q)| plan_query(q, &format!("searches[{i}].")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let results = blocking(move || {
-        plans
-            .into_iter()
-            .map(|p| answer(&st.db, &name, &p).map(|points| QueryResponse { points }))
-            .collect()
-    })
-    .await?;
+        .map(|points| QueryResponse { points })
+        .collect();
     Ok(ok(results, started))
 }
 
@@ -233,14 +241,6 @@ pub(crate) async fn search_batch(
     JsonBody(body): JsonBody<SearchBatchRequest>,
 ) -> Result<Json<Reply<Vec<Vec<ScoredPoint>>>>, ApiError> {
     let started = Instant::now();
-    check_batch(&st, body.searches.len())?;
-    let plans = body
-        .searches
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| plan_search(s, &format!("searches[{i}].")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let results =
-        blocking(move || plans.iter().map(|p| answer(&st.db, &name, p)).collect()).await?;
+    let results = answer_batch(st, name, body.searches, plan_search).await?;
     Ok(ok(results, started))
 }

@@ -13,7 +13,7 @@ use super::convert::Selector;
 use super::envelope::{QdrantError, Reply, ok};
 use super::model::{ScoredPoint, SearchParams};
 use super::plan::{LevelFields, Plan, level_of};
-use super::query::{answer, check_batch};
+use super::query::{answer, answer_batch};
 use super::vectors::VectorSelect;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, JsonBody};
@@ -132,14 +132,6 @@ pub(crate) async fn recommend_batch(
     JsonBody(body): JsonBody<RecommendBatchRequest>,
 ) -> Result<Json<Reply<Vec<Vec<ScoredPoint>>>>, ApiError> {
     let started = Instant::now();
-    check_batch(&st, body.searches.len())?;
-    let plans = body
-        .searches
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| plan_recommend(r, &format!("searches[{i}].")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let results =
-        blocking(move || plans.iter().map(|p| answer(&st.db, &name, p)).collect()).await?;
+    let results = answer_batch(st, name, body.searches, plan_recommend).await?;
     Ok(ok(results, started))
 }
