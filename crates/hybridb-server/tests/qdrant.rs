@@ -92,6 +92,28 @@ fn ids_limits_and_both_views_of_an_entity() {
     let a = s.get(&format!("{Q}/c/points/0000"));
     assert_eq!(a.body["result"]["id"], 0, "{}", a.body);
     assert_eq!(s.get(&format!("{Q}/c/points/99")).status, 404);
+    // A condition with a key and no test is Qdrant's validation error (422), other bad
+    // filters a 400.
+    let f = |filter: serde_json::Value| {
+        s.send(
+            "POST",
+            &format!("{Q}/c/points/count"),
+            json!({"filter": filter}),
+        )
+    };
+    let a = f(json!({"must": [{"key": "city"}]}));
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(
+        a.body["status"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("At least one field condition must be specified")),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        f(json!({"must": [{"key": "city", "bogus": 1}]})).status,
+        400
+    );
     // Searching like a point that does not exist is Qdrant's 404, not a bad query.
     let like = s.send("POST", &format!("{Q}/c/points/query"), json!({"query": 99}));
     assert_eq!(like.status, 404, "{}", like.body);

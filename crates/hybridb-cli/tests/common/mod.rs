@@ -105,3 +105,77 @@ pub fn make_venv(name: &str, requirements: &Path) -> PathBuf {
     }
     python
 }
+
+/// A `hybridb serve` with both ports on loopback, in its own temporary folder; killed when
+/// dropped (also when a test panics).
+pub struct Server {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    /// The native API's URL.
+    pub main_url: String,
+    /// The Qdrant-compatible API's URL.
+    pub qdrant_url: String,
+}
+
+impl Server {
+    /// Starts `bin serve --port 0 --qdrant-port P` with `envs`, once it printed both URLs.
+    pub fn start(bin: &str, envs: &[(&str, &str)]) -> Server {
+        use std::io::{BufRead, BufReader};
+        // A loopback port that was free a moment ago (`--qdrant-port 0` means "off").
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(bin)
+            .args(["serve", "--port", "0", "--qdrant-port"])
+            .arg(port.to_string())
+            .current_dir(dir.path())
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let (mut first, mut second) = (String::new(), String::new());
+        out.read_line(&mut first).unwrap();
+        out.read_line(&mut second).unwrap();
+        assert!(
+            second.contains("Qdrant"),
+            "hybridb serve printed {second:?}"
+        );
+        // The URL printed on a line `... on http://ADDR`.
+        let url_of = |line: &str| {
+            let addr = line.trim().rsplit("http://").next().unwrap_or_default();
+            assert!(!addr.is_empty(), "hybridb serve printed {line:?}");
+            format!("http://{addr}")
+        };
+        Server {
+            main_url: url_of(&first),
+            qdrant_url: url_of(&second),
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The number of passed checks of a check script whose last line is `N passed, 0 failed`
+/// (panics with the whole output otherwise).
+pub fn all_checks_passed(out: &str) -> usize {
+    let verdict = out.lines().last().unwrap_or_default();
+    assert!(verdict.ends_with(" passed, 0 failed"), "{out}");
+    verdict
+        .split(' ')
+        .next()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0)
+}

@@ -221,6 +221,31 @@ fn load_postings(
 /// Loads the checkpoint of an HNSW collection and replays the changes after it. `Err` gives
 /// the reason to rebuild instead; storage errors are reasons too (the rebuild will meet them
 /// again and report them properly).
+/// The ids of `name`'s entities that change events after `seq` name (what a checkpoint taken
+/// at `seq` must replay from the tables).
+pub(crate) fn changed_after(
+    txn: &redb::ReadTransaction,
+    name: &str,
+    seq: u64,
+) -> std::result::Result<BTreeSet<EntityId>, String> {
+    let s = |e: Error| e.to_string();
+    let mut affected = BTreeSet::new();
+    let changes = txn.open_table(CHANGES).map_err(|e| s(e.into()))?;
+    for row in changes
+        .range(seq.saturating_add(1)..)
+        .map_err(|e| s(e.into()))?
+    {
+        let (_, v) = row.map_err(|e| s(e.into()))?;
+        let event = ChangeEvent::decode(v.value()).map_err(s)?;
+        if event.collection == name
+            && let Some(id) = event.id
+        {
+            affected.insert(id);
+        }
+    }
+    Ok(affected)
+}
+
 fn load_from_checkpoint(
     txn: &redb::ReadTransaction,
     name: &str,
@@ -242,20 +267,7 @@ fn load_from_checkpoint(
     let s = |e: Error| e.to_string();
     let tables = CollectionTables::new(stored.cid);
     // Entities touched after the checkpoint.
-    let mut affected = BTreeSet::new();
-    let changes = txn.open_table(CHANGES).map_err(|e| s(e.into()))?;
-    for row in changes
-        .range(ckpt.seq.saturating_add(1)..)
-        .map_err(|e| s(e.into()))?
-    {
-        let (_, v) = row.map_err(|e| s(e.into()))?;
-        let event = ChangeEvent::decode(v.value()).map_err(s)?;
-        if event.collection == name
-            && let Some(id) = event.id
-        {
-            affected.insert(id);
-        }
-    }
+    let affected = changed_after(txn, name, ckpt.seq)?;
     let old_slots: HashMap<EntityId, u32> = ckpt
         .slot_ids
         .iter()

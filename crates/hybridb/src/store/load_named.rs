@@ -16,7 +16,6 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use crate::index::checkpoint;
 use crate::index::hnsw_index::HnswIndex;
-use crate::model::change::ChangeEvent;
 use crate::model::config::{IndexKind, Quantization, StoredCollection, VectorConfig};
 use crate::model::entity::{NamedVector, decode_record, decode_vector, index_form};
 use crate::model::error::{Result, corrupted};
@@ -25,7 +24,7 @@ use crate::model::sparse::SparseVector;
 use crate::query::state::{Named, NamedIndexes};
 use crate::store::collection::{Declared, NamedDecls};
 use crate::store::options::{Options, RebuildProgress};
-use crate::store::schema::{CHANGES, CollectionTables, NamedTables};
+use crate::store::schema::{CollectionTables, NamedTables};
 
 /// The hash that ties a named vector's checkpoint to it: the collection id, the vector's id
 /// and its config.
@@ -186,20 +185,7 @@ fn from_checkpoint(
     )?;
     drop(bytes);
     // Entities written after the checkpoint.
-    let mut affected = BTreeSet::new();
-    let changes = txn.open_table(CHANGES).map_err(|e| s(e.into()))?;
-    for row in changes
-        .range(ckpt.seq.saturating_add(1)..)
-        .map_err(|e| s(e.into()))?
-    {
-        let (_, v) = row.map_err(|e| s(e.into()))?;
-        let event = ChangeEvent::decode(v.value()).map_err(s)?;
-        if event.collection == name
-            && let Some(id) = event.id
-        {
-            affected.insert(id);
-        }
-    }
+    let affected = crate::store::load::changed_after(txn, name, ckpt.seq)?;
     let mut present = crate::index::bitset::SlotBitset::new();
     let mut old_slots: HashMap<EntityId, u32> = HashMap::new();
     for (slot, id) in ckpt.slot_ids.iter().enumerate() {
