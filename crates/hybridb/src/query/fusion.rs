@@ -18,23 +18,20 @@ use std::collections::BinaryHeap;
 use crate::model::id::EntityId;
 
 /// Sums each id's parts (in the order given) and ranks the sums: best first, ties by id,
-/// `limit` kept, and the number of distinct ids. Sorting instead of hashing: fused lists are a
-/// few hundred items, and everything is compared as integers.
-fn ranked(parts: Vec<(EntityId, f32)>, limit: usize) -> (Vec<(EntityId, f32)>, usize) {
-    // By id, then by position, so every sum adds its parts in the order given.
-    let mut keyed: Vec<(u128, u32, f32)> = parts
-        .iter()
-        .enumerate()
-        .map(|(at, &(id, x))| (id.as_uuid().as_u128(), at as u32, x))
-        .collect();
-    keyed.sort_unstable_by_key(|p| (p.0, p.1));
-    let mut sums: Vec<(u128, f32)> = Vec::with_capacity(keyed.len());
-    for (key, _, x) in keyed {
-        match sums.last_mut() {
-            Some((last, sum)) if *last == key => *sum += x,
-            _ => sums.push((key, 0.0 + x)),
-        }
+/// `limit` kept, and the number of distinct ids. `capacity` is the number of parts (a hint).
+/// Fused lists are a few hundred items: the sums live in an open-addressing table keyed by
+/// the id's 128 bits (sorting the parts by id cost twice as much), and the ranking compares
+/// integers.
+fn ranked(
+    parts: impl Iterator<Item = (EntityId, f32)>,
+    capacity: usize,
+    limit: usize,
+) -> (Vec<(EntityId, f32)>, usize) {
+    let mut sums = Sums::with_capacity(capacity);
+    for (id, x) in parts {
+        sums.add(id.as_uuid().as_u128(), x);
     }
+    let mut sums = sums.into_sums();
     let distinct = sums.len();
     // Best first: the score in `f32::total_cmp`'s order, descending, then the id (byte order).
     let best_first = |&(id, s): &(u128, f32)| (std::cmp::Reverse(total_order(s)), id);
@@ -48,6 +45,77 @@ fn ranked(parts: Vec<(EntityId, f32)>, limit: usize) -> (Vec<(EntityId, f32)>, u
         .map(|(id, s)| (EntityId::from_u128(id), s))
         .collect();
     (out, distinct)
+}
+
+/// Per-id sums in first-seen order, found through an open-addressing table.
+///
+/// Invariant: `table` has a power-of-two length of at least twice `sums.len()` (so probes
+/// end), and each non-empty entry is the index in `sums` of the id whose probe sequence
+/// passes through it.
+struct Sums {
+    table: Vec<usize>,
+    sums: Vec<(u128, f32)>,
+}
+
+impl Sums {
+    const EMPTY: usize = usize::MAX;
+
+    fn with_capacity(capacity: usize) -> Self {
+        let size = capacity.saturating_mul(2).max(16).next_power_of_two();
+        Self {
+            table: vec![Self::EMPTY; size],
+            sums: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Where `key`'s probe sequence starts: ids are UUIDs (random bits) or small integers,
+    /// so both halves are mixed in.
+    fn home(&self, key: u128) -> usize {
+        let h = (key as u64) ^ ((key >> 64) as u64).rotate_left(29);
+        let h = (h ^ (h >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> 32) as usize & (self.table.len() - 1)
+    }
+
+    /// Adds `x` to `key`'s sum (`0.0 + x` for a new key, so `-0.0` sums as the definition's
+    /// `Σ` does).
+    fn add(&mut self, key: u128, x: f32) {
+        if (self.sums.len() + 1) * 2 > self.table.len() {
+            self.grow();
+        }
+        let mask = self.table.len() - 1;
+        let mut at = self.home(key);
+        loop {
+            match self.table[at] {
+                Self::EMPTY => {
+                    self.table[at] = self.sums.len();
+                    self.sums.push((key, 0.0 + x));
+                    return;
+                }
+                i if self.sums[i].0 == key => {
+                    self.sums[i].1 += x;
+                    return;
+                }
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+
+    /// Doubles the table and re-inserts every key (only when `capacity` was too small).
+    fn grow(&mut self) {
+        let size = self.table.len() * 2;
+        self.table = vec![Self::EMPTY; size];
+        for (i, &(key, _)) in self.sums.iter().enumerate() {
+            let mut at = self.home(key);
+            while self.table[at] != Self::EMPTY {
+                at = (at + 1) & (size - 1);
+            }
+            self.table[at] = i;
+        }
+    }
+
+    fn into_sums(self) -> Vec<(u128, f32)> {
+        self.sums
+    }
 }
 
 /// `s`'s bits as an integer that orders as [`f32::total_cmp`] orders floats.
@@ -85,14 +153,13 @@ pub(crate) fn rrf_counted(
     k: f32,
     limit: usize,
 ) -> (Vec<(EntityId, f32)>, usize) {
-    let mut parts = Vec::with_capacity(lists.iter().map(|l| l.len()).sum());
-    for (i, list) in lists.iter().enumerate() {
+    let parts = lists.iter().enumerate().flat_map(|(i, list)| {
         let w = weights.and_then(|w| w.get(i)).copied().unwrap_or(1.0);
-        for (rank, (id, _)) in list.iter().enumerate() {
-            parts.push((*id, w / (k + (rank + 1) as f32)));
-        }
-    }
-    ranked(parts, limit)
+        list.iter()
+            .enumerate()
+            .map(move |(rank, (id, _))| (*id, w / (k + (rank + 1) as f32)))
+    });
+    ranked(parts, lists.iter().map(|l| l.len()).sum(), limit)
 }
 
 /// Distribution-Based Score Fusion of `lists`, as Qdrant defines it: each list's scores become
@@ -134,7 +201,8 @@ pub(crate) fn dbsf_counted(
             parts.push((*id, norm as f32));
         }
     }
-    ranked(parts, limit)
+    let capacity = parts.len();
+    ranked(parts.into_iter(), capacity, limit)
 }
 
 /// Maximal Marginal Relevance over `candidates` (each with its vector): picks `limit` of them
@@ -477,6 +545,27 @@ mod tests {
             if got.windows(2).all(|p| p[0].1 != p[1].1) {
                 prop_assert_eq!(ids(&got), ids(&want));
             }
+        }
+
+        /// The table keeps one sum per key in first-seen order, whatever the capacity hint
+        /// (too small ones make it grow), for small integer keys and random UUID bits alike.
+        #[test]
+        fn sums_equal_a_map_of_them(
+            parts in prop::collection::vec((0u128..40, any::<u128>(), any::<bool>(), -8i8..8), 0..300),
+            hint in 0usize..64,
+        ) {
+            let mut sums = Sums::with_capacity(hint);
+            let mut model: Vec<(u128, f32)> = Vec::new();
+            for &(small, big, use_big, x) in &parts {
+                let key = if use_big { (big % 64).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) } else { small };
+                let x = f32::from(x) / 4.0;
+                sums.add(key, x);
+                match model.iter_mut().find(|p| p.0 == key) {
+                    Some(p) => p.1 += x,
+                    None => model.push((key, 0.0 + x)),
+                }
+            }
+            prop_assert_eq!(sums.into_sums(), model);
         }
 
         #[test]
