@@ -641,7 +641,7 @@ fn admin_routes() {
     let native = |paths: &serde_json::Map<String, serde_json::Value>| {
         paths.keys().filter(|p| !p.starts_with("/qdrant")).count()
     };
-    assert_eq!(native(paths), 30);
+    assert_eq!(native(paths), 31);
     assert_eq!(paths.len() - native(paths), 27);
     assert!(doc.body["components"]["schemas"]["SearchBody"].is_object());
     assert!(doc.body["components"]["securitySchemes"]["api_key"].is_object());
@@ -651,7 +651,7 @@ fn admin_routes() {
                 .as_object()
                 .unwrap()
         ),
-        30
+        31
     );
 }
 

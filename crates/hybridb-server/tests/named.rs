@@ -459,3 +459,55 @@ fn named_vectors_are_added_and_removed_online() {
     let a = s.raw("DELETE", "/collections/solo/vectors/only", None, &[]);
     assert_eq!((a.status, a.code()), (400, "invalid_config"), "{}", a.body);
 }
+
+#[test]
+fn quantization_changes_online() {
+    let s = TestServer::start();
+    docs(&s);
+    // The default vector: codes on, the same again (retrains, nothing changed), then off.
+    let set = |body: Value| s.send("PUT", "/collections/docs/quantization", body);
+    let out = set(json!({"quantization": "sq8"}));
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert_eq!(out.body["name"], "");
+    assert_eq!(out.body["changed"], true);
+    assert_eq!(out.body["config"]["quantization"], "sq8");
+    let again = set(json!({"vector": "", "quantization": "sq8"}));
+    assert_eq!(again.body["changed"], false, "{}", again.body);
+    // Searches answer as before (three entities: the walk is below the training size).
+    let hits = s.ok(
+        "POST",
+        "/collections/docs/search",
+        json!({"vector": [0.1, 0.0], "k": 3}),
+    );
+    assert_eq!(ids(&hits), [A, B, C]);
+    let off = set(json!({"quantization": "none"}));
+    assert_eq!(off.body["changed"], true);
+    assert!(
+        off.body["config"].get("quantization").is_none(),
+        "{}",
+        off.body
+    );
+
+    // Bad changes: typed errors naming the problem, and the config stays as it was.
+    let before = s.ok("GET", "/collections/docs", json!(null));
+    for (body, needle) in [
+        (json!({"vector": "title", "quantization": "sq8"}), "exact"),
+        (json!({"vector": "terms", "quantization": "sq8"}), "sparse"),
+        (json!({"vector": "nope", "quantization": "rq2"}), "nope"),
+    ] {
+        let bad = set(body.clone());
+        assert_eq!(bad.status, 400, "{body}: {}", bad.body);
+        assert_eq!(bad.body["error"]["code"], "invalid_config", "{body}");
+        let msg = bad.body["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{body}: {msg}");
+    }
+    let wrong = set(json!({"quantization": "rq3"}));
+    assert!(wrong.status == 400 || wrong.status == 422, "{}", wrong.body);
+    assert_eq!(s.ok("GET", "/collections/docs", json!(null)), before);
+    let missing = s.send(
+        "PUT",
+        "/collections/nope/quantization",
+        json!({"quantization": "sq8"}),
+    );
+    assert_eq!(missing.status, 404);
+}

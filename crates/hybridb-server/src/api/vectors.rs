@@ -273,6 +273,20 @@ pub(crate) fn named(vectors: BTreeMap<String, NamedVectorIn>) -> BTreeMap<String
     vectors.into_iter().map(|(k, v)| (k, v.0)).collect()
 }
 
+/// Body of `PUT /collections/{name}/quantization`: the codes a dense vector's HNSW walk ranks
+/// by, changed online (the same setting retrains them).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"vector": "", "quantization": "rq4"}))]
+pub struct QuantizationChange {
+    /// The dense vector: a named one, or `""` (the default) for the collection's default
+    /// vector.
+    #[serde(default)]
+    pub vector: String,
+    /// The codes; `none` drops them.
+    pub quantization: QuantizationSpec,
+}
+
 /// Answer of the named-vector routes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VectorOut {

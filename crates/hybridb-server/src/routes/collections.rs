@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 
 use crate::api::{
     CollectionList, CollectionOut, CreateCollection, Dropped, Metadata, PayloadIndexBody,
-    PayloadIndexOut, TextIndexSpec, VectorOut, VectorSpec,
+    PayloadIndexOut, QuantizationChange, TextIndexSpec, VectorOut, VectorSpec,
 };
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiPath, JsonBody};
@@ -335,4 +335,33 @@ fn vector_out(c: &hybridb::Collection, name: String, changed: bool) -> VectorOut
         changed,
         config: serde_json::to_value(c.config()).unwrap_or(serde_json::Value::Null),
     }
+}
+
+/// Change a vector's quantization
+///
+/// Sets the codes the HNSW walk of the default vector (`vector` `""`) or of a named dense
+/// vector ranks by, online: the setting is stored in one transaction, the codes are trained
+/// from a fresh sample and every vector encoded (searches go on; writes wait for the
+/// encoding), and the index is checkpointed. `none` drops the codes; the current setting
+/// retrains them (e.g. after the data drifted). `changed` is false if the setting was the same.
+#[utoipa::path(put, path = "/collections/{name}/quantization", tag = "collections",
+    operation_id = "set_quantization",
+    params(("name" = String, Path, description = "Collection name or alias")),
+    request_body = QuantizationChange,
+    responses(
+        (status = 200, description = "The codes are trained (or dropped); `name` is the vector", body = VectorOut),
+        (status = 400, description = "`invalid_config`: an unknown or sparse vector, an exact index, a rotated code under Manhattan", body = ErrorBody),
+        (status = 404, description = "`collection_not_found`", body = ErrorBody),
+        (status = 503, description = "`busy`, `commit_failed`, `writer_unavailable`, `collection_read_only`", body = ErrorBody)))]
+pub(crate) async fn set_quantization(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<QuantizationChange>,
+) -> Result<Json<VectorOut>, ApiError> {
+    blocking(move || {
+        let c = st.db.collection(&name)?;
+        let changed = c.set_quantization(&body.vector, body.quantization.quantization())?;
+        Ok(Json(vector_out(&c, body.vector, changed)))
+    })
+    .await
 }

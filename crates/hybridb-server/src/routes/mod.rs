@@ -73,6 +73,7 @@ fn documented() -> OpenApiRouter<AppState> {
             collections::drop
         ))
         .routes(routes!(collections::update_metadata))
+        .routes(routes!(collections::set_quantization))
         .routes(routes!(entities::upsert))
         .routes(routes!(
             entities::get,

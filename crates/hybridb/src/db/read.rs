@@ -297,7 +297,7 @@ impl Collection {
                 dim: config.dim,
                 metric: config.metric,
                 index: config.index,
-                quantization: config.quantization,
+                quantization: self.shared.quantization(),
             }
         } else {
             match self.shared.named().get(&req.using) {

@@ -1,14 +1,21 @@
-//! Adding and removing named vectors of existing collections (writer thread).
+//! Adding and removing named vectors of existing collections, and changing a dense vector's
+//! quantization (writer thread).
 //!
 //! Adding one creates its empty tables: no entity has it until written. Removing one deletes
 //! its tables and its in-memory index in one step. Either is one transaction that also
 //! rewrites the stored config (bumping `config_version`); a removed vector's id is never
 //! reused, so its tables can never be mistaken for a later vector's.
+//!
+//! Changing a quantization rewrites the stored config in one transaction, then retrains the
+//! index's codes in memory (the graph is built on `f32` and stays as it is) while holding the
+//! checkpoint lock, so that no checkpoint image pairs the new config with the old codes; then
+//! it checkpoints, so that a reopen loads the new codes instead of rebuilding.
 
 use std::sync::Arc;
 
-use crate::model::config::VectorConfig;
+use crate::model::config::{Quantization, VectorConfig};
 use crate::model::error::{Error, Result};
+use crate::model::sync::lock;
 use crate::query::state::Named;
 use crate::store::collection::{CollectionShared, NamedDecls};
 use crate::store::load_named::{create_one, delete_tables};
@@ -92,5 +99,70 @@ impl Shared {
             }
         }
         Ok(true)
+    }
+
+    /// Sets the quantization of the default vector (`using` empty) or of the named dense
+    /// vector `using`, and (re)trains its codes now (see the module docs). Returns whether the
+    /// stored setting changed (called with the current one, it only retrains).
+    pub(crate) fn set_quantization_txn(
+        &self,
+        coll: &Arc<CollectionShared>,
+        using: &str,
+        quantization: Quantization,
+    ) -> Result<bool> {
+        coll.check_live()?;
+        let mut changed = false;
+        let txn = self.redb()?.begin_write()?;
+        let (stored, seq) = coll.rewrite_stored(&txn, |stored| {
+            let slot = if using.is_empty() {
+                if !stored.config.has_default_vector() {
+                    return Err(Error::InvalidConfig(
+                        "the collection has no default vector; name a dense vector".into(),
+                    ));
+                }
+                &mut stored.config.quantization
+            } else {
+                match stored.config.vectors.get_mut(using) {
+                    Some(VectorConfig::Dense { quantization, .. }) => quantization,
+                    Some(VectorConfig::Sparse { .. }) => {
+                        return Err(Error::InvalidConfig(format!(
+                            "vector {using:?} is sparse; only dense vectors are quantized"
+                        )));
+                    }
+                    None => {
+                        return Err(Error::InvalidConfig(format!(
+                            "the collection has no vector named {using:?}"
+                        )));
+                    }
+                }
+            };
+            changed = *slot != quantization;
+            *slot = quantization;
+            stored.config.validate()
+        })?;
+        self.commit(txn, self.options.durability, seq)?;
+        {
+            let _no_checkpoint = lock(&self.checkpoint_lock);
+            let trained = coll
+                .index
+                .set_quantization((!using.is_empty()).then_some(using), quantization);
+            if using.is_empty() {
+                coll.set_quantization(quantization);
+            } else {
+                coll.set_named(NamedDecls::of(&stored));
+            }
+            // The setting is stored either way: an index whose codes cannot train walks `f32`
+            // (as after a failed automatic training), which is slower, never wrong.
+            if let Err(e) = trained {
+                tracing::warn!(collection = %coll.name, vector = using, error = %e,
+                    "quantization stored, but its codes did not train");
+            }
+        }
+        // Derived state: a failed checkpoint leaves a stale one, which a reopen does not use
+        // (its config hash differs) and rebuilds instead.
+        if let Err(e) = self.checkpoint(1) {
+            tracing::warn!(error = %e, "checkpoint after a quantization change failed");
+        }
+        Ok(changed)
     }
 }

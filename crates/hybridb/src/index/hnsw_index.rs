@@ -28,7 +28,7 @@
 //! while searches go on. A checkpoint keeps the trained state, so a reopen does not retrain.
 
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::index::bitset::SlotBitset;
 use crate::index::delta::{Delta, merge};
@@ -76,8 +76,11 @@ fn training_due(len: u64, trained: u64) -> bool {
 pub(crate) struct HnswIndex {
     graph: Hnsw,
     threads: usize,
-    /// The codes the walk should rank by (trained once the graph is large enough).
-    quantization: Quantization,
+    /// The codes the walk should rank by (trained once the graph is large enough); changed
+    /// online by [`HnswIndex::set_quantization`].
+    quantization: RwLock<Quantization>,
+    /// How many times [`HnswIndex::set_quantization`] ran (part of the codes' generation).
+    requantized: AtomicU64,
     /// Training failed (a vector the code cannot take): the walk stays on `f32`.
     untrainable: AtomicBool,
     /// Changes accepted but not yet in the graph (see the module docs).
@@ -124,7 +127,8 @@ impl HnswIndex {
         HnswIndex {
             graph,
             threads: threads.max(1),
-            quantization: Quantization::None,
+            quantization: RwLock::new(Quantization::None),
+            requantized: AtomicU64::new(0),
             untrainable: AtomicBool::new(false),
             delta: RwLock::new(delta),
             deferred: AtomicBool::new(deferred),
@@ -133,15 +137,42 @@ impl HnswIndex {
     }
 
     /// Sets the codes the walk ranks by, trained once the graph holds [`TRAIN_MIN`] vectors.
-    pub(crate) fn with_quantization(mut self, quantization: Quantization) -> Self {
-        self.quantization = quantization;
+    pub(crate) fn with_quantization(self, quantization: Quantization) -> Self {
+        *write(&self.quantization) = quantization;
         self
+    }
+
+    /// The codes the walk should rank by.
+    pub(crate) fn quantization(&self) -> Quantization {
+        *read(&self.quantization)
+    }
+
+    /// Changes the codes online: `None` drops them (the walk ranks by `f32`); a code trains
+    /// now from a fresh sample and encodes every vector, if the graph holds [`TRAIN_MIN`]
+    /// (else once it does). Called with the current code, it retrains (on request, e.g. after
+    /// the data drifted). Searches go on meanwhile (on the earlier codes); inserts and removals
+    /// wait for the encoding. The caller holds the apply lock.
+    ///
+    /// # Errors
+    /// Training failed (a vector the code cannot take); the walk then stays on `f32`.
+    pub(crate) fn set_quantization(&self, quantization: Quantization) -> Result<(), String> {
+        *write(&self.quantization) = quantization;
+        self.untrainable.store(false, Ordering::Relaxed);
+        self.requantized.fetch_add(1, Ordering::Relaxed);
+        if quantization.is_none() || self.graph.len() < TRAIN_MIN {
+            self.graph.unquantize();
+            return Ok(());
+        }
+        self.train().inspect_err(|_| {
+            self.graph.unquantize();
+            self.untrainable.store(true, Ordering::Relaxed);
+        })
     }
 
     /// Trains (or retrains) the quantizer when the graph has grown enough (see the module
     /// docs). The caller holds the apply lock.
     fn maybe_train(&self) {
-        if self.quantization.is_none() || self.untrainable.load(Ordering::Relaxed) {
+        if self.quantization().is_none() || self.untrainable.load(Ordering::Relaxed) {
             return;
         }
         let due = training_due(self.graph.len() as u64, self.graph.trained_on());
@@ -155,7 +186,7 @@ impl HnswIndex {
         let sample = self.graph.sample(TRAIN_SAMPLE);
         let rows: Vec<&[f32]> = sample.iter().map(Vec::as_slice).collect();
         let p = self.graph.params();
-        let quantizer = Quantizer::train(self.quantization, &rows, p.dim, p.metric, p.seed ^ 1)?;
+        let quantizer = Quantizer::train(self.quantization(), &rows, p.dim, p.metric, p.seed ^ 1)?;
         self.graph
             .quantize(quantizer, rows.len() as u64, self.threads)
             .map_err(|e| e.to_string())
@@ -465,8 +496,12 @@ impl VectorIndex for HnswIndex {
     }
 
     fn codes_generation(&self) -> u64 {
-        // Each training takes a larger sample than the one before (see the module docs).
-        self.graph.trained_on()
+        // Each automatic training takes a larger sample than the one before (see the module
+        // docs), and samples hold at most `TRAIN_SAMPLE` < 2^32 vectors; online changes count
+        // in the high half.
+        self.graph
+            .trained_on()
+            .wrapping_add(self.requantized.load(Ordering::Relaxed) << 32)
     }
 
     fn as_hnsw(&self) -> Option<&HnswIndex> {

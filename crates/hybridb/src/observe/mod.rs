@@ -73,6 +73,7 @@ pub(crate) enum Op {
     AddVector,
     RemoveVector,
     Query,
+    SetQuantization,
     PruneCoordinationLog,
 }
 
@@ -99,6 +100,7 @@ impl Op {
             Op::AddVector => "add_vector",
             Op::Query => "query",
             Op::RemoveVector => "remove_vector",
+            Op::SetQuantization => "set_quantization",
             Op::Get => "get",
             Op::GetMany => "get_many",
             Op::PruneChanges => "prune_changes",

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::model::config::{CollectionConfig, StoredCollection, TextIndexConfig, VectorConfig};
+use crate::model::config::{
+    CollectionConfig, Quantization, StoredCollection, TextIndexConfig, VectorConfig,
+};
 use crate::model::error::corrupted;
 use crate::model::error::{Error, Result};
 use crate::model::sync::{read, write};
@@ -27,6 +29,9 @@ pub(crate) struct CollectionShared {
     texts: RwLock<Arc<TextDecls>>,
     /// The user's metadata now (changed only by the writer thread).
     metadata: RwLock<Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// The default vector's quantization now (changed only by the writer thread;
+    /// `stored.config.quantization` is the one at open).
+    quantization: RwLock<Quantization>,
     /// Moved by the writer around every write to this collection (cache validity).
     pub(crate) window: WriteWindow,
     /// Counters and histograms of this collection's operations.
@@ -57,6 +62,7 @@ impl CollectionShared {
             vectors: RwLock::new(Arc::new(decls)),
             texts: RwLock::new(Arc::new(texts)),
             metadata: RwLock::new(Arc::new(stored.config.metadata.clone())),
+            quantization: RwLock::new(stored.config.quantization),
             stored,
             index,
             window: WriteWindow::default(),
@@ -69,6 +75,7 @@ impl CollectionShared {
         *write(&self.vectors) = fresh.named();
         *write(&self.texts) = fresh.texts();
         *write(&self.metadata) = fresh.metadata();
+        *write(&self.quantization) = fresh.quantization();
         self.index.replace_from(fresh.index);
     }
 
@@ -126,6 +133,23 @@ impl CollectionShared {
     }
 
     /// Replaces the declared named vectors (writer thread, after the change committed).
+    /// The default vector's quantization now.
+    pub(crate) fn quantization(&self) -> Quantization {
+        *read(&self.quantization)
+    }
+
+    pub(crate) fn set_quantization(&self, quantization: Quantization) {
+        *write(&self.quantization) = quantization;
+    }
+
+    /// The stored config as it is now in the file, as far as the default vector's index is
+    /// concerned (what its checkpoint's config hash covers).
+    pub(crate) fn stored_now(&self) -> StoredCollection {
+        let mut stored = self.stored.clone();
+        stored.config.quantization = self.quantization();
+        stored
+    }
+
     pub(crate) fn set_named(&self, decls: NamedDecls) {
         *write(&self.vectors) = Arc::new(decls);
     }
@@ -165,6 +189,7 @@ impl CollectionShared {
             .map(|(field, d)| (field.clone(), d.config))
             .collect();
         config.metadata = (*self.metadata()).clone();
+        config.quantization = self.quantization();
         config
     }
 }

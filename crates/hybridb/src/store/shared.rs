@@ -227,7 +227,7 @@ impl Shared {
             };
             let bytes = checkpoint::encode(
                 coll.stored.cid,
-                config_hash(&coll.stored),
+                config_hash(&coll.stored_now()),
                 seq,
                 &snap.slot_ids,
                 &snap.graph,

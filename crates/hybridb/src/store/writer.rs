@@ -85,6 +85,13 @@ pub(crate) enum Command {
         config: Option<crate::model::config::VectorConfig>,
         reply: oneshot::Sender<Result<bool>>,
     },
+    /// Sets a dense vector's quantization (`using` empty: the default vector) and retrains.
+    Quantization {
+        coll: Arc<CollectionShared>,
+        using: String,
+        quantization: crate::model::config::Quantization,
+        reply: oneshot::Sender<Result<bool>>,
+    },
     /// Declares (`Some`) or drops (`None`) a text index.
     TextIndex {
         coll: Arc<CollectionShared>,
@@ -266,6 +273,21 @@ fn run(shared: &Shared, mut rx: mpsc::Receiver<Command>) {
                 coll.window.open();
                 let (r, failed) =
                     split_commit_failure(shared.set_named_vector_txn(&coll, &name, config));
+                if !failed {
+                    coll.window.close();
+                }
+                let _ = reply.send(r);
+                failed
+            }),
+            Command::Quantization {
+                coll,
+                using,
+                quantization,
+                reply,
+            } => guarded(|| {
+                coll.window.open();
+                let (r, failed) =
+                    split_commit_failure(shared.set_quantization_txn(&coll, &using, quantization));
                 if !failed {
                     coll.window.close();
                 }

@@ -239,3 +239,147 @@ fn a_quantized_named_vector_walks_codes_and_reloads_its_checkpoint() {
     assert_eq!(*rebuilds.lock().unwrap(), 0, "reopen rebuilt");
     assert_eq!(answers(&db), before);
 }
+
+/// The top 10 of 20 queries at `oversampling` (1: the codes' own ranking, on a quantized
+/// index), of the default vector or the named one `using`.
+fn answers_at(db: &Database, name: &str, using: &str, oversampling: f32) -> Vec<Vec<EntityId>> {
+    let c = db.collection(name).unwrap();
+    (0..20)
+        .map(|q| {
+            let req = SearchRequest::new(vector(q * 101 + 7, 55), 10)
+                .using(using)
+                .oversampling(oversampling);
+            c.search_with(&req).unwrap().iter().map(|h| h.id).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn quantization_changes_online_and_survives_a_reopen() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.redb");
+    let (db, _) = open(&path);
+    db.create_collection("q", config(Quantization::None))
+        .unwrap();
+    load(&db);
+    let f32_answers = answers_at(&db, "q", "", 1.0);
+    let c = db.collection("q").unwrap();
+
+    // Searches go on while the codes train; each one answers in full.
+    let (stop, searched) = (AtomicBool::new(false), AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                assert_eq!(c.search(&vector(3, 77), 10).unwrap().len(), 10);
+                searched.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        assert!(c.set_quantization("", Quantization::Rq2).unwrap());
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(searched.load(Ordering::Relaxed) > 0);
+    assert_eq!(c.config().quantization, Quantization::Rq2);
+    // Two bits rank differently from f32 (so the walk is on the codes); rescoring brings the
+    // recall back.
+    assert_ne!(
+        answers_at(&db, "q", "", 1.0),
+        f32_answers,
+        "the walk ignores the codes"
+    );
+    assert!(recall(&db, false) >= 0.9);
+    // The same setting again retrains (from the same even sample: the same codes).
+    assert!(!c.set_quantization("", Quantization::Rq2).unwrap());
+    let rq2_answers = answers_at(&db, "q", "", 1.0);
+    drop(c);
+    drop(db);
+
+    // The change checkpointed the index: a reopen loads the codes, rebuilds nothing.
+    let (db, rebuilds) = open(&path);
+    assert_eq!(*rebuilds.lock().unwrap(), 0, "reopen rebuilt");
+    let c = db.collection("q").unwrap();
+    assert_eq!(c.config().quantization, Quantization::Rq2);
+    assert_eq!(answers_at(&db, "q", "", 1.0), rq2_answers);
+
+    // Back to f32: the same answers as before any codes, before and after a reopen.
+    assert!(c.set_quantization("", Quantization::None).unwrap());
+    assert_eq!(answers_at(&db, "q", "", 1.0), f32_answers);
+    drop(c);
+    drop(db);
+    let (db, rebuilds) = open(&path);
+    assert_eq!(*rebuilds.lock().unwrap(), 0, "reopen rebuilt");
+    assert_eq!(
+        db.collection("q").unwrap().config().quantization,
+        Quantization::None
+    );
+    assert_eq!(answers_at(&db, "q", "", 1.0), f32_answers);
+}
+
+#[test]
+fn named_vectors_change_quantization_and_bad_changes_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.redb");
+    let (db, _) = open(&path);
+    let config = CollectionConfig::named_only()
+        .with_vector("v", VectorConfig::dense(DIM as u32, Metric::L2))
+        .with_vector("s", VectorConfig::sparse(false));
+    let c = db.create_collection("n", config).unwrap();
+    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+        let batch = chunk
+            .iter()
+            .map(|&i| Entity::new(key(i), json!({}), vec![]).with_vector("v", vector(i, 0)))
+            .collect();
+        c.upsert_batch(batch).unwrap();
+    }
+    let f32_answers = answers_at(&db, "n", "v", 1.0);
+    assert!(c.set_quantization("v", Quantization::Rq1).unwrap());
+    let rq1_answers = answers_at(&db, "n", "v", 1.0);
+    assert_ne!(rq1_answers, f32_answers, "the walk ignores the codes");
+    let quantized = |db: &Database| match db.collection("n").unwrap().config().vectors["v"] {
+        VectorConfig::Dense { quantization, .. } => quantization,
+        other => panic!("declared dense, reads {other:?}"),
+    };
+    assert_eq!(quantized(&db), Quantization::Rq1);
+
+    // Bad changes: typed errors, and the stored config stays as it was.
+    let before = c.config();
+    for (using, q) in [
+        ("", Quantization::Sq8),     // no default vector
+        ("s", Quantization::Sq8),    // sparse
+        ("nope", Quantization::Sq8), // unknown
+    ] {
+        assert!(
+            matches!(c.set_quantization(using, q), Err(Error::InvalidConfig(_))),
+            "{using:?}"
+        );
+    }
+    // (In another database: these empty indexes have no checkpoint to reload.)
+    let (_other_dir, other) = crate::fresh();
+    let m = other
+        .create_collection("m", CollectionConfig::new(4, Metric::Manhattan))
+        .unwrap();
+    let e = other
+        .create_collection(
+            "e",
+            CollectionConfig::new(4, Metric::L2).with_index(IndexKind::Exact),
+        )
+        .unwrap();
+    assert!(matches!(
+        m.set_quantization("", Quantization::Rq2),
+        Err(Error::InvalidConfig(msg)) if msg.contains("quantization")
+    ));
+    assert!(matches!(
+        e.set_quantization("", Quantization::Sq8),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert_eq!(c.config(), before);
+    assert_eq!(m.config().quantization, Quantization::None);
+    assert_eq!(e.config().quantization, Quantization::None);
+    drop((c, m, e));
+    drop(db);
+
+    let (db, rebuilds) = open(&path);
+    assert_eq!(*rebuilds.lock().unwrap(), 0, "reopen rebuilt");
+    assert_eq!(quantized(&db), Quantization::Rq1);
+    assert_eq!(answers_at(&db, "n", "v", 1.0), rq1_answers);
+}

@@ -367,6 +367,14 @@ impl Hnsw {
         Ok(())
     }
 
+    /// Drops the codes: the walk ranks by `f32` from then on. Waits for inserts and removals
+    /// in flight, and for searches on the codes to finish.
+    pub fn unquantize(&self) {
+        let _changing = self.changes.write().unwrap_or_else(|e| e.into_inner());
+        let _gate = self.gate_exclusive();
+        *self.codes.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// The row of `v` for the published codes (`None` when not quantized), encoded before the
     /// insert takes any lock. The caller holds the changes lock, so the codes cannot change
     /// before the row is written.

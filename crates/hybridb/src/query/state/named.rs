@@ -21,7 +21,7 @@ use crate::index::{IndexMetric, VectorIndex};
 use crate::model::config::{IndexKind, Metric, Quantization, VectorConfig};
 use crate::model::entity::NamedVector;
 use crate::model::error::{Result, corrupted};
-use crate::model::sync::lock;
+use crate::model::sync::{lock, read};
 use crate::query::plan;
 
 /// A named dense vector's index.
@@ -210,6 +210,56 @@ impl NamedChanges<'_> {
                     d.present.insert(*slot);
                 }
                 d.changed.fetch_add(items.len() as u64, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl super::IndexState {
+    /// Changes the codes of the default vector's index (`using` `None`) or of the named dense
+    /// vector `using` online, training them now if the index is large enough (see
+    /// [`HnswIndex::set_quantization`]); called with the current code, it retrains. The
+    /// index's checkpoint is due afterwards (its config hash changed). Holds the apply lock, so
+    /// no commit's changes apply meanwhile; searches go on.
+    ///
+    /// # Errors
+    /// `InvalidConfig` if the index is not HNSW (an exact index keeps `f32` only) or training
+    /// failed (the walk then stays on `f32`); `corrupted` if `using` names no dense vector.
+    pub(crate) fn set_quantization(
+        &self,
+        using: Option<&str>,
+        quantization: Quantization,
+    ) -> Result<()> {
+        let _apply = lock(&self.apply_lock);
+        let requantize = |index: &dyn VectorIndex| -> Result<()> {
+            match index.as_hnsw() {
+                Some(h) => h.set_quantization(quantization).map_err(|e| {
+                    crate::model::error::Error::InvalidConfig(format!(
+                        "training {quantization:?} codes failed ({e}); the index searches \
+                         f32 vectors"
+                    ))
+                }),
+                None if quantization.is_none() => Ok(()),
+                None => Err(crate::model::error::Error::InvalidConfig(
+                    "an exact index keeps f32 vectors only".into(),
+                )),
+            }
+        };
+        match using {
+            None => {
+                requantize(read(&self.vectors).as_ref())?;
+                *lock(&self.costs) = None;
+                self.changed.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(name) => {
+                let named = read(&self.named);
+                let Some(Named::Dense(d)) = named.get(name) else {
+                    return Err(corrupted(format!("no dense vector index named {name:?}")));
+                };
+                requantize(d.index.as_ref())?;
+                *lock(&d.costs) = None;
+                d.changed.fetch_add(1, Ordering::Relaxed);
             }
         }
         Ok(())
