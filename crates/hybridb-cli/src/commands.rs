@@ -169,6 +169,7 @@ fn config_of(c: &CreateArgs) -> Result<CollectionConfig> {
             ef: c.ef,
         },
     });
+    config = config.with_quantization(c.quantization.quantization());
     for spec in &c.payload_indexes {
         let Some((field, kind)) = spec.split_once('=') else {
             bail!("--payload-index {spec:?}: expected FIELD=KIND");
@@ -333,6 +334,33 @@ fn collections(file: &Path, json: bool, cmd: CollectionsCmd) -> Result<i32> {
                 )?;
             } else {
                 println!("created collection {}", c.name);
+            }
+        }
+        CollectionsCmd::Quantize {
+            name,
+            quantization,
+            vector,
+        } => {
+            let db = open_existing(file, json)?;
+            let c = db.collection(&name)?;
+            let changed = c.set_quantization(&vector, quantization.quantization())?;
+            if json {
+                print_json(
+                    &json!({"name": name, "vector": vector, "changed": changed,
+                        "config": c.config()}),
+                    true,
+                )?;
+            } else {
+                let what = if vector.is_empty() {
+                    "default vector"
+                } else {
+                    &vector
+                };
+                let verb = if changed { "set" } else { "retrained" };
+                println!(
+                    "{name}: {what} quantization {verb} to {}",
+                    format!("{quantization:?}").to_lowercase()
+                );
             }
         }
         CollectionsCmd::Drop { name } => {

@@ -478,3 +478,45 @@ fn query_runs_a_hybrid_query_on_the_file() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("prefetch"));
 }
+
+#[test]
+fn collections_are_created_quantized_and_requantized() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let created = json(
+        &data,
+        &[
+            "collections",
+            "create",
+            "docs",
+            "--dim",
+            "3",
+            "--metric",
+            "l2",
+            "--quantization",
+            "rq2",
+        ],
+    );
+    assert_eq!(created["config"]["quantization"], "rq2", "{created}");
+    let input = dir.path().join("in.jsonl");
+    write_jsonl(&input, 20);
+    json(&data, &["import", "docs", input.to_str().unwrap()]);
+    let out = json(&data, &["collections", "quantize", "docs", "sq8"]);
+    assert_eq!(out["changed"], true, "{out}");
+    assert_eq!(out["config"]["quantization"], "sq8");
+    let again = json(&data, &["collections", "quantize", "docs", "sq8"]);
+    assert_eq!(again["changed"], false, "the same setting only retrains");
+    let hits = json(&data, &["search", "docs", "--vector", "1,0,1", "--k", "2"]);
+    assert_eq!(hits["hits"].as_array().map(Vec::len), Some(2), "{hits}");
+    // Errors name the problem and change nothing.
+    let bad = hybridb(
+        &data,
+        &["collections", "quantize", "docs", "sq8", "--vector", "nope"],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nope"));
+    let listed = json(&data, &["collections", "list"]);
+    assert_eq!(listed["collections"][0]["config"]["quantization"], "sq8");
+    let off = json(&data, &["collections", "quantize", "docs", "none"]);
+    assert!(off["config"].get("quantization").is_none(), "{off}");
+}
