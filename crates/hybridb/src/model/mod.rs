@@ -10,6 +10,7 @@ pub(crate) mod config;
 pub(crate) mod entity;
 pub(crate) mod error;
 pub(crate) mod id;
+pub(crate) mod path;
 pub(crate) mod payload_update;
 pub(crate) mod retry;
 pub(crate) mod sparse;
