@@ -247,12 +247,12 @@ pub(crate) fn report(config: &mut Value, metadata: &Map<String, Value>) {
             }
         }
     }
-    if let Some(Value::Object(p)) = k.get("params") {
-        if let Value::Object(t) = &mut config["params"] {
-            for (kk, v) in p {
-                if kk != "vectors" && kk != "sparse_vectors" {
-                    t.insert(kk.clone(), v.clone());
-                }
+    if let Some(Value::Object(p)) = k.get("params")
+        && let Value::Object(t) = &mut config["params"]
+    {
+        for (kk, v) in p {
+            if kk != "vectors" && kk != "sparse_vectors" {
+                t.insert(kk.clone(), v.clone());
             }
         }
     }

@@ -50,17 +50,13 @@ pub struct CreateCollectionBody {
     #[schema(value_type = Object)]
     pub wal_config: Option<Value>,
     /// Kept and reported back, without effect (hybridb keeps payloads in its one file).
-    #[schema(value_type = Object)]
-    pub on_disk_payload: Option<Value>,
+    pub on_disk_payload: Option<bool>,
     /// Kept and reported back, without effect (one shard).
-    #[schema(value_type = Object)]
-    pub shard_number: Option<Value>,
+    pub shard_number: Option<u32>,
     /// Kept and reported back, without effect (one replica).
-    #[schema(value_type = Object)]
-    pub replication_factor: Option<Value>,
+    pub replication_factor: Option<u32>,
     /// Kept and reported back, without effect.
-    #[schema(value_type = Object)]
-    pub write_consistency_factor: Option<Value>,
+    pub write_consistency_factor: Option<u32>,
 }
 
 impl CreateCollectionBody {

@@ -1,6 +1,6 @@
 //! The vocabulary every layer speaks: entity ids, errors, collection configs, entities and
-//! their record encoding, partial payload updates, change events, retry policy, and the lock
-//! and clock helpers.
+//! their record encoding, partial payload updates and payload key paths, change events, retry
+//! policy, and the lock and clock helpers.
 //!
 //! Invariant: nothing here knows about storage, indexes or handles; this folder imports
 //! nothing from the crate outside itself.
