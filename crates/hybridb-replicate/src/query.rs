@@ -7,7 +7,8 @@
 //! on the way and at the end, as hybridb's dotted keys do; served by the GIN `jsonb_path_ops`
 //! index), `has_id` is `id = ANY(...)`, and `must`/`should`/`must_not` are `AND`/`OR`/`NOT`.
 //! What cannot be said exactly is refused with [`Error::UnsupportedFilter`], never answered
-//! differently: datetime ranges, and keys with an empty part.
+//! differently: datetime ranges, keys with an empty part or an array element index (`a[0]`),
+//! and conditions it has no SQL for (geo areas).
 //!
 //! Ordering is `embedding <=> $1` (cosine), `<#>` (dot) or `<->` (L2), `LIMIT k`, inside a
 //! transaction with `SET LOCAL hnsw.iterative_scan = relaxed_order` so that a filtered query
@@ -99,6 +100,13 @@ fn jp_path(key: &str) -> Result<String> {
         if part.is_empty() {
             return Err(Error::UnsupportedFilter(format!(
                 "key {key:?} (an empty part)"
+            )));
+        }
+        // `a[0]`: one element of an array, which the lax walk below (every element) would
+        // not keep apart.
+        if part.contains('[') {
+            return Err(Error::UnsupportedFilter(format!(
+                "key {key:?} (an array element index)"
             )));
         }
         let _ = write!(out, ".{}[*][*][*]", jp_string(part));

@@ -232,6 +232,32 @@ async fn datetime_ranges_are_refused() {
 }
 
 #[tokio::test]
+async fn geo_conditions_and_element_indexes_are_refused() {
+    let point = json!({"lon": 13.4, "lat": 52.5});
+    let ring = json!({"points": [
+        {"lon": 0, "lat": 0}, {"lon": 1, "lat": 0}, {"lon": 1, "lat": 1}, {"lon": 0, "lat": 0}]});
+    for c in [
+        json!({"key": "loc", "geo_radius": {"center": point, "radius": 1000.0}}),
+        json!({"key": "loc", "geo_bounding_box": {"top_left": point, "bottom_right": point}}),
+        json!({"key": "loc", "geo_polygon": {"exterior": ring}}),
+        json!({"should": [{"key": "a", "match": {"value": 1}},
+                          {"key": "loc", "geo_radius": {"center": point, "radius": 1.0}}]}),
+        // An element index is not a plain key: reading it as one would answer differently.
+        json!({"key": "a[0].b", "match": {"value": 1}}),
+    ] {
+        let f = Filter::from_json(&json!({"must": [c]})).unwrap();
+        let e = query::filter_sql(&f, 1).unwrap_err();
+        assert!(
+            matches!(e, hybridb_replicate::Error::UnsupportedFilter(_)),
+            "{c}: {e}"
+        );
+    }
+    // `a[]` is the same key as `a`.
+    let f = Filter::from_json(&json!({"must": [{"key": "a[].b", "match": {"value": 1}}]})).unwrap();
+    assert!(query::filter_sql(&f, 1).is_ok());
+}
+
+#[tokio::test]
 async fn filtered_search_returns_exact_top_k() {
     let Some(url) = target_url() else { return };
     let (_t, rows) = load(&url, "qtest_search", 2000, 8, 9).await;

@@ -189,3 +189,250 @@ fn ids_limits_and_both_views_of_an_entity() {
     assert_eq!(points[0]["id"], 10);
     assert!(points[0]["score"].as_f64().unwrap() < points[1]["score"].as_f64().unwrap());
 }
+
+/// The ids a scroll with `filter` answers, sorted.
+fn scroll_ids(s: &TestServer, c: &str, filter: serde_json::Value) -> Vec<u64> {
+    let a = s.send(
+        "POST",
+        &format!("{Q}/{c}/points/scroll"),
+        json!({"filter": filter, "limit": 100}),
+    );
+    assert_eq!(a.status, 200, "{filter}: {}", a.body);
+    let mut ids: Vec<u64> = a.body["result"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn geo_filters_follow_qdrants_semantics() {
+    let s = TestServer::start();
+    s.ok(
+        "PUT",
+        &format!("{Q}/g"),
+        json!({"vectors": {"size": 2, "distance": "Dot"}}),
+    );
+    // Berlin, Moscow, London; a point with two places; one with a bad and one with no value.
+    let places = [
+        json!({"lon": 13.404954, "lat": 52.520008}),
+        json!({"lon": 37.617298, "lat": 55.755825}),
+        json!({"lon": -0.127758, "lat": 51.507351}),
+        json!([{"lon": 2.352222, "lat": 48.856613}, {"lon": 13.41, "lat": 52.52}]),
+        json!({"lon": 500, "lat": 52.52}),
+        json!("Berlin"),
+    ];
+    let points: Vec<_> = places
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({"id": i, "vector": [1, 0], "payload": {"city": {"location": p}}}))
+        .collect();
+    s.ok(
+        "PUT",
+        &format!("{Q}/g/points?wait=true"),
+        json!({ "points": points }),
+    );
+    // A geo index is declared and reported (the filters read payloads either way).
+    s.ok(
+        "PUT",
+        &format!("{Q}/g/index"),
+        json!({"field_name": "city.location", "field_schema": "geo"}),
+    );
+    let info = s.get(&format!("{Q}/g"));
+    assert_eq!(
+        info.body["result"]["payload_schema"]["city.location"]["data_type"], "geo",
+        "{}",
+        info.body
+    );
+    let berlin = json!({"lon": 13.404954, "lat": 52.520008});
+    let radius = |m: f64| json!({"must": [{"key": "city.location", "geo_radius": {"center": berlin, "radius": m}}]});
+    // Point 3's second place is ~400 m from Berlin's center; Moscow is ~1,600 km away.
+    assert_eq!(scroll_ids(&s, "g", radius(100.0)), [0]);
+    assert_eq!(scroll_ids(&s, "g", radius(1_000.0)), [0, 3]);
+    assert_eq!(scroll_ids(&s, "g", radius(1_000_000.0)), [0, 2, 3]);
+    assert_eq!(scroll_ids(&s, "g", radius(2_000_000.0)), [0, 1, 2, 3]);
+    let bbox = json!({"must": [{"key": "city.location", "geo_bounding_box": {
+        "top_left": {"lon": 13.08835, "lat": 52.67551},
+        "bottom_right": {"lon": 13.76117, "lat": 52.33825}}}]});
+    assert_eq!(scroll_ids(&s, "g", bbox), [0, 3]);
+    let ring = |pts: &[(f64, f64)]| json!({"points": pts.iter().map(|(lon, lat)| json!({"lon": lon, "lat": lat})).collect::<Vec<_>>()});
+    let europe = ring(&[
+        (-10.0, 40.0),
+        (40.0, 40.0),
+        (40.0, 60.0),
+        (-10.0, 60.0),
+        (-10.0, 40.0),
+    ]);
+    let hole = ring(&[
+        (10.0, 50.0),
+        (20.0, 50.0),
+        (20.0, 55.0),
+        (10.0, 55.0),
+        (10.0, 50.0),
+    ]);
+    let poly = |interiors: serde_json::Value| {
+        json!({"must": [{"key": "city.location",
+        "geo_polygon": {"exterior": europe, "interiors": interiors}}]})
+    };
+    assert_eq!(scroll_ids(&s, "g", poly(json!([]))), [0, 1, 2, 3]);
+    // Berlin sits in the hole; point 3 still has Paris outside it.
+    assert_eq!(scroll_ids(&s, "g", poly(json!([hole]))), [1, 2, 3]);
+    // must_not and a nested element filter.
+    let not_near = json!({"must_not": [{"key": "city.location", "geo_radius": {"center": berlin, "radius": 1000.0}}]});
+    assert_eq!(scroll_ids(&s, "g", not_near), [1, 2, 4, 5]);
+    // Bad coordinates and polygons answer 422 with the place named; nothing else changes.
+    for (bad, place) in [
+        (
+            json!({"key": "city.location", "geo_radius": {"center": {"lon": 181, "lat": 0}, "radius": 1}}),
+            "geo_radius.center",
+        ),
+        (
+            json!({"key": "city.location", "geo_bounding_box": {"top_left": {"lon": 0, "lat": -91}, "bottom_right": berlin}}),
+            "top_left",
+        ),
+        (
+            json!({"key": "city.location", "geo_polygon": {"exterior": ring(&[(0.0, 0.0), (1.0, 0.0), (0.0, 0.0)])}}),
+            "at least 4",
+        ),
+        (
+            json!({"key": "city.location", "geo_polygon": {"exterior": ring(&[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0), (0.5, 0.5)])}}),
+            "closed",
+        ),
+    ] {
+        let a = s.send(
+            "POST",
+            &format!("{Q}/g/points/scroll"),
+            json!({"filter": {"must": [bad]}}),
+        );
+        assert_eq!(a.status, 422, "{}", a.body);
+        let msg = a.body["status"]["error"].as_str().unwrap();
+        assert!(msg.contains(place), "{msg}");
+    }
+    // Dropping the geo index drops it from the schema.
+    s.ok("DELETE", &format!("{Q}/g/index/city.location"), json!({}));
+    let info = s.get(&format!("{Q}/g"));
+    assert!(
+        info.body["result"]["payload_schema"]
+            .get("city.location")
+            .is_none()
+    );
+}
+
+#[test]
+fn array_element_paths_in_filters_and_set_payload() {
+    let s = TestServer::start();
+    s.ok(
+        "PUT",
+        &format!("{Q}/c"),
+        json!({"vectors": {"size": 2, "distance": "Dot"}}),
+    );
+    let points = json!([
+        {"id": 1, "vector": [1, 0], "payload": {"arr": [{"a": 1}, {"a": 2}]}},
+        {"id": 2, "vector": [1, 0], "payload": {"arr": [{"a": 2}, {"a": 1}]}},
+        {"id": 3, "vector": [1, 0], "payload": {"arr": [{"a": 2}]}},
+    ]);
+    s.ok(
+        "PUT",
+        &format!("{Q}/c/points?wait=true"),
+        json!({ "points": points }),
+    );
+    let m = |key: &str, v: i64| json!({"must": [{"key": key, "match": {"value": v}}]});
+    assert_eq!(scroll_ids(&s, "c", m("arr[0].a", 1)), [1]);
+    assert_eq!(scroll_ids(&s, "c", m("arr[1].a", 1)), [2]);
+    assert_eq!(scroll_ids(&s, "c", m("arr[].a", 1)), [1, 2]);
+    assert_eq!(scroll_ids(&s, "c", m("arr[5].a", 2)), Vec::<u64>::new());
+    let count = json!({"must": [{"key": "arr[0].a", "values_count": {"gte": 1}}]});
+    assert_eq!(scroll_ids(&s, "c", count), [1, 2, 3]);
+    // Set payload through an element index, and through every element.
+    s.ok(
+        "POST",
+        &format!("{Q}/c/points/payload?wait=true"),
+        json!({"points": [1], "key": "arr[0]", "payload": {"b": "x"}}),
+    );
+    s.ok(
+        "POST",
+        &format!("{Q}/c/points/payload?wait=true"),
+        json!({"points": [2], "key": "arr[]", "payload": {"c": true}}),
+    );
+    let p1 = s.get(&format!("{Q}/c/points/1"));
+    assert_eq!(
+        p1.body["result"]["payload"],
+        json!({"arr": [{"a": 1, "b": "x"}, {"a": 2}]})
+    );
+    let p2 = s.get(&format!("{Q}/c/points/2"));
+    assert_eq!(
+        p2.body["result"]["payload"],
+        json!({"arr": [{"a": 2, "c": true}, {"a": 1, "c": true}]})
+    );
+    // Malformed paths are refused and write nothing.
+    for key in ["arr[x]", "arr[0", "[0]"] {
+        let a = s.send(
+            "POST",
+            &format!("{Q}/c/points/payload?wait=true"),
+            json!({"points": [1], "key": key, "payload": {"z": 1}}),
+        );
+        assert!((400..=422).contains(&a.status), "{key}: {}", a.body);
+        let a = s.send(
+            "POST",
+            &format!("{Q}/c/points/scroll"),
+            json!({"filter": m(key, 1)}),
+        );
+        assert_eq!(a.status, 400, "{key}: {}", a.body);
+    }
+    assert_eq!(
+        s.get(&format!("{Q}/c/points/1")).body["result"],
+        p1.body["result"]
+    );
+}
+
+#[test]
+fn tuning_knobs_are_kept_and_reported() {
+    let s = TestServer::start();
+    s.ok(
+        "PUT",
+        &format!("{Q}/k"),
+        json!({"vectors": {"size": 2, "distance": "Dot", "on_disk": true},
+               "on_disk_payload": false, "wal_config": {"wal_capacity_mb": 64},
+               "metadata": {"owner": "me"}}),
+    );
+    let config = |s: &TestServer| s.get(&format!("{Q}/k")).body["result"]["config"].clone();
+    let c = config(&s);
+    assert_eq!(c["params"]["vectors"]["on_disk"], true, "{c}");
+    assert_eq!(c["params"]["on_disk_payload"], false, "{c}");
+    assert_eq!(c["wal_config"]["wal_capacity_mb"], 64, "{c}");
+    assert!(c["params"]["vectors"].get("hnsw_config").is_none(), "{c}");
+    assert_eq!(c["metadata"], json!({"owner": "me"}), "{c}");
+    s.ok(
+        "PATCH",
+        &format!("{Q}/k"),
+        json!({"vectors": {"": {"hnsw_config": {"m": 32}, "on_disk": false,
+                                "quantization_config": {"scalar": {"type": "int8", "quantile": 0.8}}}},
+               "hnsw_config": {"ef_construct": 123},
+               "optimizers_config": {"default_segment_number": 6},
+               "quantization_config": {"scalar": {"type": "int8", "always_ram": true}}}),
+    );
+    let c = config(&s);
+    assert_eq!(c["params"]["vectors"]["hnsw_config"]["m"], 32, "{c}");
+    assert_eq!(c["params"]["vectors"]["on_disk"], false, "{c}");
+    assert_eq!(
+        c["params"]["vectors"]["quantization_config"]["scalar"]["quantile"], 0.8,
+        "{c}"
+    );
+    assert_eq!(c["hnsw_config"]["ef_construct"], 123, "{c}");
+    assert_eq!(c["optimizer_config"]["default_segment_number"], 6, "{c}");
+    assert_eq!(
+        c["quantization_config"]["scalar"]["always_ram"], true,
+        "{c}"
+    );
+    assert_eq!(c["metadata"], json!({"owner": "me"}), "{c}");
+    // The reserved key is not the user's.
+    let a = s.send(
+        "PATCH",
+        &format!("{Q}/k"),
+        json!({"metadata": {"qdrant:knobs": 1}}),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+}

@@ -73,9 +73,10 @@ fn sparse_vectors_beside_the_unnamed_one() {
     basic(&s);
     let info = result(&s, "GET", "basic", json!(null));
     assert_eq!(info["points_count"], 5);
+    // As created, with the knobs the client gave (`on_disk`) reported back.
     assert_eq!(
         info["config"]["params"]["vectors"],
-        json!({"size": 4, "distance": "Dot"})
+        json!({"size": 4, "distance": "Dot", "on_disk": false})
     );
     assert_eq!(
         info["config"]["params"]["sparse_vectors"],
@@ -183,7 +184,8 @@ fn named_dense_vectors_and_the_batch_form() {
     let info = result(&s, "GET", "named", json!(null));
     assert_eq!(
         info["config"]["params"]["vectors"],
-        json!({"image": {"size": 2, "distance": "Cosine"}, "text": {"size": 3, "distance": "Euclid"}})
+        json!({"image": {"size": 2, "distance": "Cosine"},
+               "text": {"size": 3, "distance": "Euclid", "hnsw_config": {"m": 0}}})
     );
     assert!(info["config"]["params"].get("sparse_vectors").is_none());
     // Indexing off (`indexing_threshold: 0`): exact search, no vectors in graphs.
@@ -544,7 +546,8 @@ fn named_vectors_are_created_and_deleted() {
     );
     assert_eq!(
         info["config"]["params"]["vectors"],
-        json!({"": {"size": 4, "distance": "Dot"}, "image": {"size": 2, "distance": "Euclid"}})
+        json!({"": {"size": 4, "distance": "Dot", "on_disk": false},
+               "image": {"size": 2, "distance": "Euclid"}})
     );
     let e = error(
         &s,

@@ -123,7 +123,9 @@ pub use observe::cache::{CacheLevelStats, CacheSizes, CacheStats};
 pub use ops::backup::BackupInfo;
 pub use ops::verify::{CollectionReport, VerifyReport};
 pub use query::datetime::parse_datetime;
-pub use query::filter::{Bound, Condition, CountRange, Filter, MatchValue, MinShould, Range};
+pub use query::filter::{
+    Bound, Condition, CountRange, Filter, GeoPoint, GeoShape, MatchValue, MinShould, Range,
+};
 pub use query::hybrid::{Fusion, MAX_QUERY_DEPTH, Query, QueryExplain, Stage, StageReport};
 pub use query::search::{Consistency, Explain, Hit, Plan, ScrollPage, SearchRequest};
 pub use store::collection::CollectionInfo;

@@ -53,11 +53,11 @@ pub(crate) fn metric_of(name: &str, at: &str) -> Result<Metric, ApiError> {
 /// The library config of a create-collection body (see [`super::vectors`] for how Qdrant's
 /// vectors map onto the engine's).
 fn config_of(body: &CreateCollectionBody) -> Result<CollectionConfig, ApiError> {
-    let metadata = match &body.metadata {
-        None | Some(Value::Null) => serde_json::Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => return Err(bad("metadata", "expected an object")),
-    };
+    let mut metadata = super::knobs::user_metadata(&body.metadata)?.unwrap_or_default();
+    let knobs = super::knobs::at_create(&body.knob_json());
+    if !knobs.is_empty() {
+        metadata.insert(super::knobs::KNOBS_KEY.into(), Value::Object(knobs));
+    }
     let mut hnsw = body.hnsw_config.clone().unwrap_or_default();
     // Qdrant's `indexing_threshold: 0` turns indexing off: searches scan, as an exact index.
     if body
@@ -225,13 +225,29 @@ pub(crate) async fn get(
                 .map_err(|e| ApiError::internal(format!("payload schema count: {e}")))?;
             Ok(c.count_where(&filter)?)
         };
+        let declared = |field: &str, points: u64| {
+            super::knobs::reported_schema(&config.metadata, field, points)
+        };
         for (field, kind) in &config.payload_indexes {
+            let points = holding(field)?;
             payload_schema.insert(
                 field.clone(),
-                json!({"data_type": kind_name(*kind), "params": null, "points": holding(field)?}),
+                declared(field, points).unwrap_or_else(
+                    || json!({"data_type": kind_name(*kind), "params": null, "points": points}),
+                ),
             );
         }
+        for field in super::knobs::geo_fields(&config.metadata) {
+            let points = holding(&field)?;
+            if let Some(s) = declared(&field, points) {
+                payload_schema.insert(field, s);
+            }
+        }
         for (field, t) in &config.text_indexes {
+            if let Some(s) = declared(field, holding(field)?) {
+                payload_schema.insert(field.clone(), s);
+                continue;
+            }
             let language = t.language.map(|l| json!(l));
             let params = json!({
                 "type": "text", "tokenizer": "word", "lowercase": true,
@@ -307,23 +323,25 @@ pub(crate) async fn get(
         if let Some(s) = sparse_vectors {
             params["sparse_vectors"] = s;
         }
+        let mut reported = json!({
+            "params": params,
+            "hnsw_config": {"m": m, "ef_construct": ef_construct, "full_scan_threshold": 10000,
+                            "max_indexing_threads": 0, "on_disk": false},
+            "optimizer_config": {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000,
+                                 "default_segment_number": 0, "flush_interval_sec": 5,
+                                 "max_optimization_threads": null},
+            "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
+            "quantization_config": quantization_config,
+        });
+        super::knobs::report(&mut reported, &config.metadata);
+        reported["metadata"] = Value::Object(super::knobs::reported_metadata(&config.metadata));
         Ok(CollectionInfo {
             status: "green",
             optimizer_status: "ok",
             segments_count: 1,
             points_count: count,
             indexed_vectors_count: if graphs { c.indexed_count() as u64 } else { 0 },
-            config: json!({
-                "params": params,
-                "hnsw_config": {"m": m, "ef_construct": ef_construct, "full_scan_threshold": 10000,
-                                "max_indexing_threads": 0, "on_disk": false},
-                "optimizer_config": {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000,
-                                     "default_segment_number": 0, "flush_interval_sec": 5,
-                                     "max_optimization_threads": null},
-                "wal_config": {"wal_capacity_mb": 32, "wal_segments_ahead": 0},
-                "quantization_config": quantization_config,
-                "metadata": config.metadata
-            }),
+            config: reported,
             payload_schema,
         })
     })
@@ -436,7 +454,9 @@ pub(crate) async fn exists(
 
 /// Create a payload index
 ///
-/// Declares an index on a payload field: `keyword`, `integer`, `float`, `bool` or `datetime`.
+/// Declares an index on a payload field: `keyword`, `integer`, `float`, `bool`, `datetime`,
+/// `uuid` (a keyword index), `text`, or `geo` (declared and reported; geo conditions are
+/// decided from payloads).
 #[utoipa::path(put, path = "/collections/{collection_name}/index", tag = "qdrant",
     operation_id = "qdrant_create_field_index",
     params(("collection_name" = String, Path, description = "Collection name or alias"),
@@ -467,29 +487,51 @@ pub(crate) async fn create_index(
             ));
         }
     };
-    if schema == "text" {
-        let config = text_config(body.field_schema.as_ref())?;
-        let op = blocking(move || {
-            let c = collection(&st.db, &name)?;
-            c.create_text_index(&body.field_name, config)?;
-            Ok(st.db.last_seq()?)
-        })
-        .await?;
-        return Ok(ok(completed(Some(op)), started));
+    if let Some(Value::Object(m)) = &body.field_schema
+        && m.get("lookup") == Some(&Value::Bool(false))
+        && m.get("range") == Some(&Value::Bool(false))
+    {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "Validation error: the 'lookup' and 'range' capabilities can't be both disabled",
+        ));
     }
     let kind = match schema.as_str() {
+        "geo" | "text" => None,
         // A UUID index holds UUID strings: a keyword index does (values match as written;
         // the collection info then reports the field as `keyword`).
-        "keyword" | "uuid" => PayloadIndexKind::Keyword,
-        "integer" => PayloadIndexKind::Integer,
-        "float" => PayloadIndexKind::Float,
-        "bool" => PayloadIndexKind::Bool,
-        "datetime" => PayloadIndexKind::Datetime,
+        "keyword" | "uuid" => Some(PayloadIndexKind::Keyword),
+        "integer" => Some(PayloadIndexKind::Integer),
+        "float" => Some(PayloadIndexKind::Float),
+        "bool" => Some(PayloadIndexKind::Bool),
+        "datetime" => Some(PayloadIndexKind::Datetime),
         other => return Err(unsupported(&format!("payload index type {other:?}"))),
+    };
+    let text = if schema == "text" {
+        Some(text_config(body.field_schema.as_ref())?)
+    } else {
+        None
     };
     let op = blocking(move || {
         let c = collection(&st.db, &name)?;
-        c.create_payload_index(&body.field_name, kind)?;
+        match (kind, text) {
+            (Some(kind), _) => {
+                c.create_payload_index(&body.field_name, kind)?;
+            }
+            (None, Some(config)) => {
+                c.create_text_index(&body.field_name, config)?;
+            }
+            // `geo`: declared only (geo conditions are decided from payloads).
+            (None, None) => {}
+        }
+        // The schema as declared, for `payload_schema` (`knobs.rs`).
+        if let Some(patch) = super::knobs::index_patch(
+            &c.config().metadata,
+            &body.field_name,
+            body.field_schema.as_ref(),
+        ) {
+            c.update_metadata(patch)?;
+        }
         Ok(st.db.last_seq()?)
     })
     .await?;
@@ -570,6 +612,9 @@ pub(crate) async fn delete_index(
         let c = collection(&st.db, &name)?;
         c.drop_payload_index(&field)?;
         c.drop_text_index(&field)?;
+        if let Some(patch) = super::knobs::index_patch(&c.config().metadata, &field, None) {
+            c.update_metadata(patch)?;
+        }
         Ok(st.db.last_seq()?)
     })
     .await?;

@@ -141,9 +141,11 @@ pub(crate) fn filter(v: Option<Value>) -> Result<Option<hybridb::Filter>, ApiErr
     };
     translate_filter(&mut v)?;
     hybridb::Filter::from_json(&v).map(Some).map_err(|e| {
-        // Qdrant's own validation answers 422 for a condition without a test.
+        // Qdrant's own validation answers 422 for a condition without a test and for bad
+        // geo coordinates or polygons.
         let code = match e {
-            hybridb::FilterProblem::NoFieldCondition { .. } => ErrorCode::ValidationFailed,
+            hybridb::FilterProblem::NoFieldCondition { .. }
+            | hybridb::FilterProblem::InvalidGeo { .. } => ErrorCode::ValidationFailed,
             _ => ErrorCode::InvalidFilter,
         };
         ApiError::new(code, e.to_string())

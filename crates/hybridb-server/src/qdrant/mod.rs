@@ -27,6 +27,7 @@ pub(crate) mod convert;
 pub(crate) mod envelope;
 pub(crate) mod fusion;
 pub mod ids;
+pub(crate) mod knobs;
 pub(crate) mod model;
 pub(crate) mod named;
 pub(crate) mod order;

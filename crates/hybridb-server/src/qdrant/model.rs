@@ -46,6 +46,35 @@ pub struct CreateCollectionBody {
     /// `{"binary": ...}` a rotated 1- or 2-bit code (`docs/qdrant.md`).
     #[schema(value_type = Object)]
     pub quantization_config: Option<Value>,
+    /// Kept and reported back, without effect (`qdrant/knobs.rs`).
+    #[schema(value_type = Object)]
+    pub wal_config: Option<Value>,
+    /// Kept and reported back, without effect (hybridb keeps payloads in its one file).
+    pub on_disk_payload: Option<bool>,
+    /// Kept and reported back, without effect (one shard).
+    pub shard_number: Option<u32>,
+    /// Kept and reported back, without effect (one replica).
+    pub replication_factor: Option<u32>,
+    /// Kept and reported back, without effect.
+    pub write_consistency_factor: Option<u32>,
+}
+
+impl CreateCollectionBody {
+    /// The fields the layer keeps as knobs, as JSON (`knobs::at_create`).
+    pub(crate) fn knob_json(&self) -> Value {
+        serde_json::json!({
+            "vectors": self.vectors,
+            "sparse_vectors": self.sparse_vectors,
+            "hnsw_config": self.hnsw_config.as_ref().and_then(|h| serde_json::to_value(h).ok()),
+            "optimizers_config": self.optimizers_config,
+            "quantization_config": self.quantization_config,
+            "wal_config": self.wal_config,
+            "on_disk_payload": self.on_disk_payload,
+            "shard_number": self.shard_number,
+            "replication_factor": self.replication_factor,
+            "write_consistency_factor": self.write_consistency_factor,
+        })
+    }
 }
 
 /// A point to write.

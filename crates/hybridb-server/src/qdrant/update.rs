@@ -3,8 +3,8 @@
 //! hybridb fixes a collection's index parameters at creation (its HNSW graphs are built and
 //! checkpointed with them), so the tuning knobs of an update (`hnsw_config`,
 //! `optimizers_config`, `quantization_config`, `params`, per-vector `on_disk`, a sparse
-//! vector's `index`) are checked for form and accepted without effect, as a create accepts
-//! them. What would change meaning is not silently dropped: an unknown vector name is an error,
+//! vector's `index`) are checked for form and kept without effect on the engine: the
+//! collection info reports them back as Qdrant does (`knobs.rs`). What would change meaning is not silently dropped: an unknown vector name is an error,
 //! a sparse vector's `modifier` may only be restated. `metadata` is merged into the
 //! collection's (a `null` value removes its key), in its own transaction.
 
@@ -27,25 +27,25 @@ use crate::state::{AppState, blocking};
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateCollectionBody {
     /// Per dense vector (`""`: the unnamed one): `hnsw_config`, `quantization_config`,
-    /// `on_disk`. Every named vector must exist; the knobs are accepted without effect.
+    /// `on_disk`. Every named vector must exist; the knobs are kept and reported back, without effect on the engine.
     #[schema(value_type = Object)]
     pub vectors: Option<Value>,
     /// Per sparse vector: `index` (accepted) and `modifier` (may only be restated).
     #[schema(value_type = Object)]
     pub sparse_vectors: Option<Value>,
-    /// Accepted without effect.
+    /// Kept and reported back, without effect on the engine.
     #[schema(value_type = Object)]
     pub optimizers_config: Option<Value>,
-    /// Accepted without effect.
+    /// Kept and reported back, without effect on the engine.
     #[schema(value_type = Object)]
     pub params: Option<Value>,
-    /// Accepted without effect.
+    /// Kept and reported back, without effect on the engine.
     #[schema(value_type = Object)]
     pub hnsw_config: Option<Value>,
-    /// Accepted without effect.
+    /// Kept and reported back, without effect on the engine.
     #[schema(value_type = Object)]
     pub quantization_config: Option<Value>,
-    /// Accepted without effect.
+    /// Kept and reported back, without effect on the engine.
     #[schema(value_type = Object)]
     pub strict_mode_config: Option<Value>,
     /// Keys merged into the collection's metadata (`null` removes one).
@@ -64,8 +64,9 @@ fn object<'a>(v: &'a Option<Value>, key: &str) -> Result<Option<&'a Map<String, 
 
 /// Update collection parameters
 ///
-/// Accepts Qdrant's collection update. Index tuning knobs are accepted without effect
-/// (hybridb's indexes keep the parameters they were created with); every named vector must
+/// Accepts Qdrant's collection update. Index tuning knobs are kept and reported back by the
+/// collection info, without effect (hybridb's indexes keep the parameters they were created
+/// with); every named vector must
 /// exist; a sparse vector's `modifier` may only be restated; `metadata` is merged.
 #[utoipa::path(patch, path = "/collections/{collection_name}", tag = "qdrant",
     operation_id = "qdrant_update_collection",
@@ -82,11 +83,7 @@ pub(crate) async fn update(
     JsonBody(body): JsonBody<UpdateCollectionBody>,
 ) -> Result<Json<Reply<bool>>, ApiError> {
     let started = Instant::now();
-    let metadata = match &body.metadata {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(m)) => Some(m.clone()),
-        Some(_) => return Err(bad("metadata", "expected an object")),
-    };
+    let metadata = super::knobs::user_metadata(&body.metadata)?;
     for (knob, key) in [
         (&body.optimizers_config, "optimizers_config"),
         (&body.params, "params"),
@@ -125,9 +122,27 @@ pub(crate) async fn update(
                 }
             }
         }
-        // Last, after everything else was checked: the one change an update makes.
-        if let Some(m) = metadata {
-            c.update_metadata(m)?;
+        // Last, after everything else was checked: the one change an update makes, the
+        // user's metadata and the kept knobs in one transaction.
+        let knobs = super::knobs::patched(
+            config.metadata.get(super::knobs::KNOBS_KEY),
+            &serde_json::json!({
+                "vectors": body.vectors,
+                "sparse_vectors": body.sparse_vectors,
+                "optimizers_config": body.optimizers_config,
+                "params": body.params,
+                "hnsw_config": body.hnsw_config,
+                "quantization_config": body.quantization_config,
+            }),
+        );
+        let mut patch = metadata.unwrap_or_default();
+        let knobs = (!knobs.is_empty()).then_some(Value::Object(knobs));
+        if config.metadata.get(super::knobs::KNOBS_KEY) != knobs.as_ref() {
+            // `null` removes the key.
+            patch.insert(super::knobs::KNOBS_KEY.into(), knobs.unwrap_or(Value::Null));
+        }
+        if !patch.is_empty() {
+            c.update_metadata(patch)?;
         }
         Ok(())
     })

@@ -451,6 +451,16 @@ pub enum FilterProblem {
         /// Where in the filter.
         path: String,
     },
+    /// A geo condition's coordinates or shape are invalid (a longitude outside −180..=180, a
+    /// latitude outside −90..=90, a negative radius, a polygon ring that is not closed or has
+    /// fewer than 4 points).
+    #[error("{path}: {reason}")]
+    InvalidGeo {
+        /// Where in the filter.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// The filter is nested too deep or has too many conditions.
     #[error("filter too complex: {reason}")]
     TooComplex {

@@ -1,14 +1,16 @@
 //! Partial payload updates: what [`crate::Collection::update_payload`] does to each entity's
 //! payload, as a pure function of the stored payload ([`PayloadUpdate::apply`]).
 //!
-//! Keys in `Set { key }` and `Delete` are paths of object keys joined by `.` (`"meta.author"`);
-//! an empty segment (`"a..b"`, `".a"`) is refused with [`EntityProblem::BadPayloadKey`] before
+//! Keys in `Set { key }` and `Delete` are paths of object keys joined by `.` (`"meta.author"`),
+//! each optionally followed by array steps, `[n]` or `[]` (`"a[0].b"`; [`crate::model::path`]);
+//! an empty segment (`"a..b"`, `".a"`) or a malformed step is refused with [`EntityProblem::BadPayloadKey`] before
 //! anything is written. Invariant: `apply` never touches anything outside the paths it names,
 //! so an update that names no stored key leaves the payload as it was.
 
 use serde_json::{Map, Value};
 
 use crate::model::error::EntityProblem;
+use crate::model::path::{Step, parse_path};
 
 /// How a partial payload update changes the payload of each entity it reaches. Vectors are
 /// never touched, so an update costs no index work beyond the payload indexes.
@@ -91,50 +93,95 @@ impl PayloadUpdate {
     }
 }
 
-/// The segments of a `.`-joined path; none may be empty.
-fn split_path(key: &str) -> Result<Vec<&str>, EntityProblem> {
-    let parts: Vec<&str> = key.split('.').collect();
-    if key.is_empty() || parts.iter().any(|p| p.is_empty()) {
-        return Err(EntityProblem::BadPayloadKey {
-            key: key.to_string(),
-            reason: "a payload key path is object keys joined by '.', none of them empty",
-        });
-    }
-    Ok(parts)
+/// The steps of a path (`a.b`, `a[0].b`, `a[].b`; see [`crate::model::path`]).
+fn split_path(key: &str) -> Result<Vec<Step<'_>>, EntityProblem> {
+    parse_path(key).map_err(|_| EntityProblem::BadPayloadKey {
+        key: key.to_string(),
+        reason: "a payload key path is object keys joined by '.', none of them empty, each \
+                 optionally followed by `[n]` (one array element) or `[]` (every element)",
+    })
 }
 
-/// Merges `add` into the object at `path`, made where missing (a non-object on the way is
-/// replaced).
-fn merge_at(map: &mut Map<String, Value>, path: &[&str], add: &Map<String, Value>) {
-    let Some((first, rest)) = path.split_first() else {
-        for (k, v) in add {
-            map.insert(k.clone(), v.clone());
-        }
-        return;
-    };
-    let slot = map
-        .entry((*first).to_string())
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !slot.is_object() {
-        *slot = Value::Object(Map::new());
-    }
-    if let Value::Object(inner) = slot {
-        merge_at(inner, rest, add);
-    }
-}
-
-/// Removes the value at `path` if every object on the way is there.
-fn remove_at(map: &mut Map<String, Value>, path: &[&str]) {
-    match path {
-        [] => {}
-        [last] => {
-            map.remove(*last);
-        }
-        [first, rest @ ..] => {
-            if let Some(Value::Object(inner)) = map.get_mut(*first) {
-                remove_at(inner, rest);
+/// Merges `add` into the value(s) at `path` (Qdrant's `set_payload` with `key`): a key step
+/// makes an object where there is none (replacing a non-object), `[n]` walks into that element
+/// when it exists (a non-array becomes `[]`), `[]` into every element.
+fn merge_at(map: &mut Map<String, Value>, path: &[Step<'_>], add: &Map<String, Value>) {
+    match path.split_first() {
+        None => {
+            for (k, v) in add {
+                map.insert(k.clone(), v.clone());
             }
         }
+        Some((Step::Key(k), rest)) => {
+            let slot = map.entry((*k).to_string()).or_insert(Value::Null);
+            merge_into(slot, rest, add);
+        }
+        // A parsed path starts with a key.
+        Some(_) => {}
+    }
+}
+
+fn merge_into(dest: &mut Value, path: &[Step<'_>], add: &Map<String, Value>) {
+    match path.first() {
+        None | Some(Step::Key(_)) => {
+            if !dest.is_object() {
+                *dest = Value::Object(Map::new());
+            }
+            if let Value::Object(m) = dest {
+                merge_at(m, path, add);
+            }
+        }
+        Some(Step::Index(i)) => match dest {
+            Value::Array(items) => {
+                if let Some(v) = items.get_mut(*i) {
+                    merge_into(v, &path[1..], add);
+                }
+            }
+            _ => *dest = Value::Array(Vec::new()),
+        },
+        Some(Step::Every) => match dest {
+            Value::Array(items) => {
+                for v in items {
+                    merge_into(v, &path[1..], add);
+                }
+            }
+            _ => *dest = Value::Array(Vec::new()),
+        },
+    }
+}
+
+/// Removes the value(s) at `path` where every step on the way is there; a path ending in
+/// `[n]` removes nothing (removing an element would shift the others), one ending in `[]`
+/// empties the array.
+fn remove_at(map: &mut Map<String, Value>, path: &[Step<'_>]) {
+    match path {
+        [Step::Key(last)] => {
+            map.remove(*last);
+        }
+        [Step::Key(first), rest @ ..] => {
+            if let Some(v) = map.get_mut(*first) {
+                remove_in(v, rest);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn remove_in(v: &mut Value, path: &[Step<'_>]) {
+    match (path, v) {
+        ([Step::Key(_), ..], Value::Object(m)) => remove_at(m, path),
+        ([Step::Every], Value::Array(items)) => items.clear(),
+        ([Step::Index(i), rest @ ..], Value::Array(items)) if !rest.is_empty() => {
+            if let Some(v) = items.get_mut(*i) {
+                remove_in(v, rest);
+            }
+        }
+        ([Step::Every, rest @ ..], Value::Array(items)) => {
+            for v in items {
+                remove_in(v, rest);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -177,8 +224,42 @@ mod tests {
     }
 
     #[test]
+    fn array_steps_set_and_delete_like_qdrant() {
+        let p = obj(json!({"k": {"arr": [{"a1": {"x": 1}}, {"a2": {"y": 2}}], "s": 3}}));
+        // `[0]`: only the first element.
+        assert_eq!(
+            PayloadUpdate::set_at("k.arr[0].a1", obj(json!({"x": 9}))).apply(p.clone()),
+            obj(json!({"k": {"arr": [{"a1": {"x": 9}}, {"a2": {"y": 2}}], "s": 3}}))
+        );
+        // `[]`: every element (the path's objects are made where missing).
+        assert_eq!(
+            PayloadUpdate::set_at("k.arr[].a2", obj(json!({"z": 0}))).apply(p.clone()),
+            obj(
+                json!({"k": {"arr": [{"a1": {"x": 1}, "a2": {"z": 0}}, {"a2": {"y": 2, "z": 0}}], "s": 3}})
+            )
+        );
+        // An index past the end, or into a non-array, sets nothing there.
+        assert_eq!(
+            PayloadUpdate::set_at("k.arr[5].a", obj(json!({"x": 9}))).apply(p.clone()),
+            p
+        );
+        assert_eq!(
+            PayloadUpdate::set_at("k.s[0]", obj(json!({"x": 9}))).apply(p.clone()),
+            obj(json!({"k": {"arr": [{"a1": {"x": 1}}, {"a2": {"y": 2}}], "s": []}}))
+        );
+        assert_eq!(
+            PayloadUpdate::Delete(vec!["k.arr[1].a2".into(), "k.arr[0]".into()]).apply(p.clone()),
+            obj(json!({"k": {"arr": [{"a1": {"x": 1}}, {}], "s": 3}}))
+        );
+        assert_eq!(
+            PayloadUpdate::Delete(vec!["k.arr[]".into()]).apply(p),
+            obj(json!({"k": {"arr": [], "s": 3}}))
+        );
+    }
+
+    #[test]
     fn malformed_paths_are_refused() {
-        for bad in ["", ".a", "a.", "a..b"] {
+        for bad in ["", ".a", "a.", "a..b", "a[x]", "a[0"] {
             let e = PayloadUpdate::Delete(vec![bad.into()]).check();
             assert!(
                 matches!(e, Err(EntityProblem::BadPayloadKey { .. })),

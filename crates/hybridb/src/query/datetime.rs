@@ -26,13 +26,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 /// Parses an RFC 3339 datetime (`2024-05-01T12:00:00.5+02:00`, `Z` for UTC; a bare date means
-/// midnight UTC) into microseconds since the Unix epoch, the value a `datetime` payload index
+/// midnight UTC; as Qdrant also takes them, a space for the `T`, no seconds (`12:30`) and no
+/// offset, which means UTC) into microseconds since the Unix epoch, the value a `datetime` payload index
 /// orders by; `None` when malformed. A small exact grammar, so no date crate is needed for it.
 ///
 /// # Example
 /// ```
 /// assert_eq!(hybridb::parse_datetime("1970-01-02"), Some(86_400_000_000));
 /// assert_eq!(hybridb::parse_datetime("1970-01-01T00:00:01.5Z"), Some(1_500_000));
+/// assert_eq!(hybridb::parse_datetime("1970-01-01 00:01"), Some(60_000_000));
 /// assert_eq!(hybridb::parse_datetime("yesterday"), None);
 /// ```
 pub fn parse_datetime(s: &str) -> Option<i64> {
@@ -73,13 +75,18 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
     if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b.get(13) != Some(&b':') || b.get(16) != Some(&b':') || h > 23 || mi > 59 || sec > 60 {
+    let (h, mi) = (num(11..13)?, num(14..16)?);
+    // Seconds may be left out (`12:30`, as Qdrant takes it), and then a fraction too.
+    let (sec, mut i) = if b.get(16) == Some(&b':') {
+        (num(17..19)?, 19)
+    } else {
+        (0, 16)
+    };
+    if b.get(13) != Some(&b':') || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
-    let mut i = 19;
     let mut micros = 0i64;
-    if b.get(i) == Some(&b'.') {
+    if i == 19 && b.get(i) == Some(&b'.') {
         i += 1;
         let start = i;
         while b.get(i).is_some_and(u8::is_ascii_digit) {
@@ -96,6 +103,8 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
         }
     }
     let offset = match b.get(i) {
+        // No offset: UTC (Qdrant reads such a datetime as UTC too).
+        None => 0,
         Some(b'Z' | b'z') if b.len() == i + 1 => 0,
         Some(&sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
             let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
@@ -144,12 +153,24 @@ mod tests {
             "2024-13-01",
             "2023-02-29",
             "2024-05-01T25:00:00Z",
-            "2024-05-01T12:00:00",
             "2024-05-01T12:00:00.Z",
+            "2024-05-01T12:00.5Z",
+            "2024-05-01T12",
+            "2024-05-01T12:0",
             "2024-05-01X12:00:00Z",
             "2024-05-01T12:00:00+2:00",
         ] {
             assert_eq!(parse_datetime(bad), None, "{bad}");
+        }
+        // Qdrant's other forms: no offset (UTC), no seconds, a space for the `T`.
+        let noon = parse_datetime("2024-05-01T12:00:00Z");
+        for same in [
+            "2024-05-01T12:00:00",
+            "2024-05-01T12:00",
+            "2024-05-01 12:00",
+            "2024-05-01T14:00+02:00",
+        ] {
+            assert_eq!(parse_datetime(same), noon, "{same}");
         }
         for t in [
             0,

@@ -31,10 +31,12 @@ use serde_json::{Map, Number, Value, json};
 use crate::model::error::FilterProblem;
 use crate::model::id::EntityId;
 
+mod geo;
 mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use geo::{GeoPoint, GeoShape};
 use parse::parse_filter;
 
 use crate::index::text::Analyzer;
@@ -201,6 +203,14 @@ pub enum Condition {
         key: String,
         /// The filter each element is tested against.
         filter: Box<Filter>,
+    },
+    /// The field holds a geo point (`{"lon", "lat"}`, or an array of them) within the area
+    /// (Qdrant's `geo_radius`, `geo_bounding_box`, `geo_polygon`; see [`GeoShape`]).
+    Geo {
+        /// Dotted field key.
+        key: String,
+        /// The area.
+        shape: GeoShape,
     },
     /// The entity's id is one of these.
     HasId(BTreeSet<EntityId>),
@@ -460,6 +470,7 @@ impl Condition {
             Condition::AnyElement { key, filter } => leaves(payload, key)
                 .filter_map(Value::as_object)
                 .any(|element| filter.matches(id, element)),
+            Condition::Geo { key, shape } => leaves(payload, key).any(|v| shape.matches_value(v)),
             Condition::HasId(ids) => ids.contains(&id),
             Condition::Nested(f) => f.matches(id, payload),
         }
@@ -492,6 +503,7 @@ impl Condition {
             Condition::AnyElement { key, filter } => {
                 json!({"nested": {"key": key, "filter": filter.to_json()}})
             }
+            Condition::Geo { key, shape } => json!({"key": key, shape.operator(): shape.to_json()}),
             Condition::HasId(ids) => {
                 json!({"has_id": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()})
             }
@@ -643,12 +655,16 @@ impl From<f64> for Bound {
 }
 
 /// The leaf values at a dotted `key`: arrays are flattened at every level; a missing key has
-/// none; `null` is a leaf.
+/// none; `null` is a leaf. A part `a[n]` reaches only element `n` of the array at `a`.
 pub(crate) fn leaves<'a>(
     payload: &'a Map<String, Value>,
     key: &str,
 ) -> impl Iterator<Item = &'a Value> {
     let mut out = Vec::new();
+    if key.contains('[') {
+        walk_steps(payload, key, true, &mut out);
+        return out.into_iter();
+    }
     let mut parts = key.split('.');
     if let Some(first) = parts.next()
         && let Some(v) = payload.get(first)
@@ -678,6 +694,10 @@ fn path_values<'a>(payload: &'a Map<String, Value>, key: &str) -> impl Iterator<
         }
     }
     let mut out = Vec::new();
+    if key.contains('[') {
+        walk_steps(payload, key, false, &mut out);
+        return out.into_iter();
+    }
     let mut parts = key.split('.');
     if let Some(first) = parts.next()
         && let Some(v) = payload.get(first)
@@ -685,6 +705,51 @@ fn path_values<'a>(payload: &'a Map<String, Value>, key: &str) -> impl Iterator<
         walk(v, &parts.collect::<Vec<_>>(), &mut out);
     }
     out.into_iter()
+}
+
+/// [`leaves`] (`flatten_end`) or [`path_values`] for a key with element indexes (`a[0].b`):
+/// a key step flattens arrays as everywhere, an index step takes one element of an array.
+fn walk_steps<'a>(
+    payload: &'a Map<String, Value>,
+    key: &str,
+    flatten_end: bool,
+    out: &mut Vec<&'a Value>,
+) {
+    use crate::model::path::{Step, parse_path};
+    fn walk<'a>(v: &'a Value, rest: &[Step<'_>], flatten_end: bool, out: &mut Vec<&'a Value>) {
+        match (rest.split_first(), v) {
+            (None, Value::Array(items)) if flatten_end => {
+                for item in items {
+                    walk(item, rest, flatten_end, out);
+                }
+            }
+            (None, _) => out.push(v),
+            (Some((Step::Key(_) | Step::Every, _)), Value::Array(items)) => {
+                for item in items {
+                    walk(item, rest, flatten_end, out);
+                }
+            }
+            (Some((Step::Key(k), tail)), Value::Object(m)) => {
+                if let Some(next) = m.get(*k) {
+                    walk(next, tail, flatten_end, out);
+                }
+            }
+            (Some((Step::Every, tail)), _) => walk(v, tail, flatten_end, out),
+            (Some((Step::Index(i), tail)), Value::Array(items)) => {
+                if let Some(next) = items.get(*i) {
+                    walk(next, tail, flatten_end, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Keys reach here parsed (`parse_key`); a malformed one names nothing.
+    if let Ok(steps) = parse_path(key)
+        && let Some((Step::Key(first), rest)) = steps.split_first()
+        && let Some(v) = payload.get(*first)
+    {
+        walk(v, rest, flatten_end, out);
+    }
 }
 
 fn collect_leaves<'a>(v: &'a Value, rest: &[&str], out: &mut Vec<&'a Value>) {

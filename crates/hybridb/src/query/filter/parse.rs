@@ -167,6 +167,12 @@ fn parse_condition(
                 count: parse_count(c, &format!("{path}.values_count"))?,
             });
         }
+        for (op, v) in m.iter().filter(|(k, _)| k.starts_with("geo_")) {
+            if let Some(shape) = super::geo::parse(op, v, &format!("{path}.{op}")) {
+                only_keys(m, &["key", op], path)?;
+                return Ok(Condition::Geo { key, shape: shape? });
+            }
+        }
         if let Some(r) = m.get("range") {
             only_keys(m, &["key", "range"], path)?;
             return Ok(Condition::Range {
@@ -203,36 +209,40 @@ fn only_keys(m: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<(),
     }
 }
 
-/// A filter key: dot-separated parts; Qdrant's `part[]` ("every element of the array") is the
-/// same as `part`, because a key already reaches into arrays at every level. An element index
-/// (`part[0]`) is refused rather than read as a literal key (which would match nothing).
+/// A filter key: dot-separated parts, each optionally followed by array steps
+/// ([`crate::model::path`]). Qdrant's `part[]` ("every element of the array") is the same as
+/// `part`, because a key already reaches into arrays at every level, so it is dropped; an
+/// element index (`part[0]`) is kept and reaches only that element.
 fn parse_key(v: Option<&Value>, path: &str) -> Result<String, FilterProblem> {
+    use crate::model::path::{Step, parse_path};
     match v {
-        Some(Value::String(s))
-            if !s.is_empty() && s.len() <= 256 && s.split('.').all(|p| !p.is_empty()) =>
-        {
-            let parts: Vec<&str> = s
-                .split('.')
-                .map(|p| p.strip_suffix("[]").unwrap_or(p))
-                .collect();
-            if parts
-                .iter()
-                .any(|p| p.is_empty() || p.contains('[') || p.contains(']'))
-            {
-                return Err(problem(
+        Some(Value::String(s)) if s.len() <= 256 => {
+            let steps = parse_path(s).map_err(|reason| {
+                problem(
                     path,
                     format!(
-                        "field key {s:?}: array element indexes (`a[0]`) are not supported; \
-                         `a[]` (or `a`) means every element"
+                        "field key {s:?}: {reason} (keys are object keys joined by '.', each \
+                         optionally followed by `[n]` for one array element or `[]` for every \
+                         element)"
                     ),
-                ));
+                )
+            })?;
+            let mut key = String::with_capacity(s.len());
+            for step in steps {
+                match step {
+                    Step::Key(k) => {
+                        if !key.is_empty() {
+                            key.push('.');
+                        }
+                        key.push_str(k);
+                    }
+                    Step::Index(i) => key.push_str(&format!("[{i}]")),
+                    Step::Every => {}
+                }
             }
-            Ok(parts.join("."))
+            Ok(key)
         }
-        Some(Value::String(_)) => Err(problem(
-            path,
-            "field key must be 1..=256 bytes of non-empty dot-separated parts",
-        )),
+        Some(Value::String(_)) => Err(problem(path, "field key must be at most 256 bytes")),
         Some(other) => Err(problem(
             path,
             format!("expected a string, got {}", kind(other)),

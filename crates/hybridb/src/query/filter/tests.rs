@@ -216,13 +216,74 @@ fn array_element_keys_mean_every_element() {
     assert!(nested.matches(id, &doc));
     let miss = f(json!({"must": [{"key": "metadata.items[].n", "range": {"gt": 5}}]}));
     assert!(!miss.matches(id, &doc));
-    for bad in ["tags[0]", "a[x].b", "[]", "a.[]"] {
+    for bad in ["a[x].b", "[]", "a.[]", "a[0", "a[-1]"] {
         let err = Filter::from_json(&json!({"must": [{"key": bad, "match": {"value": 1}}]}));
         assert!(
             matches!(err, Err(FilterProblem::Malformed { .. })),
             "{bad}: {err:?}"
         );
     }
+}
+
+#[test]
+fn element_indexes_reach_one_element() {
+    let doc =
+        p(json!({"items": [{"n": 1, "t": ["x", "y"]}, {"n": 5}], "tags": ["a", "b"], "s": 3}));
+    let id = EntityId::from_u128(1);
+    let holds = |key: &str, v: serde_json::Value| {
+        f(json!({"must": [{"key": key, "match": {"value": v}}]})).matches(id, &doc)
+    };
+    assert!(holds("items[0].n", json!(1)) && !holds("items[0].n", json!(5)));
+    assert!(holds("items[1].n", json!(5)) && !holds("items[1].n", json!(1)));
+    assert!(holds("tags[1]", json!("b")) && !holds("tags[1]", json!("a")));
+    assert!(
+        holds("items[0].t", json!("y")),
+        "an array at the end is flattened"
+    );
+    assert!(holds("items[0].t[0]", json!("x")) && !holds("items[0].t[0]", json!("y")));
+    assert!(!holds("items[2].n", json!(1)), "past the end");
+    assert!(!holds("s[0]", json!(3)), "not an array");
+    assert!(holds("items[].n", json!(5)), "`[]` is every element");
+    let count = |key: &str, n: u64| {
+        f(json!({"must": [{"key": key, "values_count": {"gte": n, "lte": n}}]})).matches(id, &doc)
+    };
+    assert!(count("items[0].t", 2) && count("tags[0]", 1) && count("items[1].t", 0));
+    // The key keeps its index through the JSON form.
+    let g = f(json!({"must": [{"key": "items[].t[0]", "match": {"value": "x"}}]}));
+    assert_eq!(g.to_json()["must"][0]["key"], "items.t[0]");
+    assert_eq!(f(g.to_json()), g);
+}
+
+#[test]
+fn geo_conditions_read_points_and_arrays_of_points() {
+    let id = EntityId::from_u128(1);
+    let doc = p(json!({"home": {"lon": 13.4, "lat": 52.5},
+                       "trips": [{"lon": 2.35, "lat": 48.86}, {"lon": -0.13, "lat": 51.5}],
+                       "bad": {"lon": 13.4}, "text": "Berlin"}));
+    let near = |key: &str, lon: f64, lat: f64, m: f64| {
+        f(
+            json!({"must": [{"key": key, "geo_radius": {"center": {"lon": lon, "lat": lat}, "radius": m}}]}),
+        )
+    };
+    assert!(near("home", 13.4, 52.5, 1.0).matches(id, &doc));
+    assert!(!near("home", 2.35, 48.86, 100_000.0).matches(id, &doc));
+    assert!(
+        near("trips", 2.35, 48.86, 100.0).matches(id, &doc),
+        "any element"
+    );
+    assert!(near("trips[1]", -0.13, 51.5, 100.0).matches(id, &doc));
+    assert!(!near("trips[1]", 2.35, 48.86, 100.0).matches(id, &doc));
+    for key in ["bad", "text", "missing"] {
+        assert!(!near(key, 13.4, 52.5, 1e7).matches(id, &doc), "{key}");
+    }
+    let g = near("home", 13.4, 52.5, 1.0);
+    assert_eq!(f(g.to_json()), g, "the JSON form round-trips");
+    let err = Filter::from_json(&json!({"must": [{"key": "home",
+        "geo_radius": {"center": {"lon": 0, "lat": 95}, "radius": 1}}]}));
+    assert!(
+        matches!(err, Err(FilterProblem::InvalidGeo { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -158,7 +158,8 @@ fn condition(c: &Condition, cx: &Context<'_>) -> Result<Evaluated, FilterProblem
         // not in the indexes.
         Condition::MatchExcept { .. }
         | Condition::ValuesCount { .. }
-        | Condition::AnyElement { .. } => return Ok(inexact()),
+        | Condition::AnyElement { .. }
+        | Condition::Geo { .. } => return Ok(inexact()),
         Condition::Exists { key } | Condition::IsNull { key } | Condition::IsEmpty { key } => {
             let Some(f) = cx.index.field(key) else {
                 return Ok(inexact());
@@ -522,7 +523,8 @@ impl<'a> Checker<'a> {
             Condition::MatchText { .. }
             | Condition::MatchExcept { .. }
             | Condition::ValuesCount { .. }
-            | Condition::AnyElement { .. } => return Ok(None),
+            | Condition::AnyElement { .. }
+            | Condition::Geo { .. } => return Ok(None),
             Condition::Exists { key } | Condition::IsNull { key } | Condition::IsEmpty { key } => {
                 let Some(f) = index.field(key) else {
                     return Ok(None);
@@ -621,6 +623,7 @@ fn condition_bound(c: &Condition, index: &PayloadIndex) -> Option<usize> {
         | Condition::MatchText { .. }
         | Condition::MatchExcept { .. }
         | Condition::ValuesCount { .. }
-        | Condition::AnyElement { .. } => None,
+        | Condition::AnyElement { .. }
+        | Condition::Geo { .. } => None,
     }
 }
