@@ -436,3 +436,52 @@ fn tuning_knobs_are_kept_and_reported() {
     );
     assert_eq!(a.status, 400, "{}", a.body);
 }
+
+#[test]
+fn quantization_config_updates_change_the_codes() {
+    let s = TestServer::start();
+    s.ok(
+        "PUT",
+        &format!("{Q}/qc"),
+        json!({"vectors": {"a": {"size": 4, "distance": "Cosine"},
+                           "b": {"size": 4, "distance": "Manhattan"}}}),
+    );
+    // The engine's view (native API on the same database).
+    let codes = |s: &TestServer| {
+        let v = s.get("/collections/qc").body["config"]["vectors"].clone();
+        (
+            v["a"]["quantization"].clone(),
+            v["b"]["quantization"].clone(),
+        )
+    };
+    assert_eq!(codes(&s), (json!(null), json!(null)));
+    // The collection's code reaches every vector; Manhattan keeps f32 for rotated codes.
+    s.ok(
+        "PATCH",
+        &format!("{Q}/qc"),
+        json!({"quantization_config": {"binary": {"encoding": "two_bits"}}}),
+    );
+    assert_eq!(codes(&s), (json!("rq2"), json!(null)));
+    // A vector's own setting wins over the collection's.
+    s.ok(
+        "PATCH",
+        &format!("{Q}/qc"),
+        json!({"vectors": {"b": {"quantization_config": {"scalar": {"type": "int8"}}}},
+               "quantization_config": {"scalar": {"type": "int8"}}}),
+    );
+    assert_eq!(codes(&s), (json!("sq8"), json!("sq8")));
+    s.ok(
+        "PATCH",
+        &format!("{Q}/qc"),
+        json!({"vectors": {"a": {"quantization_config": "Disabled"}}}),
+    );
+    assert_eq!(codes(&s), (json!(null), json!("sq8")));
+    // A malformed setting: 4xx, and no code changes.
+    let bad = s.send(
+        "PATCH",
+        &format!("{Q}/qc"),
+        json!({"quantization_config": 7}),
+    );
+    assert!(bad.status == 400 || bad.status == 422, "{}", bad.body);
+    assert_eq!(codes(&s), (json!(null), json!("sq8")));
+}

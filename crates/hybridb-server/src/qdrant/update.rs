@@ -1,10 +1,12 @@
 //! `PATCH /collections/{c}`: Qdrant's collection update.
 //!
-//! hybridb fixes a collection's index parameters at creation (its HNSW graphs are built and
+//! hybridb fixes a collection's graph parameters at creation (its HNSW graphs are built and
 //! checkpointed with them), so the tuning knobs of an update (`hnsw_config`,
-//! `optimizers_config`, `quantization_config`, `params`, per-vector `on_disk`, a sparse
-//! vector's `index`) are checked for form and kept without effect on the engine: the
-//! collection info reports them back as Qdrant does (`knobs.rs`). What would change meaning is not silently dropped: an unknown vector name is an error,
+//! `optimizers_config`, `params`, per-vector `on_disk`, a sparse vector's `index`) are
+//! checked for form and kept without effect on the engine: the collection info reports them
+//! back as Qdrant does (`knobs.rs`). `quantization_config` (the collection's, or a vector's
+//! own, which wins; `"Disabled"` turns it off) changes the vectors' codes online
+//! (`Collection::set_quantization`), mapped as at creation, and is kept as given too. What would change meaning is not silently dropped: an unknown vector name is an error,
 //! a sparse vector's `modifier` may only be restated. `metadata` is merged into the
 //! collection's (a `null` value removes its key), in its own transaction.
 
@@ -27,7 +29,8 @@ use crate::state::{AppState, blocking};
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateCollectionBody {
     /// Per dense vector (`""`: the unnamed one): `hnsw_config`, `quantization_config`,
-    /// `on_disk`. Every named vector must exist; the knobs are kept and reported back, without effect on the engine.
+    /// `on_disk`. Every named vector must exist; `quantization_config` changes its codes, the
+    /// other knobs are kept and reported back without effect on the engine.
     #[schema(value_type = Object)]
     pub vectors: Option<Value>,
     /// Per sparse vector: `index` (accepted) and `modifier` (may only be restated).
@@ -42,7 +45,9 @@ pub struct UpdateCollectionBody {
     /// Kept and reported back, without effect on the engine.
     #[schema(value_type = Object)]
     pub hnsw_config: Option<Value>,
-    /// Kept and reported back, without effect on the engine.
+    /// The codes of every dense vector without its own `quantization_config` in `vectors`
+    /// (`scalar` → SQ8, `binary` → rotated 1- or 2-bit codes, `"Disabled"` → none), changed
+    /// online; kept and reported back as given.
     #[schema(value_type = Object)]
     pub quantization_config: Option<Value>,
     /// Kept and reported back, without effect on the engine.
@@ -64,10 +69,11 @@ fn object<'a>(v: &'a Option<Value>, key: &str) -> Result<Option<&'a Map<String, 
 
 /// Update collection parameters
 ///
-/// Accepts Qdrant's collection update. Index tuning knobs are kept and reported back by the
-/// collection info, without effect (hybridb's indexes keep the parameters they were created
-/// with); every named vector must
-/// exist; a sparse vector's `modifier` may only be restated; `metadata` is merged.
+/// Accepts Qdrant's collection update. `quantization_config` (the collection's, or a vector's
+/// own) changes the vectors' codes online; the other tuning knobs are kept and reported back
+/// by the collection info, without effect (hybridb's graphs keep the parameters they were
+/// created with); every named vector must exist; a sparse vector's `modifier` may only be
+/// restated; `metadata` is merged.
 #[utoipa::path(patch, path = "/collections/{collection_name}", tag = "qdrant",
     operation_id = "qdrant_update_collection",
     params(("collection_name" = String, Path, description = "Collection name or alias"),
@@ -88,7 +94,6 @@ pub(crate) async fn update(
         (&body.optimizers_config, "optimizers_config"),
         (&body.params, "params"),
         (&body.hnsw_config, "hnsw_config"),
-        (&body.quantization_config, "quantization_config"),
         (&body.strict_mode_config, "strict_mode_config"),
     ] {
         object(knob, key)?;
@@ -97,6 +102,7 @@ pub(crate) async fn update(
         let c = collection(&st.db, &name)?;
         let config = c.config();
         let layout = Layout::of(config.clone());
+        let codes = quantization_changes(&body, &config, &layout)?;
         if let Some(vectors) = object(&body.vectors, "vectors")? {
             for (v, params) in vectors {
                 let at = format!("vectors.{v}");
@@ -122,8 +128,11 @@ pub(crate) async fn update(
                 }
             }
         }
-        // Last, after everything else was checked: the one change an update makes, the
-        // user's metadata and the kept knobs in one transaction.
+        // Last, after everything else was checked: the codes (each change one transaction,
+        // then trained), then the user's metadata and the kept knobs in one transaction.
+        for (vector, q) in codes {
+            c.set_quantization(&vector, q)?;
+        }
         let knobs = super::knobs::patched(
             config.metadata.get(super::knobs::KNOBS_KEY),
             &serde_json::json!({
@@ -148,4 +157,59 @@ pub(crate) async fn update(
     })
     .await?;
     Ok(ok(true, started))
+}
+
+/// The codes an update asks for, by engine vector name, for the dense vectors whose code
+/// changes: a vector's own `quantization_config` (in `vectors`), else the collection's.
+fn quantization_changes(
+    body: &UpdateCollectionBody,
+    config: &hybridb::CollectionConfig,
+    layout: &Layout,
+) -> Result<Vec<(String, hybridb::Quantization)>, ApiError> {
+    use super::vectors::{kept_quantization, updated_quantization};
+    let collection = match &body.quantization_config {
+        None | Some(Value::Null) => None,
+        Some(q) => Some(updated_quantization(q, "quantization_config")?),
+    };
+    let mut own = std::collections::BTreeMap::new();
+    if let Some(vectors) = object(&body.vectors, "vectors")? {
+        for (v, params) in vectors {
+            let Some(q) = params.get("quantization_config").filter(|q| !q.is_null()) else {
+                continue;
+            };
+            let at = format!("vectors.{v}.quantization_config");
+            if let Ok((engine, Kind::Dense(_))) = layout.resolve(v) {
+                own.insert(engine, updated_quantization(q, &at)?);
+            }
+        }
+    }
+    // Every dense vector: (engine name, index, metric, current code).
+    let mut dense = Vec::new();
+    if config.has_default_vector() {
+        dense.push((
+            String::new(),
+            config.index,
+            config.metric,
+            config.quantization,
+        ));
+    }
+    for (name, v) in &config.vectors {
+        if let hybridb::VectorConfig::Dense {
+            index,
+            metric,
+            quantization,
+            ..
+        } = v
+        {
+            dense.push((name.clone(), *index, *metric, *quantization));
+        }
+    }
+    Ok(dense
+        .into_iter()
+        .filter_map(|(name, index, metric, now)| {
+            let asked = own.get(&name).copied().or(collection)?;
+            let kept = kept_quantization(index, metric, asked);
+            (kept != now).then_some((name, kept))
+        })
+        .collect())
 }

@@ -475,21 +475,38 @@ pub(crate) fn dense_config(
             None => hybridb::Quantization::None,
         },
     };
-    // Codes need a graph, and rotated codes an estimator: where Qdrant would still quantize
-    // (an exact collection, Manhattan), hybridb keeps f32 vectors.
-    let quantization = match (index, metric, quantization) {
+    Ok(VectorConfig::dense_quantized(
+        size,
+        metric,
+        index,
+        kept_quantization(index, metric, quantization),
+    ))
+}
+
+/// The code hybridb keeps for `q` on an index of `kind` under `metric`: codes need a graph,
+/// and rotated codes an estimator, so where Qdrant would still quantize (an exact index,
+/// Manhattan) hybridb keeps `f32` vectors.
+pub(crate) fn kept_quantization(
+    kind: hybridb::IndexKind,
+    metric: hybridb::Metric,
+    q: hybridb::Quantization,
+) -> hybridb::Quantization {
+    match (kind, metric, q) {
         (hybridb::IndexKind::Exact, _, _) => hybridb::Quantization::None,
         (_, hybridb::Metric::Manhattan, q) if q != hybridb::Quantization::Sq8 => {
             hybridb::Quantization::None
         }
         (_, _, q) => q,
-    };
-    Ok(VectorConfig::dense_quantized(
-        size,
-        metric,
-        index,
-        quantization,
-    ))
+    }
+}
+
+/// hybridb's code for a `quantization_config` of a collection update, where `"Disabled"`
+/// turns quantization off.
+pub(crate) fn updated_quantization(q: &Value, at: &str) -> Result<hybridb::Quantization, ApiError> {
+    match q {
+        Value::String(s) if s == "Disabled" => Ok(hybridb::Quantization::None),
+        other => quantization_of(other, at),
+    }
 }
 
 /// hybridb's code for a Qdrant `quantization_config`: `scalar` (int8) is SQ8; `binary` is the
