@@ -407,6 +407,12 @@ pub(crate) fn read_struct(v: &Value, at: &str) -> Result<BTreeMap<String, QVecto
     }
 }
 
+/// Qdrant's default `hnsw_config.m`.
+const QDRANT_DEFAULT_M: u32 = 16;
+
+/// Qdrant's default `hnsw_config.ef_construct`.
+const QDRANT_DEFAULT_EF_CONSTRUCT: u32 = 100;
+
 /// Reads one Qdrant vector declaration: `{size, distance, hnsw_config?, ...}` (dense, `at`
 /// names it), with the collection's `hnsw_config` beneath the vector's own.
 pub(crate) fn dense_config(
@@ -459,12 +465,14 @@ pub(crate) fn dense_config(
     };
     let m = vector_hnsw.m.or(collection_hnsw.m);
     let ef_construct = vector_hnsw.ef_construct.or(collection_hnsw.ef_construct);
+    // Qdrant's defaults where the client gives none (m 16, ef_construct 100; hybridb's own
+    // default ef_construction is 200): a Qdrant client reads back, and gets, what Qdrant
+    // would build.
     let index = match (m, ef_construct) {
         (Some(0), _) => hybridb::IndexKind::Exact,
-        (None, None) => hybridb::IndexKind::hnsw(),
         _ => hybridb::IndexKind::Hnsw {
-            m: m.unwrap_or(16),
-            ef_construction: ef_construct.unwrap_or(200),
+            m: m.unwrap_or(QDRANT_DEFAULT_M),
+            ef_construction: ef_construct.unwrap_or(QDRANT_DEFAULT_EF_CONSTRUCT),
             ef: 64,
         },
     };
