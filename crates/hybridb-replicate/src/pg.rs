@@ -14,6 +14,9 @@
 //!
 //! Upserts go through binary `COPY` into a temporary staging table, then one
 //! `INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE ... WHERE version < excluded.version`.
+//! Pages of the initial copy ([`Op::Load`]) are `COPY`ed straight into the table, which has
+//! no indexes but its primary key until [`Target::finish_copy`]; a page meeting an id that
+//! is there already (a unique violation) is rolled back to a savepoint and upserted instead.
 
 use std::pin::pin;
 use std::time::{Duration, SystemTime};
@@ -21,7 +24,8 @@ use std::time::{Duration, SystemTime};
 use hybridb::Metric;
 use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{Kind, ToSql, Type};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{Json, Kind, ToSql, Type};
 use tokio_postgres::{Client, NoTls};
 use uuid::Uuid;
 
@@ -187,8 +191,9 @@ impl PgTarget {
         format!("{}.{}", ident(&format!("{}_sink", self.opts.schema)), table)
     }
 
-    /// Statements that create a collection's table (without the vector index unless asked).
-    fn create_statements(&self, spec: &CollectionSpec, vector_index: bool) -> Result<Vec<String>> {
+    /// Statements that create a collection's table (without its vector and payload indexes
+    /// unless asked).
+    fn create_statements(&self, spec: &CollectionSpec, indexes: bool) -> Result<Vec<String>> {
         if spec.name.len() > MAX_IDENT {
             return Err(Error::UnsupportedCollection {
                 collection: spec.name.clone(),
@@ -214,16 +219,16 @@ impl PgTarget {
                 literal(&t)
             ));
         }
-        if vector_index {
+        if indexes {
             out.push(self.vector_index_statement(spec));
         }
-        if !spec.payload_indexes.is_empty() {
+        if indexes && !spec.payload_indexes.is_empty() {
             out.push(format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {t} USING gin (payload jsonb_path_ops)",
                 ident(&index_name(&spec.name, "gin"))
             ));
         }
-        for (field, kind) in &spec.payload_indexes {
+        for (field, kind) in spec.payload_indexes.iter().filter(|_| indexes) {
             let path = text_path(field);
             let expr = match kind.as_str() {
                 "integer" | "float" => format!(
@@ -272,7 +277,8 @@ impl PgTarget {
         )
     }
 
-    async fn upsert(&mut self, collection: &str, rows: &[Row]) -> Result<()> {
+    /// Refuses rows whose payload PostgreSQL's `jsonb` cannot hold.
+    fn check_rows(collection: &str, rows: &[Row]) -> Result<()> {
         for r in rows {
             if r.payload
                 .iter()
@@ -286,20 +292,21 @@ impl PgTarget {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Binary `COPY` of `rows` into `dest` (a table name, quoted).
+    async fn copy_rows(&mut self, dest: &str, rows: &[Row]) -> Result<()> {
         let vector_type = self
             .vector_type
             .clone()
             .ok_or_else(|| Error::TargetSchema("pgvector type not looked up".into()))?;
-        let table = self.table(collection);
         let client = self.client()?;
-        client
-            .batch_execute("TRUNCATE pg_temp.hybridb_stage")
-            .await?;
         let sink = client
-            .copy_in(
-                "COPY pg_temp.hybridb_stage (id, version, updated_at, payload, embedding, \
-                 vectors) FROM STDIN BINARY",
-            )
+            .copy_in(&format!(
+                "COPY {dest} (id, version, updated_at, payload, embedding, vectors) \
+                 FROM STDIN BINARY"
+            ))
             .await?;
         let types = [
             Type::UUID,
@@ -313,15 +320,52 @@ impl PgTarget {
         for r in rows {
             let version = i64::try_from(r.version).unwrap_or(i64::MAX);
             let at = SystemTime::UNIX_EPOCH + Duration::from_millis(r.updated_at);
-            let payload = Value::Object(r.payload.clone());
+            let payload = Json(&r.payload);
             let vector = pgvector::Vector::from(r.vector.clone());
-            let vectors = r.vectors.clone().map(Value::Object);
+            let vectors = r.vectors.as_ref().map(Json);
             let values: [&(dyn ToSql + Sync); 6] =
                 [&r.id, &version, &at, &payload, &vector, &vectors];
             writer.as_mut().write(&values).await?;
         }
         writer.as_mut().finish().await?;
-        client
+        Ok(())
+    }
+
+    /// Rows of the initial copy: `COPY` straight into the table, or, if one of the ids is
+    /// there already, the version-ordered upsert.
+    async fn load(&mut self, collection: &str, rows: &[Row]) -> Result<()> {
+        Self::check_rows(collection, rows)?;
+        let table = self.table(collection);
+        self.client()?
+            .batch_execute("SAVEPOINT hybridb_load")
+            .await?;
+        match self.copy_rows(&table, rows).await {
+            Ok(()) => {
+                self.client()?
+                    .batch_execute("RELEASE SAVEPOINT hybridb_load")
+                    .await?;
+                Ok(())
+            }
+            Err(Error::Target(e)) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                tracing::debug!(collection, "a copied id is in the table already: upserting");
+                self.client()?
+                    .batch_execute("ROLLBACK TO SAVEPOINT hybridb_load")
+                    .await?;
+                self.upsert(collection, rows).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Version-ordered upsert: `COPY` into the staging table, then `INSERT ... ON CONFLICT`.
+    async fn upsert(&mut self, collection: &str, rows: &[Row]) -> Result<()> {
+        Self::check_rows(collection, rows)?;
+        let table = self.table(collection);
+        self.client()?
+            .batch_execute("TRUNCATE pg_temp.hybridb_stage")
+            .await?;
+        self.copy_rows("pg_temp.hybridb_stage", rows).await?;
+        self.client()?
             .batch_execute(&format!(
                 "INSERT INTO {table} AS t (id, version, updated_at, payload, embedding, vectors) \
                  SELECT id, version, updated_at, payload, embedding, vectors \
@@ -432,12 +476,25 @@ impl Target for PgTarget {
     }
 
     async fn finish_copy(&mut self) -> Result<()> {
-        let sql = format!("SELECT name, dim, metric FROM {}", self.meta("collections"));
+        let sql = format!(
+            "SELECT name, dim, metric, payload_indexes FROM {}",
+            self.meta("collections")
+        );
         let rows = self.client()?.query(&sql, &[]).await?;
         for row in rows {
             let name: String = row.get(0);
             let dim: i32 = row.get(1);
             let metric: String = row.get(2);
+            let indexes: Value = row.get(3);
+            let mut payload_indexes: Vec<(String, String)> = indexes
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            payload_indexes.sort();
             let spec = CollectionSpec {
                 name,
                 dim: dim as u32,
@@ -446,11 +503,12 @@ impl Target for PgTarget {
                     "dot" => Metric::Dot,
                     _ => Metric::L2,
                 },
-                payload_indexes: Vec::new(),
+                payload_indexes,
                 count: None,
             };
-            let stmt = self.vector_index_statement(&spec);
-            self.client()?.batch_execute(&stmt).await?;
+            for stmt in self.create_statements(&spec, true)? {
+                self.client()?.batch_execute(&stmt).await?;
+            }
         }
         Ok(())
     }
@@ -492,7 +550,7 @@ impl PgTarget {
     ) -> Result<()> {
         for op in &batch.ops {
             match op {
-                Op::CreateCollection { spec, vector_index } => {
+                Op::CreateCollection { spec, indexes } => {
                     let existing = self.existing_dim(&spec.name).await?;
                     if let Some(dim) = existing
                         && dim != spec.dim
@@ -502,7 +560,7 @@ impl PgTarget {
                         let drop = format!("DROP TABLE IF EXISTS {}", self.table(&spec.name));
                         self.client()?.batch_execute(&drop).await?;
                     }
-                    let stmts = self.create_statements(spec, *vector_index)?;
+                    let stmts = self.create_statements(spec, *indexes)?;
                     for s in stmts {
                         self.client()?.batch_execute(&s).await?;
                     }
@@ -523,6 +581,11 @@ impl PgTarget {
                 Op::Upsert { collection, rows } => {
                     if !rows.is_empty() {
                         self.upsert(collection, rows).await?;
+                    }
+                }
+                Op::Load { collection, rows } => {
+                    if !rows.is_empty() {
+                        self.load(collection, rows).await?;
                     }
                 }
             }

@@ -75,7 +75,7 @@ pub enum Progress {
         /// Entities in the collection, when known.
         total: Option<u64>,
     },
-    /// The initial copy is done (vector indexes built); the feed follows.
+    /// The initial copy is done (indexes built); the feed follows.
     CopyDone {
         /// Snapshot sequence number.
         snapshot_seq: u64,
@@ -83,7 +83,7 @@ pub enum Progress {
         rows: u64,
         /// Seconds spent loading rows.
         load_secs: f64,
-        /// Seconds spent building vector indexes.
+        /// Seconds spent building the vector and payload indexes.
         index_secs: f64,
     },
     /// A batch of change events was committed in the target.
@@ -298,7 +298,7 @@ impl<T: Target> Sink<T> {
             let batch = Batch {
                 ops: vec![Op::CreateCollection {
                     spec: spec.clone(),
-                    vector_index: false,
+                    indexes: false,
                 }],
             };
             self.apply(&batch, cursor).await?;
@@ -369,7 +369,7 @@ impl<T: Target> Sink<T> {
             let n = rows.len() as u64;
             cursor.copy_after = Some((spec.name.clone(), last));
             let batch = Batch {
-                ops: vec![Op::Upsert {
+                ops: vec![Op::Load {
                     collection: spec.name.clone(),
                     rows,
                 }],
@@ -464,7 +464,7 @@ impl<T: Target> Sink<T> {
                     if let Some(spec) = blocking(&self.source, move |s| s.collection(&n)).await? {
                         ops.push(Op::CreateCollection {
                             spec,
-                            vector_index: true,
+                            indexes: true,
                         });
                     }
                 }
@@ -496,7 +496,7 @@ impl<T: Target> Sink<T> {
                         self.known.insert(spec.name.clone(), spec.dim);
                         ops.push(Op::CreateCollection {
                             spec,
-                            vector_index: true,
+                            indexes: true,
                         });
                     }
                     None => continue, // dropped since: its drop event follows

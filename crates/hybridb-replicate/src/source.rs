@@ -3,10 +3,19 @@
 //! `/collections/{name}/entities/get`), so a read-only key is enough.
 //!
 //! The calls block (ureq); the sink runs them on tokio's blocking pool.
+//!
+//! Pages of entities are asked for with `"vector_format": "base64"` (each default vector as
+//! its little-endian `f32` bytes): the server neither formats nor the sink parses 384
+//! decimal numbers per entity, and the values are exact. A server from before that option
+//! refuses the field (`invalid_body` naming it); the source then asks for numbers from there
+//! on. Either form is read.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde::Deserialize;
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -74,8 +83,8 @@ pub struct EntityState {
     pub id: Uuid,
     /// Payload object.
     pub payload: Map<String, Value>,
-    /// Vector.
-    #[serde(default)]
+    /// Vector (read from an array of numbers or from base64 of little-endian `f32`s).
+    #[serde(default, deserialize_with = "dense_vector")]
     pub vector: Option<Vec<f32>>,
     /// Named vectors (dense arrays or sparse `{indices, values}`), when the entity has any.
     #[serde(default)]
@@ -84,6 +93,62 @@ pub struct EntityState {
     pub version: u64,
     /// Last write, milliseconds since the Unix epoch.
     pub updated_at: u64,
+}
+
+/// The `f32`s of standard base64 (with padding) of little-endian bytes.
+pub fn f32s_of_base64(text: &str) -> std::result::Result<Vec<f32>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("a base64 vector: {e}"))?;
+    if bytes.len() % 4 != 0 {
+        return Err(format!(
+            "a base64 vector of {} bytes, not a multiple of 4",
+            bytes.len()
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// Reads a default vector given as an array of numbers or as a base64 string.
+fn dense_vector<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Vec<f32>>, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Option<Vec<f32>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of numbers, a base64 string or null")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(
+            self,
+            d: D2,
+        ) -> std::result::Result<Self::Value, D2::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+            f32s_of_base64(v).map(Some).map_err(E::custom)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(x) = seq.next_element::<f32>()? {
+                out.push(x);
+            }
+            Ok(Some(out))
+        }
+    }
+    d.deserialize_option(Visit)
 }
 
 /// A page of a scroll in id order.
@@ -101,6 +166,8 @@ pub struct HttpSource {
     base: String,
     key: Option<String>,
     agent: ureq::Agent,
+    /// Whether to ask for base64 vectors (false once the server refused the option).
+    compact: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for HttpSource {
@@ -127,7 +194,39 @@ impl HttpSource {
             base: base.trim_end_matches('/').to_string(),
             key: key.filter(|k| !k.is_empty()),
             agent,
+            compact: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// Asks for vectors as JSON numbers instead of base64 (for servers from before
+    /// `vector_format`; found out by itself otherwise, see the module docs).
+    pub fn with_float_vectors(self) -> Self {
+        self.compact.store(false, Ordering::Relaxed);
+        self
+    }
+
+    /// A POST of `body` with `"vector_format": "base64"` added while the server takes it;
+    /// a server that refuses the field is asked again without it, and from then on.
+    fn call_vectors<T: serde::de::DeserializeOwned>(&self, path: &str, body: Value) -> Result<T> {
+        if self.compact.load(Ordering::Relaxed) {
+            let mut compact = body.clone();
+            if let Some(m) = compact.as_object_mut() {
+                m.insert("vector_format".into(), Value::from("base64"));
+            }
+            match self.call("POST", path, Some(&compact)) {
+                Err(Error::Source {
+                    status: 400,
+                    code,
+                    message,
+                    ..
+                }) if code == "invalid_body" && message.contains("vector_format") => {
+                    tracing::info!(server = %self.base, "the server has no `vector_format`: reading vectors as numbers");
+                    self.compact.store(false, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        self.call("POST", path, Some(&body))
     }
 
     /// The server's base URL.
@@ -299,7 +398,7 @@ impl HttpSource {
     ) -> Result<Option<ScrollPage>> {
         let path = format!("/collections/{collection}/scroll");
         let body = json!({"after": after, "limit": limit, "with_vector": true});
-        match self.call("POST", &path, Some(&body)) {
+        match self.call_vectors(&path, body) {
             Ok(page) => Ok(Some(page)),
             Err(Error::Source { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -321,12 +420,55 @@ impl HttpSource {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(4096) {
             let body = json!({"ids": chunk, "with_vector": true});
-            match self.call::<Many>("POST", &path, Some(&body)) {
+            match self.call_vectors::<Many>(&path, body) {
                 Ok(many) => out.extend(many.entities),
                 Err(Error::Source { status: 404, .. }) => return Ok(None),
                 Err(e) => return Err(e),
             }
         }
         Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(vector: Value) -> std::result::Result<EntityState, serde_json::Error> {
+        serde_json::from_value(json!({
+            "id": "c4108535-e20b-5666-81f8-37e469cb4074", "payload": {}, "version": 1,
+            "updated_at": 0, "vector": vector
+        }))
+    }
+
+    #[test]
+    fn vectors_read_from_numbers_or_base64_alike() {
+        let v = [0.25f32, -1.5, 3.0e-7, 1.0e30];
+        let numbers = state(json!(v)).unwrap().vector.unwrap();
+        let mut bytes = Vec::new();
+        for x in v {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let compact = state(json!(b64)).unwrap().vector.unwrap();
+        assert_eq!(numbers, v);
+        assert_eq!(compact, v);
+        assert_eq!(state(Value::Null).unwrap().vector, None);
+        let absent: EntityState = serde_json::from_value(json!({
+            "id": "c4108535-e20b-5666-81f8-37e469cb4074", "payload": {}, "version": 1,
+            "updated_at": 0
+        }))
+        .unwrap();
+        assert_eq!(absent.vector, None);
+    }
+
+    #[test]
+    fn a_bad_base64_vector_is_refused_with_a_reason() {
+        // 3 bytes: not a whole f32.
+        let e = state(json!("AAAA")).unwrap_err().to_string();
+        assert!(e.contains("not a multiple of 4"), "{e}");
+        let e = state(json!("not base64!")).unwrap_err().to_string();
+        assert!(e.contains("base64"), "{e}");
+        assert!(state(json!({"x": 1})).is_err());
     }
 }

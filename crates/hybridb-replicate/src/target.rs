@@ -57,9 +57,9 @@ pub enum Op {
     CreateCollection {
         /// The collection.
         spec: CollectionSpec,
-        /// Build the vector index now (false during the initial copy: [`Target::finish_copy`]
-        /// builds it once the rows are in, which is much faster).
-        vector_index: bool,
+        /// Build the indexes now (false during the initial copy: [`Target::finish_copy`]
+        /// builds the vector and payload indexes once the rows are in, which is much faster).
+        indexes: bool,
     },
     /// Drop the collection's table.
     DropCollection(String),
@@ -72,6 +72,15 @@ pub enum Op {
     },
     /// Insert these rows, or replace rows of a lower version.
     Upsert {
+        /// Collection.
+        collection: String,
+        /// Rows (each id at most once).
+        rows: Vec<Row>,
+    },
+    /// Rows of the initial copy, in id order after the copy's progress: none of them is
+    /// expected in the table, so a target may write them straight (as [`Op::Upsert`] would,
+    /// falling back to it when one is there after all, e.g. a table another sink filled).
+    Load {
         /// Collection.
         collection: String,
         /// Rows (each id at most once).
@@ -92,7 +101,7 @@ impl Batch {
         self.ops
             .iter()
             .map(|op| match op {
-                Op::Upsert { rows, .. } => rows.len(),
+                Op::Upsert { rows, .. } | Op::Load { rows, .. } => rows.len(),
                 Op::Delete { ids, .. } => ids.len(),
                 _ => 0,
             })
@@ -116,8 +125,8 @@ pub trait Target: Send {
         cursor: &Cursor,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Builds what the initial copy left out to load faster (vector indexes), for every
-    /// collection the target holds. Idempotent.
+    /// Builds what the initial copy left out to load faster (vector and payload indexes),
+    /// for every collection the target holds. Idempotent.
     fn finish_copy(&mut self) -> impl Future<Output = Result<()>> + Send;
 
     /// The collections the target holds, with their vector dimensions.

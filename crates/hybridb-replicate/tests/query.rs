@@ -159,7 +159,7 @@ async fn load(url: &str, schema: &str, n: usize, dim: usize, seed: u64) -> (PgTa
         ops: vec![
             Op::CreateCollection {
                 spec,
-                vector_index: true,
+                indexes: true,
             },
             Op::Upsert {
                 collection: "c".into(),

@@ -8,6 +8,7 @@
 //! routes in `admin.rs`; all re-exported here.
 
 mod admin;
+mod encoding;
 mod query;
 mod text;
 mod vectors;
@@ -15,6 +16,7 @@ mod vectors;
 use std::collections::BTreeMap;
 
 pub use admin::*;
+pub use encoding::*;
 use hybridb::{
     CollectionConfig, EntityId, Hit, IndexKind, Metric, NamedVector, PayloadIndexKind, Record,
 };
@@ -439,9 +441,10 @@ pub struct EntityOut {
     #[schema(value_type = PayloadSchema)]
     pub payload: Map<String, Value>,
     /// The default embedding as written (left out when not asked for, or when the
-    /// collection has no default vector).
+    /// collection has no default vector), in the asked `vector_format`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub vector: Option<Vec<f32>>,
+    #[schema(value_type = Option<DenseOutSchema>)]
+    pub vector: Option<DenseOut>,
     /// The named vectors the entity has, as written (left out when not asked for, or when it
     /// has none).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -464,12 +467,19 @@ fn some_default(v: Option<Vec<f32>>) -> Option<Vec<f32>> {
 }
 
 impl EntityOut {
-    /// The answer for a record, with or without its vectors.
+    /// The answer for a record, with or without its vectors (the default vector as numbers).
     pub fn new(r: Record, with_vector: bool) -> Self {
+        Self::in_format(r, with_vector, VectorFormat::Float)
+    }
+
+    /// The answer for a record, with or without its vectors, the default vector written in
+    /// `format`.
+    pub fn in_format(r: Record, with_vector: bool, format: VectorFormat) -> Self {
         EntityOut {
             id: r.id,
             payload: r.payload,
-            vector: some_default(with_vector.then_some(r.vector)),
+            vector: some_default(with_vector.then_some(r.vector))
+                .map(|values| DenseOut { values, format }),
             vectors: some_named(with_vector.then_some(r.vectors)),
             version: r.version,
             updated_at: r.updated_at,
@@ -487,6 +497,10 @@ pub struct GetManyBody {
     /// Include vectors. Default true.
     #[serde(default = "yes")]
     pub with_vector: bool,
+    /// How the default vectors are written: `float` (numbers, the default) or `base64`
+    /// (little-endian `f32` bytes; compact and exact, for readers of many vectors).
+    #[serde(default)]
+    pub vector_format: VectorFormat,
 }
 
 /// Answer of `POST /collections/{name}/entities/get`.
@@ -504,6 +518,10 @@ pub struct GetQuery {
     /// Include the vector. Default true.
     #[serde(default = "yes")]
     pub with_vector: bool,
+    /// How the default vector is written: `float` (numbers, the default) or `base64`
+    /// (little-endian `f32` bytes).
+    #[serde(default)]
+    pub vector_format: VectorFormat,
 }
 
 /// Body of `POST /collections/{name}/entities/delete`: `ids` or `filter`.
@@ -577,6 +595,10 @@ pub struct ScrollBody {
     /// Include vectors. Default false.
     #[serde(default)]
     pub with_vector: bool,
+    /// How the default vectors are written: `float` (numbers, the default) or `base64`
+    /// (little-endian `f32` bytes; compact and exact, for readers of many vectors).
+    #[serde(default)]
+    pub vector_format: VectorFormat,
 }
 
 /// Answer of `POST /collections/{name}/scroll`.

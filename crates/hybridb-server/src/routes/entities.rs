@@ -102,7 +102,11 @@ pub(crate) async fn get(
     blocking(move || {
         let c = st.db.collection(&name)?;
         match c.get(id)? {
-            Some(r) => Ok(Json(EntityOut::new(r, q.with_vector))),
+            Some(r) => Ok(Json(EntityOut::in_format(
+                r,
+                q.with_vector,
+                q.vector_format,
+            ))),
             None => Err(ApiError::new(
                 ErrorCode::EntityNotFound,
                 format!("entity {id} not found in collection {name:?}"),
@@ -213,7 +217,7 @@ pub(crate) async fn get_many(
         Ok(Json(GetManyOut {
             entities: records
                 .into_iter()
-                .map(|r| r.map(|r| EntityOut::new(r, body.with_vector)))
+                .map(|r| r.map(|r| EntityOut::in_format(r, body.with_vector, body.vector_format)))
                 .collect(),
         }))
     })
@@ -348,7 +352,7 @@ pub(crate) async fn scroll(
             entities: page
                 .records
                 .into_iter()
-                .map(|r| EntityOut::new(r, body.with_vector))
+                .map(|r| EntityOut::in_format(r, body.with_vector, body.vector_format))
                 .collect(),
             next: page.next,
         }))
