@@ -286,8 +286,14 @@ pub fn run_ann(a: &AnnArgs) -> Result<()> {
     let dataset = dataset_name(&a.base);
     // One database per placement of the originals, built one after the other; their query
     // passes then take turns, so that load on the machine hits them alike.
+    // An unquantized index keeps its vectors in memory wherever originals would go.
+    let placements = if a.quantization == Quant::None {
+        vec![engine::Placement::Memory]
+    } else {
+        a.originals.clone()
+    };
     let mut built = Vec::new();
-    for &originals in &a.originals {
+    for &originals in &placements {
         let dir = temp_dir(a.tmp_dir.as_deref())?;
         let config = EngineConfig {
             m: a.m,

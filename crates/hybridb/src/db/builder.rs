@@ -88,7 +88,7 @@ impl DatabaseBuilder {
 
     /// Sets where quantized HNSW indexes keep their `f32` originals (default: in a mapped
     /// file beside the database, see [`crate::Originals`]).
-    pub fn originals(mut self, originals: crate::Originals) -> Self {
+    pub fn originals(mut self, originals: crate::store::options::Originals) -> Self {
         self.options.originals = originals;
         self
     }

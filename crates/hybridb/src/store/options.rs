@@ -72,7 +72,8 @@ pub struct Options {
     /// [`CacheSizes`] for the defaults. [`CacheSizes::OFF`] switches them all off.
     pub caches: CacheSizes,
     /// Where quantized HNSW indexes keep the `f32` originals their searches rescore with.
-    /// Default [`Originals::BesideDatabase`].
+    /// Default [`Originals::BesideDatabase`], which an open database's options show resolved
+    /// ([`Originals::In`] its file's directory, or [`Originals::Memory`] on a custom backend).
     pub originals: Originals,
     /// Failpoints for fault-injection tests (feature `failpoints`). Default none.
     #[cfg(feature = "failpoints")]
