@@ -179,15 +179,30 @@ pub struct AnnArgs {
     /// row per ef and factor; ignored without quantization).
     #[arg(long, value_delimiter = ',', default_value = "2")]
     pub oversampling: Vec<f32>,
+    /// Where a quantized index keeps its f32 originals, comma-separated: one database per
+    /// placement, their query passes taking turns (`file,memory` compares them in one run).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "file")]
+    pub originals: Vec<engine::Placement>,
 }
 
 /// Resident set size of this process, from /proc (0 where unavailable).
 pub fn rss_bytes() -> u64 {
+    proc_status_bytes("VmRSS:")
+}
+
+/// The process's own resident memory (`RssAnon`: the resident set less mapped file pages
+/// and shared memory), from /proc (0 where unavailable).
+pub fn rss_anon_bytes() -> u64 {
+    proc_status_bytes("RssAnon:")
+}
+
+/// A `kB` field of /proc/self/status, in bytes.
+fn proc_status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
@@ -263,43 +278,62 @@ pub fn run_ann(a: &AnnArgs) -> Result<()> {
     );
     ensure!(!a.ef.is_empty(), "no ef values given");
 
-    let dir = temp_dir(a.tmp_dir.as_deref())?;
-    let config = EngineConfig {
-        m: a.m,
-        ef_construction: a.ef_construction,
-        build_threads: a.build_threads,
-        cache_mb: a.cache_mb,
-        quantization: a.quantization,
-        ..EngineConfig::new(a.metric, base.dim)
-    };
     ensure!(
         a.oversampling.iter().all(|&o| (1.0..=64.0).contains(&o)),
         "oversampling factors must be within 1..=64"
     );
-    let rss_before = rss_bytes();
-    let t = Instant::now();
-    let engine = engine::build(dir.path(), &config, &base, a.batch)?;
-    let build_s = t.elapsed().as_secs_f64();
-    let rss_after = rss_bytes();
-
+    ensure!(!a.originals.is_empty(), "no --originals given");
     let dataset = dataset_name(&a.base);
-    let raw = (base.len() * base.dim * 4) as u64;
-    // The links a graph of this size needs: layer 0 holds 2m ids and a count per node; a node
-    // has 1/(m-1) upper-layer lists of m ids and a count on average.
-    let m = a.m.max(2) as f64;
-    let graph = (base.len() as f64 * 4.0 * ((1.0 + 2.0 * m) + (1.0 + m) / (m - 1.0))) as u64;
-    let engine_rss = rss_after.saturating_sub(rss_before);
-    emit(&serde_json::json!({
-        "bench": "memory", "engine": engine::ENGINE_NAME, "dataset": dataset, "n": base.len(),
-        "dim": base.dim, "rss_before_build": rss_before, "rss_after_build": rss_after,
-        "engine_rss": rss_after.saturating_sub(rss_before), "raw_vectors_bytes": raw,
-        "cache_mb": a.cache_mb,
-        "index_bytes": engine::index_bytes(&engine),
-        "engine_rss_over_index": round(engine_rss as f64
-            / engine::index_bytes(&engine).max(1) as f64, 3),
-        "raw_plus_graph_bytes": raw + graph,
-        "engine_rss_over_raw_plus_graph": round(engine_rss as f64 / (raw + graph).max(1) as f64, 3),
-    }))?;
+    // One database per placement of the originals, built one after the other; their query
+    // passes then take turns, so that load on the machine hits them alike.
+    // An unquantized index keeps its vectors in memory wherever originals would go.
+    let placements = if a.quantization == Quant::None {
+        vec![engine::Placement::Memory]
+    } else {
+        a.originals.clone()
+    };
+    let mut built = Vec::new();
+    for &originals in &placements {
+        let dir = temp_dir(a.tmp_dir.as_deref())?;
+        let config = EngineConfig {
+            m: a.m,
+            ef_construction: a.ef_construction,
+            build_threads: a.build_threads,
+            cache_mb: a.cache_mb,
+            quantization: a.quantization,
+            originals,
+            ..EngineConfig::new(a.metric, base.dim)
+        };
+        let rss_before = rss_bytes();
+        let anon_before = rss_anon_bytes();
+        let t = Instant::now();
+        let engine = engine::build(dir.path(), &config, &base, a.batch)?;
+        let build_s = t.elapsed().as_secs_f64();
+        let rss_after = rss_bytes();
+        let anon_after = rss_anon_bytes();
+        let raw = (base.len() * base.dim * 4) as u64;
+        // The links a graph of this size needs: layer 0 holds 2m ids and a count per node; a
+        // node has 1/(m-1) upper-layer lists of m ids and a count on average.
+        let m = a.m.max(2) as f64;
+        let graph = (base.len() as f64 * 4.0 * ((1.0 + 2.0 * m) + (1.0 + m) / (m - 1.0))) as u64;
+        let engine_rss = rss_after.saturating_sub(rss_before);
+        let index = engine::index_bytes(&engine) as u64;
+        emit(&serde_json::json!({
+            "bench": "memory", "engine": engine::ENGINE_NAME, "dataset": dataset, "n": base.len(),
+            "dim": base.dim, "quantization": a.quantization.name(), "originals": originals.name(),
+            "rss_before_build": rss_before, "rss_after_build": rss_after,
+            "engine_rss": engine_rss,
+            "engine_rss_anon": anon_after.saturating_sub(anon_before),
+            "raw_vectors_bytes": raw,
+            "cache_mb": a.cache_mb,
+            "index_bytes": index,
+            "engine_rss_over_index": round(engine_rss as f64 / index.max(1) as f64, 3),
+            "raw_plus_graph_bytes": raw + graph,
+            "index_over_raw_plus_graph": round(index as f64 / (raw + graph).max(1) as f64, 3),
+            "engine_rss_over_raw_plus_graph": round(engine_rss as f64 / (raw + graph).max(1) as f64, 3),
+        }))?;
+        built.push((engine, dir, originals, build_s));
+    }
     let factors: &[f32] = if a.quantization == Quant::None {
         &[1.0]
     } else {
@@ -307,51 +341,60 @@ pub fn run_ann(a: &AnnArgs) -> Result<()> {
     };
     for &ef in &a.ef {
         for &oversampling in factors {
-            let ef_used = ef.max(a.k);
-            let (results, secs) = best_of(a.repeat, &queries, |q| {
-                engine::search(&engine, q, a.k, ef_used, oversampling)
-            })?;
-            emit(&AnnRecord {
-                engine: engine::ENGINE_NAME.to_string(),
-                dataset: dataset.clone(),
-                n: base.len(),
-                dim: base.dim,
-                metric: a.metric.report_name().to_string(),
-                m: a.m,
-                ef_construction: a.ef_construction,
-                build_threads: a.build_threads,
-                build_s: round(build_s, 3),
-                ef,
-                k: a.k,
-                recall: round(recall_at_k(&results, &gt, a.k), 4),
-                qps: round(queries.len() as f64 / secs, 1),
-                quantization: a.quantization.name().to_string(),
-                oversampling: f64::from(oversampling),
-                index_bytes: engine::index_bytes(&engine) as u64,
-                rss_bytes: rss_bytes(),
-            })?;
+            for (engine, _, originals, build_s) in &built {
+                let ef_used = ef.max(a.k);
+                let (results, secs) = best_of(a.repeat, &queries, |q| {
+                    engine::search(engine, q, a.k, ef_used, oversampling)
+                })?;
+                emit(&AnnRecord {
+                    engine: engine::ENGINE_NAME.to_string(),
+                    dataset: dataset.clone(),
+                    n: base.len(),
+                    dim: base.dim,
+                    metric: a.metric.report_name().to_string(),
+                    m: a.m,
+                    ef_construction: a.ef_construction,
+                    build_threads: a.build_threads,
+                    build_s: round(*build_s, 3),
+                    ef,
+                    k: a.k,
+                    recall: round(recall_at_k(&results, &gt, a.k), 4),
+                    qps: round(queries.len() as f64 / secs, 1),
+                    quantization: a.quantization.name().to_string(),
+                    oversampling: f64::from(oversampling),
+                    index_bytes: engine::index_bytes(engine) as u64,
+                    rss_bytes: rss_bytes(),
+                    originals: originals.name().to_string(),
+                    rss_anon_bytes: rss_anon_bytes(),
+                })?;
+            }
         }
     }
-    // Whether the f32 originals could leave memory: what reading each rescored candidate
-    // from redb would cost (k x 2 of them, for the first 200 queries).
-    let sample = &queries.data[..queries.dim * queries.len().min(200)];
-    let us = engine::vector_read_micros(&engine, sample, a.k * 2)?;
-    emit(&serde_json::json!({
-        "bench": "vector_reads", "engine": engine::ENGINE_NAME, "dataset": dataset,
-        "quantization": a.quantization.name(), "fetch": a.k * 2,
-        "us_per_vector_read": round(us, 3),
-    }))?;
-    let r = engine::reopen_after_writes(engine, dir.path(), a.reopen_writes, &base.data)?;
-    emit(&serde_json::json!({
-        "bench": "reopen", "engine": engine::ENGINE_NAME, "dataset": dataset, "n": base.len(),
-        "later_writes": a.reopen_writes, "build_s": round(build_s, 3),
-        "reopen_s": round(r.clean_s, 3), "rebuilt": r.clean_rebuilt,
-        "reopen_over_build": round(r.clean_s / build_s, 4),
-        "linked_s": round(r.clean_linked_s, 3),
-        "qps_while_linking": round(r.clean_qps_while_linking, 1),
-        "crash_reopen_s": round(r.crash_s, 3), "crash_rebuilt": r.crash_rebuilt,
-    }))?;
-    dir.close().context("removing temporary database directory")
+    for (engine, dir, originals, build_s) in built {
+        // What rescoring from redb instead would cost: reading each rescored candidate's
+        // stored vector (k x 2 of them, for the first 200 queries).
+        let sample = &queries.data[..queries.dim * queries.len().min(200)];
+        let us = engine::vector_read_micros(&engine, sample, a.k * 2)?;
+        emit(&serde_json::json!({
+            "bench": "vector_reads", "engine": engine::ENGINE_NAME, "dataset": dataset,
+            "quantization": a.quantization.name(), "originals": originals.name(),
+            "fetch": a.k * 2, "us_per_vector_read": round(us, 3),
+        }))?;
+        let r = engine::reopen_after_writes(engine, dir.path(), a.reopen_writes, &base.data)?;
+        emit(&serde_json::json!({
+            "bench": "reopen", "engine": engine::ENGINE_NAME, "dataset": dataset, "n": base.len(),
+            "quantization": a.quantization.name(), "originals": originals.name(),
+            "later_writes": a.reopen_writes, "build_s": round(build_s, 3),
+            "reopen_s": round(r.clean_s, 3), "rebuilt": r.clean_rebuilt,
+            "reopen_over_build": round(r.clean_s / build_s, 4),
+            "linked_s": round(r.clean_linked_s, 3),
+            "qps_while_linking": round(r.clean_qps_while_linking, 1),
+            "crash_reopen_s": round(r.crash_s, 3), "crash_rebuilt": r.crash_rebuilt,
+        }))?;
+        dir.close()
+            .context("removing temporary database directory")?;
+    }
+    Ok(())
 }
 
 /// Arguments of `exact`.

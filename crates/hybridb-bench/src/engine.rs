@@ -79,6 +79,25 @@ impl Quant {
     }
 }
 
+/// Where a quantized index keeps its `f32` originals (hybridb's `Originals`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Placement {
+    /// A mapped file beside the database (page cache, not the process's memory).
+    File,
+    /// The process's memory.
+    Memory,
+}
+
+impl Placement {
+    /// Name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::File => "file",
+            Placement::Memory => "memory",
+        }
+    }
+}
+
 /// Everything needed to create a benchmark collection.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -100,6 +119,8 @@ pub struct EngineConfig {
     pub cache_mb: usize,
     /// HNSW: codes the walk ranks by.
     pub quantization: Quant,
+    /// Where a quantized index keeps its originals.
+    pub originals: Placement,
 }
 
 impl EngineConfig {
@@ -116,6 +137,7 @@ impl EngineConfig {
             durability: Durability::None,
             cache_mb: 256,
             quantization: Quant::None,
+            originals: Placement::File,
         }
     }
 }

@@ -49,6 +49,10 @@ pub struct AnnRecord {
     pub index_bytes: u64,
     /// Resident set size of the process when the row was measured.
     pub rss_bytes: u64,
+    /// Where the f32 originals were (`memory`, or `file`: mapped, page cache).
+    pub originals: String,
+    /// The part of `rss_bytes` that is the process's own memory (`RssAnon`: not file pages).
+    pub rss_anon_bytes: u64,
 }
 
 /// The `exact` subcommand's line: exact-search throughput against the memory-bandwidth ceiling.
@@ -129,10 +133,12 @@ mod tests {
             oversampling: 2.0,
             index_bytes: 1000,
             rss_bytes: 2000,
+            originals: "file".into(),
+            rss_anon_bytes: 1500,
         };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
-            r#"{"engine":"hybridb","dataset":"bigann10k","n":9900,"dim":128,"metric":"l2","m":16,"ef_construction":200,"build_threads":1,"build_s":1.235,"ef":10,"k":10,"recall":0.9123,"qps":12345.7,"quantization":"rq2","oversampling":2.0,"index_bytes":1000,"rss_bytes":2000}"#
+            r#"{"engine":"hybridb","dataset":"bigann10k","n":9900,"dim":128,"metric":"l2","m":16,"ef_construction":200,"build_threads":1,"build_s":1.235,"ef":10,"k":10,"recall":0.9123,"qps":12345.7,"quantization":"rq2","oversampling":2.0,"index_bytes":1000,"rss_bytes":2000,"originals":"file","rss_anon_bytes":1500}"#
         );
     }
 }

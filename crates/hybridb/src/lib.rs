@@ -129,7 +129,7 @@ pub use query::filter::{
 pub use query::hybrid::{Fusion, MAX_QUERY_DEPTH, Query, QueryExplain, Stage, StageReport};
 pub use query::search::{Consistency, Explain, Hit, Plan, ScrollPage, SearchRequest};
 pub use store::collection::CollectionInfo;
-pub use store::options::{Durability, Options, ProgressCallback, RebuildProgress};
+pub use store::options::{Durability, Options, Originals, ProgressCallback, RebuildProgress};
 pub use store::shared::WriterStats;
 pub use store::storage::BackendFactory;
 pub use store::write::Written;

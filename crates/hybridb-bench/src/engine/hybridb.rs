@@ -49,7 +49,12 @@ fn row_id(row: usize) -> EntityId {
 /// explicitly), and no read caches (the result cache would answer repeated query passes
 /// without searching; `hybridb-bench cache` measures the caches).
 fn builder(config: &EngineConfig, durability: hybridb::Durability) -> hybridb::DatabaseBuilder {
+    let originals = match config.originals {
+        super::Placement::File => hybridb::Originals::BesideDatabase,
+        super::Placement::Memory => hybridb::Originals::Memory,
+    };
     Database::builder()
+        .originals(originals)
         .durability(durability)
         .cache_size(config.cache_mb << 20)
         .index_threads(config.build_threads.max(1))

@@ -86,6 +86,13 @@ impl DatabaseBuilder {
         self
     }
 
+    /// Sets where quantized HNSW indexes keep their `f32` originals (default: in a mapped
+    /// file beside the database, see [`crate::Originals`]).
+    pub fn originals(mut self, originals: crate::store::options::Originals) -> Self {
+        self.options.originals = originals;
+        self
+    }
+
     /// Sets the threads used for HNSW inserts and index rebuilds (at least 1).
     pub fn index_threads(mut self, threads: usize) -> Self {
         self.options.index_threads = threads.max(1);

@@ -78,7 +78,7 @@ impl Shared {
         match config {
             Some(config) => {
                 coll.index
-                    .change_named(name, Some(Named::new(&config, self.options.index_threads)));
+                    .change_named(name, Some(Named::new(&config, &self.options.index_env())));
                 coll.set_named(NamedDecls::of(&stored));
             }
             None => {

@@ -169,6 +169,23 @@ impl HnswIndex {
         })
     }
 
+    /// Keeps the `f32` originals of a quantized index in a file in `dir` (see
+    /// `index::originals`); an unquantized index, no directory, or a file that cannot be
+    /// made leave them in memory.
+    pub(crate) fn with_originals_in(mut self, dir: Option<&std::path::Path>) -> Self {
+        #[cfg(unix)]
+        if let Some(dir) = dir
+            && !self.quantization().is_none()
+            && let Ok(file) = crate::index::originals::originals_file(dir)
+        {
+            // On failure the vectors stay in memory: only the memory saving is lost.
+            let _ = self.graph.keep_vectors_in(file);
+        }
+        #[cfg(not(unix))]
+        let _ = dir;
+        self
+    }
+
     /// Trains (or retrains) the quantizer when the graph has grown enough (see the module
     /// docs). The caller holds the apply lock.
     fn maybe_train(&self) {

@@ -15,6 +15,7 @@ pub(crate) mod flat;
 pub mod hnsw;
 pub(crate) mod hnsw_index;
 mod maxscore;
+pub(crate) mod originals;
 pub mod quant;
 pub(crate) mod slots;
 pub mod sparse;

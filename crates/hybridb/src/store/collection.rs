@@ -40,8 +40,12 @@ pub(crate) struct CollectionShared {
 }
 
 impl CollectionShared {
-    pub(crate) fn new(name: String, stored: StoredCollection, threads: usize) -> Self {
-        let index = IndexState::new(&stored.config, threads);
+    pub(crate) fn new(
+        name: String,
+        stored: StoredCollection,
+        env: &crate::index::originals::IndexEnv,
+    ) -> Self {
+        let index = IndexState::new(&stored.config, env);
         index.set_texts(
             stored
                 .config

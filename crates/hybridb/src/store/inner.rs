@@ -73,7 +73,11 @@ fn writer_dropped_reply() -> Error {
 impl DbInner {
     /// Opens the file: loads the collections (from their checkpoints, replaying the change log
     /// after them), then starts the writer thread and the checkpointer.
-    pub(crate) fn open(storage: Storage, options: Options) -> Result<DbInner> {
+    pub(crate) fn open(storage: Storage, mut options: Options) -> Result<DbInner> {
+        options.resolve_originals(match &storage {
+            Storage::File(path) => Some(path),
+            Storage::Backend { .. } => None,
+        });
         let redb = storage.open(options.cache_size)?;
         init_format(&redb)?;
         let ckpt_dir = checkpoint::dir_for(storage.path());

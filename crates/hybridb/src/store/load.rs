@@ -285,7 +285,8 @@ fn load_from_checkpoint(
     // The replayed changes wait in a delta, linked in the background (`start_linkers`): the
     // collection is searchable as soon as the checkpoint is loaded.
     let graph = HnswIndex::deferred(ckpt_graph, options.index_threads)
-        .with_quantization(stored.config.quantization);
+        .with_quantization(stored.config.quantization)
+        .with_originals_in(options.index_env().originals_dir.as_deref());
     let index = IndexState::from_parts(slots, Box::new(graph));
     let entities = txn.open_table(tables.entities()).map_err(|e| s(e.into()))?;
     let vectors = txn.open_table(tables.vectors()).map_err(|e| s(e.into()))?;
@@ -347,7 +348,7 @@ fn rebuild_index(
     let tables = CollectionTables::new(stored.cid);
     let dim = stored.config.dim as usize;
     let metric = stored.config.metric;
-    let index = IndexState::new(&stored.config, options.index_threads);
+    let index = IndexState::new(&stored.config, &options.index_env());
     let entities = txn.open_table(tables.entities())?;
     let vectors = txn.open_table(tables.vectors())?;
     let slots = txn.open_table(tables.slots())?;

@@ -50,7 +50,7 @@ pub(crate) fn load(
     stored: &StoredCollection,
     sources: &Sources<'_>,
 ) -> Result<NamedIndexes> {
-    let threads = sources.options.index_threads;
+    let env = sources.options.index_env();
     let decls = NamedDecls::of(stored);
     if decls.is_empty() {
         return Ok(NamedIndexes::new());
@@ -90,7 +90,7 @@ pub(crate) fn load(
                 }
             }
         }
-        let mut index = Named::new(&decl.config, threads);
+        let mut index = Named::new(&decl.config, &env);
         match (&mut index, decl.config) {
             (Named::Dense(d), VectorConfig::Dense { dim, metric, .. }) => {
                 let mut batch: Vec<(u32, Vec<f32>)> = Vec::with_capacity(BATCH);
@@ -238,8 +238,9 @@ fn from_checkpoint(
         VectorConfig::Dense { quantization, .. } => quantization,
         VectorConfig::Sparse { .. } => Quantization::None,
     };
-    let index =
-        HnswIndex::deferred(graph, sources.options.index_threads).with_quantization(quantization);
+    let index = HnswIndex::deferred(graph, sources.options.index_threads)
+        .with_quantization(quantization)
+        .with_originals_in(sources.options.index_env().originals_dir.as_deref());
     let mut boxed: Box<dyn crate::index::VectorIndex> = Box::new(index);
     let removes: Vec<u32> = removes.into_iter().collect();
     boxed.remove(&removes);
@@ -262,7 +263,10 @@ fn from_checkpoint(
             present.len()
         ));
     }
-    let mut named = Named::new(&decl.config, sources.options.index_threads);
+    let mut named = Named::new(
+        &decl.config,
+        &crate::index::originals::IndexEnv::in_memory(sources.options.index_threads),
+    );
     if let Named::Dense(d) = &mut named {
         d.index = boxed;
         d.present = present;

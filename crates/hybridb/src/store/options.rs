@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::index::originals::IndexEnv;
 use crate::observe::cache::CacheSizes;
 
 /// When a committed write becomes durable.
@@ -70,9 +71,56 @@ pub struct Options {
     /// Byte bounds of the read caches (decoded records, vectors, search results); see
     /// [`CacheSizes`] for the defaults. [`CacheSizes::OFF`] switches them all off.
     pub caches: CacheSizes,
+    /// Where quantized HNSW indexes keep the `f32` originals their searches rescore with.
+    /// Default [`Originals::BesideDatabase`], which an open database's options show resolved
+    /// ([`Originals::In`] its file's directory, or [`Originals::Memory`] on a custom backend).
+    pub originals: Originals,
     /// Failpoints for fault-injection tests (feature `failpoints`). Default none.
     #[cfg(feature = "failpoints")]
     pub failpoints: Option<Arc<crate::store::failpoint::Failpoints>>,
+}
+
+/// Where a quantized HNSW index keeps its `f32` originals (an index without quantization
+/// always keeps its vectors in memory). See `docs/quantization.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Originals {
+    /// In a file of each index's own in the database file's directory, created unlinked when
+    /// the index is built or loaded and mapped: they take page cache, not the process's
+    /// memory, so the resident index is codes + graph. The default. A database on a custom
+    /// backend, a platform without `mmap`, or a file that cannot be made keep them in memory.
+    #[default]
+    BesideDatabase,
+    /// In a file in this directory (as above; it should be on the database's disk, not on a
+    /// memory file system, or nothing is saved).
+    In(std::path::PathBuf),
+    /// In memory.
+    Memory,
+}
+
+impl Options {
+    /// Resolves [`Originals::BesideDatabase`] for a database whose file is `db_file` (`None`:
+    /// a custom backend, which keeps the originals in memory).
+    pub(crate) fn resolve_originals(&mut self, db_file: Option<&std::path::Path>) {
+        if self.originals == Originals::BesideDatabase {
+            self.originals = match db_file.and_then(std::path::Path::parent) {
+                Some(d) if d.as_os_str().is_empty() => Originals::In(".".into()),
+                Some(d) => Originals::In(d.to_path_buf()),
+                None => Originals::Memory,
+            };
+        }
+    }
+
+    /// How indexes are built under these options (originals still
+    /// [`Originals::BesideDatabase`], not resolved for a file, stay in memory).
+    pub(crate) fn index_env(&self) -> IndexEnv {
+        IndexEnv {
+            threads: self.index_threads,
+            originals_dir: match &self.originals {
+                Originals::In(dir) => Some(dir.clone()),
+                Originals::BesideDatabase | Originals::Memory => None,
+            },
+        }
+    }
 }
 
 /// Progress of an index rebuild on open.
@@ -118,6 +166,7 @@ impl Default for Options {
             quick_repair: true,
             checkpoint_on_close: true,
             caches: CacheSizes::default(),
+            originals: Originals::BesideDatabase,
             #[cfg(feature = "failpoints")]
             failpoints: None,
         }

@@ -397,7 +397,7 @@ impl Shared {
         let shared = Arc::new(CollectionShared::new(
             name.to_string(),
             stored,
-            self.options.index_threads,
+            &self.options.index_env(),
         ));
         write(&self.collections).insert(name.to_string(), Arc::clone(&shared));
         self.progress.applied(seq);

@@ -45,7 +45,7 @@ fn with_progress_log(b: DatabaseBuilder) -> (DatabaseBuilder, Arc<Mutex<Vec<Rebu
 
 /// Copies the database file and its checkpoint folder: with the writer idle and every write
 /// at Immediate durability, this is exactly what a crash at this instant would leave.
-fn crash_image(from: &Path, to: &Path) {
+pub(crate) fn crash_image(from: &Path, to: &Path) {
     std::fs::copy(from, to).unwrap();
     let (src, dst) = (index_dir(from), index_dir(to));
     if src.exists() {

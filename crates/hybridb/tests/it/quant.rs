@@ -1,13 +1,14 @@
 //! Quantized collections: the walk on codes keeps recall, plain and filtered; a checkpoint
 //! keeps the trained state (a reopen neither retrains nor rebuilds); a rebuild retrains to the
-//! same recall; bad settings get typed errors.
+//! same recall; bad settings get typed errors; the `f32` originals kept in a file answer as
+//! in memory, through reopens and crashes, and leave nothing behind.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hybridb::{
     CollectionConfig, Condition, Database, Entity, EntityId, Error, Filter, IndexKind, Metric,
-    PayloadIndexKind, Quantization, QueryProblem, SearchRequest, VectorConfig,
+    Originals, PayloadIndexKind, Quantization, QueryProblem, SearchRequest, VectorConfig,
 };
 use serde_json::json;
 
@@ -254,6 +255,26 @@ fn answers_at(db: &Database, name: &str, using: &str, oversampling: f32) -> Vec<
         .collect()
 }
 
+/// Opens `path` with the originals placed as `originals`, inserting on one thread (the graph
+/// is then a function of the data alone, whatever the placement).
+fn open_placed(path: &std::path::Path, originals: Originals) -> Database {
+    Database::builder()
+        .checkpoint_every(0, Duration::ZERO)
+        .index_threads(1)
+        .originals(originals)
+        .open(path)
+        .unwrap()
+}
+
+/// Names in `dir` other than the database's own file and checkpoint folder.
+fn strays(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("q.redb"))
+        .collect()
+}
+
 #[test]
 fn quantization_changes_online_and_survives_a_reopen() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -382,4 +403,89 @@ fn named_vectors_change_quantization_and_bad_changes_write_nothing() {
     assert_eq!(*rebuilds.lock().unwrap(), 0, "reopen rebuilt");
     assert_eq!(quantized(&db), Quantization::Rq1);
     assert_eq!(answers_at(&db, "n", "v", 1.0), rq1_answers);
+}
+
+#[test]
+fn originals_in_a_file_answer_as_in_memory_through_reopens_and_crashes() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = |name: &str| {
+        let d = root.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let (mem_path, file_path) = (dir("m").join("q.redb"), dir("f").join("q.redb"));
+    let mem = open_placed(&mem_path, Originals::Memory);
+    let file = open_placed(&file_path, Originals::BesideDatabase);
+    // A directory that does not exist: the originals stay in memory, answers are the same.
+    let lost = open_placed(
+        &dir("l").join("q.redb"),
+        Originals::In(root.path().join("none")),
+    );
+    for db in [&mem, &file, &lost] {
+        db.create_collection("q", config(Quantization::Rq2))
+            .unwrap();
+        load(db);
+    }
+    let bytes = |db: &Database| db.collection("q").unwrap().index_memory_bytes();
+    let vectors = N as usize * DIM * 4;
+    assert!(
+        bytes(&file) + vectors <= bytes(&mem),
+        "{} {}",
+        bytes(&file),
+        bytes(&mem)
+    );
+    assert_eq!(bytes(&lost), bytes(&mem));
+    let answers = |db: &Database| {
+        let c = db.collection("q").unwrap();
+        (0..20)
+            .map(|i| c.search(&vector(i * 13, 9), 10).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let want = answers(&mem);
+    assert_eq!(answers(&file), want);
+    assert_eq!(answers(&lost), want);
+    let plain = recall(&file, false);
+    assert!(plain >= 0.9, "recall {plain}");
+    assert_eq!(recall(&file, true), recall(&mem, true));
+    file.checkpoint().unwrap();
+    drop(file);
+    assert!(strays(&dir("f")).is_empty(), "{:?}", strays(&dir("f")));
+
+    // Reopen: the checkpoint's vectors go to a new file; same answers, same memory.
+    let (file, rebuilds) = open(&file_path);
+    assert_eq!(*rebuilds.lock().unwrap(), 0, "reopen rebuilt");
+    assert!(bytes(&file) + vectors <= bytes(&mem));
+    assert_eq!(answers(&file), want);
+    assert_eq!(recall(&file, false), plain);
+
+    // Changes after the checkpoint, then a crash at that instant: the image reopens with a
+    // new file of its own and answers for the changes.
+    let c = file.collection("q").unwrap();
+    let moved = vector(5, 77);
+    c.upsert(Entity::new(key(5), json!({"even": false}), moved.clone()))
+        .unwrap();
+    c.delete(key(6)).unwrap();
+    let added = vector(N + 1, 3);
+    c.upsert(Entity::new(
+        key(N + 1),
+        json!({"even": false}),
+        added.clone(),
+    ))
+    .unwrap();
+    let crashed = dir("c").join("q.redb");
+    crate::checkpoint::crash_image(&file_path, &crashed);
+    let (image, _) = open(&crashed);
+    let ci = image.collection("q").unwrap();
+    for (query, id) in [(&moved, key(5)), (&added, key(N + 1))] {
+        let hit = &ci.search(query, 1).unwrap()[0];
+        assert_eq!(hit.id, id);
+        assert!(hit.score.abs() < 1e-3, "{}", hit.score);
+    }
+    let near_six = ci.search(&vector(6, 0), 10).unwrap();
+    assert!(near_six.iter().all(|h| h.id != key(6)));
+    assert!(recall(&image, false) >= plain - 0.03);
+    drop((c, ci, image, file));
+    for d in ["f", "c"] {
+        assert!(strays(&dir(d)).is_empty(), "{d}: {:?}", strays(&dir(d)));
+    }
 }

@@ -306,9 +306,45 @@ impl Hnsw {
         dead
     }
 
-    /// Bytes held by vectors and graph (flat arrays at capacity plus the upper-layer lists).
+    /// Moves the vectors into `file`, mapped shared from it: they then take page cache, which
+    /// the kernel fills on use and drops under memory pressure, instead of the process's own
+    /// memory, and [`Hnsw::memory_bytes`] no longer counts them. Meant for a quantized index,
+    /// whose searches read only the few vectors they rescore. The file must be this index's
+    /// alone for its lifetime (e.g. created unlinked): a truncation from outside would make a
+    /// read of the mapping fault. Takes `&mut self`, like [`Hnsw::reserve`].
+    ///
+    /// # Errors
+    /// Extending or mapping the file failed (the vectors stay where they were).
+    #[cfg(unix)]
+    pub fn keep_vectors_in(&mut self, file: std::fs::File) -> std::io::Result<()> {
+        self.vectors = self.vectors.moved_to_file(self.capacity, file)?;
+        Ok(())
+    }
+
+    /// Whether the vectors live in a mapped file ([`Hnsw::keep_vectors_in`]).
+    pub fn vectors_in_file(&self) -> bool {
+        self.vectors.in_a_file()
+    }
+
+    /// Bytes of the vector file ([`Hnsw::keep_vectors_in`]; 0 when the vectors are in memory).
+    pub fn vector_file_bytes(&self) -> usize {
+        if self.vectors.in_a_file() {
+            self.vectors.bytes()
+        } else {
+            0
+        }
+    }
+
+    /// Bytes held in memory by vectors and graph (flat arrays at capacity plus the
+    /// upper-layer lists; vectors kept in a file are not counted, see
+    /// [`Hnsw::vector_file_bytes`]).
     pub fn memory_bytes(&self) -> usize {
-        let flat = self.vectors.bytes()
+        let vectors = if self.vectors.in_a_file() {
+            0
+        } else {
+            self.vectors.bytes()
+        };
+        let flat = vectors
             + self.links0.len() * 4
             + self.states.len()
             + self.levels.len()

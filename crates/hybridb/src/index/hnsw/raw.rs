@@ -1,5 +1,6 @@
 //! The only `unsafe` of the HNSW index: the shared vector array, the zeroed arrays that hold
-//! it and the links (mapped from the operating system when large), and the prefetch hint.
+//! it and the links (mapped from the operating system when large, or from a file for the
+//! vectors of a quantized index), and the prefetch hint.
 //!
 //! Vectors live in one flat array of `UnsafeCell<f32>` (slot * dim) so that inserts through
 //! `&self` can write a slot's vector while other threads search. The write protocol that makes
@@ -49,6 +50,9 @@ enum Backing {
     /// An anonymous mapping of this many bytes.
     #[cfg(unix)]
     Mapped(usize),
+    /// A shared mapping of the first this many bytes of a file (see [`VectorStore::in_file`]).
+    #[cfg(unix)]
+    File(usize),
 }
 
 /// An owned array of `n` values that start as zero bytes: the index's big arrays (vectors,
@@ -125,6 +129,57 @@ impl<T: ZeroValid> Zeroed<T> {
     }
 }
 
+impl Zeroed<Line> {
+    /// `n` lines mapped, shared, from the first `64 n` bytes of `file`, which is first
+    /// extended to that length (new bytes read as zero) and its blocks allocated, so that a
+    /// write into the mapping never meets a full disk (which would raise `SIGBUS`). Bytes the
+    /// file held already keep their values: any bit pattern is a valid `f32`.
+    #[cfg(unix)]
+    fn in_file(n: usize, file: &std::fs::File) -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        let bytes = n
+            .checked_mul(std::mem::size_of::<Line>())
+            .ok_or_else(|| std::io::Error::other("vector file too large"))?;
+        if bytes == 0 {
+            return Ok(Self {
+                ptr: std::ptr::NonNull::dangling(),
+                len: 0,
+                backing: Backing::None,
+            });
+        }
+        let len = libc::off_t::try_from(bytes)
+            .map_err(|_| std::io::Error::other("vector file too large"))?;
+        // SAFETY: plain system calls on an open descriptor; no memory is touched.
+        let err = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+        if err != 0 {
+            return Err(std::io::Error::from_raw_os_error(err));
+        }
+        // SAFETY: a new shared mapping of `bytes` bytes of an open file, at an address the
+        // kernel chooses; the file is at least that long (above), so no access faults.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let Some(ptr) = std::ptr::NonNull::new(p.cast::<Line>()) else {
+            return Err(std::io::Error::other("mmap returned null"));
+        };
+        Ok(Self {
+            ptr,
+            len: n,
+            backing: Backing::File(bytes),
+        })
+    }
+}
+
 impl<T> std::ops::Deref for Zeroed<T> {
     type Target = [T];
 
@@ -158,7 +213,7 @@ impl<T> Drop for Zeroed<T> {
                 std::alloc::dealloc(self.ptr.as_ptr().cast(), layout)
             },
             #[cfg(unix)]
-            Backing::Mapped(bytes) => {
+            Backing::Mapped(bytes) | Backing::File(bytes) => {
                 // SAFETY: the whole mapping made in `new`, unmapped once; no reference into it
                 // outlives `self`. A failure would leave the pages mapped (a leak, not UB).
                 unsafe { libc::munmap(self.ptr.as_ptr().cast(), bytes) };
@@ -180,6 +235,8 @@ pub(super) struct VectorStore {
     dim: usize,
     /// Floats from one row to the next (`dim`, or `dim` rounded up to 16).
     stride: usize,
+    /// The file `lines` is mapped from, if it is (see [`VectorStore::in_file`]).
+    file: Option<std::fs::File>,
 }
 
 // SAFETY: concurrent access follows the write protocol in the module docs: a slot is never
@@ -188,13 +245,63 @@ unsafe impl Sync for VectorStore {}
 
 impl VectorStore {
     pub(super) fn new(capacity: usize, dim: usize) -> Self {
-        let stride = if dim >= 128 {
+        let stride = Self::stride_for(dim);
+        let lines = Zeroed::new((capacity * stride).div_ceil(16));
+        Self {
+            lines,
+            dim,
+            stride,
+            file: None,
+        }
+    }
+
+    fn stride_for(dim: usize) -> usize {
+        if dim >= 128 {
             dim.next_multiple_of(16)
         } else {
             dim
-        };
-        let lines = Zeroed::new((capacity * stride).div_ceil(16));
-        Self { lines, dim, stride }
+        }
+    }
+
+    /// A store of `capacity` slots whose rows live in `file`, mapped shared: their pages are
+    /// the page cache's, written back by the kernel and dropped under memory pressure, not
+    /// the process's own memory. The file is the store's alone (the index creates it
+    /// unlinked); rows it holds already are kept (growing maps a longer prefix of it).
+    #[cfg(unix)]
+    pub(super) fn in_file(
+        capacity: usize,
+        dim: usize,
+        file: std::fs::File,
+    ) -> std::io::Result<Self> {
+        let stride = Self::stride_for(dim);
+        let lines = Zeroed::in_file((capacity * stride).div_ceil(16), &file)?;
+        Ok(Self {
+            lines,
+            dim,
+            stride,
+            file: Some(file),
+        })
+    }
+
+    /// A store in `file` holding a copy of this one's rows (the first `capacity` slots).
+    #[cfg(unix)]
+    pub(super) fn moved_to_file(
+        &mut self,
+        capacity: usize,
+        file: std::fs::File,
+    ) -> std::io::Result<Self> {
+        let mut out = Self::in_file(capacity, self.dim, file)?;
+        for (dst, src) in out.lines.iter_mut().zip(self.lines.iter_mut()) {
+            for (d, s) in dst.0.iter_mut().zip(src.0.iter_mut()) {
+                *d.get_mut() = *s.get_mut();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the rows live in a mapped file.
+    pub(super) fn in_a_file(&self) -> bool {
+        self.file.is_some()
     }
 
     /// All floats of the store, row after row.
@@ -210,8 +317,20 @@ impl VectorStore {
         }
     }
 
-    /// A store of `capacity` slots holding a copy of this one's slots.
+    /// A store of `capacity` slots holding a copy of this one's slots. A store in a file
+    /// maps a longer prefix of the same file (nothing to copy); if that fails (a full disk,
+    /// no address space), the rows move to memory.
     pub(super) fn grown(&mut self, capacity: usize) -> Self {
+        #[cfg(unix)]
+        if let Some(file) = self.file.take() {
+            match file
+                .try_clone()
+                .and_then(|f| Self::in_file(capacity, self.dim, f))
+            {
+                Ok(out) => return out,
+                Err(_) => self.file = Some(file),
+            }
+        }
         let mut out = Self::new(capacity, self.dim);
         for (dst, src) in out.lines.iter_mut().zip(self.lines.iter_mut()) {
             for (d, s) in dst.0.iter_mut().zip(src.0.iter_mut()) {
@@ -267,7 +386,7 @@ impl VectorStore {
         }
     }
 
-    /// Bytes held by the vector array.
+    /// Bytes of the vector array (in memory or in its file).
     pub(super) fn bytes(&self) -> usize {
         self.lines.len() * std::mem::size_of::<Line>()
     }

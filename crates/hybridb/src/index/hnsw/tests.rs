@@ -258,3 +258,49 @@ fn pool_walk_equals_the_two_heap_walk() {
         }
     }
 }
+
+/// Vectors moved into a file (before and after inserts, across growth and a checkpoint
+/// round trip) give the same graph and the same answers as vectors in memory.
+#[cfg(unix)]
+#[test]
+fn vectors_in_a_file_answer_as_in_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = |dir: &std::path::Path| crate::index::originals::originals_file(dir).expect("file");
+    let (dim, n) = (20, 600);
+    let (memory, data) = random_index(n, dim, 7);
+    // Moved while empty, then grown by every insert past the capacity.
+    let mut early = Hnsw::new(HnswParams {
+        m: 4,
+        ef_construction: 32,
+        seed: 7,
+        ..HnswParams::new(dim, Metric::L2)
+    });
+    early.keep_vectors_in(file(dir.path())).expect("map");
+    for (i, v) in data.iter().enumerate() {
+        early.insert(i as u32, v).expect("insert");
+    }
+    // Moved once full, then grown.
+    let (mut late, _) = random_index(n, dim, 7);
+    late.keep_vectors_in(file(dir.path())).expect("map");
+    // The bytes of a checkpoint, which hold the vectors, are the same.
+    assert!(early.to_bytes() == memory.to_bytes() && late.to_bytes() == memory.to_bytes());
+    late.reserve(4 * n);
+    assert!(early.vectors_in_file() && late.vectors_in_file() && !memory.vectors_in_file());
+    assert!(late.vector_file_bytes() >= 4 * n * dim * 4);
+    assert!(memory.memory_bytes() >= early.memory_bytes() + n * dim * 4);
+    let mut s = 99;
+    for _ in 0..20 {
+        let q: Vec<f32> = (0..dim).map(|_| rng(&mut s)).collect();
+        let want = memory.search(&q, 10, 40);
+        assert_eq!(early.search(&q, 10, 40), want);
+        assert_eq!(late.search(&q, 10, 40), want);
+    }
+    for slot in [0u32, 17, n as u32 - 1] {
+        assert_eq!(
+            late.vector_copy(slot).as_deref(),
+            Some(data[slot as usize].as_slice())
+        );
+    }
+    drop((early, late));
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+}

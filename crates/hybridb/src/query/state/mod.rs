@@ -16,6 +16,7 @@ use std::sync::{Mutex, RwLock};
 
 use crate::index::VectorIndex;
 use crate::index::bitset::SlotBitset;
+use crate::index::originals::IndexEnv;
 use crate::index::slots::{SlotCursor, SlotTable};
 use crate::model::config::{CollectionConfig, IndexKind};
 use crate::model::entity::NamedVector;
@@ -116,8 +117,9 @@ pub(crate) struct Snapshot {
 }
 
 impl IndexState {
-    /// An empty index for `config`; HNSW inserts of a write group use up to `threads` threads.
-    pub(crate) fn new(config: &CollectionConfig, threads: usize) -> Self {
+    /// An empty index for `config`, built as `env` says (threads, where quantized originals
+    /// live).
+    pub(crate) fn new(config: &CollectionConfig, env: &IndexEnv) -> Self {
         // A collection without a default vector keeps an empty exact index in its place.
         let kind = if config.has_default_vector() {
             config.index
@@ -129,20 +131,20 @@ impl IndexState {
             config.metric,
             kind,
             config.quantization,
-            threads,
+            env,
         );
         let state = Self::from_parts(SlotTable::default(), vectors);
         *write(&state.payload) = PayloadIndex::new(&config.payload_indexes);
-        state.set_named(Self::named_for(config, threads));
+        state.set_named(Self::named_for(config, env));
         state
     }
 
     /// Empty indexes for the named vectors of `config`.
-    pub(crate) fn named_for(config: &CollectionConfig, threads: usize) -> NamedIndexes {
+    pub(crate) fn named_for(config: &CollectionConfig, env: &IndexEnv) -> NamedIndexes {
         config
             .vectors
             .iter()
-            .map(|(name, c)| (name.clone(), Named::new(c, threads)))
+            .map(|(name, c)| (name.clone(), Named::new(c, env)))
             .collect()
     }
 

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use crate::index::bitset::SlotBitset;
 use crate::index::flat::FlatIndex;
 use crate::index::hnsw_index::HnswIndex;
+use crate::index::originals::IndexEnv;
 use crate::index::sparse::SparseIndex;
 use crate::index::{IndexMetric, VectorIndex};
 use crate::model::config::{IndexKind, Metric, Quantization, VectorConfig};
@@ -67,7 +68,7 @@ pub(crate) fn vector_index(
     metric: Metric,
     kind: IndexKind,
     quantization: Quantization,
-    threads: usize,
+    env: &IndexEnv,
 ) -> Box<dyn VectorIndex> {
     let metric = IndexMetric::from(metric);
     match kind {
@@ -75,15 +76,22 @@ pub(crate) fn vector_index(
         IndexKind::Hnsw {
             m, ef_construction, ..
         } => Box::new(
-            HnswIndex::new(dim, metric, m as usize, ef_construction as usize, threads)
-                .with_quantization(quantization),
+            HnswIndex::new(
+                dim,
+                metric,
+                m as usize,
+                ef_construction as usize,
+                env.threads,
+            )
+            .with_quantization(quantization)
+            .with_originals_in(env.originals_dir.as_deref()),
         ),
     }
 }
 
 impl Named {
     /// An empty index for a declared vector.
-    pub(crate) fn new(config: &VectorConfig, threads: usize) -> Self {
+    pub(crate) fn new(config: &VectorConfig, env: &IndexEnv) -> Self {
         match *config {
             VectorConfig::Dense {
                 dim,
@@ -91,7 +99,7 @@ impl Named {
                 index,
                 quantization,
             } => Named::Dense(Box::new(DenseNamed {
-                index: vector_index(dim as usize, metric, index, quantization, threads),
+                index: vector_index(dim as usize, metric, index, quantization, env),
                 present: SlotBitset::new(),
                 costs: Mutex::new(None),
                 changed: AtomicU64::new(0),

@@ -22,7 +22,7 @@ fn grouped() -> (IndexState, Vec<Vec<f32>>) {
     use crate::model::config::PayloadIndexKind;
     let config =
         CollectionConfig::new(4, Metric::L2).with_payload_index("g", PayloadIndexKind::Integer);
-    let s = IndexState::new(&config, 2);
+    let s = IndexState::new(&config, &IndexEnv::in_memory(2));
     let mut x = 12345u64;
     let mut rnd = move || {
         x ^= x << 13;
@@ -194,7 +194,7 @@ fn plans_follow_measured_costs_and_keep_recall() {
 fn exact_ties_break_by_id_even_at_the_boundary() {
     let s = IndexState::new(
         &CollectionConfig::new(2, Metric::L2).with_index(IndexKind::Exact),
-        1,
+        &IndexEnv::in_memory(1),
     );
     s.apply(vec![
         set(0, 5, &[1.0, 0.0]),
@@ -227,7 +227,7 @@ fn exact_ties_break_by_id_even_at_the_boundary() {
 fn hidden_and_removed_slots_never_come_back() {
     let s = IndexState::new(
         &CollectionConfig::new(1, Metric::Dot).with_index(IndexKind::Exact),
-        1,
+        &IndexEnv::in_memory(1),
     );
     s.apply(
         (0..4)
