@@ -67,6 +67,9 @@ pg_start() {
     if as_pg "$PG_BIN/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
         return 0
     fi
+    # PostgreSQL refuses a data directory others may read (0700 or 0750 only); one left 0755
+    # (by an older version of these scripts, or a copy) is put right rather than failing.
+    as_pg chmod 0700 "$dir"
     as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -o "$opts" -w -t 60 start >/dev/null
 }
 

@@ -5,6 +5,9 @@
 //! Needs `HYBRIDB_TEST_PG_URL` (see `scripts/pgvector.sh`); without it the test prints why it
 //! skips, unless `HYBRIDB_REQUIRE_PG` is set (CI), which makes that a failure.
 
+mod common;
+use common::target_url;
+
 use std::collections::BTreeMap;
 
 use hybridb::Metric;
@@ -13,18 +16,6 @@ use hybridb_replicate::{
 };
 use serde_json::json;
 use uuid::Uuid;
-
-fn target_url() -> Option<String> {
-    match std::env::var("HYBRIDB_TEST_PG_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            let msg = "SKIPPED: HYBRIDB_TEST_PG_URL is not set (scripts/pgvector.sh up prints one)";
-            assert!(std::env::var("HYBRIDB_REQUIRE_PG").is_err(), "{msg}");
-            eprintln!("{msg}");
-            None
-        }
-    }
-}
 
 fn row(i: u128, version: u64) -> Row {
     let mut payload = serde_json::Map::new();

@@ -5,6 +5,9 @@
 //! Needs `HYBRIDB_TEST_PG_URL` (see `scripts/pgvector.sh`); without it the tests print why
 //! they skip, unless `HYBRIDB_REQUIRE_PG` is set (CI), which makes that a failure.
 
+mod common;
+use common::target_url;
+
 use std::collections::BTreeSet;
 
 use hybridb::{EntityId, Filter, Metric, SearchRequest};
@@ -13,18 +16,6 @@ use hybridb_replicate::{
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
-
-fn target_url() -> Option<String> {
-    match std::env::var("HYBRIDB_TEST_PG_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            let msg = "SKIPPED: HYBRIDB_TEST_PG_URL is not set (scripts/pgvector.sh up prints one)";
-            assert!(std::env::var("HYBRIDB_REQUIRE_PG").is_err(), "{msg}");
-            eprintln!("{msg}");
-            None
-        }
-    }
-}
 
 struct Rng(u64);
 impl Rng {

@@ -85,6 +85,17 @@ fn load(db: &Database) {
     }
 }
 
+/// Writes the `N` entities with their vector as the named vector `v` (no default vector).
+fn load_named(c: &hybridb::Collection) {
+    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+        let batch = chunk
+            .iter()
+            .map(|&i| Entity::new(key(i), json!({}), vec![]).with_vector("v", vector(i, 0)))
+            .collect();
+        c.upsert_batch(batch).unwrap();
+    }
+}
+
 /// Opens `path`, counting the progress reports of HNSW rebuilds (an exact index, such as the
 /// empty default one of a collection with only named vectors, always reports its load).
 fn open(path: &std::path::Path) -> (Database, Arc<Mutex<usize>>) {
@@ -203,13 +214,7 @@ fn a_quantized_named_vector_walks_codes_and_reloads_its_checkpoint() {
         ),
     );
     let c = db.create_collection("n", config).unwrap();
-    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
-        let batch = chunk
-            .iter()
-            .map(|&i| Entity::new(key(i), json!({}), vec![]).with_vector("v", vector(i, 0)))
-            .collect();
-        c.upsert_batch(batch).unwrap();
-    }
+    load_named(&c);
     let answers = |db: &Database| -> Vec<Vec<EntityId>> {
         let c = db.collection("n").unwrap();
         (0..20)
@@ -345,13 +350,7 @@ fn named_vectors_change_quantization_and_bad_changes_write_nothing() {
         .with_vector("v", VectorConfig::dense(DIM as u32, Metric::L2))
         .with_vector("s", VectorConfig::sparse(false));
     let c = db.create_collection("n", config).unwrap();
-    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
-        let batch = chunk
-            .iter()
-            .map(|&i| Entity::new(key(i), json!({}), vec![]).with_vector("v", vector(i, 0)))
-            .collect();
-        c.upsert_batch(batch).unwrap();
-    }
+    load_named(&c);
     let f32_answers = answers_at(&db, "n", "v", 1.0);
     assert!(c.set_quantization("v", Quantization::Rq1).unwrap());
     let rq1_answers = answers_at(&db, "n", "v", 1.0);
