@@ -120,7 +120,22 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Resul
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        json_error(e.into_inner(), &path)
+        let e = e.into_inner();
+        // serde_json reports a value of the wrong kind for an enum (a number where a name is
+        // expected) as a syntax error; if the text is well-formed JSON, it is the body's shape
+        // that is wrong, at `path`.
+        let well_formed = || serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+        if e.is_syntax() && well_formed() {
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            let code = if crate::filter::in_filter(&path) {
+                ErrorCode::InvalidFilter
+            } else {
+                ErrorCode::InvalidBody
+            };
+            return ApiError::new(code, format!("{path}: a value of the wrong kind ({msg})"));
+        }
+        json_error(e, &path)
     })?;
     de.end().map_err(|e| json_error(e, "."))?;
     Ok(value)
@@ -219,6 +234,32 @@ mod tests {
         let e = decode_json::<Body>(&[b'['; 100], 64).unwrap_err();
         assert_eq!(e.code, ErrorCode::JsonTooDeep);
         assert!(decode_json::<Body>(br#"{"entities":[]}"#, 64).is_ok());
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_kind_for_an_enum_names_its_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Metric {
+            Cosine,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Spec {
+            metric: Metric,
+        }
+        for bad in [
+            br#"{"metric": 1}"#.as_slice(),
+            br#"{"metric": [true]}"#.as_slice(),
+        ] {
+            let e = decode_json::<Spec>(bad, 64).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidBody, "{e}");
+            assert!(e.message.starts_with("metric:"), "{e}");
+        }
+        // Malformed text stays malformed JSON.
+        let e = decode_json::<Spec>(br#"{"metric": 1"#, 64).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidJson);
+        assert!(decode_json::<Spec>(br#"{"metric": "cosine"}"#, 64).is_ok());
     }
 
     #[test]
