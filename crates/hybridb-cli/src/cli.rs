@@ -177,41 +177,19 @@ pub enum CollectionsCmd {
     Quantize {
         /// Collection.
         name: String,
-        /// The codes.
-        #[arg(value_enum)]
-        quantization: QuantizationArg,
+        /// The codes: none, sq8, rq1, rq2 or rq4.
+        #[arg(value_parser = quantization_arg)]
+        quantization: hybridb::Quantization,
         /// A named dense vector (default: the collection's default vector).
         #[arg(long, default_value = "")]
         vector: String,
     },
 }
 
-/// Codes an HNSW walk ranks by (`docs/quantization.md`).
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum QuantizationArg {
-    /// `f32` only.
-    None,
-    /// 8 bits per dimension.
-    Sq8,
-    /// Rotated 1-bit codes.
-    Rq1,
-    /// Rotated 2-bit codes.
-    Rq2,
-    /// Rotated 4-bit codes.
-    Rq4,
-}
-
-impl QuantizationArg {
-    /// The library's value.
-    pub fn quantization(self) -> hybridb::Quantization {
-        match self {
-            QuantizationArg::None => hybridb::Quantization::None,
-            QuantizationArg::Sq8 => hybridb::Quantization::Sq8,
-            QuantizationArg::Rq1 => hybridb::Quantization::Rq1,
-            QuantizationArg::Rq2 => hybridb::Quantization::Rq2,
-            QuantizationArg::Rq4 => hybridb::Quantization::Rq4,
-        }
-    }
+/// Parses a quantization as the collection config's JSON names it (`docs/quantization.md`).
+fn quantization_arg(s: &str) -> Result<hybridb::Quantization, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("expected none, sq8, rq1, rq2 or rq4, got {s:?}"))
 }
 
 /// `hybridb aliases ...`.
@@ -279,9 +257,9 @@ pub struct CreateArgs {
     /// HNSW default search candidate list size.
     #[arg(long, default_value_t = 64)]
     pub ef: u32,
-    /// Codes the default vector's HNSW walk ranks by.
-    #[arg(long, value_enum, default_value = "none")]
-    pub quantization: QuantizationArg,
+    /// Codes the default vector's HNSW walk ranks by: none, sq8, rq1, rq2 or rq4.
+    #[arg(long, value_parser = quantization_arg, default_value = "none")]
+    pub quantization: hybridb::Quantization,
     /// Declared payload index, FIELD=KIND (keyword, integer, float, bool, datetime); repeatable.
     #[arg(long = "payload-index", value_name = "FIELD=KIND")]
     pub payload_indexes: Vec<String>,

@@ -169,7 +169,7 @@ fn config_of(c: &CreateArgs) -> Result<CollectionConfig> {
             ef: c.ef,
         },
     });
-    config = config.with_quantization(c.quantization.quantization());
+    config = config.with_quantization(c.quantization);
     for spec in &c.payload_indexes {
         let Some((field, kind)) = spec.split_once('=') else {
             bail!("--payload-index {spec:?}: expected FIELD=KIND");
@@ -343,7 +343,7 @@ fn collections(file: &Path, json: bool, cmd: CollectionsCmd) -> Result<i32> {
         } => {
             let db = open_existing(file, json)?;
             let c = db.collection(&name)?;
-            let changed = c.set_quantization(&vector, quantization.quantization())?;
+            let changed = c.set_quantization(&vector, quantization)?;
             if json {
                 print_json(
                     &json!({"name": name, "vector": vector, "changed": changed,

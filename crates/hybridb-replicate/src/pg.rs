@@ -486,15 +486,7 @@ impl Target for PgTarget {
             let dim: i32 = row.get(1);
             let metric: String = row.get(2);
             let indexes: Value = row.get(3);
-            let mut payload_indexes: Vec<(String, String)> = indexes
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            payload_indexes.sort();
+            let payload_indexes = crate::source::payload_indexes_of(Some(&indexes));
             let spec = CollectionSpec {
                 name,
                 dim: dim as u32,

@@ -76,6 +76,21 @@ pub struct CollectionSpec {
     pub count: Option<u64>,
 }
 
+/// The payload indexes declared in `v`, a JSON object of field → kind (as the server's
+/// collection config and the target's collections table write them), sorted by field.
+pub(crate) fn payload_indexes_of(v: Option<&Value>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = v
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 /// An entity's state as read from the source.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EntityState {
@@ -369,16 +384,7 @@ impl HttpSource {
             Some("l2") => hybridb::Metric::L2,
             other => return Err(bad(&format!("unknown metric {other:?}"))),
         };
-        let mut payload_indexes: Vec<(String, String)> = config
-            .get("payload_indexes")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        payload_indexes.sort();
+        let payload_indexes = payload_indexes_of(config.get("payload_indexes"));
         Ok(Some(CollectionSpec {
             name: name.to_string(),
             dim,

@@ -93,13 +93,7 @@ mod tests {
     fn hits(ids: &[u128], scores: &[f32]) -> Vec<Hit> {
         ids.iter()
             .zip(scores)
-            .map(|(&i, &s)| Hit {
-                id: EntityId::from_u128(i),
-                score: s,
-                payload: None,
-                vector: None,
-                vectors: None,
-            })
+            .map(|(&i, &s)| Hit::new(EntityId::from_u128(i), s))
             .collect()
     }
 

@@ -600,15 +600,7 @@ fn leaf(
 
 /// Hits of score 1.0 (order and sample results).
 fn ones(ids: Vec<EntityId>) -> Vec<Hit> {
-    ids.into_iter()
-        .map(|id| Hit {
-            id,
-            score: 1.0,
-            payload: None,
-            vector: None,
-            vectors: None,
-        })
-        .collect()
+    ids.into_iter().map(|id| Hit::new(id, 1.0)).collect()
 }
 
 /// The points matching `f` in id order, as hits of score 1.0.

@@ -516,13 +516,7 @@ pub(crate) fn scored(
     all.truncate(k);
     let hits = all
         .into_iter()
-        .map(|(score, id)| Hit {
-            id,
-            score,
-            payload: None,
-            vector: None,
-            vectors: None,
-        })
+        .map(|(score, id)| Hit::new(id, score))
         .collect();
     fill(cx.c, hits, carry)
 }

@@ -154,22 +154,13 @@ impl Collection {
         self.check_query(q, 0)?;
         let mut stages = Vec::new();
         let ranked = self.run_stage(q, None, 0, &mut stages)?;
-        let mut items: Vec<(EntityId, f32)> = ranked
+        let mut hits: Vec<Hit> = ranked
             .items
             .into_iter()
             .filter(|(_, s)| good_enough(ranked.metric, q.score_threshold, *s))
             .skip(q.offset)
             .take(q.limit)
-            .collect();
-        let mut hits: Vec<Hit> = items
-            .drain(..)
-            .map(|(id, score)| Hit {
-                id,
-                score,
-                payload: None,
-                vector: None,
-                vectors: None,
-            })
+            .map(|(id, score)| Hit::new(id, score))
             .collect();
         if q.with_payload || q.with_vector {
             let ids: Vec<EntityId> = hits.iter().map(|h| h.id).collect();

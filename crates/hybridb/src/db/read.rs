@@ -383,13 +383,7 @@ impl Collection {
             .iter()
             .zip(&planned.slots)
             .map(|(&(id, distance), &slot)| {
-                let hit = Hit {
-                    id,
-                    score: score(distance),
-                    payload: None,
-                    vector: None,
-                    vectors: None,
-                };
+                let hit = Hit::new(id, score(distance));
                 (hit, slot)
             })
             .filter(|(h, _)| good_enough(h.score))

@@ -8,8 +8,9 @@
 //!
 //! Changing a quantization rewrites the stored config in one transaction, then retrains the
 //! index's codes in memory (the graph is built on `f32` and stays as it is) while holding the
-//! checkpoint lock, so that no checkpoint image pairs the new config with the old codes; then
-//! it checkpoints, so that a reopen loads the new codes instead of rebuilding.
+//! checkpoint lock, so that no checkpoint image pairs the new config with the old codes; then,
+//! still under it, checkpoints that collection, so that a reopen loads the new codes instead
+//! of rebuilding.
 
 use std::sync::Arc;
 
@@ -141,26 +142,27 @@ impl Shared {
             stored.config.validate()
         })?;
         self.commit(txn, self.options.durability, seq)?;
-        {
-            let _no_checkpoint = lock(&self.checkpoint_lock);
-            let trained = coll
-                .index
-                .set_quantization((!using.is_empty()).then_some(using), quantization);
-            if using.is_empty() {
-                coll.set_quantization(quantization);
-            } else {
-                coll.set_named(NamedDecls::of(&stored));
-            }
-            // The setting is stored either way: an index whose codes cannot train walks `f32`
-            // (as after a failed automatic training), which is slower, never wrong.
-            if let Err(e) = trained {
-                tracing::warn!(collection = %coll.name, vector = using, error = %e,
-                    "quantization stored, but its codes did not train");
-            }
+        // No checkpoint runs from here to the end (so none pairs the new setting's config
+        // hash with the old codes); this collection's is written last, so a reopen loads the
+        // new codes rather than rebuilding.
+        let _no_checkpoint = lock(&self.checkpoint_lock);
+        let trained = coll
+            .index
+            .set_quantization((!using.is_empty()).then_some(using), quantization);
+        if using.is_empty() {
+            coll.set_quantization(quantization);
+        } else {
+            coll.set_named(NamedDecls::of(&stored));
+        }
+        // The setting is stored either way: an index whose codes cannot train walks `f32`
+        // (as after a failed automatic training), which is slower, never wrong.
+        if let Err(e) = trained {
+            tracing::warn!(collection = %coll.name, vector = using, error = %e,
+                "quantization stored, but its codes did not train");
         }
         // Derived state: a failed checkpoint leaves a stale one, which a reopen does not use
         // (its config hash differs) and rebuilds instead.
-        if let Err(e) = self.checkpoint(1) {
+        if let Err(e) = self.checkpoint_locked(coll, 1) {
             tracing::warn!(error = %e, "checkpoint after a quantization change failed");
         }
         Ok(changed)

@@ -164,6 +164,19 @@ pub struct Hit {
     pub vectors: Option<BTreeMap<String, NamedVector>>,
 }
 
+impl Hit {
+    /// A hit with nothing attached (no payload, no vectors); joins add them when requested.
+    pub fn new(id: EntityId, score: f32) -> Self {
+        Hit {
+            id,
+            score,
+            payload: None,
+            vector: None,
+            vectors: None,
+        }
+    }
+}
+
 /// A page of a scroll through a collection in id order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScrollPage {

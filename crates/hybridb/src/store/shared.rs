@@ -194,51 +194,63 @@ impl Shared {
         let _one = lock(&self.checkpoint_lock);
         let collections: Vec<Arc<CollectionShared>> =
             read(&self.collections).values().cloned().collect();
+        let mut written = 0;
+        for coll in collections {
+            written += self.checkpoint_locked(&coll, min_changes)?;
+        }
+        Ok(written)
+    }
+
+    /// Checkpoints the HNSW indexes of `coll` (default and named) that changed by at least
+    /// `min_changes` items (at least 1), durable state only. The caller holds
+    /// `checkpoint_lock`. Returns how many checkpoints were written.
+    pub(crate) fn checkpoint_locked(
+        &self,
+        coll: &CollectionShared,
+        min_changes: u64,
+    ) -> Result<usize> {
         let dir = self.checkpoint_dir();
         let mut written = 0;
         let label = || {
             let applied = self.progress.applied_seq();
             (applied <= self.progress.durable()).then_some(applied)
         };
-        for coll in collections {
-            for (name, decl) in coll.named().iter() {
-                let Some((seq, snap)) = coll.index.named_snapshot(name, min_changes, label) else {
-                    continue;
-                };
-                let bytes = checkpoint::encode(
-                    coll.stored.cid,
-                    crate::store::load_named::config_hash(coll.stored.cid, decl),
-                    seq,
-                    &snap.slot_ids,
-                    &snap.graph,
-                );
-                drop(snap);
-                self.failpoint("checkpoint")?;
-                let path = checkpoint::named_path_for(&dir, coll.stored.cid, decl.vid);
-                checkpoint::write_atomic(&path, &bytes)?;
-                coll.index.set_named_checkpoint_seq(name, seq);
-                written += 1;
-            }
-            if coll.index.changed_since_checkpoint() < min_changes.max(1) {
-                continue;
-            }
-            let Some((seq, snap)) = coll.index.snapshot(label) else {
+        for (name, decl) in coll.named().iter() {
+            let Some((seq, snap)) = coll.index.named_snapshot(name, min_changes, label) else {
                 continue;
             };
             let bytes = checkpoint::encode(
                 coll.stored.cid,
-                config_hash(&coll.stored_now()),
+                crate::store::load_named::config_hash(coll.stored.cid, decl),
                 seq,
                 &snap.slot_ids,
                 &snap.graph,
             );
             drop(snap);
             self.failpoint("checkpoint")?;
-            checkpoint::write_atomic(&checkpoint::path_for(&dir, coll.stored.cid), &bytes)?;
-            coll.index.set_checkpoint_seq(seq, now_ms());
+            let path = checkpoint::named_path_for(&dir, coll.stored.cid, decl.vid);
+            checkpoint::write_atomic(&path, &bytes)?;
+            coll.index.set_named_checkpoint_seq(name, seq);
             written += 1;
         }
-        Ok(written)
+        if coll.index.changed_since_checkpoint() < min_changes.max(1) {
+            return Ok(written);
+        }
+        let Some((seq, snap)) = coll.index.snapshot(label) else {
+            return Ok(written);
+        };
+        let bytes = checkpoint::encode(
+            coll.stored.cid,
+            config_hash(&coll.stored_now()),
+            seq,
+            &snap.slot_ids,
+            &snap.graph,
+        );
+        drop(snap);
+        self.failpoint("checkpoint")?;
+        checkpoint::write_atomic(&checkpoint::path_for(&dir, coll.stored.cid), &bytes)?;
+        coll.index.set_checkpoint_seq(seq, now_ms());
+        Ok(written + 1)
     }
 
     /// Writer thread: compacts the file. Takes the redb handle away (readers get
