@@ -177,7 +177,7 @@ pub enum CollectionsCmd {
     Quantize {
         /// Collection.
         name: String,
-        /// The codes: none, sq8, rq1, rq2 or rq4.
+        /// The codes: auto, none, sq8, rq1, rq2 or rq4.
         #[arg(value_parser = quantization_arg)]
         quantization: hybridb::Quantization,
         /// A named dense vector (default: the collection's default vector).
@@ -189,7 +189,7 @@ pub enum CollectionsCmd {
 /// Parses a quantization as the collection config's JSON names it (`docs/quantization.md`).
 fn quantization_arg(s: &str) -> Result<hybridb::Quantization, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string()))
-        .map_err(|_| format!("expected none, sq8, rq1, rq2 or rq4, got {s:?}"))
+        .map_err(|_| format!("expected auto, none, sq8, rq1, rq2 or rq4, got {s:?}"))
 }
 
 /// `hybridb aliases ...`.
@@ -257,8 +257,9 @@ pub struct CreateArgs {
     /// HNSW default search candidate list size.
     #[arg(long, default_value_t = 64)]
     pub ef: u32,
-    /// Codes the default vector's HNSW walk ranks by: none, sq8, rq1, rq2 or rq4.
-    #[arg(long, value_parser = quantization_arg, default_value = "none")]
+    /// Codes the default vector's HNSW walk ranks by: auto (rq4 from 384 dimensions on an
+    /// HNSW index under cosine, dot or L2, else none), none, sq8, rq1, rq2 or rq4.
+    #[arg(long, value_parser = quantization_arg, default_value = "auto")]
     pub quantization: hybridb::Quantization,
     /// Declared payload index, FIELD=KIND (keyword, integer, float, bool, datetime); repeatable.
     #[arg(long = "payload-index", value_name = "FIELD=KIND")]

@@ -357,10 +357,20 @@ fn collections(file: &Path, json: bool, cmd: CollectionsCmd) -> Result<i32> {
                     &vector
                 };
                 let verb = if changed { "set" } else { "retrained" };
-                println!(
-                    "{name}: {what} quantization {verb} to {}",
-                    format!("{quantization:?}").to_lowercase()
-                );
+                // What was stored (`auto` resolved for this vector).
+                let config = c.config();
+                let now = if vector.is_empty() {
+                    Some(config.quantization)
+                } else {
+                    match config.vectors.get(&vector) {
+                        Some(hybridb::VectorConfig::Dense { quantization, .. }) => {
+                            Some(*quantization)
+                        }
+                        _ => None,
+                    }
+                };
+                let now = now.unwrap_or(quantization);
+                println!("{name}: {what} quantization {verb} to {}", now.name());
             }
         }
         CollectionsCmd::Drop { name } => {

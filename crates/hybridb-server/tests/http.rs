@@ -857,6 +857,26 @@ fn quantized_collections_and_oversampling() {
         created.body["config"]["vectors"]["t"]["quantization"],
         "rq2"
     );
+    // Left out, the engine chooses: rq4 from 384 dimensions (named vectors too), else none
+    // (which a stored config leaves out).
+    let auto = s.send(
+        "PUT",
+        "/collections/auto",
+        json!({"dim": 384, "metric": "cosine",
+               "vectors": {"small": {"type": "dense", "dim": 8},
+                           "wide": {"type": "dense", "dim": 768, "metric": "dot"}}}),
+    );
+    assert_eq!(auto.status, 201, "{}", auto.body);
+    assert_eq!(auto.body["config"]["quantization"], "rq4");
+    assert_eq!(
+        auto.body["config"]["vectors"]["wide"]["quantization"],
+        "rq4"
+    );
+    assert!(
+        auto.body["config"]["vectors"]["small"]
+            .get("quantization")
+            .is_none()
+    );
     // A rotated code has no Manhattan estimator.
     let bad = s.send(
         "PUT",

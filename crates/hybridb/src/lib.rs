@@ -110,8 +110,9 @@ pub use db::collection::Collection;
 pub use db::handle::Database;
 pub use model::change::{ChangeEvent, ChangeKind};
 pub use model::config::{
-    CollectionConfig, IndexKind, MAX_DIM, MAX_METADATA_BYTES, MAX_VECTOR_NAME, Metric,
-    PayloadIndexKind, Quantization, TextIndexConfig, TextLanguage, TextTokenizer, VectorConfig,
+    AUTO_QUANTIZATION_MIN_DIM, CollectionConfig, IndexKind, MAX_DIM, MAX_METADATA_BYTES,
+    MAX_VECTOR_NAME, Metric, PayloadIndexKind, Quantization, TextIndexConfig, TextLanguage,
+    TextTokenizer, VectorConfig,
 };
 pub use model::entity::{Entity, NamedVector, Record};
 pub use model::error::{EntityProblem, Error, FilterProblem, QueryProblem, Result};

@@ -36,7 +36,8 @@ pub enum VectorSpec {
         /// Index. Default HNSW with m 16, ef_construction 200, ef 64.
         #[serde(default)]
         index: Option<IndexSpec>,
-        /// Codes the HNSW walk ranks by. Default `none`.
+        /// Codes the HNSW walk ranks by. Default `auto` (`rq4` from 384 dimensions on an
+        /// HNSW index under cosine, dot or L2, else `none`); a stored config leaves out `none`.
         #[serde(default, skip_serializing_if = "QuantizationSpec::is_none")]
         quantization: QuantizationSpec,
     },
@@ -76,8 +77,11 @@ impl VectorSpec {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum QuantizationSpec {
-    /// `f32` vectors only.
+    /// The engine chooses when the collection is created: `rq4` for an HNSW-indexed vector
+    /// of 384 or more dimensions under cosine, dot or L2, else `none`. The default.
     #[default]
+    Auto,
+    /// `f32` vectors only.
     None,
     /// 8 bits per dimension.
     Sq8,
@@ -98,6 +102,7 @@ impl QuantizationSpec {
     /// The library's value.
     pub fn quantization(self) -> Quantization {
         match self {
+            QuantizationSpec::Auto => Quantization::Auto,
             QuantizationSpec::None => Quantization::None,
             QuantizationSpec::Sq8 => Quantization::Sq8,
             QuantizationSpec::Rq1 => Quantization::Rq1,

@@ -81,6 +81,7 @@ impl Database {
 
     fn create_collection_now(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
         validate_collection_name(name)?;
+        let config = config.resolved();
         config.validate()?;
         let name_owned = name.to_string();
         let shared = self.inner.call(|reply| Command::CreateCollection {

@@ -113,18 +113,29 @@ impl Shared {
     ) -> Result<bool> {
         coll.check_live()?;
         let mut changed = false;
+        let mut quantization = quantization;
         let txn = self.redb()?.begin_write()?;
         let (stored, seq) = coll.rewrite_stored(&txn, |stored| {
+            let config = &mut stored.config;
             let slot = if using.is_empty() {
-                if !stored.config.has_default_vector() {
+                if !config.has_default_vector() {
                     return Err(Error::InvalidConfig(
                         "the collection has no default vector; name a dense vector".into(),
                     ));
                 }
-                &mut stored.config.quantization
+                quantization = quantization.resolve(config.dim, config.metric, config.index);
+                &mut config.quantization
             } else {
-                match stored.config.vectors.get_mut(using) {
-                    Some(VectorConfig::Dense { quantization, .. }) => quantization,
+                match config.vectors.get_mut(using) {
+                    Some(VectorConfig::Dense {
+                        dim,
+                        metric,
+                        index,
+                        quantization: slot,
+                    }) => {
+                        quantization = quantization.resolve(*dim, *metric, *index);
+                        slot
+                    }
                     Some(VectorConfig::Sparse { .. }) => {
                         return Err(Error::InvalidConfig(format!(
                             "vector {using:?} is sparse; only dense vectors are quantized"

@@ -488,3 +488,60 @@ fn originals_in_a_file_answer_as_in_memory_through_reopens_and_crashes() {
         assert!(strays(&dir(d)).is_empty(), "{d}: {:?}", strays(&dir(d)));
     }
 }
+
+#[test]
+fn auto_quantization_is_resolved_at_creation_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.redb");
+    let (db, _) = open(&path);
+    let dense = |c: &CollectionConfig, name: &str| match c.vectors[name] {
+        VectorConfig::Dense { quantization, .. } => quantization,
+        ref other => panic!("declared dense, reads {other:?}"),
+    };
+    // `new` and `dense` start from auto; what is stored is the resolved choice.
+    let wide = CollectionConfig::new(384, Metric::Cosine)
+        .with_vector("narrow", VectorConfig::dense(DIM as u32, Metric::L2))
+        .with_vector("wide", VectorConfig::dense(768, Metric::Dot))
+        .with_vector("l1", VectorConfig::dense(768, Metric::Manhattan));
+    assert_eq!(wide.quantization, Quantization::Auto);
+    let c = db.create_collection("wide", wide).unwrap();
+    let stored = c.config();
+    assert_eq!(stored.quantization, Quantization::Rq4);
+    assert_eq!(dense(&stored, "narrow"), Quantization::None);
+    assert_eq!(dense(&stored, "wide"), Quantization::Rq4);
+    assert_eq!(dense(&stored, "l1"), Quantization::None);
+    let narrow = db
+        .create_collection("narrow", CollectionConfig::new(DIM as u32, Metric::L2))
+        .unwrap();
+    assert_eq!(narrow.config().quantization, Quantization::None);
+    let exact = db
+        .create_collection(
+            "exact",
+            CollectionConfig::new(1024, Metric::L2).with_index(IndexKind::Exact),
+        )
+        .unwrap();
+    assert_eq!(exact.config().quantization, Quantization::None);
+
+    // A change to auto resolves for that vector: the narrow one stays `f32`, a wide one
+    // turned off gets rq4 back.
+    assert!(!narrow.set_quantization("", Quantization::Auto).unwrap());
+    assert_eq!(narrow.config().quantization, Quantization::None);
+    assert!(c.set_quantization("wide", Quantization::None).unwrap());
+    assert!(c.set_quantization("wide", Quantization::Auto).unwrap());
+    assert_eq!(dense(&c.config(), "wide"), Quantization::Rq4);
+    drop((c, narrow, exact));
+    drop(db);
+
+    let (db, _) = open(&path);
+    let stored = db.collection("wide").unwrap().config();
+    assert_eq!(
+        stored.quantization,
+        Quantization::Rq4,
+        "the choice is stored"
+    );
+    assert_eq!(dense(&stored, "wide"), Quantization::Rq4);
+    assert_eq!(
+        db.collection("narrow").unwrap().config().quantization,
+        Quantization::None
+    );
+}

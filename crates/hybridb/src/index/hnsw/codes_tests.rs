@@ -1,6 +1,7 @@
 //! Tests of the quantized walk: recall against brute force, exact returned distances, codes
 //! for later inserts, and checkpoints that keep the trained state.
 
+use super::codes::Exact;
 use super::*;
 use crate::model::config::Quantization;
 
@@ -212,4 +213,57 @@ fn rotated_codes_refuse_l1_and_sq8_takes_it() {
         index.search_oversampled(q, 10, 64, 4.0, None, 1.0)
     });
     assert!(r > 0.9, "sq8 under L1: recall {r}");
+}
+
+#[test]
+fn a_walk_returns_its_beam_then_the_best_it_let_go() {
+    let data = clustered(2000, 5);
+    let queries = clustered(30, 6);
+    let index = build(&data, Metric::L2);
+    let odd = |s: u32| s % 2 == 1;
+    let every = |_: u32| true;
+    let filters: [(&str, &dyn Fn(u32) -> bool); 2] = [("every", &every), ("odd", &odd)];
+    let _gate = index.gate_shared();
+    let mut spilled = 0;
+    for q in &queries {
+        let exact = Exact { h: &index, q };
+        for pool in [true, false] {
+            for (name, allowed) in filters {
+                let beam = index.walk(&exact, 10, 10, allowed, pool);
+                let wide = index.walk(&exact, 40, 10, allowed, pool);
+                // The same beam: the spill changes what is returned, not how the walk goes.
+                assert_eq!(&wide[..beam.len()], &beam[..], "{name} pool {pool}");
+                assert_eq!(wide.len(), 40, "{name} pool {pool}: the walk scored more");
+                assert!(wide.windows(2).all(|w| w[0].1 <= w[1].1), "sorted");
+                let mut ids: Vec<u32> = wide.iter().map(|p| p.0).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                assert_eq!(ids.len(), wide.len(), "no slot twice");
+                assert!(
+                    wide.iter().all(|&(s, _)| allowed(s)),
+                    "{name}: only allowed"
+                );
+                for &(s, d) in &wide {
+                    assert_eq!(d, index.distance(q, &data[s as usize]));
+                }
+                spilled += wide.len() - beam.len();
+            }
+        }
+    }
+    assert!(spilled > 0);
+    drop(_gate);
+
+    // On codes, more candidates rescored from the same beam find at least as many of the
+    // true neighbours (over the queries).
+    index
+        .quantize(train(&index, Quantization::Rq1), 1000, 2)
+        .unwrap();
+    let index = &index;
+    let os = |o: f32| move |q: &[f32]| index.search_oversampled(q, 10, 10, o, None, 1.0);
+    let one = recall(index, &data, &queries, os(1.0));
+    let four = recall(index, &data, &queries, os(4.0));
+    assert!(
+        four > one,
+        "rescoring 40 of a beam of 10: {four} vs 10: {one}"
+    );
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::codes::{Coded, DEFAULT_OVERSAMPLING, Exact, Scorer, candidates};
 use super::raw::prefetch;
-use super::visited::{PoolEntry, Visited, with_visited};
+use super::visited::{PoolEntry, Spill, Visited, with_visited};
 use super::{Hnsw, state, unpack_entry};
 
 /// A node with its distance to the query; ordered by distance, then slot.
@@ -47,12 +47,13 @@ pub(super) fn list_ids(block: &[AtomicU32]) -> &[AtomicU32] {
 }
 
 /// Restores the beam's invariant after an insertion: at most `ef` allowed entries, and once
-/// there are `ef`, none after the last of them.
+/// there are `ef`, none after the last of them. Allowed entries let go are offered to `spill`.
 #[inline(always)]
-fn settle(pool: &mut Vec<PoolEntry>, matched: &mut usize, ef: usize) {
+fn settle(pool: &mut Vec<PoolEntry>, matched: &mut usize, ef: usize, spill: &mut Spill) {
     while *matched > ef {
-        if pool.pop().is_some_and(|e| e.ok) {
+        if let Some(e) = pool.pop().filter(|e| e.ok) {
             *matched -= 1;
+            spill.offer(Cand { d: e.d, id: e.id });
         }
     }
     if *matched >= ef {
@@ -149,6 +150,8 @@ impl Hnsw {
 
     /// Beam search of one layer from `eps`. Returns a max-heap of at most `ef` allowed nodes.
     /// `on_visit` sees every slot whose id is read from a list (used by removal's repair).
+    /// Allowed nodes scored but not kept are offered to `visited.spill` (closed unless the
+    /// caller opened it).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(super) fn search_layer<'a, S, N, A, V>(
@@ -178,7 +181,9 @@ impl Hnsw {
             }
         }
         while results.len() > ef {
-            results.pop();
+            if let Some(c) = results.pop() {
+                visited.spill.offer(c);
+            }
         }
         let mut bound = if results.len() >= ef {
             results.peek().map_or(f32::INFINITY, |c| c.d)
@@ -216,13 +221,17 @@ impl Hnsw {
                     frontier.push(Reverse(Cand { d, id }));
                     if allowed(id) {
                         results.push(Cand { d, id });
-                        if results.len() > ef {
-                            results.pop();
+                        if results.len() > ef
+                            && let Some(c) = results.pop()
+                        {
+                            visited.spill.offer(c);
                         }
                         if results.len() >= ef {
                             bound = results.peek().map_or(f32::INFINITY, |c| c.d);
                         }
                     }
+                } else if visited.spill.wants(d) && allowed(id) {
+                    visited.spill.offer(Cand { d, id });
                 }
             }
         }
@@ -261,6 +270,7 @@ impl Hnsw {
         let ef = ef.max(1);
         let mut pool = std::mem::take(&mut scratch.pool);
         let mut fresh = std::mem::take(&mut scratch.fresh);
+        let mut spill = std::mem::take(&mut scratch.spill);
         pool.clear();
         pool.reserve(ef + 1);
         // Allowed entries in the pool; the pool is full when it holds `ef` of them.
@@ -281,7 +291,7 @@ impl Hnsw {
                 );
             }
         }
-        settle(&mut pool, &mut matched, ef);
+        settle(&mut pool, &mut matched, ef, &mut spill);
         let mut i = 0;
         while i < pool.len() {
             let cur = pool[i].id;
@@ -316,6 +326,9 @@ impl Hnsw {
                 }
                 let d = q.dist(id);
                 if matched >= ef && pool.last().is_some_and(|w| d >= w.d) {
+                    if spill.wants(d) && allowed(id) {
+                        spill.offer(Cand { d, id });
+                    }
                     continue;
                 }
                 prefetch(nbrs(id).as_ptr());
@@ -331,7 +344,7 @@ impl Hnsw {
                     },
                 );
                 matched += usize::from(ok);
-                settle(&mut pool, &mut matched, ef);
+                settle(&mut pool, &mut matched, ef, &mut spill);
                 next = next.min(pos);
             }
             i = next;
@@ -341,6 +354,7 @@ impl Hnsw {
         }
         scratch.pool = pool;
         scratch.fresh = fresh;
+        scratch.spill = spill;
         &scratch.pool
     }
 
@@ -385,17 +399,20 @@ impl Hnsw {
                     codes,
                     query: &prepared,
                 };
-                let found = self.walk(&scorer, fetch, ef.max(fetch), allowed, pool);
+                let found = self.walk(&scorer, fetch, ef.max(k), allowed, pool);
                 self.rescore(q, found, k)
             }
             None => self.walk(&Exact { h: self, q }, k, ef.max(k), allowed, pool),
         }
     }
 
-    /// Greedy descent, then one layer-0 walk ranked by `q`, with the sorted pool
-    /// ([`Hnsw::beam`]) if `pool`, else with two heaps ([`Hnsw::search_layer`]). The caller
-    /// holds the gate shared; `ef >= k`.
-    fn walk<S: Scorer, A: Fn(u32) -> bool>(
+    /// Greedy descent, then one layer-0 walk ranked by `q` with a beam of `ef`, with the
+    /// sorted pool ([`Hnsw::beam`]) if `pool`, else with two heaps ([`Hnsw::search_layer`]).
+    /// Returns the best `k` allowed nodes the walk scored, nearest first: when `k > ef` the
+    /// ones beyond the beam come from its spill ([`Spill`]), so a quantized search rescores
+    /// `⌈k · oversampling⌉` candidates without widening its beam. The caller holds the gate
+    /// shared.
+    pub(super) fn walk<S: Scorer, A: Fn(u32) -> bool>(
         &self,
         q: &S,
         k: usize,
@@ -410,18 +427,25 @@ impl Hnsw {
         let Some(start) = start else {
             return Vec::new();
         };
+        let ef = ef.max(1);
         with_visited(self.capacity, |vis| {
-            if pool {
+            vis.spill.open(k.saturating_sub(ef));
+            let mut out: Vec<Cand> = if pool {
                 let pool = self.beam(vis, q, &[start], ef, |s| self.block0(s), allowed, |_| {});
-                return pool
-                    .iter()
+                pool.iter()
                     .filter(|e| e.ok)
                     .take(k)
-                    .map(|e| (e.id, e.d))
-                    .collect();
-            }
-            let heap = self.search_layer(vis, q, &[start], ef, |s| self.block0(s), allowed, |_| {});
-            let mut out = heap.into_sorted_vec();
+                    .map(|e| Cand { d: e.d, id: e.id })
+                    .collect()
+            } else {
+                let heap =
+                    self.search_layer(vis, q, &[start], ef, |s| self.block0(s), allowed, |_| {});
+                heap.into_sorted_vec()
+            };
+            // Every spilled entry is no nearer than the beam's (the spill's invariant).
+            let mut spilled: Vec<Cand> = vis.spill.drain().collect();
+            spilled.sort_unstable();
+            out.extend(spilled);
             out.truncate(k);
             out.into_iter().map(|c| (c.id, c.d)).collect()
         })
