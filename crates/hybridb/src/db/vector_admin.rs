@@ -157,9 +157,12 @@ impl Shared {
         // hash with the old codes); this collection's is written last, so a reopen loads the
         // new codes rather than rebuilding.
         let _no_checkpoint = lock(&self.checkpoint_lock);
-        let trained = coll
-            .index
-            .set_quantization((!using.is_empty()).then_some(using), quantization);
+        let originals = self.options.index_env().originals_dir;
+        let trained = coll.index.set_quantization(
+            (!using.is_empty()).then_some(using),
+            quantization,
+            originals.as_deref(),
+        );
         if using.is_empty() {
             coll.set_quantization(quantization);
         } else {

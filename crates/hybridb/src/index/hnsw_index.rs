@@ -173,9 +173,22 @@ impl HnswIndex {
     /// `index::originals`); an unquantized index, no directory, or a file that cannot be
     /// made leave them in memory.
     pub(crate) fn with_originals_in(mut self, dir: Option<&std::path::Path>) -> Self {
+        self.place_originals(dir);
+        self
+    }
+
+    /// Puts the `f32` originals where the current quantization wants them: in a file in
+    /// `dir` for a quantized index (if they are not in one yet and `dir` is given), in
+    /// memory for an unquantized one, whose walk reads them at every step. Used after an
+    /// online quantization change; `&mut self`, so no search runs meanwhile.
+    pub(crate) fn place_originals(&mut self, dir: Option<&std::path::Path>) {
+        if self.quantization().is_none() {
+            self.graph.keep_vectors_in_memory();
+            return;
+        }
         #[cfg(unix)]
         if let Some(dir) = dir
-            && !self.quantization().is_none()
+            && !self.graph.vectors_in_file()
             && let Ok(file) = crate::index::originals::originals_file(dir)
         {
             // On failure the vectors stay in memory: only the memory saving is lost.
@@ -183,7 +196,6 @@ impl HnswIndex {
         }
         #[cfg(not(unix))]
         let _ = dir;
-        self
     }
 
     /// Trains (or retrains) the quantizer when the graph has grown enough (see the module
@@ -522,6 +534,10 @@ impl VectorIndex for HnswIndex {
     }
 
     fn as_hnsw(&self) -> Option<&HnswIndex> {
+        Some(self)
+    }
+
+    fn as_hnsw_mut(&mut self) -> Option<&mut HnswIndex> {
         Some(self)
     }
 }

@@ -156,6 +156,10 @@ pub(crate) trait VectorIndex: Send + Sync {
     fn as_hnsw(&self) -> Option<&hnsw_index::HnswIndex> {
         None
     }
+    /// The HNSW index, if this is one, to change (placing its originals).
+    fn as_hnsw_mut(&mut self) -> Option<&mut hnsw_index::HnswIndex> {
+        None
+    }
 }
 
 /// The `k` smallest `(slot, distance)` pairs, ascending by distance, **plus** every further

@@ -291,6 +291,8 @@ fn quantization_changes_online_and_survives_a_reopen() {
     load(&db);
     let f32_answers = answers_at(&db, "q", "", 1.0);
     let c = db.collection("q").unwrap();
+    let f32_bytes = c.index_memory_bytes();
+    let vector_bytes = N as usize * DIM * 4;
 
     // Searches go on while the codes train; each one answers in full.
     let (stop, searched) = (AtomicBool::new(false), AtomicUsize::new(0));
@@ -306,6 +308,13 @@ fn quantization_changes_online_and_survives_a_reopen() {
     });
     assert!(searched.load(Ordering::Relaxed) > 0);
     assert_eq!(c.config().quantization, Quantization::Rq2);
+    // The originals moved to their file at once (not at the next load): the resident index
+    // lost the f32 vectors and gained 2-bit codes.
+    let coded_bytes = c.index_memory_bytes();
+    assert!(
+        coded_bytes + vector_bytes * 3 / 4 <= f32_bytes,
+        "{coded_bytes} resident after quantizing, {f32_bytes} before"
+    );
     // Two bits rank differently from f32 (so the walk is on the codes); rescoring brings the
     // recall back.
     assert_ne!(
@@ -327,9 +336,11 @@ fn quantization_changes_online_and_survives_a_reopen() {
     assert_eq!(c.config().quantization, Quantization::Rq2);
     assert_eq!(answers_at(&db, "q", "", 1.0), rq2_answers);
 
-    // Back to f32: the same answers as before any codes, before and after a reopen.
+    // Back to f32: the same answers as before any codes, before and after a reopen; the
+    // originals are back in memory, where the f32 walk reads them.
     assert!(c.set_quantization("", Quantization::None).unwrap());
     assert_eq!(answers_at(&db, "q", "", 1.0), f32_answers);
+    assert!(c.index_memory_bytes() >= vector_bytes);
     drop(c);
     drop(db);
     let (db, rebuilds) = open(&path);

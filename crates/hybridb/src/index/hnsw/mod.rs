@@ -321,6 +321,14 @@ impl Hnsw {
         Ok(())
     }
 
+    /// Moves the vectors from their file ([`Hnsw::keep_vectors_in`]) back into memory (a
+    /// no-op when they are there): for an index whose walk reads them again.
+    pub fn keep_vectors_in_memory(&mut self) {
+        if self.vectors.in_a_file() {
+            self.vectors = self.vectors.moved_to_memory(self.capacity);
+        }
+    }
+
     /// Whether the vectors live in a mapped file ([`Hnsw::keep_vectors_in`]).
     pub fn vectors_in_file(&self) -> bool {
         self.vectors.in_a_file()

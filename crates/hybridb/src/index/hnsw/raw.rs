@@ -291,11 +291,7 @@ impl VectorStore {
         file: std::fs::File,
     ) -> std::io::Result<Self> {
         let mut out = Self::in_file(capacity, self.dim, file)?;
-        for (dst, src) in out.lines.iter_mut().zip(self.lines.iter_mut()) {
-            for (d, s) in dst.0.iter_mut().zip(src.0.iter_mut()) {
-                *d.get_mut() = *s.get_mut();
-            }
-        }
+        self.copy_into(&mut out);
         Ok(out)
     }
 
@@ -331,13 +327,23 @@ impl VectorStore {
                 Err(_) => self.file = Some(file),
             }
         }
+        self.moved_to_memory(capacity)
+    }
+
+    /// A store in memory holding a copy of this one's rows (the first `capacity` slots).
+    pub(super) fn moved_to_memory(&mut self, capacity: usize) -> Self {
         let mut out = Self::new(capacity, self.dim);
+        self.copy_into(&mut out);
+        out
+    }
+
+    /// Copies this store's rows into `out` (as many as both hold).
+    fn copy_into(&mut self, out: &mut Self) {
         for (dst, src) in out.lines.iter_mut().zip(self.lines.iter_mut()) {
             for (d, s) in dst.0.iter_mut().zip(src.0.iter_mut()) {
                 *d.get_mut() = *s.get_mut();
             }
         }
-        out
     }
 
     /// Reads the vector of `slot`.

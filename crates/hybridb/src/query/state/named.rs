@@ -22,7 +22,7 @@ use crate::index::{IndexMetric, VectorIndex};
 use crate::model::config::{IndexKind, Metric, Quantization, VectorConfig};
 use crate::model::entity::NamedVector;
 use crate::model::error::{Result, corrupted};
-use crate::model::sync::{lock, read};
+use crate::model::sync::{lock, read, write};
 use crate::query::plan;
 
 /// A named dense vector's index.
@@ -234,10 +234,16 @@ impl super::IndexState {
     /// # Errors
     /// `InvalidConfig` if the index is not HNSW (an exact index keeps `f32` only) or training
     /// failed (the walk then stays on `f32`); `corrupted` if `using` names no dense vector.
+    ///
+    /// Then the index's originals move where the new setting keeps them
+    /// ([`HnswIndex::place_originals`]: into a file in `originals_dir` when quantized, into
+    /// memory when not), under the index's write lock: searches of this collection wait for
+    /// the copy.
     pub(crate) fn set_quantization(
         &self,
         using: Option<&str>,
         quantization: Quantization,
+        originals_dir: Option<&std::path::Path>,
     ) -> Result<()> {
         let _apply = lock(&self.apply_lock);
         let requantize = |index: &dyn VectorIndex| -> Result<()> {
@@ -254,18 +260,33 @@ impl super::IndexState {
                 )),
             }
         };
+        let place = |index: &mut Box<dyn VectorIndex>| {
+            if let Some(h) = index.as_hnsw_mut() {
+                h.place_originals(originals_dir);
+            }
+        };
         match using {
             None => {
-                requantize(read(&self.vectors).as_ref())?;
+                let trained = requantize(read(&self.vectors).as_ref());
+                place(&mut write(&self.vectors));
+                trained?;
                 *lock(&self.costs) = None;
                 self.changed.fetch_add(1, Ordering::Relaxed);
             }
             Some(name) => {
-                let named = read(&self.named);
-                let Some(Named::Dense(d)) = named.get(name) else {
+                let trained = {
+                    let named = read(&self.named);
+                    let Some(Named::Dense(d)) = named.get(name) else {
+                        return Err(corrupted(format!("no dense vector index named {name:?}")));
+                    };
+                    requantize(d.index.as_ref())
+                };
+                let mut named = write(&self.named);
+                let Some(Named::Dense(d)) = named.get_mut(name) else {
                     return Err(corrupted(format!("no dense vector index named {name:?}")));
                 };
-                requantize(d.index.as_ref())?;
+                place(&mut d.index);
+                trained?;
                 *lock(&d.costs) = None;
                 d.changed.fetch_add(1, Ordering::Relaxed);
             }
