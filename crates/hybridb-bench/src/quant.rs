@@ -12,7 +12,10 @@ use std::time::Instant;
 
 use anyhow::{Result, anyhow, ensure};
 use clap::{Args, ValueEnum};
-use hybridb::index::quant::{Rq, RqBits, RqFactors, RqMetric, Sq8};
+use hybridb::index::quant::{
+    CENTERS_BELOW, MAX_CENTERS, Rq, RqBits, RqCenterFactors, RqCenters, RqFactors, RqMetric,
+    SAMPLE_PER_CENTER, Sq8,
+};
 use serde::Serialize;
 
 use crate::commands::dataset_name;
@@ -83,6 +86,11 @@ pub struct QuantArgs {
     /// Timed runs of each query per measurement; QPS counts each query's fastest.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Rotated codes: per-cluster centers. Left out: the engine's rule (up to 64 by k-means,
+    /// kept when they shrink the sample's mean `|x - c|²` below half); 1: one center (the
+    /// mean); more: that many, always kept.
+    #[arg(long)]
+    pub centers: Option<usize>,
 }
 
 /// One result line of `quant`.
@@ -123,6 +131,11 @@ enum Coded {
         codes: Vec<u8>,
         factors: Vec<RqFactors>,
     },
+    RqCenters {
+        rq: RqCenters,
+        codes: Vec<u8>,
+        factors: Vec<RqCenterFactors>,
+    },
 }
 
 impl Coded {
@@ -147,6 +160,31 @@ impl Coded {
             Code::Rq2 => RqBits::Two,
             Code::Rq4 => RqBits::Four,
         };
+        let metric = match a.metric {
+            Metric::L2 => RqMetric::L2,
+            Metric::Dot | Metric::Cosine => RqMetric::Dot,
+        };
+        if a.centers != Some(1) {
+            let max = a
+                .centers
+                .unwrap_or((sample.len() / SAMPLE_PER_CENTER).clamp(1, MAX_CENTERS));
+            let (rq, spread) = RqCenters::train(&sample, dim, bits, metric, a.seed, max)?;
+            eprintln!(
+                "quant: {} centers, mean |x - c_j|² / |x - c|² = {:.3}",
+                rq.count(),
+                spread.ratio()
+            );
+            if a.centers.is_some() || spread.ratio() < CENTERS_BELOW {
+                let cb = rq.code_bytes();
+                let mut codes = vec![0u8; rows.len() * cb];
+                let factors = rows
+                    .iter()
+                    .zip(codes.chunks_mut(cb))
+                    .map(|(r, c)| rq.encode(r, c))
+                    .collect::<Result<Vec<_>, _>>()?;
+                return Ok(Coded::RqCenters { rq, codes, factors });
+            }
+        }
         let rq = Rq::train(&sample, dim, bits, a.seed)?;
         let cb = rq.code_bytes();
         let mut codes = vec![0u8; rows.len() * cb];
@@ -155,10 +193,6 @@ impl Coded {
             .zip(codes.chunks_mut(cb))
             .map(|(r, c)| rq.encode(r, c))
             .collect::<Result<Vec<_>, _>>()?;
-        let metric = match a.metric {
-            Metric::L2 => RqMetric::L2,
-            Metric::Dot | Metric::Cosine => RqMetric::Dot,
-        };
         Ok(Coded::Rq {
             rq,
             metric,
@@ -171,6 +205,7 @@ impl Coded {
         match self {
             Coded::Sq8 { sq, .. } => sq.dim() + 4,
             Coded::Rq { rq, .. } => rq.code_bytes() + 8,
+            Coded::RqCenters { rq, .. } => rq.code_bytes() + 16,
         }
     }
 
@@ -179,6 +214,7 @@ impl Coded {
             + match self {
                 Coded::Sq8 { sq, .. } => sq.memory_bytes(),
                 Coded::Rq { rq, .. } => rq.memory_bytes(),
+                Coded::RqCenters { rq, .. } => rq.memory_bytes(),
             }
     }
 
@@ -203,6 +239,12 @@ impl Coded {
                 factors,
             } => {
                 let pq = rq.query(q, *metric)?;
+                for (row, (c, &f)) in codes.chunks_exact(rq.code_bytes()).zip(factors).enumerate() {
+                    top.push(rq.distance(&pq, c, f), row as u32);
+                }
+            }
+            Coded::RqCenters { rq, codes, factors } => {
+                let pq = rq.query(q)?;
                 for (row, (c, &f)) in codes.chunks_exact(rq.code_bytes()).zip(factors).enumerate() {
                     top.push(rq.distance(&pq, c, f), row as u32);
                 }

@@ -10,13 +10,19 @@
 //!    into a new store while inserts and removals wait (it holds the changes lock), then
 //!    publishes it under the exclusive gate, so a search sees one store throughout.
 //! 3. A code row is `code | factors` ([`Quantizer::row_bytes`]): SQ8 `dim` bytes and `|x̂|²`
-//!    (f32 LE); rotated codes `padded_dim · B / 8` bytes, `|x - c|` and `scale` (f32 LE).
+//!    (f32 LE); rotated codes `padded_dim · B / 8` bytes, `|x - c|` and `scale` (f32 LE);
+//!    rotated codes with per-cluster centers the same code, `|x - c_j|`, `scale`, `e` (f32 LE)
+//!    and the center `j` (u32 LE). A quantizer without centers keeps its row and estimator
+//!    exactly as before centers existed.
 
 use std::sync::Arc;
 
 use super::raw::CodeStore;
 use super::{Hnsw, HnswError, Metric};
-use crate::index::quant::{Rq, RqBits, RqFactors, RqMetric, RqQuery, Sq8, Sq8Query};
+use crate::index::quant::{
+    CENTERS_BELOW, MAX_CENTERS, Rq, RqBits, RqCenterFactors, RqCenters, RqCentersQuery, RqFactors,
+    RqMetric, RqQuery, SAMPLE_PER_CENTER, Sq8, Sq8Query,
+};
 use crate::model::config::Quantization;
 
 /// Candidates rescored per result when a search does not say: measured on pydoc, mnist10k
@@ -54,8 +60,10 @@ pub(super) fn candidates(k: usize, oversampling: f32) -> usize {
 pub enum Quantizer {
     /// 8 bits per dimension.
     Sq8(Sq8),
-    /// Rotated 1-, 2- or 4-bit codes.
+    /// Rotated 1-, 2- or 4-bit codes measured from one center.
     Rq(Rq),
+    /// Rotated 1-, 2- or 4-bit codes measured from per-cluster centers.
+    RqCenters(RqCenters),
 }
 
 /// A query prepared for one quantizer and metric.
@@ -64,6 +72,7 @@ pub(super) enum Prepared {
     Sq8Dot(Sq8Query),
     Sq8L1(Vec<f32>),
     Rq(RqQuery),
+    RqCenters(RqCentersQuery),
 }
 
 fn f32_at(row: &[u8], at: usize) -> f32 {
@@ -72,6 +81,14 @@ fn f32_at(row: &[u8], at: usize) -> f32 {
         b.copy_from_slice(s);
     }
     f32::from_le_bytes(b)
+}
+
+fn rq_kind(bits: RqBits) -> Quantization {
+    match bits {
+        RqBits::One => Quantization::Rq1,
+        RqBits::Two => Quantization::Rq2,
+        RqBits::Four => Quantization::Rq4,
+    }
 }
 
 fn rq_metric(metric: Metric) -> Option<RqMetric> {
@@ -84,7 +101,9 @@ fn rq_metric(metric: Metric) -> Option<RqMetric> {
 
 impl Quantizer {
     /// Trains `kind` for `metric` from `sample` (rows of `dim` values); `seed` draws a
-    /// rotation. `Err` for [`Quantization::None`], an empty sample, a rotated code under L1
+    /// rotation and seeds k-means. A rotated code keeps per-cluster centers when they shrink
+    /// the sample's mean squared distance to its center below [`CENTERS_BELOW`] of the
+    /// one-center value (clustered data), else measures from the mean. `Err` for [`Quantization::None`], an empty sample, a rotated code under L1
     /// (no estimator), or values that are not finite.
     pub fn train(
         kind: Quantization,
@@ -102,26 +121,28 @@ impl Quantizer {
             .rq_bits()
             .and_then(RqBits::from_bits)
             .ok_or_else(|| format!("quantization {} has no code", kind.name()))?;
-        if rq_metric(metric).is_none() {
+        let Some(rq_metric) = rq_metric(metric) else {
             return Err(format!(
                 "quantization {} has no estimator for L1 distances",
                 kind.name()
             ));
-        }
-        Rq::train(sample, dim, bits, seed)
-            .map(Quantizer::Rq)
-            .map_err(|e| e.to_string())
+        };
+        let max = (sample.len() / SAMPLE_PER_CENTER).clamp(1, MAX_CENTERS);
+        let (rq, spread) =
+            RqCenters::train(sample, dim, bits, rq_metric, seed, max).map_err(|e| e.to_string())?;
+        Ok(if rq.count() > 1 && spread.ratio() < CENTERS_BELOW {
+            Quantizer::RqCenters(rq)
+        } else {
+            Quantizer::Rq(rq.rq().clone())
+        })
     }
 
     /// The [`Quantization`] this quantizer implements.
     pub fn kind(&self) -> Quantization {
         match self {
             Quantizer::Sq8(_) => Quantization::Sq8,
-            Quantizer::Rq(rq) => match rq.bits() {
-                RqBits::One => Quantization::Rq1,
-                RqBits::Two => Quantization::Rq2,
-                RqBits::Four => Quantization::Rq4,
-            },
+            Quantizer::Rq(rq) => rq_kind(rq.bits()),
+            Quantizer::RqCenters(rq) => rq_kind(rq.bits()),
         }
     }
 
@@ -130,6 +151,7 @@ impl Quantizer {
         match self {
             Quantizer::Sq8(s) => s.dim(),
             Quantizer::Rq(r) => r.dim(),
+            Quantizer::RqCenters(r) => r.dim(),
         }
     }
 
@@ -138,6 +160,7 @@ impl Quantizer {
         match self {
             Quantizer::Sq8(s) => s.dim() + 4,
             Quantizer::Rq(r) => r.code_bytes() + 8,
+            Quantizer::RqCenters(r) => r.code_bytes() + 16,
         }
     }
 
@@ -146,6 +169,7 @@ impl Quantizer {
         match self {
             Quantizer::Sq8(s) => s.memory_bytes(),
             Quantizer::Rq(r) => r.memory_bytes(),
+            Quantizer::RqCenters(r) => r.memory_bytes(),
         }
     }
 
@@ -172,6 +196,19 @@ impl Quantizer {
                 tail[4..8].copy_from_slice(&f.scale.to_le_bytes());
                 Ok(())
             }
+            Quantizer::RqCenters(r) => {
+                let n = r.code_bytes().min(row.len());
+                let (code, tail) = row.split_at_mut(n);
+                if tail.len() < 16 {
+                    return Err("code row of the wrong length".into());
+                }
+                let f = r.encode(v, code).map_err(|e| e.to_string())?;
+                tail[..4].copy_from_slice(&f.factors.norm.to_le_bytes());
+                tail[4..8].copy_from_slice(&f.factors.scale.to_le_bytes());
+                tail[8..12].copy_from_slice(&f.e.to_le_bytes());
+                tail[12..16].copy_from_slice(&f.center.to_le_bytes());
+                Ok(())
+            }
         }
     }
 
@@ -185,6 +222,12 @@ impl Quantizer {
                 Metric::L1 => Prepared::Sq8L1(q.to_vec()),
             }),
             Quantizer::Rq(r) => r.query(q, rq_metric(metric)?).ok().map(Prepared::Rq),
+            Quantizer::RqCenters(r) => {
+                if rq_metric(metric)? != r.metric() {
+                    return None;
+                }
+                r.query(q).ok().map(Prepared::RqCenters)
+            }
         }
     }
 
@@ -203,6 +246,18 @@ impl Quantizer {
                 let factors = RqFactors {
                     norm: f32_at(row, n),
                     scale: f32_at(row, n + 4),
+                };
+                r.distance(p, &row[..n], factors)
+            }
+            (Quantizer::RqCenters(r), Prepared::RqCenters(p)) => {
+                let n = r.code_bytes();
+                let factors = RqCenterFactors {
+                    factors: RqFactors {
+                        norm: f32_at(row, n),
+                        scale: f32_at(row, n + 4),
+                    },
+                    e: f32_at(row, n + 8),
+                    center: f32_at(row, n + 12).to_bits(),
                 };
                 r.distance(p, &row[..n], factors)
             }

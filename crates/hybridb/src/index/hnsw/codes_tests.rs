@@ -267,3 +267,88 @@ fn a_walk_returns_its_beam_then_the_best_it_let_go() {
         "rescoring 40 of a beam of 10: {four} vs 10: {one}"
     );
 }
+
+/// `clustered`, with the 16 centers spread 6x wider: far-apart clusters, where rotated codes
+/// train per-cluster centers.
+fn far_apart(n: usize, seed: u64) -> Vec<Vec<f32>> {
+    let near = clustered(n, seed);
+    let centers = clustered(16, seed ^ 0xFA);
+    near.into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.iter()
+                .zip(&centers[i % 16])
+                .map(|(x, c)| x + 5.0 * c)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn far_apart_clusters_get_centers_that_walk_scan_and_checkpoint() {
+    for metric in [Metric::L2, Metric::Dot] {
+        let prep = |v: Vec<f32>| if metric == Metric::Dot { unit(v) } else { v };
+        let data: Vec<Vec<f32>> = far_apart(3000, 1).into_iter().map(prep).collect();
+        let queries: Vec<Vec<f32>> = far_apart(40, 2).into_iter().map(prep).collect();
+        let index = build(&data, metric);
+        let base = recall(&index, &data, &queries, |q| index.search(q, 10, 64));
+        for kind in [Quantization::Rq1, Quantization::Rq2, Quantization::Rq4] {
+            let quantizer = train(&index, kind);
+            assert!(
+                matches!(&quantizer, Quantizer::RqCenters(r) if r.count() > 1),
+                "{metric:?} {kind:?}: no centers"
+            );
+            assert_eq!(quantizer.kind(), kind);
+            index.quantize(quantizer, 1000, 2).unwrap();
+            // One bit at 64 dimensions errs too much for a tight bound, as with one center.
+            let (walk_min, scan_min) = if kind == Quantization::Rq1 {
+                (0.6, 0.6)
+            } else {
+                (base - 0.05, 0.95)
+            };
+            let walk = |q: &[f32]| index.search_oversampled(q, 10, 64, 4.0, None, 1.0);
+            let r = recall(&index, &data, &queries, walk);
+            assert!(r >= walk_min, "{metric:?} {kind:?}: walk {r}, f32 {base}");
+            let scan = |q: &[f32]| index.scan_top(q, 0..data.len() as u32, 10, 4.0);
+            let r = recall(&index, &data, &queries, scan);
+            assert!(r >= scan_min, "{metric:?} {kind:?}: scan recall {r}");
+            // Written as version 3, read back to the same quantizer, codes and results.
+            let bytes = index.to_bytes();
+            assert_eq!(bytes[8..12], 3u32.to_le_bytes());
+            let loaded = Hnsw::from_bytes(&bytes).unwrap();
+            assert_eq!(loaded.quantizer(), index.quantizer());
+            for q in &queries[..10] {
+                assert_eq!(
+                    walk(q),
+                    loaded.search_oversampled(q, 10, 64, 4.0, None, 1.0)
+                );
+            }
+            // A flipped byte among the centers is caught; so is a version-2 image claiming
+            // centers (kind 3 exists from version 3 on).
+            let mut bad = bytes.clone();
+            bad[400] ^= 0x10;
+            assert!(Hnsw::from_bytes(&bad).is_err());
+            let mut old = bytes.clone();
+            old[8..12].copy_from_slice(&2u32.to_le_bytes());
+            super::persist::reseal(&mut old);
+            assert!(Hnsw::from_bytes(&old).is_err());
+        }
+    }
+}
+
+#[test]
+fn one_center_codes_keep_the_version_2_image() {
+    let data = far_apart(1200, 3);
+    let index = build(&data, Metric::L2);
+    let sample = index.sample(1000);
+    let rows: Vec<&[f32]> = sample.iter().map(Vec::as_slice).collect();
+    let rq =
+        crate::index::quant::Rq::train(&rows, DIM, crate::index::quant::RqBits::Two, 7).unwrap();
+    index.quantize(Quantizer::Rq(rq), 1000, 2).unwrap();
+    let bytes = index.to_bytes();
+    assert_eq!(bytes[8..12], 2u32.to_le_bytes());
+    assert_eq!(bytes[49], 2, "quantizer kind: rotated, one center");
+    let loaded = Hnsw::from_bytes(&bytes).unwrap();
+    assert_eq!(loaded.quantizer(), index.quantizer());
+    assert_eq!(loaded.to_bytes(), bytes);
+}

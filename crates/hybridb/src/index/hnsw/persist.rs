@@ -4,14 +4,20 @@
 //! magic "HYBHNSW\0" | version u32 | dim u32 | metric u8 (0 L2, 1 Dot, 2 L1) | m u32
 //! | ef_construction u32 | seed u64 | level_counter u64 | entry slot u32 (u32::MAX: empty)
 //! | node count u32
-//! | version 2: quantizer kind u8 (0 none, 1 sq8, 2 rotated)
+//! | version ≥ 2: quantizer kind u8 (0 none, 1 sq8, 2 rotated, 3 rotated with centers)
 //! |   sq8: offset f32 * dim | step f32 * dim | trained_on u64
 //! |   rotated: bits u8 | seed u64 | center f32 * dim | trained_on u64
-//! | per node: slot u32 | level u8 | vector f32 * dim | version 2 with a quantizer: code row
+//! |   rotated with centers (version 3 only): bits u8 | seed u64 | center f32 * dim
+//! |     | count u32 | centers f32 * dim * count | trained_on u64 (the codes' metric is the
+//! |     index's)
+//! | per node: slot u32 | level u8 | vector f32 * dim | version ≥ 2 with a quantizer: code row
 //! |   (row_bytes) | per layer 0..=level: count u32, ids u32 * count
 //! | crc32 (IEEE) of every byte before it
 //! ```
-//! Version 1 (no quantizer section, no rows) is still read. A quantizer's state is what its
+//! An image is written as version 3 only when its quantizer has centers (kind 3), else as
+//! version 2, byte for byte as before centers existed (so older readers keep reading it, and
+//! refuse a version-3 image by its version rather than misread it). Versions 1 (no quantizer
+//! section, no rows) and 2 are still read. A quantizer's state is what its
 //! `from_parts` takes, so a reopen rebuilds the same codes without training.
 //! Decoding checks magic, version, checksum, then every count, id and level against the
 //! parameters; links to slots that are not live are dropped (invariant 2 allows them in memory,
@@ -25,11 +31,20 @@ use super::codes::{Codes, Quantizer};
 use super::raw::CodeStore;
 use super::search::list_ids;
 use super::{DecodeError, Hnsw, HnswParams, MAX_LEVEL, Metric, pack_entry, state, unpack_entry};
-use crate::index::quant::{Rq, RqBits, Sq8};
+use crate::index::quant::{MAX_CENTERS, Rq, RqBits, RqCenters, RqMetric, Sq8};
 
 const MAGIC: &[u8; 8] = b"HYBHNSW\0";
-/// Current checkpoint format version.
-pub const FORMAT_VERSION: u32 = 2;
+/// Current checkpoint format version (written only for a quantizer with centers; see the
+/// module docs).
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The version an image of `quantizer` is written as.
+fn version_for(quantizer: Option<&Quantizer>) -> u32 {
+    match quantizer {
+        Some(Quantizer::RqCenters(_)) => FORMAT_VERSION,
+        _ => 2,
+    }
+}
 const HEADER_LEN: usize = 8 + 4 + 4 + 1 + 4 + 4 + 8 + 8 + 4 + 4;
 
 const CRC_TABLE: [u32; 256] = {
@@ -161,10 +176,24 @@ fn put_quantizer(buf: &mut Vec<u8>, q: Option<(&Quantizer, u64)>) {
             put_f32s(buf, r.center());
             buf.extend_from_slice(&trained_on.to_le_bytes());
         }
+        Some((Quantizer::RqCenters(r), trained_on)) => {
+            buf.push(3);
+            buf.push(r.bits().bits() as u8);
+            buf.extend_from_slice(&r.seed().to_le_bytes());
+            put_f32s(buf, r.center());
+            buf.extend_from_slice(&(r.count() as u32).to_le_bytes());
+            put_f32s(buf, r.centers());
+            buf.extend_from_slice(&trained_on.to_le_bytes());
+        }
     }
 }
 
-fn read_quantizer(c: &mut Cursor<'_>, dim: usize) -> Result<Option<(Quantizer, u64)>, DecodeError> {
+fn read_quantizer(
+    c: &mut Cursor<'_>,
+    dim: usize,
+    metric: Metric,
+    version: u32,
+) -> Result<Option<(Quantizer, u64)>, DecodeError> {
     let q = match c.u8()? {
         0 => return Ok(None),
         1 => {
@@ -182,6 +211,26 @@ fn read_quantizer(c: &mut Cursor<'_>, dim: usize) -> Result<Option<(Quantizer, u
             Quantizer::Rq(
                 Rq::from_parts(center, bits, seed)
                     .map_err(|_| DecodeError::Corrupt("bad rotated code center"))?,
+            )
+        }
+        3 if version >= 3 => {
+            let bits = RqBits::from_bits(c.u8()? as usize)
+                .ok_or(DecodeError::Corrupt("bad rotated code width"))?;
+            let seed = c.u64()?;
+            let center = f32s(c.take(4 * dim)?);
+            let count = c.u32()? as usize;
+            if count == 0 || count > MAX_CENTERS {
+                return Err(DecodeError::Corrupt("bad rotated code center count"));
+            }
+            let centers = f32s(c.take(4 * dim * count)?);
+            let metric = match metric {
+                Metric::L2 => RqMetric::L2,
+                Metric::Dot => RqMetric::Dot,
+                Metric::L1 => return Err(DecodeError::Corrupt("rotated code under L1")),
+            };
+            Quantizer::RqCenters(
+                RqCenters::from_parts(center, centers, bits, metric, seed)
+                    .map_err(|_| DecodeError::Corrupt("bad rotated code centers"))?,
             )
         }
         _ => return Err(DecodeError::Corrupt("unknown quantizer")),
@@ -209,9 +258,12 @@ impl Hnsw {
             crc: Crc32::new(),
         };
         let p = &self.params;
+        // The gate is held: the codes cannot be replaced meanwhile.
+        let codes = self.codes();
         let mut head = Vec::with_capacity(HEADER_LEN);
         head.extend_from_slice(MAGIC);
-        head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let version = version_for(codes.as_ref().map(|c| &c.quantizer));
+        head.extend_from_slice(&version.to_le_bytes());
         head.extend_from_slice(&(p.dim as u32).to_le_bytes());
         head.push(match p.metric {
             Metric::L2 => 0,
@@ -225,8 +277,6 @@ impl Hnsw {
         let entry = unpack_entry(self.entry.load(Ordering::Acquire)).map_or(u32::MAX, |(s, _)| s);
         head.extend_from_slice(&entry.to_le_bytes());
         head.extend_from_slice(&(live.len() as u32).to_le_bytes());
-        // The gate is held: the codes cannot be replaced meanwhile.
-        let codes = self.codes();
         put_quantizer(
             &mut head,
             codes.as_ref().map(|c| (&c.quantizer, c.trained_on)),
@@ -295,7 +345,7 @@ impl Hnsw {
         }
         let mut c = Cursor { buf: &bytes[8..] };
         let version = c.u32()?;
-        if version != FORMAT_VERSION && version != 1 {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let (body, tail) = bytes.split_at(bytes.len() - 4);
@@ -327,7 +377,7 @@ impl Hnsw {
             return Err(DecodeError::Corrupt("m out of range"));
         }
         let quantizer = if version >= 2 {
-            read_quantizer(&mut c, dim)?
+            read_quantizer(&mut c, dim, metric, version)?
         } else {
             None
         };

@@ -29,6 +29,14 @@
 //! ([`kernels`]: VNNI / AVX2 byte products for 2 and 4 bits, bit planes and popcounts for 1
 //! bit) and three multiply-adds. Manhattan (L1) is not kept by a rotation and has no
 //! estimator here ([`RqMetric`] has no variant for it): an L1 collection keeps `f32` or SQ8.
+//!
+//! # Per-cluster centers
+//! [`RqCenters`] refines a rotated code for clustered data (RaBitQ's IVF setting): k-means
+//! centers `c_j` (up to [`MAX_CENTERS`]), each vector coded as `x - c_j` for its nearest one,
+//! with the center id and one more factor, so that the estimates' error scales with
+//! `|x - c_j| |q - c_j|` instead of `|x - c| |q - c|`; the query is still rotated and quantized
+//! once. Training keeps them only when they shrink the sample's spread enough
+//! ([`CENTERS_BELOW`]); an [`Rq`] without centers is unchanged, codes and estimates alike.
 
 pub mod kernels;
 mod rotation;
@@ -36,5 +44,8 @@ mod rq;
 mod sq8;
 
 pub use rotation::Rotation;
-pub use rq::{Rq, RqBits, RqError, RqFactors, RqMetric, RqQuery};
+pub use rq::{
+    CENTERS_BELOW, CenterSpread, MAX_CENTERS, Rq, RqBits, RqCenterFactors, RqCenters,
+    RqCentersQuery, RqError, RqFactors, RqMetric, RqQuery, SAMPLE_PER_CENTER,
+};
 pub use sq8::{Sq8, Sq8Query};

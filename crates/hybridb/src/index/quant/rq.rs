@@ -2,8 +2,15 @@
 //! extended RaBitQ; see the docs of [`super`] for the method and its error).
 
 use super::kernels::{QUERY_PLANES, code_kernels, slot};
+
+mod centers;
+mod kmeans;
 use super::rotation::Rotation;
 use crate::index::distance::kernels;
+pub use centers::{
+    CENTERS_BELOW, CenterSpread, MAX_CENTERS, RqCenterFactors, RqCenters, RqCentersQuery,
+    SAMPLE_PER_CENTER,
+};
 
 /// Bits per dimension of a rotated code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

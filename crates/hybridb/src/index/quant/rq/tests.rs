@@ -6,10 +6,10 @@ use proptest::prelude::*;
 
 /// Standard deviations allowed by the bound. The RaBitQ bound holds with probability about
 /// `1 - 2e^{-ε₀²/2}`; 6.5 keeps a spurious failure below one in 10^8 pairs (a run checks ~10^4).
-const EPS0: f64 = 6.5;
+pub(super) const EPS0: f64 = 6.5;
 
 /// SplitMix64 plus Box-Muller: a deterministic Gaussian source without dependencies.
-struct Gauss(u64);
+pub(super) struct Gauss(pub(super) u64);
 
 impl Gauss {
     fn uniform(&mut self) -> f64 {
@@ -19,12 +19,12 @@ impl Gauss {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn normal(&mut self) -> f32 {
+    pub(super) fn normal(&mut self) -> f32 {
         let (u, v) = (self.uniform().max(1e-300), self.uniform());
         ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
     }
     /// A unit vector, dense (isotropic) or with `nonzero` random coordinates.
-    fn unit(&mut self, dim: usize, nonzero: Option<usize>) -> Vec<f32> {
+    pub(super) fn unit(&mut self, dim: usize, nonzero: Option<usize>) -> Vec<f32> {
         let mut v: Vec<f32> = match nonzero {
             None => (0..dim).map(|_| self.normal()).collect(),
             Some(k) => {
@@ -46,7 +46,7 @@ impl Gauss {
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
