@@ -19,6 +19,7 @@ pub mod named;
 pub mod quant;
 pub mod recall;
 pub mod report;
+pub mod rqcost;
 pub mod sparse;
 pub mod synth;
 #[cfg(feature = "tantivy-peer")]

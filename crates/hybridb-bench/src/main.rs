@@ -9,6 +9,7 @@ use hybridb_bench::filtered::{FilteredArgs, run_filtered};
 use hybridb_bench::hybrid::{HybridArgs, run_hybrid};
 use hybridb_bench::named::{NamedArgs, run_named};
 use hybridb_bench::quant::{QuantArgs, run_quant};
+use hybridb_bench::rqcost::{RqCostArgs, run_rq_cost};
 use hybridb_bench::sparse::{SparseArgs, run_sparse};
 use hybridb_bench::text::{TextArgs, run_text};
 use hybridb_bench::writes::{WritesArgs, run_writes};
@@ -45,6 +46,9 @@ enum Command {
     /// Exact scans over quantized codes (SQ8, rotated 1/2/4-bit) against the f32 scan: recall
     /// with and without rescoring an oversampled list, QPS, resident bytes.
     Quant(QuantArgs),
+    /// What the rotated codes cost to make: encoding, rotation and query preparation times,
+    /// and each code's cosine to its vector (saved, or compared with another build's).
+    RqCost(RqCostArgs),
     /// Named vectors: a search on one named vector of a three-vector collection against the
     /// same search on a one-vector collection (same data, interleaved rounds).
     Named(NamedArgs),
@@ -69,6 +73,7 @@ fn main() -> Result<()> {
         Command::Cache(a) => run_cache(&a),
         Command::Sparse(a) => run_sparse(&a),
         Command::Quant(a) => run_quant(&a),
+        Command::RqCost(a) => run_rq_cost(&a),
         Command::Named(a) => run_named(&a),
         Command::Bm25Dump(a) => run_bm25_dump(&a),
         Command::Text(a) => run_text(&a),

@@ -39,7 +39,7 @@ pub enum Code {
 }
 
 impl Code {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Code::Sq8 => "sq8",
             Code::Rq1 => "rq1",

@@ -99,75 +99,23 @@ impl Rotation {
         let n = v.len().min(self.dim).min(out.len());
         out[..n].copy_from_slice(&v[..n]);
         out[n..].fill(0.0);
+        self.apply_in_place(out);
+    }
+
+    /// Rotates `x` in place: `x` holds exactly [`Rotation::padded_dim`] values, the vector in
+    /// the first [`Rotation::dim`] and zeros after them (as [`Rotation::apply`] writes them).
+    /// A slice of another length is left as it is.
+    pub fn apply_in_place(&self, out: &mut [f32]) {
         if out.len() != self.padded {
             return;
         }
-        let scale = 1.0 / (self.block as f32).sqrt();
-        let last = self.padded - self.block;
-        for signs in self.signs.chunks_exact(2 * self.padded) {
-            let (first_signs, last_signs) = signs.split_at(self.padded);
-            out.iter_mut().zip(first_signs).for_each(|(x, s)| *x *= s);
-            fht_scaled(&mut out[..self.block], scale);
-            if self.block != self.padded {
-                out.iter_mut().zip(last_signs).for_each(|(x, s)| *x *= s);
-                fht_scaled(&mut out[last..], scale);
-                half_mix(out);
-            }
-        }
-    }
-}
-
-/// The Walsh-Hadamard transform times `scale`, in place; `x.len()` is a power of two, at
-/// least 8. The first three stages run per group of 8 in registers; the wider ones are
-/// loops over contiguous halves, which vectorise.
-fn fht_scaled(x: &mut [f32], scale: f32) {
-    let n = x.len();
-    debug_assert!(n.is_power_of_two() && n >= 8);
-    for c in x.as_chunks_mut::<8>().0 {
-        let [a0, a1, a2, a3, a4, a5, a6, a7] = *c;
-        let (b0, b1, b2, b3) = (a0 + a1, a0 - a1, a2 + a3, a2 - a3);
-        let (b4, b5, b6, b7) = (a4 + a5, a4 - a5, a6 + a7, a6 - a7);
-        let (d0, d1, d2, d3) = (b0 + b2, b1 + b3, b0 - b2, b1 - b3);
-        let (d4, d5, d6, d7) = (b4 + b6, b5 + b7, b4 - b6, b5 - b7);
-        *c = [
-            d0 + d4,
-            d1 + d5,
-            d2 + d6,
-            d3 + d7,
-            d0 - d4,
-            d1 - d5,
-            d2 - d6,
-            d3 - d7,
-        ];
-    }
-    let mut h = 8;
-    while h < n {
-        for pair in x.chunks_exact_mut(2 * h) {
-            let (a, b) = pair.split_at_mut(h);
-            for (u, v) in a.iter_mut().zip(b.iter_mut()) {
-                let (s, d) = (*u + *v, *u - *v);
-                *u = s;
-                *v = d;
-            }
-        }
-        h *= 2;
-    }
-    x.iter_mut().for_each(|v| *v *= scale);
-}
-
-/// `(x[i], x[i + p/2]) → ((a + b)/√2, (a − b)/√2)` for every `i < p/2`; `x.len()` is even.
-fn half_mix(x: &mut [f32]) {
-    let half = x.len() / 2;
-    let (a, b) = x.split_at_mut(half);
-    for (u, v) in a.iter_mut().zip(b.iter_mut()) {
-        let (s, d) = (*u + *v, *u - *v);
-        *u = s * std::f32::consts::FRAC_1_SQRT_2;
-        *v = d * std::f32::consts::FRAC_1_SQRT_2;
+        (super::kernels::rotation_kernel().rounds)(out, &self.signs, self.block);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::kernels::fht::fht_scaled;
     use super::*;
 
     fn vector(len: usize, seed: u64) -> Vec<f32> {

@@ -1,12 +1,10 @@
 //! Rotated codes at 1, 2 and 4 bits per dimension with an asymmetric estimator (RaBitQ and
 //! extended RaBitQ; see the docs of [`super`] for the method and its error).
 
-use super::kernels::{QUERY_PLANES, code_kernels, slot};
-
-mod centers;
-mod kmeans;
+use super::kernels::{QUERY_PLANES, code_kernels};
 use super::rotation::Rotation;
 use crate::index::distance::kernels;
+
 pub use centers::{
     CENTERS_BELOW, CenterSpread, MAX_CENTERS, RqCenterFactors, RqCenters, RqCentersQuery,
     SAMPLE_PER_CENTER,
@@ -208,16 +206,17 @@ impl Rq {
         self.center.capacity() * 4 + 2 * super::rotation::ROUNDS * self.padded_dim() * 4
     }
 
-    /// Rotates `v - c` (or `v` when `centered` is false) into a new padded vector.
-    fn rotate(&self, v: &[f32], centered: bool) -> Vec<f32> {
-        let shifted: Vec<f32> = if centered {
-            v.iter().zip(&self.center).map(|(x, c)| x - c).collect()
+    /// Rotates `v - c` (or `v` when `centered` is false) into `out`, resized to the padded
+    /// dimension.
+    fn rotate_into(&self, v: &[f32], centered: bool, out: &mut Vec<f32>) {
+        out.clear();
+        if centered {
+            out.extend(v.iter().zip(&self.center).map(|(x, c)| x - c));
         } else {
-            v.to_vec()
-        };
-        let mut out = vec![0.0; self.padded_dim()];
-        self.rotation.apply(&shifted, &mut out);
-        out
+            out.extend_from_slice(v);
+        }
+        out.resize(self.padded_dim(), 0.0);
+        self.rotation.apply_in_place(out);
     }
 
     fn check_dim(&self, got: usize) -> Result<(), RqError> {
@@ -240,87 +239,68 @@ impl Rq {
                 got: out.len(),
             });
         }
-        let z = self.rotate(v, true);
-        let norm2: f64 = z.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
-        let norm = norm2.sqrt();
-        if !norm.is_finite() || !(norm as f32).is_finite() {
-            return Err(RqError::NonFinite);
-        }
-        let levels = self.levels(&z);
-        // ⟨ȳ, z⟩ with ȳ = level - (2^B - 1)/2: every term is |ȳ_i| |z_i| >= 0.
-        let half = f64::from(self.bits.top()) / 2.0;
-        let yz: f64 = levels
-            .iter()
-            .zip(&z)
-            .map(|(&u, &x)| (f64::from(u) - half) * f64::from(x))
-            .sum();
-        pack(&levels, self.bits.bits(), out);
-        let scale = if yz > 0.0 { norm2 / yz } else { 0.0 };
-        Ok(RqFactors {
-            norm: norm as f32,
-            scale: scale as f32,
+        levels::with_scratch(|s| {
+            self.rotate_into(v, true, &mut s.z);
+            let norm2: f64 = s.z.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+            let norm = norm2.sqrt();
+            if !norm.is_finite() || !(norm as f32).is_finite() {
+                return Err(RqError::NonFinite);
+            }
+            self.fields(s, norm);
+            // ⟨ȳ, z⟩ with ȳ = field - (2^B - 1)/2: every term is |ȳ_i| |z_i| >= 0.
+            let half = f64::from(self.bits.top()) / 2.0;
+            let yz: f64 = s
+                .mag
+                .iter()
+                .zip(&s.z)
+                .map(|(&u, &x)| (f64::from(u) - half) * f64::from(x))
+                .sum();
+            pack(&s.mag, self.bits.bits(), out);
+            let scale = if yz > 0.0 { norm2 / yz } else { 0.0 };
+            Ok(RqFactors {
+                norm: norm as f32,
+                scale: scale as f32,
+            })
         })
     }
 
-    /// The code's field per padded dimension for the rotated `z`: the point of the grid
-    /// `{±1/2, ±3/2, …, ±(2^B - 1)/2}` (times any positive t) closest in angle to `z`.
+    /// The code's field per padded dimension for the rotated `s.z` of norm `norm`, into
+    /// `s.mag`: the point of the grid `{±1/2, ±3/2, …, ±(2^B - 1)/2}` (times any positive t)
+    /// closest in angle to `z`.
     ///
     /// The sign of each field is the sign of `z_i`; its magnitude index is `⌊t |z_i|⌋`
-    /// capped at `2^(B-1) - 1`. The cosine to `z` changes only where `t |z_i|` crosses an
-    /// integer, at `t = m / |z_i|`, so walking those points in increasing `t` (sorted once, as
-    /// `u64` keys: the bits of a positive `f32` order like its value, then the dimension) and
-    /// keeping the best prefix gives the optimum in `O(2^B p log p)`.
-    fn levels(&self, z: &[f32]) -> Vec<u8> {
+    /// capped at `2^(B-1) - 1`, for the best `t`, found exactly by [`levels::search`].
+    fn fields(&self, s: &mut levels::Scratch, norm: f64) {
         let half_levels = 1u8 << (self.bits.bits() - 1);
-        let cap = u32::from(half_levels - 1);
-        let mut mag = vec![0u32; z.len()];
+        let cap = half_levels - 1;
         if cap > 0 {
-            let abs: Vec<f64> = z.iter().map(|x| f64::from(x.abs())).collect();
-            // A key holds the dimension in its low 32 bits.
-            debug_assert!(u32::try_from(z.len()).is_ok());
-            let mut events: Vec<u64> = Vec::with_capacity(z.len() * cap as usize);
-            for (i, &a) in abs.iter().enumerate() {
-                if a > 0.0 {
-                    for m in 1..=cap {
-                        let t = (f64::from(m) / a) as f32;
-                        events.push(u64::from(t.to_bits()) << 32 | i as u64);
-                    }
-                }
-            }
-            events.sort_unstable();
-            // At t -> 0 every magnitude is 1/2: ⟨|ȳ|, |z|⟩ = Σ|z|/2, |ȳ|² = p/4. Cosines are
-            // compared squared (the numerator is never negative).
-            let mut num: f64 = abs.iter().sum::<f64>() / 2.0;
-            let mut den2 = z.len() as f64 / 4.0;
-            let mut best = num * num / den2;
-            let mut best_len = 0;
-            for (n, &e) in events.iter().enumerate() {
-                // Events of one dimension come in increasing m, so this is its next step.
-                let i = (e & 0xFFFF_FFFF) as usize;
-                mag[i] += 1;
-                // The magnitude goes from m - 1/2 to m + 1/2.
-                num += abs[i];
-                den2 += 2.0 * f64::from(mag[i]);
-                let cos2 = num * num / den2;
-                if cos2 > best {
-                    best = cos2;
-                    best_len = n + 1;
-                }
-            }
-            mag.fill(0);
-            for &e in &events[..best_len] {
-                mag[(e & 0xFFFF_FFFF) as usize] += 1;
-            }
+            levels::search(s, norm, cap);
+        } else {
+            s.mag.clear();
+            s.mag.resize(s.z.len(), 0);
         }
-        let half = u32::from(half_levels);
-        z.iter()
-            .zip(&mag)
-            .map(|(&x, &m)| {
-                // Positive: half + m (ȳ = m + 1/2); negative: half - 1 - m (ȳ = -(m + 1/2)).
-                let level = if x >= 0.0 { half + m } else { half - 1 - m };
-                level as u8
-            })
-            .collect()
+        for (m, &x) in s.mag.iter_mut().zip(&s.z) {
+            // Positive: half + m (ȳ = m + 1/2); negative: half - 1 - m (ȳ = -(m + 1/2)).
+            *m = if x >= 0.0 {
+                half_levels + *m
+            } else {
+                half_levels - 1 - *m
+            };
+        }
+    }
+
+    /// The fields of the code of the rotated `z` (tests call the search through this).
+    #[cfg(test)]
+    fn levels(&self, z: &[f32]) -> Vec<u8> {
+        let mut s = levels::Scratch::default();
+        s.z = z.to_vec();
+        let norm = z
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum::<f64>()
+            .sqrt();
+        self.fields(&mut s, norm);
+        s.mag
     }
 
     /// Rotates and quantizes `query` for estimates of `metric` against this code's vectors.
@@ -330,18 +310,18 @@ impl Rq {
             return Err(RqError::NonFinite);
         }
         let k = kernels();
-        let (z, add, mult) = match metric {
-            RqMetric::L2 => (
-                self.rotate(query, true),
-                (k.l2_squared)(query, &self.center),
-                -1.0f32,
-            ),
-            RqMetric::Dot => (
-                self.rotate(query, false),
-                -(k.dot)(query, &self.center),
-                -0.5f32,
-            ),
+        let (centered, add, mult) = match metric {
+            RqMetric::L2 => (true, (k.l2_squared)(query, &self.center), -1.0f32),
+            RqMetric::Dot => (false, -(k.dot)(query, &self.center), -0.5f32),
         };
+        Ok(levels::with_scratch(|s| {
+            self.rotate_into(query, centered, &mut s.z);
+            self.prepare(&s.z, metric, add, mult)
+        }))
+    }
+
+    /// Quantizes the rotated query `z` (see [`Rq::query`]).
+    fn prepare(&self, z: &[f32], metric: RqMetric, add: f32, mult: f32) -> RqQuery {
         // Eight running maxima, so that the loop vectorises (one would be a serial chain).
         let (chunks, rest) = z.as_chunks::<8>();
         let mut lanes = [0.0f32; 8];
@@ -358,23 +338,14 @@ impl Rq {
         // max == 0: every value quantizes to 0 and the estimate is `add` (+ |x - c|² for L2).
         let delta = if max > 0.0 { max / qmax } else { 0.0 };
         let inv = if max > 0.0 { qmax / max } else { 0.0 };
-        // Rounds half away from zero like `f32::round`, with a truncating cast instead of a
-        // libm call (`round` is one without SSE4.1); |x * inv| <= qmax, so the clamp only
-        // guards the last ulp.
-        let values: Vec<i8> = z
-            .iter()
-            .map(|&x| {
-                let v = x * inv;
-                ((v + 0.5f32.copysign(v)) as i32).clamp(-(qmax as i32), qmax as i32) as i8
-            })
-            .collect();
+        let values: Vec<i8> = z.iter().map(|&x| round_to_i8(x * inv, qmax)).collect();
         let sum: i64 = values.iter().map(|&s| i64::from(s)).sum();
         let planes = if self.bits == RqBits::One {
             planes(&values)
         } else {
             Vec::new()
         };
-        Ok(RqQuery {
+        RqQuery {
             metric,
             bits: self.bits,
             add,
@@ -386,7 +357,7 @@ impl Rq {
                 values
             },
             planes,
-        })
+        }
     }
 
     /// The estimated distance ("lower is better": squared L2, or the negated dot product)
@@ -411,16 +382,46 @@ impl Rq {
     }
 }
 
+/// `v` rounded half away from zero (like `f32::round`) and clamped to `±qmax` (`qmax <= 127`),
+/// 0 for NaN: the query's quantization. In float arithmetic only, so that the loop over a query
+/// vectorises (a saturating `as i32` does not, and `round` is a libm call without SSE4.1):
+/// adding and subtracting 2^23 rounds `|v + ±1/2|` to an integer, one less where that rounded
+/// up gives the truncation, and adding 1.5 · 2^23 to the integer leaves it, in two's
+/// complement, in the low byte of the sum's bits.
+#[inline(always)]
+fn round_to_i8(v: f32, qmax: f32) -> i8 {
+    const BIG: f32 = 8_388_608.0;
+    const MAGIC: f32 = 12_582_912.0;
+    let y = v + 0.5f32.copysign(v);
+    let a = y.abs();
+    let t = (a + BIG) - BIG;
+    let t = if t > a { t - 1.0 } else { t };
+    let r = t.copysign(y);
+    let r = if r > qmax {
+        qmax
+    } else if r < -qmax {
+        -qmax
+    } else if !r.is_nan() {
+        r
+    } else {
+        0.0
+    };
+    (r + MAGIC).to_bits() as u8 as i8
+}
+
 /// Packs one field per padded dimension into blocks of 64 (the layout of
-/// [`super::kernels`]).
+/// [`super::kernels`]): byte `r` of a block holds the fields of dimensions `r + 8B f`, field `f`
+/// at bit `B f` ([`slot`]).
 fn pack(levels: &[u8], bits: usize, out: &mut [u8]) {
     out.fill(0);
     let block_bytes = 8 * bits;
-    for (b, chunk) in levels.chunks(64).enumerate() {
-        for (j, &u) in chunk.iter().enumerate() {
-            let (byte, shift) = slot(j, bits);
-            if let Some(o) = out.get_mut(b * block_bytes + byte) {
-                *o |= u << shift;
+    for (block, code) in levels
+        .chunks_exact(64)
+        .zip(out.chunks_exact_mut(block_bytes))
+    {
+        for (f, fields) in block.chunks_exact(block_bytes).enumerate() {
+            for (o, &u) in code.iter_mut().zip(fields) {
+                *o |= u << (bits * f);
             }
         }
     }
@@ -433,7 +434,7 @@ fn unpack(code: &[u8], bits: usize) -> Vec<u8> {
     let mask = ((1u16 << bits) - 1) as u8;
     (0..code.len() * 8 / bits)
         .map(|d| {
-            let (byte, shift) = slot(d % 64, bits);
+            let (byte, shift) = super::kernels::slot(d % 64, bits);
             (code[d / 64 * block_bytes + byte] >> shift) & mask
         })
         .collect()
@@ -459,5 +460,8 @@ fn planes(values: &[i8]) -> Vec<u64> {
     planes
 }
 
+mod centers;
+mod kmeans;
+mod levels;
 #[cfg(test)]
 mod tests;

@@ -17,11 +17,17 @@
 //! the scalar loops. Every kernel returns exactly the scalar result for every input (integer
 //! arithmetic, no saturation: a code field is at most 15, so a pair of `u8 x i8` products fits
 //! an `i16`), and reads only whole blocks present in both slices, so any slice lengths are
-//! safe. Invariant: these files and `distance.rs` are the only places in the crate that use
-//! `unsafe` for SIMD; every `unsafe` call is guarded by the feature check made in
-//! [`code_kernels`].
+//! safe.
+//!
+//! The rotation's rounds ([`RotationKernel`], file `fht.rs`) are chosen the same way, once, by
+//! [`rotation_kernel`]: one portable body compiled for baseline x86-64, AVX2 and AVX-512F, equal
+//! bit for bit. Invariant: these files and `distance.rs` are the only places in the crate
+//! that use `unsafe` for SIMD; every `unsafe` call is guarded by the feature check made in
+//! [`code_kernels`] or [`rotation_kernel`].
 
 use std::sync::OnceLock;
+
+pub(crate) mod fht;
 
 // The NEON kernels read plane words as bytes, which is the codes' order on little-endian only.
 #[cfg(all(target_arch = "aarch64", target_endian = "little"))]
@@ -66,6 +72,53 @@ pub const SCALAR: CodeKernels = CodeKernels {
     ip_b1: scalar::ip_b1,
     isa: "scalar",
 };
+
+/// The rotation's rounds over a padded vector `x`, in place: for each pair of `x.len()`-long
+/// rows of `signs` (`±1`), sign flips and a normalised Walsh-Hadamard transform of the first
+/// `block` values, then, when `block < x.len()`, of the last `block` values and a mix of the
+/// two halves (see [`crate::index::quant::Rotation`]).
+pub type RotateFn = fn(&mut [f32], &[f32], usize);
+
+/// The rotation kernel selected for this CPU.
+#[derive(Clone, Copy, Debug)]
+pub struct RotationKernel {
+    /// The rounds.
+    pub rounds: RotateFn,
+    /// Instruction set in use: `"avx512f"`, `"avx2"` or `"scalar"`.
+    pub isa: &'static str,
+}
+
+/// The portable rotation kernel, exported so that tests and benchmarks can compare against it.
+pub const SCALAR_ROTATION: RotationKernel = RotationKernel {
+    rounds: fht::rounds,
+    isa: "scalar",
+};
+
+/// Returns the rotation kernel for this CPU, detecting features on the first call.
+pub fn rotation_kernel() -> &'static RotationKernel {
+    static KERNEL: OnceLock<RotationKernel> = OnceLock::new();
+    KERNEL.get_or_init(detect_rotation)
+}
+
+fn detect_rotation() -> RotationKernel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") {
+            return RotationKernel {
+                rounds: fht::x86::rounds_avx512,
+                isa: "avx512f",
+            };
+        }
+        if has!("avx2") {
+            return RotationKernel {
+                rounds: fht::x86::rounds_avx2,
+                isa: "avx2",
+            };
+        }
+    }
+    SCALAR_ROTATION
+}
 
 /// Where dimension `j` (`0..64`) of a block of `bits`-bit codes lives: `(byte, shift)`.
 #[inline]

@@ -403,3 +403,131 @@ fn rescored_codes_find_the_neighbours() {
         assert!(recall >= want, "{bits:?} at {over}x: recall {recall}");
     }
 }
+
+/// The exhaustive search the windowed one replaced: every event sorted and walked.
+fn exhaustive_magnitudes(z: &[f32], cap: u32) -> Vec<u32> {
+    let abs: Vec<f64> = z.iter().map(|x| f64::from(x.abs())).collect();
+    let mut events: Vec<u64> = Vec::new();
+    for (i, &a) in abs.iter().enumerate() {
+        if a > 0.0 {
+            for m in 1..=cap {
+                let t = (f64::from(m) / a) as f32;
+                events.push(u64::from(t.to_bits()) << 32 | i as u64);
+            }
+        }
+    }
+    events.sort_unstable();
+    let mut num: f64 = abs.iter().sum::<f64>() / 2.0;
+    let mut den2 = z.len() as f64 / 4.0;
+    let mut mag = vec![0u32; z.len()];
+    let (mut best, mut best_len) = (num * num / den2, 0);
+    for (n, &e) in events.iter().enumerate() {
+        let i = (e & 0xFFFF_FFFF) as usize;
+        mag[i] += 1;
+        num += abs[i];
+        den2 += 2.0 * f64::from(mag[i]);
+        if num * num / den2 > best {
+            best = num * num / den2;
+            best_len = n + 1;
+        }
+    }
+    mag.fill(0);
+    for &e in &events[..best_len] {
+        mag[(e & 0xFFFF_FFFF) as usize] += 1;
+    }
+    mag
+}
+
+/// The cosine between `z` and the grid point of magnitudes `mag` (signs of `z`).
+fn grid_cosine(z: &[f32], mag: &[u32]) -> f64 {
+    let num: f64 = mag
+        .iter()
+        .zip(z)
+        .map(|(&m, x)| (f64::from(m) + 0.5) * f64::from(x.abs()))
+        .sum();
+    let den: f64 = mag.iter().map(|&m| (f64::from(m) + 0.5).powi(2)).sum();
+    let zz: f64 = z.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    num / (den * zz).sqrt()
+}
+
+fn magnitudes_of(levels: &[u8], bits: RqBits) -> Vec<u32> {
+    let half = 1u32 << (bits.bits() - 1);
+    levels
+        .iter()
+        .map(|&u| {
+            let u = u32::from(u);
+            if u >= half { u - half } else { half - 1 - u }
+        })
+        .collect()
+}
+
+/// The windowed search finds the exhaustive walk's grid point: on Gaussian vectors, sparse
+/// ones (few non-zero coordinates: most events far from the usual window), vectors with many
+/// equal magnitudes (ties, one bucket), one large coordinate among small ones, and scaled
+/// far down or up, at several dimensions. Same cosine within rounding, and the same code
+/// except where two events lie within an `f32` ulp.
+#[test]
+fn windowed_search_matches_the_exhaustive_walk() {
+    let mut g = Gauss(17);
+    let (mut same, mut total) = (0, 0);
+    for bits in [RqBits::Two, RqBits::Four] {
+        let cap = (1u32 << (bits.bits() - 1)) - 1;
+        for p in [64usize, 128, 384, 832, 1536] {
+            let rq = Rq::from_parts(vec![0.0; p], bits, 1).unwrap();
+            for case in 0..40 {
+                let mut z: Vec<f32> = match case % 5 {
+                    0 | 1 => (0..p).map(|_| g.normal()).collect(),
+                    2 => g.unit(p, Some(1 + case % 7)),
+                    3 => (0..p)
+                        .map(|i| if i % 3 == 0 { 1.0 } else { -0.5 })
+                        .collect(),
+                    _ => (0..p)
+                        .map(|i| if i == 7 { 40.0 } else { 0.01 * g.normal() })
+                        .collect(),
+                };
+                if case % 4 == 1 {
+                    let f = if case % 8 == 1 { 1e-30 } else { 1e20 };
+                    z.iter_mut().for_each(|x| *x *= f);
+                }
+                let got = magnitudes_of(&rq.levels(&z), bits);
+                let want = exhaustive_magnitudes(&z, cap);
+                let (cg, cw) = (grid_cosine(&z, &got), grid_cosine(&z, &want));
+                assert!(cg >= cw - 1e-12, "{bits:?} p {p} case {case}: {cg} < {cw}");
+                same += usize::from(got == want);
+                total += 1;
+            }
+        }
+    }
+    assert!(same * 100 >= total * 98, "{same} of {total} codes equal");
+}
+
+/// The query's rounding equals `round` then a saturating cast and clamp, on ties, on values
+/// past the clamp, on tiny, huge and non-finite values.
+#[test]
+fn query_rounding_matches_round_and_clamp() {
+    let reference = |v: f32, qmax: f32| {
+        ((v + 0.5f32.copysign(v)) as i32).clamp(-(qmax as i32), qmax as i32) as i8
+    };
+    let mut g = Gauss(8);
+    let mut values: Vec<f32> = (-600..=600).map(|i| i as f32 * 0.25).collect();
+    values.extend((0..20_000).map(|_| g.normal() * 60.0));
+    values.extend([
+        0.0,
+        -0.0,
+        0.49999997,
+        -0.49999997,
+        126.5,
+        -126.5,
+        127.49999,
+        1e-30,
+        -1e30,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ]);
+    for qmax in [7.0f32, 127.0] {
+        for &v in &values {
+            assert_eq!(round_to_i8(v, qmax), reference(v, qmax), "{v} at {qmax}");
+        }
+    }
+}
