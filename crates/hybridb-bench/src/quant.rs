@@ -91,6 +91,10 @@ pub struct QuantArgs {
     /// mean); more: that many, always kept.
     #[arg(long)]
     pub centers: Option<usize>,
+    /// Training sample: about this many base vectors, evenly spaced (the HNSW index trains
+    /// at 1,024, 4,096, 16,384 and 32,768).
+    #[arg(long, default_value_t = 20_000)]
+    pub sample: usize,
 }
 
 /// One result line of `quant`.
@@ -110,7 +114,8 @@ struct QuantRecord {
     /// `qps` over the f32 scan's.
     qps_ratio: f64,
     /// Resident bytes per vector of what the scan reads: the code and its factors (sq8: the
-    /// code's `|x̂|²`; rq: `|x - c|` and the scale), or the f32 vector.
+    /// code's `|x̂|²`; rq: `|x - c|` and the scale, with centers also `e` and the center
+    /// id), or the f32 vector.
     bytes_per_vector: usize,
     /// All resident bytes of the scan: codes, factors and the trained state.
     index_bytes: usize,
@@ -142,7 +147,7 @@ impl Coded {
     fn build(code: Code, a: &QuantArgs, rows: &[&[f32]], dim: usize) -> Result<Coded> {
         let sample: Vec<&[f32]> = rows
             .iter()
-            .step_by((rows.len() / 20_000).max(1))
+            .step_by((rows.len() / a.sample.max(1)).max(1))
             .copied()
             .collect();
         let bits = match code {

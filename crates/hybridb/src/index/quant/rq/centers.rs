@@ -51,8 +51,8 @@ pub const SAMPLE_PER_CENTER: usize = 16;
 
 /// Training keeps per-cluster centers only when the sample's mean `|x - c_j|²` is below this
 /// fraction of its mean `|x - c|²`. Measured (64 centers): 0.32 on the clustered 50k x 768
-/// set, where centers lift rq2 at 2x rescoring from 0.85 to 0.99 recall; 0.55-0.77 on
-/// mnist10k, bigann10k and pydoc, where they add 0.00-0.09 recall but cost 10-20 % of an
+/// set, where centers lift rq2 at 2x rescoring from 0.85 to 0.99 recall; 0.52-0.77 on
+/// mnist10k, bigann10k and pydoc, where they add 0.00-0.09 recall but cost 6-22 % of an
 /// exact scan's speed (`docs/quantization.md`, "Per-cluster centers").
 pub const CENTERS_BELOW: f64 = 0.45;
 
