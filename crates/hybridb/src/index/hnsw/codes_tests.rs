@@ -352,3 +352,38 @@ fn one_center_codes_keep_the_version_2_image() {
     assert_eq!(loaded.quantizer(), index.quantizer());
     assert_eq!(loaded.to_bytes(), bytes);
 }
+
+/// Graph images of one-center rotated codes written before per-cluster centers existed
+/// (version 2), by the code of main at 5619cfc: an index of `clustered(150, 9)` (unit vectors
+/// for dot) inserted one by one, quantized with `train`. They load, walk with exact distances
+/// and good recall, and write back byte for byte.
+#[test]
+fn version_2_rotated_images_from_before_centers_still_load() {
+    let fixtures: [(&[u8], Metric, Quantization); 2] = [
+        (
+            include_bytes!("../../../tests/fixtures/hnsw-v2-rq2-l2.bin"),
+            Metric::L2,
+            Quantization::Rq2,
+        ),
+        (
+            include_bytes!("../../../tests/fixtures/hnsw-v2-rq4-dot.bin"),
+            Metric::Dot,
+            Quantization::Rq4,
+        ),
+    ];
+    for (bytes, metric, kind) in fixtures {
+        assert_eq!(bytes[8..12], 2u32.to_le_bytes());
+        let index = Hnsw::from_bytes(bytes).unwrap();
+        let quantizer = index.quantizer().unwrap();
+        assert!(matches!(quantizer, Quantizer::Rq(_)), "{kind:?}");
+        assert_eq!(quantizer.kind(), kind);
+        assert_eq!(index.trained_on(), 150);
+        assert_eq!(index.to_bytes(), bytes);
+        let prep = |v: Vec<f32>| if metric == Metric::Dot { unit(v) } else { v };
+        let data: Vec<Vec<f32>> = clustered(150, 9).into_iter().map(prep).collect();
+        let queries: Vec<Vec<f32>> = clustered(20, 10).into_iter().map(prep).collect();
+        let walk = |q: &[f32]| index.search_oversampled(q, 10, 40, 4.0, None, 1.0);
+        let r = recall(&index, &data, &queries, walk);
+        assert!(r >= 0.9, "{kind:?}: recall {r}");
+    }
+}
