@@ -171,9 +171,11 @@ impl Collection {
     /// use hybridb::{CollectionConfig, Database, Metric, Quantization};
     /// let db = Database::open(dir.path().join("q.redb"))?;
     /// let docs = db.create_collection("docs", CollectionConfig::new(384, Metric::Cosine))?;
-    /// assert!(docs.set_quantization("", Quantization::Rq4)?);
+    /// // The default (`Quantization::Auto`) chose 4-bit codes for 384 dimensions.
     /// assert_eq!(docs.config().quantization, Quantization::Rq4);
-    /// assert!(!docs.set_quantization("", Quantization::Rq4)?, "the same: only retrains");
+    /// assert!(docs.set_quantization("", Quantization::Rq2)?);
+    /// assert_eq!(docs.config().quantization, Quantization::Rq2);
+    /// assert!(!docs.set_quantization("", Quantization::Rq2)?, "the same: only retrains");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_quantization(&self, using: &str, quantization: Quantization) -> Result<bool> {
