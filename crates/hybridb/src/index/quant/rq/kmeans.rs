@@ -15,7 +15,15 @@ use crate::index::distance::kernels;
 pub(super) const MAX_POINTS: usize = 4096;
 
 /// Lloyd iterations after seeding (fewer when the assignment stops changing).
-const ITERATIONS: usize = 6;
+pub(super) const ITERATIONS: usize = 6;
+
+/// The probe's share of the work: at most this many points and [`PROBE_ITERATIONS`]
+/// iterations, to tell unclustered data (most real embeddings) cheaply (see
+/// `RqCenters::train`).
+pub(super) const PROBE_POINTS: usize = 1024;
+
+/// Lloyd iterations of the probe.
+pub(super) const PROBE_ITERATIONS: usize = 2;
 
 /// SplitMix64: uniform `f64` in `[0, 1)`.
 struct SplitMix(u64);
@@ -53,9 +61,17 @@ pub(super) struct Clustering {
     pub(super) mean_sq: f64,
 }
 
-/// Clusters `sample` (rows of `dim`, all finite, at least one) into at most `k` centers.
-pub(super) fn kmeans(sample: &[&[f32]], dim: usize, k: usize, seed: u64) -> Clustering {
-    let step = sample.len().div_ceil(MAX_POINTS).max(1);
+/// Clusters `sample` (rows of `dim`, all finite, at least one) into at most `k` centers,
+/// from at most `max_points` of its rows (evenly spaced) and `iterations` Lloyd steps.
+pub(super) fn kmeans(
+    sample: &[&[f32]],
+    dim: usize,
+    k: usize,
+    seed: u64,
+    max_points: usize,
+    iterations: usize,
+) -> Clustering {
+    let step = sample.len().div_ceil(max_points.max(1)).max(1);
     let points: Vec<&[f32]> = sample.iter().step_by(step).copied().collect();
     let n = points.len();
     let k = k.clamp(1, n.max(1));
@@ -98,7 +114,7 @@ pub(super) fn kmeans(sample: &[&[f32]], dim: usize, k: usize, seed: u64) -> Clus
     // Lloyd iterations.
     let k = centers.len() / dim;
     let mut assign: Vec<usize> = vec![usize::MAX; n];
-    for _ in 0..ITERATIONS {
+    for _ in 0..iterations {
         let mut changed = false;
         for (a, p) in assign.iter_mut().zip(&points) {
             let (j, _) = nearest(&centers, dim, p);
