@@ -40,13 +40,20 @@ pub struct Rotation {
     signs: Vec<f32>,
 }
 
-/// One step of SplitMix64 (Steele, Lea and Flood, 2014): a full-period 64-bit generator.
-fn splitmix64(state: &mut u64) -> u64 {
+/// One step of SplitMix64 (Steele, Lea and Flood, 2014): a full-period 64-bit generator. The
+/// one stream of the rotated codes (signs here, k-means seeding in `rq/kmeans.rs`): written
+/// here, so a seed draws the same values in every build.
+pub(super) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// A uniform `f64` in `[0, 1)` from the next SplitMix64 value (its top 53 bits).
+pub(super) fn uniform(state: &mut u64) -> f64 {
+    (splitmix64(state) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl Rotation {

@@ -25,16 +25,12 @@ pub(super) const PROBE_POINTS: usize = 1024;
 /// Lloyd iterations of the probe.
 pub(super) const PROBE_ITERATIONS: usize = 2;
 
-/// SplitMix64: uniform `f64` in `[0, 1)`.
+/// SplitMix64 (the rotation's stream): uniform `f64` in `[0, 1)`.
 struct SplitMix(u64);
 
 impl SplitMix {
     fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        crate::index::quant::rotation::uniform(&mut self.0)
     }
 }
 

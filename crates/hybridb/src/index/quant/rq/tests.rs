@@ -13,11 +13,7 @@ pub(super) struct Gauss(pub(super) u64);
 
 impl Gauss {
     fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        crate::index::quant::rotation::uniform(&mut self.0)
     }
     pub(super) fn normal(&mut self) -> f32 {
         let (u, v) = (self.uniform().max(1e-300), self.uniform());
