@@ -31,6 +31,8 @@ impl Shared {
         name: &str,
         config: Option<VectorConfig>,
     ) -> Result<bool> {
+        // `auto` is resolved for this vector: what is stored and indexed.
+        let config = config.map(VectorConfig::resolved);
         coll.check_live()?;
         let decls = coll.named();
         match (decls.get(name), config) {

@@ -255,6 +255,25 @@ impl VectorConfig {
         }
     }
 
+    /// This declaration with [`Quantization::Auto`] resolved for its dimension, metric and
+    /// index ([`Quantization::resolve`]): what declaring it stores.
+    pub fn resolved(self) -> Self {
+        match self {
+            VectorConfig::Dense {
+                dim,
+                metric,
+                index,
+                quantization,
+            } => VectorConfig::Dense {
+                dim,
+                metric,
+                index,
+                quantization: quantization.resolve(dim, metric, index),
+            },
+            sparse @ VectorConfig::Sparse { .. } => sparse,
+        }
+    }
+
     /// A sparse vector; `idf` turns on the IDF modifier.
     pub fn sparse(idf: bool) -> Self {
         VectorConfig::Sparse { idf }
@@ -597,15 +616,7 @@ impl CollectionConfig {
             Quantization::None
         };
         for vector in self.vectors.values_mut() {
-            if let VectorConfig::Dense {
-                dim,
-                metric,
-                index,
-                quantization,
-            } = vector
-            {
-                *quantization = quantization.resolve(*dim, *metric, *index);
-            }
+            *vector = vector.resolved();
         }
         self
     }

@@ -540,6 +540,11 @@ fn auto_quantization_is_resolved_at_creation_and_kept() {
     assert!(c.set_quantization("wide", Quantization::None).unwrap());
     assert!(c.set_quantization("wide", Quantization::Auto).unwrap());
     assert_eq!(dense(&c.config(), "wide"), Quantization::Rq4);
+    // A vector declared later resolves too; declaring it again the same way changes nothing.
+    let later = || VectorConfig::dense(512, Metric::Cosine);
+    assert!(c.add_vector("later", later()).unwrap());
+    assert_eq!(dense(&c.config(), "later"), Quantization::Rq4);
+    assert!(!c.add_vector("later", later()).unwrap());
     drop((c, narrow, exact));
     drop(db);
 
@@ -551,6 +556,7 @@ fn auto_quantization_is_resolved_at_creation_and_kept() {
         "the choice is stored"
     );
     assert_eq!(dense(&stored, "wide"), Quantization::Rq4);
+    assert_eq!(dense(&stored, "later"), Quantization::Rq4);
     assert_eq!(
         db.collection("narrow").unwrap().config().quantization,
         Quantization::None
