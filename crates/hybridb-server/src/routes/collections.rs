@@ -269,7 +269,8 @@ pub(crate) async fn add_vector(
     ApiPath((name, vector)): ApiPath<(String, String)>,
     JsonBody(body): JsonBody<VectorSpec>,
 ) -> Result<Json<VectorOut>, ApiError> {
-    let config = body.to_config();
+    // Compared with the stored declaration as the library stores it (`auto` resolved).
+    let config = body.to_config().resolved();
     blocking(move || {
         let c = st.db.collection(&name)?;
         if let Some(old) = c.config().vectors.get(&vector)
