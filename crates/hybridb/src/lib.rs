@@ -55,8 +55,17 @@
 //! Beside the collections, the index layer's pieces are public for direct use and benchmarks:
 //! [`index::sparse::SparseIndex`] (exact top-k over [`SparseVector`]s), [`index::bm25::Bm25Index`]
 //! with [`index::text::Analyzer`] (BM25 over analyzed text), [`fusion`] (RRF, DBSF, MMR) and
-//! [`index::quant::Sq8`] (8-bit codes with asymmetric distance estimates). BM25 text indexes
-//! and quantized codes are not yet wired into collections (see `docs/ARCHITECTURE.md`).
+//! [`index::quant::Sq8`] (8-bit codes with asymmetric distance estimates). Collections use
+//! them through text indexes ([`Collection::create_text_index`]) and quantization (below).
+//!
+//! ## Quantized vectors
+//! An HNSW-indexed dense vector may walk on compact codes ([`Quantization`]: `sq8`, rotated
+//! `rq1`/`rq2`/`rq4`) and rescore the best `k × oversampling` candidates
+//! ([`SearchRequest::oversampling`], default 2) with the `f32` originals, which it keeps in a
+//! mapped file beside the database ([`Originals`]), so every distance returned is exact and
+//! the resident index is a fraction of the vectors' size. New collections default to
+//! [`Quantization::Auto`]: `rq4` from [`AUTO_QUANTIZATION_MIN_DIM`] (384) dimensions, `none`
+//! below; [`Collection::set_quantization`] changes it online. See `docs/quantization.md`.
 //!
 //! ## Filters
 //! Searches, counts, scrolls and deletes take a [`Filter`] over payload fields (Qdrant's filter
