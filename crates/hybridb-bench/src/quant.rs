@@ -123,6 +123,21 @@ struct QuantRecord {
     encode_s: f64,
 }
 
+/// Every row's code (`bytes` each, one buffer) and what `encode` returns for it.
+fn encode_rows<T>(
+    rows: &[&[f32]],
+    bytes: usize,
+    encode: impl Fn(&[f32], &mut [u8]) -> Result<T>,
+) -> Result<(Vec<u8>, Vec<T>)> {
+    let mut codes = vec![0u8; rows.len() * bytes];
+    let out = rows
+        .iter()
+        .zip(codes.chunks_mut(bytes))
+        .map(|(r, c)| encode(r, c))
+        .collect::<Result<Vec<T>>>()?;
+    Ok((codes, out))
+}
+
 /// Codes of the whole base, ready to scan.
 enum Coded {
     Sq8 {
@@ -153,12 +168,7 @@ impl Coded {
         let bits = match code {
             Code::Sq8 => {
                 let sq = Sq8::train(&sample, dim, a.clip).ok_or_else(|| anyhow!("empty sample"))?;
-                let mut codes = vec![0u8; rows.len() * dim];
-                let norms = rows
-                    .iter()
-                    .zip(codes.chunks_mut(dim))
-                    .map(|(r, c)| sq.encode(r, c))
-                    .collect();
+                let (codes, norms) = encode_rows(rows, dim, |r, c| Ok(sq.encode(r, c)))?;
                 return Ok(Coded::Sq8 { sq, codes, norms });
             }
             Code::Rq1 => RqBits::One,
@@ -169,7 +179,9 @@ impl Coded {
             Metric::L2 => RqMetric::L2,
             Metric::Dot | Metric::Cosine => RqMetric::Dot,
         };
-        if a.centers != Some(1) {
+        let rq = if a.centers == Some(1) {
+            Rq::train(&sample, dim, bits, a.seed)?
+        } else {
             let max = a
                 .centers
                 .unwrap_or((sample.len() / SAMPLE_PER_CENTER).clamp(1, MAX_CENTERS));
@@ -180,24 +192,14 @@ impl Coded {
                 spread.ratio()
             );
             if a.centers.is_some() || spread.ratio() < CENTERS_BELOW {
-                let cb = rq.code_bytes();
-                let mut codes = vec![0u8; rows.len() * cb];
-                let factors = rows
-                    .iter()
-                    .zip(codes.chunks_mut(cb))
-                    .map(|(r, c)| rq.encode(r, c))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let (codes, factors) =
+                    encode_rows(rows, rq.code_bytes(), |r, c| Ok(rq.encode(r, c)?))?;
                 return Ok(Coded::RqCenters { rq, codes, factors });
             }
-        }
-        let rq = Rq::train(&sample, dim, bits, a.seed)?;
-        let cb = rq.code_bytes();
-        let mut codes = vec![0u8; rows.len() * cb];
-        let factors = rows
-            .iter()
-            .zip(codes.chunks_mut(cb))
-            .map(|(r, c)| rq.encode(r, c))
-            .collect::<Result<Vec<_>, _>>()?;
+            // The rule keeps one center: the code trained beside the centers (as the engine).
+            rq.rq().clone()
+        };
+        let (codes, factors) = encode_rows(rows, rq.code_bytes(), |r, c| Ok(rq.encode(r, c)?))?;
         Ok(Coded::Rq {
             rq,
             metric,

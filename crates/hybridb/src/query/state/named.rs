@@ -274,16 +274,15 @@ impl super::IndexState {
                 self.changed.fetch_add(1, Ordering::Relaxed);
             }
             Some(name) => {
-                let trained = {
-                    let named = read(&self.named);
-                    let Some(Named::Dense(d)) = named.get(name) else {
-                        return Err(corrupted(format!("no dense vector index named {name:?}")));
-                    };
-                    requantize(d.index.as_ref())
+                let missing = || corrupted(format!("no dense vector index named {name:?}"));
+                // Trained under the read lock (searches go on); placed under the write lock.
+                let trained = match read(&self.named).get(name) {
+                    Some(Named::Dense(d)) => requantize(d.index.as_ref()),
+                    _ => return Err(missing()),
                 };
                 let mut named = write(&self.named);
                 let Some(Named::Dense(d)) = named.get_mut(name) else {
-                    return Err(corrupted(format!("no dense vector index named {name:?}")));
+                    return Err(missing());
                 };
                 place(&mut d.index);
                 trained?;
