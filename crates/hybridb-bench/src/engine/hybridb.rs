@@ -135,8 +135,13 @@ pub fn upsert_batch(engine: &mut Engine, first_row: usize, rows: &[f32]) -> Resu
     Ok(())
 }
 
+/// A search's answer before it is mapped back to base rows ([`hits_to_rows`]): what the
+/// engine returns to its users (their ids), so that timed loops can leave the harness's
+/// id-to-row lookups out, as a peer's timing does (its labels are the rows).
+pub type Hits = Vec<hybridb::Hit>;
+
 /// Maps hits back to base rows.
-fn to_rows(engine: &Engine, hits: Vec<hybridb::Hit>) -> Result<Vec<usize>> {
+pub fn hits_to_rows(engine: &Engine, hits: Hits) -> Result<Vec<usize>> {
     hits.into_iter()
         .map(|h| {
             engine
@@ -148,8 +153,26 @@ fn to_rows(engine: &Engine, hits: Vec<hybridb::Hit>) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Approximate top-`k` rows for `q`, best first (`oversampling`: candidates per result a
+/// Approximate top-`k` hits for `q`, best first (`oversampling`: candidates per result a
 /// quantized index rescores).
+pub fn search_hits(
+    engine: &Engine,
+    q: &[f32],
+    k: usize,
+    ef: usize,
+    oversampling: f32,
+) -> Result<Hits> {
+    engine
+        .coll
+        .search_with(
+            &SearchRequest::new(q.to_vec(), k)
+                .ef(ef)
+                .oversampling(oversampling),
+        )
+        .context("search")
+}
+
+/// Approximate top-`k` rows for `q`, best first: [`search_hits`] then [`hits_to_rows`].
 pub fn search(
     engine: &Engine,
     q: &[f32],
@@ -157,15 +180,7 @@ pub fn search(
     ef: usize,
     oversampling: f32,
 ) -> Result<Vec<usize>> {
-    let hits = engine
-        .coll
-        .search_with(
-            &SearchRequest::new(q.to_vec(), k)
-                .ef(ef)
-                .oversampling(oversampling),
-        )
-        .context("search")?;
-    to_rows(engine, hits)
+    hits_to_rows(engine, search_hits(engine, q, k, ef, oversampling)?)
 }
 
 /// Microseconds one stored vector takes to read from redb during a search: searches for
@@ -194,7 +209,7 @@ pub fn vector_read_micros(engine: &Engine, queries: &[f32], fetch: usize) -> Res
 /// Exact top-`k` rows for `q`, best first (the collection must use the flat index).
 pub fn exact_search(engine: &Engine, q: &[f32], k: usize) -> Result<Vec<usize>> {
     let hits = engine.coll.search(q, k).context("exact search")?;
-    to_rows(engine, hits)
+    hits_to_rows(engine, hits)
 }
 
 /// Bytes the collection's in-memory index holds (vectors, graph, slot table).
