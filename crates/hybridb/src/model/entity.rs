@@ -294,7 +294,9 @@ pub(crate) fn check_vector(v: &[f32], dim: usize, metric: Metric) -> Result<(), 
     if let Some((position, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(EntityProblem::NonFinite { position, value });
     }
-    if metric == Metric::Cosine && norm(v) == 0.0 {
+    // The norm is 0 only for the zero vector (squares of `f32` values neither underflow nor
+    // overflow in `f64`).
+    if metric == Metric::Cosine && v.iter().all(|&x| x == 0.0) {
         return Err(EntityProblem::ZeroVector);
     }
     Ok(())
@@ -331,18 +333,27 @@ fn json_kind(v: &Value) -> &'static str {
 
 /// Euclidean norm, accumulated in f64 so that large or tiny components do not over/underflow.
 pub(crate) fn norm(v: &[f32]) -> f32 {
-    v.iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum::<f64>()
-        .sqrt() as f32
+    // Eight running sums, so that the loop vectorises (one sum is a serial chain of `f64`
+    // additions: about 0.5 µs at 384 dimensions, paid by every cosine search and write).
+    let (chunks, rest) = v.as_chunks::<8>();
+    let mut lanes = [0.0f64; 8];
+    for c in chunks {
+        for (s, &x) in lanes.iter_mut().zip(c) {
+            *s += f64::from(x) * f64::from(x);
+        }
+    }
+    let tail: f64 = rest.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    (lanes.iter().sum::<f64>() + tail).sqrt() as f32
 }
 
 /// The vector as the index holds it: unit length under cosine, unchanged otherwise.
 pub(crate) fn index_form(v: &[f32], metric: Metric) -> Vec<f32> {
     match metric {
         Metric::Cosine => {
-            let n = f64::from(norm(v));
-            v.iter().map(|&x| (f64::from(x) / n) as f32).collect()
+            // One division, then products: within an `f64` ulp of dividing each value, so
+            // the `f32` results are the quotients' (up to a double-rounding tie).
+            let inv = 1.0 / f64::from(norm(v));
+            v.iter().map(|&x| (f64::from(x) * inv) as f32).collect()
         }
         Metric::Dot | Metric::L2 | Metric::Manhattan => v.to_vec(),
     }

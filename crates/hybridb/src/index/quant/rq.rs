@@ -1,7 +1,9 @@
 //! Rotated codes at 1, 2 and 4 bits per dimension with an asymmetric estimator (RaBitQ and
 //! extended RaBitQ; see the docs of [`super`] for the method and its error).
 
-use super::kernels::{QUERY_PLANES, code_kernels};
+#[cfg(test)]
+use super::kernels::query::round_to_i8;
+use super::kernels::{QUERY_PLANES, code_kernels, rotation_kernel};
 use super::rotation::Rotation;
 use crate::index::distance::kernels;
 
@@ -338,7 +340,8 @@ impl Rq {
         // max == 0: every value quantizes to 0 and the estimate is `add` (+ |x - c|² for L2).
         let delta = if max > 0.0 { max / qmax } else { 0.0 };
         let inv = if max > 0.0 { qmax / max } else { 0.0 };
-        let values: Vec<i8> = z.iter().map(|&x| round_to_i8(x * inv, qmax)).collect();
+        let mut values = vec![0i8; z.len()];
+        (rotation_kernel().quantize)(z, inv, qmax, &mut values);
         let sum: i64 = values.iter().map(|&s| i64::from(s)).sum();
         let planes = if self.bits == RqBits::One {
             planes(&values)
@@ -380,33 +383,6 @@ impl Rq {
         };
         q.add + own + factors.scale * q.mult * y_s
     }
-}
-
-/// `v` rounded half away from zero (like `f32::round`) and clamped to `±qmax` (`qmax <= 127`),
-/// 0 for NaN: the query's quantization. In float arithmetic only, so that the loop over a query
-/// vectorises (a saturating `as i32` does not, and `round` is a libm call without SSE4.1):
-/// adding and subtracting 2^23 rounds `|v + ±1/2|` to an integer, one less where that rounded
-/// up gives the truncation, and adding 1.5 · 2^23 to the integer leaves it, in two's
-/// complement, in the low byte of the sum's bits.
-#[inline(always)]
-fn round_to_i8(v: f32, qmax: f32) -> i8 {
-    const BIG: f32 = 8_388_608.0;
-    const MAGIC: f32 = 12_582_912.0;
-    let y = v + 0.5f32.copysign(v);
-    let a = y.abs();
-    let t = (a + BIG) - BIG;
-    let t = if t > a { t - 1.0 } else { t };
-    let r = t.copysign(y);
-    let r = if r > qmax {
-        qmax
-    } else if r < -qmax {
-        -qmax
-    } else if !r.is_nan() {
-        r
-    } else {
-        0.0
-    };
-    (r + MAGIC).to_bits() as u8 as i8
 }
 
 /// Packs one field per padded dimension into blocks of 64 (the layout of

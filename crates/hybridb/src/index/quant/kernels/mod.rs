@@ -19,7 +19,8 @@
 //! an `i16`), and reads only whole blocks present in both slices, so any slice lengths are
 //! safe.
 //!
-//! The rotation's rounds ([`RotationKernel`], file `fht.rs`) are chosen the same way, once, by
+//! The rotation's rounds and the rotated query's quantization ([`RotationKernel`], files
+//! `fht.rs` and `query.rs`) are chosen the same way, once, by
 //! [`rotation_kernel`]: one portable body compiled for baseline x86-64, AVX2 and AVX-512F, equal
 //! bit for bit. Invariant: these files and `distance.rs` are the only places in the crate
 //! that use `unsafe` for SIMD; every `unsafe` call is guarded by the feature check made in
@@ -28,6 +29,7 @@
 use std::sync::OnceLock;
 
 pub(crate) mod fht;
+pub(crate) mod query;
 
 // The NEON kernels read plane words as bytes, which is the codes' order on little-endian only.
 #[cfg(all(target_arch = "aarch64", target_endian = "little"))]
@@ -79,11 +81,16 @@ pub const SCALAR: CodeKernels = CodeKernels {
 /// two halves (see [`crate::index::quant::Rotation`]).
 pub type RotateFn = fn(&mut [f32], &[f32], usize);
 
+/// `out[i] = round_to_i8(z[i] * inv, qmax)`: the rotated query quantized (`query.rs`).
+pub type QuantizeFn = fn(&[f32], f32, f32, &mut [i8]);
+
 /// The rotation kernel selected for this CPU.
 #[derive(Clone, Copy, Debug)]
 pub struct RotationKernel {
     /// The rounds.
     pub rounds: RotateFn,
+    /// The rotated query's quantization, compiled for the same instruction set.
+    pub quantize: QuantizeFn,
     /// Instruction set in use: `"avx512f"`, `"avx2"` or `"scalar"`.
     pub isa: &'static str,
 }
@@ -91,6 +98,7 @@ pub struct RotationKernel {
 /// The portable rotation kernel, exported so that tests and benchmarks can compare against it.
 pub const SCALAR_ROTATION: RotationKernel = RotationKernel {
     rounds: fht::rounds,
+    quantize: query::quantize,
     isa: "scalar",
 };
 
@@ -107,12 +115,14 @@ fn detect_rotation() -> RotationKernel {
         if has!("avx512f") {
             return RotationKernel {
                 rounds: fht::x86::rounds_avx512,
+                quantize: query::x86::quantize_avx512,
                 isa: "avx512f",
             };
         }
         if has!("avx2") {
             return RotationKernel {
                 rounds: fht::x86::rounds_avx2,
+                quantize: query::x86::quantize_avx2,
                 isa: "avx2",
             };
         }

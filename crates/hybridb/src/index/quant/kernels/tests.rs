@@ -204,3 +204,44 @@ fn rotation_kernels_match_scalar() {
         }
     }
 }
+
+#[test]
+fn query_quantization_kernels_match_scalar() {
+    let mut variants: Vec<(&str, QuantizeFn)> = vec![("detected", rotation_kernel().quantize)];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            variants.push(("avx2", query::x86::quantize_avx2));
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            variants.push(("avx512f", query::x86::quantize_avx512));
+        }
+    }
+    let mut g = Gen(12);
+    for len in [0usize, 1, 7, 64, 384, 833] {
+        // Values around every rounding boundary and beyond the clamp, plus NaN and infinities.
+        let mut z: Vec<f32> = (0..len)
+            .map(|_| {
+                let v = g.next();
+                ((v >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 300.0
+            })
+            .collect();
+        for (i, special) in [f32::NAN, f32::INFINITY, -0.5, 0.5, 126.5, -127.5]
+            .iter()
+            .enumerate()
+        {
+            if let Some(x) = z.get_mut(i * 5) {
+                *x = *special;
+            }
+        }
+        for qmax in [7.0f32, 127.0] {
+            let mut want = vec![0i8; len];
+            (SCALAR_ROTATION.quantize)(&z, 1.0, qmax, &mut want);
+            for (name, f) in &variants {
+                let mut got = vec![0i8; len];
+                f(&z, 1.0, qmax, &mut got);
+                assert_eq!(got, want, "{name}, len {len}, qmax {qmax}");
+            }
+        }
+    }
+}
