@@ -291,7 +291,11 @@ pub(crate) fn check_vector(v: &[f32], dim: usize, metric: Metric) -> Result<(), 
             got: v.len(),
         });
     }
-    if let Some((position, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+    // A pass without an early exit (it vectorises; every query and write pays it), then the
+    // position only for the rare bad vector.
+    if !v.iter().fold(true, |ok, x| ok & x.is_finite())
+        && let Some((position, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite())
+    {
         return Err(EntityProblem::NonFinite { position, value });
     }
     // The norm is 0 only for the zero vector (squares of `f32` values neither underflow nor

@@ -3,15 +3,12 @@
 //! Neighbour selection is hnswlib's `getNeighborsByHeuristic2`: scanning candidates nearest
 //! first, keep one only if it is closer to the base node than to every node already kept.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use super::codes::Exact;
 use super::search::{Cand, list_ids};
 use super::visited::with_visited;
-use super::{Hnsw, HnswError, MAX_LEVEL, NO_ENTRY, pack_entry, state, unpack_entry};
-
-type UpperMap = HashMap<u32, Box<[AtomicU32]>>;
+use super::{Hnsw, HnswError, MAX_LEVEL, NO_ENTRY, UpperMap, pack_entry, state, unpack_entry};
 
 /// Holds a node's spin lock; releases it on drop.
 struct NodeGuard<'a>(&'a AtomicBool);

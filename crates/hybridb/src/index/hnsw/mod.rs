@@ -54,6 +54,7 @@ mod tests;
 mod visited;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::{Mutex, RwLock};
 
@@ -130,6 +131,33 @@ const MAX_LEVEL: usize = 30;
 /// `entry` value of an empty index.
 const NO_ENTRY: u64 = u64::MAX;
 
+/// The upper layers' lists by slot (`1 + m` words per layer above 0; see the module docs).
+/// A search looks one up per step of its descent, so the map hashes slots with one multiply
+/// instead of SipHash: its keys are slots the index assigns, not input an attacker chooses.
+pub(super) type UpperMap = HashMap<u32, Box<[AtomicU32]>, BuildHasherDefault<SlotHasher>>;
+
+/// Multiplicative hashing of a slot (the map's keys are `u32`): the product's low bits, which
+/// pick hashbrown's bucket, are a bijection of the slot's low bits, and its top bits (the
+/// bucket's tag) depend on every bit of the slot.
+#[derive(Default)]
+pub(super) struct SlotHasher(u64);
+
+impl Hasher for SlotHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, slot: u32) {
+        self.0 = (u64::from(slot) ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// An HNSW index over dense `u32` slots. See the [module docs](self) for invariants.
 ///
 /// # Example
@@ -156,7 +184,7 @@ pub struct Hnsw {
     levels: raw::Zeroed<AtomicU8>,
     locks: raw::Zeroed<AtomicBool>,
     /// Lists of layers 1..=level for nodes with level > 0, `1 + m` words per layer.
-    upper: RwLock<HashMap<u32, Box<[AtomicU32]>>>,
+    upper: RwLock<UpperMap>,
     /// `level << 32 | slot` of the entry point, or [`NO_ENTRY`].
     entry: AtomicU64,
     /// Serialises changes of the entry point by inserts.
@@ -229,7 +257,7 @@ impl Hnsw {
             states: atomics_u8(capacity),
             levels: atomics_u8(capacity),
             locks: raw::Zeroed::new(capacity),
-            upper: RwLock::new(HashMap::new()),
+            upper: RwLock::new(UpperMap::default()),
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
             gate: RwLock::new(()),
@@ -400,13 +428,13 @@ impl Hnsw {
         self.capacity = capacity;
     }
 
-    fn read_upper(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u32, Box<[AtomicU32]>>> {
+    fn read_upper(&self) -> std::sync::RwLockReadGuard<'_, UpperMap> {
         // A panic while holding the lock cannot leave the map half-updated (single inserts or
         // removes), so a poisoned lock is still usable.
         self.upper.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write_upper(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u32, Box<[AtomicU32]>>> {
+    fn write_upper(&self) -> std::sync::RwLockWriteGuard<'_, UpperMap> {
         self.upper.write().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -5,13 +5,13 @@
 //! but collects only allowed ones, so it stops once `ef` allowed nodes bound the frontier.
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::codes::{Coded, DEFAULT_OVERSAMPLING, Exact, Scorer, candidates};
 use super::raw::prefetch;
 use super::visited::{PoolEntry, Spill, Visited, with_visited};
-use super::{Hnsw, state, unpack_entry};
+use super::{Hnsw, UpperMap, state, unpack_entry};
 
 /// A node with its distance to the query; ordered by distance, then slot.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -71,8 +71,6 @@ pub const POOL_WALK_SHARE: f64 = 0.05;
 
 /// How many vectors ahead of the distance computation the beam prefetches.
 const PREFETCH_AHEAD: usize = 2;
-
-type UpperMap = HashMap<u32, Box<[AtomicU32]>>;
 
 impl Hnsw {
     #[inline(always)]

@@ -308,7 +308,8 @@ impl Rq {
     /// Rotates and quantizes `query` for estimates of `metric` against this code's vectors.
     pub fn query(&self, query: &[f32], metric: RqMetric) -> Result<RqQuery, RqError> {
         self.check_dim(query.len())?;
-        if query.iter().any(|x| !x.is_finite()) {
+        // No early exit, so that the check vectorises (every search pays it).
+        if !query.iter().fold(true, |ok, x| ok & x.is_finite()) {
             return Err(RqError::NonFinite);
         }
         let k = kernels();

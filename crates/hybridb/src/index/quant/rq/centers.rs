@@ -301,7 +301,7 @@ impl RqCenters {
                 got: v.len(),
             });
         }
-        if v.iter().any(|x| !x.is_finite()) {
+        if !v.iter().fold(true, |ok, x| ok & x.is_finite()) {
             return Err(RqError::NonFinite);
         }
         let (j, _) = nearest(&self.centers, dim, v);
