@@ -25,7 +25,9 @@
 //! all ([`Hnsw::quantize`]), and retrains each time the graph has grown [`RETRAIN_GROWTH`]
 //! times past its last sample, until a sample reaches [`TRAIN_SAMPLE`] vectors. Training runs
 //! in an insert or a link step (under the collection's apply lock, so no other change runs),
-//! while searches go on. A checkpoint keeps the trained state, so a reopen does not retrain.
+//! while searches go on. From the first training on, inserts also search for their neighbours
+//! on the codes (exact distances still choose the links: `hnsw/codes.rs`, invariant 1). A
+//! checkpoint keeps the trained state, so a reopen does not retrain.
 
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

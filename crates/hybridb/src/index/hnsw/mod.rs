@@ -17,7 +17,8 @@
 //!   per layer);
 //! - per slot: a state byte (free, busy, live), a level and a spin lock;
 //! - once quantized ([`Hnsw::quantize`]): a trained [`Quantizer`] and a code row per slot, which
-//!   the walk ranks by before rescoring with the vectors (`codes.rs`).
+//!   the walk (and an insert's construction search) ranks by before rescoring with the
+//!   vectors (`codes.rs`).
 //!
 //! # Invariants
 //! 1. Searches return only `Live` slots; a slot leaves results as soon as [`Hnsw::remove`]
