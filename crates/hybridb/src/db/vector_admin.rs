@@ -7,10 +7,10 @@
 //! reused, so its tables can never be mistaken for a later vector's.
 //!
 //! Changing a quantization rewrites the stored config in one transaction, then retrains the
-//! index's codes in memory (the graph is built on `f32` and stays as it is) while holding the
-//! checkpoint lock, so that no checkpoint image pairs the new config with the old codes; then,
-//! still under it, checkpoints that collection, so that a reopen loads the new codes instead
-//! of rebuilding.
+//! index's codes in memory (the graph's links are chosen on `f32` distances and stay as they
+//! are) while holding the checkpoint lock, so that no checkpoint image pairs the new config
+//! with the old codes; then, still under it, checkpoints that collection, so that a reopen
+//! loads the new codes instead of rebuilding.
 
 use std::sync::Arc;
 

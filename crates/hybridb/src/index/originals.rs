@@ -1,5 +1,5 @@
 //! Where a quantized HNSW index keeps its `f32` originals, the vectors its searches rescore
-//! with (and its graph is built with).
+//! with (and its graph's links are chosen with).
 //!
 //! A quantized walk reads only the few originals it rescores (`⌈k · oversampling⌉` per
 //! search), so they need not be in the process's memory: the index keeps them in a file of its

@@ -2,9 +2,12 @@
 //! walk ranking by the codes' estimates, and rescoring with the `f32` vectors.
 //!
 //! # Invariants
-//! 1. The `f32` vectors stay the index's truth: the graph is built and repaired with them, and
-//!    every distance a search returns is an exact `f32` distance (the codes only choose the
-//!    candidates: the best `⌈k · oversampling⌉` by estimate are rescored).
+//! 1. The `f32` vectors stay the index's truth. An insert's construction search may rank by
+//!    the codes (`graph.rs`; not with 1-bit codes), but every link decision (neighbour
+//!    selection, pruning, removal's repair) uses exact `f32` distances: the candidates the
+//!    codes found are rescored before any is chosen. Every distance a search returns is an
+//!    exact `f32` distance (the codes only choose the candidates: the best
+//!    `⌈k · oversampling⌉` by estimate are rescored).
 //! 2. Once codes are published, every live slot has its code: a slot's row is written with its
 //!    vector, under the same protocol (`raw.rs`), and [`Hnsw::quantize`] encodes every live slot
 //!    into a new store while inserts and removals wait (it holds the changes lock), then
@@ -361,8 +364,9 @@ impl Hnsw {
     }
 
     /// Encodes every live vector with `quantizer` (on up to `threads` threads) and makes the
-    /// walk rank by the codes from then on, replacing any earlier codes. Inserts and removals
-    /// wait meanwhile; searches go on (on the earlier codes, or `f32`).
+    /// walk (and the construction search of later inserts, invariant 1) rank by the codes from
+    /// then on, replacing any earlier codes. Inserts and removals wait meanwhile; searches go
+    /// on (on the earlier codes, or `f32`).
     ///
     /// # Errors
     /// A quantizer of another dimension, or a vector it cannot encode; the index is then

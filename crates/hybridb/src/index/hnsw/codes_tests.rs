@@ -387,3 +387,111 @@ fn version_2_rotated_images_from_before_centers_still_load() {
         assert!(r >= 0.9, "{kind:?}: recall {r}");
     }
 }
+
+/// The new node's layer-0 list right after its insert (no later insert has touched it): the
+/// neighbours and their exact distances to `v`.
+fn fresh_links(index: &Hnsw, slot: u32, v: &[f32]) -> Vec<(u32, f32)> {
+    super::search::list_ids(index.block0(slot))
+        .iter()
+        .map(|a| a.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|id| (id, index.distance(v, index.vector(id))))
+        .collect()
+}
+
+#[test]
+fn inserts_on_codes_choose_their_links_by_exact_distances() {
+    // 2-bit codes at 64 dimensions: estimates coarse enough that a list chosen by them would
+    // be out of exact order (invariant 1 of `codes.rs`).
+    let data = clustered(1600, 11);
+    let (first, later) = data.split_at(1000);
+    for kind in [Quantization::Rq2, Quantization::Rq4, Quantization::Sq8] {
+        let mut index = build(first, Metric::L2);
+        index.quantize(train(&index, kind), 1000, 2).unwrap();
+        index.reserve(data.len());
+        for (i, v) in later.iter().enumerate() {
+            let slot = (first.len() + i) as u32;
+            index.insert(slot, v).unwrap();
+            let links = fresh_links(&index, slot, v);
+            assert!(!links.is_empty(), "{kind:?}: slot {slot} is linked");
+            // Nearest first by exact distance, as the heuristic scans them.
+            assert!(
+                links.windows(2).all(|w| w[0].1 <= w[1].1),
+                "{kind:?}: slot {slot}'s links are not in exact order: {links:?}"
+            );
+            // The heuristic on exact distances: a kept neighbour is closer to the new node
+            // than to every neighbour kept before it (the list had more candidates than m).
+            if links.len() == index.params().m {
+                for (j, &(b, d)) in links.iter().enumerate() {
+                    for &(a, _) in &links[..j] {
+                        let between = index.distance(index.vector(a), index.vector(b));
+                        assert!(
+                            between >= d,
+                            "{kind:?}: slot {slot} keeps {b} ({d}) though {a} is nearer to it \
+                             ({between})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_graph_built_on_codes_keeps_the_recall_of_an_exact_build() {
+    // The same vectors inserted one by one (deterministic) after the same first 500: into an
+    // index quantized from then on (its inserts search on the codes) and into one left `f32`
+    // (quantized only at the end, with the same quantizer). Both graphs are then walked in
+    // `f32` and on the codes.
+    let cases = [
+        (Metric::L2, Quantization::Rq2),
+        (Metric::L2, Quantization::Rq4),
+        (Metric::L2, Quantization::Sq8),
+        (Metric::Dot, Quantization::Rq4),
+    ];
+    for (metric, kind) in cases {
+        let prep = |v: Vec<f32>| if metric == Metric::Dot { unit(v) } else { v };
+        let data: Vec<Vec<f32>> = clustered(2500, 12).into_iter().map(prep).collect();
+        let queries: Vec<Vec<f32>> = clustered(150, 13).into_iter().map(prep).collect();
+        {
+            let grow = |on_codes: bool| {
+                let mut index = Hnsw::new(HnswParams::new(DIM, metric));
+                index.reserve(data.len());
+                for (i, v) in data[..500].iter().enumerate() {
+                    index.insert(i as u32, v).unwrap();
+                }
+                let quantizer = train(&index, kind);
+                if on_codes {
+                    index.quantize(quantizer.clone(), 500, 1).unwrap();
+                }
+                for (i, v) in data.iter().enumerate().skip(500) {
+                    index.insert(i as u32, v).unwrap();
+                }
+                if !on_codes {
+                    index.quantize(quantizer, 500, 1).unwrap();
+                }
+                index
+            };
+            // Recall@10 at ef 16 and 48: on the codes (2x), then in `f32`.
+            let walks = |h: &Hnsw| {
+                let mut r: Vec<f64> = [16, 48]
+                    .iter()
+                    .map(|&ef| {
+                        recall(h, &data, &queries, |q| {
+                            h.search_oversampled(q, 10, ef, 2.0, None, 1.0)
+                        })
+                    })
+                    .collect();
+                h.unquantize();
+                r.extend([16, 48].map(|ef| recall(h, &data, &queries, |q| h.search(q, 10, ef))));
+                r
+            };
+            let (want, got) = (walks(&grow(false)), walks(&grow(true)));
+            for (w, g) in want.iter().zip(&got) {
+                assert!(
+                    *g >= w - 0.02,
+                    "{metric:?} {kind:?}: built on codes {got:?}, exact {want:?}"
+                );
+            }
+        }
+    }
+}

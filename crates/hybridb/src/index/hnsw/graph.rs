@@ -1,30 +1,37 @@
-//! Mutations: insert (and update), removal with graph repair, and parallel bulk insert.
+//! Inserts: single (and updates), parallel bulk, and the linking behind them. Removal and
+//! graph repair are in `remove.rs`.
 //!
 //! Neighbour selection is hnswlib's `getNeighborsByHeuristic2`: scanning candidates nearest
 //! first, keep one only if it is closer to the base node than to every node already kept.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
-use super::codes::Exact;
-use super::search::{Cand, list_ids};
+use super::codes::{Coded, Codes, Exact, Quantizer, Scorer};
+use super::search::Cand;
 use super::visited::with_visited;
-use super::{Hnsw, HnswError, MAX_LEVEL, NO_ENTRY, UpperMap, pack_entry, state, unpack_entry};
+use super::{Hnsw, HnswError, MAX_LEVEL, pack_entry, state, unpack_entry};
+use crate::model::config::Quantization;
+
+/// How many candidates ahead of its exact rescoring a construction search on the codes
+/// prefetches (the candidates' vectors are scattered).
+const RESCORE_AHEAD: usize = 8;
 
 /// Holds a node's spin lock; releases it on drop.
 struct NodeGuard<'a>(&'a AtomicBool);
-
-/// A removal batch at least this large is consolidated (see [`Hnsw::remove_batch_parallel`]):
-/// one pass over every list (about the cost of a few dozen single removals at 200k nodes).
-pub const CONSOLIDATE_MIN: usize = 32;
-
-/// How many of the removed node's neighbours a repair tries, nearest first, for one that
-/// keeps the repaired list diverse.
-const REPAIR_TRIES: usize = 4;
 
 impl Drop for NodeGuard<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
     }
+}
+
+/// Whether an insert's construction search ranks by `quantizer`'s codes (rescoring what it
+/// finds exactly) instead of by the `f32` vectors. Not for 1-bit codes: measured on pydoc
+/// (384-d) and mnist10k (784-d), their graphs lost 0.002-0.007 recall@10 at ef 10-24, where
+/// 2- and 4-bit and SQ8 graphs stayed within 0.002 of the exact build's
+/// (`docs/quantization.md`, "Building on the codes").
+fn guides_construction(quantizer: &Quantizer) -> bool {
+    quantizer.kind() != Quantization::Rq1
 }
 
 fn splitmix64(mut x: u64) -> u64 {
@@ -60,7 +67,7 @@ impl Hnsw {
         ((-u.ln() * self.level_mult) as usize).min(MAX_LEVEL)
     }
 
-    fn max_links(&self, layer: usize) -> usize {
+    pub(super) fn max_links(&self, layer: usize) -> usize {
         if layer == 0 {
             2 * self.params.m
         } else {
@@ -87,7 +94,7 @@ impl Hnsw {
     }
 
     /// Overwrites a list block with `sel` (caller holds the node lock or the gate exclusively).
-    fn write_list(block: &[AtomicU32], sel: &[Cand]) {
+    pub(super) fn write_list(block: &[AtomicU32], sel: &[Cand]) {
         let Some((count, ids)) = block.split_first() else {
             return;
         };
@@ -142,32 +149,51 @@ impl Hnsw {
         Self::write_list(block, &sel);
     }
 
-    /// Links `slot` on one layer: beam search from `cur` at `ef_construction`, heuristic
-    /// selection of `m` neighbours, then the reverse links. Moves `cur` to the nearest node found.
-    fn link_layer<'a>(
+    /// Links `slot` (vector `v`) on one layer: beam search from `cur` at `ef_construction`
+    /// ranked by `q`, heuristic selection of `m` neighbours, then the reverse links. Moves
+    /// `cur` to the nearest node found; its distance is by `q`, in and out.
+    ///
+    /// With `rescore` (`q` ranks by the codes' estimates) the beam's candidates get their exact
+    /// distances and are sorted again before selection: the codes choose which nodes are
+    /// candidates, every link decision (selection, pruning in [`Hnsw::connect`]) is exact.
+    fn link_layer<'a, S: Scorer>(
         &'a self,
         slot: u32,
         v: &[f32],
+        q: &S,
+        rescore: bool,
         cur: &mut Cand,
         blocks: impl Fn(u32) -> &'a [AtomicU32] + Copy,
     ) {
         let ef = self.params.ef_construction.max(self.params.m);
         let found: Vec<Cand> = with_visited(self.capacity, |vis| {
-            self.beam(
-                vis,
-                &Exact { h: self, q: v },
-                &[*cur],
-                ef,
-                blocks,
-                |_| true,
-                |_| {},
-            )
-            .iter()
-            .map(|e| Cand { d: e.d, id: e.id })
-            .collect()
+            let pool = self.beam(vis, q, &[*cur], ef, blocks, |_| true, |_| {});
+            if !rescore {
+                return pool.iter().map(|e| Cand { d: e.d, id: e.id }).collect();
+            }
+            let mut found = Vec::with_capacity(pool.len());
+            for (i, e) in pool.iter().enumerate() {
+                if let Some(next) = pool.get(i + RESCORE_AHEAD) {
+                    self.vectors.prefetch(next.id);
+                }
+                found.push(Cand {
+                    d: self.dist(v, self.vector(e.id)),
+                    id: e.id,
+                });
+            }
+            found.sort_unstable();
+            found
         });
         if let Some(&best) = found.first() {
-            *cur = best;
+            // The nearest by exact distance, carried on by `q`'s.
+            *cur = if rescore {
+                Cand {
+                    d: q.dist(best.id),
+                    id: best.id,
+                }
+            } else {
+                best
+            };
         }
         let sel = self.select(&found, self.params.m);
         {
@@ -242,7 +268,7 @@ impl Hnsw {
                     {
                         // Never live: no list names the slot (protocol rule 1).
                         write(slot);
-                        self.link(slot, vector);
+                        self.link(slot, vector, coded.as_ref().map(|(c, _)| &**c));
                         drop(gate);
                         return Ok(());
                     }
@@ -262,7 +288,7 @@ impl Hnsw {
                         write(slot);
                         drop(gate);
                         let _gate = self.gate_shared();
-                        self.link(slot, vector);
+                        self.link(slot, vector, coded.as_ref().map(|(c, _)| &**c));
                         return Ok(());
                     }
                 }
@@ -270,9 +296,10 @@ impl Hnsw {
         }
     }
 
-    /// Links a claimed (`BUSY`) slot whose vector is written, then makes it live. The caller
-    /// holds the gate shared.
-    fn link(&self, slot: u32, v: &[f32]) {
+    /// Links a claimed (`BUSY`) slot whose vector (and code row, with `codes`) is written,
+    /// then makes it live. The caller holds the gate shared and the changes lock, so `codes`
+    /// are the published ones throughout.
+    fn link(&self, slot: u32, v: &[f32], codes: Option<&Codes>) {
         let level = self.random_level();
         self.levels[slot as usize].store(level as u8, Ordering::Relaxed);
         Self::write_list(self.block0(slot), &[]);
@@ -295,22 +322,21 @@ impl Hnsw {
             return;
         };
 
-        let mut cur = Cand {
-            d: self.dist(v, self.vector(ep)),
-            id: ep,
-        };
-        if top > 0 {
-            // The upper-layer map is read-locked only here, not during the layer-0 work, so
-            // inserts of new upper-layer nodes (which write-lock it) rarely wait.
-            let up = self.read_upper();
-            for layer in (level + 1..=top).rev() {
-                self.greedy(&Exact { h: self, q: v }, &mut cur, layer, &up);
+        // Prepared once for every layer; `None` (no codes yet, 1-bit codes, or none for this
+        // metric): the construction search ranks by `f32`.
+        let prepared = codes
+            .filter(|c| guides_construction(&c.quantizer))
+            .and_then(|c| Some((c, c.quantizer.prepare(v, self.params.metric)?)));
+        match &prepared {
+            Some((codes, query)) => {
+                let q = Coded { codes, query };
+                self.link_layers(slot, v, level, (ep, top), &q, true);
             }
-            for layer in (1..=level.min(top)).rev() {
-                self.link_layer(slot, v, &mut cur, |s| self.block_upper(&up, s, layer));
+            None => {
+                let q = Exact { h: self, q: v };
+                self.link_layers(slot, v, level, (ep, top), &q, false);
             }
         }
-        self.link_layer(slot, v, &mut cur, |s| self.block0(s));
         self.states[slot as usize].store(state::LIVE, Ordering::Release);
         self.len.fetch_add(1, Ordering::AcqRel);
         if entry_guard.is_some() && level > top {
@@ -318,381 +344,36 @@ impl Hnsw {
         }
     }
 
-    /// Removes `slot`: it leaves results at once and the slot is free for reuse. The graph is
-    /// repaired: each former in-neighbour (found by a search for the node's own vector on layer
-    /// 0, by scanning on the sparse upper layers) keeps its other links and fills the vacancy
-    /// from the removed node's neighbours; the entry point moves if it was the removed node.
-    /// Returns `false` if the slot was not live.
-    ///
-    /// Runs alone: waits for in-flight searches and inserts, and blocks new ones meanwhile.
-    /// Cost: about one search at `ef_construction / 2` plus a scan of the upper layers when the
-    /// node had any, and an amortised O(m) sweep of missed links (see the module invariants).
-    pub fn remove(&self, slot: u32) -> bool {
-        let _changing = self.changes_shared();
-        self.remove_gated(slot)
-    }
-
-    /// [`Hnsw::remove`] for a caller that holds the changes lock shared.
-    fn remove_gated(&self, slot: u32) -> bool {
-        let _gate = self.gate_exclusive();
-        let mut up = self.write_upper();
-        self.remove_locked(&mut up, slot)
-    }
-
-    /// Removes every slot of `slots` as [`Hnsw::remove`] does, holding the gate once for the
-    /// whole batch (searches wait once, not once per slot). Returns how many were live.
-    /// Same as [`Hnsw::remove_batch_parallel`] with one thread.
-    pub fn remove_batch(&self, slots: &[u32]) -> usize {
-        self.remove_batch_parallel(slots, 1)
-    }
-
-    /// Removes every slot of `slots`; returns how many were live. Searches wait at most once
-    /// per batch.
-    ///
-    /// Small batches remove one node at a time (a search finds each one's in-neighbours). A
-    /// batch of at least `CONSOLIDATE_MIN` (32) is consolidated instead, as FreshDiskANN deletes
-    /// do: one pass over all lists (on `threads` threads for layer 0) repairs each list that
-    /// names a removed node, filling its vacancies from the removed nodes' own links, and then
-    /// every removed node leaves at once. That costs one scan of the graph instead of one
-    /// search per removal, finds every in-link (no dead link survives it, including those
-    /// earlier single removals missed), and leaves the freed slots clean, so that inserts
-    /// into them run in parallel. Searches go on during that scan (other changes wait); only the
-    /// short final pass that frees the removed nodes holds the gate exclusively.
-    pub fn remove_batch_parallel(&self, slots: &[u32], threads: usize) -> usize {
-        if slots.len() < CONSOLIDATE_MIN {
-            let _changing = self.changes_shared();
-            let _gate = self.gate_exclusive();
-            let mut up = self.write_upper();
-            return slots
-                .iter()
-                .filter(|&&s| self.remove_locked(&mut up, s))
-                .count();
-        }
-        self.remove_consolidated(slots, threads)
-    }
-
-    /// Body of the consolidated batch removal, in two phases. First the repair, with every
-    /// other change (inserts, single removals) held off by the changes lock but searches going
-    /// on: the batch's nodes stay live (searches may still return them, as before any removal)
-    /// while every other list that names them is rewritten. Then, with the gate exclusive (a
-    /// short pass), they leave: lists cleared, slots clean. The changes lock is held across
-    /// both, so no list can gain a link to them in between.
-    fn remove_consolidated(&self, slots: &[u32], threads: usize) -> usize {
-        let _changing = self.changes.write().unwrap_or_else(|e| e.into_inner());
-        let gate = self.gate_shared();
-        let up = self.read_upper();
-        let mut dying = vec![false; self.capacity];
-        for &s in slots {
-            if self.contains(s) {
-                dying[s as usize] = true;
-            }
-        }
-        // Dead: this batch's nodes and any left by earlier single removals.
-        let dead = |id: u32| {
-            dying.get(id as usize).is_some_and(|&d| d)
-                || self
-                    .states
-                    .get(id as usize)
-                    .is_some_and(|st| st.load(Ordering::Relaxed) == state::FREE_DIRTY)
+    /// The descent of [`Hnsw::link`] from the entry point `ep` (on layer `top`), ranked by
+    /// `q`: greedy on the layers above `level`, then [`Hnsw::link_layer`] on each layer from
+    /// `min(level, top)` down to 0.
+    fn link_layers<S: Scorer>(
+        &self,
+        slot: u32,
+        v: &[f32],
+        level: usize,
+        (ep, top): (u32, usize),
+        q: &S,
+        rescore: bool,
+    ) {
+        let mut cur = Cand {
+            d: q.dist(ep),
+            id: ep,
         };
-        let cap = self.capacity as u32;
-        let threads = threads.clamp(1, 64) as u32;
-        let chunk = cap.div_ceil(threads).max(1);
-        let shared: &UpperMap = &up;
-        std::thread::scope(|sc| {
-            for t in 0..threads {
-                let dead = &dead;
-                sc.spawn(move || {
-                    for a in (t * chunk)..((t + 1) * chunk).min(cap) {
-                        if self.is_live(a) && !dead(a) {
-                            self.repair_dead(shared, a, 0, dead);
-                        }
-                    }
-                });
+        if top > 0 {
+            // The upper-layer map is read-locked only here, not during the layer-0 work, so
+            // inserts of new upper-layer nodes (which write-lock it) rarely wait.
+            let up = self.read_upper();
+            for layer in (level + 1..=top).rev() {
+                self.greedy(q, &mut cur, layer, &up);
             }
-        });
-        let holders: Vec<u32> = up.keys().copied().collect();
-        for a in holders {
-            if self.is_live(a) && !dead(a) {
-                let level = self.levels[a as usize].load(Ordering::Relaxed) as usize;
-                for layer in 1..=level {
-                    self.repair_dead(&up, a, layer, &dead);
-                }
-            }
-        }
-        drop((up, gate));
-        let _gate = self.gate_exclusive();
-        let mut up = self.write_upper();
-        // No live list names a dead node any more (no insert ran since the repair): free
-        // their own lists, make them clean.
-        let mut removed = 0;
-        for s in 0..cap {
-            if dead(s) {
-                if self.is_live(s) {
-                    removed += 1;
-                    self.len.fetch_sub(1, Ordering::AcqRel);
-                }
-                Self::write_list(self.block0(s), &[]);
-                up.remove(&s);
-                self.states[s as usize].store(state::FREE_CLEAN, Ordering::Release);
-            }
-        }
-        self.removed_since_sweep.store(0, Ordering::Relaxed);
-        if unpack_entry(self.entry.load(Ordering::Acquire)).is_some_and(|(ep, _)| !self.is_live(ep))
-        {
-            self.reset_entry(&up);
-        }
-        removed
-    }
-
-    /// Repairs `a`'s list on `layer` after the nodes for which `dead` holds left the graph:
-    /// the live links stay, and each vacancy goes to a link of a dead neighbour (nearest to `a`
-    /// first, preferring one the heuristic would keep beside the others). The dead
-    /// neighbours' lists must still be intact.
-    fn repair_dead(&self, up: &UpperMap, a: u32, layer: usize, dead: &dyn Fn(u32) -> bool) {
-        let block = self.block(up, a, layer);
-        let ids = list_ids(block);
-        if !ids.iter().any(|x| dead(x.load(Ordering::Relaxed))) {
-            return;
-        }
-        let va = self.vector(a);
-        let mut kept: Vec<Cand> = Vec::with_capacity(self.max_links(layer));
-        let mut gone: Vec<u32> = Vec::new();
-        for x in ids {
-            let id = x.load(Ordering::Relaxed);
-            if dead(id) {
-                gone.push(id);
-            } else if id != a && self.is_live(id) && !kept.iter().any(|c| c.id == id) {
-                // (Not dead, so a live node that stays.)
-                kept.push(Cand {
-                    d: self.dist(va, self.vector(id)),
-                    id,
+            for layer in (1..=level.min(top)).rev() {
+                self.link_layer(slot, v, q, rescore, &mut cur, |s| {
+                    self.block_upper(&up, s, layer)
                 });
             }
         }
-        let mut extra: Vec<Cand> = Vec::new();
-        for &g in &gone {
-            for x in list_ids(self.block(up, g, layer)) {
-                let id = x.load(Ordering::Relaxed);
-                if id != a
-                    && self.is_live(id)
-                    && !dead(id)
-                    && !kept.iter().any(|c| c.id == id)
-                    && !extra.iter().any(|c| c.id == id)
-                {
-                    extra.push(Cand {
-                        d: self.dist(va, self.vector(id)),
-                        id,
-                    });
-                }
-            }
-        }
-        extra.sort_unstable();
-        let mut vacancies = gone
-            .len()
-            .min(self.max_links(layer).saturating_sub(kept.len()));
-        let mut tried = 0;
-        let mut i = 0;
-        // Diverse ones first (among the nearest few tries), then the nearest left over.
-        while vacancies > 0 && i < extra.len() && tried < REPAIR_TRIES * gone.len() {
-            let c = extra[i];
-            let vc = self.vector(c.id);
-            tried += 1;
-            if kept.iter().all(|r| self.dist(self.vector(r.id), vc) >= c.d) {
-                kept.push(c);
-                extra.remove(i);
-                vacancies -= 1;
-            } else {
-                i += 1;
-            }
-        }
-        for c in extra.into_iter().take(vacancies) {
-            kept.push(c);
-        }
-        kept.sort_unstable();
-        Self::write_list(block, &kept);
-    }
-
-    /// Points the entry at the live node of the highest level (the gate held exclusively).
-    fn reset_entry(&self, up: &UpperMap) {
-        let best = up
-            .keys()
-            .copied()
-            .filter(|&s| self.is_live(s))
-            .map(|s| (self.levels[s as usize].load(Ordering::Relaxed) as usize, s))
-            .max_by_key(|&(l, s)| (l, std::cmp::Reverse(s)));
-        let best = best.or_else(|| {
-            (0..self.capacity as u32)
-                .find(|&s| self.is_live(s))
-                .map(|s| (0, s))
-        });
-        let e = best.map_or(NO_ENTRY, |(l, s)| pack_entry(l, s));
-        self.entry.store(e, Ordering::Release);
-    }
-
-    /// Body of [`Hnsw::remove`]; the caller holds the gate exclusively and the map's write lock.
-    fn remove_locked(&self, up: &mut UpperMap, slot: u32) -> bool {
-        if !self.contains(slot) {
-            return false;
-        }
-        let level = self.levels[slot as usize].load(Ordering::Relaxed) as usize;
-
-        // Layer 0: the in-neighbours are near the node, so a search for its own vector visits
-        // (almost) all of them; its out-neighbours are checked too (links are mostly mutual).
-        let mut in0: Vec<u32> = Vec::new();
-        let v = self.vector(slot).to_vec();
-        let names = |s: u32| {
-            list_ids(self.block0(s))
-                .iter()
-                .any(|a| a.load(Ordering::Relaxed) == slot)
-        };
-        let exact = Exact { h: self, q: &v };
-        if let Some(start) = self.descend(&exact, up) {
-            with_visited(self.capacity, |vis| {
-                // The in-neighbours are among the nodes nearest to the removed one: only the
-                // final beam is checked (checking every node the beam saw cost more than the
-                // beam itself). Half of ef_construction finds all but ~0.2% of in-links (the
-                // sweep drops those).
-                let pool = self.beam(
-                    vis,
-                    &exact,
-                    &[start],
-                    (self.params.ef_construction / 2).max(2 * self.params.m),
-                    |s| self.block0(s),
-                    |_| true,
-                    |_| {},
-                );
-                for e in pool {
-                    if e.id != slot && self.is_live(e.id) && names(e.id) {
-                        in0.push(e.id);
-                    }
-                }
-                for a in list_ids(self.block0(slot)) {
-                    let s = a.load(Ordering::Relaxed);
-                    if vis.insert(s) && s != slot && self.is_live(s) && names(s) {
-                        in0.push(s);
-                    }
-                }
-            });
-        }
-        self.states[slot as usize].store(state::FREE_DIRTY, Ordering::Release);
-        for &a in &in0 {
-            self.repair(up, a, slot, 0);
-        }
-        // Upper layers are sparse: scan every node that has the layer.
-        for layer in 1..=level {
-            let holders: Vec<u32> = up
-                .keys()
-                .copied()
-                .filter(|&s| s != slot && self.is_live(s))
-                .filter(|&s| {
-                    list_ids(self.block_upper(up, s, layer))
-                        .iter()
-                        .any(|a| a.load(Ordering::Relaxed) == slot)
-                })
-                .collect();
-            for a in holders {
-                self.repair(up, a, slot, layer);
-            }
-        }
-        Self::write_list(self.block0(slot), &[]);
-        up.remove(&slot);
-        self.len.fetch_sub(1, Ordering::AcqRel);
-
-        if unpack_entry(self.entry.load(Ordering::Acquire)).is_some_and(|(ep, _)| ep == slot) {
-            self.reset_entry(up);
-        }
-        let removed = self.removed_since_sweep.fetch_add(1, Ordering::Relaxed) + 1;
-        if removed >= (self.len() / 16).max(256) {
-            self.sweep_dead_links(up);
-        }
-        true
-    }
-
-    /// Drops every link to a removed slot and marks removed slots clean (gate held
-    /// exclusively). Removal's repair misses a few in-links (about 0.4% of links after deleting
-    /// 30% at default parameters); running this after every `len/16` (at least 256) removals
-    /// bounds them, at an amortised cost of O(m) words per removal.
-    fn sweep_dead_links(&self, up: &UpperMap) {
-        let dead = |id: u32| self.states[id as usize].load(Ordering::Relaxed) == state::FREE_DIRTY;
-        let prune = |block: &[AtomicU32]| {
-            let ids = list_ids(block);
-            if ids.iter().any(|a| dead(a.load(Ordering::Relaxed))) {
-                let keep: Vec<Cand> = ids
-                    .iter()
-                    .map(|a| a.load(Ordering::Relaxed))
-                    .filter(|&id| !dead(id))
-                    .map(|id| Cand { d: 0.0, id })
-                    .collect();
-                Self::write_list(block, &keep);
-            }
-        };
-        for slot in 0..self.capacity as u32 {
-            if self.is_live(slot) {
-                prune(self.block0(slot));
-            }
-        }
-        for (&slot, _) in up.iter() {
-            let level = self.levels[slot as usize].load(Ordering::Relaxed) as usize;
-            for layer in 1..=level {
-                prune(self.block_upper(up, slot, layer));
-            }
-        }
-        for st in self.states.iter() {
-            let _ = st.compare_exchange(
-                state::FREE_DIRTY,
-                state::FREE_CLEAN,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-        }
-        self.removed_since_sweep.store(0, Ordering::Relaxed);
-    }
-
-    /// Repairs `a`'s list on `layer` after `removed` left it (gate held exclusively).
-    ///
-    /// The remaining links stay (they were chosen by the heuristic or by reverse linking, as in a
-    /// fresh build, and re-selecting them all would thin the list); the vacancy goes to the
-    /// removed node's neighbour nearest to `a` that the heuristic would keep beside `a`'s
-    /// current links, or else to the nearest one, so `a` keeps its degree and a path across
-    /// the hole.
-    fn repair(&self, up: &UpperMap, a: u32, removed: u32, layer: usize) {
-        let va = self.vector(a);
-        let block = self.block(up, a, layer);
-        let mut kept: Vec<Cand> = Vec::with_capacity(self.max_links(layer));
-        for x in list_ids(block) {
-            let id = x.load(Ordering::Relaxed);
-            if id != a && id != removed && self.is_live(id) && !kept.iter().any(|c| c.id == id) {
-                kept.push(Cand {
-                    d: self.dist(va, self.vector(id)),
-                    id,
-                });
-            }
-        }
-        let mut extra: Vec<Cand> = list_ids(self.block(up, removed, layer))
-            .iter()
-            .map(|x| x.load(Ordering::Relaxed))
-            .filter(|&id| id != a && self.is_live(id) && !kept.iter().any(|c| c.id == id))
-            .map(|id| Cand {
-                d: self.dist(va, self.vector(id)),
-                id,
-            })
-            .collect();
-        extra.sort_unstable();
-        // Only the nearest few are tried for diversity: each try costs one distance per kept
-        // link, and past the first few the nearest one serves about as well.
-        let diverse = extra.iter().take(REPAIR_TRIES).position(|c| {
-            let vc = self.vector(c.id);
-            kept.iter().all(|r| self.dist(self.vector(r.id), vc) >= c.d)
-        });
-        let pick = diverse.or((!extra.is_empty()).then_some(0));
-        if let Some(i) = pick
-            && kept.len() < self.max_links(layer)
-        {
-            kept.push(extra[i]);
-        }
-        kept.sort_unstable();
-        Self::write_list(block, &kept);
+        self.link_layer(slot, v, q, rescore, &mut cur, |s| self.block0(s));
     }
 
     /// Inserts many vectors using `threads` threads (0 = all cores), growing the capacity first.

@@ -17,7 +17,8 @@
 //!   per layer);
 //! - per slot: a state byte (free, busy, live), a level and a spin lock;
 //! - once quantized ([`Hnsw::quantize`]): a trained [`Quantizer`] and a code row per slot, which
-//!   the walk ranks by before rescoring with the vectors (`codes.rs`).
+//!   the walk (and an insert's construction search) ranks by before rescoring with the
+//!   vectors (`codes.rs`).
 //!
 //! # Invariants
 //! 1. Searches return only `Live` slots; a slot leaves results as soon as [`Hnsw::remove`]
@@ -48,6 +49,7 @@ mod error;
 mod graph;
 mod persist;
 mod raw;
+mod remove;
 mod search;
 #[cfg(test)]
 mod tests;
@@ -193,11 +195,11 @@ pub struct Hnsw {
     gate: RwLock<()>,
     /// Shared by inserts and single removals; exclusive for a consolidated removal, which
     /// repairs the lists while searches go on and so must see no other change of them (see
-    /// `graph::remove_consolidated`). Always taken before the gate.
+    /// `remove::remove_consolidated`). Always taken before the gate.
     changes: RwLock<()>,
     len: AtomicUsize,
     level_counter: AtomicU64,
-    /// Removals since dead links were last swept (see `graph::sweep_dead_links`).
+    /// Removals since dead links were last swept (see `remove::sweep_dead_links`).
     removed_since_sweep: AtomicUsize,
     /// The trained quantizer and code rows, once the index is quantized (see `codes.rs`).
     codes: RwLock<Option<std::sync::Arc<codes::Codes>>>,
