@@ -291,9 +291,8 @@ pub(crate) fn check_vector(v: &[f32], dim: usize, metric: Metric) -> Result<(), 
             got: v.len(),
         });
     }
-    // A pass without an early exit (it vectorises; every query and write pays it), then the
-    // position only for the rare bad vector.
-    if !v.iter().fold(true, |ok, x| ok & x.is_finite())
+    // The position is looked for only in the rare bad vector.
+    if !all_finite(v)
         && let Some((position, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite())
     {
         return Err(EntityProblem::NonFinite { position, value });
@@ -333,6 +332,12 @@ fn json_kind(v: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
+}
+
+/// Whether every value is finite: one pass without an early exit, so that it vectorises
+/// (every search and write checks its vector).
+pub(crate) fn all_finite(v: &[f32]) -> bool {
+    v.iter().fold(true, |ok, x| ok & x.is_finite())
 }
 
 /// Euclidean norm, accumulated in f64 so that large or tiny components do not over/underflow.

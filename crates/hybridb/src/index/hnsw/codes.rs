@@ -106,8 +106,9 @@ impl Quantizer {
     /// Trains `kind` for `metric` from `sample` (rows of `dim` values); `seed` draws a
     /// rotation and seeds k-means. A rotated code keeps per-cluster centers when they shrink
     /// the sample's mean squared distance to its center below [`CENTERS_BELOW`] of the
-    /// one-center value (clustered data), else measures from the mean. `Err` for [`Quantization::None`], an empty sample, a rotated code under L1
-    /// (no estimator), or values that are not finite.
+    /// one-center value (clustered data), else measures from the mean. `Err` for
+    /// [`Quantization::None`], an empty sample, a rotated code under L1 (no estimator), or
+    /// values that are not finite.
     pub fn train(
         kind: Quantization,
         sample: &[&[f32]],
@@ -283,6 +284,9 @@ pub(super) type EncodedRow = (Arc<Codes>, Vec<u8>);
 
 /// How a walk scores a slot against its query.
 pub(super) trait Scorer {
+    /// Whether [`Scorer::dist`] is the exact `f32` distance (else an estimate, which callers
+    /// that decide by distance rescore).
+    const EXACT: bool;
     /// The distance of `slot` (live, read under the protocol of `raw.rs`).
     fn dist(&self, slot: u32) -> f32;
     /// Prefetches what [`Scorer::dist`] reads for `slot`.
@@ -296,6 +300,8 @@ pub(super) struct Exact<'a> {
 }
 
 impl Scorer for Exact<'_> {
+    const EXACT: bool = true;
+
     #[inline(always)]
     fn dist(&self, slot: u32) -> f32 {
         self.h.dist(self.q, self.h.vector(slot))
@@ -313,6 +319,8 @@ pub(super) struct Coded<'a> {
 }
 
 impl Scorer for Coded<'_> {
+    const EXACT: bool = false;
+
     #[inline(always)]
     fn dist(&self, slot: u32) -> f32 {
         self.codes

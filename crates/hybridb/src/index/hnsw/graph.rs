@@ -12,10 +12,6 @@ use super::visited::with_visited;
 use super::{Hnsw, HnswError, MAX_LEVEL, pack_entry, state, unpack_entry};
 use crate::model::config::Quantization;
 
-/// How many candidates ahead of its exact rescoring a construction search on the codes
-/// prefetches (the candidates' vectors are scattered).
-const RESCORE_AHEAD: usize = 8;
-
 /// Holds a node's spin lock; releases it on drop.
 struct NodeGuard<'a>(&'a AtomicBool);
 
@@ -153,46 +149,40 @@ impl Hnsw {
     /// ranked by `q`, heuristic selection of `m` neighbours, then the reverse links. Moves
     /// `cur` to the nearest node found; its distance is by `q`, in and out.
     ///
-    /// With `rescore` (`q` ranks by the codes' estimates) the beam's candidates get their exact
-    /// distances and are sorted again before selection: the codes choose which nodes are
+    /// When `q` ranks by the codes' estimates (not [`Scorer::EXACT`]), the beam's candidates
+    /// are rescored ([`Hnsw::rescore`]) before selection: the codes choose which nodes are
     /// candidates, every link decision (selection, pruning in [`Hnsw::connect`]) is exact.
     fn link_layer<'a, S: Scorer>(
         &'a self,
         slot: u32,
         v: &[f32],
         q: &S,
-        rescore: bool,
         cur: &mut Cand,
         blocks: impl Fn(u32) -> &'a [AtomicU32] + Copy,
     ) {
         let ef = self.params.ef_construction.max(self.params.m);
-        let found: Vec<Cand> = with_visited(self.capacity, |vis| {
+        let found: Vec<(u32, f32)> = with_visited(self.capacity, |vis| {
             let pool = self.beam(vis, q, &[*cur], ef, blocks, |_| true, |_| {});
-            if !rescore {
-                return pool.iter().map(|e| Cand { d: e.d, id: e.id }).collect();
-            }
-            let mut found = Vec::with_capacity(pool.len());
-            for (i, e) in pool.iter().enumerate() {
-                if let Some(next) = pool.get(i + RESCORE_AHEAD) {
-                    self.vectors.prefetch(next.id);
-                }
-                found.push(Cand {
-                    d: self.dist(v, self.vector(e.id)),
-                    id: e.id,
-                });
-            }
-            found.sort_unstable();
-            found
+            pool.iter().map(|e| (e.id, e.d)).collect()
         });
+        let found: Vec<Cand> = if S::EXACT {
+            found
+        } else {
+            let n = found.len();
+            self.rescore(v, found, n)
+        }
+        .into_iter()
+        .map(|(id, d)| Cand { d, id })
+        .collect();
         if let Some(&best) = found.first() {
             // The nearest by exact distance, carried on by `q`'s.
-            *cur = if rescore {
+            *cur = if S::EXACT {
+                best
+            } else {
                 Cand {
                     d: q.dist(best.id),
                     id: best.id,
                 }
-            } else {
-                best
             };
         }
         let sel = self.select(&found, self.params.m);
@@ -329,13 +319,9 @@ impl Hnsw {
             .and_then(|c| Some((c, c.quantizer.prepare(v, self.params.metric)?)));
         match &prepared {
             Some((codes, query)) => {
-                let q = Coded { codes, query };
-                self.link_layers(slot, v, level, (ep, top), &q, true);
+                self.link_layers(slot, v, level, (ep, top), &Coded { codes, query });
             }
-            None => {
-                let q = Exact { h: self, q: v };
-                self.link_layers(slot, v, level, (ep, top), &q, false);
-            }
+            None => self.link_layers(slot, v, level, (ep, top), &Exact { h: self, q: v }),
         }
         self.states[slot as usize].store(state::LIVE, Ordering::Release);
         self.len.fetch_add(1, Ordering::AcqRel);
@@ -354,7 +340,6 @@ impl Hnsw {
         level: usize,
         (ep, top): (u32, usize),
         q: &S,
-        rescore: bool,
     ) {
         let mut cur = Cand {
             d: q.dist(ep),
@@ -368,12 +353,10 @@ impl Hnsw {
                 self.greedy(q, &mut cur, layer, &up);
             }
             for layer in (1..=level.min(top)).rev() {
-                self.link_layer(slot, v, q, rescore, &mut cur, |s| {
-                    self.block_upper(&up, s, layer)
-                });
+                self.link_layer(slot, v, q, &mut cur, |s| self.block_upper(&up, s, layer));
             }
         }
-        self.link_layer(slot, v, q, rescore, &mut cur, |s| self.block0(s));
+        self.link_layer(slot, v, q, &mut cur, |s| self.block0(s));
     }
 
     /// Inserts many vectors using `threads` threads (0 = all cores), growing the capacity first.

@@ -1,11 +1,10 @@
 //! Rotated codes at 1, 2 and 4 bits per dimension with an asymmetric estimator (RaBitQ and
 //! extended RaBitQ; see the docs of [`super`] for the method and its error).
 
-#[cfg(test)]
-use super::kernels::query::round_to_i8;
 use super::kernels::{QUERY_PLANES, code_kernels, rotation_kernel};
 use super::rotation::Rotation;
 use crate::index::distance::kernels;
+use crate::model::entity::all_finite;
 
 pub use centers::{
     CENTERS_BELOW, CenterSpread, MAX_CENTERS, RqCenterFactors, RqCenters, RqCentersQuery,
@@ -308,8 +307,7 @@ impl Rq {
     /// Rotates and quantizes `query` for estimates of `metric` against this code's vectors.
     pub fn query(&self, query: &[f32], metric: RqMetric) -> Result<RqQuery, RqError> {
         self.check_dim(query.len())?;
-        // No early exit, so that the check vectorises (every search pays it).
-        if !query.iter().fold(true, |ok, x| ok & x.is_finite()) {
+        if !all_finite(query) {
             return Err(RqError::NonFinite);
         }
         let k = kernels();

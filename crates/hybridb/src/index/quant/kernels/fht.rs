@@ -67,15 +67,15 @@ impl FirstStages for Portable {
     }
 }
 
-/// The Walsh-Hadamard transform times `scale`, in place; `x.len()` is a power of two, at
-/// least 8. The first three stages run per group of 8 in registers; the wider ones are
-/// loops over contiguous halves, which vectorise.
+/// The portable [`fht_with`] (tests compare it with the Hadamard matrix).
 #[cfg(test)]
 pub(crate) fn fht_scaled(x: &mut [f32], scale: f32) {
     fht_with::<Portable>(x, scale);
 }
 
-/// [`fht_scaled`] with the first stages of `F`.
+/// The Walsh-Hadamard transform times `scale`, in place; `x.len()` is a power of two, at
+/// least 8. The first three stages run per group of 8 in registers ([`FirstStages`]); the
+/// wider ones are loops over contiguous halves, which vectorise.
 #[inline(always)]
 fn fht_with<F: FirstStages>(x: &mut [f32], scale: f32) {
     let n = x.len();

@@ -41,6 +41,7 @@ use super::kmeans::{self, nearest};
 use super::{Rq, RqBits, RqError, RqFactors, RqMetric, RqQuery};
 use crate::index::distance::kernels;
 use crate::index::quant::kernels::slot;
+use crate::model::entity::all_finite;
 
 /// The most centers a code keeps.
 pub const MAX_CENTERS: usize = 64;
@@ -301,7 +302,7 @@ impl RqCenters {
                 got: v.len(),
             });
         }
-        if !v.iter().fold(true, |ok, x| ok & x.is_finite()) {
+        if !all_finite(v) {
             return Err(RqError::NonFinite);
         }
         let (j, _) = nearest(&self.centers, dim, v);

@@ -1,6 +1,7 @@
 //! The estimator's error bound on random data (a property test), its shrinking with more bits,
 //! the encoder's optimality, and the edge cases of every entry point.
 
+use super::super::kernels::query::round_to_i8;
 use super::*;
 use proptest::prelude::*;
 
